@@ -1,0 +1,21 @@
+#ifndef HASP_SYS_H
+#define HASP_SYS_H
+#include <stddef.h>
+#include <sys/types.h>
+
+/// Sends `len` bytes plus `nfds` descriptors in one message. Returns bytes sent or -1 (errno set).
+ssize_t hasp_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/// Receives up to `len` bytes and up to `maxfds` descriptors (CLOEXEC). `*nfds` gets the count.
+ssize_t hasp_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
+/// Sets the parent-death signal of the calling thread's process.
+int hasp_set_pdeathsig(int sig);
+/// Closes every descriptor >= lowfd.
+void hasp_closefrom(int lowfd);
+
+
+#include <spawn.h>
+/// Adds "close every descriptor >= lowfd" to spawn file actions (glibc >= 2.34).
+int hasp_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int lowfd);
+/// The POSIX_SPAWN_SETSID flag value, hidden from Swift behind _GNU_SOURCE.
+short hasp_spawn_setsid_flag(void);
+#endif

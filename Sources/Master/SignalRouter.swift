@@ -1,0 +1,50 @@
+import Dispatch
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Turns POSIX signals into closures run on a serial queue (never inside a signal handler).
+final class SignalRouter: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private let queue = DispatchQueue(label: "hasp.signals")
+
+    static let handled: [Int32] = [SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGTTOU, SIGTTIN]
+
+    /// Ignores the handled signals' default actions so that the dispatch sources receive them.
+    static func blockHandledSignals() {
+        for sig in handled { signal(sig, SIG_IGN) }
+    }
+
+    func on(_ sig: Int32, _ action: @escaping @Sendable () -> Void) {
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+        source.setEventHandler(handler: action)
+        source.resume()
+        sources.append(source)
+    }
+
+    /// Ends the process the way the default action of `sig` would, so the parent sees the signal.
+    static func dieBySignal(_ sig: Int32) -> Never {
+        signal(sig, SIG_DFL)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, sig)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        raise(sig)
+        _exit(128 + sig)
+    }
+}
+
+enum PidFile {
+    static func write(_ path: String, pid: Int32) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            DiagnosticPrinterBridge.alert("[hasp.main()] Cannot create pidfile \(path)")
+            return
+        }
+        let text = Array("\(pid)\n".utf8)
+        _ = text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+}

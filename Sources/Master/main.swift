@@ -1,0 +1,136 @@
+import Dispatch
+import Shared
+import Worker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Entry point of the `hasp` binary.
+enum Hasp {
+    static let printer = DiagnosticPrinter.shared
+
+    static func run() -> Never {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let options: LaunchOptions
+        do {
+            options = try LaunchOptions.parse(arguments)
+        } catch {
+            switch error {
+            case .usage:
+                StandardStreams.writeError(VersionBanner.short + LaunchOptions.usage)
+            case .alert(let message):
+                printer.alert(message)
+            }
+            exit(1)
+        }
+        printer.quiet = options.quiet
+
+        if let request = options.versionRequest {
+            StandardStreams.writeOutput(VersionBanner.text(for: request))
+            exit(0)
+        }
+        if let condition = options.checkCondition {
+            do {
+                exit(try ConditionEvaluator().evaluate(condition) ? 0 : 1)
+            } catch {
+                printer.alert("Failed to evaluate condition: \(error.message)")
+                exit(2)
+            }
+        }
+        if let dir = options.chdir, chdir(dir) != 0 {
+            printer.alert("Cannot change to directory \(dir) : \(ConfigLoader.errorText(errno))")
+            exit(1)
+        }
+        if options.configPaths.isEmpty {
+            printer.alert("No configuration file specified")
+            StandardStreams.writeError(VersionBanner.short + LaunchOptions.usage)
+            exit(1)
+        }
+        if !options.masterSockets.isEmpty, !options.masterWorker, !options.checkOnly {
+            printer.alert("a master CLI socket was defined, but master-worker mode (-W) is not enabled.")
+            exit(1)
+        }
+
+        let configuration = loadConfiguration(options)
+        if options.checkOnly {
+            exit(0)
+        }
+        if options.masterWorker {
+            printer.alert("master-worker mode (-W) is not available in this build of Hasp yet.")
+            exit(1)
+        }
+        runStandalone(configuration, options: options)
+    }
+
+    /// Parses the files; prints the messages; exits 1 on errors (and on warnings with -dW).
+    /// In check mode it also prints the verdict.
+    static func loadConfiguration(_ options: LaunchOptions) -> Configuration {
+        let sources: [ConfigParser.Source]
+        do {
+            sources = try ConfigLoader.sources(for: options.configPaths)
+        } catch {
+            printer.alert(error.message)
+            exit(1)
+        }
+        let result = ConfigParser.parse(sources)
+        var configuration = result.configuration
+        if configuration.global.quiet && !options.verbose { printer.quiet = true }
+        for diagnostic in result.diagnostics { printer.emit(diagnostic) }
+        if result.hasErrors { exit(1) }
+        let zeroWarning = options.zeroWarning || configuration.global.zeroWarning
+        if result.hasWarnings, zeroWarning {
+            printer.alert("Some warnings were found and 'zero-warning' is set. Aborting.")
+            exit(1)
+        }
+        if options.checkOnly {
+            if !printer.quiet {
+                if result.hasWarnings { StandardStreams.writeOutput("Warnings were found.\n") }
+                StandardStreams.writeOutput("Configuration file is valid\n")
+            }
+        }
+        if let n = options.maxconn { configuration.global.maxconn = n }
+        if let n = options.perProxyMaxconn {
+            for i in configuration.proxies.indices where configuration.proxies[i].maxconn == nil {
+                configuration.proxies[i].maxconn = n
+            }
+        }
+        return configuration
+    }
+
+    static func runStandalone(_ configuration: Configuration, options: LaunchOptions) -> Never {
+        if (options.daemon || configuration.global.daemon) && !options.foreground {
+            Daemon.detach(options: options)
+        }
+        let listeners: [AdoptedListener]
+        do {
+            listeners = try Engine.bindAll(configuration)
+        } catch {
+            printer.alert("\(error)")
+            printer.alert("[hasp.main()] Some protocols failed to start their listeners! Exiting.")
+            exit(1)
+        }
+        SignalRouter.blockHandledSignals()
+        let engine = Engine(configuration: configuration)
+        do {
+            try engine.start(listeners: listeners)
+        } catch {
+            printer.alert("Failed to start listeners: \(error)")
+            exit(1)
+        }
+        if let pidfile = options.pidfile ?? configuration.global.pidfile {
+            PidFile.write(pidfile, pid: getpid())
+        }
+        Daemon.reportReady()
+        let router = SignalRouter()
+        router.on(SIGUSR1) { engine.softStop() }
+        router.on(SIGTERM) { SignalRouter.dieBySignal(SIGTERM) }
+        router.on(SIGINT) { SignalRouter.dieBySignal(SIGINT) }
+        router.on(SIGHUP) {}
+        router.on(SIGPIPE) {}
+        let code = (try? engine.exitFuture.wait()) ?? 1
+        exit(code)
+    }
+}
+
+Hasp.run()

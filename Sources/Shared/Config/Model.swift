@@ -1,0 +1,310 @@
+/// The parsed configuration. Plain values: the master and every worker build the same model
+/// from the same bytes.
+public struct Configuration: Sendable, Equatable {
+    public var global = GlobalSettings()
+    public var proxies: [ProxySettings] = []
+    /// Named `defaults` sections, kept for `from` references.
+    public var namedDefaults: [String: ProxySettings] = [:]
+    /// Files in load order, as given on the command line (for messages).
+    public var files: [String] = []
+
+    public init() {}
+
+    public func proxy(named name: String) -> ProxySettings? {
+        proxies.first { $0.name == name }
+    }
+
+    public var frontends: [ProxySettings] { proxies.filter { $0.capabilities.contains(.frontend) } }
+    public var backends: [ProxySettings] { proxies.filter { $0.capabilities.contains(.backend) } }
+}
+
+/// Where a keyword came from, for messages.
+public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public init(file: String, line: Int) {
+        self.file = file
+        self.line = line
+    }
+    public var description: String { "\(file):\(line)" }
+}
+
+public struct GlobalSettings: Sendable, Equatable {
+    public var maxconn: Int? = nil
+    public var nbthread: Int? = nil
+    public var threadGroups: Int? = nil
+    public var pidfile: String? = nil
+    public var daemon = false
+    public var quiet = false
+    public var zeroWarning = false
+    public var logTargets: [LogTarget] = []
+    public var statsSockets: [StatsSocketSettings] = []
+    public var statsTimeoutMs: Int64 = 10_000
+    public var hardStopAfterMs: Int64? = nil
+    public var mworkerMaxReloads: Int = 50
+    public var noExitOnFailure = false
+    public var user: String? = nil
+    public var group: String? = nil
+    public var chroot: String? = nil
+    public var bufferSize: Int = 16_384
+    public var maxRewrite: Int = 1_024
+    /// Hasp extension: hand idle keep-alive client connections to the new worker on reload.
+    public var idleConnectionHandover = true
+
+    public init() {}
+}
+
+public struct LogTarget: Sendable, Equatable {
+    public var address: String
+    public var facility: String?
+    public var level: String?
+    public var format: String?
+    public init(address: String, facility: String? = nil, level: String? = nil, format: String? = nil) {
+        self.address = address
+        self.facility = facility
+        self.level = level
+        self.format = format
+    }
+}
+
+public struct StatsSocketSettings: Sendable, Equatable {
+    public var address: ListenAddress
+    public var level: String = "user"
+    public var mode: UInt32? = nil
+    public var user: String? = nil
+    public var group: String? = nil
+    public var exposeFdListeners = false
+    public var location: SourceLocation
+    public init(address: ListenAddress, location: SourceLocation) {
+        self.address = address
+        self.location = location
+    }
+}
+
+public enum ProxyMode: String, Sendable, Equatable {
+    case tcp, http
+}
+
+public struct ProxyCapabilities: OptionSet, Sendable, Equatable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let frontend = ProxyCapabilities(rawValue: 1)
+    public static let backend = ProxyCapabilities(rawValue: 2)
+    public static let defaults = ProxyCapabilities(rawValue: 4)
+}
+
+public enum ProxyKind: String, Sendable, Equatable {
+    case defaults, frontend, backend, listen
+
+    public var capabilities: ProxyCapabilities {
+        switch self {
+        case .defaults: return [.defaults, .frontend, .backend]
+        case .frontend: return [.frontend]
+        case .backend: return [.backend]
+        case .listen: return [.frontend, .backend]
+        }
+    }
+}
+
+/// HAProxy's connection-mode options for HTTP: the last one given wins.
+public enum HTTPConnectionMode: Sendable, Equatable {
+    case keepAlive, serverClose, close
+}
+
+public enum HTTPReuse: String, Sendable, Equatable {
+    case never, safe, aggressive, always
+}
+
+public struct Timeouts: Sendable, Equatable {
+    public var connect: Int64? = nil
+    public var client: Int64? = nil
+    public var server: Int64? = nil
+    public var httpRequest: Int64? = nil
+    public var httpKeepAlive: Int64? = nil
+    public var queue: Int64? = nil
+    public var tunnel: Int64? = nil
+    public var clientFin: Int64? = nil
+    public var serverFin: Int64? = nil
+    public var check: Int64? = nil
+    public init() {}
+}
+
+public enum BalanceAlgorithm: Sendable, Equatable {
+    case roundRobin
+    case staticRoundRobin
+    case leastConnections
+    case first
+    case source
+    case random(draws: Int)
+    case uri(depth: Int?, length: Int?, wholeURI: Bool)
+    case header(name: String, useDomainOnly: Bool)
+
+    /// HAProxy's name for the algorithm, as `show stat` prints it.
+    public var name: String {
+        switch self {
+        case .roundRobin: return "roundrobin"
+        case .staticRoundRobin: return "static-rr"
+        case .leastConnections: return "leastconn"
+        case .first: return "first"
+        case .source: return "source"
+        case .random: return "random"
+        case .uri: return "uri"
+        case .header: return "hdr"
+        }
+    }
+}
+
+public enum HashType: Sendable, Equatable {
+    case mapBased, consistent
+}
+
+public struct ProxyOptions: Sendable, Equatable {
+    public var redispatch = false
+    public var httpLog = false
+    public var tcpLog = false
+    public var forwardFor = false
+    public var forwardForHeader = "X-Forwarded-For"
+    public var forwardForExceptLocal = false
+    public var dontLogNull = false
+    public var idleCloseOnResponse = false
+    public var connectionMode: HTTPConnectionMode = .keepAlive
+    public init() {}
+}
+
+public struct ServerSettings: Sendable, Equatable {
+    public var name: String
+    public var address: ServerAddress
+    public var weight = 1
+    public var maxconn = 0
+    public var maxqueue = 0
+    public var backup = false
+    public var disabled = false
+    public var check = false
+    public var interMs: Int64 = 2_000
+    public var rise = 2
+    public var fall = 3
+    public var poolMaxConn = -1
+    public var poolPurgeDelayMs: Int64 = 5_000
+    public var poolLowConn = 0
+    public var maxReuse = -1
+    public var id: Int? = nil
+    public var location: SourceLocation
+
+    public init(name: String, address: ServerAddress, location: SourceLocation) {
+        self.name = name
+        self.address = address
+        self.location = location
+    }
+}
+
+/// Template values from `default-server`, applied to each later `server` line.
+public struct DefaultServerSettings: Sendable, Equatable {
+    public var template: ServerSettings
+    public init() {
+        template = ServerSettings(name: "", address: .none, location: SourceLocation(file: "", line: 0))
+    }
+}
+
+public enum ServerAddress: Sendable, Equatable, CustomStringConvertible {
+    case none
+    case inet(host: String, port: Int?)
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .none: return "-"
+        case .inet(let host, let port):
+            let h = host.contains(":") ? "[\(host)]" : host
+            return port.map { "\(h):\($0)" } ?? h
+        case .unix(let path): return path
+        }
+    }
+}
+
+public struct HTTPReturnRule: Sendable, Equatable {
+    public var status: Int
+    public var contentType: String?
+    public var body: [UInt8]
+    public var location: SourceLocation
+    public init(status: Int, contentType: String?, body: [UInt8], location: SourceLocation) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+        self.location = location
+    }
+}
+
+public enum HTTPRequestRule: Sendable, Equatable {
+    case returnResponse(HTTPReturnRule)
+}
+
+public struct UseBackendRule: Sendable, Equatable {
+    public var backend: String
+    public var location: SourceLocation
+    public init(backend: String, location: SourceLocation) {
+        self.backend = backend
+        self.location = location
+    }
+}
+
+public struct BindSettings: Sendable, Equatable {
+    public var addresses: [ListenAddress]
+    public var name: String? = nil
+    public var maxconn: Int? = nil
+    public var backlog: Int? = nil
+    public var acceptProxy = false
+    public var unixMode: UInt32? = nil
+    public var unixUser: String? = nil
+    public var unixGroup: String? = nil
+    public var location: SourceLocation
+
+    public init(addresses: [ListenAddress], location: SourceLocation) {
+        self.addresses = addresses
+        self.location = location
+    }
+}
+
+public struct ProxySettings: Sendable, Equatable {
+    public var kind: ProxyKind
+    public var name: String
+    public var location: SourceLocation
+    public var mode: ProxyMode = .tcp
+    public var binds: [BindSettings] = []
+    public var defaultBackend: String? = nil
+    public var useBackends: [UseBackendRule] = []
+    public var servers: [ServerSettings] = []
+    public var defaultServer = DefaultServerSettings()
+    public var balance: BalanceAlgorithm = .roundRobin
+    public var hashType: HashType = .mapBased
+    public var timeouts = Timeouts()
+    public var maxconn: Int? = nil
+    public var retries = 3
+    public var options = ProxyOptions()
+    public var httpReuse: HTTPReuse = .safe
+    public var httpRequestRules: [HTTPRequestRule] = []
+    public var disabled = false
+    public var id: Int = 0
+
+    public init(kind: ProxyKind, name: String, location: SourceLocation) {
+        self.kind = kind
+        self.name = name
+        self.location = location
+    }
+
+    public var capabilities: ProxyCapabilities { kind.capabilities }
+
+    /// A new section of `kind` that inherits everything a `defaults` section may set.
+    public func inherit(as kind: ProxyKind, name: String, location: SourceLocation) -> ProxySettings {
+        var copy = self
+        copy.kind = kind
+        copy.name = name
+        copy.location = location
+        copy.binds = []
+        copy.useBackends = []
+        copy.servers = []
+        copy.httpRequestRules = kind == .backend ? [] : httpRequestRules
+        copy.disabled = false
+        copy.id = 0
+        return copy
+    }
+}

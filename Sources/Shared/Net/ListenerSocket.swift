@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Creates listening sockets with plain system calls, so that the master can own them and pass
+/// them to workers; the worker (or standalone process) adopts them in NIO.
+public enum ListenerSocket {
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public var address: ListenAddress
+        public var operation: String
+        public var code: Int32
+        public var description: String {
+            "cannot \(operation) socket (\(String(decoding: errnoText(code), as: UTF8.self))) [\(address)]"
+        }
+    }
+
+    static func errnoText(_ code: Int32) -> [UInt8] {
+        guard let text = strerror(code) else { return Array("errno \(code)".utf8) }
+        var bytes: [UInt8] = []
+        var p = text
+        while p.pointee != 0 {
+            bytes.append(UInt8(bitPattern: p.pointee))
+            p += 1
+        }
+        return bytes
+    }
+
+    /// Binds and listens; returns the descriptor (CLOEXEC, blocking mode left to the adopter).
+    public static func open(_ address: ListenAddress, backlog: Int32, unixMode: UInt32? = nil) throws(Failure) -> Int32 {
+        switch address {
+        case .inheritedFD(let fd):
+            guard fcntl(fd, F_GETFD) >= 0 else { throw Failure(address: address, operation: "use inherited", code: errno) }
+            return fd
+        case .ipv4(let host, let port):
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET, host, &sin.sin_addr) == 1 else { throw Failure(address: address, operation: "parse", code: EINVAL) }
+            return try withUnsafeBytes(of: &sin) { raw throws(Failure) in
+                try bindAndListen(family: AF_INET, address: address, sockaddr: raw, backlog: backlog)
+            }
+        case .ipv6(let host, let port):
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1 else { throw Failure(address: address, operation: "parse", code: EINVAL) }
+            return try withUnsafeBytes(of: &sin6) { raw throws(Failure) in
+                try bindAndListen(family: AF_INET6, address: address, sockaddr: raw, backlog: backlog)
+            }
+        case .unix(let path), .abstractUnix(let path):
+            var sun = sockaddr_un()
+            sun.sun_family = sa_family_t(AF_UNIX)
+            var bytes = Array(path.utf8)
+            let abstract: Bool
+            if case .abstractUnix = address { abstract = true; bytes.insert(0, at: 0) } else { abstract = false }
+            guard bytes.count < MemoryLayout.size(ofValue: sun.sun_path) else {
+                throw Failure(address: address, operation: "bind", code: ENAMETOOLONG)
+            }
+            withUnsafeMutableBytes(of: &sun.sun_path) { dst in
+                for (i, b) in bytes.enumerated() { dst[i] = b }
+            }
+            if !abstract { unlink(path) }
+            let length = MemoryLayout<sa_family_t>.size + bytes.count + (abstract ? 0 : 1)
+            let fd = try withUnsafeBytes(of: &sun) { raw throws(Failure) in
+                try bindAndListen(family: AF_UNIX, address: address, sockaddr: UnsafeRawBufferPointer(rebasing: raw[0..<length]), backlog: backlog)
+            }
+            if let unixMode, !abstract { chmod(path, mode_t(unixMode)) }
+            return fd
+        }
+    }
+
+    private static func bindAndListen(family: Int32, address: ListenAddress, sockaddr raw: UnsafeRawBufferPointer, backlog: Int32) throws(Failure) -> Int32 {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(address: address, operation: "create", code: errno) }
+        var one: Int32 = 1
+        if family != AF_UNIX {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if family == AF_INET6 {
+            // Like HAProxy: an IPv6 wildcard listens on IPv6 only unless told otherwise.
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        let rc = raw.withMemoryRebound(to: sockaddr.self) { sa in
+            Glibc.bind(fd, sa.baseAddress, socklen_t(raw.count))
+        }
+        guard rc == 0 else {
+            let code = errno
+            close(fd)
+            throw Failure(address: address, operation: "bind", code: code)
+        }
+        guard listen(fd, backlog) == 0 else {
+            let code = errno
+            close(fd)
+            throw Failure(address: address, operation: "listen", code: code)
+        }
+        return fd
+    }
+
+    /// Re-applies the backlog: NIO's adoption calls listen() again with its own default.
+    public static func relisten(_ fd: Int32, backlog: Int32) {
+        _ = listen(fd, backlog)
+    }
+}

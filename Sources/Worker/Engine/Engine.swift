@@ -1,0 +1,170 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Shared
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A listening socket handed to the engine: already bound (by this process or by the master).
+public struct AdoptedListener: Sendable {
+    public var frontendName: String
+    public var address: ListenAddress
+    public var fd: Int32
+    public var backlog: Int32
+    public init(frontendName: String, address: ListenAddress, fd: Int32, backlog: Int32) {
+        self.frontendName = frontendName
+        self.address = address
+        self.fd = fd
+        self.backlog = backlog
+    }
+}
+
+/// The proxy engine of one process: event loops, listeners, sessions, and the stop sequences.
+public final class Engine: Sendable {
+    public let runtime: WorkerRuntime
+    private let serverChannels = NIOLockedValueBox<[Channel]>([])
+    private let finished: EventLoopPromise<Int32>
+    private let stopState = NIOLockedValueBox(false)
+
+    public init(configuration: Configuration) {
+        let threads = configuration.global.nbthread ?? System.coreCount
+        runtime = WorkerRuntime(configuration: configuration, threads: max(1, threads))
+        finished = runtime.group.next().makePromise(of: Int32.self)
+    }
+
+    /// Binds every `bind` line of the configuration itself (standalone mode).
+    public static func bindAll(_ configuration: Configuration) throws -> [AdoptedListener] {
+        var result: [AdoptedListener] = []
+        do {
+            for proxy in configuration.proxies where proxy.capabilities.contains(.frontend) && !proxy.disabled {
+                for bind in proxy.binds {
+                    let backlog = Int32(clamping: bind.backlog ?? bind.maxconn ?? proxy.maxconn ?? 4096)
+                    for address in bind.addresses {
+                        do {
+                            let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode)
+                            result.append(AdoptedListener(frontendName: proxy.name, address: address, fd: fd, backlog: backlog))
+                        } catch {
+                            throw StartupError("Starting \(proxy.kind == .listen ? "proxy" : "frontend") \(proxy.name): \(error)")
+                        }
+                    }
+                }
+            }
+        } catch {
+            for l in result { close(l.fd) }
+            throw error
+        }
+        return result
+    }
+
+    /// Adopts the listeners and starts accepting.
+    public func start(listeners: [AdoptedListener]) throws {
+        for listener in listeners {
+            guard let frontend = runtime.frontends.first(where: { $0.name == listener.frontendName }) else { continue }
+            let runtime = self.runtime
+            let isHTTP = frontend.settings.mode == .http
+            let bootstrap = ServerBootstrap(group: runtime.group)
+                .serverChannelOption(.backlog, value: listener.backlog)
+                .childChannelOption(.autoRead, value: false)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    do {
+                        let ops = channel.pipeline.syncOperations
+                        if isHTTP {
+                            try ops.addHandler(HTTPResponseEncoder(), name: "hasp.encoder")
+                            try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                                               name: "hasp.decoder")
+                            try ops.addHandler(HTTPServerPipelineHandler(), name: "hasp.pipelining")
+                            try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend), name: "hasp.session")
+                        } else {
+                            try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend), name: "hasp.session")
+                        }
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    } catch {
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
+                }
+            let channel = try bootstrap.withBoundSocket(listener.fd).wait()
+            ListenerSocket.relisten(listener.fd, backlog: listener.backlog)
+            serverChannels.withLockedValue { $0.append(channel) }
+        }
+    }
+
+    /// A future that completes with the exit code once the engine has stopped.
+    public var exitFuture: EventLoopFuture<Int32> { finished.futureResult }
+
+    /// SIGUSR1: stop accepting, close idle client connections, finish what is in flight.
+    public func softStop() {
+        let first = stopState.withLockedValue { stopped -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        runtime.stopping.store(true, ordering: .relaxed)
+        let channels = serverChannels.withLockedValue { list -> [Channel] in
+            defer { list = [] }
+            return list
+        }
+        for channel in channels { channel.close(promise: nil) }
+        for frontend in runtime.frontends {
+            let backendSessions = frontend.backend?.totalSessions.load(ordering: .relaxed) ?? 0
+            DiagnosticPrinter.shared.warning("Proxy \(frontend.name) stopped (cumulated conns: FE: \(frontend.totalSessions.load(ordering: .relaxed)), BE: \(backendSessions)).")
+        }
+        for (index, loop) in runtime.loops.enumerated() {
+            let sessions = runtime.loopSessions[index]
+            loop.execute {
+                for session in sessions.all() { session.beginSoftStop() }
+            }
+        }
+        if let hardStop = runtime.configuration.global.hardStopAfterMs {
+            runtime.group.next().scheduleTask(in: .milliseconds(hardStop)) { [self] in
+                DiagnosticPrinter.shared.warning("soft-stop: hard-stop-after reached, closing \(activeSessions()) remaining connection(s).")
+                finish(code: 0)
+            }
+        }
+        pollUntilIdle()
+    }
+
+    private func pollUntilIdle() {
+        runtime.group.next().scheduleTask(in: .milliseconds(20)) { [self] in
+            if activeSessions() == 0 {
+                finish(code: 0)
+            } else {
+                pollUntilIdle()
+            }
+        }
+    }
+
+    /// Open client connections over all frontends.
+    public func activeSessions() -> Int {
+        runtime.frontends.reduce(0) { $0 + $1.currentSessions.load(ordering: .relaxed) }
+    }
+
+    /// SIGTERM/SIGINT: stop at once.
+    public func hardStop(code: Int32 = 0) {
+        runtime.stopping.store(true, ordering: .relaxed)
+        finish(code: code)
+    }
+
+    private let completed = NIOLockedValueBox(false)
+
+    private func finish(code: Int32) {
+        let first = completed.withLockedValue { done -> Bool in
+            defer { done = true }
+            return !done
+        }
+        if first { finished.succeed(code) }
+    }
+
+    public func shutdownLoops() {
+        try? runtime.group.syncShutdownGracefully()
+    }
+}
+
+public struct StartupError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,99 @@
+import Atomics
+import NIOCore
+import NIOPosix
+import Shared
+
+/// A frontend at run time.
+final class Frontend: Sendable {
+    let settings: ProxySettings
+    /// The backend requests go to: the first unconditional `use_backend`, else `default_backend`,
+    /// else the proxy itself when it is a `listen` section with servers.
+    let backend: Backend?
+    let returnRule: HTTPReturnRule?
+    let totalSessions = ManagedAtomic<Int>(0)
+    let currentSessions = ManagedAtomic<Int>(0)
+
+    init(settings: ProxySettings, backend: Backend?) {
+        self.settings = settings
+        self.backend = backend
+        var rule: HTTPReturnRule? = nil
+        for case .returnResponse(let r) in settings.httpRequestRules {
+            rule = r
+            break
+        }
+        returnRule = rule
+    }
+
+    var name: String { settings.name }
+}
+
+/// Something a soft-stop must reach: an open client connection.
+protocol StoppableSession: AnyObject {
+    /// Called on the session's loop when the process starts draining.
+    func beginSoftStop()
+    func abort()
+}
+
+/// Sessions open on one event loop; only that loop touches it.
+final class LoopSessions: @unchecked Sendable {
+    private var sessions: [ObjectIdentifier: StoppableSession] = [:]
+    var count: Int { sessions.count }
+
+    func add(_ s: StoppableSession) { sessions[ObjectIdentifier(s)] = s }
+    func remove(_ s: StoppableSession) { sessions.removeValue(forKey: ObjectIdentifier(s)) }
+    func all() -> [StoppableSession] { Array(sessions.values) }
+}
+
+/// Everything a worker shares between its event loops. Immutable after start, apart from atomics.
+public final class WorkerRuntime: Sendable {
+    public let configuration: Configuration
+    let group: MultiThreadedEventLoopGroup
+    let loops: [EventLoop]
+    private let loopIndexes: [ObjectIdentifier: Int]
+    let backends: [String: Backend]
+    let frontends: [Frontend]
+    let loopSessions: [LoopSessions]
+    let stopping = ManagedAtomic<Bool>(false)
+    let openConnections = ManagedAtomic<Int>(0)
+    let bufferSize: Int
+
+    public init(configuration: Configuration, threads: Int) {
+        self.configuration = configuration
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.group = group
+        var loops: [EventLoop] = []
+        var indexes: [ObjectIdentifier: Int] = [:]
+        for loop in group.makeIterator() {
+            indexes[ObjectIdentifier(loop)] = loops.count
+            loops.append(loop)
+        }
+        self.loops = loops
+        loopIndexes = indexes
+        loopSessions = loops.map { _ in LoopSessions() }
+        bufferSize = configuration.global.bufferSize
+        var backends: [String: Backend] = [:]
+        var serverID = 0
+        for proxy in configuration.proxies where proxy.capabilities.contains(.backend) {
+            backends[proxy.name] = Backend(settings: proxy, loopCount: loops.count, firstServerID: serverID)
+            serverID += proxy.servers.count
+        }
+        self.backends = backends
+        frontends = configuration.proxies.filter { $0.capabilities.contains(.frontend) }.map { proxy in
+            let target = proxy.useBackends.first?.backend ?? proxy.defaultBackend
+            var backend = target.flatMap { backends[$0] }
+            if backend == nil, proxy.kind == .listen, !proxy.servers.isEmpty { backend = backends[proxy.name] }
+            return Frontend(settings: proxy, backend: backend)
+        }
+    }
+
+    func loopIndex(of loop: EventLoop) -> Int {
+        loopIndexes[ObjectIdentifier(loop)] ?? 0
+    }
+
+    func sessions(on loop: EventLoop) -> LoopSessions {
+        loopSessions[loopIndex(of: loop)]
+    }
+
+    public var isStopping: Bool { stopping.load(ordering: .relaxed) }
+    public var currentConnections: Int { openConnections.load(ordering: .relaxed) }
+}

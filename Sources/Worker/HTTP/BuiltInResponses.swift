@@ -1,0 +1,70 @@
+import NIOCore
+import NIOHTTP1
+
+/// HAProxy's built-in responses, with the same status lines, header spelling and bodies.
+/// 400 and 408 come from the connection layer (capitalised names, connection closed);
+/// the others come from the stream layer and keep the connection alive.
+enum BuiltInResponse: Int, Sendable {
+    case badRequest = 400
+    case forbidden = 403
+    case requestTimeout = 408
+    case internalError = 500
+    case badGateway = 502
+    case serviceUnavailable = 503
+    case gatewayTimeout = 504
+
+    var reason: String {
+        switch self {
+        case .badRequest: return "Bad request"
+        case .forbidden: return "Forbidden"
+        case .requestTimeout: return "Request Time-out"
+        case .internalError: return "Internal Server Error"
+        case .badGateway: return "Bad Gateway"
+        case .serviceUnavailable: return "Service Unavailable"
+        case .gatewayTimeout: return "Gateway Time-out"
+        }
+    }
+
+    var explanation: String {
+        switch self {
+        case .badRequest: return "Your browser sent an invalid request."
+        case .forbidden: return "Request forbidden by administrative rules."
+        case .requestTimeout: return "Your browser didn't send a complete request in time."
+        case .internalError: return "An internal server error occurred."
+        case .badGateway: return "The server returned an invalid or incomplete response."
+        case .serviceUnavailable: return "No server is available to handle this request."
+        case .gatewayTimeout: return "The server didn't respond in time."
+        }
+    }
+
+    var body: String {
+        "<html><body><h1>\(rawValue) \(reason)</h1>\n\(explanation)\n</body></html>\n"
+    }
+
+    /// Whether the connection is closed after this response whatever the client asked.
+    var closesConnection: Bool { self == .badRequest || self == .requestTimeout }
+
+    func head(version: HTTPVersion = .http1_1) -> HTTPResponseHead {
+        let length = String(body.utf8.count)
+        var headers = HTTPHeaders()
+        if closesConnection {
+            headers.add(name: "Content-length", value: length)
+            headers.add(name: "Cache-Control", value: "no-cache")
+            headers.add(name: "Connection", value: "close")
+            headers.add(name: "Content-Type", value: "text/html")
+        } else {
+            headers.add(name: "content-length", value: length)
+            headers.add(name: "cache-control", value: "no-cache")
+            headers.add(name: "content-type", value: "text/html")
+        }
+        return HTTPResponseHead(version: .http1_1, status: .custom(code: UInt(rawValue), reasonPhrase: reason), headers: headers)
+    }
+
+    /// The whole response as raw bytes, for places without an HTTP encoder (tests, raw sockets).
+    var rawBytes: String {
+        let h = head()
+        var text = "HTTP/1.1 \(rawValue) \(reason)\r\n"
+        for (name, value) in h.headers { text += "\(name): \(value)\r\n" }
+        return text + "\r\n" + body
+    }
+}

@@ -1,0 +1,193 @@
+import NIOCore
+import NIOPosix
+import Shared
+
+/// A client connection in `mode tcp`: picks a server, connects (with retries and redispatch),
+/// then replaces itself by a pair of `RelayHandler`s.
+final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, StoppableSession {
+    typealias InboundIn = ByteBuffer
+
+    private let runtime: WorkerRuntime
+    private let frontend: Frontend
+    private var context: ChannelHandlerContext!
+    private var slot: (backend: Backend, server: Server)?
+    private var queueTicket: UInt64?
+    private var attempts = 0
+    private var finished = false
+    private var queueTimer: Scheduled<Void>?
+
+    init(runtime: WorkerRuntime, frontend: Frontend) {
+        self.runtime = runtime
+        self.frontend = frontend
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelActive(context: ChannelHandlerContext) {
+        runtime.sessions(on: context.eventLoop).add(self)
+        frontend.currentSessions.wrappingIncrement(ordering: .relaxed)
+        frontend.totalSessions.wrappingIncrement(ordering: .relaxed)
+        context.fireChannelActive()
+        guard let backend = frontend.backend else {
+            context.close(promise: nil)
+            return
+        }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        var key = BalanceKey()
+        if case .source = backend.settings.balance, let address = context.channel.remoteAddress {
+            switch address {
+            case .v4(let a): key.sourceAddress = withUnsafeBytes(of: a.address.sin_addr) { Array($0) }
+            case .v6(let a): key.sourceAddress = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+            default: break
+            }
+        }
+        switch backend.acquire(key: key, eventLoop: loop, grant: { server in bound.value.granted(backend, server) }) {
+        case .server(let server):
+            slot = (backend, server)
+            backend.currentSessions.wrappingIncrement(ordering: .relaxed)
+            backend.totalSessions.wrappingIncrement(ordering: .relaxed)
+            connect(server)
+        case .queued(let ticket):
+            queueTicket = ticket
+            let wait = backend.settings.timeouts.queue ?? backend.settings.timeouts.connect ?? 0
+            if wait > 0 {
+                queueTimer = loop.scheduleTask(in: .milliseconds(wait)) {
+                    let session = bound.value
+                    if let ticket = session.queueTicket, backend.cancel(ticket: ticket) {
+                        session.queueTicket = nil
+                        session.context.close(promise: nil)
+                    }
+                }
+            }
+        case .unavailable:
+            context.close(promise: nil)
+        }
+    }
+
+    private func granted(_ backend: Backend, _ server: Server) {
+        guard queueTicket != nil, !finished else {
+            backend.release(server)
+            return
+        }
+        queueTicket = nil
+        queueTimer?.cancel()
+        slot = (backend, server)
+        backend.currentSessions.wrappingIncrement(ordering: .relaxed)
+        backend.totalSessions.wrappingIncrement(ordering: .relaxed)
+        connect(server)
+    }
+
+    private func connect(_ server: Server) {
+        guard let (backend, _) = slot, let address = server.socketAddress else {
+            context.close(promise: nil)
+            return
+        }
+        attempts += 1
+        server.connectAttempts.wrappingIncrement(ordering: .relaxed)
+        let client = context.channel
+        let timeouts = backend.settings.timeouts
+        let frontTimeouts = frontend.settings.timeouts
+        let inactivity = timeouts.tunnel ?? max(frontTimeouts.client ?? 0, timeouts.server ?? 0)
+        let (clientRelay, serverRelay) = RelayHandler.matchedPair(timeoutMs: inactivity)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let relays = NIOLoopBound((clientRelay, serverRelay), eventLoop: loop)
+        var bootstrap = ClientBootstrap(group: loop)
+            .channelOption(.autoRead, value: false)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+        if let ms = timeouts.connect, ms > 0 { bootstrap = bootstrap.connectTimeout(.milliseconds(ms)) }
+        bootstrap.connect(to: address).whenComplete { result in
+            let session = bound.value
+            switch result {
+            case .success(let serverChannel):
+                guard !session.finished, client.isActive else {
+                    serverChannel.close(promise: nil)
+                    return
+                }
+                session.finished = true
+                server.usedConnections.wrappingIncrement(ordering: .relaxed)
+                let (clientRelay, serverRelay) = relays.value
+                clientRelay.onBytes = { server.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed) }
+                serverRelay.onBytes = { server.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed) }
+                do {
+                    try serverChannel.pipeline.syncOperations.addHandler(serverRelay)
+                    // The session stays at the tail: the relay consumes the bytes, the session
+                    // still sees the close and does the bookkeeping.
+                    try client.pipeline.syncOperations.addHandler(clientRelay, position: .before(session))
+                } catch {
+                    serverChannel.close(promise: nil)
+                    client.close(promise: nil)
+                    return
+                }
+                serverChannel.closeFuture.whenComplete { _ in
+                    server.usedConnections.wrappingDecrement(ordering: .relaxed)
+                }
+                client.read()
+                serverChannel.read()
+            case .failure:
+                server.connectionErrors.wrappingIncrement(ordering: .relaxed)
+                session.connectFailed(server)
+            }
+        }
+    }
+
+    private func connectFailed(_ server: Server) {
+        guard !finished, let (backend, _) = slot else { return }
+        let retries = backend.settings.retries
+        if attempts <= retries {
+            if backend.settings.options.redispatch, attempts == retries {
+                releaseSlotOnce()
+                if let other = backend.redispatch(excluding: server, key: BalanceKey()) {
+                    slot = (backend, other)
+                    backend.currentSessions.wrappingIncrement(ordering: .relaxed)
+                    connect(other)
+                    return
+                }
+                context.close(promise: nil)
+                return
+            }
+            connect(server)
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    private func releaseSlotOnce() {
+        guard let (backend, server) = slot else { return }
+        slot = nil
+        backend.currentSessions.wrappingDecrement(ordering: .relaxed)
+        backend.release(server)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {}
+
+    func channelInactive(context: ChannelHandlerContext) {
+        cleanup(context)
+        context.fireChannelInactive()
+    }
+
+    private var cleanedUp = false
+    private func cleanup(_ context: ChannelHandlerContext) {
+        guard !cleanedUp else { return }
+        cleanedUp = true
+        if let ticket = queueTicket, let backend = frontend.backend {
+            _ = backend.cancel(ticket: ticket)
+            queueTicket = nil
+        }
+        queueTimer?.cancel()
+        releaseSlotOnce()
+        finished = true
+        runtime.sessions(on: context.eventLoop).remove(self)
+        frontend.currentSessions.wrappingDecrement(ordering: .relaxed)
+    }
+
+    func beginSoftStop() {
+        // TCP streams have no message boundary: they finish on their own or at hard-stop-after.
+    }
+
+    func abort() {
+        context.channel.close(promise: nil)
+    }
+}
