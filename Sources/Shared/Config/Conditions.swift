@@ -108,7 +108,7 @@ public struct ConditionEvaluator: Sendable {
             if consume("!") { return try !parseTerm() }
             if consume("(") {
                 let value = try parseOr()
-                guard consume(")") else { throw Failure(message: "expected ')' in '\(text)'") }
+                guard consume(")") else { throw Failure(message: "unparsable conditional expression '\(text)'") }
                 return value
             }
             let start = index
@@ -131,7 +131,7 @@ public struct ConditionEvaluator: Sendable {
                     if c == "," { args.append(current); current = ""; continue }
                     current.unicodeScalars.append(c)
                 }
-                guard closed else { throw Failure(message: "missing closing ')' in '\(text)'") }
+                guard closed else { throw Failure(message: "unparsable conditional expression '\(text)'") }
                 if !(args.isEmpty && current.isEmpty) { args.append(current) }
                 return try evaluator.call(word, args, text)
             }

@@ -87,7 +87,9 @@ public struct ConfigParser {
         config.files.append(source.name)
         var stack: [ConditionFrame] = []
         var number = 0
-        for rawLine in source.text.split(separator: "\n", omittingEmptySubsequences: false) {
+        var lines = source.text.split(separator: "\n", omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        for rawLine in lines {
             number += 1
             lineNumber = number
             var line = rawLine

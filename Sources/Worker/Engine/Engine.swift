@@ -67,6 +67,7 @@ public final class Engine: Sendable {
             let isHTTP = frontend.settings.mode == .http
             let bootstrap = ServerBootstrap(group: runtime.group)
                 .serverChannelOption(.backlog, value: listener.backlog)
+                .serverChannelOption(.maxMessagesPerRead, value: 32)
                 .childChannelOption(.autoRead, value: false)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -77,7 +78,6 @@ public final class Engine: Sendable {
                             try ops.addHandler(HTTPResponseEncoder(), name: "hasp.encoder")
                             try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
                                                name: "hasp.decoder")
-                            try ops.addHandler(HTTPServerPipelineHandler(), name: "hasp.pipelining")
                             try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend), name: "hasp.session")
                         } else {
                             try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend), name: "hasp.session")

@@ -49,6 +49,8 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
     private var connectAttempts = 0
     private var usedReusedConnection = false
     private var serverNeedsFlush = false
+    private var inbox: [HTTPServerRequestPart] = []
+    private var clientInputClosed = false
     private var clientNeedsFlush = false
 
     // Between exchanges: the session's own server connection, kept for its next request.
@@ -59,8 +61,8 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private var timerReason: TimerReason = .none
+    private var timerScheduledFor: NIODeadline?
     private var lastServerActivity = NIODeadline.now()
-    private var lastClientActivity = NIODeadline.now()
 
     private enum TimerReason { case none, request, keepAlive, queue, server, client }
 
@@ -98,7 +100,7 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         guard phase != .closed else { return }
         let wasTunnel = phase == .tunnel
         phase = .closed
-        cancelTimer()
+        stopTimerTask()
         if let ticket = queueTicket, let backend = frontend.backend ?? slot?.backend {
             _ = backend.cancel(ticket: ticket)
             queueTicket = nil
@@ -131,8 +133,26 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
     // MARK: - Reading the client
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastClientActivity = .now()
         let part = unwrapInboundIn(data)
+        // Pipelined requests wait their turn: responses must leave in request order.
+        if !inbox.isEmpty || (phase != .idle && part.isHead) {
+            inbox.append(part)
+            return
+        }
+        handle(part)
+    }
+
+    /// Replays pipelined parts once the previous exchange is over.
+    private func drainInbox() {
+        while let first = inbox.first {
+            if first.isHead && phase != .idle { return }
+            inbox.removeFirst()
+            handle(first)
+            if phase == .closed { return }
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head):
             startRequest(head)
@@ -163,6 +183,7 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
 
     /// Asks for more client bytes when there is room for them.
     private func readClientIfWanted() {
+        guard inbox.isEmpty, !clientInputClosed else { return }
         switch phase {
         case .idle:
             context.read()
@@ -199,7 +220,10 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
-            if phase == .idle { context.close(promise: nil) }
+            // The client finished sending: answer what it asked, then close.
+            clientInputClosed = true
+            closeAfterResponse = true
+            if phase == .idle, inbox.isEmpty { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -641,17 +665,19 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         if !requestEnded {
             // Keep discarding the rest of the request body before the next request.
             phase = .responding
-            context.read()
+            drainInbox()
+            readClientIfWanted()
             return
         }
         phase = .idle
         armRequestTimer(first: false)
-        context.read()
+        drainInbox()
+        if phase == .idle { readClientIfWanted() }
     }
 
     private func teardownAfterClose() {
         // channelInactive will run teardown(); phase is already .closed, so do its work here.
-        cancelTimer()
+        stopTimerTask()
         releaseSlot()
         if let own = ownIdle {
             ownIdle = nil
@@ -710,7 +736,8 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         guard phase == .responding else { return }
         phase = .idle
         armRequestTimer(first: false)
-        context.read()
+        drainInbox()
+        if phase == .idle { readClientIfWanted() }
     }
 
     // MARK: - Tunnel (Upgrade)
@@ -718,7 +745,7 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
     private func startTunnel(_ head: HTTPResponseHead) {
         guard let c = connection else { return }
         phase = .tunnel
-        cancelTimer()
+        stopTimerTask()
         connection = nil
         c.delegate = nil
         c.pool.noteReleased()
@@ -749,7 +776,7 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         let serverHandler = try serverOps.handler(type: ServerConnectionHandler.self)
         serverHandler.connection = nil
         _ = serverOps.removeHandler(serverHandler)
-        for name in ["hasp.session", "hasp.pipelining", "hasp.encoder", "hasp.decoder"] {
+        for name in ["hasp.session", "hasp.encoder", "hasp.decoder"] {
             _ = client.pipeline.removeHandler(name: name)
         }
         for name in ["hasp.encoder", "hasp.decoder"] {
@@ -767,27 +794,47 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         if ms > 0 { armTimer(first ? .request : .keepAlive, after: ms) }
     }
 
+    /// Sets the session's single deadline. The scheduled task is only replaced when the new
+    /// deadline is earlier than the one already scheduled: moving a deadline later (the common
+    /// case, once per request) costs nothing, and the task re-arms itself when it fires early.
     private func armTimer(_ reason: TimerReason, after ms: Int64) {
-        cancelTimer()
         timerReason = reason
         let deadline = NIODeadline.now() + .milliseconds(ms)
         timerDeadline = deadline
+        if let scheduledFor = timerScheduledFor, timer != nil, scheduledFor <= deadline { return }
+        timer?.cancel()
         scheduleTimer(at: deadline)
     }
 
     private func scheduleTimer(at deadline: NIODeadline) {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.timerFired() }
+        timerScheduledFor = deadline
+        timer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.timerTaskRan() }
     }
 
     private func cancelTimer() {
+        // The task stays scheduled; with no reason it does nothing and is not re-armed.
+        timerReason = .none
+    }
+
+    private func stopTimerTask() {
         timer?.cancel()
         timer = nil
         timerReason = .none
     }
 
-    private func timerFired() {
+    private func timerTaskRan() {
         timer = nil
+        timerScheduledFor = nil
+        guard timerReason != .none, let deadline = timerDeadline else { return }
+        if deadline > .now() {
+            scheduleTimer(at: deadline)
+            return
+        }
+        timerFired()
+    }
+
+    private func timerFired() {
         switch timerReason {
         case .none:
             return
@@ -806,6 +853,7 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
             let due = lastServerActivity + .milliseconds(timeout)
             if due > .now() {
                 timerReason = .server
+                timerDeadline = due
                 scheduleTimer(at: due)
                 return
             }
@@ -824,6 +872,13 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         case .client:
             context.close(promise: nil)
         }
+    }
+}
+
+extension HTTPServerRequestPart {
+    var isHead: Bool {
+        if case .head = self { return true }
+        return false
     }
 }
 
