@@ -110,7 +110,18 @@ enum Hasp {
             printer.alert("[hasp.main()] Some protocols failed to start their listeners! Exiting.")
             exit(1)
         }
+        // Signal handling is in place before anything listens, so no early signal is lost.
         SignalRouter.blockHandledSignals()
+        let current = EngineSlot()
+        let router = SignalRouter()
+        router.on(SIGUSR1) {
+            guard let engine = current.engine else { exit(0) }
+            engine.softStop()
+        }
+        router.on(SIGTERM) { SignalRouter.dieBySignal(SIGTERM) }
+        router.on(SIGINT) { SignalRouter.dieBySignal(SIGINT) }
+        router.on(SIGHUP) {}
+        router.on(SIGPIPE) {}
         let engine = Engine(configuration: configuration)
         do {
             try engine.start(listeners: listeners)
@@ -118,18 +129,34 @@ enum Hasp {
             printer.alert("Failed to start listeners: \(error)")
             exit(1)
         }
+        current.engine = engine
         if let pidfile = options.pidfile ?? configuration.global.pidfile {
             PidFile.write(pidfile, pid: getpid())
         }
         Daemon.reportReady()
-        let router = SignalRouter()
-        router.on(SIGUSR1) { engine.softStop() }
-        router.on(SIGTERM) { SignalRouter.dieBySignal(SIGTERM) }
-        router.on(SIGINT) { SignalRouter.dieBySignal(SIGINT) }
-        router.on(SIGHUP) {}
-        router.on(SIGPIPE) {}
         let code = (try? engine.exitFuture.wait()) ?? 1
         exit(code)
+    }
+}
+
+/// The engine once it runs, for signal handlers that may fire before.
+final class EngineSlot: @unchecked Sendable {
+    private let lock = NSLockLike()
+    private var value: Engine?
+    var engine: Engine? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+
+/// A pthread mutex, enough for the few cross-thread handoffs of the launcher.
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    func withLock<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
     }
 }
 

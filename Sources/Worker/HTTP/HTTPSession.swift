@@ -50,6 +50,7 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
     private var usedReusedConnection = false
     private var serverNeedsFlush = false
     private var inbox: [HTTPServerRequestPart] = []
+    private var tunnelResponse: HTTPResponseHead?
     private var clientInputClosed = false
     private var clientNeedsFlush = false
 
@@ -222,7 +223,6 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The client finished sending: answer what it asked, then close.
             clientInputClosed = true
-            closeAfterResponse = true
             if phase == .idle, inbox.isEmpty { context.close(promise: nil) }
             return
         }
@@ -514,7 +514,8 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
             }
             responseStarted = true
             if head.status == .switchingProtocols, isUpgradeRequest {
-                startTunnel(head)
+                // The switch happens once the decoder has finished this message (its `.end`).
+                tunnelResponse = head
                 return
             }
             if isUpgradeRequest { closeAfterResponse = true }
@@ -526,15 +527,21 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             clientNeedsFlush = true
         case .end(let trailers):
+            if let head = tunnelResponse {
+                tunnelResponse = nil
+                startTunnel(head)
+                return
+            }
             responseEnded = true
             cancelTimer()
-            let loop = context.eventLoop
-            let bound = NIOLoopBound(self, eventLoop: loop)
+            // Settle the server side first: the write below may complete synchronously and
+            // start the next pipelined request at once.
+            finishServerSide()
+            clientNeedsFlush = false
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).whenComplete { _ in
                 bound.value.responseWritten()
             }
-            clientNeedsFlush = false
-            finishServerSide()
         }
     }
 
@@ -672,7 +679,19 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         phase = .idle
         armRequestTimer(first: false)
         drainInbox()
+        flushServerIfNeeded()
+        if phase == .idle, inbox.isEmpty, clientInputClosed {
+            context.close(promise: nil)
+            return
+        }
         if phase == .idle { readClientIfWanted() }
+    }
+
+    private func flushServerIfNeeded() {
+        if serverNeedsFlush, let c = connection {
+            serverNeedsFlush = false
+            c.channel.flush()
+        }
     }
 
     private func teardownAfterClose() {
@@ -756,7 +775,9 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         let clientChannel = context.channel
         let serverChannel = c.channel
         let tunnelTimeout = backendTimeouts.tunnel ?? max(timeouts.client ?? 0, backendTimeouts.server ?? 0)
-        context.writeAndFlush(wrapOutboundOut(.head(out))).whenComplete { _ in
+        context.writeAndFlush(wrapOutboundOut(.head(out)), promise: nil)
+        // Leave the decoders' current callbacks before swapping the pipelines.
+        clientChannel.eventLoop.execute {
             do {
                 try HTTPSession.convertToTunnel(client: clientChannel, server: serverChannel, timeoutMs: tunnelTimeout)
             } catch {
@@ -770,20 +791,28 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         let clientOps = client.pipeline.syncOperations
         let serverOps = server.pipeline.syncOperations
         let (clientGlue, serverGlue) = RelayHandler.matchedPair(timeoutMs: timeoutMs)
-        // Add the relays first so that bytes the HTTP decoders still hold flow into them on removal.
+        // Relays go in first so that bytes the HTTP decoders still hold flow into them on removal.
         try clientOps.addHandler(clientGlue)
         try serverOps.addHandler(serverGlue)
         let serverHandler = try serverOps.handler(type: ServerConnectionHandler.self)
         serverHandler.connection = nil
         _ = serverOps.removeHandler(serverHandler)
-        for name in ["hasp.session", "hasp.encoder", "hasp.decoder"] {
-            _ = client.pipeline.removeHandler(name: name)
+        _ = client.pipeline.removeHandler(name: "hasp.session")
+        // Encoders first (they hold nothing), then the server's decoder (its leftovers are written
+        // to the client, which must no longer encode HTTP), then the client's decoder.
+        _ = client.pipeline.removeHandler(name: "hasp.encoder")
+        _ = server.pipeline.removeHandler(name: "hasp.encoder")
+        server.pipeline.removeHandler(name: "hasp.decoder").flatMap {
+            client.pipeline.removeHandler(name: "hasp.decoder")
+        }.whenComplete { result in
+            if case .failure = result {
+                client.close(promise: nil)
+                server.close(promise: nil)
+                return
+            }
+            client.read()
+            server.read()
         }
-        for name in ["hasp.encoder", "hasp.decoder"] {
-            _ = server.pipeline.removeHandler(name: name)
-        }
-        client.read()
-        server.read()
     }
 
     // MARK: - Timers

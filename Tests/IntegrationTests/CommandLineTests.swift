@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct CommandLineTests {
+    @Test func checkModeAcceptsAValidFile() throws {
+        let dir = try TempDir()
+        let cfg = try dir.write("ok.cfg", "defaults\n mode http\n timeout client 1s\n timeout connect 1s\n timeout server 1s\nlisten l\n bind 127.0.0.1:1\n server s 127.0.0.1:2\n")
+        let r = try run(HaspBinary.path, ["-c", "-f", cfg])
+        #expect(r.status == 0)
+        #expect(r.stdout == "Configuration file is valid\n")
+        let quiet = try run(HaspBinary.path, ["-c", "-q", "-f", cfg])
+        #expect(quiet.status == 0 && quiet.stdout == "")
+    }
+
+    @Test func checkModeReportsErrorsWithFileAndLine() throws {
+        let dir = try TempDir()
+        let cfg = try dir.write("bad.cfg", "global\n  maxconn 10\nfrontend fe\n  bind :8080\n  defualt_backend be\n")
+        let r = try run(HaspBinary.path, ["-c", "-f", cfg])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("[ALERT]    ("))
+        #expect(r.stderr.contains(") : config : parsing [\(cfg):5] : unknown keyword 'defualt_backend' in 'frontend' section; did you mean 'default_backend' maybe ?"))
+        #expect(r.stderr.contains("config : Error(s) found in configuration file : \(cfg)"))
+        #expect(r.stderr.contains("config : Fatal errors found in configuration."))
+        // Starting for real with the same file fails the same way.
+        let start = try run(HaspBinary.path, ["-db", "-f", cfg])
+        #expect(start.status == 1)
+    }
+
+    @Test func warningsAndZeroWarning() throws {
+        let dir = try TempDir()
+        let cfg = try dir.write("warn.cfg", "backend be\n server s 127.0.0.1:2\n")
+        let r = try run(HaspBinary.path, ["-c", "-f", cfg])
+        #expect(r.status == 0)
+        #expect(r.stdout == "Warnings were found.\nConfiguration file is valid\n")
+        let strict = try run(HaspBinary.path, ["-c", "-dW", "-f", cfg])
+        #expect(strict.status == 1)
+        #expect(strict.stderr.contains("Some warnings were found and 'zero-warning' is set. Aborting."))
+    }
+
+    @Test func directoriesLoadCfgFilesInOrder() throws {
+        let dir = try TempDir()
+        try FileManager.default.createDirectory(atPath: dir.path("conf.d"), withIntermediateDirectories: true)
+        _ = try dir.write("conf.d/10-defaults.cfg", "defaults\n mode http\n timeout client 1s\n timeout connect 1s\n timeout server 1s\n")
+        _ = try dir.write("conf.d/20-listen.cfg", "listen l\n bind 127.0.0.1:1\n server s 127.0.0.1:2\n")
+        _ = try dir.write("conf.d/.hidden.cfg", "this would not parse\n")
+        _ = try dir.write("conf.d/notes.txt", "neither would this\n")
+        let r = try run(HaspBinary.path, ["-c", "-f", dir.path("conf.d")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let missing = try run(HaspBinary.path, ["-c", "-f", dir.path("nope.cfg")])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("Cannot open configuration file/directory \(dir.path("nope.cfg")) : No such file or directory"))
+    }
+
+    @Test func conditionsAndVersion() throws {
+        #expect(try run(HaspBinary.path, ["-cc", "version_atleast(2.4)"]).status == 0)
+        #expect(try run(HaspBinary.path, ["-cc", "feature(NO_SUCH_FEATURE)"]).status == 1)
+        #expect(try run(HaspBinary.path, ["-cc", "bogus("]).status == 2)
+        let v = try run(HaspBinary.path, ["-v"])
+        #expect(v.status == 0 && v.stdout.hasPrefix("Hasp version "))
+    }
+
+    @Test func unknownFlagPrintsUsage() throws {
+        let r = try run(HaspBinary.path, ["-Z"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("Usage : hasp [-f <cfgfile|cfgdir>]*"))
+        let s = try run(HaspBinary.path, ["-S", "/tmp/x.sock", "-f", "/dev/null"])
+        #expect(s.status == 1)
+        #expect(s.stderr.contains("a master CLI socket was defined, but master-worker mode (-W) is not enabled."))
+    }
+
+    @Test func daemonModeDetachesAndWritesThePidfile() throws {
+        let dir = try TempDir()
+        let port = try Ports.free()
+        let pidfile = dir.path("hasp.pid")
+        let cfg = try dir.write("d.cfg", "defaults\n mode http\n timeout client 1s\nfrontend fe\n bind 127.0.0.1:\(port)\n http-request return status 200\n")
+        let launcher = try run(HaspBinary.path, ["-D", "-p", pidfile, "-f", cfg], timeout: 10)
+        #expect(launcher.status == 0, "\(launcher.stderr)")
+        let text = try String(contentsOfFile: pidfile, encoding: .utf8)
+        let pid = try #require(Int32(text.trimmingCharacters(in: .newlines)))
+        defer { kill(pid, SIGKILL) }
+        #expect(text == "\(pid)\n")
+        #expect(Ports.isAccepting(port))
+        kill(pid, SIGTERM)
+        try eventually("the daemon to exit") { kill(pid, 0) != 0 }
+    }
+
+    @Test func bindFailureExitsOne() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let dir = try TempDir()
+        let cfg = try dir.write("b.cfg", "defaults\n mode http\n timeout client 1s\nfrontend fe\n bind 127.0.0.1:\(backend.port)\n http-request return status 200\n")
+        let r = try run(HaspBinary.path, ["-db", "-f", cfg])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("Starting frontend fe: cannot bind socket (Address already in use) [127.0.0.1:\(backend.port)]"))
+    }
+}

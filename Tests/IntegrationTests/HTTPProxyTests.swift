@@ -1,0 +1,239 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A frontend on `port` forwarding to the given backends, with test-friendly timeouts.
+func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", serverExtra: String = "",
+                globalExtra: String = "", frontendExtra: String = "", timeoutServer: String = "10s") -> String {
+    """
+    global
+        nbthread 2
+    \(globalExtra)
+    defaults
+        mode http
+        timeout connect 2s
+        timeout client 10s
+        timeout server \(timeoutServer)
+        timeout queue 5s
+    frontend fe
+        bind 127.0.0.1:\(port)
+    \(frontendExtra)
+        default_backend be
+    backend be
+    \(backendExtra)
+    \(servers.map { "    server \($0.0) 127.0.0.1:\($0.1) \(serverExtra)" }.joined(separator: "\n"))
+    """
+}
+
+@Suite(.serialized) struct HTTPProxyTests {
+    @Test func keepAliveIsReusedOnBothSides() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: httpConfig(port: port, servers: [("s1", backend.port)]), waitFor: [port])
+        defer { hasp.stop() }
+        let client = try RawClient(port: port)
+        for _ in 0..<20 {
+            try client.send("GET /conn HTTP/1.1\r\nHost: x\r\n\r\n")
+            let response = try client.readResponses(1)[0]
+            #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(response.hasSuffix("\r\n\r\n1"))
+        }
+        // 20 requests on one client connection used one server connection.
+        #expect(backend.acceptedConnections.load(ordering: .relaxed) == 1)
+        #expect(backend.requests.load(ordering: .relaxed) == 20)
+
+        // A second client's later requests may take the first one's idle connection back (safe reuse).
+        let second = try RawClient(port: port)
+        try second.send("GET /conn HTTP/1.1\r\nHost: x\r\n\r\n")
+        _ = try second.readResponses(1)
+        try second.send("GET /conn HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let last = try second.readResponses(1)[0]
+        #expect(last.lowercased().contains("connection: close"))
+        #expect(second.isClosedByPeer())
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: httpConfig(port: port, servers: [("s1", backend.port)]), waitFor: [port])
+        defer { hasp.stop() }
+        let client = try RawClient(port: port)
+        try client.send("GET /slow/200 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /status/404 HTTP/1.1\r\nHost: x\r\n\r\n")
+        let responses = try client.readResponses(3)
+        #expect(responses.count == 3)
+        #expect(responses[0].hasSuffix("slept 200"))
+        #expect(responses[1].hasSuffix("b1"))
+        #expect(responses[2].hasPrefix("HTTP/1.1 404"))
+    }
+
+    @Test func hundredMebibyteUploadsAndDownloadsKeepTheirBytes() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: httpConfig(port: port, servers: [("s1", backend.port)]), waitFor: [port])
+        defer { hasp.stop() }
+        let dir = try TempDir()
+        let size = 100 << 20
+        // Upload file with the pattern; its checksum computed here.
+        let uploadPath = dir.path("upload.bin")
+        _ = FileManager.default.createFile(atPath: uploadPath, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: uploadPath))
+        var expected = FNV1a()
+        var offset = 0
+        while offset < size {
+            let chunk = Pattern.chunk(from: offset, count: min(1 << 20, size - offset))
+            expected.add(chunk)
+            handle.write(Data(chunk))
+            offset += chunk.count
+        }
+        try handle.close()
+
+        let url = "http://127.0.0.1:\(port)"
+        let plain = try curl(["--data-binary", "@\(uploadPath)", "-H", "Expect:", "\(url)/sum"], timeout: 120)
+        #expect(plain.stdout == "len=\(size) fnv=\(expected.hex)", "content-length upload: \(plain.stderr)")
+        let chunked = try curl(["--data-binary", "@\(uploadPath)", "-H", "Transfer-Encoding: chunked", "-H", "Expect:", "\(url)/sum"], timeout: 120)
+        #expect(chunked.stdout == "len=\(size) fnv=\(expected.hex)", "chunked upload: \(chunked.stderr)")
+        let withContinue = try curl(["--data-binary", "@\(uploadPath)", "-H", "Expect: 100-continue", "\(url)/sum"], timeout: 120)
+        #expect(withContinue.stdout == "len=\(size) fnv=\(expected.hex)", "100-continue upload: \(withContinue.stderr)")
+
+        for route in ["bytes", "chunked"] {
+            let out = dir.path("download-\(route).bin")
+            let r = try curl(["-o", out, "\(url)/\(route)/\(size)"], timeout: 120)
+            #expect(r.status == 0, "\(r.stderr)")
+            var got = FNV1a()
+            let data = try Data(contentsOf: URL(fileURLWithPath: out))
+            got.add(data)
+            #expect(data.count == size)
+            #expect(got.hex == expected.hex, "\(route) download checksum")
+        }
+    }
+
+    @Test func backendDownGives503() throws {
+        let deadPort = try Ports.free()
+        let port = try Ports.free()
+        let hasp = try Hasp(config: httpConfig(port: port, servers: [("s1", deadPort)], backendExtra: "    retries 1"), waitFor: [port])
+        defer { hasp.stop() }
+        let client = try RawClient(port: port)
+        try client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let response = try client.readResponses(1)[0]
+        #expect(response == """
+        HTTP/1.1 503 Service Unavailable\r
+        content-length: 107\r
+        cache-control: no-cache\r
+        content-type: text/html\r
+        \r
+        <html><body><h1>503 Service Unavailable</h1>
+        No server is available to handle this request.
+        </body></html>
+
+        """)
+    }
+
+    @Test func serverTimeoutGives504() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: httpConfig(port: port, servers: [("s1", backend.port)], timeoutServer: "300ms"), waitFor: [port])
+        defer { hasp.stop() }
+        let client = try RawClient(port: port)
+        let started = Date()
+        try client.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        let response = try client.readResponses(1)[0]
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(response.hasPrefix("HTTP/1.1 504 Gateway Time-out\r\ncontent-length: 92\r\n"))
+        #expect(response.hasSuffix("<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n"))
+        #expect(elapsed >= 0.25 && elapsed < 3)
+    }
+
+    @Test func serverMaxconnQueuesRequests() throws {
+        let backend = try TestBackend(threads: 2)
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: httpConfig(port: port, servers: [("s1", backend.port)], serverExtra: "maxconn 1"), waitFor: [port])
+        defer { hasp.stop() }
+        let clients = try (0..<4).map { _ in try RawClient(port: port) }
+        for c in clients { try c.send("GET /slow/150 HTTP/1.1\r\nHost: x\r\n\r\n") }
+        for c in clients {
+            let r = try c.readResponses(1)[0]
+            #expect(r.hasPrefix("HTTP/1.1 200 OK"))
+        }
+        #expect(backend.maxConcurrent.load(ordering: .relaxed) == 1)
+        #expect(backend.requests.load(ordering: .relaxed) == 4)
+    }
+
+    @Test func queueTimeoutGives503() throws {
+        let backend = try TestBackend(threads: 2)
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let config = httpConfig(port: port, servers: [("s1", backend.port)], backendExtra: "    timeout queue 200ms", serverExtra: "maxconn 1")
+        let hasp = try Hasp(config: config, waitFor: [port])
+        defer { hasp.stop() }
+        let first = try RawClient(port: port)
+        try first.send("GET /slow/1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        try eventually("the first request to reach the server") { backend.requests.load(ordering: .relaxed) == 1 }
+        let second = try RawClient(port: port)
+        try second.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        let r = try second.readResponses(1)[0]
+        #expect(r.hasPrefix("HTTP/1.1 503 Service Unavailable"))
+        #expect(try first.readResponses(1)[0].hasPrefix("HTTP/1.1 200 OK"))
+    }
+
+    @Test func roundRobinSpreadsByWeight() throws {
+        let a = try TestBackend(name: "a")
+        let b = try TestBackend(name: "b")
+        defer { a.stop(); b.stop() }
+        let port = try Ports.free()
+        let config = httpConfig(port: port, servers: []) + "\n    server a 127.0.0.1:\(a.port) weight 1\n    server b 127.0.0.1:\(b.port) weight 3\n"
+        let hasp = try Hasp(config: config, waitFor: [port])
+        defer { hasp.stop() }
+        var counts: [String: Int] = [:]
+        for _ in 0..<40 {
+            let client = try RawClient(port: port)
+            try client.send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let r = try client.readResponses(1)[0]
+            counts[String(r.suffix(1)), default: 0] += 1
+        }
+        #expect(counts == ["a": 10, "b": 30])
+    }
+
+    @Test func forwardForAndHopByHopHeaders() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let config = httpConfig(port: port, servers: [("s1", backend.port)], backendExtra: "    option forwardfor")
+        let hasp = try Hasp(config: config, waitFor: [port])
+        defer { hasp.stop() }
+        let client = try RawClient(port: port)
+        try client.send("GET /headers HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nX-Kept: yes\r\n\r\n")
+        let r = try client.readResponses(1)[0]
+        #expect(r.contains("x-forwarded-for: 127.0.0.1"))
+        #expect(r.contains("x-kept: yes"))
+        #expect(!r.contains("x-secret"))
+        #expect(!r.contains("keep-alive: 5"))
+    }
+
+    @Test func httpRequestReturnAnswersLocally() throws {
+        let port = try Ports.free()
+        let config = """
+        defaults
+            mode http
+            timeout client 5s
+        frontend fe
+            bind 127.0.0.1:\(port)
+            http-request return status 201 content-type text/plain string "made here"
+        """
+        let hasp = try Hasp(config: config, waitFor: [port])
+        defer { hasp.stop() }
+        let client = try RawClient(port: port)
+        try client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try client.readResponses(1)[0] == "HTTP/1.1 201 Created\r\ncontent-length: 9\r\ncontent-type: text/plain\r\n\r\nmade here")
+        try client.send("GET / HTTP/1.0\r\n\r\n")
+        #expect(try client.readResponses(1)[0] == "HTTP/1.0 201 Created\r\ncontent-length: 9\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nmade here")
+        #expect(client.isClosedByPeer())
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Errors raised by the harness itself.
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+enum Ports {
+    /// An unused loopback TCP port (bound once, then released).
+    static func free() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket failed") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw HarnessError("bind failed") }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    static func isAccepting(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        return rc == 0
+    }
+}
+
+/// Polls `condition` until it holds or the deadline passes (never a blind sleep).
+func eventually(timeout: Double = 10, _ what: String, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return }
+        usleep(10_000)
+    }
+    throw HarnessError("timed out after \(timeout)s waiting for \(what)")
+}
+
+/// The `hasp` binary under test: HASP_BINARY, else the debug build next to the package.
+enum HaspBinary {
+    static var path: String {
+        if let p = ProcessInfo.processInfo.environment["HASP_BINARY"] { return p }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/hasp").path
+    }
+}
+
+/// A temporary directory removed at deinit.
+final class TempDir {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("hasp-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    func write(_ name: String, _ text: String) throws -> String {
+        let p = path(name)
+        try text.write(toFile: p, atomically: true, encoding: .utf8)
+        return p
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// A child process started by a test and killed by pid when the test ends.
+final class ChildProcess: @unchecked Sendable {
+    let process = Process()
+    let stdoutPath: String
+    let stderrPath: String
+
+    init(_ executable: String, _ arguments: [String], dir: TempDir, name: String = "proc", environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        stdoutPath = dir.path("\(name).out")
+        stderrPath = dir.path("\(name).err")
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ sig: Int32) { kill(pid, sig) }
+
+    /// Waits for exit; returns the termination status (exit code, or signal number for signals).
+    func waitExit(timeout: Double = 10) throws -> (code: Int32, bySignal: Bool) {
+        try eventually(timeout: timeout, "process \(pid) to exit") { !process.isRunning }
+        return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
+/// Runs `hasp` on a configuration text and waits until `port` accepts connections.
+final class Hasp {
+    let dir: TempDir
+    let child: ChildProcess
+    let configPath: String
+
+    init(config: String, waitFor ports: [Int], arguments: [String] = ["-db"], environment: [String: String] = [:]) throws {
+        dir = try TempDir()
+        configPath = try dir.write("hasp.cfg", config)
+        child = try ChildProcess(HaspBinary.path, arguments + ["-f", configPath], dir: dir, name: "hasp", environment: environment)
+        for port in ports {
+            try eventually("hasp to listen on \(port)") {
+                guard child.process.isRunning else { throw HarnessError("hasp exited early: \(child.stderr)") }
+                return Ports.isAccepting(port)
+            }
+        }
+    }
+
+    var pid: Int32 { child.pid }
+    func stop() { child.stop() }
+    deinit { child.stop() }
+}
+
+/// Runs a command to completion and returns its status and output.
+@discardableResult
+func run(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+    let dir = try TempDir()
+    let child = try ChildProcess(executable, arguments, dir: dir, name: "cmd")
+    _ = try child.waitExit(timeout: timeout)
+    return (child.process.terminationStatus, child.stdout, child.stderr)
+}
+
+func curl(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+    try run("/usr/bin/curl", ["-sS", "--max-time", String(Int(timeout))] + arguments, timeout: timeout + 5)
+}
+
+/// FNV-1a, 64 bits: a cheap checksum both ends can compute while streaming.
+struct FNV1a {
+    var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    mutating func add<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        for b in bytes {
+            value ^= UInt64(b)
+            value = value &* 0x0000_0100_0000_01B3
+        }
+    }
+    var hex: String { String(value, radix: 16) }
+}
+
+/// The deterministic byte pattern backends stream for `/bytes/N`.
+enum Pattern {
+    static func byte(at offset: Int) -> UInt8 { UInt8(truncatingIfNeeded: (offset &* 31) ^ (offset >> 8)) }
+    static func chunk(from offset: Int, count: Int) -> [UInt8] { (offset..<(offset + count)).map(byte(at:)) }
+}
