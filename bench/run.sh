@@ -18,6 +18,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
 
+for p in $NGINX_PORT $PROXY_HTTP_PORT $PROXY_TCP_PORT; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is already in use; stop what listens there first" >&2; exit 1; fi
+done
 nginx -c "$DIR/nginx.conf"
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not ready" >&2; return 1; }
 wait_port $NGINX_PORT
@@ -50,7 +53,7 @@ PY
 }
 
 start_proxy() { # binary -> pid
-  "$1" -db -f proxy.cfg > "$OUT/proxy-$(basename "$1").log" 2>&1 &
+  "$1" -db -f proxy.cfg > "$OUT/proxy-$2.log" 2>&1 &
   echo $!
 }
 
@@ -62,13 +65,14 @@ for s in "${scenarios[@]}"; do
     pid=""
     case $target in
       nginx) [ "$kind" = tcp ] && port=$NGINX_PORT || port=$NGINX_PORT ;;
-      haproxy) pid=$(start_proxy "$HAPROXY") ;;
-      hasp) pid=$(start_proxy "$HASP") ;;
+      haproxy) pid=$(start_proxy "$HAPROXY" haproxy) ;;
+      hasp) pid=$(start_proxy "$HASP" hasp) ;;
     esac
     if [ -n "$pid" ]; then
       pids+=("$pid")
       port=$([ "$kind" = tcp ] && echo $PROXY_TCP_PORT || echo $PROXY_HTTP_PORT)
       wait_port "$port"
+      kill -0 "$pid" 2>/dev/null || { echo "$target failed to start:"; cat "$OUT/proxy-$target.log"; exit 1; }
     fi
     read -r rps mbps p99 notes < <(run_wrk "$port" $args)
     result[$name.$target.rps]=$rps; result[$name.$target.mbps]=$mbps

@@ -134,7 +134,9 @@ enum Hasp {
             PidFile.write(pidfile, pid: getpid())
         }
         Daemon.reportReady()
-        let code = (try? engine.exitFuture.wait()) ?? 1
+        // The router must outlive the wait: Swift may otherwise release it (and its signal
+        // sources) right after its last use above.
+        let code = withExtendedLifetime(router) { (try? engine.exitFuture.wait()) ?? 1 }
         exit(code)
     }
 }

@@ -75,9 +75,6 @@ public final class Engine: Sendable {
                     do {
                         let ops = channel.pipeline.syncOperations
                         if isHTTP {
-                            try ops.addHandler(HTTPResponseEncoder(), name: "hasp.encoder")
-                            try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-                                               name: "hasp.decoder")
                             try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend), name: "hasp.session")
                         } else {
                             try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend), name: "hasp.session")

@@ -1,16 +1,17 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import Shared
 
-/// One client connection in `mode http`: reads requests, picks a server, forwards the exchange
+/// One client connection in `mode http`: parses requests, picks a server, forwards the exchange
 /// with back-pressure both ways, and keeps both sides alive between requests.
 ///
-/// Everything here runs on the client channel's event loop; the server connection is always
-/// on the same loop, so the two sides call each other directly.
-final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerConnectionDelegate, StoppableSession {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+/// Messages travel as raw bytes: heads are parsed into byte ranges and rewritten only where the
+/// proxy must (hop-by-hop headers, `Connection`, `X-Forwarded-For`); bodies are forwarded in their
+/// original framing while `BodyReader` tracks where they end. Everything here runs on the client
+/// channel's event loop; the server connection always lives on the same loop.
+final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, StoppableSession {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum Phase {
         /// Between requests (or before the first one).
@@ -19,9 +20,9 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         case connecting
         /// The request is being sent and/or the response received.
         case exchanging
-        /// A built-in or `http-request return` response is being sent; the request body is discarded.
+        /// A local response (built-in or `http-request return`) went out; the body is discarded.
         case responding
-        /// The connection became a tunnel (Upgrade); this handler is gone from the pipeline.
+        /// Upgrade accepted: bytes flow both ways untouched.
         case tunnel
         case closed
     }
@@ -31,45 +32,49 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
     private var context: ChannelHandlerContext!
     private var phase: Phase = .idle
     private var loopIndex = 0
+    private var headLimit: Int
 
-    // Current exchange.
-    private var requestHead: HTTPRequestHead?
-    private var pendingParts: [HTTPServerRequestPart] = []
-    private var requestEnded = false
-    private var responseStarted = false
-    private var responseEnded = false
-    private var responseKeepAlive = false
-    private var requestHasBody = false
+    // Client side.
+    private var clientBuffer: ByteBuffer?
+    private var clientInputClosed = false
+    private var request: MessageHead?
+    private var requestBody = BodyReader(.none)
+    private var requestEnded = true
     private var isUpgradeRequest = false
     private var clientKeepAlive = true
     private var closeAfterResponse = false
+    private var requestsDone = 0
+
+    // Server side of the current exchange.
     private var connection: ServerConnection?
     private var slot: (backend: Backend, server: Server)?
     private var queueTicket: UInt64?
     private var connectAttempts = 0
     private var usedReusedConnection = false
+    private var serverBuffer: ByteBuffer?
+    private var response: MessageHead?
+    private var responseBody = BodyReader(.none)
+    private var responseStarted = false
+    private var responseEnded = false
     private var serverNeedsFlush = false
-    private var inbox: [HTTPServerRequestPart] = []
-    private var tunnelResponse: HTTPResponseHead?
-    private var clientInputClosed = false
     private var clientNeedsFlush = false
-
-    // Between exchanges: the session's own server connection, kept for its next request.
+    /// The session's own server connection, kept for its next request.
     private var ownIdle: ServerConnection?
-    private var requestsDone = 0
 
-    // Timers: one deadline per direction, checked by one scheduled task.
+    // One deadline, one scheduled task (moved lazily).
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
-    private var timerReason: TimerReason = .none
     private var timerScheduledFor: NIODeadline?
+    private var timerReason: TimerReason = .none
     private var lastServerActivity = NIODeadline.now()
+    private var lastTunnelActivity = NIODeadline.now()
 
-    private enum TimerReason { case none, request, keepAlive, queue, server, client }
+    private enum TimerReason { case none, request, keepAlive, queue, server, tunnel }
 
     init(runtime: WorkerRuntime, frontend: Frontend) {
         self.runtime = runtime
         self.frontend = frontend
+        headLimit = max(1024, runtime.bufferSize - runtime.configuration.global.maxRewrite)
     }
 
     private var timeouts: Timeouts { frontend.settings.timeouts }
@@ -99,17 +104,17 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
 
     private func teardown() {
         guard phase != .closed else { return }
-        let wasTunnel = phase == .tunnel
         phase = .closed
         stopTimerTask()
-        if let ticket = queueTicket, let backend = frontend.backend ?? slot?.backend {
+        if let ticket = queueTicket, let backend = frontend.backend {
             _ = backend.cancel(ticket: ticket)
             queueTicket = nil
         }
         if let c = connection {
             connection = nil
             c.delegate = nil
-            if !wasTunnel { c.close() }
+            c.pool.noteReleased()
+            c.close()
         }
         releaseSlot()
         if let own = ownIdle {
@@ -120,167 +125,202 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         frontend.currentSessions.wrappingDecrement(ordering: .relaxed)
     }
 
+    private func closeClient() {
+        guard phase != .closed else { return }
+        context.close(promise: nil)
+        teardown()
+    }
+
+    /// Closes once everything written so far has left.
+    private func closeClientAfterWrites() {
+        let channel = context.channel
+        let done = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0)), promise: done)
+        done.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        teardown()
+    }
+
     // MARK: - Soft stop
 
     func beginSoftStop() {
         closeAfterResponse = true
-        if phase == .idle { context.close(promise: nil) }
+        if phase == .idle, (clientBuffer?.readableBytes ?? 0) == 0 { closeClient() }
     }
 
     func abort() {
-        context.close(promise: nil)
+        closeClient()
     }
 
-    // MARK: - Reading the client
+    // MARK: - Client input
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        // Pipelined requests wait their turn: responses must leave in request order.
-        if !inbox.isEmpty || (phase != .idle && part.isHead) {
-            inbox.append(part)
+        var bytes = unwrapInboundIn(data)
+        if phase == .tunnel {
+            lastTunnelActivity = .now()
+            connection?.channel.write(bytes, promise: nil)
+            serverNeedsFlush = true
             return
         }
-        handle(part)
-    }
-
-    /// Replays pipelined parts once the previous exchange is over.
-    private func drainInbox() {
-        while let first = inbox.first {
-            if first.isHead && phase != .idle { return }
-            inbox.removeFirst()
-            handle(first)
-            if phase == .closed { return }
+        if clientBuffer == nil || clientBuffer!.readableBytes == 0 {
+            clientBuffer = bytes
+        } else {
+            clientBuffer!.writeBuffer(&bytes)
         }
-    }
-
-    private func handle(_ part: HTTPServerRequestPart) {
-        switch part {
-        case .head(let head):
-            startRequest(head)
-        case .body, .end:
-            if case .end = part { requestEnded = true }
-            switch phase {
-            case .connecting:
-                pendingParts.append(part)
-            case .exchanging:
-                guard let c = connection else { pendingParts.append(part); return }
-                c.channel.write(forwardedPart(part), promise: nil)
-                serverNeedsFlush = true
-            case .responding:
-                if requestEnded, responseEnded { finishLocalResponse() }
-            default:
-                break
-            }
-        }
+        processClient()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        flushServerIfNeeded()
+        readClientIfWanted()
+    }
+
+    private func flushServerIfNeeded() {
         if serverNeedsFlush, let c = connection {
             serverNeedsFlush = false
             c.channel.flush()
         }
-        readClientIfWanted()
+    }
+
+    private func flushClientIfNeeded() {
+        if clientNeedsFlush {
+            clientNeedsFlush = false
+            context.flush()
+        }
+    }
+
+    /// Parses and forwards what the client sent, as far as the current state allows.
+    private func processClient() {
+        while true {
+            switch phase {
+            case .idle:
+                guard let buffer = clientBuffer, buffer.readableBytes > 0 else { return }
+                switch HeadParser.parseRequest(buffer, limit: headLimit) {
+                case .incomplete:
+                    return
+                case .invalid:
+                    clientBuffer = nil
+                    sendBuiltIn(.badRequest)
+                    return
+                case .complete(let head, let length):
+                    clientBuffer!.moveReaderIndex(forwardBy: length)
+                    startRequest(head)
+                }
+            case .exchanging, .responding:
+                guard !requestEnded else { return }
+                guard var buffer = clientBuffer, buffer.readableBytes > 0 else { return }
+                if phase == .exchanging, let c = connection, !c.channel.isWritable { return }
+                let slice: ByteBuffer?
+                do {
+                    slice = try requestBody.consume(&buffer)
+                } catch {
+                    clientBuffer = nil
+                    requestBodyFailed()
+                    return
+                }
+                clientBuffer = buffer
+                if let slice, phase == .exchanging, let c = connection {
+                    c.channel.write(slice, promise: nil)
+                    serverNeedsFlush = true
+                }
+                if requestBody.isDone {
+                    requestEnded = true
+                    flushServerIfNeeded()
+                    if phase == .responding, responseEnded { localResponseFinished() }
+                    return
+                }
+            case .connecting, .tunnel, .closed:
+                return
+            }
+        }
     }
 
     /// Asks for more client bytes when there is room for them.
     private func readClientIfWanted() {
-        guard inbox.isEmpty, !clientInputClosed else { return }
+        guard !clientInputClosed, phase != .closed else { return }
+        let buffered = clientBuffer?.readableBytes ?? 0
         switch phase {
         case .idle:
-            context.read()
+            if buffered < headLimit { context.read() }
         case .exchanging:
-            if !requestEnded, let c = connection, c.channel.isWritable { context.read() }
+            if !requestEnded, buffered == 0, let c = connection, c.channel.isWritable { context.read() }
         case .responding:
-            if !requestEnded { context.read() }
+            if !requestEnded, buffered == 0 { context.read() }
+        case .tunnel:
+            if let c = connection, c.channel.isWritable { context.read() }
         default:
             break
         }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, phase == .exchanging, !responseEnded, let c = connection {
-            c.channel.read()
+        if context.channel.isWritable, let c = connection {
+            if phase == .exchanging, !responseEnded { c.channel.read() }
+            if phase == .tunnel { c.channel.read() }
         }
         context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is HTTPParserError {
-            // Malformed request: HAProxy answers 400 when nothing was sent yet, then closes.
-            if !responseStarted, phase != .exchanging || !responseStarted {
-                if let c = connection { connection = nil; c.delegate = nil; c.close() }
-                releaseSlot()
-                sendBuiltIn(.badRequest, thenClose: true)
-            } else {
-                context.close(promise: nil)
-            }
-            return
-        }
-        context.close(promise: nil)
+        closeClient()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The client finished sending: answer what it asked, then close.
             clientInputClosed = true
-            if phase == .idle, inbox.isEmpty { context.close(promise: nil) }
+            if phase == .tunnel {
+                connection?.channel.close(mode: .output, promise: nil)
+                return
+            }
+            if phase == .idle, (clientBuffer?.readableBytes ?? 0) == 0 { closeClient() }
+            if (phase == .exchanging || phase == .connecting), !requestEnded {
+                // The request will never be complete.
+                abortExchange()
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
+    private func requestBodyFailed() {
+        if responseStarted {
+            abortExchange()
+        } else {
+            detachServer(close: true)
+            releaseSlot()
+            sendBuiltIn(.badRequest)
+        }
+    }
+
     // MARK: - Starting a request
 
-    private func startRequest(_ head: HTTPRequestHead) {
+    private func startRequest(_ head: MessageHead) {
         cancelTimer()
-        requestHead = head
-        pendingParts.removeAll(keepingCapacity: true)
-        requestEnded = false
+        request = head
+        requestBody = BodyReader(HeadParser.requestFraming(head))
+        requestEnded = requestBody.isDone
+        response = nil
         responseStarted = false
         responseEnded = false
-        responseKeepAlive = false
         connectAttempts = 0
         usedReusedConnection = false
-        requestHasBody = head.headers.contains(name: "content-length") || head.headers.contains(name: "transfer-encoding")
         clientKeepAlive = head.isKeepAlive && frontend.settings.options.connectionMode != .close
         if runtime.isStopping { closeAfterResponse = true }
-
-        let headerBytes = head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
-        if headerBytes > runtime.bufferSize - runtime.configuration.global.maxRewrite || !isValidRequest(head) {
-            sendBuiltIn(.badRequest, thenClose: true)
-            return
-        }
+        isUpgradeRequest = head.hasUpgrade && head.connectionUpgrade
         if let rule = frontend.returnRule {
             sendReturn(rule)
             return
         }
         guard let backend = frontend.backend else {
-            sendBuiltIn(.serviceUnavailable, thenClose: false)
+            sendBuiltIn(.serviceUnavailable)
             return
         }
-        isUpgradeRequest = head.headers.contains(name: "upgrade")
-            && head.headers["connection"].contains { $0.lowercased().contains("upgrade") }
         phase = .connecting
         acquireServer(backend)
     }
 
-    private func isValidRequest(_ head: HTTPRequestHead) -> Bool {
-        // HTTP/1.1 requires exactly one Host header.
-        if head.version.major == 1, head.version.minor >= 1 {
-            let hosts = head.headers["host"]
-            if hosts.count != 1 { return false }
-        }
-        // Conflicting framing is a smuggling vector: refuse rather than guess.
-        if head.headers.contains(name: "content-length"), head.headers.contains(name: "transfer-encoding") {
-            return false
-        }
-        let lengths = head.headers["content-length"]
-        if lengths.count > 1, Set(lengths).count > 1 { return false }
-        return true
-    }
-
     private func balanceKey(_ backend: Backend) -> BalanceKey {
-        guard let head = requestHead else { return BalanceKey() }
+        guard let head = request else { return BalanceKey() }
         switch backend.settings.balance {
         case .source:
             var bytes: [UInt8]? = nil
@@ -293,9 +333,9 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
             }
             return BalanceKey(sourceAddress: bytes)
         case .uri:
-            return BalanceKey(uri: Substring(head.uri))
+            return BalanceKey(uri: head.target)
         case .header(let name, _):
-            return BalanceKey(headerValue: head.headers.first(name: name).map { Substring($0) })
+            return BalanceKey(headerValue: head.value(named: name).map { Substring($0) })
         default:
             return BalanceKey()
         }
@@ -317,7 +357,7 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
             let wait = backend.settings.timeouts.queue ?? backend.settings.timeouts.connect ?? 0
             if wait > 0 { armTimer(.queue, after: wait) }
         case .unavailable:
-            sendBuiltIn(.serviceUnavailable, thenClose: false)
+            sendBuiltIn(.serviceUnavailable)
         }
     }
 
@@ -384,20 +424,14 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 do {
-                    let ops = channel.pipeline.syncOperations
-                    try ops.addHandler(HTTPRequestEncoder(), name: "hasp.encoder")
-                    try ops.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes,
-                                                                                informationalResponseStrategy: .forward)),
-                                       name: "hasp.decoder")
-                    try ops.addHandler(ServerConnectionHandler(), name: "hasp.server")
+                    try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(), name: "hasp.server")
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
         if connectTimeout > 0 { bootstrap = bootstrap.connectTimeout(.milliseconds(connectTimeout)) }
-        let loop = context.eventLoop
-        let bound = NIOLoopBound(self, eventLoop: loop)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         bootstrap.connect(to: address).whenComplete { result in
             let session = bound.value
             switch result {
@@ -433,130 +467,238 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
                     connectNew(to: other)
                     return
                 }
-                sendBuiltIn(.serviceUnavailable, thenClose: false)
+                sendBuiltIn(.serviceUnavailable)
                 return
             }
             connectNew(to: server)
             return
         }
         releaseSlot()
-        sendBuiltIn(.serviceUnavailable, thenClose: false)
+        sendBuiltIn(.serviceUnavailable)
     }
 
     private func attach(_ c: ServerConnection) {
-        guard let head = requestHead else { return }
+        guard let head = request else { return }
         connection = c
         c.delegate = self
         c.requestCount += 1
         c.pool.noteUsed()
         phase = .exchanging
+        serverBuffer = nil
         lastServerActivity = .now()
-        c.channel.write(HTTPClientRequestPart.head(forwardedHead(head)), promise: nil)
-        for part in pendingParts { c.channel.write(forwardedPart(part), promise: nil) }
-        pendingParts.removeAll(keepingCapacity: true)
-        c.channel.flush()
+        c.channel.write(serverRequestHead(head, allocator: c.channel.allocator), promise: nil)
+        serverNeedsFlush = true
+        processClient()
+        flushServerIfNeeded()
         let serverTimeout = backendTimeouts.server ?? 0
         if serverTimeout > 0 { armTimer(.server, after: serverTimeout) }
         c.channel.read()
         readClientIfWanted()
     }
 
-    private func forwardedPart(_ part: HTTPServerRequestPart) -> HTTPClientRequestPart {
-        switch part {
-        case .head(let h): return .head(forwardedHead(h))
-        case .body(let b): return .body(.byteBuffer(b))
-        case .end(let t): return .end(t)
+    private func detachServer(close: Bool) {
+        guard let c = connection else { return }
+        connection = nil
+        c.delegate = nil
+        c.pool.noteReleased()
+        if close { c.close() }
+    }
+
+    // MARK: - Head rewriting
+
+    private static let crlf: StaticString = "\r\n"
+
+    /// The request head as the server gets it: HTTP/1.1, hop-by-hop headers removed.
+    private func serverRequestHead(_ head: MessageHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: head.bytes.readableBytes + 96)
+        out.writeString(String(head.method))
+        out.writeStaticString(" ")
+        out.writeString(String(head.target))
+        out.writeStaticString(" HTTP/1.1\r\n")
+        copyHeaders(head, into: &out, keepUpgrade: isUpgradeRequest)
+        let backendOptions = slot?.backend.settings.options
+        if isUpgradeRequest {
+            out.writeStaticString("connection: upgrade\r\n")
+        } else if frontend.settings.options.connectionMode != .keepAlive
+                    || (backendOptions?.connectionMode ?? .keepAlive) != .keepAlive {
+            out.writeStaticString("connection: close\r\n")
+        }
+        if frontend.settings.options.forwardFor || (backendOptions?.forwardFor ?? false),
+           let ip = context.channel.remoteAddress?.ipAddress {
+            let name = frontend.settings.options.forwardFor ? frontend.settings.options.forwardForHeader
+                : backendOptions!.forwardForHeader
+            out.writeString(name)
+            out.writeStaticString(": ")
+            out.writeString(ip)
+            out.writeStaticString(Self.crlf)
+        }
+        out.writeStaticString(Self.crlf)
+        return out
+    }
+
+    /// The response head as the client gets it, in the client's HTTP version.
+    private func clientResponseHead(_ head: MessageHead, framing: BodyFraming) -> ByteBuffer {
+        let minor = request?.versionMinor ?? 1
+        var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 48)
+        out.writeStaticString(minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        out.writeString(String(head.status))
+        head.bytes.withUnsafeReadableBytes { p in
+            if head.reasonEnd > head.reasonStart {
+                out.writeStaticString(" ")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[head.reasonStart..<head.reasonEnd]))
+            }
+        }
+        out.writeStaticString(Self.crlf)
+        let dechunk = minor == 0 && head.chunked
+        copyHeaders(head, into: &out, keepUpgrade: false, dropTransferEncoding: dechunk)
+        if dechunk || framing == .untilClose || !requestEnded { closeAfterResponse = true }
+        if !clientKeepAlive || closeAfterResponse {
+            out.writeStaticString("connection: close\r\n")
+            closeAfterResponse = true
+        } else if minor == 0 {
+            out.writeStaticString("connection: keep-alive\r\n")
+        }
+        out.writeStaticString(Self.crlf)
+        return out
+    }
+
+    private func copyHeaders(_ head: MessageHead, into out: inout ByteBuffer, keepUpgrade: Bool, dropTransferEncoding: Bool = false) {
+        let extraHopByHop = head.connectionNames
+        head.bytes.withUnsafeReadableBytes { p in
+            for f in head.fields {
+                if f.kind.isHopByHop && !(keepUpgrade && f.kind == .upgrade) { continue }
+                if dropTransferEncoding && f.kind == .transferEncoding { continue }
+                if !extraHopByHop.isEmpty, f.kind == .other {
+                    let name = String(decoding: UnsafeRawBufferPointer(rebasing: p[f.nameStart..<f.nameEnd]), as: UTF8.self).lowercased()
+                    if extraHopByHop.contains(name) { continue }
+                }
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[f.nameStart..<f.nameEnd]))
+                out.writeStaticString(": ")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[f.valueStart..<f.valueEnd]))
+                out.writeStaticString(Self.crlf)
+            }
         }
     }
 
-    private static let hopByHop = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"]
-
-    private func forwardedHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
-        var out = head
-        var connectionTokens: [String] = []
-        for value in head.headers["connection"] {
-            for token in value.split(separator: ",") { connectionTokens.append(token.trimmingSpaces().lowercased()) }
+    private func upgradeResponseHead(_ head: MessageHead) -> ByteBuffer {
+        var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 32)
+        out.writeStaticString("HTTP/1.1 101")
+        head.bytes.withUnsafeReadableBytes { p in
+            if head.reasonEnd > head.reasonStart {
+                out.writeStaticString(" ")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[head.reasonStart..<head.reasonEnd]))
+            }
         }
-        let upgrade = isUpgradeRequest ? head.headers["upgrade"] : []
-        for name in Self.hopByHop { out.headers.remove(name: name) }
-        for token in connectionTokens where token != "close" && token != "keep-alive" && token != "upgrade" {
-            out.headers.remove(name: token)
-        }
-        out.version = .http1_1
-        if isUpgradeRequest {
-            for value in upgrade { out.headers.add(name: "upgrade", value: value) }
-            out.headers.add(name: "connection", value: "upgrade")
-        } else if frontend.settings.options.connectionMode != .keepAlive || slot?.backend.settings.options.connectionMode == .serverClose
-                    || slot?.backend.settings.options.connectionMode == .close {
-            out.headers.add(name: "connection", value: "close")
-        }
-        if frontend.settings.options.forwardFor || (slot?.backend.settings.options.forwardFor ?? false),
-           let ip = context.channel.remoteAddress?.ipAddress {
-            let name = frontend.settings.options.forwardFor ? frontend.settings.options.forwardForHeader
-                : slot!.backend.settings.options.forwardForHeader
-            out.headers.add(name: name, value: ip)
-        }
+        out.writeStaticString(Self.crlf)
+        copyHeaders(head, into: &out, keepUpgrade: true)
+        out.writeStaticString("connection: upgrade\r\n\r\n")
         return out
     }
 
     // MARK: - Server events
 
-    func server(_ c: ServerConnection, received part: HTTPClientResponsePart) {
+    func server(_ c: ServerConnection, received bytes: ByteBuffer) {
         guard c === connection else { return }
         lastServerActivity = .now()
-        switch part {
-        case .head(let head):
-            if head.status.code >= 100, head.status.code < 200, head.status != .switchingProtocols {
-                // Interim responses (100 Continue) pass through; the final one follows.
-                context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if phase == .tunnel {
+            lastTunnelActivity = lastServerActivity
+            context.write(wrapOutboundOut(bytes), promise: nil)
+            clientNeedsFlush = true
+            return
+        }
+        var bytes = bytes
+        if serverBuffer == nil || serverBuffer!.readableBytes == 0 {
+            serverBuffer = bytes
+        } else {
+            serverBuffer!.writeBuffer(&bytes)
+        }
+        processServer(c)
+    }
+
+    private func processServer(_ c: ServerConnection) {
+        while connection === c, var buffer = serverBuffer, buffer.readableBytes > 0 {
+            guard let head = response else {
+                switch HeadParser.parseResponse(buffer, limit: runtime.bufferSize) {
+                case .incomplete:
+                    return
+                case .invalid:
+                    serverBuffer = nil
+                    serverFailed()
+                    return
+                case .complete(let head, let length):
+                    buffer.moveReaderIndex(forwardBy: length)
+                    serverBuffer = buffer
+                    startResponse(head)
+                }
+                continue
+            }
+            _ = head
+            let slice: ByteBuffer?
+            do {
+                slice = try responseBody.consume(&buffer)
+            } catch {
+                serverBuffer = nil
+                abortExchange()
+                return
+            }
+            serverBuffer = buffer
+            if let slice {
+                c.server.bytesOut.wrappingIncrement(by: slice.readableBytes, ordering: .relaxed)
+                context.write(wrapOutboundOut(slice), promise: nil)
                 clientNeedsFlush = true
-                return
             }
-            responseStarted = true
-            if head.status == .switchingProtocols, isUpgradeRequest {
-                // The switch happens once the decoder has finished this message (its `.end`).
-                tunnelResponse = head
+            if responseBody.isDone {
+                finishResponse()
                 return
-            }
-            if isUpgradeRequest { closeAfterResponse = true }
-            responseKeepAlive = head.isKeepAlive && requestHead?.method != .CONNECT
-            context.write(wrapOutboundOut(.head(clientResponseHead(head))), promise: nil)
-            clientNeedsFlush = true
-        case .body(let buffer):
-            c.server.bytesOut.wrappingIncrement(by: buffer.readableBytes, ordering: .relaxed)
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            clientNeedsFlush = true
-        case .end(let trailers):
-            if let head = tunnelResponse {
-                tunnelResponse = nil
-                startTunnel(head)
-                return
-            }
-            responseEnded = true
-            cancelTimer()
-            // Settle the server side first: the write below may complete synchronously and
-            // start the next pipelined request at once.
-            finishServerSide()
-            clientNeedsFlush = false
-            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(.end(trailers))).whenComplete { _ in
-                bound.value.responseWritten()
             }
         }
     }
 
+    private func startResponse(_ head: MessageHead) {
+        if head.status >= 100, head.status < 200, head.status != 101 {
+            // Interim responses (100 Continue) pass through; the final one follows.
+            context.write(wrapOutboundOut(head.bytes), promise: nil)
+            clientNeedsFlush = true
+            return
+        }
+        responseStarted = true
+        if head.status == 101 {
+            guard isUpgradeRequest else {
+                abortExchange()
+                return
+            }
+            startTunnel(head)
+            return
+        }
+        if isUpgradeRequest { closeAfterResponse = true }
+        response = head
+        let framing = HeadParser.responseFraming(head, requestMethod: request?.method ?? "GET")
+        let dechunk = (request?.versionMinor ?? 1) == 0 && head.chunked
+        responseBody = BodyReader(framing, dechunk: dechunk)
+        context.write(wrapOutboundOut(clientResponseHead(head, framing: framing)), promise: nil)
+        clientNeedsFlush = true
+        if responseBody.isDone { finishResponse() }
+    }
+
     func serverReadComplete(_ c: ServerConnection) {
-        guard c === connection else { return }
-        if clientNeedsFlush {
-            clientNeedsFlush = false
-            context.flush()
+        guard c === connection || phase == .tunnel else { return }
+        flushClientIfNeeded()
+        if phase == .tunnel {
+            if context.channel.isWritable { c.channel.read() }
+            return
         }
         if !responseEnded, context.channel.isWritable { c.channel.read() }
     }
 
     func serverWritabilityChanged(_ c: ServerConnection) {
-        guard c === connection, c.channel.isWritable, phase == .exchanging, !requestEnded else { return }
-        context.read()
+        guard c === connection, c.channel.isWritable else { return }
+        if phase == .exchanging, !requestEnded {
+            processClient()
+            flushServerIfNeeded()
+            readClientIfWanted()
+        } else if phase == .tunnel {
+            readClientIfWanted()
+        }
     }
 
     func serverClosed(_ c: ServerConnection) {
@@ -564,87 +706,116 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         connection = nil
         c.delegate = nil
         c.pool.noteReleased()
+        if phase == .tunnel {
+            flushClientIfNeeded()
+            closeClientAfterWrites()
+            return
+        }
         if responseEnded { return }
+        if response != nil, responseBody.isUntilClose {
+            // A close-delimited body ends with the connection.
+            finishResponse()
+            return
+        }
         if !responseStarted {
-            // A reused connection may have been closed by the server just as we sent the request:
+            // A reused connection may have been closed by the server as we sent the request:
             // a bodiless request is safe to send again on a fresh connection.
-            if usedReusedConnection, !requestHasBody, let server = slot?.server {
+            if usedReusedConnection, request.map({ HeadParser.requestFraming($0) == .none }) ?? false, let server = slot?.server {
                 usedReusedConnection = false
                 phase = .connecting
                 connectNew(to: server)
                 return
             }
             releaseSlot()
-            sendBuiltIn(.badGateway, thenClose: !requestEnded)
+            sendBuiltIn(.badGateway)
             return
         }
         // The response was cut: nothing sensible can follow on this client connection.
         releaseSlot()
-        context.close(promise: nil)
+        flushClientIfNeeded()
+        closeClientAfterWrites()
     }
 
     func server(_ c: ServerConnection, failed error: Error) {
         guard c === connection else { return }
-        // A malformed response: 502 if the client has not seen anything yet.
-        connection = nil
-        c.delegate = nil
-        c.pool.noteReleased()
-        c.close()
+        serverFailed()
+    }
+
+    /// A malformed or broken response: 502 if the client has seen nothing yet.
+    private func serverFailed() {
+        detachServer(close: true)
         releaseSlot()
         if !responseStarted {
-            sendBuiltIn(.badGateway, thenClose: !requestEnded)
+            sendBuiltIn(.badGateway)
         } else {
-            context.close(promise: nil)
+            flushClientIfNeeded()
+            closeClientAfterWrites()
         }
     }
 
-    private func clientResponseHead(_ head: HTTPResponseHead) -> HTTPResponseHead {
-        var out = head
-        for name in Self.hopByHop { out.headers.remove(name: name) }
-        let clientVersion = requestHead?.version ?? .http1_1
-        out.version = clientVersion.minor == 0 ? .http1_0 : .http1_1
-        let framed = head.headers.contains(name: "content-length") || head.headers.contains(name: "transfer-encoding")
-            || requestHead?.method == .HEAD || head.status == .noContent || head.status == .notModified
-        if clientVersion.minor == 0, head.headers.contains(name: "transfer-encoding") {
-            // HTTP/1.0 clients cannot read chunks: send the body close-delimited.
-            out.headers.remove(name: "transfer-encoding")
-            closeAfterResponse = true
-        }
-        if !framed && clientVersion.minor == 0 { closeAfterResponse = true }
-        if !requestEnded { closeAfterResponse = true }
-        if !clientKeepAlive || closeAfterResponse {
-            out.headers.add(name: "connection", value: "close")
-            closeAfterResponse = true
-        } else if clientVersion.minor == 0 {
-            out.headers.add(name: "connection", value: "keep-alive")
-        }
-        return out
-    }
-
-    /// The response has been fully received: decide the server connection's fate.
-    private func finishServerSide() {
-        guard let c = connection else { return }
-        connection = nil
-        c.pool.noteReleased()
-        let backend = slot?.backend
-        let maxReuse = c.server.settings.maxReuse
-        let reusable = responseKeepAlive && requestEnded && !c.isClosed
-            && (maxReuse < 0 || c.requestCount < maxReuse)
-            && frontend.settings.options.connectionMode == .keepAlive
-            && (backend?.settings.options.connectionMode ?? .keepAlive) == .keepAlive
+    /// Ends the exchange abruptly (bad framing, client gone mid-request).
+    private func abortExchange() {
+        detachServer(close: true)
         releaseSlot()
-        guard reusable else {
-            c.delegate = nil
-            c.close()
+        flushClientIfNeeded()
+        closeClientAfterWrites()
+    }
+
+    /// The response is complete: settle the server connection, then the client side.
+    private func finishResponse() {
+        responseEnded = true
+        cancelTimer()
+        if let c = connection {
+            connection = nil
+            c.pool.noteReleased()
+            let backend = slot?.backend
+            let maxReuse = c.server.settings.maxReuse
+            let reusable = (response?.isKeepAlive ?? false) && requestEnded && !c.isClosed
+                && !responseBody.isUntilClose && (serverBuffer?.readableBytes ?? 0) == 0
+                && (maxReuse < 0 || c.requestCount < maxReuse)
+                && frontend.settings.options.connectionMode == .keepAlive
+                && (backend?.settings.options.connectionMode ?? .keepAlive) == .keepAlive
+            releaseSlot()
+            serverBuffer = nil
+            if !reusable {
+                c.delegate = nil
+                c.close()
+            } else if clientKeepAlive, !closeAfterResponse {
+                // Kept for this client's next request; it returns to the pool if the client leaves.
+                ownIdle = c
+                c.park()
+            } else {
+                offerToPool(c)
+            }
+        } else {
+            releaseSlot()
+        }
+        requestsDone += 1
+        if closeAfterResponse || !clientKeepAlive {
+            closeClientAfterWrites()
             return
         }
-        if clientKeepAlive, !closeAfterResponse, backend?.settings.httpReuse != nil {
-            // Keep it for this client's next request; others may still get it if we close.
-            ownIdle = c
-            c.park()
-        } else {
-            offerToPool(c)
+        flushClientIfNeeded()
+        if !requestEnded {
+            // The server answered before the whole request arrived; HAProxy closes in that case.
+            closeClientAfterWrites()
+            return
         }
+        nextRequest()
+    }
+
+    private func nextRequest() {
+        phase = .idle
+        request = nil
+        response = nil
+        armRequestTimer(first: false)
+        processClient()
+        flushServerIfNeeded()
+        if phase == .idle, clientInputClosed, (clientBuffer?.readableBytes ?? 0) == 0 {
+            closeClient()
+            return
+        }
+        readClientIfWanted()
     }
 
     fileprivate func offerToPool(_ c: ServerConnection) {
@@ -659,160 +830,91 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         }
     }
 
-    /// The final response bytes were handed to the socket.
-    private func responseWritten() {
-        guard phase == .exchanging || phase == .responding else { return }
-        requestsDone += 1
-        if closeAfterResponse || !clientKeepAlive {
-            phase = .closed
-            context.close(promise: nil)
-            teardownAfterClose()
-            return
-        }
-        if !requestEnded {
-            // Keep discarding the rest of the request body before the next request.
-            phase = .responding
-            drainInbox()
-            readClientIfWanted()
-            return
-        }
-        phase = .idle
-        armRequestTimer(first: false)
-        drainInbox()
-        flushServerIfNeeded()
-        if phase == .idle, inbox.isEmpty, clientInputClosed {
-            context.close(promise: nil)
-            return
-        }
-        if phase == .idle { readClientIfWanted() }
-    }
-
-    private func flushServerIfNeeded() {
-        if serverNeedsFlush, let c = connection {
-            serverNeedsFlush = false
-            c.channel.flush()
-        }
-    }
-
-    private func teardownAfterClose() {
-        // channelInactive will run teardown(); phase is already .closed, so do its work here.
-        stopTimerTask()
-        releaseSlot()
-        if let own = ownIdle {
-            ownIdle = nil
-            offerToPool(own)
-        }
-        runtime.sessions(on: context.eventLoop).remove(self)
-        frontend.currentSessions.wrappingDecrement(ordering: .relaxed)
-    }
-
     // MARK: - Local responses
 
-    private func sendBuiltIn(_ response: BuiltInResponse, thenClose: Bool) {
+    private func sendBuiltIn(_ response: BuiltInResponse) {
         guard phase != .closed else { return }
-        var close = thenClose || response.closesConnection || closeAfterResponse || !clientKeepAlive || !requestEnded
-        if phase == .idle { close = true }
-        var head = response.head()
-        if close, !response.closesConnection { head.headers.add(name: "connection", value: "close") }
-        closeAfterResponse = close
-        writeLocal(head, body: Array(response.body.utf8))
+        let close = response.closesConnection || closeAfterResponse || !clientKeepAlive || !requestEnded || phase == .idle
+        var text = "HTTP/1.1 \(response.rawValue) \(response.reason)\r\n"
+        for (name, value) in response.head().headers { text += "\(name): \(value)\r\n" }
+        if close, !response.closesConnection { text += "connection: close\r\n" }
+        text += "\r\n" + response.body
+        writeLocal(text, close: close)
     }
 
     private func sendReturn(_ rule: HTTPReturnRule) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-length", value: String(rule.body.count))
-        if let type = rule.contentType { headers.add(name: "content-type", value: type) }
-        if !clientKeepAlive || closeAfterResponse {
-            headers.add(name: "connection", value: "close")
-            closeAfterResponse = true
-        } else if requestHead?.version.minor == 0 {
-            headers.add(name: "connection", value: "keep-alive")
+        let minor = request?.versionMinor ?? 1
+        var text = "HTTP/1.\(minor) \(rule.status) \(HTTPStatusText.reason(rule.status))\r\ncontent-length: \(rule.body.count)\r\n"
+        if let type = rule.contentType { text += "content-type: \(type)\r\n" }
+        var close = closeAfterResponse || !clientKeepAlive
+        if close {
+            text += "connection: close\r\n"
+        } else if minor == 0 {
+            text += "connection: keep-alive\r\n"
         }
-        let version: HTTPVersion = requestHead?.version.minor == 0 ? .http1_0 : .http1_1
-        let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: rule.status), headers: headers)
-        writeLocal(head, body: requestHead?.method == .HEAD ? [] : rule.body)
+        text += "\r\n"
+        var bytes = Array(text.utf8)
+        if request?.method != "HEAD" { bytes.append(contentsOf: rule.body) }
+        if !requestEnded && close { close = true }
+        writeLocal(bytes, close: close)
     }
 
-    private func writeLocal(_ head: HTTPResponseHead, body: [UInt8]) {
+    private func writeLocal(_ text: String, close: Bool) {
+        writeLocal(Array(text.utf8), close: close)
+    }
+
+    private func writeLocal(_ bytes: [UInt8], close: Bool) {
         cancelTimer()
         responseStarted = true
         responseEnded = true
         phase = .responding
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !body.isEmpty {
-            var buffer = context.channel.allocator.buffer(capacity: body.count)
-            buffer.writeBytes(body)
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        requestsDone += 1
+        if close {
+            closeAfterResponse = true
+            clientBuffer = nil
+            closeClientAfterWrites()
+            return
         }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            bound.value.responseWritten()
+        context.flush()
+        if requestEnded {
+            localResponseFinished()
+        } else {
+            // Discard the rest of the request body, then take the next request.
+            processClient()
+            readClientIfWanted()
         }
     }
 
-    private func finishLocalResponse() {
-        // A discarded body finished after the response: move to the next request.
+    private func localResponseFinished() {
         guard phase == .responding else { return }
-        phase = .idle
-        armRequestTimer(first: false)
-        drainInbox()
-        if phase == .idle { readClientIfWanted() }
+        nextRequest()
     }
 
     // MARK: - Tunnel (Upgrade)
 
-    private func startTunnel(_ head: HTTPResponseHead) {
+    private func startTunnel(_ head: MessageHead) {
         guard let c = connection else { return }
         phase = .tunnel
         stopTimerTask()
-        connection = nil
-        c.delegate = nil
-        c.pool.noteReleased()
         releaseSlot()
-        var out = head
-        out.headers.remove(name: "connection")
-        out.headers.add(name: "connection", value: "upgrade")
-        let clientChannel = context.channel
-        let serverChannel = c.channel
-        let tunnelTimeout = backendTimeouts.tunnel ?? max(timeouts.client ?? 0, backendTimeouts.server ?? 0)
-        context.writeAndFlush(wrapOutboundOut(.head(out)), promise: nil)
-        // Leave the decoders' current callbacks before swapping the pipelines.
-        clientChannel.eventLoop.execute {
-            do {
-                try HTTPSession.convertToTunnel(client: clientChannel, server: serverChannel, timeoutMs: tunnelTimeout)
-            } catch {
-                clientChannel.close(promise: nil)
-                serverChannel.close(promise: nil)
-            }
+        lastTunnelActivity = .now()
+        context.write(wrapOutboundOut(upgradeResponseHead(head)), promise: nil)
+        if var rest = serverBuffer, rest.readableBytes > 0, let slice = rest.readSlice(length: rest.readableBytes) {
+            context.write(wrapOutboundOut(slice), promise: nil)
         }
-    }
-
-    private static func convertToTunnel(client: Channel, server: Channel, timeoutMs: Int64) throws {
-        let clientOps = client.pipeline.syncOperations
-        let serverOps = server.pipeline.syncOperations
-        let (clientGlue, serverGlue) = RelayHandler.matchedPair(timeoutMs: timeoutMs)
-        // Relays go in first so that bytes the HTTP decoders still hold flow into them on removal.
-        try clientOps.addHandler(clientGlue)
-        try serverOps.addHandler(serverGlue)
-        let serverHandler = try serverOps.handler(type: ServerConnectionHandler.self)
-        serverHandler.connection = nil
-        _ = serverOps.removeHandler(serverHandler)
-        _ = client.pipeline.removeHandler(name: "hasp.session")
-        // Encoders first (they hold nothing), then the server's decoder (its leftovers are written
-        // to the client, which must no longer encode HTTP), then the client's decoder.
-        _ = client.pipeline.removeHandler(name: "hasp.encoder")
-        _ = server.pipeline.removeHandler(name: "hasp.encoder")
-        server.pipeline.removeHandler(name: "hasp.decoder").flatMap {
-            client.pipeline.removeHandler(name: "hasp.decoder")
-        }.whenComplete { result in
-            if case .failure = result {
-                client.close(promise: nil)
-                server.close(promise: nil)
-                return
-            }
-            client.read()
-            server.read()
+        serverBuffer = nil
+        context.flush()
+        if var rest = clientBuffer, rest.readableBytes > 0, let slice = rest.readSlice(length: rest.readableBytes) {
+            c.channel.writeAndFlush(slice, promise: nil)
         }
+        clientBuffer = nil
+        let timeout = backendTimeouts.tunnel ?? max(timeouts.client ?? 0, backendTimeouts.server ?? 0)
+        if timeout > 0 { armTimer(.tunnel, after: timeout) }
+        c.channel.read()
+        readClientIfWanted()
     }
 
     // MARK: - Timers
@@ -849,13 +951,14 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
     private func stopTimerTask() {
         timer?.cancel()
         timer = nil
+        timerScheduledFor = nil
         timerReason = .none
     }
 
     private func timerTaskRan() {
         timer = nil
         timerScheduledFor = nil
-        guard timerReason != .none, let deadline = timerDeadline else { return }
+        guard phase != .closed, timerReason != .none, let deadline = timerDeadline else { return }
         if deadline > .now() {
             scheduleTimer(at: deadline)
             return
@@ -868,46 +971,79 @@ final class HTTPSession: ChannelInboundHandler, RemovableChannelHandler, ServerC
         case .none:
             return
         case .request:
-            sendBuiltIn(.requestTimeout, thenClose: true)
+            sendBuiltIn(.requestTimeout)
         case .keepAlive:
-            context.close(promise: nil)
+            if (clientBuffer?.readableBytes ?? 0) > 0 {
+                sendBuiltIn(.requestTimeout)
+            } else {
+                closeClient()
+            }
         case .queue:
             if let ticket = queueTicket, let backend = frontend.backend, backend.cancel(ticket: ticket) {
                 queueTicket = nil
-                sendBuiltIn(.serviceUnavailable, thenClose: false)
+                sendBuiltIn(.serviceUnavailable)
             }
         case .server:
             // Inactivity timer: re-arm if the server spoke since it was set.
             let timeout = backendTimeouts.server ?? 0
             let due = lastServerActivity + .milliseconds(timeout)
             if due > .now() {
-                timerReason = .server
                 timerDeadline = due
                 scheduleTimer(at: due)
                 return
             }
-            if let c = connection {
-                connection = nil
-                c.delegate = nil
-                c.pool.noteReleased()
-                c.close()
-            }
+            detachServer(close: true)
             releaseSlot()
             if !responseStarted {
-                sendBuiltIn(.gatewayTimeout, thenClose: !requestEnded)
+                sendBuiltIn(.gatewayTimeout)
             } else {
-                context.close(promise: nil)
+                flushClientIfNeeded()
+                closeClientAfterWrites()
             }
-        case .client:
-            context.close(promise: nil)
+        case .tunnel:
+            let timeout = backendTimeouts.tunnel ?? max(timeouts.client ?? 0, backendTimeouts.server ?? 0)
+            let due = lastTunnelActivity + .milliseconds(timeout)
+            if due > .now() {
+                timerDeadline = due
+                scheduleTimer(at: due)
+                return
+            }
+            connection?.close()
+            closeClient()
         }
     }
 }
 
-extension HTTPServerRequestPart {
-    var isHead: Bool {
-        if case .head = self { return true }
-        return false
+/// Reason phrases for locally generated responses.
+enum HTTPStatusText {
+    static func reason(_ code: Int) -> String {
+        switch code {
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 204: return "No Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 303: return "See Other"
+        case 304: return "Not Modified"
+        case 307: return "Temporary Redirect"
+        case 308: return "Permanent Redirect"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 410: return "Gone"
+        case 413: return "Payload Too Large"
+        case 429: return "Too Many Requests"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        default: return "Unknown"
+        }
     }
 }
 

@@ -1,9 +1,8 @@
 import NIOCore
-import NIOHTTP1
 
 /// Receives what a server connection produces while a session owns it.
 protocol ServerConnectionDelegate: AnyObject {
-    func server(_ connection: ServerConnection, received part: HTTPClientResponsePart)
+    func server(_ connection: ServerConnection, received bytes: ByteBuffer)
     func serverReadComplete(_ connection: ServerConnection)
     func serverWritabilityChanged(_ connection: ServerConnection)
     func serverClosed(_ connection: ServerConnection)
@@ -61,15 +60,15 @@ final class ServerConnection {
 
 /// Last handler of a server connection's pipeline: relays events to the owner.
 final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
 
     var connection: ServerConnection?
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let connection else { return }
-        let part = unwrapInboundIn(data)
+        let bytes = unwrapInboundIn(data)
         if let delegate = connection.delegate {
-            delegate.server(connection, received: part)
+            delegate.server(connection, received: bytes)
         } else {
             connection.handleUnexpectedWhileIdle()
         }

@@ -1,0 +1,313 @@
+import NIOCore
+
+/// One header line of a parsed head, as byte ranges into the head's bytes.
+struct HeaderField {
+    var nameStart: Int
+    var nameEnd: Int
+    var valueStart: Int
+    var valueEnd: Int
+    var kind: HeaderKind
+}
+
+/// The headers the proxy itself interprets; everything else is `.other`.
+enum HeaderKind: UInt8 {
+    case other, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, trailer, upgrade, host, expect
+
+    /// Hop-by-hop headers never forwarded as they are.
+    var isHopByHop: Bool {
+        switch self {
+        case .connection, .keepAlive, .proxyConnection, .te, .trailer, .upgrade: return true
+        default: return false
+        }
+    }
+
+    static func classify(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> HeaderKind {
+        @inline(__always) func lower(_ c: UInt8) -> UInt8 { (c >= 65 && c <= 90) ? c | 0x20 : c }
+        func equals(_ word: StaticString) -> Bool {
+            guard end - start == word.utf8CodeUnitCount else { return false }
+            let w = word.utf8Start
+            for i in 0..<(end - start) where lower(p[start + i]) != w[i] { return false }
+            return true
+        }
+        switch end - start {
+        case 2: return equals("te") ? .te : .other
+        case 4: return equals("host") ? .host : .other
+        case 6: return equals("expect") ? .expect : .other
+        case 7: return equals("upgrade") ? .upgrade : equals("trailer") ? .trailer : .other
+        case 10: return equals("connection") ? .connection : equals("keep-alive") ? .keepAlive : .other
+        case 14: return equals("content-length") ? .contentLength : .other
+        case 16: return equals("proxy-connection") ? .proxyConnection : .other
+        case 17: return equals("transfer-encoding") ? .transferEncoding : .other
+        default: return .other
+        }
+    }
+}
+
+/// How a message body is delimited.
+enum BodyFraming: Equatable {
+    case none
+    case length(Int)
+    case chunked
+    /// Response read until the server closes.
+    case untilClose
+}
+
+/// A parsed HTTP/1 head (request or response), keeping its raw bytes.
+struct MessageHead {
+    var bytes: ByteBuffer
+    var fields: [HeaderField] = []
+    /// Request: method, target. Response: status code and reason.
+    var method: Substring = ""
+    var target: Substring = ""
+    var status = 0
+    var reasonStart = 0
+    var reasonEnd = 0
+    var versionMinor = 1
+    var contentLength: Int? = nil
+    var chunked = false
+    var hasTransferEncoding = false
+    var connectionClose = false
+    var connectionKeepAlive = false
+    var connectionUpgrade = false
+    var hasUpgrade = false
+    var hostCount = 0
+    /// Extra header names listed in `Connection` (lowercased), also hop-by-hop.
+    var connectionNames: [String] = []
+
+    var isKeepAlive: Bool {
+        versionMinor >= 1 ? !connectionClose : connectionKeepAlive && !connectionClose
+    }
+
+    func string(_ start: Int, _ end: Int) -> String {
+        bytes.getString(at: bytes.readerIndex + start, length: end - start) ?? ""
+    }
+
+    func name(_ f: HeaderField) -> String { string(f.nameStart, f.nameEnd) }
+    func value(_ f: HeaderField) -> String { string(f.valueStart, f.valueEnd) }
+
+    /// The first value of a header, by case-insensitive name.
+    func value(named name: String) -> String? {
+        let wanted = Array(name.lowercased().utf8)
+        return bytes.withUnsafeReadableBytes { p -> String? in
+            for f in fields where f.nameEnd - f.nameStart == wanted.count {
+                var same = true
+                for i in 0..<wanted.count {
+                    let c = p[f.nameStart + i]
+                    if ((c >= 65 && c <= 90) ? c | 0x20 : c) != wanted[i] { same = false; break }
+                }
+                if same { return String(decoding: UnsafeRawBufferPointer(rebasing: p[f.valueStart..<f.valueEnd]), as: UTF8.self) }
+            }
+            return nil
+        }
+    }
+}
+
+/// Parses heads strictly, the way HAProxy's H1 parser rejects what it cannot trust.
+enum HeadParser {
+    enum Outcome {
+        case incomplete
+        case invalid
+        /// The head and the number of bytes it took.
+        case complete(MessageHead, Int)
+    }
+
+    /// Looks for the end of a head in `buffer`; `limit` bounds its size.
+    static func parseRequest(_ buffer: ByteBuffer, limit: Int) -> Outcome {
+        parse(buffer, limit: limit, isRequest: true)
+    }
+
+    static func parseResponse(_ buffer: ByteBuffer, limit: Int) -> Outcome {
+        parse(buffer, limit: limit, isRequest: false)
+    }
+
+    private static func parse(_ buffer: ByteBuffer, limit: Int, isRequest: Bool) -> Outcome {
+        let length: Int? = buffer.withUnsafeReadableBytes { p -> Int? in
+            // Empty lines before a message are skipped, as RFC 9112 allows.
+            var i = 0
+            let n = p.count
+            while i < n, p[i] == 13 || p[i] == 10 { i += 1 }
+            let start = i
+            while i < n {
+                if p[i] == 10, i > start {
+                    if p[i - 1] == 10 { return i + 1 }
+                    if i - 2 >= start, p[i - 1] == 13, p[i - 2] == 10 { return i + 1 }
+                }
+                i += 1
+            }
+            return nil
+        }
+        guard let length else {
+            return buffer.readableBytes > limit ? .invalid : .incomplete
+        }
+        if length > limit { return .invalid }
+        let headBytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
+        guard let head = parseHead(headBytes, isRequest: isRequest) else { return .invalid }
+        return .complete(head, length)
+    }
+
+    private static func isTokenChar(_ c: UInt8) -> Bool {
+        switch c {
+        case 48...57, 65...90, 97...122: return true
+        case 33, 35, 36, 37, 38, 39, 42, 43, 45, 46, 94, 95, 96, 124, 126: return true
+        default: return false
+        }
+    }
+
+    private static func parseHead(_ bytes: ByteBuffer, isRequest: Bool) -> MessageHead? {
+        var head = MessageHead(bytes: bytes)
+        let ok = bytes.withUnsafeReadableBytes { p -> Bool in
+            let n = p.count
+            var i = 0
+            // Line ends: CRLF, or a bare LF (tolerated as RFC 9112 allows); a bare CR is fatal.
+            func lineEnd(from start: Int) -> (end: Int, next: Int)? {
+                var j = start
+                while j < n {
+                    if p[j] == 10 { return (j > start && p[j - 1] == 13 ? j - 1 : j, j + 1) }
+                    if p[j] == 13 && (j + 1 >= n || p[j + 1] != 10) { return nil }
+                    j += 1
+                }
+                return nil
+            }
+            while i < n, p[i] == 13 || p[i] == 10 { i += 1 }
+            guard let first = lineEnd(from: i) else { return false }
+            // Start line.
+            let lineStart = i
+            let lineStop = first.end
+            guard let sp1 = (lineStart..<lineStop).first(where: { p[$0] == 32 }) else { return false }
+            if isRequest {
+                guard let sp2 = ((sp1 + 1)..<lineStop).first(where: { p[$0] == 32 }) else { return false }
+                guard sp1 > lineStart, sp2 > sp1 + 1 else { return false }
+                for j in lineStart..<sp1 where !isTokenChar(p[j]) { return false }
+                for j in (sp1 + 1)..<sp2 where p[j] <= 32 || p[j] == 127 { return false }
+                guard let minor = version(p, sp2 + 1, lineStop) else { return false }
+                head.versionMinor = minor
+                head.method = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: p[lineStart..<sp1]), as: UTF8.self))
+                head.target = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: p[(sp1 + 1)..<sp2]), as: UTF8.self))
+            } else {
+                guard let minor = version(p, lineStart, sp1) else { return false }
+                head.versionMinor = minor
+                guard sp1 + 4 <= lineStop else { return false }
+                var status = 0
+                for j in (sp1 + 1)..<(sp1 + 4) {
+                    let c = p[j]
+                    guard c >= 48 && c <= 57 else { return false }
+                    status = status * 10 + Int(c - 48)
+                }
+                guard status >= 100, sp1 + 4 == lineStop || p[sp1 + 4] == 32 else { return false }
+                head.status = status
+                head.reasonStart = min(sp1 + 5, lineStop)
+                head.reasonEnd = lineStop
+            }
+            i = first.next
+            // Header lines.
+            while i < n {
+                guard let line = lineEnd(from: i) else { return false }
+                if line.end == i { return true }   // empty line: end of head
+                let start = i
+                if p[start] == 32 || p[start] == 9 { return false }   // obsolete line folding
+                var colon = start
+                while colon < line.end, p[colon] != 58 { colon += 1 }
+                guard colon < line.end, colon > start else { return false }
+                for j in start..<colon where !isTokenChar(p[j]) { return false }
+                var vs = colon + 1
+                var ve = line.end
+                while vs < ve, p[vs] == 32 || p[vs] == 9 { vs += 1 }
+                while ve > vs, p[ve - 1] == 32 || p[ve - 1] == 9 { ve -= 1 }
+                for j in vs..<ve where (p[j] < 32 && p[j] != 9) || p[j] == 127 { return false }
+                let kind = HeaderKind.classify(p, start, colon)
+                head.fields.append(HeaderField(nameStart: start, nameEnd: colon, valueStart: vs, valueEnd: ve, kind: kind))
+                switch kind {
+                case .contentLength:
+                    // Digits only; repeated values must agree (also within a comma list).
+                    var value: Int? = nil
+                    var current = -1
+                    for j in vs...ve {
+                        if j == ve || p[j] == 44 {
+                            guard current >= 0 else { return false }
+                            if let v = value, v != current { return false }
+                            value = current
+                            current = -1
+                            continue
+                        }
+                        let c = p[j]
+                        if c == 32 || c == 9 { continue }
+                        guard c >= 48 && c <= 57 else { return false }
+                        current = (current < 0 ? 0 : current)
+                        let (m, o1) = current.multipliedReportingOverflow(by: 10)
+                        let (a, o2) = m.addingReportingOverflow(Int(c - 48))
+                        if o1 || o2 { return false }
+                        current = a
+                    }
+                    if let existing = head.contentLength, existing != value { return false }
+                    head.contentLength = value
+                case .transferEncoding:
+                    head.hasTransferEncoding = true
+                    // Only "chunked" as the final coding is framed; anything after chunked is invalid.
+                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: p[vs..<ve]), as: UTF8.self).lowercased()
+                    let codings = text.split(separator: ",").map { $0.trimmingSpaces() }
+                    if head.chunked { return false }
+                    if let last = codings.last, last == "chunked" {
+                        if codings.dropLast().contains("chunked") { return false }
+                        head.chunked = true
+                    } else if isRequest {
+                        return false
+                    }
+                case .connection:
+                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: p[vs..<ve]), as: UTF8.self).lowercased()
+                    for token in text.split(separator: ",") {
+                        let t = token.trimmingSpaces()
+                        switch t {
+                        case "close": head.connectionClose = true
+                        case "keep-alive": head.connectionKeepAlive = true
+                        case "upgrade": head.connectionUpgrade = true
+                        case "": break
+                        default: head.connectionNames.append(String(t))
+                        }
+                    }
+                case .host:
+                    head.hostCount += 1
+                case .upgrade:
+                    head.hasUpgrade = true
+                default:
+                    break
+                }
+                i = line.next
+            }
+            return false
+        }
+        guard ok else { return nil }
+        // Framing rules: a message with both Content-Length and Transfer-Encoding is refused.
+        if head.hasTransferEncoding, head.contentLength != nil { return nil }
+        if isRequest, head.versionMinor >= 1, head.hostCount != 1 { return nil }
+        if isRequest, head.versionMinor == 0, head.hostCount > 1 { return nil }
+        return head
+    }
+
+    /// Parses `HTTP/1.x` in p[start..<end]; returns the minor version.
+    private static func version(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int? {
+        guard end - start == 8 else { return nil }
+        let expected: [UInt8] = [72, 84, 84, 80, 47, 49, 46]   // "HTTP/1."
+        for k in 0..<7 where p[start + k] != expected[k] { return nil }
+        let minor = p[start + 7]
+        guard minor == 48 || minor == 49 else { return nil }
+        return Int(minor - 48)
+    }
+
+    /// The body framing of a request.
+    static func requestFraming(_ head: MessageHead) -> BodyFraming {
+        if head.chunked { return .chunked }
+        if let n = head.contentLength { return n > 0 ? .length(n) : .none }
+        return .none
+    }
+
+    /// The body framing of a response to a request with `method`.
+    static func responseFraming(_ head: MessageHead, requestMethod: Substring) -> BodyFraming {
+        if requestMethod == "HEAD" || (100..<200).contains(head.status) || head.status == 204 || head.status == 304 {
+            return .none
+        }
+        if head.chunked { return .chunked }
+        if head.hasTransferEncoding { return .untilClose }
+        if let n = head.contentLength { return n > 0 ? .length(n) : .none }
+        return .untilClose
+    }
+}
