@@ -29,14 +29,17 @@ wait_port $NGINX_PORT
 scenarios=(
   "keepalive-50|http|-t1 -c50 /small"
   "keepalive-1000|http|-t2 -c1000 /small"
-  "close-50|http|-t1 -c50 -H Connection:close /small"
+  "close-50|http|-t1 -c50 CLOSE /small"
   "16k-50|http|-t1 -c50 /16k"
   "tcp-bulk-4|tcp|-t1 -c4 /64m"
 )
 
 run_wrk() { # port args... ; prints "rps mbps p99"
   local port=$1; shift
-  local path=${*: -1}; local args=("${@:1:$#-1}")
+  local path=${*: -1}; local args=()
+  for a in "${@:1:$#-1}"; do
+    if [ "$a" = CLOSE ]; then args+=(-H "Connection: close"); else args+=("$a"); fi
+  done
   wrk "${args[@]}" -d"${DURATION}s" --latency "http://127.0.0.1:$port$path" > "$OUT/wrk.txt" 2>&1 || true
   python3 - "$OUT/wrk.txt" <<'PY'
 import re,sys
@@ -75,6 +78,7 @@ for s in "${scenarios[@]}"; do
       kill -0 "$pid" 2>/dev/null || { echo "$target failed to start:"; cat "$OUT/proxy-$target.log"; exit 1; }
     fi
     read -r rps mbps p99 notes < <(run_wrk "$port" $args)
+    if [ "$rps" = 0 ]; then echo "wrk failed against $target:"; cat "$OUT/wrk.txt"; fi
     result[$name.$target.rps]=$rps; result[$name.$target.mbps]=$mbps
     printf "%-16s %-8s %12s %10s %10s  %s\n" "$name" "$target" "$rps" "$mbps" "$p99" "$notes"
     if [ -n "$pid" ]; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <spawn.h>
+#include <malloc.h>
 
 #define HASP_MAX_FDS 253
 
@@ -68,3 +69,9 @@ int hasp_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int lowfd) {
 }
 
 short hasp_spawn_setsid_flag(void) { return POSIX_SPAWN_SETSID; }
+
+void hasp_tune_malloc(void) {
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 4 << 20);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+}

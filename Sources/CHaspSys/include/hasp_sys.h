@@ -18,4 +18,6 @@ void hasp_closefrom(int lowfd);
 int hasp_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int lowfd);
 /// The POSIX_SPAWN_SETSID flag value, hidden from Swift behind _GNU_SOURCE.
 short hasp_spawn_setsid_flag(void);
+/// Keeps freed heap memory instead of trimming and regrowing it for every connection.
+void hasp_tune_malloc(void);
 #endif

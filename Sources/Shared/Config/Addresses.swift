@@ -143,10 +143,14 @@ public enum AddressParser {
         if first.pointee.ai_family == AF_INET6 {
             var sin6 = first.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee }
             inet_ntop(AF_INET6, &sin6.sin6_addr, &buffer, socklen_t(buffer.count))
-            return Resolved(host: String(cString: buffer), isV6: true)
+            return Resolved(host: cText(buffer), isV6: true)
         }
         var sin = first.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
         inet_ntop(AF_INET, &sin.sin_addr, &buffer, socklen_t(buffer.count))
-        return Resolved(host: String(cString: buffer), isV6: false)
+        return Resolved(host: cText(buffer), isV6: false)
+    }
+
+    static func cText(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -1,3 +1,4 @@
+import CHaspSys
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -30,6 +31,9 @@ public final class Engine: Sendable {
     private let stopState = NIOLockedValueBox(false)
 
     public init(configuration: Configuration) {
+        // Connections come and go by the thousand: keep freed heap instead of returning it to
+        // the kernel and growing it again (each round trip costs mprotect/brk calls).
+        hasp_tune_malloc()
         let threads = configuration.global.nbthread ?? System.coreCount
         runtime = WorkerRuntime(configuration: configuration, threads: max(1, threads))
         finished = runtime.group.next().makePromise(of: Int32.self)
@@ -68,9 +72,10 @@ public final class Engine: Sendable {
             let bootstrap = ServerBootstrap(group: runtime.group)
                 .serverChannelOption(.backlog, value: listener.backlog)
                 .serverChannelOption(.maxMessagesPerRead, value: 32)
-                .childChannelOption(.autoRead, value: false)
+                // HTTP sessions keep reading on and switch it off only for back-pressure;
+                // TCP sessions start reading once their server connection is up.
+                .childChannelOption(.autoRead, value: isHTTP)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     do {
                         let ops = channel.pipeline.syncOperations

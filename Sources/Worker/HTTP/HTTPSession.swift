@@ -93,7 +93,6 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         frontend.totalSessions.wrappingIncrement(ordering: .relaxed)
         if runtime.isStopping { closeAfterResponse = true }
         armRequestTimer(first: true)
-        context.read()
         context.fireChannelActive()
     }
 
@@ -234,28 +233,38 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         }
     }
 
-    /// Asks for more client bytes when there is room for them.
+    /// Turns reading from the client on or off. Reading stays on (no system call per request)
+    /// and is only switched off for back-pressure: the server cannot take more, or enough is
+    /// already buffered.
+    private var clientReading = true
     private func readClientIfWanted() {
         guard !clientInputClosed, phase != .closed else { return }
         let buffered = clientBuffer?.readableBytes ?? 0
+        var wanted = buffered < headLimit
         switch phase {
-        case .idle:
-            if buffered < headLimit { context.read() }
         case .exchanging:
-            if !requestEnded, buffered == 0, let c = connection, c.channel.isWritable { context.read() }
+            if !requestEnded, buffered > 0 || !(connection?.channel.isWritable ?? true) { wanted = false }
         case .responding:
-            if !requestEnded, buffered == 0 { context.read() }
+            if !requestEnded, buffered > 0 { wanted = false }
         case .tunnel:
-            if let c = connection, c.channel.isWritable { context.read() }
+            wanted = connection?.channel.isWritable ?? false
         default:
             break
         }
+        if wanted != clientReading {
+            clientReading = wanted
+            _ = try? context.channel.syncOptions?.setOption(.autoRead, value: wanted)
+        }
+    }
+
+    /// The same for the server connection: it reads while the client can take the bytes.
+    private func readServerIfWanted(_ c: ServerConnection) {
+        c.setReading(context.channel.isWritable)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, let c = connection {
-            if phase == .exchanging, !responseEnded { c.channel.read() }
-            if phase == .tunnel { c.channel.read() }
+        if let c = connection, phase == .exchanging || phase == .tunnel {
+            readServerIfWanted(c)
         }
         context.fireChannelWritabilityChanged()
     }
@@ -420,8 +429,6 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         let pool = server.pools[loopIndex]
         let connectTimeout = backendTimeouts.connect ?? 0
         var bootstrap = ClientBootstrap(group: context.eventLoop)
-            .channelOption(.autoRead, value: false)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 do {
                     try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(), name: "hasp.server")
@@ -492,7 +499,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         flushServerIfNeeded()
         let serverTimeout = backendTimeouts.server ?? 0
         if serverTimeout > 0 { armTimer(.server, after: serverTimeout) }
-        c.channel.read()
+        readServerIfWanted(c)
         readClientIfWanted()
     }
 
@@ -683,11 +690,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     func serverReadComplete(_ c: ServerConnection) {
         guard c === connection || phase == .tunnel else { return }
         flushClientIfNeeded()
-        if phase == .tunnel {
-            if context.channel.isWritable { c.channel.read() }
-            return
-        }
-        if !responseEnded, context.channel.isWritable { c.channel.read() }
+        if phase == .tunnel || !responseEnded { readServerIfWanted(c) }
     }
 
     func serverWritabilityChanged(_ c: ServerConnection) {
@@ -913,7 +916,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         clientBuffer = nil
         let timeout = backendTimeouts.tunnel ?? max(timeouts.client ?? 0, backendTimeouts.server ?? 0)
         if timeout > 0 { armTimer(.tunnel, after: timeout) }
-        c.channel.read()
+        readServerIfWanted(c)
         readClientIfWanted()
     }
 

@@ -35,7 +35,16 @@ final class ServerConnection {
     /// Parks the connection: any byte or close from the server now means it cannot be reused.
     func park() {
         delegate = nil
-        channel.read()
+        setReading(true)
+    }
+
+    private var reading = true
+
+    /// Switches reading on or off (back-pressure); only a change costs a system call.
+    func setReading(_ on: Bool) {
+        guard on != reading, !isClosed else { return }
+        reading = on
+        _ = try? channel.syncOptions?.setOption(.autoRead, value: on)
     }
 
     fileprivate func handleUnexpectedWhileIdle() {

@@ -7,6 +7,7 @@ final class ServerConnectionPool: @unchecked Sendable {
     let loopIndex: Int
     private let maxIdle: Int
     private let purgeDelayMs: Int64
+    private let lowConn: Int
     /// Connections that served one request only ("unsafe" in HAProxy's terms).
     private var unsafeIdle: [ServerConnection] = []
     /// Connections already reused at least once ("safe").
@@ -21,6 +22,7 @@ final class ServerConnectionPool: @unchecked Sendable {
         self.loopIndex = loopIndex
         maxIdle = settings.poolMaxConn
         purgeDelayMs = settings.poolPurgeDelayMs
+        lowConn = settings.poolLowConn
     }
 
     var idleCount: Int { unsafeIdle.count + safeIdle.count }
@@ -28,6 +30,7 @@ final class ServerConnectionPool: @unchecked Sendable {
     func noteUsed() {
         used += 1
         if used > maxUsed { maxUsed = used }
+        if maxUsed > needEstimate { needEstimate = maxUsed }
     }
 
     func noteReleased() {
@@ -54,7 +57,14 @@ final class ServerConnectionPool: @unchecked Sendable {
     func add(_ connection: ServerConnection, server: Server, eventLoop: EventLoop, inMaintenance: Bool) -> Bool {
         guard !inMaintenance, purgeDelayMs > 0, maxIdle != 0 else { return false }
         if maxIdle > 0, idleCount >= maxIdle { return false }
-        if connection.requestCount > 1 { safeIdle.append(connection) } else { unsafeIdle.append(connection) }
+        let isSafe = connection.requestCount > 1
+        // HAProxy's admission rule: always keep a first idle connection on this loop; beyond
+        // that, only as many as recent use says will be needed. Without it, traffic whose first
+        // requests never reuse (http-reuse safe, Connection: close clients) would pile up idle
+        // connections until the file-descriptor limit.
+        let firstOfItsKind = isSafe ? safeIdle.isEmpty : (safeIdle.isEmpty && unsafeIdle.isEmpty)
+        if !firstOfItsKind, used + idleCount + 1 > max(used, needEstimate) + lowConn { return false }
+        if isSafe { safeIdle.append(connection) } else { unsafeIdle.append(connection) }
         server.idleConnections.wrappingIncrement(ordering: .relaxed)
         schedulePurge(server: server, eventLoop: eventLoop)
         return true

@@ -1,0 +1,169 @@
+import NIOCore
+import Testing
+@testable import Worker
+
+@Suite struct HeadParserTests {
+    func request(_ text: String, limit: Int = 15_360) -> HeadParser.Outcome {
+        HeadParser.parseRequest(ByteBuffer(string: text), limit: limit)
+    }
+
+    func parsed(_ text: String) throws -> MessageHead {
+        guard case .complete(let head, let length) = request(text) else {
+            throw ParseFailure(text: text)
+        }
+        #expect(length <= text.utf8.count)
+        return head
+    }
+
+    struct ParseFailure: Error { var text: String }
+
+    @Test func parsesAnOrdinaryRequest() throws {
+        let head = try parsed("GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\nhello")
+        #expect(head.method == "GET")
+        #expect(head.target == "/a?b=1")
+        #expect(head.versionMinor == 1)
+        #expect(head.contentLength == 5)
+        #expect(head.isKeepAlive)
+        #expect(head.connectionNames == ["x-hop"])
+        #expect(head.value(named: "HOST") == "example.com")
+        #expect(HeadParser.requestFraming(head) == .length(5))
+    }
+
+    @Test func headsArriveInPieces() {
+        guard case .incomplete = request("GET / HTTP/1.1\r\nHost: x\r\n") else {
+            Issue.record("a head without its empty line is incomplete")
+            return
+        }
+        guard case .complete(_, let n) = request("\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nGET /next") else {
+            Issue.record("leading empty lines are skipped")
+            return
+        }
+        #expect(n == 29)
+    }
+
+    @Test func http10AndKeepAlive() throws {
+        #expect(try !parsed("GET / HTTP/1.0\r\n\r\n").isKeepAlive)
+        #expect(try parsed("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").isKeepAlive)
+        #expect(try !parsed("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").isKeepAlive)
+    }
+
+    @Test func chunkedRequests() throws {
+        let head = try parsed("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+        #expect(HeadParser.requestFraming(head) == .chunked)
+    }
+
+    /// Requests HAProxy (or RFC 9112) refuses with 400.
+    static let rejected: [String] = [
+        "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 4\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n: empty-name\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX: a\u{1}b\r\n\r\n",
+        "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+        "GET /\r\nHost: x\r\n\r\n",
+        "G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "NOT-HTTP\r\n\r\n",
+    ]
+
+    @Test(arguments: 0..<rejected.count)
+    func rejectsBadRequests(_ index: Int) {
+        guard case .invalid = request(Self.rejected[index]) else {
+            Issue.record("accepted \(Self.rejected[index].debugDescription)")
+            return
+        }
+    }
+
+    @Test func oversizeHeadsAreRejected() {
+        let big = "GET / HTTP/1.1\r\nHost: x\r\nX: \(String(repeating: "a", count: 2000))\r\n\r\n"
+        guard case .invalid = request(big, limit: 1024) else {
+            Issue.record("an oversize head must be rejected")
+            return
+        }
+        guard case .invalid = request("GET / HTTP/1.1\r\nX: \(String(repeating: "a", count: 2000))", limit: 1024) else {
+            Issue.record("an oversize incomplete head must be rejected without waiting")
+            return
+        }
+    }
+
+    @Test func responses() throws {
+        guard case .complete(let head, _) = HeadParser.parseResponse(ByteBuffer(string: "HTTP/1.1 204 No Content\r\n\r\n"), limit: 4096) else {
+            Issue.record("valid response")
+            return
+        }
+        #expect(head.status == 204)
+        #expect(HeadParser.responseFraming(head, requestMethod: "GET") == .none)
+        guard case .complete(let ok, _) = HeadParser.parseResponse(ByteBuffer(string: "HTTP/1.0 200 OK\r\nServer: x\r\n\r\nbody"), limit: 4096) else {
+            Issue.record("valid response")
+            return
+        }
+        #expect(HeadParser.responseFraming(ok, requestMethod: "GET") == .untilClose)
+        #expect(HeadParser.responseFraming(ok, requestMethod: "HEAD") == .none)
+        #expect(!ok.isKeepAlive)
+        guard case .invalid = HeadParser.parseResponse(ByteBuffer(string: "HTTP/1.1 2x0 OK\r\n\r\n"), limit: 4096) else {
+            Issue.record("bad status code")
+            return
+        }
+    }
+}
+
+@Suite struct BodyReaderTests {
+    func drain(_ reader: inout BodyReader, _ pieces: [String]) throws -> String {
+        var out = ""
+        for piece in pieces {
+            var buffer = ByteBuffer(string: piece)
+            while buffer.readableBytes > 0, !reader.isDone {
+                guard let slice = try reader.consume(&buffer) else { break }
+                out += String(buffer: slice)
+            }
+        }
+        return out
+    }
+
+    @Test func contentLengthStopsAtTheEnd() throws {
+        var reader = BodyReader(.length(5))
+        var buffer = ByteBuffer(string: "helloGET /next")
+        let slice = try reader.consume(&buffer)
+        #expect(slice.map { String(buffer: $0) } == "hello")
+        #expect(reader.isDone)
+        #expect(String(buffer: buffer) == "GET /next")
+    }
+
+    @Test func chunkedPassesThroughVerbatimAcrossSplits() throws {
+        let wire = "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+        // Every split point must give the same bytes and the same end.
+        for cut in 0...wire.utf8.count {
+            var reader = BodyReader(.chunked)
+            let a = String(wire.prefix(cut))
+            let b = String(wire.dropFirst(cut))
+            let out = try drain(&reader, [a, b])
+            #expect(out == wire, "cut at \(cut)")
+            #expect(reader.isDone)
+        }
+    }
+
+    @Test func dechunkingKeepsOnlyTheData() throws {
+        var reader = BodyReader(.chunked, dechunk: true)
+        let out = try drain(&reader, ["5\r\nhel", "lo\r\n3\r\nabc\r\n0\r\n\r\n"])
+        #expect(out == "helloabc")
+        #expect(reader.isDone)
+    }
+
+    static let badChunks = ["zz\r\n", "5\nhello\r\n", "5\r\nhelloXX", "\r\n", "12345678901234567\r\n", "0\r\n\n"]
+
+    @Test(arguments: badChunks)
+    func badChunkFramingIsAnError(_ wire: String) {
+        var reader = BodyReader(.chunked)
+        #expect(throws: BodyReader.Failure.self) { _ = try drain(&reader, [wire]) }
+    }
+}
