@@ -55,6 +55,18 @@ print(f"{rps:.0f} {mbps:.1f} {p99:.2f} {'errors:'+(err.group(1) if err else '0')
 PY
 }
 
+# The proxies are not children of this shell (command substitution), so poll for their exit
+# and for the ports to be released before the next one binds them.
+stop_proxy() {
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+  kill -9 "$1" 2>/dev/null || true
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_HTTP_PORT") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_TCP_PORT") 2>/dev/null || return 0
+    sleep 0.05
+  done
+}
+
 start_proxy() { # binary -> pid
   "$1" -db -f proxy.cfg > "$OUT/proxy-$2.log" 2>&1 &
   echo $!
@@ -81,7 +93,7 @@ for s in "${scenarios[@]}"; do
     if [ "$rps" = 0 ]; then echo "wrk failed against $target:"; cat "$OUT/wrk.txt"; fi
     result[$name.$target.rps]=$rps; result[$name.$target.mbps]=$mbps
     printf "%-16s %-8s %12s %10s %10s  %s\n" "$name" "$target" "$rps" "$mbps" "$p99" "$notes"
-    if [ -n "$pid" ]; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
+    if [ -n "$pid" ]; then stop_proxy "$pid"; fi
   done
   python3 -c "
 h=float('${result[$name.haproxy.rps]}'); s=float('${result[$name.hasp.rps]}')
