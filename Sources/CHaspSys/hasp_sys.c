@@ -7,6 +7,8 @@
 #include <unistd.h>
 #include <spawn.h>
 #include <malloc.h>
+#include <sys/mman.h>
+#include <fcntl.h>
 
 #define HASP_MAX_FDS 253
 
@@ -75,3 +77,14 @@ void hasp_tune_malloc(void) {
     mallopt(M_TOP_PAD, 4 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
+
+int hasp_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int hasp_set_cloexec(int fd, int on) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0) return -1;
+    flags = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
+    return fcntl(fd, F_SETFD, flags);
+}
+
+int hasp_execv(const char *path, char *const argv[]) { return execv(path, argv); }

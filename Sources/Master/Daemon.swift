@@ -45,6 +45,8 @@ enum Daemon {
     /// Called once the detached child serves: tells the launcher, then leaves the terminal.
     static func reportReady() {
         guard isDetachedChild else { return }
+        // Said once: a re-executed master must not write to whatever fd 3 has become.
+        unsetenv(pipeVariable)
         let message = Array("READY\n".utf8)
         _ = message.withUnsafeBytes { write(pipeDescriptor, $0.baseAddress, $0.count) }
         close(pipeDescriptor)

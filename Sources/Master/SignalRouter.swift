@@ -10,15 +10,17 @@ final class SignalRouter: @unchecked Sendable {
     private let queue = DispatchQueue(label: "hasp.signals")
 
     static let handled: [Int32] = [SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGTTOU, SIGTTIN]
+    // SIGCHLD is not ignored: an ignored SIGCHLD makes the kernel reap children itself, and the
+    // master must see its workers' exit statuses. Its dispatch source works with the default.
 
     /// Ignores the handled signals' default actions so that the dispatch sources receive them.
     static func blockHandledSignals() {
         for sig in handled { signal(sig, SIG_IGN) }
     }
 
-    func on(_ sig: Int32, _ action: @escaping @Sendable () -> Void) {
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+    func on(_ sig: Int32, queue target: DispatchQueue? = nil, _ action: @escaping @Sendable () -> Void) {
+        if sig != SIGCHLD { signal(sig, SIG_IGN) }
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: target ?? queue)
         source.setEventHandler(handler: action)
         source.resume()
         sources.append(source)

@@ -11,6 +11,7 @@ enum Hasp {
     static let printer = DiagnosticPrinter.shared
 
     static func run() -> Never {
+        if WorkerRole.isWorker { WorkerRole.run() }
         let arguments = Array(CommandLine.arguments.dropFirst())
         let options: LaunchOptions
         do {
@@ -52,13 +53,16 @@ enum Hasp {
             exit(1)
         }
 
+        if options.masterWorker && !options.checkOnly {
+            let isReexec = ProcessEnvironment.get(MasterState.variable) != nil
+            if options.daemon && !options.foreground && !options.systemd && !isReexec {
+                Daemon.detach(options: options)
+            }
+            Supervisor.run(options: options, arguments: arguments)
+        }
         let configuration = loadConfiguration(options)
         if options.checkOnly {
             exit(0)
-        }
-        if options.masterWorker {
-            printer.alert("master-worker mode (-W) is not available in this build of Hasp yet.")
-            exit(1)
         }
         runStandalone(configuration, options: options)
     }

@@ -20,4 +20,10 @@ int hasp_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int lowfd);
 short hasp_spawn_setsid_flag(void);
 /// Keeps freed heap memory instead of trimming and regrowing it for every connection.
 void hasp_tune_malloc(void);
+/// An anonymous in-memory file (memfd), close-on-exec; -1 on error.
+int hasp_memfd(const char *name);
+/// Sets or clears FD_CLOEXEC.
+int hasp_set_cloexec(int fd, int on);
+/// execv() wrapper: replaces the process image (returns only on error).
+int hasp_execv(const char *path, char *const argv[]);
 #endif

@@ -12,10 +12,11 @@ import Glibc
 /// A listening socket handed to the engine: already bound (by this process or by the master).
 public struct AdoptedListener: Sendable {
     public var frontendName: String
-    public var address: ListenAddress
+    /// The address as written by `ListenAddress.description` (for messages and matching).
+    public var address: String
     public var fd: Int32
     public var backlog: Int32
-    public init(frontendName: String, address: ListenAddress, fd: Int32, backlog: Int32) {
+    public init(frontendName: String, address: String, fd: Int32, backlog: Int32) {
         self.frontendName = frontendName
         self.address = address
         self.fd = fd
@@ -49,7 +50,7 @@ public final class Engine: Sendable {
                     for address in bind.addresses {
                         do {
                             let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode)
-                            result.append(AdoptedListener(frontendName: proxy.name, address: address, fd: fd, backlog: backlog))
+                            result.append(AdoptedListener(frontendName: proxy.name, address: address.description, fd: fd, backlog: backlog))
                         } catch {
                             throw StartupError("Starting \(proxy.kind == .listen ? "proxy" : "frontend") \(proxy.name): \(error)")
                         }

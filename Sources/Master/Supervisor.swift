@@ -1,0 +1,395 @@
+import CHaspSys
+import Dispatch
+import Shared
+import Worker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A worker process as the master tracks it.
+struct WorkerRecord {
+    var pid: pid_t
+    /// The master's end of the worker's socketpair.
+    var ipcFD: Int32
+    /// Reloads this worker has lived through (0 for the current one).
+    var reloads: Int
+    var startedAt: Int
+    /// True once a newer worker took over: it is draining.
+    var leaving: Bool
+}
+
+/// A listening socket the master owns, keyed by what identifies it across reloads.
+struct OwnedListener {
+    var key: String
+    var fd: Int32
+    var frontend: String
+    var address: String
+    var backlog: Int32
+}
+
+/// What survives the master's re-exec, written to an inherited memfd.
+struct MasterState {
+    var binaryPath: String
+    var reloads = 0
+    var failedReloads = 0
+    var listeners: [OwnedListener] = []
+    var workers: [WorkerRecord] = []
+
+    static let variable = "HASP_MASTER_STATE_FD"
+
+    func serialize() -> String {
+        var lines = ["binary\t\(binaryPath)", "reloads\t\(reloads)", "failed\t\(failedReloads)"]
+        for l in listeners { lines.append("listener\t\(l.key)\t\(l.fd)\t\(l.frontend)\t\(l.address)\t\(l.backlog)") }
+        for w in workers { lines.append("worker\t\(w.pid)\t\(w.ipcFD)\t\(w.reloads)\t\(w.startedAt)\t\(w.leaving ? 1 : 0)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func parse(_ text: String) -> MasterState? {
+        var state = MasterState(binaryPath: "")
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            switch f.first {
+            case "binary" where f.count == 2: state.binaryPath = f[1]
+            case "reloads" where f.count == 2: state.reloads = Int(f[1]) ?? 0
+            case "failed" where f.count == 2: state.failedReloads = Int(f[1]) ?? 0
+            case "listener" where f.count == 6:
+                guard let fd = Int32(f[2]), let backlog = Int32(f[5]) else { return nil }
+                state.listeners.append(OwnedListener(key: f[1], fd: fd, frontend: f[3], address: f[4], backlog: backlog))
+            case "worker" where f.count == 6:
+                guard let pid = pid_t(f[1]), let ipc = Int32(f[2]), let reloads = Int(f[3]), let started = Int(f[4]) else { return nil }
+                state.workers.append(WorkerRecord(pid: pid, ipcFD: ipc, reloads: reloads, startedAt: started, leaving: f[5] == "1"))
+            default:
+                return nil
+            }
+        }
+        return state.binaryPath.isEmpty ? nil : state
+    }
+}
+
+/// The master: owns the listening sockets, spawns workers, reloads by re-executing itself,
+/// forwards stop signals and reaps workers. Everything runs on one serial queue.
+final class Supervisor: @unchecked Sendable {
+    private let options: LaunchOptions
+    private let arguments: [String]
+    private var state: MasterState
+    private let queue = DispatchQueue(label: "hasp.master")
+    private let router = SignalRouter()
+    private var stopping: Int32? = nil
+    private var exitCode: Int32 = 0
+    private var noExitOnFailure = false
+    private var maxReloads = 50
+    private let printer = DiagnosticPrinter.shared
+
+    init(options: LaunchOptions, arguments: [String], state: MasterState) {
+        self.options = options
+        self.arguments = arguments
+        self.state = state
+    }
+
+    // MARK: - Entry points
+
+    /// First start, or start after a re-exec (`inherited` is then the previous image's state).
+    static func run(options: LaunchOptions, arguments: [String]) -> Never {
+        SignalRouter.blockHandledSignals()
+        var inherited: MasterState? = nil
+        if let text = ProcessEnvironment.get(MasterState.variable), let fd = Int32(text) {
+            unsetenv(MasterState.variable)
+            inherited = readState(fd)
+            if inherited == nil { DiagnosticPrinter.shared.alert("master: cannot read the state of the previous master image") }
+        }
+        let binary = inherited?.binaryPath ?? Spawner.currentExecutable()
+        let supervisor = Supervisor(options: options, arguments: arguments, state: inherited ?? MasterState(binaryPath: binary))
+        supervisor.queue.sync { supervisor.start(isReload: inherited != nil) }
+        withExtendedLifetime(supervisor) { dispatchMain() }
+    }
+
+    private static func readState(_ fd: Int32) -> MasterState? {
+        lseek(fd, 0, SEEK_SET)
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            bytes.append(contentsOf: buffer[0..<n])
+        }
+        close(fd)
+        guard let state = MasterState.parse(String(decoding: bytes, as: UTF8.self)) else { return nil }
+        // Inherited descriptors become close-on-exec again: only workers get them, by message.
+        for l in state.listeners { _ = hasp_set_cloexec(l.fd, 1) }
+        for w in state.workers { _ = hasp_set_cloexec(w.ipcFD, 1) }
+        return state
+    }
+
+    // MARK: - Loading
+
+    private func start(isReload: Bool) {
+        installSignals()
+        if isReload {
+            // Every existing worker is now an old one.
+            for i in state.workers.indices {
+                state.workers[i].reloads += 1
+                state.workers[i].leaving = true
+            }
+            reapExited()
+        }
+        guard let (configuration, sources) = loadConfiguration() else {
+            if !isReload { exit(1) }
+            reloadFailed(reason: nil)
+            return
+        }
+        noExitOnFailure = configuration.global.noExitOnFailure
+        maxReloads = configuration.global.mworkerMaxReloads
+        let listeners: [OwnedListener]
+        do {
+            listeners = try bindListeners(configuration)
+        } catch {
+            printer.alert("\(error)")
+            if !isReload {
+                printer.alert("[hasp.main()] Some protocols failed to start their listeners! Exiting.")
+                exit(1)
+            }
+            reloadFailed(reason: nil)
+            return
+        }
+        guard let worker = spawnWorker(sources: sources, listeners: listeners) else {
+            if !isReload { exit(1) }
+            reloadFailed(reason: nil)
+            return
+        }
+        // The new worker serves: retire the old ones and the listeners nobody uses any more.
+        let keep = Set(listeners.map(\.key))
+        for l in state.listeners where !keep.contains(l.key) { close(l.fd) }
+        state.listeners = listeners
+        for i in state.workers.indices {
+            let w = state.workers[i]
+            if w.reloads > maxReloads {
+                kill(w.pid, SIGTERM)
+            } else {
+                kill(w.pid, SIGUSR1)
+            }
+        }
+        state.workers.append(worker)
+        printer.notice("Loading success.")
+        if let pidfile = options.pidfile ?? configuration.global.pidfile {
+            PidFile.write(pidfile, pid: getpid())
+        }
+        if !isReload {
+            for pid in options.softStopPids { kill(pid, SIGUSR1) }
+            for pid in options.terminatePids { kill(pid, SIGTERM) }
+        }
+        Daemon.reportReady()
+    }
+
+    private func reloadFailed(reason: String?) {
+        state.failedReloads += 1
+        if let reason { printer.warning(reason) }
+    }
+
+    /// Parses the files; on error prints the messages and returns nil.
+    private func loadConfiguration() -> (Configuration, [ConfigParser.Source])? {
+        let sources: [ConfigParser.Source]
+        do {
+            sources = try ConfigLoader.sources(for: options.configPaths)
+        } catch {
+            printer.alert(error.message)
+            return nil
+        }
+        let result = ConfigParser.parse(sources)
+        for d in result.diagnostics { printer.emit(d) }
+        if result.hasErrors { return nil }
+        if result.hasWarnings, options.zeroWarning || result.configuration.global.zeroWarning {
+            printer.alert("Some warnings were found and 'zero-warning' is set. Aborting.")
+            return nil
+        }
+        return (result.configuration, sources)
+    }
+
+    /// Binds what is new, keeps what already exists (same key: the very same kernel socket).
+    private func bindListeners(_ configuration: Configuration) throws -> [OwnedListener] {
+        var existing: [String: OwnedListener] = [:]
+        for l in state.listeners { existing[l.key] = l }
+        var result: [OwnedListener] = []
+        var opened: [Int32] = []
+        do {
+            for proxy in configuration.proxies where proxy.capabilities.contains(.frontend) && !proxy.disabled {
+                for bind in proxy.binds {
+                    let backlog = Int32(clamping: bind.backlog ?? bind.maxconn ?? proxy.maxconn ?? 4096)
+                    for address in bind.addresses {
+                        let key = "\(address)#\(bind.unixMode.map { String($0, radix: 8) } ?? "-")"
+                        if var old = existing[key] {
+                            old.frontend = proxy.name
+                            old.backlog = backlog
+                            ListenerSocket.relisten(old.fd, backlog: backlog)
+                            result.append(old)
+                            continue
+                        }
+                        do {
+                            let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode)
+                            opened.append(fd)
+                            result.append(OwnedListener(key: key, fd: fd, frontend: proxy.name, address: address.description, backlog: backlog))
+                        } catch {
+                            throw StartupError("Starting \(proxy.kind == .listen ? "proxy" : "frontend") \(proxy.name): \(error)")
+                        }
+                    }
+                }
+            }
+        } catch {
+            for fd in opened { close(fd) }
+            throw error
+        }
+        return result
+    }
+
+    /// Starts a worker, hands it the configuration and listeners, waits for READY.
+    private func spawnWorker(sources: [ConfigParser.Source], listeners: [OwnedListener]) -> WorkerRecord? {
+        let masterEnd: IPCChannel
+        let workerEnd: IPCChannel
+        do {
+            (masterEnd, workerEnd) = try IPCChannel.pair()
+        } catch {
+            printer.alert("master: \(error)")
+            return nil
+        }
+        let pid: pid_t
+        do {
+            pid = try Spawner.spawn(path: state.binaryPath, arguments: arguments,
+                                    extraEnvironment: [WorkerRole.channelVariable: "3", "HAPROXY_MWORKER": "1"],
+                                    descriptors: [(workerEnd.fd, 3)], newSession: false)
+        } catch {
+            printer.alert("master: cannot start a worker: \(error)")
+            masterEnd.close()
+            workerEnd.close()
+            return nil
+        }
+        workerEnd.close()
+        printer.notice("Initializing new worker (\(pid))")
+        let handoff = WorkerHandoff(sources: sources, listeners: listeners.map {
+            WorkerHandoff.Listener(frontend: $0.frontend, address: $0.address, backlog: $0.backlog, fd: $0.fd)
+        })
+        var ready = false
+        do {
+            try handoff.send(over: masterEnd)
+            if let reply = try masterEnd.receiveText(timeoutMs: 60_000), reply.text.hasPrefix("READY") {
+                ready = true
+            }
+        } catch {
+            // Reported below with the worker's exit status.
+        }
+        guard ready else {
+            masterEnd.close()
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == 0 {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+            }
+            let s = ProcessStatus(status)
+            printer.warning("Failed to load worker (\(pid)) exited with code \(s.exitCode) (\(s.reason))")
+            return nil
+        }
+        return WorkerRecord(pid: pid, ipcFD: masterEnd.fd, reloads: 0, startedAt: Int(time(nil)), leaving: false)
+    }
+
+    // MARK: - Reload (re-exec)
+
+    private func reload() {
+        guard stopping == nil else { return }
+        printer.notice("Reloading HAProxy")
+        state.reloads += 1
+        guard let memfd = Optional(hasp_memfd("hasp-master-state")), memfd >= 0 else {
+            printer.alert("master: cannot create the state file for the reload")
+            return
+        }
+        let text = Array(state.serialize().utf8)
+        _ = text.withUnsafeBytes { write(memfd, $0.baseAddress, $0.count) }
+        // These must survive exec; everything else stays close-on-exec.
+        _ = hasp_set_cloexec(memfd, 0)
+        for l in state.listeners { _ = hasp_set_cloexec(l.fd, 0) }
+        for w in state.workers { _ = hasp_set_cloexec(w.ipcFD, 0) }
+        ProcessEnvironment.set(MasterState.variable, String(memfd))
+        var argv: [UnsafeMutablePointer<CChar>?] = ([state.binaryPath] + arguments).map { strdup($0) } + [nil]
+        _ = hasp_execv(state.binaryPath, &argv)
+        // Still here: the exec failed. Keep running the old image.
+        let code = errno
+        for p in argv { free(p) }
+        unsetenv(MasterState.variable)
+        close(memfd)
+        for l in state.listeners { _ = hasp_set_cloexec(l.fd, 1) }
+        for w in state.workers { _ = hasp_set_cloexec(w.ipcFD, 1) }
+        state.reloads -= 1
+        state.failedReloads += 1
+        printer.alert("master: cannot re-execute \(state.binaryPath): \(ConfigLoader.errorText(code))")
+    }
+
+    // MARK: - Signals and children
+
+    private func installSignals() {
+        router.on(SIGUSR2, queue: queue) { [self] in reload() }
+        router.on(SIGHUP, queue: queue) { [self] in reload() }
+        router.on(SIGTERM, queue: queue) { [self] in stopAll(SIGTERM, exitCode: 0) }
+        router.on(SIGUSR1, queue: queue) { [self] in stopAll(SIGUSR1, exitCode: 0) }
+        router.on(SIGINT, queue: queue) { [self] in stopAll(SIGINT, exitCode: 130) }
+        router.on(SIGTTOU, queue: queue) { [self] in forward(SIGTTOU) }
+        router.on(SIGTTIN, queue: queue) { [self] in forward(SIGTTIN) }
+        router.on(SIGCHLD, queue: queue) { [self] in reapExited() }
+        router.on(SIGPIPE, queue: queue) {}
+    }
+
+    private func forward(_ sig: Int32) {
+        for w in state.workers { kill(w.pid, sig) }
+    }
+
+    private func stopAll(_ sig: Int32, exitCode code: Int32) {
+        if stopping == nil {
+            printer.notice("Exiting Master process...")
+            stopping = code
+        }
+        forward(sig)
+        if state.workers.isEmpty { finish() }
+    }
+
+    private func reapExited() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { break }
+            let s = ProcessStatus(status)
+            guard let index = state.workers.firstIndex(where: { $0.pid == pid }) else {
+                printer.warning("Process \(pid) exited with code \(s.exitCode) (\(s.reason))")
+                continue
+            }
+            let worker = state.workers.remove(at: index)
+            close(worker.ipcFD)
+            if worker.leaving {
+                if worker.reloads > maxReloads, s.exitCode == 143 {
+                    printer.warning("Former worker (\(pid)) exited with code \(s.exitCode) (\(s.reason)), as it exceeds max reloads (\(maxReloads))")
+                } else {
+                    printer.warning("Former worker (\(pid)) exited with code \(s.exitCode) (\(s.reason))")
+                }
+                continue
+            }
+            if s.exitCode < 128 {
+                printer.warning("Current worker (\(pid)) exited with code \(s.exitCode) (\(s.reason))")
+            } else {
+                printer.alert("Current worker (\(pid)) exited with code \(s.exitCode) (\(s.reason))")
+            }
+            if stopping != nil { continue }
+            if ![0, 130, 143].contains(s.exitCode) {
+                printer.alert("A worker process unexpectedly died and this can only be explained by a bug in hasp or its dependencies.")
+                if exitCode == 0 { exitCode = s.exitCode }
+                if !noExitOnFailure {
+                    printer.alert("exit-on-failure: killing every processes with SIGTERM")
+                    stopping = exitCode
+                    forward(SIGTERM)
+                }
+            }
+        }
+        if stopping != nil, state.workers.isEmpty { finish() }
+    }
+
+    private func finish() {
+        let code = exitCode != 0 ? exitCode : (stopping ?? 0)
+        printer.warning("All workers exited. Exiting... (\(code))")
+        exit(code)
+    }
+}

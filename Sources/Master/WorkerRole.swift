@@ -1,0 +1,75 @@
+import Dispatch
+import Shared
+import Worker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The worker role: a process the master started with one end of a socketpair on fd 3.
+/// It receives the validated configuration and the listening sockets, serves, reports READY,
+/// and exits at once if the master goes away.
+enum WorkerRole {
+    static let channelVariable = "HASP_WORKER_FD"
+
+    static var isWorker: Bool { ProcessEnvironment.get(channelVariable) != nil }
+
+    static func run() -> Never {
+        let printer = DiagnosticPrinter.shared
+        guard let text = ProcessEnvironment.get(channelVariable), let fd = Int32(text) else { exit(1) }
+        unsetenv(channelVariable)
+        let channel = IPCChannel(fd: fd)
+        let handoff: WorkerHandoff
+        do {
+            handoff = try WorkerHandoff.receive(over: channel)
+        } catch {
+            printer.alert("worker: cannot receive the configuration from the master: \(error)")
+            exit(1)
+        }
+        // The master already printed the configuration's messages; only failures matter here.
+        let result = ConfigParser.parse(handoff.sources)
+        if result.hasErrors {
+            printer.quiet = true
+            for d in result.diagnostics where d.level == .alert { printer.emit(d) }
+            exit(1)
+        }
+        SignalRouter.blockHandledSignals()
+        let current = EngineSlot()
+        let router = SignalRouter()
+        router.on(SIGUSR1) {
+            guard let engine = current.engine else { exit(0) }
+            engine.softStop()
+        }
+        router.on(SIGTERM) { SignalRouter.dieBySignal(SIGTERM) }
+        router.on(SIGINT) { SignalRouter.dieBySignal(SIGINT) }
+        router.on(SIGHUP) {}
+        router.on(SIGUSR2) {}
+        router.on(SIGPIPE) {}
+
+        let engine = Engine(configuration: result.configuration)
+        let listeners = handoff.listeners.map {
+            AdoptedListener(frontendName: $0.frontend, address: $0.address, fd: $0.fd, backlog: $0.backlog)
+        }
+        do {
+            try engine.start(listeners: listeners)
+        } catch {
+            printer.alert("worker: cannot start listeners: \(error)")
+            exit(1)
+        }
+        current.engine = engine
+        do {
+            try channel.send("READY \(getpid())")
+        } catch {
+            exit(1)
+        }
+        // The master holds the other end for the worker's whole life: EOF means it died.
+        DispatchQueue.global().async {
+            while true {
+                guard let message = try? channel.receiveText() else { exit(1) }
+                if message.text == "STOP" { engine.softStop() }
+            }
+        }
+        let code = withExtendedLifetime(router) { (try? engine.exitFuture.wait()) ?? 1 }
+        exit(code)
+    }
+}
