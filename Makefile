@@ -44,9 +44,13 @@ check: release
 	./.build/release/hasp -c -V -f $(CONFIG)
 
 # The whole suite: unit tests and integration tests against the real binary.
+# Integration tests drive the release binary, the one that ships: a debug build of SwiftNIO
+# asserts that every readable event yields data, which two processes accepting on one shared
+# listening socket (the reload hand-over window) legitimately violate.
 test: deps
+	$(SWIFT) build $(RELEASE_FLAGS)
 	$(SWIFT) build --build-tests
-	HASP_BINARY=$(CURDIR)/.build/debug/hasp $(SWIFT) test --skip-build
+	HASP_BINARY=$(CURDIR)/.build/release/hasp $(SWIFT) test --skip-build
 
 unit-test:
 	$(SWIFT) test --filter 'SharedTests|WorkerTests'

@@ -143,7 +143,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     func beginSoftStop() {
         closeAfterResponse = true
-        if phase == .idle, (clientBuffer?.readableBytes ?? 0) == 0 { closeClient() }
+        // Idle keep-alive connections close now. A connection that has not sent its first
+        // request yet is kept (as HAProxy does): it was accepted from the shared socket just
+        // before the stop, and its client is about to send a request it expects answered.
+        if phase == .idle, requestsDone > 0, (clientBuffer?.readableBytes ?? 0) == 0 { closeClient() }
     }
 
     func abort() {

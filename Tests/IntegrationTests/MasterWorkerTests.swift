@@ -1,0 +1,239 @@
+import Atomics
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The direct children of a process (its workers, for a master).
+func children(of pid: Int32) -> [Int32] {
+    let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+    return text.split(separator: " ").compactMap { Int32($0) }
+}
+
+func isAlive(_ pid: Int32) -> Bool {
+    // A zombie is not alive for our purposes.
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+    guard let close = stat.lastIndex(of: ")") else { return false }
+    let state = stat[stat.index(close, offsetBy: 2)]
+    return state != "Z"
+}
+
+func returnConfig(port: Int, body: String, global: String = "") -> String {
+    """
+    global
+        nbthread 1
+    \(global)
+    defaults
+        mode http
+        timeout connect 2s
+        timeout client 5s
+        timeout server 5s
+    frontend fe
+        bind 127.0.0.1:\(port)
+        http-request return status 200 content-type text/plain string "\(body)"
+    """
+}
+
+/// Sends one request on a new connection; returns the body or nil on any failure.
+func fetchOnce(port: Int) -> String? {
+    guard let client = try? RawClient(port: port, timeout: 5) else { return nil }
+    guard (try? client.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) != nil else { return nil }
+    guard let response = try? client.readResponses(1).first, response.hasPrefix("HTTP/1.1 200") else { return nil }
+    return response.components(separatedBy: "\r\n\r\n").last
+}
+
+/// Starts `hasp -W` and waits for the first worker's READY: the master binds (so the port
+/// accepts) before its worker serves.
+func startMaster(config: String, port: Int) throws -> Hasp {
+    let hasp = try Hasp(config: config, waitFor: [port], arguments: ["-W"])
+    try eventually("the first load") { hasp.child.stderr.contains("Loading success.") }
+    return hasp
+}
+
+@Suite(.serialized) struct MasterWorkerTests {
+    @Test func reloadsSwapWorkersWithoutRefusingAnything() throws {
+        let port = try Ports.free()
+        let hasp = try startMaster(config: returnConfig(port: port, body: "gen0"), port: port)
+        defer { hasp.stop() }
+        let master = hasp.pid
+        try eventually("one worker") { children(of: master).count == 1 }
+        let first = children(of: master)[0]
+        #expect(fetchOnce(port: port) == "gen0")
+
+        // A client hammers the port with new connections during every reload.
+        let failures = ManagedAtomic<Int>(0)
+        let successes = ManagedAtomic<Int>(0)
+        let running = ManagedAtomic<Bool>(true)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            while running.load(ordering: .relaxed) {
+                if fetchOnce(port: port) == nil { failures.wrappingIncrement(ordering: .relaxed) } else { successes.wrappingIncrement(ordering: .relaxed) }
+            }
+            done.signal()
+        }
+        var previous = first
+        for generation in 1...10 {
+            _ = try hasp.dir.write("hasp.cfg", returnConfig(port: port, body: "gen\(generation)"))
+            hasp.child.signal(SIGUSR2)
+            try eventually(timeout: 20, "generation \(generation) to serve") { fetchOnce(port: port) == "gen\(generation)" }
+            let workers = children(of: master).filter(isAlive)
+            #expect(!workers.contains(previous) || workers.count == 2)
+            try eventually("the previous worker to exit") { !isAlive(previous) }
+            previous = try #require(children(of: master).filter(isAlive).first)
+        }
+        running.store(false, ordering: .relaxed)
+        done.wait()
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(successes.load(ordering: .relaxed) > 10)
+        #expect(hasp.pid == master && isAlive(master))
+        #expect(hasp.child.stderr.contains("Former worker (\(first)) exited with code 0 (Exit)"))
+    }
+
+    @Test func badConfigurationOnReloadKeepsTheOldWorker() throws {
+        let port = try Ports.free()
+        let hasp = try startMaster(config: returnConfig(port: port, body: "good"), port: port)
+        defer { hasp.stop() }
+        try eventually("one worker") { children(of: hasp.pid).count == 1 }
+        let worker = children(of: hasp.pid)[0]
+        _ = try hasp.dir.write("hasp.cfg", returnConfig(port: port, body: "good") + "\n    bogus_keyword\n")
+        hasp.child.signal(SIGUSR2)
+        try eventually("the reload to fail") { hasp.child.stderr.contains("unknown keyword 'bogus_keyword'") }
+        #expect(fetchOnce(port: port) == "good")
+        #expect(isAlive(worker))
+        // The next good reload works.
+        _ = try hasp.dir.write("hasp.cfg", returnConfig(port: port, body: "fixed"))
+        hasp.child.signal(SIGUSR2)
+        try eventually("the fixed configuration to serve") { fetchOnce(port: port) == "fixed" }
+        try eventually("the old worker to exit") { !isAlive(worker) }
+    }
+
+    @Test func aWorkerThatCannotStartFailsTheReloadOnly() throws {
+        let port = try Ports.free()
+        let busy = try TestBackend()
+        defer { busy.stop() }
+        let hasp = try startMaster(config: returnConfig(port: port, body: "one"), port: port)
+        defer { hasp.stop() }
+        try eventually("one worker") { children(of: hasp.pid).count == 1 }
+        // A second frontend on a port that is already taken: the master cannot bind it.
+        _ = try hasp.dir.write("hasp.cfg", returnConfig(port: port, body: "two") + "\nfrontend other\n    bind 127.0.0.1:\(busy.port)\n    http-request return status 200\n")
+        hasp.child.signal(SIGUSR2)
+        try eventually("the failure to be logged") { hasp.child.stderr.contains("cannot bind socket") }
+        #expect(fetchOnce(port: port) == "one")
+    }
+
+    @Test(arguments: [(SIGTERM, Int32(0)), (SIGUSR1, Int32(0)), (SIGINT, Int32(130))])
+    func stopSignalsAndExitCodes(_ signal: Int32, _ expected: Int32) throws {
+        let port = try Ports.free()
+        let hasp = try startMaster(config: returnConfig(port: port, body: "x"), port: port)
+        defer { hasp.stop() }
+        try eventually("one worker") { children(of: hasp.pid).count == 1 }
+        let worker = children(of: hasp.pid)[0]
+        hasp.child.signal(signal)
+        let exit = try hasp.child.waitExit(timeout: 10)
+        #expect(exit.code == expected && !exit.bySignal)
+        #expect(!isAlive(worker))
+    }
+
+    @Test func aCrashedWorkerStopsTheMasterUnlessNoExitOnFailure() throws {
+        let port = try Ports.free()
+        let hasp = try startMaster(config: returnConfig(port: port, body: "x"), port: port)
+        defer { hasp.stop() }
+        try eventually("one worker") { children(of: hasp.pid).count == 1 }
+        kill(children(of: hasp.pid)[0], SIGKILL)
+        let exit = try hasp.child.waitExit(timeout: 10)
+        #expect(exit.code == 137)
+        #expect(hasp.child.stderr.contains("exited with code 137 (Killed)"))
+        #expect(hasp.child.stderr.contains("exit-on-failure: killing every processes with SIGTERM"))
+
+        let port2 = try Ports.free()
+        let tolerant = try startMaster(config: returnConfig(port: port2, body: "y", global: "    master-worker no-exit-on-failure"),
+                                       port: port2)
+        defer { tolerant.stop() }
+        try eventually("one worker") { children(of: tolerant.pid).count == 1 }
+        let worker = children(of: tolerant.pid)[0]
+        kill(worker, SIGKILL)
+        do {
+            try eventually("the crash to be logged") { tolerant.child.stderr.contains("Current worker (\(worker)) exited with code 137 (Killed)") }
+        } catch {
+            Issue.record("\(error); stderr: \(tolerant.child.stderr)")
+        }
+        #expect(isAlive(tolerant.pid))
+        // A reload brings a worker back.
+        tolerant.child.signal(SIGUSR2)
+        try eventually("a new worker to serve") { fetchOnce(port: port2) == "y" }
+    }
+
+    @Test func maxReloadsTerminatesTheOldestWorker() throws {
+        let port = try Ports.free()
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        // Old workers stay alive while a slow request is in flight.
+        let config = { (body: String) in
+            """
+            global
+                nbthread 1
+                mworker-max-reloads 1
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                default_backend be
+            backend be
+                server s 127.0.0.1:\(backend.port)
+            # \(body)
+            """
+        }
+        let hasp = try startMaster(config: config("a"), port: port)
+        defer { hasp.stop() }
+        try eventually("one worker") { children(of: hasp.pid).count == 1 }
+        let oldest = children(of: hasp.pid)[0]
+        let held = try RawClient(port: port)
+        try held.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        try eventually("the request to reach the server") { backend.requests.load(ordering: .relaxed) == 1 }
+        _ = try hasp.dir.write("hasp.cfg", config("b"))
+        hasp.child.signal(SIGUSR2)
+        try eventually("a second worker") { children(of: hasp.pid).filter(isAlive).count == 2 }
+        #expect(isAlive(oldest))   // one reload: still within the limit
+        _ = try hasp.dir.write("hasp.cfg", config("c"))
+        hasp.child.signal(SIGUSR2)
+        try eventually("the oldest worker to be terminated") { !isAlive(oldest) }
+        try eventually("the log line") {
+            hasp.child.stderr.contains("Former worker (\(oldest)) exited with code 143 (Terminated), as it exceeds max reloads (1)")
+        }
+    }
+
+    @Test func reloadRunsAReplacedBinary() throws {
+        let dir = try TempDir()
+        let binary = dir.path("hasp-copy")
+        try FileManager.default.copyItem(atPath: HaspBinary.path, toPath: binary)
+        let port = try Ports.free()
+        let cfg = try dir.write("r.cfg", returnConfig(port: port, body: "bin"))
+        let master = try ChildProcess(binary, ["-W", "-f", cfg], dir: dir, name: "master")
+        defer { master.stop() }
+        try eventually("the first load") { master.stderr.contains("Loading success.") }
+        try eventually("one worker") { children(of: master.pid).count == 1 }
+        // Replace the file at the same path (a new inode, as a package upgrade does).
+        let staged = dir.path("hasp-new")
+        try FileManager.default.copyItem(atPath: HaspBinary.path, toPath: staged)
+        #expect(rename(staged, binary) == 0)
+        var info = stat()
+        stat(binary, &info)
+        let newInode = info.st_ino
+        let oldWorker = children(of: master.pid)[0]
+        master.signal(SIGUSR2)
+        try eventually("the old worker to exit") { !isAlive(oldWorker) }
+        try eventually("a new worker") { children(of: master.pid).filter(isAlive).count == 1 }
+        let worker = children(of: master.pid).filter(isAlive)[0]
+        for pid in [master.pid, worker] {
+            var exe = stat()
+            #expect(stat("/proc/\(pid)/exe", &exe) == 0)
+            #expect(exe.st_ino == newInode, "process \(pid) runs the new file")
+        }
+        #expect(fetchOnce(port: port) == "bin")
+    }
+}
