@@ -171,6 +171,7 @@ final class Supervisor: @unchecked Sendable {
         }
         state.workers.append(worker)
         printer.notice("Loading success.")
+        if options.systemd { SystemdNotifier.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=Ready.\n") }
         if let pidfile = options.pidfile ?? configuration.global.pidfile {
             PidFile.write(pidfile, pid: getpid())
         }
@@ -183,6 +184,7 @@ final class Supervisor: @unchecked Sendable {
 
     private func reloadFailed(reason: String?) {
         state.failedReloads += 1
+        if options.systemd { SystemdNotifier.notify("READY=1\nSTATUS=Reload failed!\n") }
         if let reason { printer.warning(reason) }
     }
 
@@ -296,6 +298,9 @@ final class Supervisor: @unchecked Sendable {
         guard stopping == nil else { return }
         printer.notice("Reloading HAProxy")
         state.reloads += 1
+        if options.systemd {
+            SystemdNotifier.notify("RELOADING=1\nSTATUS=Reloading Configuration.\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\n")
+        }
         guard let memfd = Optional(hasp_memfd("hasp-master-state")), memfd >= 0 else {
             printer.alert("master: cannot create the state file for the reload")
             return
@@ -341,6 +346,7 @@ final class Supervisor: @unchecked Sendable {
 
     private func stopAll(_ sig: Int32, exitCode code: Int32) {
         if stopping == nil {
+            if options.systemd { SystemdNotifier.notify("STOPPING=1") }
             printer.notice("Exiting Master process...")
             stopping = code
         }

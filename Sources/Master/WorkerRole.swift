@@ -18,6 +18,8 @@ enum WorkerRole {
         let printer = DiagnosticPrinter.shared
         guard let text = ProcessEnvironment.get(channelVariable), let fd = Int32(text) else { exit(1) }
         unsetenv(channelVariable)
+        // Only the master talks to systemd.
+        unsetenv(SystemdNotifier.variable)
         let channel = IPCChannel(fd: fd)
         let handoff: WorkerHandoff
         do {

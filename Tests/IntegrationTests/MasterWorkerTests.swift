@@ -237,3 +237,90 @@ func startMaster(config: String, port: Int) throws -> Hasp {
         #expect(fetchOnce(port: port) == "bin")
     }
 }
+
+/// A datagram socket standing in for systemd's notification socket.
+final class NotifySocket {
+    let fd: Int32
+    let path: String
+
+    init(dir: TempDir) throws {
+        path = dir.path("notify.sock")
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { dst in for (i, b) in bytes.enumerated() { dst[i] = b } }
+        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { throw HarnessError("bind notify socket failed") }
+        var tv = timeval(tv_sec: 15, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    func next() -> String? {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+    }
+
+    deinit { close(fd) }
+}
+
+@Suite(.serialized) struct MasterLifecycleTests {
+    @Test func systemdNotifications() throws {
+        let dir = try TempDir()
+        let notify = try NotifySocket(dir: dir)
+        let port = try Ports.free()
+        let cfg = try dir.write("s.cfg", returnConfig(port: port, body: "sd"))
+        let master = try ChildProcess(HaspBinary.path, ["-Ws", "-f", cfg], dir: dir, name: "master",
+                                      environment: ["NOTIFY_SOCKET": notify.path])
+        defer { master.stop() }
+        #expect(notify.next() == "READY=1\nMAINPID=\(master.pid)\nSTATUS=Ready.\n")
+        master.signal(SIGUSR2)
+        let reloading = notify.next() ?? ""
+        #expect(reloading.hasPrefix("RELOADING=1\nSTATUS=Reloading Configuration.\nMONOTONIC_USEC="))
+        #expect(reloading.hasSuffix("\n") && UInt64(reloading.split(separator: "=").last!.dropLast()) != nil)
+        #expect(notify.next() == "READY=1\nMAINPID=\(master.pid)\nSTATUS=Ready.\n")
+        _ = try dir.write("s.cfg", "global\n    bogus\n")
+        master.signal(SIGUSR2)
+        #expect(notify.next()?.hasPrefix("RELOADING=1\n") == true)
+        #expect(notify.next() == "READY=1\nSTATUS=Reload failed!\n")
+        master.signal(SIGTERM)
+        #expect(notify.next() == "STOPPING=1")
+        #expect(try master.waitExit().code == 0)
+    }
+
+    @Test func workersExitWhenTheMasterDies() throws {
+        let port = try Ports.free()
+        let hasp = try startMaster(config: returnConfig(port: port, body: "x"), port: port)
+        defer { hasp.stop() }
+        let worker = try #require(children(of: hasp.pid).first)
+        kill(hasp.pid, SIGKILL)
+        try eventually("the orphaned worker to exit") { !isAlive(worker) }
+    }
+
+    @Test func manyReloadsLeaveTheMasterWithConstantDescriptors() throws {
+        let port = try Ports.free()
+        let hasp = try startMaster(config: returnConfig(port: port, body: "r"), port: port)
+        defer { hasp.stop() }
+        func openFDs() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(hasp.pid)/fd").count) ?? -1 }
+        func rssKB() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(hasp.pid)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+        }
+        // Warm up once, then measure across many reloads.
+        hasp.child.signal(SIGUSR2)
+        try eventually("reload 1") { hasp.child.stderr.components(separatedBy: "Loading success.").count == 3 }
+        try eventually("a single worker") { children(of: hasp.pid).filter(isAlive).count == 1 }
+        let fdsBefore = openFDs()
+        let rssBefore = rssKB()
+        for n in 2...31 {
+            hasp.child.signal(SIGUSR2)
+            try eventually("reload \(n)") { hasp.child.stderr.components(separatedBy: "Loading success.").count == n + 2 }
+        }
+        try eventually("a single worker") { children(of: hasp.pid).filter(isAlive).count == 1 }
+        #expect(openFDs() == fdsBefore)
+        #expect(rssKB() < rssBefore + 8_192, "RSS grew from \(rssBefore) kB to \(rssKB()) kB")
+        #expect(fetchOnce(port: port) == "r")
+    }
+}
