@@ -80,6 +80,8 @@ final class Supervisor: @unchecked Sendable {
     private var noExitOnFailure = false
     private var maxReloads = 50
     private let printer = DiagnosticPrinter.shared
+    /// One read source per worker socketpair, for connections handed over by draining workers.
+    private var watchers: [pid_t: DispatchSourceRead] = [:]
 
     init(options: LaunchOptions, arguments: [String], state: MasterState) {
         self.options = options
@@ -131,6 +133,7 @@ final class Supervisor: @unchecked Sendable {
                 state.workers[i].reloads += 1
                 state.workers[i].leaving = true
             }
+            for w in state.workers { watch(w) }
             reapExited()
         }
         guard let (configuration, sources) = loadConfiguration() else {
@@ -170,6 +173,7 @@ final class Supervisor: @unchecked Sendable {
             }
         }
         state.workers.append(worker)
+        watch(worker)
         printer.notice("Loading success.")
         if options.systemd { SystemdNotifier.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=Ready.\n") }
         if let pidfile = options.pidfile ?? configuration.global.pidfile {
@@ -340,6 +344,39 @@ final class Supervisor: @unchecked Sendable {
         router.on(SIGPIPE, queue: queue) {}
     }
 
+    /// Listens to a worker's socketpair for idle connections it hands over while draining.
+    private func watch(_ worker: WorkerRecord) {
+        let channel = IPCChannel(fd: worker.ipcFD)
+        let source = DispatchSource.makeReadSource(fileDescriptor: worker.ipcFD, queue: queue)
+        source.setEventHandler { [self] in
+            guard let message = try? channel.receiveText(timeoutMs: 0) else {
+                // EOF: the worker is gone; its exit is handled by SIGCHLD.
+                watchers[worker.pid]?.cancel()
+                watchers[worker.pid] = nil
+                return
+            }
+            relay(message.text, descriptors: message.descriptors)
+        }
+        source.setCancelHandler { close(worker.ipcFD) }
+        watchers[worker.pid] = source
+        source.resume()
+    }
+
+    private func unwatch(_ worker: WorkerRecord) {
+        if let source = watchers.removeValue(forKey: worker.pid) {
+            source.cancel()
+        }
+        // Without a source (EOF already seen) the descriptor was closed by its cancel handler.
+    }
+
+    /// A draining worker's idle connection goes to the current worker, which adopts it.
+    private func relay(_ text: String, descriptors: [Int32]) {
+        defer { for fd in descriptors { close(fd) } }
+        guard text.hasPrefix("HANDOVER "), descriptors.count == 1 else { return }
+        guard let current = state.workers.last(where: { !$0.leaving }) else { return }
+        _ = try? IPCChannel(fd: current.ipcFD).send("ADOPT \(text.dropFirst(9))", descriptors: descriptors)
+    }
+
     private func forward(_ sig: Int32) {
         for w in state.workers { kill(w.pid, sig) }
     }
@@ -365,7 +402,7 @@ final class Supervisor: @unchecked Sendable {
                 continue
             }
             let worker = state.workers.remove(at: index)
-            close(worker.ipcFD)
+            unwatch(worker)
             if worker.leaving {
                 if worker.reloads > maxReloads, s.exitCode == 143 {
                     printer.warning("Former worker (\(pid)) exited with code \(s.exitCode) (\(s.reason)), as it exceeds max reloads (\(maxReloads))")

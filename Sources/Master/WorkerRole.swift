@@ -59,6 +59,12 @@ enum WorkerRole {
             exit(1)
         }
         current.engine = engine
+        // At soft-stop, idle keep-alive connections travel to the master, which hands them to
+        // the new worker (the sink owns and closes the duplicate it is given).
+        engine.setHandoverSink { fd, frontend in
+            defer { close(fd) }
+            return (try? channel.send("HANDOVER \(frontend)", descriptors: [fd])) != nil
+        }
         do {
             try channel.send("READY \(getpid())")
         } catch {
@@ -68,7 +74,13 @@ enum WorkerRole {
         DispatchQueue.global().async {
             while true {
                 guard let message = try? channel.receiveText() else { exit(1) }
-                if message.text == "STOP" { engine.softStop() }
+                if message.text == "STOP" {
+                    engine.softStop()
+                } else if message.text.hasPrefix("ADOPT "), message.descriptors.count == 1 {
+                    engine.adopt(fd: message.descriptors[0], frontend: String(message.text.dropFirst(6)))
+                } else {
+                    for fd in message.descriptors { close(fd) }
+                }
             }
         }
         let code = withExtendedLifetime(router) { (try? engine.exitFuture.wait()) ?? 1 }

@@ -324,3 +324,74 @@ final class NotifySocket {
         #expect(fetchOnce(port: port) == "r")
     }
 }
+
+@Suite(.serialized) struct HandoverTests {
+    /// Sends one keep-alive request on `client` and returns the body.
+    func ask(_ client: RawClient) throws -> String {
+        try client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        return try client.readResponses(1)[0].components(separatedBy: "\r\n\r\n").last ?? ""
+    }
+
+    @Test func anIdleKeepAliveConnectionMovesToTheNewWorker() throws {
+        let port = try Ports.free()
+        let hasp = try startMaster(config: returnConfig(port: port, body: "old"), port: port)
+        defer { hasp.stop() }
+        let oldWorker = try #require(children(of: hasp.pid).first)
+        let client = try RawClient(port: port)
+        #expect(try ask(client) == "old")
+        _ = try hasp.dir.write("hasp.cfg", returnConfig(port: port, body: "new"))
+        hasp.child.signal(SIGUSR2)
+        // The old worker is gone before the next request: nothing kept it alive.
+        try eventually("the old worker to exit") { !isAlive(oldWorker) }
+        #expect(try ask(client) == "new")
+        #expect(try ask(client) == "new")
+    }
+
+    @Test func withoutHandoverIdleConnectionsCloseAtTheReload() throws {
+        let port = try Ports.free()
+        let config = { (body: String) in returnConfig(port: port, body: body, global: "    hasp.idle-handover off") }
+        let hasp = try startMaster(config: config("old"), port: port)
+        defer { hasp.stop() }
+        let client = try RawClient(port: port, timeout: 3)
+        #expect(try ask(client) == "old")
+        _ = try hasp.dir.write("hasp.cfg", config("new"))
+        let reloaded = Date()
+        hasp.child.signal(SIGUSR2)
+        #expect(client.isClosedByPeer())
+        #expect(Date().timeIntervalSince(reloaded) < 2)
+        let fresh = try RawClient(port: port)
+        #expect(try ask(fresh) == "new")
+    }
+
+    @Test func hardStopAfterEndsAStuckConnection() throws {
+        let port = try Ports.free()
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let config = """
+        global
+            nbthread 1
+            hard-stop-after 2s
+        defaults
+            mode http
+            timeout connect 2s
+            timeout client 30s
+            timeout server 30s
+        frontend fe
+            bind 127.0.0.1:\(port)
+            default_backend be
+        backend be
+            server s 127.0.0.1:\(backend.port)
+        """
+        let hasp = try startMaster(config: config, port: port)
+        defer { hasp.stop() }
+        let oldWorker = try #require(children(of: hasp.pid).first)
+        let stuck = try RawClient(port: port, timeout: 10)
+        try stuck.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        try eventually("the request to reach the server") { backend.requests.load(ordering: .relaxed) == 1 }
+        let reloaded = Date()
+        hasp.child.signal(SIGUSR2)
+        try eventually(timeout: 10, "the old worker to be stopped by hard-stop-after") { !isAlive(oldWorker) }
+        let elapsed = Date().timeIntervalSince(reloaded)
+        #expect(elapsed >= 1.8 && elapsed < 3.5, "stopped after \(elapsed) s")
+    }
+}

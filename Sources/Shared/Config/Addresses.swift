@@ -150,7 +150,7 @@ public enum AddressParser {
         return Resolved(host: cText(buffer), isV6: false)
     }
 
-    static func cText(_ buffer: [CChar]) -> String {
+    public static func cText(_ buffer: [CChar]) -> String {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -30,6 +30,12 @@ public final class Engine: Sendable {
     private let serverChannels = NIOLockedValueBox<[Channel]>([])
     private let finished: EventLoopPromise<Int32>
     private let stopState = NIOLockedValueBox(false)
+    private let handoverSink = NIOLockedValueBox<HandoverSink?>(nil)
+
+    /// Where idle keep-alive connections go at soft-stop (the master, in a worker).
+    public func setHandoverSink(_ sink: HandoverSink?) {
+        handoverSink.withLockedValue { $0 = sink }
+    }
 
     public init(configuration: Configuration) {
         // Connections come and go by the thousand: keep freed heap instead of returning it to
@@ -116,10 +122,15 @@ public final class Engine: Sendable {
             let backendSessions = frontend.backend?.totalSessions.load(ordering: .relaxed) ?? 0
             DiagnosticPrinter.shared.warning("Proxy \(frontend.name) stopped (cumulated conns: FE: \(frontend.totalSessions.load(ordering: .relaxed)), BE: \(backendSessions)).")
         }
+        let sink = runtime.configuration.global.idleConnectionHandover ? handoverSink.withLockedValue { $0 } : nil
+        let table = sink == nil ? nil : SocketTable.build()
         for (index, loop) in runtime.loops.enumerated() {
             let sessions = runtime.loopSessions[index]
             loop.execute {
-                for session in sessions.all() { session.beginSoftStop() }
+                for session in sessions.all() {
+                    if let sink, let table, let http = session as? HTTPSession, http.handOver(table, to: sink) { continue }
+                    session.beginSoftStop()
+                }
             }
         }
         if let hardStop = runtime.configuration.global.hardStopAfterMs {

@@ -2,6 +2,10 @@ import NIOCore
 import NIOPosix
 import Shared
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One client connection in `mode http`: parses requests, picks a server, forwards the exchange
 /// with back-pressure both ways, and keeps both sides alive between requests.
 ///
@@ -151,6 +155,27 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     func abort() {
         closeClient()
+    }
+
+    /// Passes an idle plain-HTTP/1 connection to the next worker: nothing of a request has been
+    /// read, so the kernel's socket buffer holds everything the client sends next. Reading stops
+    /// first, then a duplicate of the descriptor goes to `sink`, then this side closes its copy.
+    func handOver(_ table: SocketTable, to sink: HandoverSink) -> Bool {
+        guard phase == .idle, !clientInputClosed, (clientBuffer?.readableBytes ?? 0) == 0 else { return false }
+        let channel = context.channel
+        guard let fd = table.descriptor(local: channel.localAddress, remote: channel.remoteAddress) else { return false }
+        _ = try? channel.syncOptions?.setOption(.autoRead, value: false)
+        clientReading = false
+        let copy = dup(fd)
+        guard copy >= 0 else { return false }
+        _ = fcntl(copy, F_SETFD, FD_CLOEXEC)
+        guard sink(copy, frontend.name) else {
+            _ = try? channel.syncOptions?.setOption(.autoRead, value: true)
+            clientReading = true
+            return false
+        }
+        closeClient()
+        return true
     }
 
     // MARK: - Client input
