@@ -26,6 +26,22 @@ final class SignalRouter: @unchecked Sendable {
         sources.append(source)
     }
 
+    /// The signals of a process that serves traffic (standalone or worker): SIGUSR1 soft-stops
+    /// the engine once it runs (before that, the process simply exits), SIGTERM and SIGINT end it
+    /// at once, the rest are ignored. Keep the router alive as long as the process runs.
+    static func forServingProcess(_ slot: EngineSlot) -> SignalRouter {
+        blockHandledSignals()
+        let router = SignalRouter()
+        router.on(SIGUSR1) {
+            guard let engine = slot.engine else { exit(0) }
+            engine.softStop()
+        }
+        router.on(SIGTERM) { dieBySignal(SIGTERM) }
+        router.on(SIGINT) { dieBySignal(SIGINT) }
+        for ignored in [SIGHUP, SIGUSR2, SIGPIPE] { router.on(ignored) {} }
+        return router
+    }
+
     /// Ends the process the way the default action of `sig` would, so the parent sees the signal.
     static func dieBySignal(_ sig: Int32) -> Never {
         signal(sig, SIG_DFL)

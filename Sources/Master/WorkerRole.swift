@@ -35,18 +35,8 @@ enum WorkerRole {
             for d in result.diagnostics where d.level == .alert { printer.emit(d) }
             exit(1)
         }
-        SignalRouter.blockHandledSignals()
         let current = EngineSlot()
-        let router = SignalRouter()
-        router.on(SIGUSR1) {
-            guard let engine = current.engine else { exit(0) }
-            engine.softStop()
-        }
-        router.on(SIGTERM) { SignalRouter.dieBySignal(SIGTERM) }
-        router.on(SIGINT) { SignalRouter.dieBySignal(SIGINT) }
-        router.on(SIGHUP) {}
-        router.on(SIGUSR2) {}
-        router.on(SIGPIPE) {}
+        let router = SignalRouter.forServingProcess(current)
 
         let engine = Engine(configuration: result.configuration)
         let listeners = handoff.listeners.map {

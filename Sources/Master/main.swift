@@ -115,17 +115,8 @@ enum Hasp {
             exit(1)
         }
         // Signal handling is in place before anything listens, so no early signal is lost.
-        SignalRouter.blockHandledSignals()
         let current = EngineSlot()
-        let router = SignalRouter()
-        router.on(SIGUSR1) {
-            guard let engine = current.engine else { exit(0) }
-            engine.softStop()
-        }
-        router.on(SIGTERM) { SignalRouter.dieBySignal(SIGTERM) }
-        router.on(SIGINT) { SignalRouter.dieBySignal(SIGINT) }
-        router.on(SIGHUP) {}
-        router.on(SIGPIPE) {}
+        let router = SignalRouter.forServingProcess(current)
         let engine = Engine(configuration: configuration)
         do {
             try engine.start(listeners: listeners)
