@@ -57,7 +57,7 @@ struct MasterState {
                 guard let fd = Int32(f[2]), let backlog = Int32(f[5]) else { return nil }
                 state.listeners.append(OwnedListener(key: f[1], fd: fd, frontend: f[3], address: f[4], backlog: backlog))
             case "worker" where f.count == 6:
-                guard let pid = pid_t(f[1]), let ipc = Int32(f[2]), let reloads = Int(f[3]), let started = Int(f[4]) else { return nil }
+                guard let pid = pid_t(f[1]), let ipc = Int32(f[2]), ipc >= -1, let reloads = Int(f[3]), let started = Int(f[4]) else { return nil }
                 state.workers.append(WorkerRecord(pid: pid, ipcFD: ipc, reloads: reloads, startedAt: started, leaving: f[5] == "1"))
             default:
                 return nil
@@ -119,7 +119,7 @@ final class Supervisor: @unchecked Sendable {
         guard let state = MasterState.parse(String(decoding: bytes, as: UTF8.self)) else { return nil }
         // Inherited descriptors become close-on-exec again: only workers get them, by message.
         for l in state.listeners { _ = hasp_set_cloexec(l.fd, 1) }
-        for w in state.workers { _ = hasp_set_cloexec(w.ipcFD, 1) }
+        for w in state.workers where w.ipcFD >= 0 { _ = hasp_set_cloexec(w.ipcFD, 1) }
         return state
     }
 
@@ -314,7 +314,7 @@ final class Supervisor: @unchecked Sendable {
         // These must survive exec; everything else stays close-on-exec.
         _ = hasp_set_cloexec(memfd, 0)
         for l in state.listeners { _ = hasp_set_cloexec(l.fd, 0) }
-        for w in state.workers { _ = hasp_set_cloexec(w.ipcFD, 0) }
+        for w in state.workers where w.ipcFD >= 0 { _ = hasp_set_cloexec(w.ipcFD, 0) }
         ProcessEnvironment.set(MasterState.variable, String(memfd))
         var argv: [UnsafeMutablePointer<CChar>?] = ([state.binaryPath] + arguments).map { strdup($0) } + [nil]
         _ = hasp_execv(state.binaryPath, &argv)
@@ -324,7 +324,7 @@ final class Supervisor: @unchecked Sendable {
         unsetenv(MasterState.variable)
         close(memfd)
         for l in state.listeners { _ = hasp_set_cloexec(l.fd, 1) }
-        for w in state.workers { _ = hasp_set_cloexec(w.ipcFD, 1) }
+        for w in state.workers where w.ipcFD >= 0 { _ = hasp_set_cloexec(w.ipcFD, 1) }
         state.reloads -= 1
         state.failedReloads += 1
         printer.alert("master: cannot re-execute \(state.binaryPath): \(ConfigLoader.errorText(code))")
@@ -346,13 +346,17 @@ final class Supervisor: @unchecked Sendable {
 
     /// Listens to a worker's socketpair for idle connections it hands over while draining.
     private func watch(_ worker: WorkerRecord) {
+        guard worker.ipcFD >= 0 else { return }
         let channel = IPCChannel(fd: worker.ipcFD)
         let source = DispatchSource.makeReadSource(fileDescriptor: worker.ipcFD, queue: queue)
         source.setEventHandler { [self] in
             guard let message = try? channel.receiveText(timeoutMs: 0) else {
-                // EOF: the worker is gone; its exit is handled by SIGCHLD.
+                // EOF: the worker is gone (its exit comes with SIGCHLD). Its descriptor closes in
+                // the cancel handler; forget the number now so that no reload passes it on and
+                // nothing closes it again once the number is reused.
                 watchers[worker.pid]?.cancel()
                 watchers[worker.pid] = nil
+                if let i = state.workers.firstIndex(where: { $0.pid == worker.pid }) { state.workers[i].ipcFD = -1 }
                 return
             }
             relay(message.text, descriptors: message.descriptors)
@@ -373,7 +377,7 @@ final class Supervisor: @unchecked Sendable {
     private func relay(_ text: String, descriptors: [Int32]) {
         defer { for fd in descriptors { close(fd) } }
         guard text.hasPrefix("HANDOVER "), descriptors.count == 1 else { return }
-        guard let current = state.workers.last(where: { !$0.leaving }) else { return }
+        guard let current = state.workers.last(where: { !$0.leaving && $0.ipcFD >= 0 }) else { return }
         _ = try? IPCChannel(fd: current.ipcFD).send("ADOPT \(text.dropFirst(9))", descriptors: descriptors)
     }
 

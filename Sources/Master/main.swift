@@ -128,6 +128,13 @@ enum Hasp {
         if let pidfile = options.pidfile ?? configuration.global.pidfile {
             PidFile.write(pidfile, pid: getpid())
         }
+        let global = configuration.global
+        do {
+            try Privileges.drop(user: global.user, group: global.group, chroot: global.chroot)
+        } catch {
+            printer.alert(error.description)
+            exit(1)
+        }
         Daemon.reportReady()
         // The router must outlive the wait: Swift may otherwise release it (and its signal
         // sources) right after its last use above.

@@ -1,5 +1,6 @@
 import Atomics
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -73,8 +74,31 @@ func startMaster(config: String, port: Int) throws -> Hasp {
             }
             done.signal()
         }
+        // And a keep-alive client that sends request after request on one connection.
+        let keepAliveFailures = ManagedAtomic<Int>(0)
+        let keepAliveAnswers = ManagedAtomic<Int>(0)
+        let keepAliveError = Mutex<String>("")
+        Thread.detachNewThread {
+            defer { done.signal() }
+            guard let client = try? RawClient(port: port, timeout: 5) else {
+                keepAliveFailures.wrappingIncrement(ordering: .relaxed)
+                return
+            }
+            while running.load(ordering: .relaxed) {
+                do {
+                    try client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    let r = try client.readResponses(1)[0]
+                    guard r.hasPrefix("HTTP/1.1 200") else { throw HarnessError("answer \(r)") }
+                } catch {
+                    keepAliveError.withLock { $0 = "\(error)" }
+                    keepAliveFailures.wrappingIncrement(ordering: .relaxed)
+                    return
+                }
+                keepAliveAnswers.wrappingIncrement(ordering: .relaxed)
+            }
+        }
         var previous = first
-        for generation in 1...10 {
+        for generation in 1...20 {
             _ = try hasp.dir.write("hasp.cfg", returnConfig(port: port, body: "gen\(generation)"))
             hasp.child.signal(SIGUSR2)
             try eventually(timeout: 20, "generation \(generation) to serve") { fetchOnce(port: port) == "gen\(generation)" }
@@ -85,7 +109,10 @@ func startMaster(config: String, port: Int) throws -> Hasp {
         }
         running.store(false, ordering: .relaxed)
         done.wait()
+        done.wait()
         #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(keepAliveFailures.load(ordering: .relaxed) == 0, "\(keepAliveError.withLock { $0 })")
+        #expect(keepAliveAnswers.load(ordering: .relaxed) > 20)
         #expect(successes.load(ordering: .relaxed) > 10)
         #expect(hasp.pid == master && isAlive(master))
         #expect(hasp.child.stderr.contains("Former worker (\(first)) exited with code 0 (Exit)"))
@@ -298,7 +325,8 @@ final class NotifySocket {
         try eventually("the orphaned worker to exit") { !isAlive(worker) }
     }
 
-    @Test func manyReloadsLeaveTheMasterWithConstantDescriptors() throws {
+    @Test(.timeLimit(.minutes(3)))
+    func manyReloadsLeaveTheMasterWithConstantDescriptors() throws {
         let port = try Ports.free()
         let hasp = try startMaster(config: returnConfig(port: port, body: "r"), port: port)
         defer { hasp.stop() }
@@ -314,9 +342,14 @@ final class NotifySocket {
         try eventually("a single worker") { children(of: hasp.pid).filter(isAlive).count == 1 }
         let fdsBefore = openFDs()
         let rssBefore = rssKB()
-        for n in 2...31 {
+        for n in 2...200 {
             hasp.child.signal(SIGUSR2)
-            try eventually("reload \(n)") { hasp.child.stderr.components(separatedBy: "Loading success.").count == n + 2 }
+            do {
+                try eventually(timeout: 30, "reload \(n)") { hasp.child.stderr.components(separatedBy: "Loading success.").count == n + 2 }
+            } catch {
+                Issue.record("\(error): \(hasp.child.stderr.suffix(1500))")
+                return
+            }
         }
         try eventually("a single worker") { children(of: hasp.pid).filter(isAlive).count == 1 }
         #expect(openFDs() == fdsBefore)
@@ -393,5 +426,106 @@ final class NotifySocket {
         try eventually(timeout: 10, "the old worker to be stopped by hard-stop-after") { !isAlive(oldWorker) }
         let elapsed = Date().timeIntervalSince(reloaded)
         #expect(elapsed >= 1.8 && elapsed < 3.5, "stopped after \(elapsed) s")
+    }
+}
+
+@Suite(.serialized) struct MasterOptionsTests {
+    @Test func workersDropPrivileges() throws {
+        try #require(getuid() == 0, "needs root to change user")
+        let port = try Ports.free()
+        let hasp = try startMaster(config: returnConfig(port: port, body: "p", global: "    user nobody\n    group nogroup"), port: port)
+        defer { hasp.stop() }
+        let worker = try #require(children(of: hasp.pid).first)
+        let status = try String(contentsOfFile: "/proc/\(worker)/status", encoding: .utf8)
+        let uidLine = status.split(separator: "\n").first { $0.hasPrefix("Uid:") } ?? ""
+        #expect(uidLine.split(separator: "\t").dropFirst().allSatisfy { $0 == "65534" }, "\(uidLine)")
+        #expect(fetchOnce(port: port) == "p")
+        // The master keeps its privileges: it must still bind new ports on reload.
+        let masterStatus = try String(contentsOfFile: "/proc/\(hasp.pid)/status", encoding: .utf8)
+        #expect(masterStatus.contains("Uid:\t0\t0\t0\t0"))
+    }
+
+    @Test func idleCloseOnResponseKeepsIdleConnectionsUntilTheirNextResponse() throws {
+        let port = try Ports.free()
+        let config = { (body: String) in
+            returnConfig(port: port, body: body, global: "    hasp.idle-handover off")
+                .replacingOccurrences(of: "    mode http", with: "    mode http\n    option idle-close-on-response")
+        }
+        let hasp = try startMaster(config: config("old"), port: port)
+        defer { hasp.stop() }
+        let oldWorker = try #require(children(of: hasp.pid).first)
+        let client = try RawClient(port: port)
+        try client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        _ = try client.readResponses(1)
+        _ = try hasp.dir.write("hasp.cfg", config("new"))
+        hasp.child.signal(SIGUSR2)
+        try eventually("the new worker") { children(of: hasp.pid).filter(isAlive).count == 2 }
+        try eventually("the new worker to serve") { fetchOnce(port: port) == "new" }
+        #expect(isAlive(oldWorker))
+        try client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let last = try client.readResponses(1)[0]
+        #expect(last.hasSuffix("old"))
+        #expect(last.contains("connection: close"))
+        try eventually("the old worker to exit") { !isAlive(oldWorker) }
+    }
+
+    @Test func slowRequestFinishesOnTheOldWorker() throws {
+        let port = try Ports.free()
+        let backend = try TestBackend(threads: 2)
+        defer { backend.stop() }
+        let config = """
+        global
+            nbthread 1
+        defaults
+            mode http
+            timeout connect 2s
+            timeout client 10s
+            timeout server 10s
+        frontend fe
+            bind 127.0.0.1:\(port)
+            default_backend be
+        backend be
+            server s 127.0.0.1:\(backend.port)
+        """
+        let hasp = try startMaster(config: config, port: port)
+        defer { hasp.stop() }
+        let oldWorker = try #require(children(of: hasp.pid).first)
+        let slow = try RawClient(port: port)
+        try slow.send("GET /slow/1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        try eventually("the request to reach the server") { backend.requests.load(ordering: .relaxed) == 1 }
+        hasp.child.signal(SIGUSR2)
+        try eventually("a new worker") { children(of: hasp.pid).filter(isAlive).count == 2 }
+        // New connections reach the new worker while the old one finishes.
+        let fresh = try RawClient(port: port)
+        try fresh.send("GET /conn HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try fresh.readResponses(1)[0].hasPrefix("HTTP/1.1 200"))
+        let response = try slow.readResponses(1)[0]
+        #expect(response.hasPrefix("HTTP/1.1 200") && response.hasSuffix("slept 1000"))
+        // The finished connection moves to the new worker instead of being closed.
+        #expect(!response.contains("connection: close"))
+        try eventually("the old worker to exit") { !isAlive(oldWorker) }
+        try slow.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try slow.readResponses(1)[0].hasSuffix("b1"))
+    }
+
+    @Test func daemonMasterAndSoftStopOfAPreviousProcess() throws {
+        let dir = try TempDir()
+        let oldPort = try Ports.free()
+        let previous = try Hasp(config: returnConfig(port: oldPort, body: "previous"), waitFor: [oldPort])
+        defer { previous.stop() }
+        let port = try Ports.free()
+        let pidfile = dir.path("m.pid")
+        let cfg = try dir.write("d.cfg", returnConfig(port: port, body: "daemon"))
+        let launcher = try run(HaspBinary.path, ["-W", "-D", "-p", pidfile, "-f", cfg, "-sf", String(previous.pid)], timeout: 20)
+        #expect(launcher.status == 0, "\(launcher.stderr)")
+        let master = try #require(Int32((try String(contentsOfFile: pidfile, encoding: .utf8)).trimmingCharacters(in: .newlines)))
+        defer { kill(master, SIGKILL) }
+        #expect(fetchOnce(port: port) == "daemon")
+        #expect(children(of: master).count == 1)
+        // -sf: the previous process got SIGUSR1 once the new worker was ready.
+        let exit = try previous.child.waitExit(timeout: 10)
+        #expect(exit.code == 0 && !exit.bySignal)
+        kill(master, SIGTERM)
+        try eventually("the daemon master to exit") { kill(master, 0) != 0 }
     }
 }

@@ -64,8 +64,14 @@ extension Engine {
     /// Adopts a client connection handed over by a draining worker: it becomes a fresh
     /// session of `frontend`, and its client never notices the change of process.
     public func adopt(fd: Int32, frontend name: String) {
-        guard !runtime.isStopping, let frontend = runtime.frontends.first(where: { $0.name == name }),
-              frontend.settings.mode == .http else {
+        if runtime.isStopping {
+            // It arrived after this worker was told to stop (a newer reload overtook it): send it
+            // back through the master to the newest worker rather than dropping the client.
+            if let sink = currentHandoverSink(), sink(fd, name) { return }
+            close(fd)
+            return
+        }
+        guard let frontend = runtime.frontends.first(where: { $0.name == name }), frontend.settings.mode == .http else {
             close(fd)
             return
         }

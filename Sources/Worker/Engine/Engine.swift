@@ -37,6 +37,10 @@ public final class Engine: Sendable {
         handoverSink.withLockedValue { $0 = sink }
     }
 
+    func currentHandoverSink() -> HandoverSink? {
+        handoverSink.withLockedValue { $0 }
+    }
+
     public init(configuration: Configuration) {
         // Connections come and go by the thousand: keep freed heap instead of returning it to
         // the kernel and growing it again (each round trip costs mprotect/brk calls).
@@ -112,6 +116,10 @@ public final class Engine: Sendable {
             return !stopped
         }
         guard first else { return }
+        let sink = runtime.configuration.global.idleConnectionHandover ? handoverSink.withLockedValue { $0 } : nil
+        // Sessions that start an exchange before their loop runs the stop below must not answer
+        // with `Connection: close`: they will be handed over once their exchange is over.
+        runtime.handingOver.store(sink != nil, ordering: .relaxed)
         runtime.stopping.store(true, ordering: .relaxed)
         let channels = serverChannels.withLockedValue { list -> [Channel] in
             defer { list = [] }
@@ -122,13 +130,15 @@ public final class Engine: Sendable {
             let backendSessions = frontend.backend?.totalSessions.load(ordering: .relaxed) ?? 0
             DiagnosticPrinter.shared.warning("Proxy \(frontend.name) stopped (cumulated conns: FE: \(frontend.totalSessions.load(ordering: .relaxed)), BE: \(backendSessions)).")
         }
-        let sink = runtime.configuration.global.idleConnectionHandover ? handoverSink.withLockedValue { $0 } : nil
         let table = sink == nil ? nil : SocketTable.build()
         for (index, loop) in runtime.loops.enumerated() {
             let sessions = runtime.loopSessions[index]
             loop.execute {
                 for session in sessions.all() {
-                    if let sink, let table, let http = session as? HTTPSession, http.handOver(table, to: sink) { continue }
+                    if let sink, let table, let http = session as? HTTPSession {
+                        if !http.handOver(table, to: sink) { http.beginSoftStop(handingOverTo: (table, sink)) }
+                        continue
+                    }
                     session.beginSoftStop()
                 }
             }

@@ -54,6 +54,8 @@ public final class WorkerRuntime: Sendable {
     let frontends: [Frontend]
     let loopSessions: [LoopSessions]
     let stopping = ManagedAtomic<Bool>(false)
+    /// Set with `stopping` when idle connections will be handed to the next worker.
+    let handingOver = ManagedAtomic<Bool>(false)
     let openConnections = ManagedAtomic<Int>(0)
     let bufferSize: Int
 

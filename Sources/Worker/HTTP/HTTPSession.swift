@@ -95,7 +95,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         runtime.sessions(on: context.eventLoop).add(self)
         frontend.currentSessions.wrappingIncrement(ordering: .relaxed)
         frontend.totalSessions.wrappingIncrement(ordering: .relaxed)
-        if runtime.isStopping { closeAfterResponse = true }
+        if runtime.isStopping && !runtime.handingOver.load(ordering: .relaxed) { closeAfterResponse = true }
         armRequestTimer(first: true)
         context.fireChannelActive()
     }
@@ -145,11 +145,26 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     // MARK: - Soft stop
 
+    /// Soft-stop of a busy session that can move once its exchange is over: its response keeps
+    /// the connection open, and the idle connection then goes to the next worker.
+    func beginSoftStop(handingOverTo handover: (SocketTable, HandoverSink)) {
+        guard phase == .connecting || phase == .exchanging || phase == .responding else {
+            beginSoftStop()
+            return
+        }
+        drainHandover = handover
+    }
+
+    private var drainHandover: (SocketTable, HandoverSink)?
+
     func beginSoftStop() {
         closeAfterResponse = true
         // Idle keep-alive connections close now. A connection that has not sent its first
         // request yet is kept (as HAProxy does): it was accepted from the shared socket just
         // before the stop, and its client is about to send a request it expects answered.
+        // With `option idle-close-on-response` they stay until their next response, which carries
+        // `Connection: close` (hard-stop-after still bounds them).
+        if frontend.settings.options.idleCloseOnResponse { return }
         if phase == .idle, requestsDone > 0, (clientBuffer?.readableBytes ?? 0) == 0 { closeClient() }
     }
 
@@ -342,7 +357,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         connectAttempts = 0
         usedReusedConnection = false
         clientKeepAlive = head.isKeepAlive && frontend.settings.options.connectionMode != .close
-        if runtime.isStopping { closeAfterResponse = true }
+        if runtime.isStopping && drainHandover == nil && !runtime.handingOver.load(ordering: .relaxed) { closeAfterResponse = true }
         isUpgradeRequest = head.hasUpgrade && head.connectionUpgrade
         if let rule = frontend.returnRule {
             sendReturn(rule)
@@ -839,6 +854,16 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         phase = .idle
         request = nil
         response = nil
+        if let (table, sink) = drainHandover {
+            drainHandover = nil
+            if handOver(table, to: sink) { return }
+            // Could not move (a pipelined request is already buffered...): finish here.
+            closeAfterResponse = true
+            if (clientBuffer?.readableBytes ?? 0) == 0 {
+                closeClient()
+                return
+            }
+        }
         armRequestTimer(first: false)
         processClient()
         flushServerIfNeeded()
