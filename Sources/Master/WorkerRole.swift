@@ -44,6 +44,7 @@ enum WorkerRole {
         }
         do {
             try engine.start(listeners: listeners)
+            try engine.startStatsSockets(inWorker: true)
         } catch {
             printer.alert("worker: cannot start listeners: \(error)")
             exit(1)

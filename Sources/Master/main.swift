@@ -55,7 +55,12 @@ enum Hasp {
 
         if options.masterWorker && !options.checkOnly {
             let isReexec = ProcessEnvironment.get(MasterState.variable) != nil
-            if options.daemon && !options.foreground && !options.systemd && !isReexec {
+            // `daemon` in the global section counts like -D (the master reads it again later).
+            let wantsDaemon = options.daemon || daemonKeyword(options)
+            if wantsDaemon && options.systemd && !isReexec {
+                printer.warning("'daemon' is not compatible with -Ws (master-worker mode for systemd), ignoring.")
+            }
+            if wantsDaemon && !options.foreground && !options.systemd && !isReexec {
                 Daemon.detach(options: options)
             }
             Supervisor.run(options: options, arguments: arguments)
@@ -65,6 +70,12 @@ enum Hasp {
             exit(0)
         }
         runStandalone(configuration, options: options)
+    }
+
+    /// Whether the configuration asks for `daemon`, without printing anything.
+    static func daemonKeyword(_ options: LaunchOptions) -> Bool {
+        guard let sources = try? ConfigLoader.sources(for: options.configPaths) else { return false }
+        return ConfigParser.parse(sources).configuration.global.daemon
     }
 
     /// Parses the files; prints the messages; exits 1 on errors (and on warnings with -dW).
@@ -106,9 +117,18 @@ enum Hasp {
         if (options.daemon || configuration.global.daemon) && !options.foreground {
             Daemon.detach(options: options)
         }
+        var inherited: [String: Int32] = [:]
+        if let path = options.socketTransfer, path != "/dev/null" {
+            do {
+                for l in try SocketTransfer.fetch(from: path) { inherited[l.address] = l.fd }
+            } catch {
+                printer.alert("Failed to get the sockets from the old process! (\(error))")
+                exit(1)
+            }
+        }
         let listeners: [AdoptedListener]
         do {
-            listeners = try Engine.bindAll(configuration)
+            listeners = try Engine.bindAll(configuration, inherited: inherited)
         } catch {
             printer.alert("\(error)")
             printer.alert("[hasp.main()] Some protocols failed to start their listeners! Exiting.")
@@ -120,10 +140,14 @@ enum Hasp {
         let engine = Engine(configuration: configuration)
         do {
             try engine.start(listeners: listeners)
+            try engine.startStatsSockets(inWorker: false)
         } catch {
             printer.alert("Failed to start listeners: \(error)")
             exit(1)
         }
+        // -sf/-st: the previous process may stop now that this one serves.
+        for pid in options.softStopPids { kill(pid, SIGUSR1) }
+        for pid in options.terminatePids { kill(pid, SIGTERM) }
         current.engine = engine
         if let pidfile = options.pidfile ?? configuration.global.pidfile {
             PidFile.write(pidfile, pid: getpid())

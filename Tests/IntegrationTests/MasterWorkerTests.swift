@@ -529,3 +529,46 @@ final class NotifySocket {
         try eventually("the daemon master to exit") { kill(master, 0) != 0 }
     }
 }
+
+@Suite(.serialized) struct SocketTransferTests {
+    @Test func standaloneReloadWithDashXTakesTheOldListeners() throws {
+        let dir = try TempDir()
+        let port = try Ports.free()
+        let statsPath = dir.path("stats.sock")
+        let config = { (body: String) in
+            returnConfig(port: port, body: body, global: "    stats socket \(statsPath) mode 600 level admin expose-fd listeners")
+        }
+        let old = try Hasp(config: config("old"), waitFor: [port])
+        defer { old.stop() }
+        #expect(fetchOnce(port: port) == "old")
+        // A client opens new connections the whole time.
+        let failures = ManagedAtomic<Int>(0)
+        let running = ManagedAtomic<Bool>(true)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            while running.load(ordering: .relaxed) {
+                if fetchOnce(port: port) == nil { failures.wrappingIncrement(ordering: .relaxed) }
+            }
+            done.signal()
+        }
+        let cfg = try dir.write("new.cfg", config("new"))
+        let new = try ChildProcess(HaspBinary.path, ["-db", "-f", cfg, "-x", statsPath, "-sf", String(old.pid)], dir: dir, name: "new")
+        defer { new.stop() }
+        let exit = try old.child.waitExit(timeout: 10)
+        #expect(exit.code == 0 && !exit.bySignal)
+        try eventually("the new process to answer") { fetchOnce(port: port) == "new" }
+        running.store(false, ordering: .relaxed)
+        done.wait()
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(new.process.isRunning)
+    }
+
+    @Test func aMissingOldSocketIsFatal() throws {
+        let dir = try TempDir()
+        let port = try Ports.free()
+        let cfg = try dir.write("x.cfg", returnConfig(port: port, body: "x"))
+        let r = try run(HaspBinary.path, ["-db", "-f", cfg, "-x", dir.path("nothing.sock")])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("Failed to get the sockets from the old process!"))
+    }
+}

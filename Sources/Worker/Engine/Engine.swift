@@ -51,13 +51,22 @@ public final class Engine: Sendable {
     }
 
     /// Binds every `bind` line of the configuration itself (standalone mode).
-    public static func bindAll(_ configuration: Configuration) throws -> [AdoptedListener] {
+    /// `inherited` are sockets taken from a previous process (`-x`), by address: they are used
+    /// instead of binding again; the ones nobody claims are closed.
+    public static func bindAll(_ configuration: Configuration, inherited: [String: Int32] = [:]) throws -> [AdoptedListener] {
         var result: [AdoptedListener] = []
+        var unclaimed = inherited
+        defer { for fd in unclaimed.values { close(fd) } }
         do {
             for proxy in configuration.proxies where proxy.capabilities.contains(.frontend) && !proxy.disabled {
                 for bind in proxy.binds {
                     let backlog = Int32(clamping: bind.backlog ?? bind.maxconn ?? proxy.maxconn ?? 4096)
                     for address in bind.addresses {
+                        if let fd = unclaimed.removeValue(forKey: address.description) {
+                            ListenerSocket.relisten(fd, backlog: backlog)
+                            result.append(AdoptedListener(frontendName: proxy.name, address: address.description, fd: fd, backlog: backlog))
+                            continue
+                        }
                         do {
                             let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode)
                             result.append(AdoptedListener(frontendName: proxy.name, address: address.description, fd: fd, backlog: backlog))
@@ -74,8 +83,27 @@ public final class Engine: Sendable {
         return result
     }
 
+    private let adopted = NIOLockedValueBox<[AdoptedListener]>([])
+    private let statsSockets = NIOLockedValueBox<[StatsSocketServer]>([])
+
+    /// Opens the `stats socket` listeners. A worker skips the TCP ones: two generations of
+    /// workers cannot bind one TCP port, and the master-side socket belongs to later work.
+    public func startStatsSockets(inWorker: Bool) throws {
+        for settings in runtime.configuration.global.statsSockets {
+            if inWorker, case .unix = settings.address {} else if inWorker { continue }
+            let server = try StatsSocketServer(settings: settings) { [adopted] in
+                adopted.withLockedValue { list in
+                    list.map { SocketTransfer.Listener(frontend: $0.frontendName, address: $0.address, backlog: $0.backlog, fd: $0.fd) }
+                }
+            }
+            server.start()
+            statsSockets.withLockedValue { $0.append(server) }
+        }
+    }
+
     /// Adopts the listeners and starts accepting.
     public func start(listeners: [AdoptedListener]) throws {
+        adopted.withLockedValue { $0 = listeners }
         for listener in listeners {
             guard let frontend = runtime.frontends.first(where: { $0.name == listener.frontendName }) else { continue }
             let runtime = self.runtime
