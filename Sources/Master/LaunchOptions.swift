@@ -105,7 +105,25 @@ struct LaunchOptions {
                 guard i + 1 < arguments.count, !arguments[i + 1].hasPrefix("-") else {
                     throw .alert("Socket and optional bind parameters expected with the -S flag")
                 }
-                o.masterSockets.append(try value(a))
+                let spec = try value(a)
+                // `<address>[,<keyword>,<value>]...`: the bind keywords come with commas.
+                let parts = spec.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                guard (try? AddressParser.listenAddresses(parts[0]))?.count == 1 else {
+                    throw .alert("-S: invalid master CLI address '\(parts[0])'")
+                }
+                let options = parts.dropFirst()
+                guard options.count % 2 == 0 else {
+                    throw .alert("-S: '\(options.last ?? "")' expects a value ('\(spec)')")
+                }
+                var i = options.startIndex
+                while i < options.endIndex {
+                    let keyword = options[i]
+                    guard ["mode", "level", "user", "group", "uid", "gid", "name", "process"].contains(keyword) else {
+                        throw .alert("-S: unknown keyword '\(keyword)' in '\(spec)'")
+                    }
+                    i += 2
+                }
+                o.masterSockets.append(spec)
             case "-x":
                 guard i + 1 < arguments.count, !arguments[i + 1].hasPrefix("-") else {
                     throw .alert("Unix socket path expected with the -x flag")

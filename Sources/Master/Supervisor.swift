@@ -190,6 +190,8 @@ final class Supervisor: @unchecked Sendable {
         state.failedReloads += 1
         if options.systemd { SystemdNotifier.notify("READY=1\nSTATUS=Reload failed!\n") }
         if let reason { printer.warning(reason) }
+        let kept = state.workers.map { String($0.pid) }.joined(separator: ", ")
+        printer.warning("Reload failed (\(state.failedReloads) failed reload(s) out of \(state.reloads)); the running worker(s) are kept: \(kept.isEmpty ? "none" : kept).")
     }
 
     /// Parses the files; on error prints the messages and returns nil.

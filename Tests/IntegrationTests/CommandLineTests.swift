@@ -70,6 +70,12 @@ import Glibc
         let s = try run(HaspBinary.path, ["-S", "/tmp/x.sock", "-f", "/dev/null"])
         #expect(s.status == 1)
         #expect(s.stderr.contains("a master CLI socket was defined, but master-worker mode (-W) is not enabled."))
+        let missing = try run(HaspBinary.path, ["-W", "-S"])
+        #expect(missing.status == 1 && missing.stderr.contains("Socket and optional bind parameters expected with the -S flag"))
+        let badOption = try run(HaspBinary.path, ["-W", "-S", "/tmp/m.sock,mode", "-f", "/dev/null"])
+        #expect(badOption.status == 1 && badOption.stderr.contains("expects a value"))
+        let goodOption = try run(HaspBinary.path, ["-c", "-W", "-S", "/tmp/m.sock,mode,600,level,admin", "-f", "/dev/null"])
+        #expect(goodOption.status == 0, "\(goodOption.stderr)")
     }
 
     @Test func daemonModeDetachesAndWritesThePidfile() throws {
