@@ -39,9 +39,7 @@ enum WorkerRole {
         let router = SignalRouter.forServingProcess(current)
 
         let engine = Engine(configuration: result.configuration)
-        let listeners = handoff.listeners.map {
-            AdoptedListener(frontendName: $0.frontend, address: $0.address, fd: $0.fd, backlog: $0.backlog)
-        }
+        let listeners = handoff.listeners
         do {
             try engine.start(listeners: listeners)
             try engine.startStatsSockets(inWorker: true)

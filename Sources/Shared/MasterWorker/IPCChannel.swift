@@ -74,18 +74,7 @@ public struct IPCChannel: Sendable {
 
 /// What the master hands a new worker: the configuration it validated, and its listeners.
 public struct WorkerHandoff: Sendable {
-    public struct Listener: Sendable, Equatable {
-        public var frontend: String
-        public var address: String
-        public var backlog: Int32
-        public var fd: Int32
-        public init(frontend: String, address: String, backlog: Int32, fd: Int32) {
-            self.frontend = frontend
-            self.address = address
-            self.backlog = backlog
-            self.fd = fd
-        }
-    }
+    public typealias Listener = PassedListener
 
     public var sources: [ConfigParser.Source]
     public var listeners: [Listener]

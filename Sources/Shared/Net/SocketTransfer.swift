@@ -11,18 +11,7 @@ public enum SocketTransfer {
     public static let command = "_getsocks"
     static let recordSize = 512
 
-    public struct Listener: Sendable {
-        public var frontend: String
-        public var address: String
-        public var backlog: Int32
-        public var fd: Int32
-        public init(frontend: String, address: String, backlog: Int32, fd: Int32) {
-            self.frontend = frontend
-            self.address = address
-            self.backlog = backlog
-            self.fd = fd
-        }
-    }
+    public typealias Listener = PassedListener
 
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public var description: String

@@ -9,20 +9,9 @@ import Shared
 import Glibc
 #endif
 
-/// A listening socket handed to the engine: already bound (by this process or by the master).
-public struct AdoptedListener: Sendable {
-    public var frontendName: String
-    /// The address as written by `ListenAddress.description` (for messages and matching).
-    public var address: String
-    public var fd: Int32
-    public var backlog: Int32
-    public init(frontendName: String, address: String, fd: Int32, backlog: Int32) {
-        self.frontendName = frontendName
-        self.address = address
-        self.fd = fd
-        self.backlog = backlog
-    }
-}
+/// A listening socket handed to the engine: already bound (by this process, the master or a
+/// previous process).
+public typealias AdoptedListener = PassedListener
 
 /// The proxy engine of one process: event loops, listeners, sessions, and the stop sequences.
 public final class Engine: Sendable {
@@ -64,12 +53,12 @@ public final class Engine: Sendable {
                     for address in bind.addresses {
                         if let fd = unclaimed.removeValue(forKey: address.description) {
                             ListenerSocket.relisten(fd, backlog: backlog)
-                            result.append(AdoptedListener(frontendName: proxy.name, address: address.description, fd: fd, backlog: backlog))
+                            result.append(AdoptedListener(frontend: proxy.name, address: address.description, backlog: backlog, fd: fd))
                             continue
                         }
                         do {
                             let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode)
-                            result.append(AdoptedListener(frontendName: proxy.name, address: address.description, fd: fd, backlog: backlog))
+                            result.append(AdoptedListener(frontend: proxy.name, address: address.description, backlog: backlog, fd: fd))
                         } catch {
                             throw StartupError("Starting \(proxy.kind == .listen ? "proxy" : "frontend") \(proxy.name): \(error)")
                         }
@@ -92,9 +81,7 @@ public final class Engine: Sendable {
         for settings in runtime.configuration.global.statsSockets {
             if inWorker, case .unix = settings.address {} else if inWorker { continue }
             let server = try StatsSocketServer(settings: settings) { [adopted] in
-                adopted.withLockedValue { list in
-                    list.map { SocketTransfer.Listener(frontend: $0.frontendName, address: $0.address, backlog: $0.backlog, fd: $0.fd) }
-                }
+                adopted.withLockedValue { $0 }
             }
             server.start()
             statsSockets.withLockedValue { $0.append(server) }
@@ -105,7 +92,7 @@ public final class Engine: Sendable {
     public func start(listeners: [AdoptedListener]) throws {
         adopted.withLockedValue { $0 = listeners }
         for listener in listeners {
-            guard let frontend = runtime.frontends.first(where: { $0.name == listener.frontendName }) else { continue }
+            guard let frontend = runtime.frontends.first(where: { $0.name == listener.frontend }) else { continue }
             let runtime = self.runtime
             let isHTTP = frontend.settings.mode == .http
             let bootstrap = ServerBootstrap(group: runtime.group)
