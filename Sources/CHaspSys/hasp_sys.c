@@ -8,6 +8,8 @@
 #include <spawn.h>
 #include <malloc.h>
 #include <sys/mman.h>
+#include <signal.h>
+#include <pthread.h>
 #include <fcntl.h>
 
 #define HASP_MAX_FDS 253
@@ -88,3 +90,41 @@ int hasp_set_cloexec(int fd, int on) {
 }
 
 int hasp_execv(const char *path, char *const argv[]) { return execv(path, argv); }
+
+static int hasp_signal_pipe[2] = { -1, -1 };
+
+static void hasp_signal_handler(int sig) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)sig;
+    ssize_t ignored = write(hasp_signal_pipe[1], &byte, 1);
+    (void)ignored;
+    errno = saved;
+}
+
+int hasp_signals_install(const int *sigs, int count) {
+    if (hasp_signal_pipe[0] < 0) {
+        if (pipe2(hasp_signal_pipe, O_CLOEXEC) != 0) return -1;
+        /* A full pipe must never block a handler: drop the byte instead. */
+        fcntl(hasp_signal_pipe[1], F_SETFL, O_NONBLOCK);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = hasp_signal_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) {
+        sigaction(sigs[i], &sa, NULL);
+        sigaddset(&set, sigs[i]);
+    }
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    return hasp_signal_pipe[0];
+}
+
+void hasp_signals_block(const int *sigs, int count) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) sigaddset(&set, sigs[i]);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}

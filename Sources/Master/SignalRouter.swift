@@ -1,44 +1,89 @@
+import CHaspSys
 import Dispatch
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Turns POSIX signals into closures run on a serial queue (never inside a signal handler).
+/// Turns POSIX signals into closures run on a queue (never inside a signal handler).
+///
+/// A C handler writes each signal's number to a pipe that one thread reads. Installing a
+/// handler is synchronous, unlike libdispatch's signal sources, whose registration happens later
+/// on its manager thread: a signal sent right after start-up (or after a re-exec) is never lost.
+/// A signal that arrives before its action is registered waits for it.
 final class SignalRouter: @unchecked Sendable {
-    private var sources: [DispatchSourceSignal] = []
-    private let queue = DispatchQueue(label: "hasp.signals")
+    static let shared = SignalRouter()
 
-    static let handled: [Int32] = [SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGTTOU, SIGTTIN]
-    // SIGCHLD is not ignored: an ignored SIGCHLD makes the kernel reap children itself, and the
-    // master must see its workers' exit statuses. Its dispatch source works with the default.
+    static let handled: [Int32] = [SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGTTOU, SIGTTIN, SIGCHLD]
 
-    /// Ignores the handled signals' default actions so that the dispatch sources receive them.
+    private var mutex = pthread_mutex_t()
+    private var actions: [Int32: (DispatchQueue, @Sendable () -> Void)] = [:]
+    private var pending: Set<Int32> = []
+    private var readerStarted = false
+    private let defaultQueue = DispatchQueue(label: "hasp.signals")
+
+    private init() { pthread_mutex_init(&mutex, nil) }
+
+    /// Catches every handled signal now (actions may come later).
     static func blockHandledSignals() {
-        for sig in handled { signal(sig, SIG_IGN) }
+        shared.install(handled)
     }
 
     func on(_ sig: Int32, queue target: DispatchQueue? = nil, _ action: @escaping @Sendable () -> Void) {
-        if sig != SIGCHLD { signal(sig, SIG_IGN) }
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: target ?? queue)
-        source.setEventHandler(handler: action)
-        source.resume()
-        sources.append(source)
+        pthread_mutex_lock(&mutex)
+        actions[sig] = (target ?? defaultQueue, action)
+        let wasPending = pending.remove(sig) != nil
+        pthread_mutex_unlock(&mutex)
+        install([sig])
+        if wasPending { (target ?? defaultQueue).async(execute: action) }
+    }
+
+    private func install(_ sigs: [Int32]) {
+        let fd = sigs.withUnsafeBufferPointer { hasp_signals_install($0.baseAddress, Int32($0.count)) }
+        guard fd >= 0 else { return }
+        pthread_mutex_lock(&mutex)
+        let start = !readerStarted
+        readerStarted = true
+        pthread_mutex_unlock(&mutex)
+        if start {
+            Thread.detach { [self] in readLoop(fd) }
+        }
+    }
+
+    private func readLoop(_ fd: Int32) {
+        var byte: UInt8 = 0
+        while true {
+            let n = read(fd, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            let sig = Int32(byte)
+            pthread_mutex_lock(&mutex)
+            let entry = actions[sig]
+            if entry == nil { pending.insert(sig) }
+            pthread_mutex_unlock(&mutex)
+            if let (queue, action) = entry { queue.async(execute: action) }
+        }
+    }
+
+    /// Keeps the handled signals pending across an exec: the new image catches them once its
+    /// handlers are in place.
+    static func blockForExec() {
+        handled.withUnsafeBufferPointer { hasp_signals_block($0.baseAddress, Int32($0.count)) }
     }
 
     /// The signals of a process that serves traffic (standalone or worker): SIGUSR1 soft-stops
     /// the engine once it runs (before that, the process simply exits), SIGTERM and SIGINT end it
-    /// at once, the rest are ignored. Keep the router alive as long as the process runs.
+    /// at once, the rest are ignored.
     static func forServingProcess(_ slot: EngineSlot) -> SignalRouter {
         blockHandledSignals()
-        let router = SignalRouter()
+        let router = shared
         router.on(SIGUSR1) {
             guard let engine = slot.engine else { exit(0) }
             engine.softStop()
         }
         router.on(SIGTERM) { dieBySignal(SIGTERM) }
         router.on(SIGINT) { dieBySignal(SIGINT) }
-        for ignored in [SIGHUP, SIGUSR2, SIGPIPE] { router.on(ignored) {} }
+        for ignored in [SIGHUP, SIGUSR2, SIGPIPE, SIGTTOU, SIGTTIN, SIGCHLD] { router.on(ignored) {} }
         return router
     }
 
@@ -51,6 +96,22 @@ final class SignalRouter: @unchecked Sendable {
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
         raise(sig)
         _exit(128 + sig)
+    }
+}
+
+/// A plain thread for blocking loops, outside Dispatch's pool.
+enum Thread {
+    private final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+
+    static func detach(_ body: @escaping () -> Void) {
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        pthread_detach(thread)
     }
 }
 

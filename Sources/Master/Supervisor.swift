@@ -74,7 +74,7 @@ final class Supervisor: @unchecked Sendable {
     private let arguments: [String]
     private var state: MasterState
     private let queue = DispatchQueue(label: "hasp.master")
-    private let router = SignalRouter()
+    private let router = SignalRouter.shared
     private var stopping: Int32? = nil
     private var exitCode: Int32 = 0
     private var noExitOnFailure = false
@@ -319,7 +319,10 @@ final class Supervisor: @unchecked Sendable {
         for w in state.workers where w.ipcFD >= 0 { _ = hasp_set_cloexec(w.ipcFD, 0) }
         ProcessEnvironment.set(MasterState.variable, String(memfd))
         var argv: [UnsafeMutablePointer<CChar>?] = ([state.binaryPath] + arguments).map { strdup($0) } + [nil]
+        // Signals arriving from here on wait, pending, for the new image's handlers.
+        SignalRouter.blockForExec()
         _ = hasp_execv(state.binaryPath, &argv)
+        SignalRouter.blockHandledSignals()
         // Still here: the exec failed. Keep running the old image.
         let code = errno
         for p in argv { free(p) }

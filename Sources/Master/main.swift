@@ -117,6 +117,9 @@ enum Hasp {
         if (options.daemon || configuration.global.daemon) && !options.foreground {
             Daemon.detach(options: options)
         }
+        // Signal handling is in place before anything listens, so no early signal is lost.
+        let current = EngineSlot()
+        let router = SignalRouter.forServingProcess(current)
         var inherited: [String: Int32] = [:]
         if let path = options.socketTransfer, path != "/dev/null" {
             do {
@@ -134,9 +137,6 @@ enum Hasp {
             printer.alert("[hasp.main()] Some protocols failed to start their listeners! Exiting.")
             exit(1)
         }
-        // Signal handling is in place before anything listens, so no early signal is lost.
-        let current = EngineSlot()
-        let router = SignalRouter.forServingProcess(current)
         let engine = Engine(configuration: configuration)
         do {
             try engine.start(listeners: listeners)

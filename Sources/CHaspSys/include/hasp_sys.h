@@ -26,4 +26,9 @@ int hasp_memfd(const char *name);
 int hasp_set_cloexec(int fd, int on);
 /// execv() wrapper: replaces the process image (returns only on error).
 int hasp_execv(const char *path, char *const argv[]);
+/// Installs a handler for each signal that writes its number to a pipe, unblocks them, and
+/// returns the pipe's (blocking) read end; the same pipe serves every call.
+int hasp_signals_install(const int *sigs, int count);
+/// Blocks these signals in the calling thread (they stay pending, also across exec).
+void hasp_signals_block(const int *sigs, int count);
 #endif
