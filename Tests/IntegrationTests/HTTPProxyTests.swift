@@ -237,3 +237,44 @@ func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", 
         #expect(client.isClosedByPeer())
     }
 }
+
+@Suite(.serialized) struct MaxconnTests {
+    @Test(arguments: ["frontend", "global"])
+    func acceptingPausesAtMaxconnAndResumes(_ level: String) throws {
+        let port = try Ports.free()
+        let limit = level == "frontend" ? "    maxconn 2\n" : ""
+        let global = level == "global" ? "    maxconn 2\n" : ""
+        let config = """
+        global
+            nbthread 1
+        \(global)
+        defaults
+            mode http
+            timeout client 10s
+        frontend fe
+            bind 127.0.0.1:\(port)
+        \(limit)
+            http-request return status 200 content-type text/plain string "ok"
+        """
+        let hasp = try Hasp(config: config, waitFor: [port])
+        defer { hasp.stop() }
+        let first = try RawClient(port: port)
+        let second = try RawClient(port: port)
+        for c in [first, second] {
+            try c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try c.readResponses(1)[0].hasSuffix("ok"))
+        }
+        // The third connection waits in the backlog: no answer while two are open.
+        let third = try RawClient(port: port, timeout: 0.4)
+        try third.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(throws: (any Error).self) { _ = try third.readResponses(1) }
+        // Closing one lets it in.
+        try first.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        _ = try first.readResponses(1)
+        var answered = false
+        try eventually("the waiting connection to be served") {
+            if let r = try? third.readResponses(1), r.first?.hasSuffix("ok") == true { answered = true }
+            return answered
+        }
+    }
+}

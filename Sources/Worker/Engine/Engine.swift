@@ -118,6 +118,8 @@ public final class Engine: Sendable {
             let channel = try bootstrap.withBoundSocket(listener.fd).wait()
             ListenerSocket.relisten(listener.fd, backlog: listener.backlog)
             serverChannels.withLockedValue { $0.append(channel) }
+            frontend.gate.attach(channel)
+            runtime.globalGate.attach(channel)
         }
     }
 

@@ -12,10 +12,15 @@ final class Frontend: Sendable {
     let returnRule: HTTPReturnRule?
     let totalSessions = ManagedAtomic<Int>(0)
     let currentSessions = ManagedAtomic<Int>(0)
+    /// This frontend's `maxconn`, and the process-wide one (shared by every frontend).
+    let gate: AcceptGate
+    let globalGate: AcceptGate
 
-    init(settings: ProxySettings, backend: Backend?) {
+    init(settings: ProxySettings, backend: Backend?, globalGate: AcceptGate) {
         self.settings = settings
         self.backend = backend
+        gate = AcceptGate(limit: settings.maxconn ?? 0)
+        self.globalGate = globalGate
         var rule: HTTPReturnRule? = nil
         for case .returnResponse(let r) in settings.httpRequestRules {
             rule = r
@@ -25,6 +30,19 @@ final class Frontend: Sendable {
     }
 
     var name: String { settings.name }
+
+    func sessionOpened() {
+        currentSessions.wrappingIncrement(ordering: .relaxed)
+        totalSessions.wrappingIncrement(ordering: .relaxed)
+        gate.opened()
+        globalGate.opened()
+    }
+
+    func sessionClosed() {
+        currentSessions.wrappingDecrement(ordering: .relaxed)
+        gate.closed()
+        globalGate.closed()
+    }
 }
 
 /// Something a soft-stop must reach: an open client connection.
@@ -58,6 +76,7 @@ public final class WorkerRuntime: Sendable {
     let handingOver = ManagedAtomic<Bool>(false)
     let openConnections = ManagedAtomic<Int>(0)
     let bufferSize: Int
+    let globalGate: AcceptGate
 
     public init(configuration: Configuration, threads: Int) {
         self.configuration = configuration
@@ -80,11 +99,13 @@ public final class WorkerRuntime: Sendable {
             serverID += proxy.servers.count
         }
         self.backends = backends
+        let globalGate = AcceptGate(limit: configuration.global.maxconn ?? 0)
+        self.globalGate = globalGate
         frontends = configuration.proxies.filter { $0.capabilities.contains(.frontend) }.map { proxy in
             let target = proxy.useBackends.first?.backend ?? proxy.defaultBackend
             var backend = target.flatMap { backends[$0] }
             if backend == nil, proxy.kind == .listen, !proxy.servers.isEmpty { backend = backends[proxy.name] }
-            return Frontend(settings: proxy, backend: backend)
+            return Frontend(settings: proxy, backend: backend, globalGate: globalGate)
         }
     }
 

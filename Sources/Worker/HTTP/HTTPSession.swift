@@ -93,8 +93,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     func channelActive(context: ChannelHandlerContext) {
         runtime.sessions(on: context.eventLoop).add(self)
-        frontend.currentSessions.wrappingIncrement(ordering: .relaxed)
-        frontend.totalSessions.wrappingIncrement(ordering: .relaxed)
+        frontend.sessionOpened()
         if runtime.isStopping && !runtime.handingOver.load(ordering: .relaxed) { closeAfterResponse = true }
         armRequestTimer(first: true)
         context.fireChannelActive()
@@ -125,7 +124,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             offerToPool(own)
         }
         runtime.sessions(on: context.eventLoop).remove(self)
-        frontend.currentSessions.wrappingDecrement(ordering: .relaxed)
+        frontend.sessionClosed()
     }
 
     private func closeClient() {

@@ -25,8 +25,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
 
     func channelActive(context: ChannelHandlerContext) {
         runtime.sessions(on: context.eventLoop).add(self)
-        frontend.currentSessions.wrappingIncrement(ordering: .relaxed)
-        frontend.totalSessions.wrappingIncrement(ordering: .relaxed)
+        frontend.sessionOpened()
         context.fireChannelActive()
         guard let backend = frontend.backend else {
             context.close(promise: nil)
@@ -180,7 +179,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         releaseSlotOnce()
         finished = true
         runtime.sessions(on: context.eventLoop).remove(self)
-        frontend.currentSessions.wrappingDecrement(ordering: .relaxed)
+        frontend.sessionClosed()
     }
 
     func beginSoftStop() {
