@@ -52,6 +52,30 @@ protocol StoppableSession: AnyObject {
     func abort()
 }
 
+/// Client bootstraps for server connections, one per backend, kept per event loop (only that
+/// loop touches it) so that a connection costs no bootstrap set-up.
+final class LoopConnectors: @unchecked Sendable {
+    private var byBackend: [ObjectIdentifier: ClientBootstrap] = [:]
+    private var fallback: ClientBootstrap?
+
+    func bootstrap(for backend: Backend?, loop: EventLoop, timeoutMs: Int64) -> ClientBootstrap {
+        if let backend, let existing = byBackend[ObjectIdentifier(backend)] { return existing }
+        if backend == nil, let fallback { return fallback }
+        var made = ClientBootstrap(group: loop)
+            .channelInitializer { channel in
+                do {
+                    try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(), name: "hasp.server")
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        if timeoutMs > 0 { made = made.connectTimeout(.milliseconds(timeoutMs)) }
+        if let backend { byBackend[ObjectIdentifier(backend)] = made } else { fallback = made }
+        return made
+    }
+}
+
 /// Sessions open on one event loop; only that loop touches it.
 final class LoopSessions: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: StoppableSession] = [:]
@@ -71,6 +95,7 @@ public final class WorkerRuntime: Sendable {
     let backends: [String: Backend]
     let frontends: [Frontend]
     let loopSessions: [LoopSessions]
+    let connectors: [LoopConnectors]
     let stopping = ManagedAtomic<Bool>(false)
     /// Set with `stopping` when idle connections will be handed to the next worker.
     let handingOver = ManagedAtomic<Bool>(false)
@@ -91,6 +116,7 @@ public final class WorkerRuntime: Sendable {
         self.loops = loops
         loopIndexes = indexes
         loopSessions = loops.map { _ in LoopSessions() }
+        connectors = loops.map { _ in LoopConnectors() }
         bufferSize = configuration.global.bufferSize
         var backends: [String: Backend] = [:]
         var serverID = 0

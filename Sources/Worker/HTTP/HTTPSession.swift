@@ -469,23 +469,18 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         connectAttempts += 1
         server.connectAttempts.wrappingIncrement(ordering: .relaxed)
         let pool = server.pools[loopIndex]
-        let connectTimeout = backendTimeouts.connect ?? 0
-        var bootstrap = ClientBootstrap(group: context.eventLoop)
-            .channelInitializer { channel in
-                do {
-                    try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(), name: "hasp.server")
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-            }
-        if connectTimeout > 0 { bootstrap = bootstrap.connectTimeout(.milliseconds(connectTimeout)) }
+        let bootstrap = runtime.connectors[loopIndex].bootstrap(for: slot?.backend, loop: context.eventLoop,
+                                                                timeoutMs: backendTimeouts.connect ?? 0)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         bootstrap.connect(to: address).whenComplete { result in
             let session = bound.value
             switch result {
             case .success(let channel):
-                let handler = try! channel.pipeline.syncOperations.handler(type: ServerConnectionHandler.self)
+                guard let handler = try? channel.pipeline.syncOperations.handler(type: ServerConnectionHandler.self) else {
+                    channel.close(promise: nil)
+                    if session.phase == .connecting, session.slot?.server === server { session.connectFailed(server: server) }
+                    return
+                }
                 let connection = ServerConnection(channel: channel, server: server, pool: pool)
                 handler.connection = connection
                 server.usedConnections.wrappingIncrement(ordering: .relaxed)
