@@ -3,18 +3,25 @@ SWIFT ?= swift
 CONFIG ?= examples/quickstart.cfg
 PREFIX ?= /usr/local
 
-# Debian packages the build, the tests and the benchmarks use.
-DEB_BUILD_PACKAGES := pkg-config libssl-dev libpcre2-dev libcap-dev
-DEB_TEST_PACKAGES := curl socat haproxy nginx-light wrk python3
-DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TEST_PACKAGES)
+# Debian packages the build and the tests use (the Swift toolchain comes with the machine),
+# and the ones only the benchmarks need (installed by `make bench`).
+DEB_PACKAGES := curl ca-certificates
+DEB_BENCH_PACKAGES := haproxy nginx-light wrk python3
 
-.PHONY: all build release run test unit-test deps check bench clean install
+.PHONY: all build release run test unit-test deps bench-deps install-packages check bench clean install
 
 all: release
 
 # Installs the missing Debian packages when run as root; otherwise prints the command to run.
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"
+	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 toolchain not found (expected on PATH as '$(SWIFT)')"; exit 1; }
+
+bench-deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_BENCH_PACKAGES)"
+
+install-packages:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -25,7 +32,6 @@ deps:
 	    echo "missing Debian packages; run: sudo apt-get install$$missing"; exit 1; \
 	  fi; \
 	fi
-	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 toolchain not found (expected on PATH as '$(SWIFT)')"; exit 1; }
 
 build: deps
 	$(SWIFT) build
@@ -55,8 +61,9 @@ test: deps
 unit-test:
 	$(SWIFT) test --filter 'SharedTests|WorkerTests'
 
-bench: release
+bench: release bench-deps
 	./bench/run.sh
+	./bench/reload.py
 
 install: release
 	install -D -m 0755 .build/release/hasp $(DESTDIR)$(PREFIX)/sbin/hasp
