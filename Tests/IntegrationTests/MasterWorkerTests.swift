@@ -392,10 +392,20 @@ final class NotifySocket {
         let client = try RawClient(port: port, timeout: 3)
         #expect(try ask(client) == "old")
         _ = try hasp.dir.write("hasp.cfg", config("new"))
-        let reloaded = Date()
+        // Watch for the close on another thread while this one notes when the new worker is READY.
+        let closedAt = Mutex<Date?>(nil)
+        let watcher = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            if client.isClosedByPeer() { closedAt.withLock { $0 = Date() } }
+            watcher.signal()
+        }
+        let loads = hasp.child.stderr.components(separatedBy: "Loading success.").count
         hasp.child.signal(SIGUSR2)
-        #expect(client.isClosedByPeer())
-        #expect(Date().timeIntervalSince(reloaded) < 1)
+        try eventually("the new worker's READY") { hasp.child.stderr.components(separatedBy: "Loading success.").count > loads }
+        let readyAt = Date()
+        watcher.wait()
+        let closed = try #require(closedAt.withLock { $0 }, "the idle connection was not closed")
+        #expect(closed.timeIntervalSince(readyAt) < 1, "closed \(closed.timeIntervalSince(readyAt)) s after READY")
         let fresh = try RawClient(port: port)
         #expect(try ask(fresh) == "new")
     }

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// A blocking TCP client with receive timeouts, for byte-exact exchanges.
-final class RawClient {
+final class RawClient: @unchecked Sendable {
     let fd: Int32
 
     init(port: Int, timeout: Double = 10) throws {
