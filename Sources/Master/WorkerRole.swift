@@ -48,13 +48,7 @@ enum WorkerRole {
             exit(1)
         }
         current.engine = engine
-        let global = result.configuration.global
-        do {
-            try Privileges.drop(user: global.user, group: global.group, chroot: global.chroot)
-        } catch {
-            printer.alert(error.description)
-            exit(1)
-        }
+        Hasp.dropPrivilegesOrExit(result.configuration.global)
         // At soft-stop, idle keep-alive connections travel to the master, which hands them to
         // the new worker (the sink owns and closes the duplicate it is given).
         engine.setHandoverSink { fd, frontend in

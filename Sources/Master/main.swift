@@ -72,6 +72,16 @@ enum Hasp {
         runStandalone(configuration, options: options)
     }
 
+    /// Applies `chroot`, `group` and `user` once the sockets are held; a failure ends the process.
+    static func dropPrivilegesOrExit(_ global: GlobalSettings) {
+        do {
+            try Privileges.drop(user: global.user, group: global.group, chroot: global.chroot)
+        } catch {
+            printer.alert(error.description)
+            exit(1)
+        }
+    }
+
     /// Whether the configuration asks for `daemon`, without printing anything.
     static func daemonKeyword(_ options: LaunchOptions) -> Bool {
         guard let sources = try? ConfigLoader.sources(for: options.configPaths) else { return false }
@@ -152,13 +162,7 @@ enum Hasp {
         if let pidfile = options.pidfile ?? configuration.global.pidfile {
             PidFile.write(pidfile, pid: getpid())
         }
-        let global = configuration.global
-        do {
-            try Privileges.drop(user: global.user, group: global.group, chroot: global.chroot)
-        } catch {
-            printer.alert(error.description)
-            exit(1)
-        }
+        dropPrivilegesOrExit(configuration.global)
         Daemon.reportReady()
         // The router must outlive the wait: Swift may otherwise release it (and its signal
         // sources) right after its last use above.

@@ -12,21 +12,9 @@ import Testing
         "HTTP/1.0 101 Switching\r\nUpgrade: websocket\r\n\r\n",
     ]
 
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(1, n))) }
-    }
-
     static let interesting: [UInt8] = Array("\r\n :;,0123456789abcdefHTP/.-\t\u{0}\u{7f}".utf8) + [0xff, 0xc3]
 
-    func mutate(_ input: [UInt8], _ g: inout Generator) -> [UInt8] {
+    func mutate(_ input: [UInt8], _ g: inout SplitMix64) -> [UInt8] {
         var bytes = input
         for _ in 0...g.below(8) {
             switch g.below(4) {
@@ -42,7 +30,7 @@ import Testing
     }
 
     @Test func parsersSurviveMutatedInput() throws {
-        var g = Generator(state: 0x5eed)
+        var g = SplitMix64(seed: 0x5eed)
         for round in 0..<20_000 {
             let seed = Array(Self.seeds[round % Self.seeds.count].utf8)
             let input = mutate(seed, &g)

@@ -736,9 +736,6 @@ public struct ConfigParser {
         server.address = address
         server.location = here
         if parseServerKeywords(w, from: 3, into: &server, proxy: p, label: "server \(p.name)/\(name)") {
-            if case .inet(_, nil) = address, p.mode == .http || p.mode == .tcp {
-                // HAProxy keeps the client's destination port when none is given; Hasp does too at run time.
-            }
             p.servers.append(server)
         }
     }
@@ -1027,8 +1024,7 @@ public struct ConfigParser {
         for name in erroredFiles {
             diagnostics.append(Diagnostic(.alert, "config : Error(s) found in configuration file : \(name)"))
         }
-        let hadParseErrors = diagnostics.contains { $0.level == .alert }
-        for (index, proxy) in config.proxies.enumerated() where proxy.capabilities.contains(.frontend) {
+        for proxy in config.proxies where proxy.capabilities.contains(.frontend) {
             for target in [proxy.defaultBackend].compactMap({ $0 }) + proxy.useBackends.map(\.backend) {
                 guard let backend = config.proxies.first(where: { $0.name == target && $0.capabilities.contains(.backend) }) else {
                     let what = target == proxy.defaultBackend ? "default_backend" : "use_backend"
@@ -1042,7 +1038,6 @@ public struct ConfigParser {
             if proxy.binds.isEmpty && proxy.kind == .frontend {
                 warn("\(proxy.kind.rawValue) '\(proxy.name)' has no 'bind' directive. Please declare it as a backend if this was intended.")
             }
-            _ = index
         }
         for proxy in config.proxies {
             let t = proxy.timeouts
@@ -1059,7 +1054,6 @@ public struct ConfigParser {
             }
         }
         if diagnostics.contains(where: { $0.level == .alert }) {
-            _ = hadParseErrors
             diagnostics.append(Diagnostic(.alert, "config : Fatal errors found in configuration."))
         }
     }

@@ -199,10 +199,6 @@ public final class Engine: Sendable {
         }
         if first { finished.succeed(code) }
     }
-
-    public func shutdownLoops() {
-        try? runtime.group.syncShutdownGracefully()
-    }
 }
 
 public struct StartupError: Error, CustomStringConvertible {

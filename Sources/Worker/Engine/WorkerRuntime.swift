@@ -79,7 +79,6 @@ final class LoopConnectors: @unchecked Sendable {
 /// Sessions open on one event loop; only that loop touches it.
 final class LoopSessions: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: StoppableSession] = [:]
-    var count: Int { sessions.count }
 
     func add(_ s: StoppableSession) { sessions[ObjectIdentifier(s)] = s }
     func remove(_ s: StoppableSession) { sessions.removeValue(forKey: ObjectIdentifier(s)) }
@@ -99,7 +98,6 @@ public final class WorkerRuntime: Sendable {
     let stopping = ManagedAtomic<Bool>(false)
     /// Set with `stopping` when idle connections will be handed to the next worker.
     let handingOver = ManagedAtomic<Bool>(false)
-    let openConnections = ManagedAtomic<Int>(0)
     let bufferSize: Int
     let globalGate: AcceptGate
 
@@ -144,5 +142,4 @@ public final class WorkerRuntime: Sendable {
     }
 
     public var isStopping: Bool { stopping.load(ordering: .relaxed) }
-    public var currentConnections: Int { openConnections.load(ordering: .relaxed) }
 }

@@ -86,12 +86,6 @@ final class ServerConnectionPool: @unchecked Sendable {
         server.idleConnections.wrappingDecrement(ordering: .relaxed)
     }
 
-    /// Closes every idle connection (maintenance, address change, shutdown). The counters drop
-    /// as each connection really closes, in `remove`.
-    func closeAll() {
-        for connection in unsafeIdle + safeIdle { connection.close() }
-    }
-
     private func schedulePurge(server: Server, eventLoop: EventLoop) {
         guard purgeTask == nil else { return }
         purgeTask = eventLoop.scheduleTask(in: .milliseconds(purgeDelayMs)) { [self] in
