@@ -1,0 +1,223 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `global` section.
+extension ConfigParser {
+    // MARK: - global
+
+    static let globalKeywords = [
+        "maxconn", "nbthread", "thread-groups", "pidfile", "daemon", "quiet", "zero-warning", "log", "stats",
+        "hard-stop-after", "mworker-max-reloads", "master-worker", "user", "group", "uid", "gid", "chroot",
+        "tune.bufsize", "tune.maxrewrite", "setenv", "presetenv", "unsetenv", "resetenv", "ca-base", "crt-base",
+        "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites", "ssl-default-bind-options",
+        "ssl-default-server-ciphers", "ssl-default-server-ciphersuites", "ssl-default-server-options",
+        "ssl-dh-param-file", "tune.ssl.default-dh-param", "log-send-hostname", "log-tag", "node", "description",
+        "spread-checks", "localpeer", "insecure-fork-wanted", "expose-experimental-directives", "nbproc",
+        "hasp.idle-handover", "server-state-file", "server-state-base", "cpu-map", "ulimit-n", "busy-polling",
+    ]
+
+    static let globalAcceptedSilently: Set<String> = [
+        "ca-base", "crt-base", "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites",
+        "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
+        "ssl-default-server-options", "ssl-dh-param-file", "tune.ssl.default-dh-param", "log-send-hostname",
+        "log-tag", "node", "description", "spread-checks", "localpeer", "insecure-fork-wanted",
+        "expose-experimental-directives", "server-state-file", "server-state-base", "cpu-map", "ulimit-n",
+        "busy-polling",
+    ]
+
+    mutating func parseGlobal(_ w: [String]) {
+        let k = w[0]
+        func intArg(_ name: String) -> Int? {
+            guard w.count >= 2, let n = Int(w[1]) else {
+                parsingAlert("'\(name)' expects an integer argument.")
+                return nil
+            }
+            return n
+        }
+        switch k {
+        case "maxconn":
+            if let n = intArg(k) { config.global.maxconn = n }
+        case "nbthread":
+            guard w.count >= 2, let n = Int(w[1]), n >= 1 else {
+                parsingAlert("'nbthread' passed a missing or unparsable integer value in '\(w.count > 1 ? w[1] : "")'")
+                return
+            }
+            guard n <= 4096 else {
+                parsingAlert("'nbthread' value '\(n)' is too large (max 4096)")
+                return
+            }
+            config.global.nbthread = n
+        case "thread-groups":
+            guard w.count >= 2, let n = Int(w[1]), n >= 1 else {
+                parsingAlert("'thread-groups' passed a missing or unparsable integer value in '\(w.count > 1 ? w[1] : "")'")
+                return
+            }
+            config.global.threadGroups = n
+        case "pidfile":
+            guard w.count >= 2 else { parsingAlert("'pidfile' expects a file name as an argument."); return }
+            config.global.pidfile = w[1]
+        case "daemon": config.global.daemon = true
+        case "quiet": config.global.quiet = true
+        case "zero-warning": config.global.zeroWarning = true
+        case "log":
+            guard w.count >= 2 else {
+                parsingAlert("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
+                return
+            }
+            config.global.logTargets.append(parseLogTarget(w))
+        case "stats":
+            parseStats(w)
+        case "hard-stop-after":
+            guard w.count >= 2 else { parsingAlert("'hard-stop-after' expects <time> as argument."); return }
+            do { config.global.hardStopAfterMs = try Units.milliseconds(w[1]) } catch {
+                parsingAlert("unexpected character '\(timeErrorCharacter(error))' in argument to <hard-stop-after>.")
+            }
+        case "mworker-max-reloads":
+            guard w.count >= 2, let n = Int(w[1]), n >= 0 else {
+                parsingAlert("'mworker-max-reloads' expects an integer argument.")
+                return
+            }
+            config.global.mworkerMaxReloads = n
+        case "master-worker":
+            if w.count == 1 {
+                parsingAlert("support for 'master-worker' was removed in version 3.5. Use -W or -Ws in the startup script instead.")
+            } else if w[1] == "no-exit-on-failure" {
+                config.global.noExitOnFailure = true
+            } else {
+                parsingAlert("'master-worker' only supports 'no-exit-on-failure'.")
+            }
+        case "user", "uid":
+            guard w.count >= 2 else { parsingAlert("'\(k)' expects an argument."); return }
+            config.global.user = w[1]
+        case "group", "gid":
+            guard w.count >= 2 else { parsingAlert("'\(k)' expects an argument."); return }
+            config.global.group = w[1]
+        case "chroot":
+            guard w.count >= 2 else { parsingAlert("'chroot' expects a directory as an argument."); return }
+            config.global.chroot = w[1]
+        case "tune.bufsize":
+            guard w.count >= 2, let n = Units.size(w[1]), n >= 1024 else {
+                parsingAlert("'tune.bufsize' expects a positive integer argument.")
+                return
+            }
+            config.global.bufferSize = n
+        case "tune.maxrewrite":
+            guard let n = intArg(k), n >= 0 else { return }
+            config.global.maxRewrite = n
+        case "setenv", "presetenv":
+            guard w.count >= 3 else { parsingAlert("'\(k)' expects a name and a value."); return }
+            if k == "setenv" || ProcessEnvironment.get(w[1]) == nil { ProcessEnvironment.set(w[1], w[2]) }
+        case "unsetenv", "resetenv":
+            break
+        case "hasp.idle-handover":
+            guard w.count >= 2, w[1] == "on" || w[1] == "off" else {
+                parsingAlert("'hasp.idle-handover' expects 'on' or 'off'.")
+                return
+            }
+            config.global.idleConnectionHandover = w[1] == "on"
+        case "nbproc":
+            parsingAlert("nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on multi-processor machines if available.")
+        default:
+            if Self.globalAcceptedSilently.contains(k) { return }
+            unknownKeyword(k, section: "global", candidates: Self.globalKeywords)
+        }
+    }
+
+    mutating func unknownKeyword(_ keyword: String, section name: String, candidates: [String]) {
+        if let s = Suggestion.closest(to: keyword, in: candidates) {
+            parsingAlert("unknown keyword '\(keyword)' in '\(name)' section; did you mean '\(s)' maybe ?")
+        } else {
+            parsingAlert("unknown keyword '\(keyword)' in '\(name)' section")
+        }
+    }
+
+    func parseLogTarget(_ w: [String]) -> LogTarget {
+        var target = LogTarget(address: w[1])
+        var i = 2
+        while i < w.count {
+            switch w[i] {
+            case "format" where i + 1 < w.count: target.format = w[i + 1]; i += 2
+            case "len", "sample", "profile": i += 2
+            default:
+                if target.facility == nil { target.facility = w[i] } else if target.level == nil { target.level = w[i] }
+                i += 1
+            }
+        }
+        return target
+    }
+
+    mutating func parseStats(_ w: [String]) {
+        guard w.count >= 2 else {
+            parsingAlert("'stats' expects 'socket', 'maxconn', 'timeout' or 'bind-process'.")
+            return
+        }
+        switch w[1] {
+        case "socket":
+            guard w.count >= 3 else {
+                parsingAlert("'stats socket' requires a path or an address.")
+                return
+            }
+            let addresses: [ListenAddress]
+            do { addresses = try AddressParser.listenAddresses(w[2]) } catch {
+                parsingAlert("'stats socket' : invalid address: '\(w[2])'")
+                return
+            }
+            guard addresses.count == 1 else {
+                parsingAlert("'stats socket' : port ranges are not allowed: '\(w[2])'")
+                return
+            }
+            var socket = StatsSocketSettings(address: addresses[0], location: here)
+            var i = 3
+            while i < w.count {
+                let option = w[i]
+                let value = i + 1 < w.count ? w[i + 1] : nil
+                switch option {
+                case "level":
+                    guard let value, ["user", "operator", "admin"].contains(value) else {
+                        parsingAlert("'level' only supports 'user', 'operator', and 'admin' (got '\(value ?? "")').")
+                        return
+                    }
+                    socket.level = value
+                    i += 2
+                case "mode":
+                    guard let value, let m = UInt32(value, radix: 8) else {
+                        parsingAlert("'mode' : missing or invalid mode '\(value ?? "")' (octal integer expected)")
+                        return
+                    }
+                    socket.mode = m
+                    i += 2
+                case "user", "uid": socket.user = value; i += 2
+                case "group", "gid": socket.group = value; i += 2
+                case "expose-fd":
+                    guard value == "listeners" else {
+                        parsingAlert("'expose-fd' : unsupported value '\(value ?? "")', only 'listeners' is supported.")
+                        return
+                    }
+                    socket.exposeFdListeners = true
+                    i += 2
+                case "process", "name", "maxconn", "thread", "severity-output": i += 2
+                case "accept-netscaler-cip": i += 2
+                default: i += 1
+                }
+            }
+            config.global.statsSockets.append(socket)
+        case "timeout":
+            guard w.count >= 3 else { parsingAlert("'stats timeout' expects <time> as argument."); return }
+            do { config.global.statsTimeoutMs = try Units.milliseconds(w[2]) } catch {
+                parsingAlert("unexpected character '\(timeErrorCharacter(error))' in 'stats timeout'")
+            }
+        case "maxconn", "bind-process":
+            break
+        default:
+            parsingAlert("'stats' only supports 'socket', 'maxconn', 'bind-process' and 'timeout' (got '\(w[1])').")
+        }
+    }
+
+    func timeErrorCharacter(_ error: Units.TimeError) -> String {
+        switch error {
+        case .unexpectedCharacter(let c): return String(c)
+        case .empty, .overflow: return ""
+        }
+    }
+}

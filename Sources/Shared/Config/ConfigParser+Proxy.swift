@@ -1,0 +1,522 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `defaults`, `frontend`, `backend` and `listen` keywords.
+extension ConfigParser {
+    // MARK: - proxies
+
+    static let proxyKeywords = [
+        "mode", "bind", "default_backend", "use_backend", "server", "default-server", "balance", "hash-type",
+        "timeout", "maxconn", "retries", "option", "no", "http-reuse", "http-request", "log", "errorfile",
+        "disabled", "enabled", "id", "description", "fullconn", "contimeout", "clitimeout", "srvtimeout",
+        "http-check", "tcp-check", "acl", "http-response", "tcp-request", "tcp-response", "stats", "capture",
+        "compression", "cookie", "stick-table", "stick", "monitor-uri", "errorloc", "errorloc302", "errorloc303",
+        "http-after-response", "unique-id-format", "unique-id-header", "log-format", "default-server",
+    ]
+
+    mutating func parseProxy(_ w: [String], _ p: inout ProxySettings) {
+        let k = w[0]
+        let caps = p.capabilities
+        switch k {
+        case "mode":
+            guard w.count >= 2, let mode = ProxyMode(rawValue: w[1]) else {
+                parsingAlert("unknown proxy mode '\(w.count > 1 ? w[1] : "")'.")
+                return
+            }
+            p.mode = mode
+        case "bind":
+            guard caps.contains(.frontend), p.kind != .defaults else {
+                parsingAlert("'bind' not allowed in '\(p.kind.rawValue)' section.")
+                return
+            }
+            parseBind(w, &p)
+        case "default_backend":
+            guard caps.contains(.frontend) else {
+                parsingWarning("'default_backend' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability.")
+                return
+            }
+            guard w.count >= 2 else { parsingAlert("'default_backend' expects a backend name."); return }
+            p.defaultBackend = w[1]
+        case "use_backend":
+            guard caps.contains(.frontend), p.kind != .defaults else {
+                parsingAlert("'use_backend' not allowed in '\(p.kind.rawValue)' section.")
+                return
+            }
+            guard w.count >= 2 else { parsingAlert("'use_backend' requires a backend name."); return }
+            if w.count > 2 {
+                parsingAlert("'use_backend' : conditions ('\(w[2])') need ACLs, which Hasp does not support yet.")
+                return
+            }
+            p.useBackends.append(UseBackendRule(backend: w[1], location: here))
+        case "server":
+            guard caps.contains(.backend), p.kind != .defaults else {
+                parsingAlert("'server' not allowed in '\(p.kind.rawValue)' section.")
+                return
+            }
+            parseServer(w, &p)
+        case "default-server":
+            guard caps.contains(.backend) else {
+                parsingAlert("'default-server' not allowed in '\(p.kind.rawValue)' section.")
+                return
+            }
+            var template = p.defaultServer.template
+            if parseServerKeywords(w, from: 1, into: &template, proxy: p, label: "default-server") {
+                p.defaultServer.template = template
+            }
+        case "balance":
+            parseBalance(w, &p)
+        case "hash-type":
+            guard w.count >= 2 else {
+                parsingAlert("'hash-type' only supports 'consistent' and 'map-based'.")
+                return
+            }
+            switch w[1] {
+            case "map-based": p.hashType = .mapBased
+            case "consistent": p.hashType = .consistent
+            default: parsingAlert("'hash-type' only supports 'consistent' and 'map-based'.")
+            }
+        case "timeout":
+            parseTimeout(w, &p)
+        case "contimeout", "clitimeout", "srvtimeout":
+            parsingAlert("the '\(k)' directive is not supported anymore since HAProxy 2.1. Use 'timeout \(["contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"][k]!)'.")
+        case "maxconn":
+            guard w.count >= 2, let n = Int(w[1]), n >= 0 else {
+                parsingAlert("'maxconn' expects an integer argument.")
+                return
+            }
+            guard caps.contains(.frontend) else {
+                parsingWarning("'maxconn' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability. Maybe you want 'fullconn' instead ?")
+                return
+            }
+            p.maxconn = n
+        case "retries":
+            guard w.count >= 2, let n = Int(w[1]), n >= 0 else {
+                parsingAlert("'retries' expects an integer argument (dispatch counts for one).")
+                return
+            }
+            p.retries = n
+        case "option":
+            parseOption(w, from: 1, negated: false, &p)
+        case "no":
+            guard w.count >= 3, w[1] == "option" else {
+                parsingAlert("'no' only supports 'option'.")
+                return
+            }
+            parseOption(w, from: 2, negated: true, &p)
+        case "http-reuse":
+            guard w.count >= 2, let reuse = HTTPReuse(rawValue: w[1]) else {
+                parsingAlert("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'.")
+                return
+            }
+            p.httpReuse = reuse
+        case "http-request":
+            parseHTTPRequest(w, &p)
+        case "log":
+            break
+        case "errorfile":
+            parsingWarning("'errorfile' is not supported by Hasp yet; the built-in error pages are used.")
+        case "disabled": p.disabled = true
+        case "enabled": p.disabled = false
+        case "id":
+            guard w.count >= 2, let n = Int(w[1]), n > 0 else {
+                parsingAlert("'id' expects a positive integer argument.")
+                return
+            }
+        case "description", "fullconn":
+            break
+        case "http-check", "tcp-check":
+            // Parsed in the health-check work; accepted here so that ordinary files load.
+            break
+        case "acl", "http-response", "tcp-request", "tcp-response", "stats", "capture", "compression", "cookie",
+             "stick-table", "stick", "monitor-uri", "errorloc", "errorloc302", "errorloc303", "http-after-response",
+             "unique-id-format", "unique-id-header", "log-format":
+            parsingAlert("'\(k)' is not supported by Hasp yet.")
+        default:
+            unknownKeyword(k, section: p.kind.rawValue, candidates: Self.proxyKeywords)
+        }
+    }
+
+    mutating func parseBind(_ w: [String], _ p: inout ProxySettings) {
+        guard w.count >= 2 else {
+            parsingAlert("'bind' expects {<path>|[addr1]:port1[-end1]}{,[addr]:port[-end]}... as arguments.")
+            return
+        }
+        var addresses: [ListenAddress] = []
+        for item in w[1].split(separator: ",", omittingEmptySubsequences: true) {
+            do {
+                addresses.append(contentsOf: try AddressParser.listenAddresses(String(item)))
+            } catch {
+                switch error {
+                case .invalidPort(let port): parsingAlert("'bind' : invalid port '\(port)'")
+                case .invalidPortRange(let r): parsingAlert("'bind' : invalid port range '\(r)'")
+                case .missingPort: parsingAlert("'bind' : missing port number: '\(item)'")
+                case .invalidAddress(let a): parsingAlert("'bind' : invalid address: '\(a)' in '\(item)'")
+                }
+                return
+            }
+        }
+        var bind = BindSettings(addresses: addresses, location: here)
+        let bindKeywords = ["name", "maxconn", "backlog", "accept-proxy", "mode", "user", "group", "uid", "gid",
+                            "v4v6", "v6only", "transparent", "defer-accept", "tfo", "process", "thread", "id",
+                            "nice", "alpn", "ssl", "crt", "interface", "namespace", "level", "severity-output",
+                            "expose-fd"]
+        var i = 2
+        while i < w.count {
+            let option = w[i]
+            let value = i + 1 < w.count ? w[i + 1] : nil
+            func needValue() -> String? {
+                guard let value else {
+                    parsingAlert("'bind \(w[1])' : missing argument for '\(option)'.")
+                    return nil
+                }
+                return value
+            }
+            switch option {
+            case "name":
+                guard let v = needValue() else { return }
+                bind.name = v; i += 2
+            case "maxconn", "backlog":
+                guard let v = needValue() else { return }
+                guard let n = Int(v), n >= 0 else {
+                    parsingAlert("'bind \(w[1])' : '\(option)' expects a positive integer argument.")
+                    return
+                }
+                if option == "maxconn" { bind.maxconn = n } else { bind.backlog = n }
+                i += 2
+            case "accept-proxy":
+                bind.acceptProxy = true; i += 1
+            case "mode":
+                guard let v = needValue() else { return }
+                guard let m = UInt32(v, radix: 8) else {
+                    parsingAlert("'bind \(w[1])' : '\(option)' : missing or invalid mode '\(v)' (octal integer expected)")
+                    return
+                }
+                bind.unixMode = m; i += 2
+            case "user", "uid":
+                guard let v = needValue() else { return }
+                bind.unixUser = v; i += 2
+            case "group", "gid":
+                guard let v = needValue() else { return }
+                bind.unixGroup = v; i += 2
+            case "v4v6", "v6only", "transparent", "defer-accept", "tfo":
+                i += 1
+            case "process", "thread", "id", "nice", "interface", "namespace":
+                guard needValue() != nil else { return }
+                i += 2
+            case "ssl", "crt", "alpn":
+                parsingAlert("'bind \(w[1])' : '\(option)' : TLS is not supported by Hasp yet.")
+                return
+            default:
+                if let s = Suggestion.closest(to: option, in: bindKeywords) {
+                    parsingAlert("'bind \(w[1])' in section '\(p.kind.rawValue)': unknown keyword '\(option)'; did you mean '\(s)' maybe ?")
+                } else {
+                    parsingAlert("'bind \(w[1])' in section '\(p.kind.rawValue)': unknown keyword '\(option)'.")
+                }
+                return
+            }
+        }
+        p.binds.append(bind)
+    }
+
+    mutating func parseServer(_ w: [String], _ p: inout ProxySettings) {
+        guard w.count >= 3 else {
+            alert("[\(file):\(lineNumber)] : 'server' expects <name> and <addr>[:<port>] as arguments.")
+            return
+        }
+        let name = w[1]
+        if let existing = p.servers.first(where: { $0.name == name }) {
+            alert("parsing [\(file):\(lineNumber)] : backend '\(p.name)' : server name '\(name)' is already used at \(existing.location).")
+            return
+        }
+        let address: ServerAddress
+        do { address = try AddressParser.serverAddress(w[2]) } catch {
+            alert("[\(file):\(lineNumber)] : 'server \(p.name)/\(name)' : could not resolve address '\(w[2])'.")
+            return
+        }
+        var server = p.defaultServer.template
+        server.name = name
+        server.address = address
+        server.location = here
+        if parseServerKeywords(w, from: 3, into: &server, proxy: p, label: "server \(p.name)/\(name)") {
+            p.servers.append(server)
+        }
+    }
+
+    static let serverKeywords = [
+        "weight", "maxconn", "maxqueue", "backup", "disabled", "enabled", "check", "no-check", "inter", "fastinter",
+        "downinter", "rise", "fall", "pool-max-conn", "pool-purge-delay", "pool-low-conn", "max-reuse", "id",
+        "port", "addr", "slowstart", "on-error", "on-marked-down", "on-marked-up", "observe", "error-limit",
+        "agent-check", "agent-port", "agent-inter", "agent-addr", "agent-send", "track", "cookie", "send-proxy",
+        "send-proxy-v2", "ssl", "verify", "sni", "alpn", "minconn", "resolvers", "init-addr", "resolve-prefer",
+        "check-send-proxy", "no-backup", "proto", "tfo", "namespace",
+    ]
+
+    /// Applies `server`/`default-server` keywords from index `from`. Returns false after an error.
+    mutating func parseServerKeywords(_ w: [String], from start: Int, into s: inout ServerSettings,
+                                              proxy p: ProxySettings, label: String) -> Bool {
+        var i = start
+        while i < w.count {
+            let k = w[i]
+            let value = i + 1 < w.count ? w[i + 1] : nil
+            func prefix() -> String { "[\(file):\(lineNumber)] : '\(label)' : " }
+            func integer(_ range: ClosedRange<Int>) -> Int? {
+                guard let value else {
+                    alert(prefix() + "'\(k)' expects an integer argument.")
+                    return nil
+                }
+                guard let n = Int(value), range.contains(n) else {
+                    alert(prefix() + "invalid value '\(value)' for '\(k)', must be between \(range.lowerBound) and \(range.upperBound).")
+                    return nil
+                }
+                return n
+            }
+            func time() -> Int64? {
+                guard let value else {
+                    alert(prefix() + "'\(k)' expects <time> as argument.")
+                    return nil
+                }
+                do { return try Units.milliseconds(value) } catch {
+                    alert(prefix() + "unexpected character '\(timeErrorCharacter(error))' in argument to <\(k)>.")
+                    return nil
+                }
+            }
+            switch k {
+            case "weight": guard let n = integer(0...256) else { return false }; s.weight = n; i += 2
+            case "maxconn": guard let n = integer(0...Int(Int32.max)) else { return false }; s.maxconn = n; i += 2
+            case "maxqueue": guard let n = integer(0...Int(Int32.max)) else { return false }; s.maxqueue = n; i += 2
+            case "backup": s.backup = true; i += 1
+            case "no-backup": s.backup = false; i += 1
+            case "disabled": s.disabled = true; i += 1
+            case "enabled": s.disabled = false; i += 1
+            case "check": s.check = true; i += 1
+            case "no-check": s.check = false; i += 1
+            case "inter": guard let t = time() else { return false }; s.interMs = t; i += 2
+            case "fastinter", "downinter", "slowstart", "agent-inter":
+                guard time() != nil else { return false }; i += 2
+            case "rise": guard let n = integer(1...Int(Int32.max)) else { return false }; s.rise = n; i += 2
+            case "fall": guard let n = integer(1...Int(Int32.max)) else { return false }; s.fall = n; i += 2
+            case "pool-max-conn": guard let n = integer(-1...Int(Int32.max)) else { return false }; s.poolMaxConn = n; i += 2
+            case "pool-purge-delay": guard let t = time() else { return false }; s.poolPurgeDelayMs = t; i += 2
+            case "pool-low-conn": guard let n = integer(0...Int(Int32.max)) else { return false }; s.poolLowConn = n; i += 2
+            case "max-reuse": guard let n = integer(-1...Int(Int32.max)) else { return false }; s.maxReuse = n; i += 2
+            case "id": guard let n = integer(1...Int(Int32.max)) else { return false }; s.id = n; i += 2
+            case "port", "addr", "on-error", "on-marked-down", "on-marked-up", "observe", "error-limit", "agent-port",
+                 "agent-addr", "agent-send", "track", "cookie", "minconn", "resolvers", "init-addr", "resolve-prefer",
+                 "proto", "namespace":
+                guard value != nil else {
+                    alert(prefix() + "'\(k)' expects an argument.")
+                    return false
+                }
+                i += 2
+            case "agent-check", "send-proxy", "send-proxy-v2", "check-send-proxy", "tfo":
+                i += 1
+            case "ssl", "verify", "sni", "alpn":
+                alert(prefix() + "'\(k)' : TLS is not supported by Hasp yet.")
+                return false
+            default:
+                if let suggestion = Suggestion.closest(to: k, in: Self.serverKeywords) {
+                    alert(prefix() + "unknown keyword '\(k)'; did you mean '\(suggestion)' maybe ?")
+                } else {
+                    alert(prefix() + "unknown keyword '\(k)'.")
+                }
+                return false
+            }
+        }
+        return true
+    }
+
+    mutating func parseBalance(_ w: [String], _ p: inout ProxySettings) {
+        let usage = "balance only supports 'roundrobin', 'static-rr', 'leastconn', 'first', 'source', 'random', 'uri', 'hdr(name)' options."
+        guard w.count >= 2 else { parsingAlert(usage); return }
+        let algo = w[1]
+        switch algo {
+        case "roundrobin": p.balance = .roundRobin
+        case "static-rr": p.balance = .staticRoundRobin
+        case "leastconn": p.balance = .leastConnections
+        case "first": p.balance = .first
+        case "source": p.balance = .source
+        case "random":
+            var draws = 2
+            if w.count >= 3, w[2].hasPrefix("("), w[2].hasSuffix(")"), let n = Int(w[2].dropFirst().dropLast()) { draws = n }
+            p.balance = .random(draws: draws)
+        case "uri":
+            var depth: Int? = nil
+            var length: Int? = nil
+            var whole = false
+            var i = 2
+            while i < w.count {
+                switch w[i] {
+                case "depth" where i + 1 < w.count: depth = Int(w[i + 1]); i += 2
+                case "len" where i + 1 < w.count: length = Int(w[i + 1]); i += 2
+                case "whole": whole = true; i += 1
+                case "path-only": i += 1
+                default:
+                    parsingAlert("'balance uri' only accepts parameters 'whole', 'path-only', 'len' and 'depth' (got '\(w[i])').")
+                    return
+                }
+            }
+            p.balance = .uri(depth: depth, length: length, wholeURI: whole)
+        default:
+            if algo.hasPrefix("random(") && algo.hasSuffix(")") {
+                p.balance = .random(draws: Int(algo.dropFirst(7).dropLast()) ?? 2)
+            } else if algo.hasPrefix("hdr(") && algo.hasSuffix(")") && algo.count > 5 {
+                let name = String(algo.dropFirst(4).dropLast())
+                let domainOnly = w.count >= 3 && w[2] == "use_domain_only"
+                p.balance = .header(name: name, useDomainOnly: domainOnly)
+            } else {
+                parsingAlert(usage)
+            }
+        }
+    }
+
+    mutating func parseTimeout(_ w: [String], _ p: inout ProxySettings) {
+        let names = "'client', 'server', 'connect', 'check', 'queue', 'http-keep-alive', 'http-request', 'tunnel', 'tarpit', 'client-fin' and 'server-fin'"
+        guard w.count >= 2 else {
+            parsingAlert("'timeout' supports \(names) (got '')")
+            return
+        }
+        let name = w[1]
+        let keyPath: WritableKeyPath<Timeouts, Int64?>
+        switch name {
+        case "connect": keyPath = \.connect
+        case "client": keyPath = \.client
+        case "server": keyPath = \.server
+        case "http-request": keyPath = \.httpRequest
+        case "http-keep-alive": keyPath = \.httpKeepAlive
+        case "queue": keyPath = \.queue
+        case "tunnel": keyPath = \.tunnel
+        case "client-fin": keyPath = \.clientFin
+        case "server-fin": keyPath = \.serverFin
+        case "check": keyPath = \.check
+        case "tarpit": return
+        default:
+            parsingAlert("'timeout' supports \(names) (got '\(name)')")
+            return
+        }
+        guard w.count >= 3 else {
+            parsingAlert("'timeout \(name)' expects an integer value (in milliseconds)")
+            return
+        }
+        do {
+            p.timeouts[keyPath: keyPath] = try Units.milliseconds(w[2])
+        } catch {
+            switch error {
+            case .unexpectedCharacter(let c): parsingAlert("unexpected character '\(c)' in 'timeout \(name)'")
+            case .empty: parsingAlert("'timeout \(name)' expects an integer value (in milliseconds)")
+            case .overflow: parsingAlert("timer overflow in argument '\(w[2])' to 'timeout \(name)' (maximum value is 2147483647 ms or ~24.8 days)")
+            }
+        }
+    }
+
+    static let supportedOptions = [
+        "redispatch", "httplog", "tcplog", "forwardfor", "http-keep-alive", "http-server-close", "httpclose",
+        "dontlognull", "idle-close-on-response",
+    ]
+    /// Options an ordinary configuration uses that Hasp accepts without acting on them yet.
+    static let acceptedOptions: Set<String> = [
+        "httpchk", "log-health-checks", "abortonclose", "splice-auto", "splice-request", "splice-response",
+        "tcpka", "clitcpka", "srvtcpka", "http-buffer-request", "log-separate-errors", "allbackups",
+        "dontlog-normal", "prefer-last-server", "persist", "nolinger", "independent-streams", "http-pretend-keepalive",
+        "http-no-delay", "logasap", "contstats", "socket-stats", "checkcache", "http-ignore-probes",
+        "tcp-smart-accept", "tcp-smart-connect", "accept-invalid-http-request", "accept-invalid-http-response",
+        "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "disable-h2-upgrade", "http-use-htx",
+        "originalto", "ssl-hello-chk", "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check",
+        "spop-check", "tcp-check", "external-check", "transparent", "http_proxy", "http-use-proxy-header",
+    ]
+
+    mutating func parseOption(_ w: [String], from i: Int, negated: Bool, _ p: inout ProxySettings) {
+        guard i < w.count else { parsingAlert("'option' expects an option name."); return }
+        let name = w[i]
+        switch name {
+        case "redispatch": p.options.redispatch = !negated
+        case "httplog": p.options.httpLog = !negated
+        case "tcplog": p.options.tcpLog = !negated
+        case "dontlognull": p.options.dontLogNull = !negated
+        case "idle-close-on-response": p.options.idleCloseOnResponse = !negated
+        case "http-keep-alive": p.options.connectionMode = negated ? .close : .keepAlive
+        case "http-server-close": p.options.connectionMode = negated ? .keepAlive : .serverClose
+        case "httpclose": p.options.connectionMode = negated ? .keepAlive : .close
+        case "forwardfor":
+            p.options.forwardFor = !negated
+            var j = i + 1
+            while j < w.count {
+                switch w[j] {
+                case "except" where j + 1 < w.count:
+                    p.options.forwardForExceptLocal = w[j + 1].hasPrefix("127.")
+                    j += 2
+                case "header" where j + 1 < w.count:
+                    p.options.forwardForHeader = w[j + 1]
+                    j += 2
+                case "if-none":
+                    j += 1
+                default:
+                    parsingAlert("'option forwardfor' only supports optional values 'except', 'header' and 'if-none'.")
+                    return
+                }
+            }
+        default:
+            if Self.acceptedOptions.contains(name) { return }
+            parsingAlert("unknown option '\(name)'.")
+        }
+    }
+
+    mutating func parseHTTPRequest(_ w: [String], _ p: inout ProxySettings) {
+        guard w.count >= 2 else {
+            alert("parsing [\(file):\(lineNumber)]: 'http-request' expects an action.")
+            return
+        }
+        let context = "error detected in \(p.kind.rawValue) '\(p.name)' while parsing 'http-request \(w[1])' rule : "
+        guard w[1] == "return" else {
+            alert("parsing [\(file):\(lineNumber)]: 'http-request' action '\(w[1])' is not supported by Hasp yet (only 'return').")
+            return
+        }
+        var status = 200
+        var contentType: String? = nil
+        var body: [UInt8] = []
+        var i = 2
+        while i < w.count {
+            let k = w[i]
+            let value = i + 1 < w.count ? w[i + 1] : nil
+            switch k {
+            case "status":
+                guard let value, let code = Int(value), (200...599).contains(code) else {
+                    parsingAlert(context + "Unexpected status code '\(value ?? "")'.")
+                    return
+                }
+                status = code
+                i += 2
+            case "content-type":
+                guard let value else { parsingAlert(context + "'content-type' expects an argument."); return }
+                contentType = value
+                i += 2
+            case "string", "lf-string":
+                guard let value else { parsingAlert(context + "'\(k)' expects <str> as argument."); return }
+                body = Array(value.utf8)
+                i += 2
+            case "file", "lf-file":
+                guard let value else { parsingAlert(context + "'\(k)' expects <file> as argument."); return }
+                guard let bytes = FileReader.read(value) else {
+                    parsingAlert(context + "failed to open file '\(value)'.")
+                    return
+                }
+                body = bytes
+                i += 2
+            case "if", "unless":
+                parsingAlert(context + "conditions need ACLs, which Hasp does not support yet.")
+                return
+            case "hdr":
+                guard i + 2 < w.count else { parsingAlert(context + "'hdr' expects <name> and <fmt> as arguments."); return }
+                i += 3
+            default:
+                parsingAlert(context + "unknown keyword '\(k)'.")
+                return
+            }
+        }
+        if !body.isEmpty, contentType == nil {
+            parsingAlert(context + "a content-type must be specified when a payload is set.")
+            return
+        }
+        p.httpRequestRules.append(.returnResponse(HTTPReturnRule(status: status, contentType: contentType, body: body, location: here)))
+    }
+}
