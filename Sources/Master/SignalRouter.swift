@@ -1,4 +1,5 @@
 import CHaspSys
+import Shared
 import Dispatch
 
 #if canImport(Glibc)
@@ -46,7 +47,7 @@ final class SignalRouter: @unchecked Sendable {
         readerStarted = true
         pthread_mutex_unlock(&mutex)
         if start {
-            Thread.detach { [self] in readLoop(fd) }
+            DetachedThread.start { [self] in readLoop(fd) }
         }
     }
 
@@ -96,22 +97,6 @@ final class SignalRouter: @unchecked Sendable {
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
         raise(sig)
         _exit(128 + sig)
-    }
-}
-
-/// A plain thread for blocking loops, outside Dispatch's pool.
-enum Thread {
-    private final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
-
-    static func detach(_ body: @escaping () -> Void) {
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
-        pthread_detach(thread)
     }
 }
 
