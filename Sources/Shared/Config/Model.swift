@@ -69,7 +69,8 @@ public struct LogTarget: Sendable, Equatable {
 
 public struct StatsSocketSettings: Sendable, Equatable {
     public var address: ListenAddress
-    public var level: String = "user"
+    /// HAProxy's default for `stats socket` is operator.
+    public var level: String = "operator"
     public var mode: UInt32? = nil
     public var user: String? = nil
     public var group: String? = nil

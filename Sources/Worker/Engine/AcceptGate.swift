@@ -4,38 +4,76 @@ import NIOCore
 
 /// `maxconn` for a frontend and for the process: when the limit is reached, the listening
 /// channels stop accepting (new connections wait in the kernel's backlog, as with HAProxy) and
-/// start again as soon as a connection closes.
+/// start again as soon as a connection closes. `disable frontend` pauses it the same way.
 final class AcceptGate: Sendable {
-    let limit: Int
+    /// 0: no limit. Changed at run time by `set maxconn`.
+    let limitValue: ManagedAtomic<Int>
     let current = ManagedAtomic<Int>(0)
-    private let paused = ManagedAtomic<Bool>(false)
+    let maxReached = ManagedAtomic<Int>(0)
+    let total = ManagedAtomic<Int>(0)
+    let rate = RateCounter()
+    private let full = ManagedAtomic<Bool>(false)
+    private let disabled = ManagedAtomic<Bool>(false)
     private let channels = NIOLockedValueBox<[Channel]>([])
 
     init(limit: Int) {
-        self.limit = limit
+        limitValue = ManagedAtomic(limit)
     }
+
+    var limit: Int { limitValue.load(ordering: .relaxed) }
+    var isDisabled: Bool { disabled.load(ordering: .relaxed) }
+    var isFull: Bool { full.load(ordering: .relaxed) }
 
     func attach(_ channel: Channel) {
         channels.withLockedValue { $0.append(channel) }
+        if isDisabled || isFull { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
+    }
+
+    func noteSession() {
+        total.wrappingIncrement(ordering: .relaxed)
+        rate.tick()
     }
 
     func opened() {
         let now = current.wrappingIncrementThenLoad(ordering: .relaxed)
+        let limit = self.limit
         guard limit > 0, now >= limit else { return }
-        if paused.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
-            setAccepting(false)
+        if full.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            maxReached.wrappingIncrement(ordering: .relaxed)
+            update()
         }
     }
 
     func closed() {
         let now = current.wrappingDecrementThenLoad(ordering: .relaxed)
-        guard limit > 0, now < limit else { return }
-        if paused.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged {
-            setAccepting(true)
+        let limit = self.limit
+        guard limit <= 0 || now < limit else { return }
+        if full.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged {
+            update()
         }
     }
 
-    private func setAccepting(_ on: Bool) {
+    /// `set maxconn`: applies at once in both directions.
+    func setLimit(_ value: Int) {
+        limitValue.store(value, ordering: .relaxed)
+        let now = current.load(ordering: .relaxed)
+        full.store(value > 0 && now >= value, ordering: .relaxed)
+        update()
+    }
+
+    /// `shutdown frontend`: the listeners close for good.
+    func closeChannels() {
+        for channel in channels.withLockedValue({ $0 }) { channel.close(promise: nil) }
+    }
+
+    /// `disable frontend` / `enable frontend`.
+    func setDisabled(_ value: Bool) {
+        disabled.store(value, ordering: .relaxed)
+        update()
+    }
+
+    private func update() {
+        let on = !isDisabled && !isFull
         for channel in channels.withLockedValue({ $0 }) {
             channel.setOption(.autoRead, value: on).whenComplete { _ in }
         }

@@ -75,15 +75,37 @@ public final class Engine: Sendable {
     private let adopted = NIOLockedValueBox<[AdoptedListener]>([])
     private let statsSockets = NIOLockedValueBox<[StatsSocketServer]>([])
 
-    /// Opens the `stats socket` listeners. A worker skips the TCP ones: two generations of
-    /// workers cannot bind one TCP port, and the master-side socket belongs to later work.
-    public func startStatsSockets(inWorker: Bool) throws {
-        for settings in runtime.configuration.global.statsSockets {
-            if inWorker, case .unix = settings.address {} else if inWorker { continue }
-            let server = try StatsSocketServer(settings: settings) { [adopted] in
-                adopted.withLockedValue { $0 }
+    private let apiBox = NIOLockedValueBox<RuntimeAPI?>(nil)
+
+    /// The runtime API (stats sockets, sessions forwarded by the master).
+    public var api: RuntimeAPI {
+        apiBox.withLockedValue { box in
+            if let api = box { return api }
+            let made = RuntimeAPI(runtime: runtime, engine: self)
+            box = made
+            return made
+        }
+    }
+
+    public func adoptedListeners() -> [AdoptedListener] {
+        adopted.withLockedValue { $0 }
+    }
+
+    /// The name under which the master passes the listener of a TCP `stats socket` (a worker
+    /// cannot bind it itself: two generations of workers would need the same port).
+    public static func statsListenerName(_ index: Int) -> String { "#stats:\(index)" }
+
+    /// Opens the `stats socket` listeners. In a worker, TCP ones come from the master in
+    /// `passed`, under `statsListenerName`; unix ones are bound here.
+    public func startStatsSockets(inWorker: Bool, passed: [AdoptedListener] = []) throws {
+        for (index, settings) in runtime.configuration.global.statsSockets.enumerated() {
+            var inherited: Int32? = nil
+            if inWorker, case .unix = settings.address {} else if inWorker {
+                guard let fd = passed.first(where: { $0.frontend == Self.statsListenerName(index) })?.fd else { continue }
+                inherited = fd
             }
-            server.start()
+            let server = try StatsSocketServer(settings: settings, inheritedFD: inherited)
+            server.start(api: api)
             statsSockets.withLockedValue { $0.append(server) }
         }
     }
@@ -123,6 +145,13 @@ public final class Engine: Sendable {
         }
     }
 
+    /// `shutdown frontend`: closes its listeners; its open connections go on.
+    func shutDown(_ frontend: Frontend) {
+        guard frontend.shutDown.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        frontend.gate.closeChannels()
+        DiagnosticPrinter.shared.warning("Proxy \(frontend.name) stopped (cumulated conns: FE: \(frontend.totalSessions.load(ordering: .relaxed)), BE: \(frontend.backend?.totalSessions.load(ordering: .relaxed) ?? 0)).")
+    }
+
     /// A future that completes with the exit code once the engine has stopped.
     public var exitFuture: EventLoopFuture<Int32> { finished.futureResult }
 
@@ -143,6 +172,7 @@ public final class Engine: Sendable {
             return list
         }
         for channel in channels { channel.close(promise: nil) }
+        for server in statsSockets.withLockedValue({ $0 }) { server.stop() }
         for frontend in runtime.frontends {
             let backendSessions = frontend.backend?.totalSessions.load(ordering: .relaxed) ?? 0
             DiagnosticPrinter.shared.warning("Proxy \(frontend.name) stopped (cumulated conns: FE: \(frontend.totalSessions.load(ordering: .relaxed)), BE: \(backendSessions)).")

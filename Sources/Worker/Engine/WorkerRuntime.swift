@@ -12,6 +12,8 @@ final class Frontend: Sendable {
     let returnRule: HTTPReturnRule?
     let totalSessions = ManagedAtomic<Int>(0)
     let currentSessions = ManagedAtomic<Int>(0)
+    let counters = ProxyCounters()
+    let shutDown = ManagedAtomic<Bool>(false)
     /// This frontend's `maxconn`, and the process-wide one (shared by every frontend).
     let gate: AcceptGate
     let globalGate: AcceptGate
@@ -30,10 +32,13 @@ final class Frontend: Sendable {
     }
 
     var name: String { settings.name }
+    var isShutDown: Bool { shutDown.load(ordering: .relaxed) }
 
     func sessionOpened() {
-        currentSessions.wrappingIncrement(ordering: .relaxed)
+        counters.noteSessions(currentSessions.wrappingIncrementThenLoad(ordering: .relaxed))
         totalSessions.wrappingIncrement(ordering: .relaxed)
+        counters.sessionRate.tick()
+        globalGate.noteSession()
         gate.opened()
         globalGate.opened()
     }
@@ -100,6 +105,7 @@ public final class WorkerRuntime: Sendable {
     let handingOver = ManagedAtomic<Bool>(false)
     let bufferSize: Int
     let globalGate: AcceptGate
+    let errorCaptures = ErrorCaptures()
 
     public init(configuration: Configuration, threads: Int) {
         self.configuration = configuration

@@ -108,6 +108,7 @@ extension HTTPSession {
         for (name, value) in response.head().headers { text += "\(name): \(value)\r\n" }
         if close, !response.closesConnection { text += "connection: close\r\n" }
         text += "\r\n" + response.body
+        countResponse(status: response.rawValue)
         writeLocal(text, close: close)
     }
 
@@ -124,6 +125,7 @@ extension HTTPSession {
         text += "\r\n"
         var bytes = Array(text.utf8)
         if request?.method != "HEAD" { bytes.append(contentsOf: rule.body) }
+        countResponse(status: rule.status)
         if !requestEnded && close { close = true }
         writeLocal(bytes, close: close)
     }
@@ -133,6 +135,8 @@ extension HTTPSession {
     }
 
     func writeLocal(_ bytes: [UInt8], close: Bool) {
+        // Local answers are counted here; forwarded bytes where they are written.
+        frontend.counters.bytesOut.wrappingIncrement(by: bytes.count, ordering: .relaxed)
         cancelTimer()
         responseStarted = true
         responseEnded = true

@@ -104,7 +104,9 @@ extension HTTPSession {
         phase = .exchanging
         serverBuffer = nil
         lastServerActivity = .now()
-        c.channel.write(serverRequestHead(head, allocator: c.channel.allocator), promise: nil)
+        let requestHead = serverRequestHead(head, allocator: c.channel.allocator)
+        countRequestBytes(requestHead.readableBytes)
+        c.channel.write(requestHead, promise: nil)
         serverNeedsFlush = true
         processClient()
         flushServerIfNeeded()
@@ -129,6 +131,7 @@ extension HTTPSession {
         lastServerActivity = .now()
         if phase == .tunnel {
             lastTunnelActivity = lastServerActivity
+            countResponseBytes(bytes.readableBytes)
             context.write(wrapOutboundOut(bytes), promise: nil)
             clientNeedsFlush = true
             return
@@ -170,7 +173,7 @@ extension HTTPSession {
             }
             serverBuffer = buffer
             if let slice {
-                c.server.bytesOut.wrappingIncrement(by: slice.readableBytes, ordering: .relaxed)
+                countResponseBytes(slice.readableBytes)
                 context.write(wrapOutboundOut(slice), promise: nil)
                 clientNeedsFlush = true
             }
@@ -202,7 +205,10 @@ extension HTTPSession {
         let framing = HeadParser.responseFraming(head, requestMethod: request?.method ?? "GET")
         let dechunk = (request?.versionMinor ?? 1) == 0 && head.chunked
         responseBody = BodyReader(framing, dechunk: dechunk)
-        context.write(wrapOutboundOut(clientResponseHead(head, framing: framing)), promise: nil)
+        countResponse(status: head.status)
+        let headBytes = clientResponseHead(head, framing: framing)
+        countResponseBytes(headBytes.readableBytes)
+        context.write(wrapOutboundOut(headBytes), promise: nil)
         clientNeedsFlush = true
         if responseBody.isDone { finishResponse() }
     }

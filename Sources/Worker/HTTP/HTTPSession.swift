@@ -33,6 +33,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     let runtime: WorkerRuntime
     let frontend: Frontend
+    let createdAtMs = MonotonicClock.milliseconds()
     var context: ChannelHandlerContext!
     var phase: Phase = .idle
     var loopIndex = 0
@@ -196,6 +197,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        frontend.counters.bytesIn.wrappingIncrement(by: bytes.readableBytes, ordering: .relaxed)
         if phase == .tunnel {
             lastTunnelActivity = .now()
             connection?.channel.write(bytes, promise: nil)
@@ -239,7 +241,9 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                 case .incomplete:
                     return
                 case .invalid:
+                    captureInvalidRequest(buffer)
                     clientBuffer = nil
+                    frontend.counters.requestErrors.wrappingIncrement(ordering: .relaxed)
                     sendBuiltIn(.badRequest)
                     return
                 case .complete(let head, let length):
@@ -260,6 +264,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                 }
                 clientBuffer = buffer
                 if let slice, phase == .exchanging, let c = connection {
+                    countRequestBytes(slice.readableBytes)
                     c.channel.write(slice, promise: nil)
                     serverNeedsFlush = true
                 }
@@ -358,6 +363,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         clientKeepAlive = head.isKeepAlive && frontend.settings.options.connectionMode != .close
         if runtime.isStopping && drainHandover == nil && !runtime.handingOver.load(ordering: .relaxed) { closeAfterResponse = true }
         isUpgradeRequest = head.hasUpgrade && head.connectionUpgrade
+        frontend.counters.requests.wrappingIncrement(ordering: .relaxed)
+        frontend.counters.requestRate.tick()
         if let rule = frontend.returnRule {
             sendReturn(rule)
             return
@@ -366,6 +373,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             sendBuiltIn(.serviceUnavailable)
             return
         }
+        backend.counters.requests.wrappingIncrement(ordering: .relaxed)
         phase = .connecting
         acquireServer(backend)
     }

@@ -28,6 +28,7 @@ public final class Backend: Sendable {
     let totalSessions = ManagedAtomic<Int>(0)
     let currentSessions = ManagedAtomic<Int>(0)
     let queued = ManagedAtomic<Int>(0)
+    let counters = ProxyCounters()
 
     init(settings: ProxySettings, loopCount: Int, firstServerID: Int) {
         self.settings = settings
@@ -68,7 +69,7 @@ public final class Backend: Sendable {
             }
             st.nextTicket &+= 1
             st.queue.append(QueuedRequest(ticket: st.nextTicket, key: key, eventLoop: eventLoop, grant: grant))
-            queued.wrappingIncrement(ordering: .relaxed)
+            counters.noteQueue(queued.wrappingIncrementThenLoad(ordering: .relaxed))
             return .queued(ticket: st.nextTicket)
         }
     }
@@ -105,6 +106,11 @@ public final class Backend: Sendable {
         let now = server.served.wrappingIncrementThenLoad(ordering: .relaxed)
         if now > server.maxServed.load(ordering: .relaxed) { server.maxServed.store(now, ordering: .relaxed) }
         server.totalSessions.wrappingIncrement(ordering: .relaxed)
+        server.counters.noteSessions(now)
+        server.counters.sessionRate.tick()
+        counters.sessionRate.tick()
+        counters.noteSessions(currentSessions.load(ordering: .relaxed) + 1)
+        server.counters.lastSession.store(WallClock.seconds(), ordering: .relaxed)
     }
 
     private func candidates() -> [BalancerCandidate] {

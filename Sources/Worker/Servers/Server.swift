@@ -23,8 +23,7 @@ public final class Server: Sendable {
     let connectionErrors = ManagedAtomic<Int>(0)
     let idleConnections = ManagedAtomic<Int>(0)
     let usedConnections = ManagedAtomic<Int>(0)
-    let bytesIn = ManagedAtomic<Int>(0)
-    let bytesOut = ManagedAtomic<Int>(0)
+    let counters = ProxyCounters()
 
     let pools: [ServerConnectionPool]
 

@@ -27,6 +27,15 @@ final class ServerConnectionPool: @unchecked Sendable {
 
     var idleCount: Int { unsafeIdle.count + safeIdle.count }
 
+    /// The counts `show servers conn` prints; read on the pool's own loop.
+    struct Snapshot {
+        var unsafe = 0, safe = 0, used = 0, maxUsed = 0, needEstimate = 0
+    }
+
+    func snapshot() -> Snapshot {
+        Snapshot(unsafe: unsafeIdle.count, safe: safeIdle.count, used: used, maxUsed: maxUsed, needEstimate: needEstimate)
+    }
+
     func noteUsed() {
         used += 1
         if used > maxUsed { maxUsed = used }

@@ -10,6 +10,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     private let runtime: WorkerRuntime
     private let frontend: Frontend
     private var context: ChannelHandlerContext!
+    private let createdAtMs = MonotonicClock.milliseconds()
     private var slot: (backend: Backend, server: Server)?
     private var queueTicket: UInt64?
     private var attempts = 0
@@ -97,6 +98,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
         if let ms = timeouts.connect, ms > 0 { bootstrap = bootstrap.connectTimeout(.milliseconds(ms)) }
+        let frontend = self.frontend
         bootstrap.connect(to: address).whenComplete { result in
             let session = bound.value
             switch result {
@@ -108,8 +110,16 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                 session.finished = true
                 server.usedConnections.wrappingIncrement(ordering: .relaxed)
                 let (clientRelay, serverRelay) = relays.value
-                clientRelay.onBytes = { server.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed) }
-                serverRelay.onBytes = { server.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed) }
+                clientRelay.onBytes = {
+                    server.counters.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed)
+                    backend.counters.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed)
+                    frontend.counters.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed)
+                }
+                serverRelay.onBytes = {
+                    server.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
+                    backend.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
+                    frontend.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
+                }
                 do {
                     try serverChannel.pipeline.syncOperations.addHandler(serverRelay)
                     // The session stays at the tail: the relay consumes the bytes, the session
@@ -188,5 +198,13 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
 
     func abort() {
         context.channel.close(promise: nil)
+    }
+}
+
+extension TCPSession: DescribableSession {
+    func shortDescription() -> String {
+        SessionText.line(self, address: context?.channel.remoteAddress, frontend: frontend.name,
+                         backend: slot?.backend.name ?? frontend.backend?.name, server: slot?.server.name,
+                         ageMs: MonotonicClock.milliseconds() - createdAtMs)
     }
 }

@@ -1,0 +1,105 @@
+import Atomics
+
+/// Traffic counters of a frontend, backend or server, for `show stat` and `show info`.
+/// Updated from every event loop with relaxed atomics; readers accept a slightly stale view.
+final class ProxyCounters: Sendable {
+    let requests = ManagedAtomic<Int>(0)
+    /// Responses by class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
+    let responses: [ManagedAtomic<Int>] = (0..<6).map { _ in ManagedAtomic<Int>(0) }
+    let bytesIn = ManagedAtomic<Int>(0)
+    let bytesOut = ManagedAtomic<Int>(0)
+    let requestErrors = ManagedAtomic<Int>(0)
+    let deniedRequests = ManagedAtomic<Int>(0)
+    let connectErrors = ManagedAtomic<Int>(0)
+    let responseErrors = ManagedAtomic<Int>(0)
+    let retries = ManagedAtomic<Int>(0)
+    let redispatches = ManagedAtomic<Int>(0)
+    let clientAborts = ManagedAtomic<Int>(0)
+    let serverAborts = ManagedAtomic<Int>(0)
+    let maxSessions = ManagedAtomic<Int>(0)
+    let maxQueue = ManagedAtomic<Int>(0)
+    /// Seconds since the epoch of the last session, 0 if none.
+    let lastSession = ManagedAtomic<Int>(0)
+    let sessionRate = RateCounter()
+    let requestRate = RateCounter()
+
+    func countResponse(status: Int) {
+        let index = (100..<600).contains(status) ? status / 100 - 1 : 5
+        responses[index].wrappingIncrement(ordering: .relaxed)
+    }
+
+    func noteSessions(_ current: Int) {
+        var seen = maxSessions.load(ordering: .relaxed)
+        while current > seen {
+            let (exchanged, actual) = maxSessions.weakCompareExchange(expected: seen, desired: current, ordering: .relaxed)
+            if exchanged { return }
+            seen = actual
+        }
+    }
+
+    func noteQueue(_ current: Int) {
+        var seen = maxQueue.load(ordering: .relaxed)
+        while current > seen {
+            let (exchanged, actual) = maxQueue.weakCompareExchange(expected: seen, desired: current, ordering: .relaxed)
+            if exchanged { return }
+            seen = actual
+        }
+    }
+
+    func response(_ index: Int) -> Int { responses[index].load(ordering: .relaxed) }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Events per second, as HAProxy reports rates: the count of the current second plus the share
+/// of the previous second's count that still falls in the last 1000 ms. Lock-free; concurrent
+/// ticks at a second boundary may lose a few counts, which a rate can afford.
+final class RateCounter: Sendable {
+    private let period = ManagedAtomic<Int>(0)
+    private let current = ManagedAtomic<Int>(0)
+    private let previous = ManagedAtomic<Int>(0)
+    private let highest = ManagedAtomic<Int>(0)
+
+    func tick() {
+        rotate(to: MonotonicClock.milliseconds() / 1000)
+        current.wrappingIncrement(ordering: .relaxed)
+        let now = perSecond()
+        if now > highest.load(ordering: .relaxed) { highest.store(now, ordering: .relaxed) }
+    }
+
+    private func rotate(to second: Int) {
+        let seen = period.load(ordering: .relaxed)
+        guard seen != second, period.compareExchange(expected: seen, desired: second, ordering: .relaxed).exchanged else { return }
+        let last = current.exchange(0, ordering: .relaxed)
+        previous.store(second == seen + 1 ? last : 0, ordering: .relaxed)
+    }
+
+    func perSecond() -> Int {
+        let ms = MonotonicClock.milliseconds()
+        rotate(to: ms / 1000)
+        let elapsed = ms % 1000
+        return current.load(ordering: .relaxed) + previous.load(ordering: .relaxed) * (1000 - elapsed) / 1000
+    }
+
+    func maximum() -> Int { highest.load(ordering: .relaxed) }
+}
+
+enum MonotonicClock {
+    static func milliseconds() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+    }
+}
+
+enum WallClock {
+    static func seconds() -> Int { Int(time(nil)) }
+
+    static func milliseconds() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+    }
+}

@@ -1,0 +1,108 @@
+import NIOCore
+import Shared
+
+/// `show servers state`, `show servers conn`, `show backend`.
+extension RuntimeAPI {
+    static func serverReportCommands() -> [Spec] {
+        [
+            Spec(["show", "servers", "state"], usage: "show servers state [<backend>]",
+                 help: "dump volatile server information (all or for a single backend)") { s, _, command in
+                guard let backends = s.backends(command.words, at: 3) else { return .error("Can't find backend.\n") }
+                return CLIReply(ServerStateReport.render(backends, api: s.api))
+            },
+            Spec(["show", "servers", "conn"], usage: "show servers conn [<backend>]",
+                 help: "dump server connections status (all or for a single backend)") { s, _, command in
+                guard let backends = s.backends(command.words, at: 3) else { return .error("Can't find backend.\n") }
+                return CLIReply(s.api.serverConnections(backends))
+            },
+            Spec(["show", "backend"], help: "list backends in the current running config") { s, _, _ in
+                CLIReply("# name\n" + s.runtime.orderedBackends.map { $0.name + "\n" }.joined())
+            },
+            Spec(["show", "stat"], usage: "show stat [desc|json|no-maint|typed|up]*", help: "report counters for each proxy and server") { s, _, command in
+                let (format, rest) = ReportFormat.parse(command.words.dropFirst(2))
+                guard let scope = StatScope.parse(rest, runtime: s.runtime) else {
+                    return .error("No such proxy.\n")
+                }
+                return CLIReply(StatReport(api: s.api).render(scope, format))
+            },
+        ]
+    }
+
+    /// Pool counts of one server on every event loop, read on each loop (bounded wait).
+    func poolSnapshots(_ server: Server) -> [ServerConnectionPool.Snapshot] {
+        runtime.loops.enumerated().map { index, loop in
+            let pool = server.pools[index]
+            let future = loop.submit { pool.snapshot() }
+            return (try? future.wait()) ?? ServerConnectionPool.Snapshot()
+        }
+    }
+
+    func serverConnections(_ backends: [Backend]) -> String {
+        var text = "# bkname/svname bkid/svid addr port - purge_delay served used_cur used_max need_est idle_sess unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[\(runtime.loops.count)]\n"
+        for backend in backends {
+            for server in backend.servers {
+                let pools = poolSnapshots(server)
+                let (host, port) = ServerStateReport.hostAndPort(server)
+                let unsafe = pools.reduce(0) { $0 + $1.unsafe }
+                let safe = pools.reduce(0) { $0 + $1.safe }
+                var line = "\(backend.name)/\(server.name) \(backend.settings.id)/\(server.id) \(host) \(port) - "
+                line += "\(server.settings.poolPurgeDelayMs) \(server.currentServed) "
+                line += "\(pools.reduce(0) { $0 + $1.used }) \(pools.reduce(0) { $0 + $1.maxUsed }) "
+                line += "\(pools.reduce(0) { $0 + $1.needEstimate }) 0 \(unsafe) \(safe) \(server.settings.poolMaxConn) "
+                line += "\(unsafe + safe)"
+                for p in pools { line += " \(p.unsafe + p.safe)" }
+                text += line + "\n"
+            }
+        }
+        return text
+    }
+}
+
+extension RuntimeSession {
+    /// Every backend, or the one named at `words[index]`; nil if that one does not exist.
+    func backends(_ words: [String], at index: Int) -> [Backend]? {
+        guard words.count > index else { return runtime.orderedBackends }
+        guard let backend = runtime.backend(named: words[index]) else { return nil }
+        return [backend]
+    }
+}
+
+/// `show servers state`: format version 1, the line `server-state-file` also reads.
+enum ServerStateReport {
+    static let header = "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n"
+
+    static func render(_ backends: [Backend], api: RuntimeAPI) -> String {
+        var text = "1\n" + header
+        let since = max(0, WallClock.seconds() - api.startedAt)
+        for backend in backends {
+            for server in backend.servers {
+                let (host, port) = hostAndPort(server)
+                let maint = server.settings.disabled
+                let opState = maint ? 0 : 2
+                let adminState = maint ? 0x04 : 0
+                let health = server.settings.check ? (maint ? 0 : server.settings.rise + server.settings.fall - 1) : server.settings.rise
+                let checkState = server.settings.check ? 0x06 : 0
+                let fields: [String] = [
+                    "\(backend.settings.id)", backend.name, "\(server.id)", server.name, host,
+                    "\(opState)", "\(adminState)", "\(server.weight)", "\(server.settings.weight)", "\(since)",
+                    "1", "0", "\(health)", "\(checkState)", "0",
+                    "0", server.settings.id == nil ? "0" : "1", "-", port, "-",
+                    "0", "0", "-", "-", "0",
+                ]
+                text += fields.joined(separator: " ") + "\n"
+            }
+        }
+        return text
+    }
+
+    /// The address column (`-` when it is not an IP address) and the port (0 if none).
+    static func hostAndPort(_ server: Server) -> (String, String) {
+        switch server.settings.address {
+        case .inet(let host, let port):
+            let isIP = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+            return (isIP ? host : (server.socketAddress?.ipAddress ?? "-"), "\(port ?? 0)")
+        case .unix, .none:
+            return ("-", "0")
+        }
+    }
+}
