@@ -17,6 +17,8 @@ struct WorkerRecord {
     var startedAt: Int
     /// True once a newer worker took over: it is draining.
     var leaving: Bool
+    /// The version of the binary it runs (`show proc`).
+    var version = HaspVersion.version
 }
 
 /// A listening socket the master owns, keyed by what identifies it across reloads.
@@ -35,13 +37,29 @@ struct MasterState {
     var failedReloads = 0
     var listeners: [OwnedListener] = []
     var workers: [WorkerRecord] = []
+    /// Master CLI listeners (`-S`), bound once and kept across re-executions.
+    var cliListeners: [MasterCLI.Listener] = []
+    var masterStartedAt = Int(time(nil))
+    var lastReloadFailed = false
+    var lastReloadStatus = ""
+    var lastReloadDurationMs = 0
+    var lastReloadTime = 0
+    /// Set across the exec of a reload: the master CLI client waiting for its answer, whether
+    /// old workers get SIGTERM (`hard-reload`), and when the reload began (wall-clock ms).
+    var reloadClientFD: Int32 = -1
+    var hardReload = false
+    var reloadStartedMs = 0
 
     static let variable = "HASP_MASTER_STATE_FD"
 
     func serialize() -> String {
-        var lines = ["binary\t\(binaryPath)", "reloads\t\(reloads)", "failed\t\(failedReloads)"]
+        var lines = ["binary\t\(binaryPath)", "reloads\t\(reloads)", "failed\t\(failedReloads)",
+                     "started\t\(masterStartedAt)", "lastfailed\t\(lastReloadFailed ? 1 : 0)",
+                     "laststatus\t\(lastReloadStatus)", "lastduration\t\(lastReloadDurationMs)", "lasttime\t\(lastReloadTime)",
+                     "reloadclient\t\(reloadClientFD)", "hard\t\(hardReload ? 1 : 0)", "reloadstart\t\(reloadStartedMs)"]
         for l in listeners { lines.append("listener\t\(l.key)\t\(l.fd)\t\(l.frontend)\t\(l.address)\t\(l.backlog)") }
-        for w in workers { lines.append("worker\t\(w.pid)\t\(w.ipcFD)\t\(w.reloads)\t\(w.startedAt)\t\(w.leaving ? 1 : 0)") }
+        for w in workers { lines.append("worker\t\(w.pid)\t\(w.ipcFD)\t\(w.reloads)\t\(w.startedAt)\t\(w.leaving ? 1 : 0)\t\(w.version)") }
+        for c in cliListeners { lines.append("mcli\t\(c.fd)\t\(c.spec)") }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -53,14 +71,28 @@ struct MasterState {
             case "binary" where f.count == 2: state.binaryPath = f[1]
             case "reloads" where f.count == 2: state.reloads = Int(f[1]) ?? 0
             case "failed" where f.count == 2: state.failedReloads = Int(f[1]) ?? 0
+            case "started" where f.count == 2: state.masterStartedAt = Int(f[1]) ?? state.masterStartedAt
+            case "lastfailed" where f.count == 2: state.lastReloadFailed = f[1] == "1"
+            case "laststatus" where f.count == 2: state.lastReloadStatus = f[1]
+            case "lastduration" where f.count == 2: state.lastReloadDurationMs = Int(f[1]) ?? 0
+            case "lasttime" where f.count == 2: state.lastReloadTime = Int(f[1]) ?? 0
+            case "reloadclient" where f.count == 2: state.reloadClientFD = Int32(f[1]) ?? -1
+            case "hard" where f.count == 2: state.hardReload = f[1] == "1"
+            case "reloadstart" where f.count == 2: state.reloadStartedMs = Int(f[1]) ?? 0
+            case "mcli" where f.count == 3:
+                guard let fd = Int32(f[1]) else { return nil }
+                state.cliListeners.append(MasterCLI.Listener(fd: fd, spec: f[2]))
             case "listener" where f.count == 6:
                 guard let fd = Int32(f[2]), let backlog = Int32(f[5]) else { return nil }
                 state.listeners.append(OwnedListener(key: f[1], fd: fd, frontend: f[3], address: f[4], backlog: backlog))
-            case "worker" where f.count == 6:
+            case "worker" where f.count == 6 || f.count == 7:
                 guard let pid = pid_t(f[1]), let ipc = Int32(f[2]), ipc >= -1, let reloads = Int(f[3]), let started = Int(f[4]) else { return nil }
-                state.workers.append(WorkerRecord(pid: pid, ipcFD: ipc, reloads: reloads, startedAt: started, leaving: f[5] == "1"))
+                var record = WorkerRecord(pid: pid, ipcFD: ipc, reloads: reloads, startedAt: started, leaving: f[5] == "1")
+                if f.count == 7 { record.version = f[6] }
+                state.workers.append(record)
             default:
-                return nil
+                // A newer or older image may know more: skip what this one does not.
+                continue
             }
         }
         return state.binaryPath.isEmpty ? nil : state
@@ -82,6 +114,10 @@ final class Supervisor: @unchecked Sendable {
     private let printer = DiagnosticPrinter.shared
     /// One read source per worker socketpair, for connections handed over by draining workers.
     private var watchers: [pid_t: DispatchSourceRead] = [:]
+    /// What the master CLI sees of the processes.
+    let table = ProcessTable()
+    private var servingBeforeReload: Set<pid_t> = []
+    private var cli: MasterCLI?
 
     init(options: LaunchOptions, arguments: [String], state: MasterState) {
         self.options = options
@@ -102,6 +138,7 @@ final class Supervisor: @unchecked Sendable {
         }
         let binary = inherited?.binaryPath ?? Spawner.currentExecutable()
         let supervisor = Supervisor(options: options, arguments: arguments, state: inherited ?? MasterState(binaryPath: binary))
+        supervisor.startCLI(isReload: inherited != nil)
         supervisor.queue.sync { supervisor.start(isReload: inherited != nil) }
         withExtendedLifetime(supervisor) { dispatchMain() }
     }
@@ -120,15 +157,97 @@ final class Supervisor: @unchecked Sendable {
         // Inherited descriptors become close-on-exec again: only workers get them, by message.
         for l in state.listeners { _ = hasp_set_cloexec(l.fd, 1) }
         for w in state.workers where w.ipcFD >= 0 { _ = hasp_set_cloexec(w.ipcFD, 1) }
+        for c in state.cliListeners { _ = hasp_set_cloexec(c.fd, 1) }
+        if state.reloadClientFD >= 0 { _ = hasp_set_cloexec(state.reloadClientFD, 1) }
         return state
+    }
+
+    // MARK: - Master CLI
+
+    /// Binds the `-S` listeners on a first start (a re-executed image inherits them) and serves
+    /// them from now on, so that `show proc` works while a worker loads.
+    private func startCLI(isReload: Bool) {
+        if state.cliListeners.isEmpty, !options.masterSockets.isEmpty {
+            do {
+                state.cliListeners = try MasterCLI.bind(options.masterSockets)
+            } catch {
+                printer.alert("\(error)")
+                exit(1)
+            }
+        }
+        publish()
+        guard !state.cliListeners.isEmpty else { return }
+        let timeout = (try? loadTimeout()) ?? 10_000
+        let made = MasterCLI(supervisor: self, table: table, listeners: state.cliListeners, timeoutMs: timeout)
+        cli = made
+        made.start()
+    }
+
+    /// `stats timeout` of the configuration, which also bounds the master CLI's waits.
+    private func loadTimeout() throws -> Int {
+        let sources = try ConfigLoader.sources(for: options.configPaths)
+        return Int(clamping: ConfigParser.parse(sources).configuration.global.statsTimeoutMs)
+    }
+
+    /// Copies what the master CLI reads into the shared table.
+    private func publish() {
+        let s = state
+        table.publish { t in
+            t.reloads = s.reloads
+            t.failedReloads = s.failedReloads
+            t.lastReloadFailed = s.lastReloadFailed
+            t.lastReloadStatus = s.lastReloadStatus
+            t.lastReloadDurationMs = s.lastReloadDurationMs
+            t.lastReloadTime = s.lastReloadTime
+            t.masterStartedAt = s.masterStartedAt
+            t.workers = s.workers
+        }
+    }
+
+    /// A master CLI `reload`: runs on the supervisor's queue; the client's descriptor survives
+    /// the exec and gets the answer from the new image.
+    func requestReload(client: Int32, hard: Bool) {
+        queue.async { [self] in reload(client: client, hard: hard) }
+    }
+
+    /// Ends a load: records its outcome and answers the `reload` client, if any.
+    private func loadFinished(isReload: Bool, success: Bool) {
+        if isReload {
+            state.lastReloadFailed = !success
+            state.lastReloadStatus = success ? "Success" : "Failed"
+            state.lastReloadTime = Int(time(nil))
+            if state.reloadStartedMs > 0 { state.lastReloadDurationMs = max(0, Self.wallMs() - state.reloadStartedMs) }
+        }
+        state.reloadStartedMs = 0
+        state.hardReload = false
+        table.publish { $0.loading = false }
+        publish()
+        if state.reloadClientFD >= 0 {
+            let fd = state.reloadClientFD
+            state.reloadClientFD = -1
+            var text = success ? "Success=1\n" : "Success=0\n"
+            let logs = printer.startupLog
+            if !logs.isEmpty { text += "--\n" + logs.map { $0 + "\n" }.joined() }
+            _ = CLIConnection.writeAll(fd: fd, Array(text.utf8), timeoutMs: 2_000)
+            close(fd)
+        }
+    }
+
+    static func wallMs() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
     }
 
     // MARK: - Loading
 
     private func start(isReload: Bool) {
+        table.publish { $0.loading = true }
         installSignals()
         if isReload {
-            // Every existing worker is now an old one.
+            // Every existing worker is now an old one (until the load fails: then the ones that
+            // were serving go on serving, and stay the current ones).
+            servingBeforeReload = Set(state.workers.filter { !$0.leaving }.map(\.pid))
             for i in state.workers.indices {
                 state.workers[i].reloads += 1
                 state.workers[i].leaving = true
@@ -139,6 +258,7 @@ final class Supervisor: @unchecked Sendable {
         guard let (configuration, sources) = loadConfiguration() else {
             if !isReload { exit(1) }
             reloadFailed(reason: nil)
+            loadFinished(isReload: true, success: false)
             return
         }
         noExitOnFailure = configuration.global.noExitOnFailure
@@ -153,11 +273,13 @@ final class Supervisor: @unchecked Sendable {
                 exit(1)
             }
             reloadFailed(reason: nil)
+            loadFinished(isReload: true, success: false)
             return
         }
         guard let worker = spawnWorker(sources: sources, listeners: listeners) else {
             if !isReload { exit(1) }
             reloadFailed(reason: nil)
+            loadFinished(isReload: true, success: false)
             return
         }
         // The new worker serves: retire the old ones and the listeners nobody uses any more.
@@ -166,7 +288,7 @@ final class Supervisor: @unchecked Sendable {
         state.listeners = listeners
         for i in state.workers.indices {
             let w = state.workers[i]
-            if w.reloads > maxReloads {
+            if w.reloads > maxReloads || state.hardReload {
                 kill(w.pid, SIGTERM)
             } else {
                 kill(w.pid, SIGUSR1)
@@ -184,13 +306,17 @@ final class Supervisor: @unchecked Sendable {
             for pid in options.terminatePids { kill(pid, SIGTERM) }
         }
         Daemon.reportReady()
+        loadFinished(isReload: isReload, success: true)
     }
 
     private func reloadFailed(reason: String?) {
         state.failedReloads += 1
         if options.systemd { SystemdNotifier.notify("READY=1\nSTATUS=Reload failed!\n") }
         if let reason { printer.warning(reason) }
-        let kept = state.workers.map { String($0.pid) }.joined(separator: ", ")
+        for i in state.workers.indices where servingBeforeReload.contains(state.workers[i].pid) {
+            state.workers[i].leaving = false
+        }
+        let kept = state.workers.filter { !$0.leaving }.map { String($0.pid) }.joined(separator: ", ")
         printer.warning("Reload failed (\(state.failedReloads) failed reload(s) out of \(state.reloads)); the running worker(s) are kept: \(kept.isEmpty ? "none" : kept).")
     }
 
@@ -240,6 +366,28 @@ final class Supervisor: @unchecked Sendable {
                             throw StartupError("Starting \(proxy.kind == .listen ? "proxy" : "frontend") \(proxy.name): \(error)")
                         }
                     }
+                }
+            }
+            // TCP stats sockets: two generations of workers cannot both bind the port, so the
+            // master holds it and passes it like a frontend listener.
+            for (index, socket) in configuration.global.statsSockets.enumerated() {
+                switch socket.address {
+                case .ipv4, .ipv6: break
+                default: continue
+                }
+                let key = "stats#\(socket.address)"
+                let name = Engine.statsListenerName(index)
+                if var old = existing[key] {
+                    old.frontend = name
+                    result.append(old)
+                    continue
+                }
+                do {
+                    let fd = try ListenerSocket.open(socket.address, backlog: 64)
+                    opened.append(fd)
+                    result.append(OwnedListener(key: key, fd: fd, frontend: name, address: socket.address.description, backlog: 64))
+                } catch {
+                    throw StartupError("Cannot create the stats socket \(socket.address): \(error)")
                 }
             }
         } catch {
@@ -300,8 +448,18 @@ final class Supervisor: @unchecked Sendable {
 
     // MARK: - Reload (re-exec)
 
-    private func reload() {
-        guard stopping == nil else { return }
+    private func reload(client: Int32 = -1, hard: Bool = false) {
+        guard stopping == nil else {
+            if client >= 0 {
+                _ = CLIConnection.writeAll(fd: client, Array("Success=0\n--\nThe master is stopping.\n".utf8), timeoutMs: 1_000)
+                close(client)
+            }
+            return
+        }
+        state.reloadClientFD = client
+        state.hardReload = hard
+        state.reloadStartedMs = Self.wallMs()
+        if client >= 0 { _ = hasp_set_cloexec(client, 0) }
         printer.notice("Reloading HAProxy")
         state.reloads += 1
         if options.systemd {
@@ -317,6 +475,7 @@ final class Supervisor: @unchecked Sendable {
         _ = hasp_set_cloexec(memfd, 0)
         for l in state.listeners { _ = hasp_set_cloexec(l.fd, 0) }
         for w in state.workers where w.ipcFD >= 0 { _ = hasp_set_cloexec(w.ipcFD, 0) }
+        for c in state.cliListeners { _ = hasp_set_cloexec(c.fd, 0) }
         ProcessEnvironment.set(MasterState.variable, String(memfd))
         var argv: [UnsafeMutablePointer<CChar>?] = ([state.binaryPath] + arguments).map { strdup($0) } + [nil]
         // Signals arriving from here on wait, pending, for the new image's handlers.
@@ -330,9 +489,11 @@ final class Supervisor: @unchecked Sendable {
         close(memfd)
         for l in state.listeners { _ = hasp_set_cloexec(l.fd, 1) }
         for w in state.workers where w.ipcFD >= 0 { _ = hasp_set_cloexec(w.ipcFD, 1) }
+        for c in state.cliListeners { _ = hasp_set_cloexec(c.fd, 1) }
         state.reloads -= 1
         state.failedReloads += 1
         printer.alert("master: cannot re-execute \(state.binaryPath): \(ConfigLoader.errorText(code))")
+        loadFinished(isReload: true, success: false)
     }
 
     // MARK: - Signals and children
@@ -366,7 +527,8 @@ final class Supervisor: @unchecked Sendable {
             }
             relay(message.text, descriptors: message.descriptors)
         }
-        source.setCancelHandler { close(worker.ipcFD) }
+        publish()
+        source.setCancelHandler { [table] in table.closeChannel(worker.ipcFD) }
         watchers[worker.pid] = source
         source.resume()
     }
@@ -436,6 +598,7 @@ final class Supervisor: @unchecked Sendable {
                 }
             }
         }
+        publish()
         if stopping != nil, state.workers.isEmpty { finish() }
     }
 

@@ -42,7 +42,7 @@ enum WorkerRole {
         let listeners = handoff.listeners
         do {
             try engine.start(listeners: listeners)
-            try engine.startStatsSockets(inWorker: true)
+            try engine.startStatsSockets(inWorker: true, passed: listeners)
         } catch {
             printer.alert("worker: cannot start listeners: \(error)")
             exit(1)
@@ -66,6 +66,10 @@ enum WorkerRole {
                 guard let message = try? channel.receiveText() else { exit(1) }
                 if message.text == "STOP" {
                     engine.softStop()
+                } else if message.text == "CLI", message.descriptors.count == 1 {
+                    // A master CLI command for this worker: a runtime-API session at admin level
+                    // (the master injects the client's own level before the command).
+                    engine.api.serve(fd: message.descriptors[0], level: .admin, exposesListeners: true, listenerName: "master")
                 } else if message.text.hasPrefix("ADOPT "), message.descriptors.count == 1 {
                     engine.adopt(fd: message.descriptors[0], frontend: String(message.text.dropFirst(6)))
                 } else {
