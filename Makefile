@@ -7,8 +7,10 @@ PREFIX ?= /usr/local
 # and the ones only the benchmarks need (installed by `make bench`).
 DEB_PACKAGES := curl ca-certificates
 DEB_BENCH_PACKAGES := haproxy nginx-light wrk python3
+# The test suite also drives hatop (in a tmux pane) against the runtime API.
+DEB_TEST_PACKAGES := hatop tmux
 
-.PHONY: all build release run test unit-test deps bench-deps install-packages check bench clean install
+.PHONY: all build release run test unit-test deps test-deps bench-deps install-packages check bench clean install
 
 all: release
 
@@ -16,6 +18,9 @@ all: release
 deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"
 	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 toolchain not found (expected on PATH as '$(SWIFT)')"; exit 1; }
+
+test-deps: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_TEST_PACKAGES)"
 
 bench-deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_BENCH_PACKAGES)"
@@ -53,7 +58,7 @@ check: release
 # Integration tests drive the release binary, the one that ships: a debug build of SwiftNIO
 # asserts that every readable event yields data, which two processes accepting on one shared
 # listening socket (the reload hand-over window) legitimately violate.
-test: deps
+test: test-deps
 	$(SWIFT) build $(RELEASE_FLAGS)
 	$(SWIFT) build --build-tests
 	HASP_BINARY=$(CURDIR)/.build/release/hasp $(SWIFT) test --skip-build

@@ -122,6 +122,7 @@ final class ChildProcess: @unchecked Sendable {
 }
 
 /// Runs `hasp` on a configuration text and waits until `port` accepts connections.
+/// `@DIR@` in the text stands for the process's own temporary directory (for socket paths).
 final class Hasp {
     let dir: TempDir
     let child: ChildProcess
@@ -129,7 +130,9 @@ final class Hasp {
 
     init(config: String, waitFor ports: [Int], arguments: [String] = ["-db"], environment: [String: String] = [:]) throws {
         dir = try TempDir()
-        configPath = try dir.write("hasp.cfg", config)
+        let here = dir.url.path
+        configPath = try dir.write("hasp.cfg", config.replacingOccurrences(of: "@DIR@", with: here))
+        let arguments = arguments.map { $0.replacingOccurrences(of: "@DIR@", with: here) }
         child = try ChildProcess(HaspBinary.path, arguments + ["-f", configPath], dir: dir, name: "hasp", environment: environment)
         for port in ports {
             try eventually("hasp to listen on \(port)") {
