@@ -252,6 +252,21 @@ func maskUptimes(_ text: String) -> String {
         #expect(try f.ask("show proc").contains("# workers\n"))
     }
 
+    @Test func tcpMasterCLIListener() throws {
+        let cliPort = try Ports.free()
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: MasterFixture.config(port: port, backendPort: backend.port), waitFor: [port, cliPort],
+                            arguments: ["-W", "-S", "ipv4@127.0.0.1:\(cliPort),level,user"])
+        defer { hasp.stop() }
+        try eventually("the first load") { hasp.child.stderr.contains("Loading success.") }
+        let c = try RawClient(port: cliPort)
+        try c.send("show cli level; @1 show cli level\n")
+        c.shutdownWrite()
+        #expect(String(decoding: c.readToEnd(), as: UTF8.self) == "user\n\nuser\n\n")
+    }
+
     @Test func tcpStatsSocketsFollowTheCurrentWorker() throws {
         let statsPort = try Ports.free()
         let f = try MasterFixture(global: "    stats socket ipv4@127.0.0.1:\(statsPort) level admin")

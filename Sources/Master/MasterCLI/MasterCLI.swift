@@ -19,7 +19,8 @@ final class MasterCLI: @unchecked Sendable {
     let table: ProcessTable
     let listeners: [Listener]
     let commands: CLICommandTable<MasterSession>
-    /// Bound on a forwarded command's answer and on an idle session (`stats timeout`).
+    /// Bound on a forwarded command's answer and on an idle session (`stats timeout`, as on the
+    /// workers' sockets: an abandoned client never holds a thread for long).
     let timeoutMs: Int
 
     init(supervisor: Supervisor, table: ProcessTable, listeners: [Listener], timeoutMs: Int) {
@@ -99,7 +100,7 @@ final class MasterCLI: @unchecked Sendable {
         let connection = CLIConnection(fd: fd)
         let context = MasterSession(cli: self, connection: connection)
         let session = CLISession(connection: connection, table: commands, context: context,
-                                 state: CLISessionState(level: level), idleTimeoutMs: -1)
+                                 state: CLISessionState(level: level), idleTimeoutMs: timeoutMs)
         session.workerStyle = false
         session.promptText = { [self] state in prompt(state, target: context.target) }
         session.route = { [self] command, session in route(command, session) }
