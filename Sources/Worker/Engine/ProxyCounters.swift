@@ -28,19 +28,15 @@ final class ProxyCounters: Sendable {
         responses[index].wrappingIncrement(ordering: .relaxed)
     }
 
-    func noteSessions(_ current: Int) {
-        var seen = maxSessions.load(ordering: .relaxed)
-        while current > seen {
-            let (exchanged, actual) = maxSessions.weakCompareExchange(expected: seen, desired: current, ordering: .relaxed)
-            if exchanged { return }
-            seen = actual
-        }
-    }
+    func noteSessions(_ current: Int) { Self.raise(maxSessions, to: current) }
 
-    func noteQueue(_ current: Int) {
-        var seen = maxQueue.load(ordering: .relaxed)
-        while current > seen {
-            let (exchanged, actual) = maxQueue.weakCompareExchange(expected: seen, desired: current, ordering: .relaxed)
+    func noteQueue(_ current: Int) { Self.raise(maxQueue, to: current) }
+
+    /// Lock-free maximum.
+    static func raise(_ maximum: ManagedAtomic<Int>, to value: Int) {
+        var seen = maximum.load(ordering: .relaxed)
+        while value > seen {
+            let (exchanged, actual) = maximum.weakCompareExchange(expected: seen, desired: value, ordering: .relaxed)
             if exchanged { return }
             seen = actual
         }

@@ -28,15 +28,7 @@ final class CLIClient: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    func send(_ text: String) throws {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw HarnessError("send failed: errno \(errno)") }
-            offset += n
-        }
-    }
+    func send(_ text: String) throws { try sendAll(fd, Array(text.utf8)) }
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 

@@ -27,14 +27,7 @@ final class RawClient: @unchecked Sendable {
 
     func send(_ text: String) throws { try send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw HarnessError("send failed: errno \(errno)") }
-            offset += n
-        }
-    }
+    func send(_ bytes: [UInt8]) throws { try sendAll(fd, bytes) }
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
@@ -84,5 +77,15 @@ final class RawClient: @unchecked Sendable {
             rest = rest[bodyEnd...]
         }
         return result
+    }
+}
+
+/// Writes all of `bytes` on a socket (no SIGPIPE).
+func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+        guard n > 0 else { throw HarnessError("send failed: errno \(errno)") }
+        offset += n
     }
 }
