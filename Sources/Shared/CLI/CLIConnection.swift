@@ -59,14 +59,16 @@ public final class CLIConnection {
         }
     }
 
-    /// True if the client closed its input or the connection (for `wait`), without consuming data
-    /// other than into the buffer.
+    /// True once the client closed its input and nothing it sent is left to run (for `wait`).
+    /// Reads pending bytes into the buffer, consuming nothing.
     public func inputClosed() -> Bool {
-        if sawEOF { return true }
-        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, 0) > 0 else { return false }
-        if p.revents & Int16(POLLIN) != 0 { fill() } else { sawEOF = true }
-        return sawEOF
+        if !sawEOF {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 0) > 0 {
+                if p.revents & Int16(POLLIN) != 0 { fill() } else { sawEOF = true }
+            }
+        }
+        return sawEOF && buffer.count == start
     }
 
     public enum Readiness { case ready, timeout, closed }

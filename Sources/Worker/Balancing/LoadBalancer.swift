@@ -8,9 +8,13 @@ public struct BalancerCandidate: Sendable, Equatable {
     public var isUsable: Bool
     public var served: Int
     public var maxconn: Int
+    /// What places the server on a consistent-hash ring: stable while servers come and go.
+    public var hashID: Int
 
-    public init(index: Int, weight: Int, isBackup: Bool = false, isUsable: Bool = true, served: Int = 0, maxconn: Int = 0) {
+    public init(index: Int, weight: Int, isBackup: Bool = false, isUsable: Bool = true, served: Int = 0, maxconn: Int = 0,
+                hashID: Int? = nil) {
         self.index = index
+        self.hashID = hashID ?? index
         self.weight = weight
         self.isBackup = isBackup
         self.isUsable = isUsable
@@ -56,6 +60,12 @@ public struct LoadBalancer: Sendable {
         self.algorithm = algorithm
         self.hashType = hashType
         self.random = SplitMix64(seed: seed)
+    }
+
+    /// Forgets per-position state after the server list changed.
+    public mutating func reset() {
+        smoothWeights = []
+        ringSignature = []
     }
 
     public mutating func pick(_ all: [BalancerCandidate], key: BalanceKey = BalanceKey()) -> Outcome {
@@ -161,12 +171,12 @@ public struct LoadBalancer: Sendable {
             }
             chosen = pick
         case .consistent:
-            let signature = pool.flatMap { [$0.index, $0.weight] }
+            let signature = pool.flatMap { [$0.index, $0.hashID, $0.weight] }
             if signature != ringSignature {
                 ring = []
                 for c in pool {
                     for replica in 0..<(c.weight * 16) {
-                        ring.append((Self.avalanche(UInt32(truncatingIfNeeded: c.index &* 0x10000 &+ replica)), c.index))
+                        ring.append((Self.avalanche(UInt32(truncatingIfNeeded: c.hashID &* 0x10000 &+ replica)), c.index))
                     }
                 }
                 ring.sort { $0.hash < $1.hash }

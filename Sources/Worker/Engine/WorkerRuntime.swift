@@ -55,6 +55,10 @@ protocol StoppableSession: AnyObject {
     /// Called on the session's loop when the process starts draining.
     func beginSoftStop()
     func abort()
+    /// Whether the session holds a slot on `server` (`shutdown sessions server`).
+    func isAttached(to server: Server) -> Bool
+    /// Closes an idle connection to `server` the session keeps for its next request.
+    func dropIdleConnection(to server: Server)
 }
 
 /// Client bootstraps for server connections, one per backend, kept per event loop (only that
@@ -148,4 +152,26 @@ public final class WorkerRuntime: Sendable {
     }
 
     public var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    /// Closes every idle connection to `server` on every event loop, asynchronously: pooled
+    /// ones and the ones sessions keep for their next request.
+    func purgeIdleConnections(of server: Server) {
+        for (index, loop) in loops.enumerated() {
+            let sessions = loopSessions[index]
+            loop.execute {
+                server.pools[index].closeAll(server: server)
+                for session in sessions.all() { session.dropIdleConnection(to: server) }
+            }
+        }
+    }
+
+    /// `shutdown sessions server`: ends every stream on `server`, on each loop.
+    func shutdownSessions(of server: Server) {
+        for (index, loop) in loops.enumerated() {
+            let sessions = loopSessions[index]
+            loop.execute {
+                for session in sessions.all() where session.isAttached(to: server) { session.abort() }
+            }
+        }
+    }
 }

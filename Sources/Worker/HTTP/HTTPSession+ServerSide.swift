@@ -50,7 +50,8 @@ extension HTTPSession {
             let session = bound.value
             switch result {
             case .success(let channel):
-                guard let handler = try? channel.pipeline.syncOperations.handler(type: ServerConnectionHandler.self) else {
+                // A channel that already closed (its inactive event went by unseen) is a failure.
+                guard channel.isActive, let handler = try? channel.pipeline.syncOperations.handler(type: ServerConnectionHandler.self) else {
                     channel.close(promise: nil)
                     if session.phase == .connecting, session.slot?.server === server { session.connectFailed(server: server) }
                     return
@@ -58,6 +59,10 @@ extension HTTPSession {
                 let connection = ServerConnection(channel: channel, server: server, pool: pool)
                 handler.connection = connection
                 server.usedConnections.wrappingIncrement(ordering: .relaxed)
+                // The connect promise succeeds before the channel is fully active; a close in
+                // that window fires no channelInactive, so the close future settles the count.
+                let closing = NIOLoopBound(connection, eventLoop: channel.eventLoop)
+                channel.closeFuture.whenComplete { _ in closing.value.closed() }
                 guard session.phase == .connecting, session.slot?.server === server else {
                     // The client left while we were connecting: keep the connection for others.
                     session.offerToPool(connection)
@@ -96,7 +101,10 @@ extension HTTPSession {
     }
 
     func attach(_ c: ServerConnection) {
-        guard let head = request else { return }
+        guard let head = request, connection == nil else {
+            offerToPool(c)
+            return
+        }
         connection = c
         c.delegate = self
         c.requestCount += 1
@@ -309,7 +317,7 @@ extension HTTPSession {
             if !reusable {
                 c.delegate = nil
                 c.close()
-            } else if clientKeepAlive, !closeAfterResponse {
+            } else if clientKeepAlive, !closeAfterResponse, c.server.keepsIdleConnections {
                 // Kept for this client's next request; it returns to the pool if the client leaves.
                 ownIdle = c
                 c.park()
@@ -361,7 +369,7 @@ extension HTTPSession {
         c.delegate = nil
         guard !c.isClosed else { return }
         let reuse = runtime.backends[c.server.backendName]?.settings.httpReuse ?? .safe
-        if reuse != .never, c.pool.add(c, server: c.server, eventLoop: c.channel.eventLoop, inMaintenance: !c.server.isUsable) {
+        if reuse != .never, c.pool.add(c, server: c.server, eventLoop: c.channel.eventLoop, inMaintenance: !c.server.keepsIdleConnections) {
             c.isPooled = true
             c.park()
         } else {

@@ -172,6 +172,14 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         closeClient()
     }
 
+    func isAttached(to server: Server) -> Bool { slot?.server === server }
+
+    func dropIdleConnection(to server: Server) {
+        guard let own = ownIdle, own.server === server else { return }
+        ownIdle = nil
+        own.close()
+    }
+
     /// Passes an idle plain-HTTP/1 connection to the next worker: nothing of a request has been
     /// read, so the kernel's socket buffer holds everything the client sends next. Reading stops
     /// first, then a duplicate of the descriptor goes to `sink`, then this side closes its copy.

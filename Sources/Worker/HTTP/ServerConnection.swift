@@ -55,6 +55,10 @@ final class ServerConnection {
         close()
     }
 
+    /// The channel closed (seen as channelInactive, or as its close future when it closed
+    /// before becoming fully active).
+    func closed() { didClose() }
+
     fileprivate func didClose() {
         guard !isClosed else { return }
         isClosed = true

@@ -88,8 +88,6 @@ extension RuntimeAPI {
             Spec(["set", "timeout"], usage: "set timeout cli <delay>", help: "", hidden: true) { _, _, _ in
                 .error("'set timeout' only supports 'cli'.\n")
             },
-            Spec(["wait"], usage: "wait {-h|<delay_ms>} cond [args...]", help: "wait the specified delay or condition (-h to see list)",
-                 level: .admin) { s, _, command in s.wait(command) },
             Spec(["_getsocks"], help: "", hidden: true) { s, state, _ in
                 state.quit = true
                 return s.sendListeners()
@@ -99,6 +97,8 @@ extension RuntimeAPI {
         list += proxyCommands()
         list += serverReportCommands()
         list += sessionCommands()
+        list += serverCommands()
+        list += dynamicServerCommands()
         return list
     }
 
@@ -136,31 +136,5 @@ extension RuntimeSession {
         guard exposesListeners else { return .permissionDenied }
         _ = SocketTransfer.send(api.engine.adoptedListeners(), on: connection.fd)
         return .silent
-    }
-
-    /// `wait <delay>`: waits (bounded) unless the client closes its input first.
-    func wait(_ command: CLICommand) -> CLIReply {
-        let usage = "Usage: wait {-h|<duration>} [condition [args...]]\n"
-            + "  - '-h' displays this help\n"
-            + "  - <duration> is the maximum wait time, optionally suffixed by the unit among\n"
-            + "    'us', 'ms', 's', 'm', 'h', and 'd'. ; the default unit is milliseconds.\n"
-            + "  - <condition> indicates what to wait for, no longer than the specified\n"
-            + "    duration. Supported conditions are:\n"
-            + "    - <none> : by default, just sleep for the specified duration.\n"
-            + "    - srv-removable <px>/<sv> : wait for this server to become removable.\n"
-        guard command.words.count >= 2, command.words[1] != "-h" else { return .error(usage) }
-        guard let delay = CLICommonCommands.parseDelay(command.words[1]) else {
-            return .error("Invalid duration.\n" + usage)
-        }
-        guard command.words.count == 2 else {
-            return .error("Unsupported condition '\(command.words[2])'.\n" + usage)
-        }
-        let deadline = CLIConnection.nowMs() + delay
-        while true {
-            let left = deadline - CLIConnection.nowMs()
-            if left <= 0 { return CLIReply("Done.\n") }
-            if connection.inputClosed() { return .error("Interrupted.\n") }
-            _ = connection.waitReadable(timeoutMs: Int32(clamping: min(left, 100)))
-        }
     }
 }

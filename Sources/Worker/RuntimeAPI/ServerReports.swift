@@ -73,18 +73,19 @@ enum ServerStateReport {
 
     static func render(_ backends: [Backend], api: RuntimeAPI) -> String {
         var text = "1\n" + header
-        let since = max(0, WallClock.seconds() - api.startedAt)
+        let now = WallClock.seconds()
         for backend in backends {
             for server in backend.servers {
                 let (host, port) = hostAndPort(server)
-                let maint = server.settings.disabled
-                let opState = maint ? 0 : 2
-                let adminState = maint ? 0x04 : 0
+                let admin = server.adminState
+                let opState = admin.inMaintenance ? 0 : server.operationalState.rawValue
+                let maint = admin.inMaintenance || server.operationalState == .stopped
                 let health = server.settings.check ? (maint ? 0 : server.settings.rise + server.settings.fall - 1) : server.settings.rise
                 let checkState = server.settings.check ? 0x06 : 0
+                let since = max(0, now - server.lastChange.load(ordering: .relaxed))
                 let fields: [String] = [
                     "\(backend.settings.id)", backend.name, "\(server.id)", server.name, host,
-                    "\(opState)", "\(adminState)", "\(server.weight)", "\(server.settings.weight)", "\(since)",
+                    "\(opState)", "\(admin.rawValue)", "\(server.weight)", "\(server.settings.weight)", "\(since)",
                     "1", "0", "\(health)", "\(checkState)", "0",
                     "0", server.settings.id == nil ? "0" : "1", "-", port, "-",
                     "0", "0", "-", "-", "0",
@@ -97,7 +98,7 @@ enum ServerStateReport {
 
     /// The address column (`-` when it is not an IP address) and the port (0 if none).
     static func hostAndPort(_ server: Server) -> (String, String) {
-        switch server.settings.address {
+        switch server.configuredAddress {
         case .inet(let host, let port):
             let isIP = (try? SocketAddress(ipAddress: host, port: 0)) != nil
             return (isIP ? host : (server.socketAddress?.ipAddress ?? "-"), "\(port ?? 0)")

@@ -142,8 +142,8 @@ struct StatReport {
             guard let backend = runtime.backends[proxy.name], backend.settings.id == proxy.id else { continue }
             if scope.types & 4 != 0 {
                 for server in backend.servers where scope.serverID < 0 || scope.serverID == server.id {
-                    if format.noMaint && server.settings.disabled { continue }
-                    if format.upOnly && server.settings.disabled { continue }
+                    if format.noMaint && server.adminState.inMaintenance { continue }
+                    if format.upOnly && !server.isUsable { continue }
                     rows.append(serverRow(server, backend))
                 }
             }
@@ -201,7 +201,7 @@ struct StatReport {
                  ("econ", s.connectionErrors.load(ordering: .relaxed)), ("eresp", c.responseErrors.load(ordering: .relaxed)),
                  ("wretr", c.retries.load(ordering: .relaxed)), ("wredis", c.redispatches.load(ordering: .relaxed)),
                  ("weight", s.weight), ("act", s.isBackup ? 0 : 1), ("bck", s.isBackup ? 1 : 0),
-                 ("lastchg", max(0, WallClock.seconds() - api.startedAt)), ("iid", b.settings.id), ("sid", s.id),
+                 ("lastchg", max(0, WallClock.seconds() - s.lastChange.load(ordering: .relaxed))), ("iid", b.settings.id), ("sid", s.id),
                  ("lbtot", s.totalSessions.load(ordering: .relaxed)), ("type", 2),
                  ("rate", c.sessionRate.perSecond()), ("rate_max", c.sessionRate.maximum()),
                  ("cli_abrt", c.clientAborts.load(ordering: .relaxed)), ("srv_abrt", c.serverAborts.load(ordering: .relaxed)),
@@ -213,12 +213,25 @@ struct StatReport {
                  ("need_conn_est", 0), ("uweight", s.weight), ("agg_server_status", 0), ("agg_server_check_status", 0),
                  ("agg_check_status", 0), ("srid", 0), ("priv_idle_cur", 0)])
         if s.settings.poolMaxConn >= 0 { row["src_ilim"] = String(s.settings.poolMaxConn) }
-        if s.settings.maxconn > 0 { row["slim"] = String(s.settings.maxconn) }
+        if s.maxconn > 0 { row["slim"] = String(s.maxconn) }
         if s.settings.maxqueue > 0 { row["qlimit"] = String(s.settings.maxqueue) }
         if b.settings.mode == .http { row["req_tot"] = String(c.requests.load(ordering: .relaxed)) }
-        row["status"] = s.settings.disabled ? "MAINT" : "no check"
-        row["addr"] = s.settings.address.description
+        row["status"] = Self.status(s)
+        row["addr"] = s.configuredAddress.description
         return row
+    }
+
+    /// HAProxy's server status words.
+    static func status(_ s: Server) -> String {
+        let admin = s.adminState
+        if admin.inMaintenance { return admin.contains(.forcedMaint) || !admin.contains(.inheritedMaint) ? "MAINT" : "MAINT (via)" }
+        switch s.operationalState {
+        case .stopped: return "DOWN"
+        case .stopping: return "NOLB"
+        case .starting, .running:
+            if admin.draining { return "DRAIN" }
+            return s.settings.check ? "UP" : "no check"
+        }
     }
 
     func backendRow(_ b: Backend) -> Row {

@@ -4,16 +4,19 @@ import NIOCore
 import Shared
 
 /// A backend at run time: its servers, the balancer, and the queue of requests waiting for a
-/// server slot (`maxconn`). Slot accounting and the balancer share one short lock; nothing else
-/// on the request path locks.
+/// server slot (`maxconn`). The server list, slot accounting and the balancer share one short
+/// lock; nothing else on the request path locks. `add server` and `del server` replace the list
+/// under that lock; a removed server lives on while sessions still hold it.
 public final class Backend: Sendable {
     public let settings: ProxySettings
-    public let servers: [Server]
 
     private struct State {
+        var servers: [Server]
         var balancer: LoadBalancer
         var queue: [QueuedRequest] = []
         var nextTicket: UInt64 = 0
+        /// Ids handed out so far, so that a new server never takes a live id.
+        var lastServerID: Int
     }
 
     /// A request waiting for a server. `grant` runs on the requester's event loop.
@@ -29,19 +32,40 @@ public final class Backend: Sendable {
     let currentSessions = ManagedAtomic<Int>(0)
     let queued = ManagedAtomic<Int>(0)
     let counters = ProxyCounters()
+    let loopCount: Int
 
     init(settings: ProxySettings, loopCount: Int, firstServerID: Int) {
         self.settings = settings
+        self.loopCount = loopCount
         var servers: [Server] = []
         for (i, s) in settings.servers.enumerated() {
-            servers.append(Server(settings: s, backendName: settings.name, id: s.id ?? (i + 1), index: i, loopCount: loopCount))
+            servers.append(Server(settings: s, backendName: settings.name, id: s.id ?? (i + 1), loopCount: loopCount))
         }
-        self.servers = servers
-        state = NIOLockedValueBox(State(balancer: LoadBalancer(algorithm: settings.balance, hashType: settings.hashType,
-                                                               seed: UInt64(truncatingIfNeeded: firstServerID &+ 0x5bd1e995))))
+        state = NIOLockedValueBox(State(servers: servers,
+                                        balancer: LoadBalancer(algorithm: settings.balance, hashType: settings.hashType,
+                                                               seed: UInt64(truncatingIfNeeded: firstServerID &+ 0x5bd1e995)),
+                                        lastServerID: servers.map(\.id).max() ?? 0))
     }
 
     public var name: String { settings.name }
+
+    /// The current servers, in order.
+    public var servers: [Server] { state.withLockedValue { $0.servers } }
+
+    public func server(named name: String) -> Server? {
+        if name.hasPrefix("#"), let id = Int(name.dropFirst()) { return servers.first { $0.id == id } }
+        return servers.first { $0.name == name }
+    }
+
+    /// Whether servers can be added and removed at run time: HAProxy refuses it for algorithms
+    /// whose state depends on the server list being fixed.
+    public var supportsDynamicServers: Bool {
+        switch settings.balance {
+        case .roundRobin, .leastConnections, .first, .random: return true
+        case .staticRoundRobin: return false
+        case .source, .uri, .header: return settings.hashType == .consistent
+        }
+    }
 
     public enum Acquisition {
         case server(Server)
@@ -54,9 +78,9 @@ public final class Backend: Sendable {
         state.withLockedValue { st in
             // Requests already waiting go first: a newcomer may not overtake the queue.
             if st.queue.isEmpty {
-                switch st.balancer.pick(candidates(), key: key) {
+                switch st.balancer.pick(Self.candidates(st.servers), key: key) {
                 case .server(let index):
-                    let server = servers[index]
+                    let server = st.servers[index]
                     takeSlot(server)
                     return .server(server)
                 case .unavailable:
@@ -64,7 +88,7 @@ public final class Backend: Sendable {
                 case .queue:
                     break
                 }
-            } else if !servers.contains(where: \.isUsable) {
+            } else if !st.servers.contains(where: \.isUsable) {
                 return .unavailable
             }
             st.nextTicket &+= 1
@@ -86,18 +110,24 @@ public final class Backend: Sendable {
 
     /// Returns a slot; hands it straight to the oldest queued request that can use it.
     func release(_ server: Server) {
-        let granted: (QueuedRequest, Server)? = state.withLockedValue { st in
-            server.served.wrappingDecrement(ordering: .relaxed)
-            guard !st.queue.isEmpty else { return nil }
-            let waiting = st.queue[0]
-            guard case .server(let index) = st.balancer.pick(candidates(), key: waiting.key) else { return nil }
-            st.queue.removeFirst()
-            queued.wrappingDecrement(ordering: .relaxed)
-            let next = servers[index]
-            takeSlot(next)
-            return (waiting, next)
-        }
-        if let (request, next) = granted {
+        server.served.wrappingDecrement(ordering: .relaxed)
+        dispatchQueue()
+    }
+
+    /// Gives free slots to queued requests (after a release, or when a server comes back).
+    func dispatchQueue() {
+        while true {
+            let granted: (QueuedRequest, Server)? = state.withLockedValue { st in
+                guard !st.queue.isEmpty else { return nil }
+                let waiting = st.queue[0]
+                guard case .server(let index) = st.balancer.pick(Self.candidates(st.servers), key: waiting.key) else { return nil }
+                st.queue.removeFirst()
+                queued.wrappingDecrement(ordering: .relaxed)
+                let next = st.servers[index]
+                takeSlot(next)
+                return (waiting, next)
+            }
+            guard let (request, next) = granted else { return }
             request.eventLoop.execute { request.grant(next) }
         }
     }
@@ -113,24 +143,83 @@ public final class Backend: Sendable {
         server.counters.lastSession.store(WallClock.seconds(), ordering: .relaxed)
     }
 
-    private func candidates() -> [BalancerCandidate] {
-        servers.map {
-            BalancerCandidate(index: $0.index, weight: $0.weight, isBackup: $0.isBackup, isUsable: $0.isUsable,
-                              served: $0.served.load(ordering: .relaxed), maxconn: $0.settings.maxconn)
+    private static func candidates(_ servers: [Server]) -> [BalancerCandidate] {
+        servers.enumerated().map { index, s in
+            BalancerCandidate(index: index, weight: s.weight, isBackup: s.isBackup, isUsable: s.isUsable,
+                              served: s.served.load(ordering: .relaxed), maxconn: s.maxconn, hashID: s.id)
         }
     }
 
     /// Another server for a retry with `option redispatch`, avoiding `excluded` when possible.
     func redispatch(excluding excluded: Server, key: BalanceKey) -> Server? {
         state.withLockedValue { st in
-            var list = candidates()
-            if list.contains(where: { $0.index != excluded.index && $0.isUsable }) {
-                list[excluded.index].isUsable = false
+            var list = Self.candidates(st.servers)
+            if let position = st.servers.firstIndex(where: { $0 === excluded }),
+               list.contains(where: { $0.index != position && $0.isUsable }) {
+                list[position].isUsable = false
             }
             guard case .server(let index) = st.balancer.pick(list, key: key) else { return nil }
-            let server = servers[index]
+            let server = st.servers[index]
             takeSlot(server)
             return server
         }
     }
+
+    // MARK: - Dynamic servers
+
+    /// Adds a server built by `make` with a fresh id (unless the settings carry one); nil and the
+    /// reason when the name or id is taken.
+    func add(_ settings: ServerSettings) -> Result<Server, DynamicServerError> {
+        state.withLockedValue { st in
+            if st.servers.contains(where: { $0.name == settings.name }) { return .failure(.nameTaken) }
+            if let id = settings.id, st.servers.contains(where: { $0.id == id }) { return .failure(.idTaken) }
+            let id = settings.id ?? (st.lastServerID + 1)
+            st.lastServerID = max(st.lastServerID, id)
+            let server = Server(settings: settings, backendName: name, id: id, loopCount: loopCount, isDynamic: true)
+            st.servers.append(server)
+            st.balancer.reset()
+            return .success(server)
+        }
+    }
+
+    /// Removes a server if it passes the removability check at this very moment.
+    func remove(_ server: Server) -> RemovalCheck {
+        state.withLockedValue { st in
+            let check = Self.removability(server, queued: 0)
+            guard check == .removable, let index = st.servers.firstIndex(where: { $0 === server }) else { return check }
+            st.servers.remove(at: index)
+            st.balancer.reset()
+            server.deleted.store(true, ordering: .relaxed)
+            return .removable
+        }
+    }
+
+    /// HAProxy's `del server` conditions after the lookups, in its order.
+    enum RemovalCheck: Equatable {
+        case removable
+        case notInMaintenance
+        /// Transient: connections or streams still use it.
+        case busy
+
+        var message: String {
+            switch self {
+            case .removable: return "Server deleted."
+            case .notInMaintenance: return "Only servers in maintenance mode can be deleted."
+            case .busy: return "Server still has connections attached to it, cannot remove it."
+            }
+        }
+    }
+
+    static func removability(_ server: Server, queued: Int) -> RemovalCheck {
+        guard server.adminState.inMaintenance else { return .notInMaintenance }
+        if server.usedConnections.load(ordering: .relaxed) > 0 || server.served.load(ordering: .relaxed) > 0
+            || server.idleConnections.load(ordering: .relaxed) > 0 || queued > 0 {
+            return .busy
+        }
+        return .removable
+    }
+}
+
+enum DynamicServerError: Error {
+    case nameTaken, idTaken
 }

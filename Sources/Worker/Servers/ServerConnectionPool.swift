@@ -90,6 +90,19 @@ final class ServerConnectionPool: @unchecked Sendable {
         }
     }
 
+    /// Maintenance or an address change: every idle connection of this loop closes (the
+    /// counters drop as each one really closes).
+    func closeAll(server: Server) {
+        let all = unsafeIdle + safeIdle
+        unsafeIdle.removeAll()
+        safeIdle.removeAll()
+        for c in all {
+            c.isPooled = false
+            server.idleConnections.wrappingDecrement(ordering: .relaxed)
+            c.close()
+        }
+    }
+
     /// Called after `take` to keep the idle counter true.
     func noteTaken(server: Server) {
         server.idleConnections.wrappingDecrement(ordering: .relaxed)

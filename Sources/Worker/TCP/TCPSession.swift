@@ -199,6 +199,11 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     func abort() {
         context.channel.close(promise: nil)
     }
+
+    func isAttached(to server: Server) -> Bool { slot?.server === server }
+
+    /// A TCP session keeps no idle server connection.
+    func dropIdleConnection(to server: Server) {}
 }
 
 extension TCPSession: DescribableSession {
