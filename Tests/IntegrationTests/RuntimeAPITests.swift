@@ -134,6 +134,10 @@ struct RuntimeFixture {
             _ = try client.readResponses(1)
             try client.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
             _ = try client.readResponses(1)
+            // Between requests the client's session keeps the connection (idle_sess, priv_idle_cur).
+            let held = try #require(try f.ask("show servers conn be").split(separator: "\n").dropFirst().first).split(separator: " ")
+            #expect(held[10] == "1")
+            #expect(try f.stat("be", "s1", "priv_idle_cur") == "1")
         }
         // The client is gone: its server connection waits in the pool.
         try eventually("the server connection to be idle") { try f.stat("be", "s1", "srv_icur") == "1" }

@@ -64,7 +64,15 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     var serverNeedsFlush = false
     var clientNeedsFlush = false
     /// The session's own server connection, kept for its next request.
-    var ownIdle: ServerConnection?
+    /// The idle server connection this client's next request will try first (HAProxy's private
+    /// idle connection); counted on its server for `show servers conn` (`idle_sess`).
+    var ownIdle: ServerConnection? {
+        didSet {
+            guard oldValue !== ownIdle else { return }
+            oldValue?.server.sessionIdleConnections.wrappingDecrement(ordering: .relaxed)
+            ownIdle?.server.sessionIdleConnections.wrappingIncrement(ordering: .relaxed)
+        }
+    }
 
     // One deadline, one scheduled task (moved lazily).
     var timer: Scheduled<Void>?

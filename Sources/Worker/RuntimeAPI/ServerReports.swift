@@ -48,7 +48,7 @@ extension RuntimeAPI {
                 var line = "\(backend.name)/\(server.name) \(backend.settings.id)/\(server.id) \(host) \(port) - "
                 line += "\(server.settings.poolPurgeDelayMs) \(server.currentServed) "
                 line += "\(pools.reduce(0) { $0 + $1.used }) \(pools.reduce(0) { $0 + $1.maxUsed }) "
-                line += "\(pools.reduce(0) { $0 + $1.needEstimate }) 0 \(unsafe) \(safe) \(server.settings.poolMaxConn) "
+                line += "\(pools.reduce(0) { $0 + $1.needEstimate }) \(server.sessionIdleConnections.load(ordering: .relaxed)) \(unsafe) \(safe) \(server.settings.poolMaxConn) "
                 line += "\(unsafe + safe)"
                 for p in pools { line += " \(p.unsafe + p.safe)" }
                 text += line + "\n"

@@ -211,7 +211,8 @@ struct StatReport {
                  ("srv_icur", s.currentIdle), ("qtime_max", 0), ("ctime_max", 0), ("rtime_max", 0), ("ttime_max", 0), ("eint", 0),
                  ("idle_conn_cur", s.currentIdle), ("safe_conn_cur", 0), ("used_conn_cur", s.usedConnections.load(ordering: .relaxed)),
                  ("need_conn_est", 0), ("uweight", s.weight), ("agg_server_status", 0), ("agg_server_check_status", 0),
-                 ("agg_check_status", 0), ("srid", 0), ("priv_idle_cur", 0)])
+                 ("agg_check_status", 0), ("srid", 0),
+                 ("priv_idle_cur", s.sessionIdleConnections.load(ordering: .relaxed))])
         if s.settings.poolMaxConn >= 0 { row["src_ilim"] = String(s.settings.poolMaxConn) }
         if s.maxconn > 0 { row["slim"] = String(s.maxconn) }
         if s.settings.maxqueue > 0 { row["qlimit"] = String(s.settings.maxqueue) }

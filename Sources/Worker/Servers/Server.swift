@@ -43,6 +43,8 @@ public final class Server: Sendable {
     let reuses = ManagedAtomic<Int>(0)
     let connectionErrors = ManagedAtomic<Int>(0)
     let idleConnections = ManagedAtomic<Int>(0)
+    /// Idle connections kept by client sessions for their next request.
+    let sessionIdleConnections = ManagedAtomic<Int>(0)
     /// Every open connection to the server (in use, idle, held by a session, closing): it
     /// drops only when a connection has really closed.
     let usedConnections = ManagedAtomic<Int>(0)
