@@ -118,7 +118,6 @@ struct DynamicFixture {
                 _ = try c.readResponses(1)
             }
         }
-        let traffic = TrafficLoop(port: f.port)
         // A long request on s2: drain s1 so that the balancer picks s2.
         let cli = try f.session()
         try cli.send("set server be/s1 state drain\n")
@@ -134,8 +133,12 @@ struct DynamicFixture {
             return (row?.split(separator: " ").dropFirst(15).first).flatMap { Int($0) }.map { $0 > 0 } ?? false
         }
 
-        try cli.send("disable server be/s2; del server be/s2\n")
-        #expect(try cli.read(until: "it.\n\n") == "\nServer still has connections attached to it, cannot remove it.\n\n")
+        try cli.send("disable server be/s2\n")
+        #expect(try cli.read(until: "\n") == "\n")
+        // Traffic from now on goes to s1 only: none of it may fail while s2 goes away.
+        let traffic = TrafficLoop(port: f.port)
+        try cli.send("del server be/s2\n")
+        #expect(try cli.read(until: "it.\n\n") == "Server still has connections attached to it, cannot remove it.\n\n")
         let started = Date()
         try cli.send("shutdown sessions server be/s2; wait 2s srv-removable be/s2; del server be/s2\n")
         #expect(try cli.read(until: "deleted.\n\n") == "\nDone.\n\nServer deleted.\n\n")

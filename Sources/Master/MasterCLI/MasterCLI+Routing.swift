@@ -164,17 +164,19 @@ extension MasterCLI {
             first += rest
         }
         guard CLIConnection.writeAll(fd: fd, Array((first + "\n").utf8)) else { return true }
-        relay(client: session.connection, worker: fd)
+        // With a command, what the client sends next is for the master once the worker is done.
+        relay(client: session.connection, worker: fd, forwardInput: rest.isEmpty)
         return true
     }
 
     /// Copies both ways until the worker closes, or the client goes away entirely (POLLHUP). The
     /// client's end of input is not passed on: a `wait` running on the worker must not be interrupted by it.
-    private func relay(client: CLIConnection, worker: Int32) {
-        var pending = client.takeBuffered()
-        if !pending.isEmpty, !CLIConnection.writeAll(fd: worker, pending) { return }
-        pending.removeAll()
-        var clientOpen = !client.sawEOF
+    private func relay(client: CLIConnection, worker: Int32, forwardInput: Bool) {
+        if forwardInput {
+            let pending = client.takeBuffered()
+            if !pending.isEmpty, !CLIConnection.writeAll(fd: worker, pending) { return }
+        }
+        var clientOpen = forwardInput && !client.sawEOF
         var chunk = [UInt8](repeating: 0, count: 16_384)
         while true {
             var fds = [pollfd(fd: worker, events: Int16(POLLIN), revents: 0),
