@@ -53,12 +53,12 @@ final class AcceptGate: Sendable {
         }
     }
 
-    /// `set maxconn`: applies at once in both directions.
+    /// `set maxconn` (from a CLI thread): applies at once in both directions.
     func setLimit(_ value: Int) {
         limitValue.store(value, ordering: .relaxed)
         let now = current.load(ordering: .relaxed)
         full.store(value > 0 && now >= value, ordering: .relaxed)
-        update()
+        waitApplied(update())
     }
 
     /// `shutdown frontend`: the listeners close for good.
@@ -66,16 +66,20 @@ final class AcceptGate: Sendable {
         for channel in channels.withLockedValue({ $0 }) { channel.close(promise: nil) }
     }
 
-    /// `disable frontend` / `enable frontend`.
+    /// `disable frontend` / `enable frontend` (from a CLI thread): returns once every listener
+    /// has stopped (or resumed) accepting, so the reply never precedes the effect.
     func setDisabled(_ value: Bool) {
         disabled.store(value, ordering: .relaxed)
-        update()
+        waitApplied(update())
     }
 
-    private func update() {
+    private func waitApplied(_ changes: [EventLoopFuture<Void>]) {
+        for change in changes { _ = try? change.wait() }
+    }
+
+    @discardableResult
+    private func update() -> [EventLoopFuture<Void>] {
         let on = !isDisabled && !isFull
-        for channel in channels.withLockedValue({ $0 }) {
-            channel.setOption(.autoRead, value: on).whenComplete { _ in }
-        }
+        return channels.withLockedValue({ $0 }).map { $0.setOption(.autoRead, value: on) }
     }
 }
