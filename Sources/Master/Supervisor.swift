@@ -49,6 +49,8 @@ struct MasterState {
     var reloadClientFD: Int32 = -1
     var hardReload = false
     var reloadStartedMs = 0
+    /// The current worker's runtime changes (`_runtime_state`), for the next worker.
+    var runtimeState = ""
 
     static let variable = "HASP_MASTER_STATE_FD"
 
@@ -56,11 +58,31 @@ struct MasterState {
         var lines = ["binary\t\(binaryPath)", "reloads\t\(reloads)", "failed\t\(failedReloads)",
                      "started\t\(masterStartedAt)", "lastfailed\t\(lastReloadFailed ? 1 : 0)",
                      "laststatus\t\(lastReloadStatus)", "lastduration\t\(lastReloadDurationMs)", "lasttime\t\(lastReloadTime)",
-                     "reloadclient\t\(reloadClientFD)", "hard\t\(hardReload ? 1 : 0)", "reloadstart\t\(reloadStartedMs)"]
+                     "reloadclient\t\(reloadClientFD)", "hard\t\(hardReload ? 1 : 0)", "reloadstart\t\(reloadStartedMs)",
+                     "runtime\t\(Self.hex(runtimeState))"]
         for l in listeners { lines.append("listener\t\(l.key)\t\(l.fd)\t\(l.frontend)\t\(l.address)\t\(l.backlog)") }
         for w in workers { lines.append("worker\t\(w.pid)\t\(w.ipcFD)\t\(w.reloads)\t\(w.startedAt)\t\(w.leaving ? 1 : 0)\t\(w.version)") }
         for c in cliListeners { lines.append("mcli\t\(c.fd)\t\(c.spec)") }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func hex(_ text: String) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for b in text.utf8 { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func unhex(_ text: String) -> String {
+        func value(_ c: UInt8) -> UInt8 { c >= 97 ? c - 87 : c - 48 }
+        let chars = Array(text.utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i + 1 < chars.count {
+            out.append(value(chars[i]) << 4 | value(chars[i + 1]))
+            i += 2
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func parse(_ text: String) -> MasterState? {
@@ -79,6 +101,7 @@ struct MasterState {
             case "reloadclient" where f.count == 2: state.reloadClientFD = Int32(f[1]) ?? -1
             case "hard" where f.count == 2: state.hardReload = f[1] == "1"
             case "reloadstart" where f.count == 2: state.reloadStartedMs = Int(f[1]) ?? 0
+            case "runtime" where f.count == 2: state.runtimeState = unhex(f[1])
             case "mcli" where f.count == 3:
                 guard let fd = Int32(f[1]) else { return nil }
                 state.cliListeners.append(MasterCLI.Listener(fd: fd, spec: f[2]))
@@ -117,6 +140,7 @@ final class Supervisor: @unchecked Sendable {
     /// What the master CLI sees of the processes.
     let table = ProcessTable()
     private var servingBeforeReload: Set<pid_t> = []
+    private var runtimeStateHandoff = true
     private var cli: MasterCLI?
 
     init(options: LaunchOptions, arguments: [String], state: MasterState) {
@@ -220,6 +244,8 @@ final class Supervisor: @unchecked Sendable {
         }
         state.reloadStartedMs = 0
         state.hardReload = false
+        state.runtimeState = ""
+
         table.publish { $0.loading = false }
         publish()
         if state.reloadClientFD >= 0 {
@@ -231,6 +257,36 @@ final class Supervisor: @unchecked Sendable {
             _ = CLIConnection.writeAll(fd: fd, Array(text.utf8), timeoutMs: 2_000)
             close(fd)
         }
+    }
+
+    /// Asks the current worker what the CLI changed (bounded: a hung worker costs 2 s, and the
+    /// reload goes on without its state).
+    private func fetchRuntimeState() -> String {
+        guard let current = state.workers.filter({ !$0.leaving }).min(by: { $0.reloads < $1.reloads }) else { return "" }
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { return "" }
+        let sent = table.withChannel(of: current.pid) { channel in
+            (try? IPCChannel(fd: channel).send("CLI", descriptors: [fds[1]])) != nil
+        }
+        close(fds[1])
+        defer { close(fds[0]) }
+        guard sent == true, CLIConnection.writeAll(fd: fds[0], Array("_runtime_state\n".utf8), timeoutMs: 2_000) else { return "" }
+        shutdown(fds[0], Int32(SHUT_WR))
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        let deadline = CLIConnection.nowMs() + 2_000
+        while true {
+            var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            let left = deadline - CLIConnection.nowMs()
+            guard left > 0, poll(&p, 1, Int32(left)) > 0 else {
+                printer.warning("master: the current worker (\(current.pid)) did not report its runtime state; reloading without it.")
+                return ""
+            }
+            let n = read(fds[0], &chunk, chunk.count)
+            if n <= 0 { break }
+            answer.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: answer, as: UTF8.self)
     }
 
     static func wallMs() -> Int {
@@ -262,6 +318,7 @@ final class Supervisor: @unchecked Sendable {
             return
         }
         noExitOnFailure = configuration.global.noExitOnFailure
+        runtimeStateHandoff = configuration.global.runtimeStateHandoff
         maxReloads = configuration.global.mworkerMaxReloads
         let listeners: [OwnedListener]
         do {
@@ -422,7 +479,7 @@ final class Supervisor: @unchecked Sendable {
         printer.notice("Initializing new worker (\(pid))")
         let handoff = WorkerHandoff(sources: sources, listeners: listeners.map {
             WorkerHandoff.Listener(frontend: $0.frontend, address: $0.address, backlog: $0.backlog, fd: $0.fd)
-        })
+        }, runtimeState: runtimeStateHandoff ? state.runtimeState : "")
         var ready = false
         do {
             try handoff.send(over: masterEnd)
@@ -459,6 +516,7 @@ final class Supervisor: @unchecked Sendable {
         state.reloadClientFD = client
         state.hardReload = hard
         state.reloadStartedMs = Self.wallMs()
+        state.runtimeState = runtimeStateHandoff ? fetchRuntimeState() : ""
         if client >= 0 { _ = hasp_set_cloexec(client, 0) }
         printer.notice("Reloading HAProxy")
         state.reloads += 1

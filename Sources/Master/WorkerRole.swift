@@ -39,6 +39,8 @@ enum WorkerRole {
         let router = SignalRouter.forServingProcess(current)
 
         let engine = Engine(configuration: result.configuration)
+        // The previous worker's runtime changes apply before the first connection is accepted.
+        if !handoff.runtimeState.isEmpty { engine.api.applyRuntimeState(handoff.runtimeState) }
         let listeners = handoff.listeners
         do {
             try engine.start(listeners: listeners)

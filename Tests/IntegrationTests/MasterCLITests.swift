@@ -252,6 +252,46 @@ func maskUptimes(_ text: String) -> String {
         #expect(try f.ask("show proc").contains("# workers\n"))
     }
 
+    @Test func runtimeChangesSurviveAReload() throws {
+        let f = try MasterFixture()
+        defer { f.stop() }
+        let port = f.backend.port
+        let setup = try f.ask("@1 add server be/d1 127.0.0.1:\(port) weight 9; @1 enable server be/d1; @1 set server be/s1 weight 7; "
+                              + "@1 add server be/d2 127.0.0.1:\(port)")
+        #expect(setup == "New server registered.\n\n\n\nNew server registered.\n\n")
+        func servers() throws -> [String: [Substring]] {
+            var rows: [String: [Substring]] = [:]
+            for line in try f.ask("@1 show servers state be").split(separator: "\n").dropFirst(2) {
+                let fields = line.split(separator: " ")
+                rows[String(fields[3])] = fields
+            }
+            return rows
+        }
+        let good = try String(contentsOfFile: f.hasp.configPath, encoding: .utf8)
+        #expect(try f.ask("reload", timeout: 30).hasPrefix("Success=1"))
+        var after = try servers()
+        // Added servers, their state and weights, and the weight change are all still there.
+        #expect(after["d1"].map { [$0[6], $0[7]] } == ["0", "9"])
+        #expect(after["d2"].map { [$0[6], $0[7]] } == ["1", "1"])
+        #expect(after["s1"].map { [$0[7], $0[8]] } == ["7", "1"])
+        // The added server serves: drain s1 and every request reaches d1's backend.
+        #expect(try f.ask("@1 set server be/s1 state drain") == "\n")
+        #expect(fetchStatus(f.port) == "HTTP/1.1 200")
+        // A configuration edit of the same value wins over the runtime change.
+        try good.replacingOccurrences(of: "server s1 127.0.0.1:\(port)", with: "server s1 127.0.0.1:\(port) weight 3")
+            .write(toFile: f.hasp.configPath, atomically: true, encoding: .utf8)
+        #expect(try f.ask("reload", timeout: 30).hasPrefix("Success=1"))
+        after = try servers()
+        #expect(after["s1"].map { [$0[6], $0[7], $0[8]] } == ["8", "3", "3"])
+        #expect(after["d1"] != nil && after["d2"] != nil)
+        // Switched off, the next worker starts from the configuration alone.
+        try (good + "\nglobal\n    hasp.runtime-state-handoff off\n").write(toFile: f.hasp.configPath, atomically: true, encoding: .utf8)
+        #expect(try f.ask("reload", timeout: 30).hasPrefix("Success=1"))
+        #expect(try f.ask("reload", timeout: 30).hasPrefix("Success=1"))
+        after = try servers()
+        #expect(after["d1"] == nil && after["s1"]?[7] == "1")
+    }
+
     @Test func tcpMasterCLIListener() throws {
         let cliPort = try Ports.free()
         let backend = try TestBackend()

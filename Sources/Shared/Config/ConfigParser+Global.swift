@@ -14,7 +14,7 @@ extension ConfigParser {
         "ssl-default-server-ciphers", "ssl-default-server-ciphersuites", "ssl-default-server-options",
         "ssl-dh-param-file", "tune.ssl.default-dh-param", "log-send-hostname", "log-tag", "node", "description",
         "spread-checks", "localpeer", "insecure-fork-wanted", "expose-experimental-directives", "nbproc",
-        "hasp.idle-handover", "server-state-file", "server-state-base", "cpu-map", "ulimit-n", "busy-polling",
+        "hasp.idle-handover", "hasp.runtime-state-handoff", "server-state-file", "server-state-base", "cpu-map", "ulimit-n", "busy-polling",
     ]
 
     static let globalAcceptedSilently: Set<String> = [
@@ -110,6 +110,12 @@ extension ConfigParser {
             if k == "setenv" || ProcessEnvironment.get(w[1]) == nil { ProcessEnvironment.set(w[1], w[2]) }
         case "unsetenv", "resetenv":
             break
+        case "hasp.runtime-state-handoff":
+            guard w.count == 2, w[1] == "on" || w[1] == "off" else {
+                parsingAlert("'hasp.runtime-state-handoff' expects 'on' or 'off'.")
+                return
+            }
+            config.global.runtimeStateHandoff = w[1] == "on"
         case "hasp.idle-handover":
             guard w.count >= 2, w[1] == "on" || w[1] == "off" else {
                 parsingAlert("'hasp.idle-handover' expects 'on' or 'off'.")

@@ -50,6 +50,8 @@ public struct GlobalSettings: Sendable, Equatable {
     public var maxRewrite: Int = 1_024
     /// Hasp extension: hand idle keep-alive client connections to the new worker on reload.
     public var idleConnectionHandover = true
+    /// Hasp extension: servers added, deleted or changed at run time survive a reload.
+    public var runtimeStateHandoff = true
 
     public init() {}
 }

@@ -78,10 +78,13 @@ public struct WorkerHandoff: Sendable {
 
     public var sources: [ConfigParser.Source]
     public var listeners: [Listener]
+    /// What the previous worker changed at run time (`_runtime_state`), to apply on top.
+    public var runtimeState: String
 
-    public init(sources: [ConfigParser.Source], listeners: [Listener]) {
+    public init(sources: [ConfigParser.Source], listeners: [Listener], runtimeState: String = "") {
         self.sources = sources
         self.listeners = listeners
+        self.runtimeState = runtimeState
     }
 
     /// Master side: configuration in chunks, then listener batches, each batch acknowledged.
@@ -96,6 +99,14 @@ public struct WorkerHandoff: Sendable {
         while offset < blob.count {
             let end = min(blob.count, offset + IPCChannel.maxMessage - 16)
             try channel.send(Array(blob[offset..<end]))
+            offset = end
+        }
+        let state = Array(runtimeState.utf8)
+        try channel.send("STATE \(state.count)")
+        offset = 0
+        while offset < state.count {
+            let end = min(state.count, offset + IPCChannel.maxMessage - 16)
+            try channel.send(Array(state[offset..<end]))
             offset = end
         }
         try channel.send("LISTENERS \(listeners.count)")
@@ -133,6 +144,12 @@ public struct WorkerHandoff: Sendable {
             sources.append(ConfigParser.Source(name: String(decoding: parts[i], as: UTF8.self), text: String(decoding: parts[i + 1], as: UTF8.self)))
             i += 2
         }
+        let stateHeader = String(decoding: try next().bytes, as: UTF8.self)
+        guard stateHeader.hasPrefix("STATE "), let stateSize = Int(stateHeader.dropFirst(6)), stateSize >= 0 else {
+            throw IPCChannel.Failure(description: "unexpected message '\(stateHeader)'")
+        }
+        var state: [UInt8] = []
+        while state.count < stateSize { state.append(contentsOf: try next().bytes) }
         let listHeader = String(decoding: try next().bytes, as: UTF8.self)
         guard listHeader.hasPrefix("LISTENERS "), let count = Int(listHeader.dropFirst(10)) else {
             throw IPCChannel.Failure(description: "unexpected message '\(listHeader)'")
@@ -157,6 +174,6 @@ public struct WorkerHandoff: Sendable {
         guard String(decoding: try next().bytes, as: UTF8.self) == "GO" else {
             throw IPCChannel.Failure(description: "expected GO")
         }
-        return WorkerHandoff(sources: sources, listeners: listeners)
+        return WorkerHandoff(sources: sources, listeners: listeners, runtimeState: String(decoding: state, as: UTF8.self))
     }
 }

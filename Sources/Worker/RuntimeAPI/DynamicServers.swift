@@ -34,7 +34,7 @@ extension RuntimeAPI {
         case .failure(let refusal): return .error(refusal.message + "\n")
         }
         if let reply = checkTracking(Array(args.dropFirst()), backend) { return reply }
-        switch backend.add(settings) {
+        switch backend.add(settings, arguments: Array(args.dropFirst())) {
         case .success:
             DiagnosticPrinter.shared.notice("CLI : 'server \(backend.name)/\(name)' : New server registered.")
             return CLIReply("New server registered.\n")

@@ -99,6 +99,7 @@ extension RuntimeAPI {
         list += sessionCommands()
         list += serverCommands()
         list += dynamicServerCommands()
+        list += runtimeStateCommands()
         return list
     }
 

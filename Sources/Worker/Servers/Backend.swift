@@ -17,6 +17,8 @@ public final class Backend: Sendable {
         var nextTicket: UInt64 = 0
         /// Ids handed out so far, so that a new server never takes a live id.
         var lastServerID: Int
+        /// Configured servers deleted at run time (they stay deleted across a reload).
+        var deletedConfigured: [String] = []
     }
 
     /// A request waiting for a server. `grant` runs on the requester's event loop.
@@ -169,13 +171,14 @@ public final class Backend: Sendable {
 
     /// Adds a server built by `make` with a fresh id (unless the settings carry one); nil and the
     /// reason when the name or id is taken.
-    func add(_ settings: ServerSettings) -> Result<Server, DynamicServerError> {
+    func add(_ settings: ServerSettings, arguments: [String] = []) -> Result<Server, DynamicServerError> {
         state.withLockedValue { st in
             if st.servers.contains(where: { $0.name == settings.name }) { return .failure(.nameTaken) }
             if let id = settings.id, st.servers.contains(where: { $0.id == id }) { return .failure(.idTaken) }
             let id = settings.id ?? (st.lastServerID + 1)
             st.lastServerID = max(st.lastServerID, id)
-            let server = Server(settings: settings, backendName: name, id: id, loopCount: loopCount, isDynamic: true)
+            let server = Server(settings: settings, backendName: name, id: id, loopCount: loopCount, isDynamic: true,
+                                addArguments: arguments)
             st.servers.append(server)
             st.balancer.reset()
             return .success(server)
@@ -190,9 +193,12 @@ public final class Backend: Sendable {
             st.servers.remove(at: index)
             st.balancer.reset()
             server.deleted.store(true, ordering: .relaxed)
+            if !server.isDynamic { st.deletedConfigured.append(server.name) }
             return .removable
         }
     }
+
+    var deletedConfiguredServers: [String] { state.withLockedValue { $0.deletedConfigured } }
 
     /// HAProxy's `del server` conditions after the lookups, in its order.
     enum RemovalCheck: Equatable {

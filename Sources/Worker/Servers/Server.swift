@@ -33,6 +33,8 @@ public final class Server: Sendable {
     public let id: Int
     /// True for a server added with `add server`.
     public let isDynamic: Bool
+    /// The address and keywords it was added with (to add it again after a reload).
+    let addArguments: [String]
 
     /// Requests being served (or connections, in tcp mode); guarded by the backend's lock for
     /// slot accounting, mirrored here for lock-free reads.
@@ -67,11 +69,13 @@ public final class Server: Sendable {
 
     let pools: [ServerConnectionPool]
 
-    init(settings: ServerSettings, backendName: String, id: Int, loopCount: Int, isDynamic: Bool = false) {
+    init(settings: ServerSettings, backendName: String, id: Int, loopCount: Int, isDynamic: Bool = false,
+         addArguments: [String] = []) {
         self.settings = settings
         self.backendName = backendName
         self.id = id
         self.isDynamic = isDynamic
+        self.addArguments = addArguments
         var state: ServerAdminState = settings.disabled ? [.forcedMaint, .configMaint] : []
         // A server added at run time starts in maintenance, as in HAProxy.
         if isDynamic { state.insert(.forcedMaint) }
