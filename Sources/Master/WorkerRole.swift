@@ -39,7 +39,9 @@ enum WorkerRole {
         let router = SignalRouter.forServingProcess(current)
 
         let engine = Engine(configuration: result.configuration)
-        // The previous worker's runtime changes apply before the first connection is accepted.
+        // Saved server states, then the previous worker's runtime changes, apply before the first
+        // connection is accepted.
+        engine.api.applyServerStateFiles()
         if !handoff.runtimeState.isEmpty { engine.api.applyRuntimeState(handoff.runtimeState) }
         let listeners = handoff.listeners
         do {

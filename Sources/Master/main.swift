@@ -148,6 +148,7 @@ enum Hasp {
             exit(1)
         }
         let engine = Engine(configuration: configuration)
+        engine.api.applyServerStateFiles()
         do {
             try engine.start(listeners: listeners)
             try engine.startStatsSockets(inWorker: false)

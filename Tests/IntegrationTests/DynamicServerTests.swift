@@ -287,6 +287,64 @@ struct DynamicFixture {
         #expect(try cli.read(until: "\n\n") == "Done.\n\n")
     }
 
+    /// HAProxy's way of keeping runtime changes: `show servers state` saved to a file, read back.
+    @Test func loadServerStateFromFile() throws {
+        let b = try TestBackend()
+        defer { b.stop() }
+        let dir = try TempDir()
+        let saved = """
+        1
+        # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+        2 be 1 s1 127.0.0.1 0 1 1 1 4 1 0 2 0 0 0 0 - \(b.port) - 0 0 - - 0
+        2 be 2 s2 127.0.0.1 2 0 5 1 4 1 0 2 0 0 0 0 - \(b.port) - 0 0 - - 0
+        2 be 3 s3 127.0.0.1 2 0 9 4 4 1 0 2 0 0 0 0 - \(b.port) - 0 0 - - 0
+        2 other 1 s1 127.0.0.1 0 1 1 1 4 1 0 2 0 0 0 0 - \(b.port) - 0 0 - - 0
+
+        """
+        _ = try dir.write("global.state", saved)
+        _ = try dir.write("be2", saved.replacingOccurrences(of: " be ", with: " be2 "))
+        let port = try Ports.free()
+        let hasp = try Hasp(config: """
+            global
+                stats socket @DIR@/admin.sock level admin
+                server-state-base \(dir.url.path)
+                server-state-file global.state
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 5s
+                timeout server 5s
+                load-server-state-from-file global
+            frontend fe
+                bind 127.0.0.1:\(port)
+                default_backend be
+            backend be
+                server s1 127.0.0.1:\(b.port)
+                server s2 127.0.0.1:\(b.port)
+                server s3 127.0.0.1:\(b.port) weight 2
+            backend be2
+                load-server-state-from-file local
+                server s1 127.0.0.1:\(b.port)
+            backend nofile
+                load-server-state-from-file local
+                server-state-file-name missing
+                server s1 127.0.0.1:\(b.port)
+            """, waitFor: [port])
+        defer { hasp.stop() }
+        let socket = hasp.dir.path("admin.sock")
+        try eventually("the stats socket") { FileManager.default.fileExists(atPath: socket) }
+        let rows = try CLIClient.ask(socket, "show servers state").split(separator: "\n").dropFirst(2).map { $0.split(separator: " ") }
+        func row(_ b: String, _ s: String) -> [Substring]? { rows.first { $0[1] == b && $0[3] == s } }
+        // s1: forced maintenance kept; s2: weight kept; s3: the configuration changed the
+        // initial weight (4 -> 2), so the configuration wins.
+        #expect(row("be", "s1").map { [$0[5], $0[6]] } == ["0", "1"])
+        #expect(row("be", "s2").map { [$0[7], $0[8]] } == ["5", "1"])
+        #expect(row("be", "s3").map { [$0[7], $0[8]] } == ["2", "2"])
+        #expect(row("be2", "s1")?[6] == "1")
+        #expect(row("nofile", "s1")?[6] == "0")
+        #expect(hasp.child.stderr.contains("Can't open server state file '\(dir.url.path)/missing'"))
+    }
+
     /// Servers added, loaded, drained and deleted in a loop under traffic on every event loop.
     /// Found a real leak: a connection closed before NIO fired channelActive was never counted
     /// as closed, so its server could never be deleted.

@@ -22,7 +22,7 @@ extension ConfigParser {
         "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
         "ssl-default-server-options", "ssl-dh-param-file", "tune.ssl.default-dh-param", "log-send-hostname",
         "log-tag", "node", "description", "spread-checks", "localpeer", "insecure-fork-wanted",
-        "expose-experimental-directives", "server-state-file", "server-state-base", "cpu-map", "ulimit-n",
+        "expose-experimental-directives", "cpu-map", "ulimit-n",
         "busy-polling",
     ]
 
@@ -110,6 +110,12 @@ extension ConfigParser {
             if k == "setenv" || ProcessEnvironment.get(w[1]) == nil { ProcessEnvironment.set(w[1], w[2]) }
         case "unsetenv", "resetenv":
             break
+        case "server-state-file", "server-state-base":
+            guard w.count >= 2 else {
+                parsingAlert("'\(k)' expects one argument: \(k == "server-state-file" ? "a file path" : "a directory path").")
+                return
+            }
+            if k == "server-state-file" { config.global.serverStateFile = w[1] } else { config.global.serverStateBase = w[1] }
         case "hasp.runtime-state-handoff":
             guard w.count == 2, w[1] == "on" || w[1] == "off" else {
                 parsingAlert("'hasp.runtime-state-handoff' expects 'on' or 'off'.")

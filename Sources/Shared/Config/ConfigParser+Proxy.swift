@@ -10,6 +10,7 @@ extension ConfigParser {
         "mode", "bind", "default_backend", "use_backend", "server", "default-server", "balance", "hash-type",
         "timeout", "maxconn", "retries", "option", "no", "http-reuse", "http-request", "log", "errorfile",
         "disabled", "enabled", "id", "description", "fullconn", "contimeout", "clitimeout", "srvtimeout",
+        "load-server-state-from-file", "server-state-file-name",
         "http-check", "tcp-check", "acl", "http-response", "tcp-request", "tcp-response", "stats", "capture",
         "compression", "cookie", "stick-table", "stick", "monitor-uri", "errorloc", "errorloc302", "errorloc303",
         "http-after-response", "unique-id-format", "unique-id-header", "log-format", "default-server",
@@ -125,6 +126,14 @@ extension ConfigParser {
             }
         case "description", "fullconn":
             break
+        case "load-server-state-from-file":
+            guard w.count >= 2, let source = ServerStateSource(rawValue: w[1]) else {
+                parsingAlert("'load-server-state-from-file' expects 'global', 'local' or 'none'. Got '\(w.count >= 2 ? w[1] : "")'")
+                return
+            }
+            p.loadServerState = source
+        case "server-state-file-name":
+            p.serverStateFileName = w.count >= 2 && w[1] != "use-backend-name" ? w[1] : nil
         case "http-check", "tcp-check":
             // Parsed in the health-check work; accepted here so that ordinary files load.
             break

@@ -50,6 +50,9 @@ public struct GlobalSettings: Sendable, Equatable {
     public var maxRewrite: Int = 1_024
     /// Hasp extension: hand idle keep-alive client connections to the new worker on reload.
     public var idleConnectionHandover = true
+    /// `server-state-file` and `server-state-base`.
+    public var serverStateFile: String? = nil
+    public var serverStateBase: String? = nil
     /// Hasp extension: servers added, deleted or changed at run time survive a reload.
     public var runtimeStateHandoff = true
 
@@ -224,6 +227,10 @@ public enum ServerAddress: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+public enum ServerStateSource: String, Sendable, Equatable {
+    case none, global, local
+}
+
 public struct HTTPReturnRule: Sendable, Equatable {
     public var status: Int
     public var contentType: String?
@@ -287,6 +294,9 @@ public struct ProxySettings: Sendable, Equatable {
     public var httpRequestRules: [HTTPRequestRule] = []
     public var disabled = false
     public var id: Int = 0
+    /// `load-server-state-from-file global|local|none` and `server-state-file-name`.
+    public var loadServerState: ServerStateSource = .none
+    public var serverStateFileName: String? = nil
 
     public init(kind: ProxyKind, name: String, location: SourceLocation) {
         self.kind = kind

@@ -1,0 +1,52 @@
+import Shared
+
+/// `load-server-state-from-file`: applies the `show servers state` output an operator saved
+/// before a reload (HAProxy's way of keeping runtime changes), for users who script it today.
+extension RuntimeAPI {
+    /// Reads the state files the configuration names and applies the lines of each backend that
+    /// asks for them. A missing file is a warning, as in HAProxy.
+    public func applyServerStateFiles() {
+        let global = runtime.configuration.global
+        var cache: [String: [String]] = [:]
+        for backend in runtime.orderedBackends where backend.settings.loadServerState != .none {
+            let name: String?
+            switch backend.settings.loadServerState {
+            case .global: name = global.serverStateFile
+            case .local: name = backend.settings.serverStateFileName ?? backend.name
+            case .none: name = nil
+            }
+            guard let name else { continue }
+            let path = name.hasPrefix("/") || global.serverStateBase == nil ? name : global.serverStateBase! + "/" + name
+            if cache[path] == nil {
+                guard let bytes = FileReader.read(path) else {
+                    DiagnosticPrinter.shared.warning("Can't open server state file '\(path)'")
+                    cache[path] = []
+                    continue
+                }
+                cache[path] = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+            }
+            applyRuntimeState(Self.runtimeLines(fromServerState: cache[path] ?? [], backend: backend))
+        }
+    }
+
+    /// Turns version-1 `show servers state` lines of one backend into runtime-state lines.
+    static func runtimeLines(fromServerState lines: [String], backend: Backend) -> String {
+        guard lines.first == "1" else { return "" }
+        var out = ""
+        for line in lines.dropFirst() where !line.hasPrefix("#") {
+            let f = line.split(separator: " ").map(String.init)
+            guard f.count >= 19, f[1] == backend.name, let server = backend.server(named: f[3]),
+                  let admin = Int(f[6]), let uweight = Int(f[7]), let iweight = Int(f[8]) else { continue }
+            let carried = ServerAdminState(rawValue: admin).intersection([.forcedMaint, .forcedDrain]).rawValue
+            var address = server.settings.address.description
+            if f[4] != "-", case .inet(_, let port) = server.settings.address {
+                let host = f[4].contains(":") ? "[\(f[4])]" : f[4]
+                address = "\(host):\(Int(f[18]) ?? port ?? 0)"
+            }
+            out += ["S", backend.name, server.name, "0", "\(carried)", "\(uweight)", "\(iweight)",
+                    "\(server.maxconn)", "\(server.settings.maxconn)", address, server.settings.address.description, ""]
+                .joined(separator: "\t") + "\n"
+        }
+        return out
+    }
+}
