@@ -258,6 +258,16 @@ struct DynamicFixture {
         #expect(try f.ask("set server be/s1 addr 127.0.0.1 port \(f.backends[1].port)") == "nothing changed\n\n")
         for _ in 0..<4 { #expect(f.fetch()?.hasSuffix("b2") == true) }
         #expect(try f.ask("set server be/s1 addr nowhere") == "Invalid addr 'nowhere'\n\n")
+
+        // Renaming (HAProxy 3.5): only in maintenance, to a free and valid name.
+        #expect(try f.ask("set server be/s2 name") == "set server <b>/<s> name requires a new name.\n\n")
+        #expect(try f.ask("set server be/s2 name blue") == "Server must be in maintenance mode\n\n")
+        #expect(try f.ask("disable server be/s2") == "\n")
+        #expect(try f.ask("set server be/s2 name s1") == "A server with the same name already exists\n\n")
+        #expect(try f.ask("set server be/s2 name b@d") == "Server name contains invalid characters.\n\n")
+        #expect(try f.ask("set server be/s2 name blue") == "Server name updated.\n\n")
+        #expect(try f.ask("get weight be/s2") == "No such server.\n\n")
+        #expect(try f.ask("show servers state be").contains(" be 2 blue "))
     }
 
     @Test func waitRepliesAndInterruptions() throws {
@@ -384,8 +394,13 @@ struct DynamicFixture {
         // No connection left behind: every descriptor beyond the baseline is a live connection
         // to s1 or s2 (pooled ones drain over several pool-purge-delay periods).
         func liveServerConnections() throws -> Int {
+            let names = statHeader.dropFirst(2).split(separator: ",").map(String.init)
+            let columns = ["srv_icur", "used_conn_cur", "priv_idle_cur"].compactMap { names.firstIndex(of: $0) }
             let stat = try f.ask("show stat be 4 -1").split(separator: "\n").dropFirst()
-            return stat.reduce(0) { $0 + (Int($1.split(separator: ",", omittingEmptySubsequences: false)[97]) ?? 0) }
+            return stat.reduce(0) { total, line in
+                let cells = line.split(separator: ",", omittingEmptySubsequences: false)
+                return total + columns.reduce(0) { $0 + (Int(cells[$1]) ?? 0) }
+            }
         }
         try eventually(timeout: 20, "descriptors to settle") { fds() <= baseline + (try liveServerConnections()) }
     }

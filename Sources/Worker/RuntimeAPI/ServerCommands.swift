@@ -128,6 +128,15 @@ extension RuntimeAPI {
         case "agent":
             guard value == "up" || value == "down" else { return .error("'set server <srv> agent' expects 'up' or 'down'.\n") }
             return .error("agent checks are not enabled on this server.\n")
+        case "name":
+            guard let value, !value.isEmpty else { return .error("set server <b>/<s> name requires a new name.\n") }
+            guard server.adminState.inMaintenance else { return .error("Server must be in maintenance mode\n") }
+            guard value.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }), value.allSatisfy(\.isASCII) else {
+                return .error("Server name contains invalid characters.\n")
+            }
+            guard backend.server(named: value) == nil else { return .error("A server with the same name already exists\n") }
+            server.rename(value)
+            return CLIReply("Server name updated.\n")
         case "fqdn":
             return .error("set server <b>/<s> fqdn failed because no resolution is configured.\n")
         default:

@@ -190,6 +190,8 @@ struct StatReport {
     }
 
     func serverRow(_ s: Server, _ b: Backend) -> Row {
+        // Per-loop pool counts, read on each loop.
+        let pools = api.poolSnapshots(s)
         var row = Row(object: .server, proxyID: b.settings.id, id: s.id)
         let c = s.counters
         row["pxname"] = b.name
@@ -209,8 +211,9 @@ struct StatReport {
                  ("qtime", 0), ("ctime", 0), ("rtime", 0), ("ttime", 0),
                  ("wrew", 0), ("connect", s.connectAttempts.load(ordering: .relaxed)), ("reuse", s.reuses.load(ordering: .relaxed)),
                  ("srv_icur", s.currentIdle), ("qtime_max", 0), ("ctime_max", 0), ("rtime_max", 0), ("ttime_max", 0), ("eint", 0),
-                 ("idle_conn_cur", s.currentIdle), ("safe_conn_cur", 0), ("used_conn_cur", s.usedConnections.load(ordering: .relaxed)),
-                 ("need_conn_est", 0), ("uweight", s.weight), ("agg_server_status", 0), ("agg_server_check_status", 0),
+                 ("idle_conn_cur", pools.reduce(0) { $0 + $1.unsafe }), ("safe_conn_cur", pools.reduce(0) { $0 + $1.safe }),
+                 ("used_conn_cur", pools.reduce(0) { $0 + $1.used }), ("need_conn_est", pools.reduce(0) { $0 + $1.needEstimate }),
+                 ("uweight", s.weight), ("agg_server_status", 0), ("agg_server_check_status", 0),
                  ("agg_check_status", 0), ("srid", 0),
                  ("priv_idle_cur", s.sessionIdleConnections.load(ordering: .relaxed))])
         if s.settings.poolMaxConn >= 0 { row["src_ilim"] = String(s.settings.poolMaxConn) }

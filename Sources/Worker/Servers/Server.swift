@@ -64,6 +64,7 @@ public final class Server: Sendable {
     /// Wall-clock second of the last state change (`lastchg`).
     let lastChange = ManagedAtomic<Int>(WallClock.seconds())
     private let address: NIOLockedValueBox<(ServerAddress, SocketAddress?)>
+    private let currentName: NIOLockedValueBox<String>
     /// Set once `del server` removed it: late users still hold it, nobody picks it any more.
     let deleted = ManagedAtomic<Bool>(false)
 
@@ -83,6 +84,7 @@ public final class Server: Sendable {
         currentWeight = ManagedAtomic(settings.weight)
         currentMaxconn = ManagedAtomic(settings.maxconn)
         address = NIOLockedValueBox((settings.address, Self.resolve(settings.address)))
+        currentName = NIOLockedValueBox(settings.name)
         var pools: [ServerConnectionPool] = []
         for loop in 0..<loopCount { pools.append(ServerConnectionPool(loopIndex: loop, settings: settings)) }
         self.pools = pools
@@ -101,7 +103,9 @@ public final class Server: Sendable {
         }
     }
 
-    public var name: String { settings.name }
+    public var name: String { currentName.withLockedValue { $0 } }
+    /// `set server <b>/<s> name`.
+    func rename(_ value: String) { currentName.withLockedValue { $0 = value } }
     public var isBackup: Bool { settings.backup }
     public var weight: Int { currentWeight.load(ordering: .relaxed) }
     public var maxconn: Int { currentMaxconn.load(ordering: .relaxed) }
