@@ -160,6 +160,12 @@ struct DynamicFixture {
                 server o1 127.0.0.1:1
             backend empty
                 balance random
+            backend tcpbe
+                mode tcp
+                balance roundrobin
+            backend tracking
+                server t1 127.0.0.1:1 check
+                server t2 127.0.0.1:1 track t1
             frontend fe2
                 bind 127.0.0.1:\(try Ports.free())
                 default_backend empty
@@ -190,6 +196,13 @@ struct DynamicFixture {
         #expect(try f.ask("del server be/s1") == "Only servers in maintenance mode can be deleted.\n\n")
         #expect(try f.ask("del server be") == "Require 'backend/server'.\n\n")
         #expect(try f.ask("del server nope/s1") == "No such backend.\n\n")
+        #expect(try f.ask("add server tcpbe/s1 127.0.0.1:1 proto h2") == "MUX protocol is not usable for server.\n\n")
+        // A tracked server is referenced by the configuration: never removable.
+        #expect(try f.ask("disable server tracking/t1; del server tracking/t1")
+            == "\nThis server cannot be removed at runtime due to other configuration elements pointing to it.\n\n")
+        #expect(try f.ask("wait 1s srv-removable tracking/t1")
+            == "Failed. This server cannot be removed at runtime due to other configuration elements pointing to it.\n\n")
+        #expect(try f.ask("disable server tracking/t2; del server tracking/t2") == "\nServer deleted.\n\n")
     }
 
     @Test func aServerAddedToAnEmptyBackendServesOnceEnabled() throws {

@@ -310,9 +310,16 @@ extension ConfigParser {
             case "pool-low-conn": guard let n = integer(0...Int(Int32.max)) else { return false }; s.poolLowConn = n; i += 2
             case "max-reuse": guard let n = integer(-1...Int(Int32.max)) else { return false }; s.maxReuse = n; i += 2
             case "id": guard let n = integer(1...Int(Int32.max)) else { return false }; s.id = n; i += 2
+            case "track", "proto":
+                guard let value else {
+                    alert(prefix() + "'\(k)' expects an argument.")
+                    return false
+                }
+                if k == "track" { s.track = value } else { s.proto = value }
+                i += 2
             case "port", "addr", "on-error", "on-marked-down", "on-marked-up", "observe", "error-limit", "agent-port",
-                 "agent-addr", "agent-send", "track", "cookie", "minconn", "resolvers", "init-addr", "resolve-prefer",
-                 "proto", "namespace":
+                 "agent-addr", "agent-send", "cookie", "minconn", "resolvers", "init-addr", "resolve-prefer",
+                 "namespace":
                 guard value != nil else {
                     alert(prefix() + "'\(k)' expects an argument.")
                     return false

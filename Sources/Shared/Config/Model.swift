@@ -193,6 +193,11 @@ public struct ServerSettings: Sendable, Equatable {
     public var poolPurgeDelayMs: Int64 = 5_000
     public var poolLowConn = 0
     public var maxReuse = -1
+    /// `track [<backend>/]<server>` (parsed; checks come later). It makes the tracked server
+    /// impossible to delete at run time.
+    public var track: String? = nil
+    /// `proto <mux>`.
+    public var proto: String? = nil
     public var id: Int? = nil
     public var location: SourceLocation
 

@@ -34,6 +34,11 @@ extension RuntimeAPI {
         case .failure(let refusal): return .error(refusal.message + "\n")
         }
         if let reply = checkTracking(Array(args.dropFirst()), backend) { return reply }
+        if let proto = settings.proto, proto != "h1" {
+            // HTTP/2 (and other muxes) to servers do not exist in Hasp yet; in TCP mode no mux applies.
+            return .error(backend.settings.mode == .tcp ? "MUX protocol is not usable for server.\n"
+                : "'proto \(proto)' is not supported by Hasp yet.\n")
+        }
         switch backend.add(settings, arguments: Array(args.dropFirst())) {
         case .success:
             DiagnosticPrinter.shared.notice("CLI : 'server \(backend.name)/\(name)' : New server registered.")
@@ -74,12 +79,26 @@ extension RuntimeAPI {
         switch lookupServer(target) {
         case .failure(let failure): return .never(failure.message)
         case .success(let (backend, server)):
+            if isReferenced(server, in: backend) {
+                return .never("This server cannot be removed at runtime due to other configuration elements pointing to it.")
+            }
             switch Backend.removability(server, queued: 0) {
             case .removable: return .removable(backend, server)
             case .notInMaintenance: return .never(Backend.RemovalCheck.notInMaintenance.message)
             case .busy: return .notYet(Backend.RemovalCheck.busy.message)
             }
         }
+    }
+
+    /// Named by another server's `track` (`<s>` in its own backend, or `<b>/<s>`).
+    func isReferenced(_ server: Server, in backend: Backend) -> Bool {
+        for other in runtime.orderedBackends {
+            for s in other.servers where s !== server {
+                guard let track = s.settings.track else { continue }
+                if track == "\(backend.name)/\(server.name)" || (other === backend && track == server.name) { return true }
+            }
+        }
+        return false
     }
 
     func deleteServer(_ target: String?) -> CLIReply {
