@@ -125,7 +125,7 @@ final class Supervisor: @unchecked Sendable {
             state.lastReloadFailed = !success
             state.lastReloadStatus = success ? "Success" : "Failed"
             state.lastReloadTime = Int(time(nil))
-            if state.reloadStartedMs > 0 { state.lastReloadDurationMs = max(0, Self.wallMs() - state.reloadStartedMs) }
+            if state.reloadStartedMs > 0 { state.lastReloadDurationMs = max(0, WallClock.milliseconds() - state.reloadStartedMs) }
         }
         state.reloadStartedMs = 0
         state.hardReload = false
@@ -159,10 +159,10 @@ final class Supervisor: @unchecked Sendable {
         shutdown(fds[0], Int32(SHUT_WR))
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
-        let deadline = CLIConnection.nowMs() + 2_000
+        let deadline = MonotonicClock.milliseconds() + 2_000
         while true {
             var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
-            let left = deadline - CLIConnection.nowMs()
+            let left = deadline - MonotonicClock.milliseconds()
             guard left > 0, poll(&p, 1, Int32(left)) > 0 else {
                 printer.warning("master: the current worker (\(current.pid)) did not report its runtime state; reloading without it.")
                 return ""
@@ -172,12 +172,6 @@ final class Supervisor: @unchecked Sendable {
             answer.append(contentsOf: chunk[0..<n])
         }
         return String(decoding: answer, as: UTF8.self)
-    }
-
-    static func wallMs() -> Int {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
     }
 
     // MARK: - Loading
@@ -400,7 +394,7 @@ final class Supervisor: @unchecked Sendable {
         }
         state.reloadClientFD = client
         state.hardReload = hard
-        state.reloadStartedMs = Self.wallMs()
+        state.reloadStartedMs = WallClock.milliseconds()
         state.runtimeState = runtimeStateHandoff ? fetchRuntimeState() : ""
         if client >= 0 { _ = hasp_set_cloexec(client, 0) }
         printer.notice("Reloading HAProxy")

@@ -116,10 +116,10 @@ extension MasterCLI {
         }
         shutdown(fd, Int32(SHUT_WR))
         var answer: [UInt8] = []
-        let deadline = CLIConnection.nowMs() + timeoutMs
+        let deadline = MonotonicClock.milliseconds() + timeoutMs
         var chunk = [UInt8](repeating: 0, count: 16_384)
         while true {
-            let left = deadline - CLIConnection.nowMs()
+            let left = deadline - MonotonicClock.milliseconds()
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if left <= 0 || poll(&p, 1, Int32(clamping: left)) == 0 {
                 return CLIReply(String(decoding: answer, as: UTF8.self)

@@ -26,7 +26,7 @@ public final class CLIConnection {
 
     /// The next line without its `\n` (a `\r` before it is dropped). `timeoutMs` < 0 waits forever.
     public func readLine(timeoutMs: Int) -> LineResult {
-        let deadline = timeoutMs < 0 ? nil : Self.nowMs() + timeoutMs
+        let deadline = timeoutMs < 0 ? nil : MonotonicClock.milliseconds() + timeoutMs
         while true {
             if let nl = buffer[start...].firstIndex(of: 10) {
                 var end = nl
@@ -47,7 +47,7 @@ public final class CLIConnection {
             }
             var wait: Int32 = -1
             if let deadline {
-                let left = deadline - Self.nowMs()
+                let left = deadline - MonotonicClock.milliseconds()
                 if left <= 0 { return .timeout }
                 wait = Int32(clamping: left)
             }
@@ -125,11 +125,5 @@ public final class CLIConnection {
             return false
         }
         return true
-    }
-
-    public static func nowMs() -> Int {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
     }
 }

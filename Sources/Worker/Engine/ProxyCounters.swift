@@ -1,4 +1,5 @@
 import Atomics
+import Shared
 
 /// Traffic counters of a frontend, backend or server, for `show stat` and `show info`.
 /// Updated from every event loop with relaxed atomics; readers accept a slightly stale view.
@@ -45,9 +46,6 @@ final class ProxyCounters: Sendable {
     func response(_ index: Int) -> Int { responses[index].load(ordering: .relaxed) }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Events per second, as HAProxy reports rates: the count of the current second plus the share
 /// of the previous second's count that still falls in the last 1000 ms. Lock-free; concurrent
@@ -58,10 +56,12 @@ final class RateCounter: Sendable {
     private let previous = ManagedAtomic<Int>(0)
     private let highest = ManagedAtomic<Int>(0)
 
+    /// One clock read per event: it is on the path of every connection and request.
     func tick() {
-        rotate(to: MonotonicClock.milliseconds() / 1000)
+        let ms = MonotonicClock.milliseconds()
+        rotate(to: ms / 1000)
         current.wrappingIncrement(ordering: .relaxed)
-        let now = perSecond()
+        let now = rate(at: ms)
         if now > highest.load(ordering: .relaxed) { highest.store(now, ordering: .relaxed) }
     }
 
@@ -75,27 +75,12 @@ final class RateCounter: Sendable {
     func perSecond() -> Int {
         let ms = MonotonicClock.milliseconds()
         rotate(to: ms / 1000)
-        let elapsed = ms % 1000
-        return current.load(ordering: .relaxed) + previous.load(ordering: .relaxed) * (1000 - elapsed) / 1000
+        return rate(at: ms)
+    }
+
+    private func rate(at ms: Int) -> Int {
+        current.load(ordering: .relaxed) + previous.load(ordering: .relaxed) * (1000 - ms % 1000) / 1000
     }
 
     func maximum() -> Int { highest.load(ordering: .relaxed) }
-}
-
-enum MonotonicClock {
-    static func milliseconds() -> Int {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
-    }
-}
-
-enum WallClock {
-    static func seconds() -> Int { Int(time(nil)) }
-
-    static func milliseconds() -> Int {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
-    }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import Shared
 
 /// A session `show sess` can list.
 protocol DescribableSession {

@@ -139,7 +139,7 @@ extension RuntimeSession {
             guard w[3].contains("/") else { return .error("Require 'backend/server'.\n") }
             target = w[3]
         }
-        let start = CLIConnection.nowMs()
+        let start = MonotonicClock.milliseconds()
         let deadline = start + delay
         var reason: String? = nil
         while true {
@@ -150,7 +150,7 @@ extension RuntimeSession {
                 case .notYet(let why): reason = why
                 }
             }
-            let now = CLIConnection.nowMs()
+            let now = MonotonicClock.milliseconds()
             if now >= deadline {
                 return target == nil ? CLIReply("Done.\n") : .error("Wait delay expired. \(reason ?? "")\n")
             }

@@ -12,7 +12,7 @@ public final class RuntimeAPI: @unchecked Sendable {
     let engine: Engine
     /// Wall-clock and monotonic start, for `Uptime` and `Start_time_sec`.
     let startedAt = WallClock.seconds()
-    let startedAtMs = CLIConnection.nowMs()
+    let startedAtMs = MonotonicClock.milliseconds()
     /// `stats timeout`.
     let idleTimeoutMs: Int
     let table: CLICommandTable<RuntimeSession>
@@ -49,7 +49,7 @@ final class RuntimeSession {
     let api: RuntimeAPI
     let connection: CLIConnection
     let exposesListeners: Bool
-    let openedAtMs = CLIConnection.nowMs()
+    let openedAtMs = MonotonicClock.milliseconds()
 
     init(api: RuntimeAPI, connection: CLIConnection, exposesListeners: Bool) {
         self.api = api

@@ -52,6 +52,6 @@ extension RuntimeAPI {
 extension RuntimeSession {
     /// The CLI stream itself, as HAProxy lists it.
     func ownLine() -> String {
-        "\(SessionText.identity(connection)): proto=unix_stream src=unix:1 fe=GLOBAL be=<NONE> srv=<none> ts=00 epoch=0 age=\(SessionText.age(CLIConnection.nowMs() - openedAtMs))\n"
+        "\(SessionText.identity(connection)): proto=unix_stream src=unix:1 fe=GLOBAL be=<NONE> srv=<none> ts=00 epoch=0 age=\(SessionText.age(MonotonicClock.milliseconds() - openedAtMs))\n"
     }
 }

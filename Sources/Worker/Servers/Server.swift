@@ -65,6 +65,9 @@ public final class Server: Sendable {
     let lastChange = ManagedAtomic<Int>(WallClock.seconds())
     private let address: NIOLockedValueBox<(ServerAddress, SocketAddress?)>
     private let currentName: NIOLockedValueBox<String>
+    /// Whether `address` resolved, mirrored so that the balancer, which asks every server on
+    /// every pick, takes no lock.
+    private let hasAddress: ManagedAtomic<Bool>
     /// Set once `del server` removed it: late users still hold it, nobody picks it any more.
     let deleted = ManagedAtomic<Bool>(false)
 
@@ -83,7 +86,9 @@ public final class Server: Sendable {
         admin = ManagedAtomic(state.rawValue)
         currentWeight = ManagedAtomic(settings.weight)
         currentMaxconn = ManagedAtomic(settings.maxconn)
-        address = NIOLockedValueBox((settings.address, Self.resolve(settings.address)))
+        let resolved = Self.resolve(settings.address)
+        address = NIOLockedValueBox((settings.address, resolved))
+        hasAddress = ManagedAtomic(resolved != nil)
         currentName = NIOLockedValueBox(settings.name)
         var pools: [ServerConnectionPool] = []
         for loop in 0..<loopCount { pools.append(ServerConnectionPool(loopIndex: loop, settings: settings)) }
@@ -115,7 +120,8 @@ public final class Server: Sendable {
     /// May take new traffic from the balancer.
     public var isUsable: Bool {
         let state = adminState
-        return !state.inMaintenance && !state.draining && operationalState == .running && weight > 0 && socketAddress != nil
+        return !state.inMaintenance && !state.draining && operationalState == .running && weight > 0
+            && hasAddress.load(ordering: .relaxed)
             && !deleted.load(ordering: .relaxed)
     }
     /// May keep idle connections (not in maintenance, not deleted).
@@ -154,5 +160,6 @@ public final class Server: Sendable {
     func setAddress(_ value: ServerAddress) {
         let resolved = Self.resolve(value)
         address.withLockedValue { $0 = (value, resolved) }
+        hasAddress.store(resolved != nil, ordering: .relaxed)
     }
 }
