@@ -86,16 +86,9 @@ final class Supervisor: @unchecked Sendable {
         }
         publish()
         guard !state.cliListeners.isEmpty else { return }
-        let timeout = (try? loadTimeout()) ?? 10_000
-        let made = MasterCLI(supervisor: self, table: table, listeners: state.cliListeners, timeoutMs: timeout)
+        let made = MasterCLI(supervisor: self, table: table, listeners: state.cliListeners)
         cli = made
         made.start()
-    }
-
-    /// `stats timeout` of the configuration, which also bounds the master CLI's waits.
-    private func loadTimeout() throws -> Int {
-        let sources = try ConfigLoader.sources(for: options.configPaths)
-        return Int(clamping: ConfigParser.parse(sources).configuration.global.statsTimeoutMs)
     }
 
     /// Copies what the master CLI reads into the shared table.
@@ -148,30 +141,20 @@ final class Supervisor: @unchecked Sendable {
     /// reload goes on without its state).
     private func fetchRuntimeState() -> String {
         guard let current = state.workers.filter({ !$0.leaving }).min(by: { $0.reloads < $1.reloads }) else { return "" }
-        var fds: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { return "" }
-        let sent = table.withChannel(of: current.pid) { channel in
-            (try? IPCChannel(fd: channel).send("CLI", descriptors: [fds[1]])) != nil
-        }
-        close(fds[1])
-        defer { close(fds[0]) }
-        guard sent == true, CLIConnection.writeAll(fd: fds[0], Array("_runtime_state\n".utf8), timeoutMs: 2_000) else { return "" }
-        shutdown(fds[0], Int32(SHUT_WR))
         var answer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        let deadline = MonotonicClock.milliseconds() + 2_000
-        while true {
-            var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
-            let left = deadline - MonotonicClock.milliseconds()
-            guard left > 0, poll(&p, 1, Int32(left)) > 0 else {
-                printer.warning("master: the current worker (\(current.pid)) did not report its runtime state; reloading without it.")
-                return ""
-            }
-            let n = read(fds[0], &chunk, chunk.count)
-            if n <= 0 { break }
-            answer.append(contentsOf: chunk[0..<n])
+        let outcome = WorkerCommand.run("_runtime_state\n", on: current.pid, table: table, timeoutMs: 2_000) { piece in
+            answer.append(contentsOf: piece)
+            return true
         }
-        return String(decoding: answer, as: UTF8.self)
+        switch outcome {
+        case .answered:
+            return String(decoding: answer, as: UTF8.self)
+        case .timedOut:
+            printer.warning("master: the current worker (\(current.pid)) did not report its runtime state; reloading without it.")
+            return ""
+        case .unreachable:
+            return ""
+        }
     }
 
     // MARK: - Loading
@@ -198,6 +181,8 @@ final class Supervisor: @unchecked Sendable {
         }
         noExitOnFailure = configuration.global.noExitOnFailure
         runtimeStateHandoff = configuration.global.runtimeStateHandoff
+        // `stats timeout` also bounds the master CLI's waits.
+        table.publish { $0.cliTimeoutMs = Int(clamping: configuration.global.statsTimeoutMs) }
         maxReloads = configuration.global.mworkerMaxReloads
         let listeners: [OwnedListener]
         do {

@@ -10,6 +10,7 @@ extension MasterCLI {
 
     static func commandList() -> [Spec] {
         [
+            // Listed by `help` only: routing handles every `@` word before the table is asked.
             Spec(["@!<pid>"], help: "send a command to the <pid> process") { _, _, _ in .empty },
             Spec(["@<relative pid>"], help: "send a command to the <relative pid> process") { _, _, _ in .empty },
             Spec(["@master"], help: "send a command to the master process") { _, _, _ in .empty },

@@ -85,58 +85,34 @@ extension MasterCLI {
         return out
     }
 
-    /// Opens a runtime-API session on the worker: a new socketpair whose other end travels over
-    /// the worker's channel. Nil if the worker cannot be reached.
-    func connect(to pid: Int32) -> Int32? {
-        var fds: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { return nil }
-        let sent = table.withChannel(of: pid) { channel in
-            (try? IPCChannel(fd: channel).send("CLI", descriptors: [fds[1]])) != nil
-        }
-        close(fds[1])
-        guard sent == true else {
-            close(fds[0])
-            return nil
-        }
-        return fds[0]
-    }
-
     /// One command to a worker: sends it with the session's state, closes the worker's input,
     /// copies the answer back. Bounded by the timeout; a dead or hung worker gives one error line.
     func forward(_ command: CLICommand, to pid: Int32, _ session: CLISession<MasterSession>) -> CLIReply {
-        guard let fd = connect(to: pid) else {
-            return CLIReply("Can't connect to the target CLI!\n", isError: true, endsReply: false)
-        }
-        defer { close(fd) }
         var line = Self.preamble(session.state) + command.words.map(Self.escape).joined(separator: " ")
         if let payload = command.payload { line += " <<\n" + payload + "\n" }
-        line += "\n"
-        guard CLIConnection.writeAll(fd: fd, Array(line.utf8), timeoutMs: Int32(clamping: timeoutMs)) else {
-            return CLIReply("Can't connect to the target CLI!\n", isError: true, endsReply: false)
-        }
-        shutdown(fd, Int32(SHUT_WR))
+        let timeout = timeoutMs
         var answer: [UInt8] = []
-        let deadline = MonotonicClock.milliseconds() + timeoutMs
-        var chunk = [UInt8](repeating: 0, count: 16_384)
-        while true {
-            let left = deadline - MonotonicClock.milliseconds()
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if left <= 0 || poll(&p, 1, Int32(clamping: left)) == 0 {
-                return CLIReply(String(decoding: answer, as: UTF8.self)
-                    + "Timed out after \(timeoutMs) ms waiting for process \(pid) to answer; its session is closed.\n",
-                    isError: true, endsReply: false)
-            }
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            answer.append(contentsOf: chunk[0..<n])
+        var clientGone = false
+        let outcome = WorkerCommand.run(line + "\n", on: pid, table: table, timeoutMs: timeout) { piece in
+            answer.append(contentsOf: piece)
             // Stream long answers instead of holding them.
             if answer.count >= 65_536 {
-                guard session.connection.write(String(decoding: answer, as: UTF8.self)) else { return .silent }
+                clientGone = !session.connection.write(String(decoding: answer, as: UTF8.self))
                 answer.removeAll(keepingCapacity: true)
             }
+            return !clientGone
         }
-        return CLIReply(String(decoding: answer, as: UTF8.self), endsReply: false)
+        if clientGone { return .silent }
+        let text = String(decoding: answer, as: UTF8.self)
+        switch outcome {
+        case .answered:
+            return CLIReply(text, endsReply: false)
+        case .timedOut:
+            return CLIReply(text + "Timed out after \(timeout) ms waiting for process \(pid) to answer; its session is closed.\n",
+                            isError: true, endsReply: false)
+        case .unreachable:
+            return CLIReply("Can't connect to the target CLI!\n", isError: true, endsReply: false)
+        }
     }
 
     /// `@@<n> [command]`: the client talks to the worker directly until the worker closes.
@@ -151,7 +127,7 @@ extension MasterCLI {
             session.write(Self.targetNotFound(String(prefix)))
             return true
         }
-        guard let fd = connect(to: pid) else {
+        guard let fd = WorkerCommand.open(with: pid, table: table) else {
             session.write(CLIReply("Can't connect to the target CLI!\n", isError: true, endsReply: false))
             return true
         }

@@ -21,13 +21,12 @@ final class MasterCLI: @unchecked Sendable {
     let commands: CLICommandTable<MasterSession>
     /// Bound on a forwarded command's answer and on an idle session (`stats timeout`, as on the
     /// workers' sockets: an abandoned client never holds a thread for long).
-    let timeoutMs: Int
+    var timeoutMs: Int { table.read().cliTimeoutMs }
 
-    init(supervisor: Supervisor, table: ProcessTable, listeners: [Listener], timeoutMs: Int) {
+    init(supervisor: Supervisor, table: ProcessTable, listeners: [Listener]) {
         self.supervisor = supervisor
         self.table = table
         self.listeners = listeners
-        self.timeoutMs = timeoutMs
         commands = CLICommandTable(MasterCLI.commandList())
     }
 

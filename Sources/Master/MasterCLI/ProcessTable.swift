@@ -20,6 +20,8 @@ final class ProcessTable: @unchecked Sendable {
         var lastReloadDurationMs = 0
         var lastReloadTime = 0
         var loading = false
+        /// `stats timeout` of the loaded configuration (10 s until one is loaded).
+        var cliTimeoutMs = 10_000
         var workers: [WorkerRecord] = []
     }
 

@@ -149,7 +149,13 @@ public final class Engine: Sendable {
     func shutDown(_ frontend: Frontend) {
         guard frontend.shutDown.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
         frontend.gate.closeChannels()
-        DiagnosticPrinter.shared.warning("Proxy \(frontend.name) stopped (cumulated conns: FE: \(frontend.totalSessions.load(ordering: .relaxed)), BE: \(frontend.backend?.totalSessions.load(ordering: .relaxed) ?? 0)).")
+        reportStopped(frontend)
+    }
+
+    /// HAProxy's line when a proxy stops accepting.
+    private func reportStopped(_ frontend: Frontend) {
+        let backendSessions = frontend.backend?.totalSessions.load(ordering: .relaxed) ?? 0
+        DiagnosticPrinter.shared.warning("Proxy \(frontend.name) stopped (cumulated conns: FE: \(frontend.totalSessions.load(ordering: .relaxed)), BE: \(backendSessions)).")
     }
 
     /// A future that completes with the exit code once the engine has stopped.
@@ -173,10 +179,7 @@ public final class Engine: Sendable {
         }
         for channel in channels { channel.close(promise: nil) }
         for server in statsSockets.withLockedValue({ $0 }) { server.stop() }
-        for frontend in runtime.frontends {
-            let backendSessions = frontend.backend?.totalSessions.load(ordering: .relaxed) ?? 0
-            DiagnosticPrinter.shared.warning("Proxy \(frontend.name) stopped (cumulated conns: FE: \(frontend.totalSessions.load(ordering: .relaxed)), BE: \(backendSessions)).")
-        }
+        for frontend in runtime.frontends { reportStopped(frontend) }
         let table = sink == nil ? nil : SocketTable.build()
         for (index, loop) in runtime.loops.enumerated() {
             let sessions = runtime.loopSessions[index]
