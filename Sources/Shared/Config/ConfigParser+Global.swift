@@ -21,7 +21,7 @@ extension ConfigParser {
         "ca-base", "crt-base", "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites",
         "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
         "ssl-default-server-options", "ssl-dh-param-file", "tune.ssl.default-dh-param", "log-send-hostname",
-        "log-tag", "node", "description", "spread-checks", "localpeer", "insecure-fork-wanted",
+        "log-tag", "node", "description", "localpeer", "insecure-fork-wanted",
         "expose-experimental-directives", "cpu-map", "ulimit-n",
         "busy-polling",
     ]
@@ -36,6 +36,13 @@ extension ConfigParser {
             return n
         }
         switch k {
+        case "spread-checks":
+            guard let n = intArg(k) else { return }
+            guard (0...50).contains(n) else {
+                parsingAlert("'spread-checks' needs a positive value in range 0..50.")
+                return
+            }
+            config.global.spreadChecks = n
         case "maxconn":
             if let n = intArg(k) { config.global.maxconn = n }
         case "nbthread":

@@ -135,8 +135,11 @@ extension ConfigParser {
         case "server-state-file-name":
             p.serverStateFileName = w.count >= 2 && w[1] != "use-backend-name" ? w[1] : nil
         case "http-check", "tcp-check":
-            // Parsed in the health-check work; accepted here so that ordinary files load.
-            break
+            guard caps.contains(.backend) else {
+                parsingWarning("'\(k)' ignored because \(p.kind.rawValue) '\(p.name)' has no backend capability.")
+                return
+            }
+            parseCheckRule(w, &p)
         case "acl", "http-response", "tcp-request", "tcp-response", "stats", "capture", "compression", "cookie",
              "stick-table", "stick", "monitor-uri", "errorloc", "errorloc302", "errorloc303", "http-after-response",
              "unique-id-format", "unique-id-header", "log-format":
@@ -248,6 +251,14 @@ extension ConfigParser {
         server.address = address
         server.location = here
         if parseServerKeywords(w, from: 3, into: &server, proxy: p, label: "server \(p.name)/\(name)") {
+            if server.checks.agent, server.checks.agentPort == nil {
+                alert("parsing [\(file):\(lineNumber)] : '\(p.kind.rawValue) \(p.name)' : server '\(name)' : agent-check enabled but no agent-port configured.")
+                return
+            }
+            if server.check, server.track == nil, server.checks.port == nil, case .inet(_, nil) = server.address {
+                warn("config : \(p.kind.rawValue) '\(p.name)' : server '\(name)' has neither service port nor check port. Check has been disabled.")
+                server.check = false
+            }
             p.servers.append(server)
         }
     }
@@ -258,7 +269,7 @@ extension ConfigParser {
         "port", "addr", "slowstart", "on-error", "on-marked-down", "on-marked-up", "observe", "error-limit",
         "agent-check", "agent-port", "agent-inter", "agent-addr", "agent-send", "track", "cookie", "send-proxy",
         "send-proxy-v2", "ssl", "verify", "sni", "alpn", "minconn", "resolvers", "init-addr", "resolve-prefer",
-        "check-send-proxy", "no-backup", "proto", "tfo", "namespace",
+        "check-send-proxy", "no-backup", "proto", "tfo", "namespace", "no-agent-check",
     ]
 
     /// Applies `server`/`default-server` keywords from index `from`. Returns false after an error.
@@ -301,8 +312,10 @@ extension ConfigParser {
             case "check": s.check = true; i += 1
             case "no-check": s.check = false; i += 1
             case "inter": guard let t = time() else { return false }; s.interMs = t; i += 2
-            case "fastinter", "downinter", "slowstart", "agent-inter":
-                guard time() != nil else { return false }; i += 2
+            case "fastinter": guard let t = time() else { return false }; s.checks.fastinterMs = t; i += 2
+            case "downinter": guard let t = time() else { return false }; s.checks.downinterMs = t; i += 2
+            case "slowstart": guard let t = time() else { return false }; s.checks.slowstartMs = t; i += 2
+            case "agent-inter": guard let t = time() else { return false }; s.checks.agentInterMs = t; i += 2
             case "rise": guard let n = integer(1...Int(Int32.max)) else { return false }; s.rise = n; i += 2
             case "fall": guard let n = integer(1...Int(Int32.max)) else { return false }; s.fall = n; i += 2
             case "pool-max-conn": guard let n = integer(-1...Int(Int32.max)) else { return false }; s.poolMaxConn = n; i += 2
@@ -317,15 +330,51 @@ extension ConfigParser {
                 }
                 if k == "track" { s.track = value } else { s.proto = value }
                 i += 2
-            case "port", "addr", "on-error", "on-marked-down", "on-marked-up", "observe", "error-limit", "agent-port",
-                 "agent-addr", "agent-send", "cookie", "minconn", "resolvers", "init-addr", "resolve-prefer",
-                 "namespace":
+            case "port", "agent-port":
+                guard let n = integer(0...65535) else { return false }
+                if k == "port" { s.checks.port = n } else { s.checks.agentPort = n }
+                i += 2
+            case "addr", "agent-addr", "agent-send":
+                guard let value else {
+                    alert(prefix() + "'\(k)' expects an argument.")
+                    return false
+                }
+                switch k {
+                case "addr": s.checks.address = value
+                case "agent-addr": s.checks.agentAddress = value
+                default: s.checks.agentSend = value
+                }
+                i += 2
+            case "observe", "on-error", "on-marked-down", "on-marked-up":
+                let choices = ["observe": "'none', 'layer4', 'layer7'",
+                               "on-error": "'fastinter', 'fail-check', 'sudden-death' or 'mark-down'",
+                               "on-marked-down": "'shutdown-sessions'", "on-marked-up": "'shutdown-backup-sessions'"][k]!
+                let given = value ?? ""
+                switch (k, given) {
+                case ("observe", "none"): s.checks.observe = nil
+                case ("observe", _) where ObservedLayer(rawValue: given) != nil: s.checks.observe = ObservedLayer(rawValue: given)
+                case ("on-error", _) where ObservedErrorAction(rawValue: given) != nil: s.checks.onError = ObservedErrorAction(rawValue: given)!
+                case ("on-marked-down", "shutdown-sessions"): s.checks.shutdownSessionsOnDown = true
+                case ("on-marked-up", "shutdown-backup-sessions"): s.checks.shutdownBackupSessionsOnUp = true
+                default:
+                    alert(prefix() + "'\(k)' expects one of \(choices) but got '\(given)'.")
+                    return false
+                }
+                i += 2
+            case "error-limit":
+                guard let n = integer(1...Int(Int32.max)) else { return false }
+                s.checks.errorLimit = n
+                i += 2
+            case "cookie", "minconn", "resolvers", "init-addr", "resolve-prefer", "namespace":
                 guard value != nil else {
                     alert(prefix() + "'\(k)' expects an argument.")
                     return false
                 }
                 i += 2
-            case "agent-check", "send-proxy", "send-proxy-v2", "check-send-proxy", "tfo":
+            case "agent-check": s.checks.agent = true; i += 1
+            case "no-agent-check": s.checks.agent = false; i += 1
+            case "check-send-proxy": s.checks.sendProxy = true; i += 1
+            case "send-proxy", "send-proxy-v2", "tfo":
                 i += 1
             case "ssl", "verify", "sni", "alpn":
                 alert(prefix() + "'\(k)' : TLS is not supported by Hasp yet.")
@@ -427,18 +476,17 @@ extension ConfigParser {
 
     static let supportedOptions = [
         "redispatch", "httplog", "tcplog", "forwardfor", "http-keep-alive", "http-server-close", "httpclose",
-        "dontlognull", "idle-close-on-response",
+        "dontlognull", "idle-close-on-response", "log-health-checks", "allbackups", "httpchk", "tcp-check",
     ]
     /// Options an ordinary configuration uses that Hasp accepts without acting on them yet.
     static let acceptedOptions: Set<String> = [
-        "httpchk", "log-health-checks", "abortonclose", "splice-auto", "splice-request", "splice-response",
+        "abortonclose", "splice-auto", "splice-request", "splice-response",
         "tcpka", "clitcpka", "srvtcpka", "http-buffer-request", "log-separate-errors", "allbackups",
         "dontlog-normal", "prefer-last-server", "persist", "nolinger", "independent-streams", "http-pretend-keepalive",
         "http-no-delay", "logasap", "contstats", "socket-stats", "checkcache", "http-ignore-probes",
         "tcp-smart-accept", "tcp-smart-connect", "accept-invalid-http-request", "accept-invalid-http-response",
         "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "disable-h2-upgrade", "http-use-htx",
-        "originalto", "ssl-hello-chk", "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check",
-        "spop-check", "tcp-check", "external-check", "transparent", "http_proxy", "http-use-proxy-header",
+        "originalto", "transparent", "http_proxy", "http-use-proxy-header",
     ]
 
     mutating func parseOption(_ w: [String], from i: Int, negated: Bool, _ p: inout ProxySettings) {
@@ -450,6 +498,16 @@ extension ConfigParser {
         case "tcplog": p.options.tcpLog = !negated
         case "dontlognull": p.options.dontLogNull = !negated
         case "idle-close-on-response": p.options.idleCloseOnResponse = !negated
+        case "log-health-checks": p.options.logHealthChecks = !negated
+        case "allbackups": p.options.allBackups = !negated
+        case "httpchk":
+            if negated { p.checks.kind = .connect } else { parseHTTPCheckOption(w, from: i, &p) }
+        case "tcp-check":
+            p.checks.kind = negated ? .connect : .tcpCheck
+        case "ssl-hello-chk", "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "spop-check",
+             "external-check":
+            parsingWarning("'option \(name)' is not supported by Hasp yet; servers are checked with a TCP connection instead.")
+            p.checks.kind = .connect
         case "http-keep-alive": p.options.connectionMode = negated ? .close : .keepAlive
         case "http-server-close": p.options.connectionMode = negated ? .keepAlive : .serverClose
         case "httpclose": p.options.connectionMode = negated ? .keepAlive : .close

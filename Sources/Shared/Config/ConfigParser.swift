@@ -286,6 +286,41 @@ public struct ConfigParser {
 
     // MARK: - Cross-checks
 
+    /// Every `track` names an existing server that is checked (or tracks one that is).
+    mutating func checkTracking() {
+        for proxy in config.proxies where proxy.capabilities.contains(.backend) {
+            for server in proxy.servers {
+                guard let spec = server.track else { continue }
+                let parts = spec.split(separator: "/", maxSplits: 1).map(String.init)
+                let prefix = "config : \(proxy.kind.rawValue) '\(proxy.name)', server '\(server.name)': "
+                let ownerName = parts.count == 2 ? parts[0] : proxy.name
+                guard let owner = config.proxies.first(where: { $0.name == ownerName && $0.capabilities.contains(.backend) }) else {
+                    diagnostics.append(Diagnostic(.alert, prefix + "unable to find required proxy '\(ownerName)' for tracking."))
+                    continue
+                }
+                let targetName = parts.last ?? spec
+                guard var target = owner.servers.first(where: { $0.name == targetName }) else {
+                    diagnostics.append(Diagnostic(.alert, prefix + "unable to find required server '\(targetName)' for tracking."))
+                    continue
+                }
+                // Follow the chain: the server at its end must be checked.
+                var hops = 0
+                while let next = target.track, hops < 16 {
+                    let p = next.split(separator: "/", maxSplits: 1).map(String.init)
+                    let o = p.count == 2 ? config.proxies.first { $0.name == p[0] } : owner
+                    guard let t = o?.servers.first(where: { $0.name == p.last }) else { break }
+                    target = t
+                    hops += 1
+                }
+                if hops >= 16 {
+                    diagnostics.append(Diagnostic(.alert, prefix + "unable to track \(ownerName)/\(targetName): loop detected."))
+                } else if !target.check && !target.checks.agent {
+                    diagnostics.append(Diagnostic(.alert, prefix + "unable to use \(ownerName)/\(targetName) for tracking as it does not have any check nor agent enabled."))
+                }
+            }
+        }
+    }
+
     mutating func finish() {
         closeSection()
         for name in erroredFiles {
@@ -306,6 +341,7 @@ public struct ConfigParser {
                 warn("\(proxy.kind.rawValue) '\(proxy.name)' has no 'bind' directive. Please declare it as a backend if this was intended.")
             }
         }
+        checkTracking()
         for proxy in config.proxies {
             let t = proxy.timeouts
             let needsClient = proxy.capabilities.contains(.frontend)

@@ -55,6 +55,8 @@ public struct GlobalSettings: Sendable, Equatable {
     public var serverStateBase: String? = nil
     /// Hasp extension: servers added, deleted or changed at run time survive a reload.
     public var runtimeStateHandoff = true
+    /// `spread-checks <0..50>`: the percentage by which check intervals are randomly spread.
+    public var spreadChecks = 0
 
     public init() {}
 }
@@ -173,6 +175,8 @@ public struct ProxyOptions: Sendable, Equatable {
     public var forwardForExceptLocal = false
     public var dontLogNull = false
     public var idleCloseOnResponse = false
+    public var logHealthChecks = false
+    public var allBackups = false
     public var connectionMode: HTTPConnectionMode = .keepAlive
     public init() {}
 }
@@ -193,9 +197,10 @@ public struct ServerSettings: Sendable, Equatable {
     public var poolPurgeDelayMs: Int64 = 5_000
     public var poolLowConn = 0
     public var maxReuse = -1
-    /// `track [<backend>/]<server>` (parsed; checks come later). It makes the tracked server
-    /// impossible to delete at run time.
+    /// `track [<backend>/]<server>`: the server follows that server's health instead of being
+    /// checked itself; the tracked server cannot be deleted at run time.
     public var track: String? = nil
+    public var checks = ServerCheckSettings()
     /// `proto <mux>`.
     public var proto: String? = nil
     public var id: Int? = nil
@@ -302,6 +307,7 @@ public struct ProxySettings: Sendable, Equatable {
     /// `load-server-state-from-file global|local|none` and `server-state-file-name`.
     public var loadServerState: ServerStateSource = .none
     public var serverStateFileName: String? = nil
+    public var checks = ProxyCheckSettings()
 
     public init(kind: ProxyKind, name: String, location: SourceLocation) {
         self.kind = kind
@@ -323,6 +329,8 @@ public struct ProxySettings: Sendable, Equatable {
         copy.httpRequestRules = kind == .backend ? [] : httpRequestRules
         copy.disabled = false
         copy.id = 0
+        copy.checks.inheritedHTTPSteps = !checks.httpSteps.isEmpty
+        copy.checks.inheritedTCPSteps = !checks.tcpSteps.isEmpty
         return copy
     }
 }

@@ -59,7 +59,8 @@ public final class DiagnosticPrinter: @unchecked Sendable {
             lines.append(Diagnostic(.notice, "path to executable is \(Self.executablePath())").formatted(pid: pid))
         }
         lines.append(diagnostic.formatted(pid: pid))
-        startupLog.append(contentsOf: lines)
+        // Bounded: health checks keep reporting for the life of the process.
+        if startupLog.count < 1_000 { startupLog.append(contentsOf: lines) }
         guard !quiet || diagnostic.level == .alert else { return }
         StandardStreams.writeError(lines.joined(separator: "\n") + "\n")
     }

@@ -50,15 +50,19 @@ public struct LoadBalancer: Sendable {
 
     public let algorithm: BalanceAlgorithm
     public let hashType: HashType
+    /// `option allbackups`: every usable backup server shares the load, not only the first.
+    public let allBackups: Bool
     private var smoothWeights: [Int] = []
     private var rotation = 0
     private var random: SplitMix64
     private var ring: [(hash: UInt32, index: Int)] = []
     private var ringSignature: [Int] = []
 
-    public init(algorithm: BalanceAlgorithm, hashType: HashType = .mapBased, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
+    public init(algorithm: BalanceAlgorithm, hashType: HashType = .mapBased, allBackups: Bool = false,
+                seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
         self.algorithm = algorithm
         self.hashType = hashType
+        self.allBackups = allBackups
         self.random = SplitMix64(seed: seed)
     }
 
@@ -72,7 +76,10 @@ public struct LoadBalancer: Sendable {
         // Active servers first; backups only when no active server is usable (the first backup
         // only, as HAProxy does without `option allbackups`).
         var pool = all.filter { $0.isUsable && !$0.isBackup && $0.weight > 0 }
-        if pool.isEmpty {
+        if pool.isEmpty, allBackups {
+            pool = all.filter { $0.isUsable && $0.isBackup && $0.weight > 0 }
+            if pool.isEmpty { return .unavailable }
+        } else if pool.isEmpty {
             if let firstBackup = all.first(where: { $0.isUsable && $0.isBackup && $0.weight > 0 }) {
                 pool = [firstBackup]
             } else {

@@ -143,6 +143,7 @@ public final class Engine: Sendable {
             frontend.gate.attach(channel)
             runtime.globalGate.attach(channel)
         }
+        runtime.startChecks()
     }
 
     /// `shutdown frontend`: closes its listeners; its open connections go on.

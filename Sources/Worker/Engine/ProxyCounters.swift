@@ -19,6 +19,8 @@ final class ProxyCounters: Sendable {
     let serverAborts = ManagedAtomic<Int>(0)
     let maxSessions = ManagedAtomic<Int>(0)
     let maxQueue = ManagedAtomic<Int>(0)
+    /// Failed health analyses of observed traffic (`hanafail`).
+    let failedAnalyses = ManagedAtomic<Int>(0)
     /// Seconds since the epoch of the last session, 0 if none.
     let lastSession = ManagedAtomic<Int>(0)
     let sessionRate = RateCounter()

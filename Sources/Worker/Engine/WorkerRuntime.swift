@@ -1,4 +1,5 @@
 import Atomics
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Shared
@@ -110,6 +111,8 @@ public final class WorkerRuntime: Sendable {
     let bufferSize: Int
     let globalGate: AcceptGate
     let errorCaptures = ErrorCaptures()
+    /// The running checks of each server (by server identity).
+    let checkers = NIOLockedValueBox<[ObjectIdentifier: [HealthChecker]]>([:])
 
     public init(configuration: Configuration, threads: Int) {
         self.configuration = configuration
@@ -141,6 +144,7 @@ public final class WorkerRuntime: Sendable {
             if backend == nil, proxy.kind == .listen, !proxy.servers.isEmpty { backend = backends[proxy.name] }
             return Frontend(settings: proxy, backend: backend, globalGate: globalGate)
         }
+        linkTrackedServers()
     }
 
     func loopIndex(of loop: EventLoop) -> Int {

@@ -69,8 +69,14 @@ extension HTTPSession {
                     return
                 }
                 session.attach(connection)
+                if server.settings.checks.observe == .layer4 {
+                    session.runtime.observe(server, layer: .layer4, error: false, what: "")
+                }
             case .failure:
                 server.connectionErrors.wrappingIncrement(ordering: .relaxed)
+                if server.settings.checks.observe != nil {
+                    session.runtime.observe(server, layer: .layer4, error: true, what: "L4 unsuccessful connection")
+                }
                 guard session.phase == .connecting, session.slot?.server === server else { return }
                 session.connectFailed(server: server)
             }
@@ -214,6 +220,10 @@ extension HTTPSession {
         let dechunk = (request?.versionMinor ?? 1) == 0 && head.chunked
         responseBody = BodyReader(framing, dechunk: dechunk)
         countResponse(status: head.status)
+        if let (_, server) = slot, server.settings.checks.observe == .layer7 {
+            let failed = head.status >= 500 && head.status != 501 && head.status != 505
+            runtime.observe(server, layer: .layer7, error: failed, what: "Wrong http response")
+        }
         let headBytes = clientResponseHead(head, framing: framing)
         countResponseBytes(headBytes.readableBytes)
         context.write(wrapOutboundOut(headBytes), promise: nil)

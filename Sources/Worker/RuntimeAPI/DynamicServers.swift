@@ -40,7 +40,8 @@ extension RuntimeAPI {
                 : "'proto \(proto)' is not supported by Hasp yet.\n")
         }
         switch backend.add(settings, arguments: Array(args.dropFirst())) {
-        case .success:
+        case .success(let server):
+            runtime.serverAdded(server, to: backend, startingChecks: true)
             DiagnosticPrinter.shared.notice("CLI : 'server \(backend.name)/\(name)' : New server registered.")
             return CLIReply("New server registered.\n")
         case .failure(.nameTaken):
@@ -61,7 +62,7 @@ extension RuntimeAPI {
             return .error("unable to find required server '\(serverName)' for tracking.\n")
         }
         if tracked.isDynamic { return .error("unable to use \(backendName)/\(serverName) for tracking as it is a dynamic server.\n") }
-        if !tracked.settings.check {
+        if !tracked.settings.check && !tracked.settings.checks.agent {
             return .error("unable to use \(backendName)/\(serverName) for tracking as it does not have any check nor agent enabled.\n")
         }
         return nil
@@ -109,6 +110,7 @@ extension RuntimeAPI {
             // Checked again under the backend's lock, where nothing can take a slot meanwhile.
             let outcome = backend.remove(server)
             guard outcome == .removable else { return .error(outcome.message + "\n") }
+            runtime.serverRemoved(server)
             DiagnosticPrinter.shared.notice("Server deleted.")
             return CLIReply("Server deleted.\n")
         }

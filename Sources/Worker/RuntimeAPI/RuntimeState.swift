@@ -40,7 +40,7 @@ extension RuntimeAPI {
             if f.count == 3, f[0] == "D" {
                 guard let backend = runtime.backend(named: f[1]), let server = backend.server(named: f[2]), !server.isDynamic else { continue }
                 server.updateAdmin { $0.insert(.forcedMaint) }
-                _ = backend.remove(server)
+                if backend.remove(server) == .removable { runtime.serverRemoved(server) }
                 continue
             }
             guard f.count == 12, f[0] == "S", let admin = Int(f[4]), let weight = Int(f[5]), let initialWeight = Int(f[6]),
@@ -66,6 +66,7 @@ extension RuntimeAPI {
                     printer.warning("Server \(backendName)/\(name) added at run time was dropped: its settings no longer apply.")
                     continue
                 }
+                runtime.serverAdded(added, to: backend, startingChecks: false)
                 server = added
             }
             guard let server else { continue }

@@ -41,18 +41,16 @@ extension RuntimeAPI {
                 }
             },
             Spec(["enable", "health"], usage: "enable health <bk>/<srv>", help: "enable health checks", level: .admin) { s, _, command in
-                s.withServer(command.words, at: 2) { _, server in
-                    server.settings.check ? .empty : .error("Health check was not configured on this server, cannot enable.\n")
-                }
+                s.withServer(command.words, at: 2) { _, server in s.checkSwitch(server, agent: false, on: true) }
             },
             Spec(["disable", "health"], usage: "disable health <bk>/<srv>", help: "disable health checks", level: .admin) { s, _, command in
-                s.withServer(command.words, at: 2) { _, _ in .empty }
+                s.withServer(command.words, at: 2) { _, server in s.checkSwitch(server, agent: false, on: false) }
             },
             Spec(["enable", "agent"], usage: "enable agent <bk>/<srv>", help: "enable agent checks", level: .admin) { s, _, command in
-                s.withServer(command.words, at: 2) { _, _ in .error("Agent was not configured on this server, cannot enable.\n") }
+                s.withServer(command.words, at: 2) { _, server in s.checkSwitch(server, agent: true, on: true) }
             },
             Spec(["disable", "agent"], usage: "disable agent <bk>/<srv>", help: "disable agent checks", level: .admin) { s, _, command in
-                s.withServer(command.words, at: 2) { _, _ in .empty }
+                s.withServer(command.words, at: 2) { _, server in s.checkSwitch(server, agent: true, on: false) }
             },
             Spec(["shutdown", "sessions", "server"], usage: "shutdown sessions server <bk>/<srv>", help: "kill sessions on a server",
                  level: .admin) { s, _, command in
@@ -64,39 +62,9 @@ extension RuntimeAPI {
         ]
     }
 
-    enum AdminTarget { case ready, drain, maint }
-
-    /// `enable|disable server`, `set server ... state`: HAProxy's flag changes and log lines.
-    func setAdminState(_ target: AdminTarget, _ server: Server, _ backend: Backend) -> CLIReply {
-        let (before, after) = server.updateAdmin { state in
-            switch target {
-            case .ready: state.remove([.forcedMaint, .forcedDrain])
-            case .drain: state.insert(.forcedDrain); state.remove(.forcedMaint)
-            case .maint: state.insert(.forcedMaint); state.remove(.forcedDrain)
-            }
-        }
-        let label = "\(backend.name)/\(server.name)"
-        if !before.inMaintenance, after.inMaintenance {
-            let active = backend.servers.filter { $0.isUsable && !$0.isBackup }.count
-            let backup = backend.servers.filter { $0.isUsable && $0.isBackup }.count
-            if server.operationalState == .stopped {
-                DiagnosticPrinter.shared.warning("Server \(label) was DOWN and now enters maintenance.")
-            } else {
-                DiagnosticPrinter.shared.warning("Server \(label) is going DOWN for maintenance. \(active) active and \(backup) backup servers left. \(server.currentServed) sessions active, 0 requeued, \(backend.queued.load(ordering: .relaxed)) remaining in queue.")
-            }
-            if active + backup == 0 { DiagnosticPrinter.shared.alert("backend '\(backend.name)' has no server available!") }
-            runtime.purgeIdleConnections(of: server)
-        } else if before.inMaintenance, !after.inMaintenance {
-            DiagnosticPrinter.shared.warning("Server \(label) is UP/READY (leaving forced maintenance).")
-            backend.dispatchQueue()
-        } else if before.draining != after.draining {
-            if after.draining {
-                DiagnosticPrinter.shared.warning("Server \(label) is UP/DRAIN (forced drain).")
-            } else {
-                DiagnosticPrinter.shared.warning("Server \(label) is UP/READY (leaving forced drain).")
-                backend.dispatchQueue()
-            }
-        }
+    /// `enable|disable server`, `set server ... state`.
+    func setAdminState(_ target: WorkerRuntime.AdminTarget, _ server: Server, _ backend: Backend) -> CLIReply {
+        runtime.setAdminState(target, server)
         return .empty
     }
 
@@ -117,17 +85,9 @@ extension RuntimeAPI {
         case "addr":
             return setAddress(Array(words.dropFirst(4)), server)
         case "health":
-            switch value {
-            case "up": server.setOperationalState(.running)
-            case "stopping": server.setOperationalState(.stopping)
-            case "down": server.setOperationalState(.stopped)
-            default: return .error("'set server <srv> health' expects 'up', 'stopping', or 'down'.\n")
-            }
-            if server.isUsable { backend.dispatchQueue() }
-            return .empty
+            return runtime.setHealth(server, value).map { .error($0 + "\n") } ?? .empty
         case "agent":
-            guard value == "up" || value == "down" else { return .error("'set server <srv> agent' expects 'up' or 'down'.\n") }
-            return .error("agent checks are not enabled on this server.\n")
+            return runtime.setAgent(server, value).map { .error($0 + "\n") } ?? .empty
         case "name":
             guard let value, !value.isEmpty else { return .error("set server <b>/<s> name requires a new name.\n") }
             guard server.adminState.inMaintenance else { return .error("Server must be in maintenance mode\n") }
@@ -198,6 +158,10 @@ extension RuntimeAPI {
 }
 
 extension RuntimeSession {
+    func checkSwitch(_ server: Server, agent: Bool, on: Bool) -> CLIReply {
+        runtime.setCheckEnabled(server, agent: agent, on).map { .error($0 + "\n") } ?? .empty
+    }
+
     /// Finds `<backend>/<server>` at `words[index]` and runs `body`, or answers HAProxy's lookup error.
     func withServer(_ words: [String], at index: Int, _ body: (Backend, Server) -> CLIReply) -> CLIReply {
         switch api.lookupServer(words.count > index ? words[index] : nil) {

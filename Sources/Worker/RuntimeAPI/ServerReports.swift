@@ -79,21 +79,28 @@ enum ServerStateReport {
                 let (host, port) = hostAndPort(server)
                 let admin = server.adminState
                 let opState = admin.inMaintenance ? 0 : server.operationalState.rawValue
-                let maint = admin.inMaintenance || server.operationalState == .stopped
-                let health = server.settings.check ? (maint ? 0 : server.settings.rise + server.settings.fall - 1) : server.settings.rise
-                let checkState = server.settings.check ? 0x06 : 0
+                let check = server.healthCheck?.snapshot
+                let agent = server.agentCheck?.snapshot
+                let health = check?.health.health ?? server.settings.rise
                 let since = max(0, now - server.lastChange.load(ordering: .relaxed))
                 let fields: [String] = [
                     "\(backend.settings.id)", backend.name, "\(server.id)", server.name, host,
                     "\(opState)", "\(admin.rawValue)", "\(server.weight)", "\(server.settings.weight)", "\(since)",
-                    "1", "0", "\(health)", "\(checkState)", "0",
+                    "\(check?.last.status.haproxyCode ?? 1)", "\(check?.last.status.haproxyResult ?? 0)", "\(health)",
+                    "\(check.map(Self.stateFlags) ?? 0)", "\(agent.map(Self.stateFlags) ?? 0)",
                     "0", server.settings.id == nil ? "0" : "1", "-", port, "-",
-                    "0", "0", "-", "-", "0",
+                    "0", "\(server.settings.checks.port ?? 0)", server.settings.checks.address ?? "-",
+                    server.settings.checks.agentAddress ?? "-", "\(server.settings.checks.agentPort ?? 0)",
                 ]
                 text += fields.joined(separator: " ") + "\n"
             }
         }
         return text
+    }
+
+    /// HAProxy's check state bits: configured 0x02, enabled 0x04, paused 0x08.
+    static func stateFlags(_ state: ServerCheck.State) -> Int {
+        0x02 | (state.enabled ? 0x04 : 0) | (state.paused ? 0x08 : 0)
     }
 
     /// The address column (`-` when it is not an IP address) and the port (0 if none).

@@ -202,7 +202,7 @@ struct StatReport {
                  ("stot", s.totalSessions.load(ordering: .relaxed)), ("dresp", 0),
                  ("econ", s.connectionErrors.load(ordering: .relaxed)), ("eresp", c.responseErrors.load(ordering: .relaxed)),
                  ("wretr", c.retries.load(ordering: .relaxed)), ("wredis", c.redispatches.load(ordering: .relaxed)),
-                 ("weight", s.weight), ("act", s.isBackup ? 0 : 1), ("bck", s.isBackup ? 1 : 0),
+                 ("weight", s.effectiveWeight), ("act", s.isBackup ? 0 : 1), ("bck", s.isBackup ? 1 : 0),
                  ("lastchg", max(0, WallClock.seconds() - s.lastChange.load(ordering: .relaxed))), ("iid", b.settings.id), ("sid", s.id),
                  ("lbtot", s.totalSessions.load(ordering: .relaxed)), ("type", 2),
                  ("rate", c.sessionRate.perSecond()), ("rate_max", c.sessionRate.maximum()),
@@ -221,20 +221,73 @@ struct StatReport {
         if s.settings.maxqueue > 0 { row["qlimit"] = String(s.settings.maxqueue) }
         if b.settings.mode == .http { row["req_tot"] = String(c.requests.load(ordering: .relaxed)) }
         row["status"] = Self.status(s)
+        checkFields(&row, s)
         row["addr"] = s.configuredAddress.description
         return row
     }
 
-    /// HAProxy's server status words.
+    /// HAProxy's server status words: maintenance first, then what the checks (of the server,
+    /// or of the end of its `track` chain) say.
     static func status(_ s: Server) -> String {
         let admin = s.adminState
-        if admin.inMaintenance { return admin.contains(.forcedMaint) || !admin.contains(.inheritedMaint) ? "MAINT" : "MAINT (via)" }
+        if admin.contains(.resolutionMaint) { return "MAINT (resolution)" }
+        if admin.inMaintenance {
+            if !admin.contains(.forcedMaint), admin.contains(.inheritedMaint), let t = s.tracked { return "MAINT (via \(t.backendName)/\(t.name))" }
+            return "MAINT"
+        }
+        var reference = s
+        var hops = 0
+        while let next = reference.tracked, hops < 16 { reference = next; hops += 1 }
+        let check = reference.healthCheck.flatMap { $0.isEnabled ? $0.snapshot.health : nil }
+        let agent = reference.agentCheck.flatMap { $0.isEnabled ? $0.snapshot.health : nil }
         switch s.operationalState {
-        case .stopped: return "DOWN"
-        case .stopping: return "NOLB"
         case .starting, .running:
-            if admin.draining { return "DRAIN" }
-            return s.settings.check ? "UP" : "no check"
+            var word = "UP"
+            if let check, check.health < check.top { word = "UP \(check.health - check.rise + 1)/\(check.fall)" }
+            if admin.draining {
+                if agent != nil { return "DRAIN (agent)" }
+                return check.map { $0.health < $0.top } == true ? "DRAIN \(check!.health - check!.rise + 1)/\(check!.fall)" : "DRAIN"
+            }
+            return word == "UP" && check == nil ? "no check" : word
+        case .stopping:
+            if check == nil && s.tracked == nil { return "NOLB" }
+            if let check, check.health < check.top { return "NOLB \(check.health - check.rise + 1)/\(check.fall)" }
+            return "NOLB"
+        case .stopped:
+            if let agent, agent.health == 0 { return "DOWN (agent)" }
+            if let check, check.health == 0 { return "DOWN" }
+            if let check { return "DOWN \(check.health)/\(check.rise)" }
+            return "DOWN"
+        }
+    }
+
+    /// The check columns of a server row.
+    private func checkFields(_ row: inout Row, _ s: Server) {
+        if let tracked = s.tracked { row["tracked"] = "\(tracked.backendName)/\(tracked.name)" }
+        if let percent = s.throttlePercent { row["throttle"] = String(percent) }
+        if s.settings.checks.observe != nil { row["hanafail"] = String(s.counters.failedAnalyses.load(ordering: .relaxed)) }
+        if s.isChecked {
+            row["downtime"] = String(s.downtime)
+        }
+        if let check = s.healthCheck, check.isEnabled {
+            let st = check.snapshot
+            row["chkfail"] = String(st.failures)
+            row["chkdown"] = String(st.downs)
+            row["check_status"] = st.last.status.info
+            if st.last.status.carriesCode { row["check_code"] = String(st.last.code) }
+            if st.last.durationMs >= 0, st.last.status >= .healthAnalyze { row["check_duration"] = String(st.last.durationMs) }
+            row["last_chk"] = st.last.description
+            row["check_desc"] = st.last.status.description
+            row.set([("check_rise", st.health.rise), ("check_fall", st.health.fall), ("check_health", st.health.health)])
+        }
+        if let agent = s.agentCheck, agent.isEnabled {
+            let st = agent.snapshot
+            row["agent_status"] = st.last.status.info
+            if st.last.status.carriesCode { row["agent_code"] = String(st.last.code) }
+            if st.last.durationMs >= 0, st.last.status >= .healthAnalyze { row["agent_duration"] = String(st.last.durationMs) }
+            row["last_agt"] = st.last.description
+            row["agent_desc"] = st.last.status.description
+            row.set([("agent_rise", st.health.rise), ("agent_fall", st.health.fall), ("agent_health", st.health.health)])
         }
     }
 
@@ -254,7 +307,8 @@ struct StatReport {
                  ("dreq", 0), ("dresp", 0), ("econ", econ), ("eresp", c.responseErrors.load(ordering: .relaxed)),
                  ("wretr", c.retries.load(ordering: .relaxed)), ("wredis", c.redispatches.load(ordering: .relaxed)),
                  ("weight", active.reduce(0) { $0 + $1.weight }), ("act", active.count), ("bck", backup.count),
-                 ("chkdown", 0), ("lastchg", max(0, WallClock.seconds() - api.startedAt)), ("downtime", 0),
+                 ("chkdown", b.servers.reduce(0) { $0 + ($1.healthCheck?.snapshot.downs ?? 0) }),
+                 ("lastchg", max(0, WallClock.seconds() - api.startedAt)), ("downtime", 0),
                  ("iid", b.settings.id), ("sid", 0), ("lbtot", b.totalSessions.load(ordering: .relaxed)), ("type", 1),
                  ("rate", c.sessionRate.perSecond()), ("rate_max", c.sessionRate.maximum()),
                  ("cli_abrt", c.clientAborts.load(ordering: .relaxed)), ("srv_abrt", c.serverAborts.load(ordering: .relaxed)),

@@ -45,6 +45,7 @@ public final class Backend: Sendable {
         }
         state = NIOLockedValueBox(State(servers: servers,
                                         balancer: LoadBalancer(algorithm: settings.balance, hashType: settings.hashType,
+                                                               allBackups: settings.options.allBackups,
                                                                seed: UInt64(truncatingIfNeeded: firstServerID &+ 0x5bd1e995)),
                                         lastServerID: servers.map(\.id).max() ?? 0))
     }
@@ -147,7 +148,7 @@ public final class Backend: Sendable {
 
     private static func candidates(_ servers: [Server]) -> [BalancerCandidate] {
         servers.enumerated().map { index, s in
-            BalancerCandidate(index: index, weight: s.weight, isBackup: s.isBackup, isUsable: s.isUsable,
+            BalancerCandidate(index: index, weight: s.effectiveWeight, isBackup: s.isBackup, isUsable: s.isUsable,
                               served: s.served.load(ordering: .relaxed), maxconn: s.maxconn, hashID: s.id)
         }
     }

@@ -73,6 +73,19 @@ public final class Server: Sendable {
 
     let pools: [ServerConnectionPool]
 
+    /// The health check (absent without `check`, or when the server tracks another) and the agent.
+    public let healthCheck: ServerCheck?
+    public let agentCheck: ServerCheck?
+    /// `track`: the server this one follows, and the servers that follow this one.
+    private let links = NIOLockedValueBox<(tracked: Server?, trackers: [Server])>((nil, []))
+    /// Observed errors in a row (`observe`).
+    let consecutiveErrors = ManagedAtomic<Int>(0)
+    /// Monotonic millisecond at which the server came up and began its `slowstart`.
+    private let warmupBegan = ManagedAtomic<Int>(0)
+    /// Seconds spent down before the current state (`downtime`), and when the last down began.
+    let downtimeSeconds = ManagedAtomic<Int>(0)
+    let downSince = ManagedAtomic<Int>(0)
+
     init(settings: ServerSettings, backendName: String, id: Int, loopCount: Int, isDynamic: Bool = false,
          addArguments: [String] = []) {
         self.settings = settings
@@ -93,7 +106,50 @@ public final class Server: Sendable {
         var pools: [ServerConnectionPool] = []
         for loop in 0..<loopCount { pools.append(ServerConnectionPool(loopIndex: loop, settings: settings)) }
         self.pools = pools
+        // Checks of a server added at run time start disabled, as in HAProxy.
+        healthCheck = settings.check && settings.track == nil
+            ? ServerCheck(kind: .health, rise: settings.rise, fall: settings.fall, enabled: !isDynamic) : nil
+        agentCheck = settings.checks.agent ? ServerCheck(kind: .agent, rise: 1, fall: 1, enabled: !isDynamic) : nil
     }
+
+    public var tracked: Server? { links.withLockedValue { $0.tracked } }
+    var trackers: [Server] { links.withLockedValue { $0.trackers } }
+    func track(_ target: Server) {
+        links.withLockedValue { $0.tracked = target }
+        target.links.withLockedValue { $0.trackers.append(self) }
+    }
+    /// Unlinks a deleted tracker from the server it followed.
+    func untrack() {
+        guard let target = links.withLockedValue({ l -> Server? in defer { l.tracked = nil }; return l.tracked }) else { return }
+        target.links.withLockedValue { $0.trackers.removeAll { $0 === self } }
+    }
+
+    /// Whether the server is checked at all (by itself or through the server it tracks).
+    public var isChecked: Bool {
+        if let check = healthCheck, check.isEnabled { return true }
+        if let check = agentCheck, check.isEnabled { return true }
+        return tracked?.isChecked ?? false
+    }
+
+    /// The weight the balancer uses: during `slowstart`, a share of the weight growing with the
+    /// time since the server came up.
+    public var effectiveWeight: Int {
+        let weight = self.weight
+        guard operationalState == .starting, settings.checks.slowstartMs > 0, weight > 0 else { return weight }
+        let slow = Int(settings.checks.slowstartMs)
+        let elapsed = MonotonicClock.milliseconds() - warmupBegan.load(ordering: .relaxed)
+        guard elapsed < slow else { return weight }
+        return max(1, (weight * max(0, elapsed) + slow - 1) / slow)
+    }
+
+    /// The percentage of the weight in use (`throttle`), or nil outside slow start.
+    var throttlePercent: Int? {
+        guard operationalState == .starting, settings.checks.slowstartMs > 0 else { return nil }
+        let elapsed = MonotonicClock.milliseconds() - warmupBegan.load(ordering: .relaxed)
+        return min(100, max(0, elapsed * 100 / Int(settings.checks.slowstartMs)))
+    }
+
+    func beginWarmup() { warmupBegan.store(MonotonicClock.milliseconds(), ordering: .relaxed) }
 
     /// Names are resolved once, as HAProxy does without `resolvers`.
     static func resolve(_ address: ServerAddress) -> SocketAddress? {
@@ -120,7 +176,8 @@ public final class Server: Sendable {
     /// May take new traffic from the balancer.
     public var isUsable: Bool {
         let state = adminState
-        return !state.inMaintenance && !state.draining && operationalState == .running && weight > 0
+        let op = operationalState
+        return !state.inMaintenance && !state.draining && (op == .running || op == .starting) && weight > 0
             && hasAddress.load(ordering: .relaxed)
             && !deleted.load(ordering: .relaxed)
     }
@@ -148,10 +205,27 @@ public final class Server: Sendable {
         OperationalState(rawValue: operational.load(ordering: .relaxed)) ?? .running
     }
 
-    func setOperationalState(_ value: OperationalState) {
-        if operational.exchange(value.rawValue, ordering: .relaxed) != value.rawValue {
-            lastChange.store(WallClock.seconds(), ordering: .relaxed)
+    /// Returns the state it replaced.
+    @discardableResult
+    func setOperationalState(_ value: OperationalState) -> OperationalState {
+        let old = operational.exchange(value.rawValue, ordering: .relaxed)
+        if old != value.rawValue {
+            let now = WallClock.seconds()
+            lastChange.store(now, ordering: .relaxed)
+            if value == .stopped {
+                downSince.store(now, ordering: .relaxed)
+            } else if old == OperationalState.stopped.rawValue {
+                let since = downSince.exchange(0, ordering: .relaxed)
+                if since > 0 { downtimeSeconds.wrappingIncrement(by: max(0, now - since), ordering: .relaxed) }
+            }
         }
+        return OperationalState(rawValue: old) ?? .running
+    }
+
+    /// `downtime`: seconds down so far, including the current down period.
+    var downtime: Int {
+        let since = downSince.load(ordering: .relaxed)
+        return downtimeSeconds.load(ordering: .relaxed) + (since > 0 ? max(0, WallClock.seconds() - since) : 0)
     }
 
     func setWeight(_ value: Int) { currentWeight.store(value, ordering: .relaxed) }

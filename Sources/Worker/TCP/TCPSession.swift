@@ -135,8 +135,14 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                 }
                 client.read()
                 serverChannel.read()
+                if server.settings.checks.observe == .layer4 {
+                    session.runtime.observe(server, layer: .layer4, error: false, what: "")
+                }
             case .failure:
                 server.connectionErrors.wrappingIncrement(ordering: .relaxed)
+                if server.settings.checks.observe != nil {
+                    session.runtime.observe(server, layer: .layer4, error: true, what: "L4 unsuccessful connection")
+                }
                 session.connectFailed(server)
             }
         }

@@ -1,0 +1,274 @@
+import NIOCore
+import NIOPosix
+import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A step of a check, ready to run: patterns compiled, targets known.
+enum PlannedStep {
+    /// Connect to `address` (nil: the server's current address) on `port` (nil: the check port).
+    case connect(address: String?, port: Int?, sendProxy: Bool)
+    case send([UInt8])
+    case expect(CheckExpectation, CheckPattern?)
+    case httpExpect(CheckExpectation, CheckPattern?, disableOn404: Bool)
+    case agentReply
+}
+
+/// The kind of report a run that passes every step gives.
+enum CheckStyle { case connect, tcpCheck, http, agent }
+
+/// One run of a check: connects, sends, waits for what it expects, and reports once. Lives on
+/// one event loop; every method runs there.
+final class CheckConversation: @unchecked Sendable {
+    private let loop: EventLoop
+    private let steps: [PlannedStep]
+    private let style: CheckStyle
+    private let target: @Sendable (String?, Int?) -> SocketAddress?
+    private let connectTimeoutMs: Int64
+    private let readTimeoutMs: Int64
+    private let bufferLimit: Int
+    private let completion: (CheckReport) -> Void
+
+    private var channel: Channel?
+    private var buffer: [UInt8] = []
+    private var eof = false
+    private var index = 0
+    private var started = 0
+    private var connected = false
+    private var waiting = false
+    private var finished = false
+    private var timer: Scheduled<Void>?
+    /// The last HTTP response's code and reason, for the success report.
+    private var lastCode = 0
+    private var lastReason = ""
+    private var agentReply: AgentReply?
+
+    init(loop: EventLoop, steps: [PlannedStep], style: CheckStyle, connectTimeoutMs: Int64, readTimeoutMs: Int64,
+         bufferLimit: Int, target: @escaping @Sendable (String?, Int?) -> SocketAddress?,
+         completion: @escaping (CheckReport) -> Void) {
+        self.loop = loop
+        self.steps = steps
+        self.style = style
+        self.connectTimeoutMs = connectTimeoutMs
+        self.readTimeoutMs = readTimeoutMs
+        self.bufferLimit = bufferLimit
+        self.target = target
+        self.completion = completion
+    }
+
+    /// The agent's parsed answer, once the run finished with one.
+    var reply: AgentReply? { agentReply }
+
+    func run() {
+        started = MonotonicClock.milliseconds()
+        advance()
+    }
+
+    private func advance() {
+        while !finished, index < steps.count {
+            switch steps[index] {
+            case .connect(let address, let port, let sendProxy):
+                connect(address: address, port: port, sendProxy: sendProxy)
+                return
+            case .send(let bytes):
+                buffer.removeAll(keepingCapacity: true)
+                guard let channel else { return finish(CheckReport(status: .socketError, description: "no connection")) }
+                channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
+                index += 1
+            case .expect, .httpExpect, .agentReply:
+                waiting = true
+                evaluate()
+                return
+            }
+        }
+        guard !finished else { return }
+        switch style {
+        case .connect: finish(CheckReport(status: .l4ok))
+        case .tcpCheck:
+            let onlyConnects = steps.allSatisfy { if case .connect = $0 { return true } else { return false } }
+            finish(onlyConnects ? CheckReport(status: .l4ok) : CheckReport(status: .l7ok, code: 0, description: "(tcp-check)"))
+        case .http: finish(CheckReport(status: .l7ok, code: lastCode, description: lastReason))
+        case .agent: finish(CheckReport(status: .l7ok, code: 0))
+        }
+    }
+
+    private func connect(address: String?, port: Int?, sendProxy: Bool) {
+        if let old = channel {
+            channel = nil
+            old.close(promise: nil)
+        }
+        connected = false
+        eof = false
+        buffer.removeAll(keepingCapacity: true)
+        guard let destination = target(address, port) else {
+            return finish(CheckReport(status: .socketError, description: "no address"))
+        }
+        armTimer(connectTimeoutMs)
+        let handler = CheckInboundHandler(conversation: self)
+        ClientBootstrap(group: loop)
+            .connectTimeout(.milliseconds(connectTimeoutMs))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                // Checks close with a reset: thousands of them a second must not fill TIME_WAIT.
+                let noLinger = (channel as? SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+                    ?? channel.eventLoop.makeSucceededVoidFuture()
+                return noLinger.flatMapThrowing { try channel.pipeline.syncOperations.addHandler(handler) }
+            }
+            .connect(to: destination)
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let channel):
+                    guard !finished else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    self.channel = channel
+                    connected = true
+                    if sendProxy { channel.writeAndFlush(ByteBuffer(bytes: proxyHeader(channel)), promise: nil) }
+                    armTimer(readTimeoutMs)
+                    index += 1
+                    advance()
+                case .failure(let error):
+                    finish(Self.connectFailure(error))
+                }
+            }
+    }
+
+    static func connectFailure(_ error: Error) -> CheckReport {
+        if case ChannelError.connectTimeout = error { return CheckReport(status: .l4timeout) }
+        if let failure = error as? NIOConnectionError {
+            for attempt in failure.connectionErrors {
+                if let io = attempt.error as? IOError { return CheckReport(status: .l4connect, description: String(cString: strerror(io.errnoCode))) }
+            }
+            if failure.connectionErrors.isEmpty { return CheckReport(status: .socketError) }
+        }
+        if let io = error as? IOError { return CheckReport(status: .l4connect, description: String(cString: strerror(io.errnoCode))) }
+        return CheckReport(status: .l4connect)
+    }
+
+    private func proxyHeader(_ channel: Channel) -> [UInt8] {
+        guard let local = channel.localAddress, let remote = channel.remoteAddress,
+              let sourceIP = local.ipAddress, let destinationIP = remote.ipAddress,
+              let sourcePort = local.port, let destinationPort = remote.port else { return Array("PROXY UNKNOWN\r\n".utf8) }
+        let family = sourceIP.contains(":") ? "TCP6" : "TCP4"
+        return Array("PROXY \(family) \(sourceIP) \(destinationIP) \(sourcePort) \(destinationPort)\r\n".utf8)
+    }
+
+    private func armTimer(_ ms: Int64) {
+        timer?.cancel()
+        timer = loop.scheduleTask(in: .milliseconds(ms)) { [self] in timedOut() }
+    }
+
+    private func timedOut() {
+        guard !finished else { return }
+        guard connected else { return finish(CheckReport(status: .l4timeout)) }
+        switch style {
+        case .connect: finish(CheckReport(status: .l4timeout))
+        case .tcpCheck:
+            var description = ""
+            if case .expect(let expectation, _) = steps[min(index, steps.count - 1)] {
+                description = "at step \(index + 1) of tcp-check (\(expectation.label))"
+            }
+            finish(CheckReport(status: .l7timeout, description: description))
+        case .http, .agent: finish(CheckReport(status: .l7timeout))
+        }
+    }
+
+    // MARK: - Input
+
+    fileprivate func received(_ bytes: ByteBuffer) {
+        guard !finished else { return }
+        let room = bufferLimit - buffer.count
+        if room > 0 { buffer.append(contentsOf: bytes.readableBytesView.prefix(room)) }
+        if waiting { evaluate() }
+    }
+
+    fileprivate func closed() {
+        eof = true
+        // Otherwise the next expectation sees the end of input when it comes.
+        if !finished, waiting { evaluate() }
+    }
+
+    private var complete: Bool { eof || buffer.count >= bufferLimit }
+
+    private func evaluate() {
+        guard !finished, index < steps.count else { return }
+        let verdict: ExpectVerdict
+        switch steps[index] {
+        case .expect(let expectation, let pattern):
+            verdict = CheckMatcher.tcp(expectation, pattern, buffer: buffer, complete: complete, step: index + 1)
+        case .httpExpect(let expectation, let pattern, let disableOn404):
+            guard let response = HTTPCheckResponse(parsing: buffer, complete: complete) else {
+                if complete { return finish(CheckReport(status: .l7response, description: buffer.isEmpty ? "" : "invalid HTTP response")) }
+                return
+            }
+            lastCode = response.code
+            lastReason = response.reason
+            if disableOn404, response.code == 404 {
+                return finish(CheckReport(status: .l7okConditional, code: 404, description: response.reason))
+            }
+            verdict = CheckMatcher.http(expectation, pattern, response)
+        case .agentReply:
+            guard buffer.contains(UInt8(ascii: "\n")) || complete else { return }
+            let text = String(decoding: buffer, as: UTF8.self)
+            agentReply = AgentReply(parsing: text)
+            guard let reply = agentReply else {
+                return finish(CheckReport(status: .l7response, description: buffer.isEmpty ? "" : "unexpected agent reply"))
+            }
+            switch reply.health {
+            case .down, .stopped, .fail:
+                return finish(CheckReport(status: .l7status, code: 0, description: reply.description))
+            case .up, nil:
+                verdict = .satisfied
+            }
+        default:
+            return
+        }
+        switch verdict {
+        case .waiting:
+            return
+        case .failed(let report):
+            finish(report)
+        case .satisfied:
+            waiting = false
+            index += 1
+            advance()
+        }
+    }
+
+    private func finish(_ report: CheckReport) {
+        guard !finished else { return }
+        finished = true
+        timer?.cancel()
+        timer = nil
+        if let channel {
+            self.channel = nil
+            channel.close(promise: nil)
+        }
+        var report = report
+        report.durationMs = MonotonicClock.milliseconds() - started
+        completion(report)
+    }
+}
+
+/// Passes a check connection's input to its conversation.
+private final class CheckInboundHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let conversation: CheckConversation
+
+    init(conversation: CheckConversation) { self.conversation = conversation }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        conversation.received(unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        conversation.closed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,154 @@
+import NIOCore
+import Shared
+
+/// Runs one check of one server (its health check or its agent) on one event loop, on
+/// HAProxy's schedule: `inter` while steady, `fastinter` while changing, `downinter` while
+/// down, spread by `spread-checks`. Every method hops to the loop; state lives there.
+final class HealthChecker: @unchecked Sendable {
+    let server: Server
+    let check: ServerCheck
+    private let runtime: WorkerRuntime
+    let loop: EventLoop
+    private let steps: [PlannedStep]
+    private let style: CheckStyle
+    private var scheduled: Scheduled<Void>?
+    private var running: CheckConversation?
+    private var stopped = false
+
+    init(server: Server, check: ServerCheck, runtime: WorkerRuntime, loop: EventLoop) {
+        self.server = server
+        self.check = check
+        self.runtime = runtime
+        self.loop = loop
+        let backend = runtime.backend(of: server)
+        (steps, style) = Self.plan(server, backend?.settings.checks ?? ProxyCheckSettings(), agent: check.kind == .agent)
+    }
+
+    func start(afterMs delay: Int) {
+        loop.execute { [self] in schedule(in: Int64(delay)) }
+    }
+
+    func stop() {
+        loop.execute { [self] in
+            stopped = true
+            scheduled?.cancel()
+            scheduled = nil
+        }
+    }
+
+    /// Runs the check now (after leaving maintenance, or being enabled) unless one is running.
+    func wake() {
+        loop.execute { [self] in
+            guard !stopped, running == nil else { return }
+            scheduled?.cancel()
+            runNow()
+        }
+    }
+
+    private func schedule(in ms: Int64) {
+        guard !stopped else { return }
+        scheduled = loop.scheduleTask(in: .milliseconds(max(0, ms))) { [self] in runNow() }
+    }
+
+    private func runNow() {
+        scheduled = nil
+        guard !stopped, !runtime.isStopping else { return }
+        guard check.isActive else { return schedule(in: interval()) }
+        let settings = server.settings
+        let inter = check.kind == .agent ? (settings.checks.agentInterMs ?? settings.interMs) : settings.interMs
+        let timeouts = runtime.backend(of: server)?.settings.timeouts ?? Timeouts()
+        let connectTimeout = timeouts.check != nil ? min(timeouts.connect ?? inter, inter) : inter
+        let server = self.server
+        let agent = check.kind == .agent
+        let conversation = CheckConversation(
+            loop: loop, steps: steps, style: style, connectTimeoutMs: max(1, connectTimeout),
+            readTimeoutMs: max(1, timeouts.check ?? inter), bufferLimit: runtime.bufferSize,
+            target: { address, port in Self.destination(server, address: address, port: port, agent: agent) },
+            completion: { [self] report in finished(report) })
+        running = conversation
+        conversation.run()
+    }
+
+    private func finished(_ report: CheckReport) {
+        let reply = running?.reply
+        running = nil
+        guard !stopped, !runtime.isStopping else { return }
+        if let reply { runtime.applyAgentReply(reply, to: server) }
+        runtime.record(report, of: check, server: server)
+        schedule(in: interval())
+    }
+
+    /// HAProxy's `srv_getinter`, spread by `spread-checks`.
+    private func interval() -> Int64 {
+        let s = server.settings
+        var ms: Int64
+        if check.kind == .agent {
+            ms = s.checks.agentInterMs ?? s.interMs
+        } else {
+            let health = check.snapshot.health
+            if health.isSteadyUp {
+                ms = s.interMs
+            } else if health.isSteadyDown, server.operationalState == .stopped {
+                ms = s.checks.downinterMs ?? s.interMs
+            } else {
+                ms = s.checks.fastinterMs ?? s.interMs
+            }
+        }
+        let spread = runtime.configuration.global.spreadChecks
+        if spread > 0 {
+            let range = ms * Int64(spread) / 100
+            if range > 0 { ms += Int64.random(in: -range...range) }
+        }
+        return max(1, ms)
+    }
+
+    /// Where a check connects: the step's or the server's check address, else the server's.
+    static func destination(_ server: Server, address: String?, port: Int?, agent: Bool) -> SocketAddress? {
+        let checks = server.settings.checks
+        let host = address ?? (agent ? checks.agentAddress : checks.address)
+        let wantedPort = port ?? (agent ? checks.agentPort : checks.port)
+        if let host {
+            var portNumber = wantedPort
+            if portNumber == nil, case .inet(_, let p) = server.configuredAddress { portNumber = p }
+            return Server.resolve(.inet(host: host, port: portNumber ?? 0))
+        }
+        guard let current = server.socketAddress else { return nil }
+        guard let wantedPort else { return current }
+        var copy = current
+        copy.port = wantedPort
+        return copy
+    }
+
+    /// The steps of a server's check from its proxy's rules.
+    static func plan(_ server: Server, _ checks: ProxyCheckSettings, agent: Bool) -> ([PlannedStep], CheckStyle) {
+        if agent {
+            var steps: [PlannedStep] = [.connect(address: nil, port: nil, sendProxy: false)]
+            if let text = server.settings.checks.agentSend { steps.append(.send(Array(text.utf8))) }
+            steps.append(.agentReply)
+            return (steps, .agent)
+        }
+        let http = checks.kind == .http
+        var first = true
+        let steps = checks.steps.map { step -> PlannedStep in
+            switch step {
+            case .connect(let port, let address, let sendProxy):
+                defer { first = false }
+                return .connect(address: address, port: port, sendProxy: sendProxy || (first && server.settings.checks.sendProxy))
+            case .send(let bytes): return .send(bytes)
+            case .httpSend(let request): return .send(request.bytes)
+            case .expect(let e):
+                var pattern: CheckPattern? = nil
+                switch e.match {
+                case .statusPattern(let p), .stringPattern(let p), .binaryPattern(let p): pattern = CheckPattern(p)
+                default: break
+                }
+                return http ? .httpExpect(e, pattern, disableOn404: checks.disableOn404) : .expect(e, pattern)
+            }
+        }
+        switch checks.kind {
+        case .connect: return (steps, .connect)
+        case .tcpCheck: return (steps, .tcpCheck)
+        case .http: return (steps, .http)
+        }
+    }
+}
