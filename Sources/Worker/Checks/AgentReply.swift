@@ -15,8 +15,8 @@ public struct AgentReply: Sendable, Equatable {
 
     /// Parses the first line of `text`; nil when it holds nothing the agent protocol knows.
     public init?(parsing text: String) {
-        var line = Substring(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
-        if line.hasSuffix("\r") { line = line.dropLast() }
+        // "\r\n" is one Character in Swift: split on any line end.
+        var line = text.split(maxSplits: 1, omittingEmptySubsequences: false, whereSeparator: \.isNewline).first ?? ""
         if let hash = line.firstIndex(of: "#") {
             description = String(line[line.index(after: hash)...].drop { $0 == " " })
             line = line[..<hash]

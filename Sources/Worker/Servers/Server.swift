@@ -110,6 +110,10 @@ public final class Server: Sendable {
         healthCheck = settings.check && settings.track == nil
             ? ServerCheck(kind: .health, rise: settings.rise, fall: settings.fall, enabled: !isDynamic) : nil
         agentCheck = settings.checks.agent ? ServerCheck(kind: .agent, rise: 1, fall: 1, enabled: !isDynamic) : nil
+        // A server that starts in maintenance has its checks paused until it leaves it.
+        if state.inMaintenance {
+            for check in [healthCheck, agentCheck].compactMap({ $0 }) { check.update { $0.paused = true; $0.health.markDown() } }
+        }
     }
 
     public var tracked: Server? { links.withLockedValue { $0.tracked } }
