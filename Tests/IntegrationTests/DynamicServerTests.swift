@@ -1,5 +1,6 @@
 import Atomics
 import Foundation
+import NIOConcurrencyHelpers
 import Testing
 
 #if canImport(Glibc)
@@ -11,6 +12,8 @@ final class TrafficLoop: @unchecked Sendable {
     let port: Int
     let sent = ManagedAtomic<Int>(0)
     let failed = ManagedAtomic<Int>(0)
+    /// The last failure seen, for the test's message.
+    let lastFailure = NIOLockedValueBox("")
     private let running = ManagedAtomic<Bool>(true)
     private let finished = ManagedAtomic<Int>(0)
     private let clients: Int
@@ -27,13 +30,17 @@ final class TrafficLoop: @unchecked Sendable {
                         if client == nil { client = try RawClient(port: port, timeout: 5) }
                         try client!.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
                         let response = try client!.readResponses(1)[0]
-                        if !response.hasPrefix("HTTP/1.1 200") { failed.wrappingIncrement(ordering: .relaxed) }
+                        if !response.hasPrefix("HTTP/1.1 200") {
+                            failed.wrappingIncrement(ordering: .relaxed)
+                            lastFailure.withLockedValue { $0 = String(response.prefix(200)) }
+                        }
                         sent.wrappingIncrement(ordering: .relaxed)
                         count += 1
                         // New connections too, so that every event loop sees traffic.
                         if count % 20 == 0 { client = nil }
                     } catch {
                         failed.wrappingIncrement(ordering: .relaxed)
+                        lastFailure.withLockedValue { $0 = "\(error)" }
                         client = nil
                     }
                 }

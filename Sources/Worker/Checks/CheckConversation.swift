@@ -104,11 +104,10 @@ final class CheckConversation: @unchecked Sendable {
         guard let destination = target(address, port) else {
             return finish(CheckReport(status: .socketError, description: "no address"))
         }
-        armTimer(connectTimeoutMs)
+        // The bootstrap's own connect timeout bounds the connect: no second timer.
         let handler = CheckInboundHandler(conversation: self)
         ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(connectTimeoutMs))
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 // Checks close with a reset: thousands of them a second must not fill TIME_WAIT.
                 let noLinger = (channel as? SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
@@ -126,7 +125,7 @@ final class CheckConversation: @unchecked Sendable {
                     self.channel = channel
                     connected = true
                     if sendProxy { channel.writeAndFlush(ByteBuffer(bytes: proxyHeader(channel)), promise: nil) }
-                    armTimer(readTimeoutMs)
+                    if awaitsInput { armTimer(readTimeoutMs) }
                     index += 1
                     advance()
                 case .failure(let error):
@@ -153,6 +152,16 @@ final class CheckConversation: @unchecked Sendable {
               let sourcePort = local.port, let destinationPort = remote.port else { return Array("PROXY UNKNOWN\r\n".utf8) }
         let family = sourceIP.contains(":") ? "TCP6" : "TCP4"
         return Array("PROXY \(family) \(sourceIP) \(destinationIP) \(sourcePort) \(destinationPort)\r\n".utf8)
+    }
+
+    /// Whether a step after the current one waits for the server (and so needs a read timer).
+    private var awaitsInput: Bool {
+        steps[(index + 1)...].contains { step in
+            switch step {
+            case .expect, .httpExpect, .agentReply: return true
+            case .connect, .send: return false
+            }
+        }
     }
 
     private func armTimer(_ ms: Int64) {

@@ -11,9 +11,13 @@ final class HealthChecker: @unchecked Sendable {
     let loop: EventLoop
     private let steps: [PlannedStep]
     private let style: CheckStyle
+    private let connectTimeoutMs: Int64
+    private let readTimeoutMs: Int64
     private var scheduled: Scheduled<Void>?
     private var running: CheckConversation?
     private var stopped = false
+    /// When the running check started: the next one is due `inter` after it.
+    private var startedAt = 0
 
     init(server: Server, check: ServerCheck, runtime: WorkerRuntime, loop: EventLoop) {
         self.server = server
@@ -22,6 +26,13 @@ final class HealthChecker: @unchecked Sendable {
         self.loop = loop
         let backend = runtime.backend(of: server)
         (steps, style) = Self.plan(server, backend?.settings.checks ?? ProxyCheckSettings(), agent: check.kind == .agent)
+        // HAProxy: with `timeout check`, min(connect, inter) to connect and `timeout check` to
+        // read; without it, `inter` for both.
+        let settings = server.settings
+        let inter = check.kind == .agent ? (settings.checks.agentInterMs ?? settings.interMs) : settings.interMs
+        let timeouts = backend?.settings.timeouts ?? Timeouts()
+        connectTimeoutMs = max(1, timeouts.check != nil ? min(timeouts.connect ?? inter, inter) : inter)
+        readTimeoutMs = max(1, timeouts.check ?? inter)
     }
 
     func start(afterMs delay: Int) {
@@ -54,18 +65,15 @@ final class HealthChecker: @unchecked Sendable {
         scheduled = nil
         guard !stopped, !runtime.isStopping else { return }
         guard check.isActive else { return schedule(in: interval()) }
-        let settings = server.settings
-        let inter = check.kind == .agent ? (settings.checks.agentInterMs ?? settings.interMs) : settings.interMs
-        let timeouts = runtime.backend(of: server)?.settings.timeouts ?? Timeouts()
-        let connectTimeout = timeouts.check != nil ? min(timeouts.connect ?? inter, inter) : inter
         let server = self.server
         let agent = check.kind == .agent
         let conversation = CheckConversation(
-            loop: loop, steps: steps, style: style, connectTimeoutMs: max(1, connectTimeout),
-            readTimeoutMs: max(1, timeouts.check ?? inter), bufferLimit: runtime.bufferSize,
+            loop: loop, steps: steps, style: style, connectTimeoutMs: connectTimeoutMs,
+            readTimeoutMs: readTimeoutMs, bufferLimit: runtime.bufferSize,
             target: { address, port in Self.destination(server, address: address, port: port, agent: agent) },
             completion: { [self] report in finished(report) })
         running = conversation
+        startedAt = MonotonicClock.milliseconds()
         conversation.run()
     }
 
@@ -75,7 +83,9 @@ final class HealthChecker: @unchecked Sendable {
         guard !stopped, !runtime.isStopping else { return }
         if let reply { runtime.applyAgentReply(reply, to: server) }
         runtime.record(report, of: check, server: server)
-        schedule(in: interval())
+        // Counted from the start of this check, so that slow answers and a busy loop do not
+        // stretch the schedule.
+        schedule(in: interval() - Int64(MonotonicClock.milliseconds() - startedAt))
     }
 
     /// HAProxy's `srv_getinter`, spread by `spread-checks`.

@@ -156,6 +156,7 @@ extension WorkerRuntime {
             let progress = state.health.progress(drain: server.weight == 0)
             DiagnosticPrinter.shared.warning("\(what) check for \(server.isBackup ? "backup " : "")server \(backend.name)/\(server.name) \(verb)\(result.reasonText), status: \(progress).")
         }
-        reevaluate(server, cause: .check(check, result))
+        // Most runs change nothing: the verdict only moves with the counter or the status.
+        if moved || previous != result.status { reevaluate(server, cause: .check(check, result)) }
     }
 }

@@ -88,10 +88,14 @@ extension HTTPSession {
         guard let (backend, _) = slot else { return }
         let retries = backend.settings.retries
         if connectAttempts <= retries {
+            server.counters.retries.wrappingIncrement(ordering: .relaxed)
+            backend.counters.retries.wrappingIncrement(ordering: .relaxed)
             if backend.settings.options.redispatch, connectAttempts == retries || server.socketAddress == nil {
                 releaseSlot()
                 if let other = backend.redispatch(excluding: server, key: balanceKey(backend)) {
                     slot = (backend, other)
+                    server.counters.redispatches.wrappingIncrement(ordering: .relaxed)
+                    backend.counters.redispatches.wrappingIncrement(ordering: .relaxed)
                     backend.currentSessions.wrappingIncrement(ordering: .relaxed)
                     connectNew(to: other)
                     return

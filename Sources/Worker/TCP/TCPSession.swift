@@ -152,10 +152,14 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         guard !finished, let (backend, _) = slot else { return }
         let retries = backend.settings.retries
         if attempts <= retries {
+            server.counters.retries.wrappingIncrement(ordering: .relaxed)
+            backend.counters.retries.wrappingIncrement(ordering: .relaxed)
             if backend.settings.options.redispatch, attempts == retries {
                 releaseSlotOnce()
                 if let other = backend.redispatch(excluding: server, key: BalanceKey()) {
                     slot = (backend, other)
+                    server.counters.redispatches.wrappingIncrement(ordering: .relaxed)
+                    backend.counters.redispatches.wrappingIncrement(ordering: .relaxed)
                     backend.currentSessions.wrappingIncrement(ordering: .relaxed)
                     connect(other)
                     return
