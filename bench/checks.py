@@ -8,7 +8,7 @@ nginx (one worker) is the checked server. The check rate is the machine's TCP `A
 script prints the proxy's CPU use (user + system, in % of one core) and the check rate
 against the 10,000/s the schedule asks for.
 
-Usage: bench/checks.py [seconds] [tcp|http ...]   (HASP=path, HAPROXY=path to override)"""
+Usage: bench/checks.py [seconds] [tcp|http ...]   (HASP=path, HAPROXY=path, INTER=ms to override)"""
 import os, subprocess, sys, tempfile, time
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -16,7 +16,7 @@ seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 kinds = sys.argv[2:] or ["tcp", "http"]
 hasp = os.environ.get("HASP", os.path.join(here, "../.build/release/hasp"))
 haproxy = os.environ.get("HAPROXY", "haproxy")
-SERVERS, INTER_MS, PORT = 1000, 100, 18021
+SERVERS, INTER_MS, PORT = 1000, int(os.environ.get("INTER", "100")), 18021
 out = os.path.join(here, "out"); os.makedirs(out, exist_ok=True)
 nginx_conf = os.path.join(out, "nginx-checks.conf")
 open(nginx_conf, "w").write(f"""worker_processes 1;

@@ -475,4 +475,62 @@ func gaps(_ times: [Int], from: Int, count: Int) -> [Int] {
         // Only s (inter 5s) may still check: at most one arrival.
         #expect(target.arrivals.count <= count + 1)
     }
+
+    @Test func checkPortAddressAndProxyHeader() throws {
+        let ok = try CheckTarget(.http(200, "ok"))
+        defer { ok.stop() }
+        let closed = try Ports.free()
+        let f = try CheckFixture("""
+        backend be
+            server byport 127.0.0.1:\(closed) check port \(ok.port) inter 100ms
+            server byaddr 127.0.0.2:\(closed) check addr 127.0.0.1 port \(ok.port) inter 100ms
+        backend proxied
+            option httpchk GET /proxied
+            server s 127.0.0.1:\(ok.port) check check-send-proxy inter 100ms
+        backend sequence
+            option tcp-check
+            tcp-check connect port \(ok.port)
+            server s 127.0.0.1:\(closed) check inter 100ms
+        """)
+        defer { f.stop() }
+        for (backend, server) in [("be", "byport"), ("be", "byaddr"), ("sequence", "s")] {
+            try f.waitStat(backend, server, "check_status", "L4OK")
+            #expect(try f.stat(backend, server, "status") == "UP")
+        }
+        try f.waitStat("proxied", "s", "check_status", "L7OK")
+        #expect(ok.firstLines.contains { $0.hasPrefix("PROXY TCP4 127.0.0.1 127.0.0.1 ") && $0.hasSuffix(" \(ok.port)") })
+        #expect(try f.ask("show servers state be").contains(" \(ok.port) - - 0\n"))
+    }
+
+    @Test func markedDownKillsSessionsAndMarkedUpKillsBackupSessions() throws {
+        let active = try CheckTarget(.http(200, "active"), routes: ["/hold": .silent])
+        let backup = try CheckTarget(.http(200, "backup"), routes: ["/hold": .silent])
+        defer { active.stop(); backup.stop() }
+        let f = try CheckFixture("""
+        backend be
+            server a 127.0.0.1:\(active.port) check inter 100ms on-marked-down shutdown-sessions on-marked-up shutdown-backup-sessions
+            server b 127.0.0.1:\(backup.port) check inter 100ms backup
+        """)
+        defer { f.stop() }
+        try f.waitStat("be", "a", "check_status", "L4OK")
+        try f.waitStat("be", "b", "check_status", "L4OK")
+        // A request held by a is cut when a goes down.
+        let first = try RawClient(port: f.port, timeout: 8)
+        try first.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        try eventually("the request on a") { active.paths.contains("/hold") }
+        let downAt = Date()
+        active.pause()
+        _ = first.readToEnd()
+        #expect(Date().timeIntervalSince(downAt) < 5, "cut by shutdown-sessions, not by timeout server")
+        try f.waitStat("be", "a", "status", "DOWN")
+        // A request on the backup is cut when a comes back.
+        let second = try RawClient(port: f.port, timeout: 8)
+        try second.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        try eventually("the request on the backup") { backup.paths.contains("/hold") }
+        let upAt = Date()
+        try active.resume()
+        _ = second.readToEnd()
+        #expect(Date().timeIntervalSince(upAt) < 5, "cut by shutdown-backup-sessions")
+        #expect(try f.stat("be", "a", "status") == "UP")
+    }
 }

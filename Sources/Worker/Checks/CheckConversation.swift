@@ -108,11 +108,13 @@ final class CheckConversation: @unchecked Sendable {
         let handler = CheckInboundHandler(conversation: self)
         ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(connectTimeoutMs))
+            // A connection that only proves the port is open never reads.
+            .channelOption(.autoRead, value: awaitsInput || index + 1 < steps.count)
             .channelInitializer { channel in
                 // Checks close with a reset: thousands of them a second must not fill TIME_WAIT.
-                let noLinger = (channel as? SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
-                    ?? channel.eventLoop.makeSucceededVoidFuture()
-                return noLinger.flatMapThrowing { try channel.pipeline.syncOperations.addHandler(handler) }
+                // On the channel's loop this applies at once.
+                _ = (channel as? SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
             }
             .connect(to: destination)
             .whenComplete { [self] result in

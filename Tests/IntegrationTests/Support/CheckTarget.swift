@@ -53,6 +53,11 @@ final class CheckTarget: @unchecked Sendable {
 
     fileprivate func notePath(_ path: String) { state.withLockedValue { $0.paths.append(path) } }
 
+    private let firstLineBox = NIOLockedValueBox<[String]>([])
+    fileprivate func noteFirstLine(_ line: String) { firstLineBox.withLockedValue { $0.append(line) } }
+    /// The first line each connection sent.
+    var firstLines: [String] { firstLineBox.withLockedValue { $0 } }
+
     /// Monotonic milliseconds at which connections arrived.
     var arrivals: [Int] { state.withLockedValue { $0.arrivals } }
     /// Request paths seen, in order.
@@ -94,8 +99,10 @@ private final class CheckTargetHandler: ChannelInboundHandler, @unchecked Sendab
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !answered else { return }
+        let wasEmpty = received.isEmpty
         received.append(contentsOf: unwrapInboundIn(data).readableBytesView)
         let text = String(decoding: received, as: UTF8.self)
+        if wasEmpty, let end = text.range(of: "\r\n") { target.noteFirstLine(String(text[..<end.lowerBound])) }
         guard let end = text.range(of: "\r\n\r\n") else { return }
         let path = text[..<end.lowerBound].split(separator: " ").dropFirst().first.map(String.init) ?? "/"
         target.notePath(path)
