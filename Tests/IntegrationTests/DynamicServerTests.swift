@@ -112,6 +112,34 @@ struct DynamicFixture {
 }
 
 @Suite(.serialized) struct DynamicServerTests {
+    /// `add server ... from <origin>` presets the new server from a server or a default-server;
+    /// `show default-server` lists the instances that can serve as origins.
+    @Test func addServerFromAnOrigin() throws {
+        let f = try DynamicFixture(extraBackends: """
+            backend tpl
+                default-server weight 40 maxconn 7
+                default-server name heavy weight 200
+                server model 127.0.0.1:1 weight 30
+            """)
+        defer { f.stop() }
+        #expect(try f.ask("show default-server") == "* tpl\n  tpl/heavy\n\n")
+        #expect(try f.ask("show default-server tpl") == "* tpl\n  tpl/heavy\n\n")
+        #expect(try f.ask("show default-server be") == "\n")
+        #expect(try f.ask("show default-server nope") == "Can't find backend.\n\n")
+        let port = f.backends[0].port
+        #expect(try f.ask("add server be/d1 127.0.0.1:\(port) from be:tpl") == "New server registered.\n\n")
+        #expect(try f.ask("get weight be/d1") == "40 (initial 40)\n\n")
+        #expect(try f.ask("add server be/d2 127.0.0.1:\(port) from srv:tpl/model weight 31") == "New server registered.\n\n")
+        #expect(try f.ask("get weight be/d2") == "31 (initial 31)\n\n")
+        #expect(try f.ask("add server be/d3 127.0.0.1:\(port) from srv:tpl/heavy") == "New server registered.\n\n")
+        #expect(try f.ask("get weight be/d3") == "200 (initial 200)\n\n")
+        #expect(try f.ask("add server be/d4 127.0.0.1:\(port) from srv:tpl/none") == "from: unknown server 'none' in backend 'tpl'.\n\n")
+        #expect(try f.ask("add server be/d4 127.0.0.1:\(port) from be:nope") == "from: unknown backend instance 'nope'.\n\n")
+        // The new server is in service once enabled, with its address, not its origin's.
+        #expect(try f.ask("enable server be/d1; set server be/s1 state maint; set server be/s2 state maint; set server be/d2 state maint; set server be/d3 state maint") == "\n\n\n\n\n")
+        #expect(f.fetch()?.hasSuffix("b1") == true)
+    }
+
     /// The issue's seed scenario: idle connections block `del server` until `shutdown sessions`
     /// and the asynchronous purge let `wait srv-removable` finish, and traffic never fails.
     @Test func disableShutdownWaitDelete() throws {

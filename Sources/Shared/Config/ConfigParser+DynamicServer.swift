@@ -15,7 +15,8 @@ extension ConfigParser {
     /// Builds the settings of `add server <b>/<name> <addr> [kw]*` from `words` (the address and
     /// the keywords). The `default-server` line is not applied, as in HAProxy. On error, the
     /// message without any file or line prefix.
-    public static func dynamicServer(name: String, words: [String], proxy: ProxySettings) -> Swift.Result<ServerSettings, DynamicServerRefusal> {
+    public static func dynamicServer(name: String, words: [String], proxy: ProxySettings,
+                                     backend: (String) -> ProxySettings? = { _ in nil }) -> Swift.Result<ServerSettings, DynamicServerRefusal> {
         guard let addressWord = words.first else {
             return .failure(DynamicServerRefusal("'server' expects <name> and <addr>[:<port>] as arguments."))
         }
@@ -32,9 +33,17 @@ extension ConfigParser {
         }
         var parser = ConfigParser()
         parser.file = "CLI"
-        var server = ServerSettings(name: name, address: address, location: SourceLocation(file: "CLI", line: 0))
+        // Unlike configuration servers, a dynamic server ignores `default-server` unless told `from`.
+        let line = ["server", name] + words
+        let template: ServerSettings
+        let first: Int
+        switch originArgument(line, at: 3, current: proxy, fallback: DefaultServerSettings.fresh, backend: backend) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let (origin, next)): (template, first) = (origin, next)
+        }
+        var server = instantiate(template, name: name, address: address, location: SourceLocation(file: "CLI", line: 0))
         let label = "server \(proxy.name)/\(name)"
-        guard parser.parseServerKeywords(["server", name] + words, from: 3, into: &server, proxy: proxy, label: label) else {
+        guard parser.parseServerKeywords(line, from: first, into: &server, proxy: proxy, label: label) else {
             let text = parser.diagnostics.last?.text ?? "config : invalid keyword"
             let prefix = "config : [CLI:0] : '\(label)' : "
             return .failure(DynamicServerRefusal(text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text))

@@ -61,10 +61,7 @@ extension ConfigParser {
                 parsingAlert("'default-server' not allowed in '\(p.kind.rawValue)' section.")
                 return
             }
-            var template = p.defaultServer.template
-            if parseServerKeywords(w, from: 1, into: &template, proxy: p, label: "default-server") {
-                p.defaultServer.template = template
-            }
+            parseDefaultServer(w, &p)
         case "balance":
             parseBalance(w, &p)
         case "hash-type":
@@ -246,11 +243,19 @@ extension ConfigParser {
             alert("[\(file):\(lineNumber)] : 'server \(p.name)/\(name)' : could not resolve address '\(w[2])'.")
             return
         }
-        var server = p.defaultServer.template
-        server.name = name
-        server.address = address
-        server.location = here
-        if parseServerKeywords(w, from: 3, into: &server, proxy: p, label: "server \(p.name)/\(name)") {
+        let proxies = config.proxies
+        let template: ServerSettings
+        let first: Int
+        switch Self.originArgument(w, at: 3, current: p, fallback: p.defaultServer.template,
+                                   backend: { n in proxies.first { $0.name == n && $0.kind != .defaults && $0.capabilities.contains(.backend) } }) {
+        case .failure(let refusal):
+            alert("parsing [\(file):\(lineNumber)] : 'server \(p.name)/\(name)' : \(refusal.message)")
+            return
+        case .success(let (origin, next)):
+            (template, first) = (origin, next)
+        }
+        var server = Self.instantiate(template, name: name, address: address, location: here)
+        if parseServerKeywords(w, from: first, into: &server, proxy: p, label: "server \(p.name)/\(name)") {
             if server.checks.agent, server.checks.agentPort == nil {
                 alert("parsing [\(file):\(lineNumber)] : '\(p.kind.rawValue) \(p.name)' : server '\(name)' : agent-check enabled but no agent-port configured.")
                 return
@@ -260,6 +265,42 @@ extension ConfigParser {
                 server.check = false
             }
             p.servers.append(server)
+        }
+    }
+
+    /// `default-server [name <n>] [from <origin>] [settings]`: each line completes the
+    /// instance it names (the unnamed one by default).
+    mutating func parseDefaultServer(_ w: [String], _ p: inout ProxySettings) {
+        var index = 1
+        var name: String? = nil
+        if w.count > 1, w[1] == "name" {
+            guard w.count > 2, !w[2].isEmpty else {
+                parsingAlert("default-server name: missing value.")
+                return
+            }
+            if let other = p.servers.first(where: { $0.name == w[2] }) {
+                parsingAlert("default-server name '\(w[2])' conflicts with server defined at line \(other.location.line).")
+                return
+            }
+            name = w[2]
+            index = 3
+        }
+        let current = name.map { p.defaultServer.named[$0] ?? DefaultServerSettings.fresh } ?? p.defaultServer.template
+        let proxies = config.proxies
+        switch Self.originArgument(w, at: index, current: p, fallback: current,
+                                   backend: { n in proxies.first { $0.name == n && $0.kind != .defaults && $0.capabilities.contains(.backend) } }) {
+        case .failure(let refusal):
+            parsingAlert(refusal.message)
+        case .success(let (origin, next)):
+            var template = origin
+            guard parseServerKeywords(w, from: next, into: &template, proxy: p, label: "default-server") else { return }
+            if let name {
+                template.name = name
+                p.defaultServer.named[name] = template
+            } else {
+                p.defaultServer.template = template
+                p.defaultServer.isDeclared = true
+            }
         }
     }
 

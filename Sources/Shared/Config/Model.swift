@@ -213,11 +213,20 @@ public struct ServerSettings: Sendable, Equatable {
     }
 }
 
-/// Template values from `default-server`, applied to each later `server` line.
+/// Template values from `default-server`, applied to each later `server` line; named
+/// instances (`default-server name <n>`) serve `from srv:<n>`.
 public struct DefaultServerSettings: Sendable, Equatable {
     public var template: ServerSettings
+    /// Whether an unnamed `default-server` line was given (`show default-server` lists it).
+    public var isDeclared = false
+    public var named: [String: ServerSettings] = [:]
     public init() {
-        template = ServerSettings(name: "", address: .none, location: SourceLocation(file: "", line: 0))
+        template = Self.fresh
+    }
+
+    /// The documented defaults (`from none`).
+    public static var fresh: ServerSettings {
+        ServerSettings(name: "", address: .none, location: SourceLocation(file: "", line: 0))
     }
 }
 

@@ -61,7 +61,7 @@ extension RuntimeAPI {
                     continue
                 }
                 let arguments = f[11].split(separator: "\u{1f}", omittingEmptySubsequences: false).map(String.init)
-                guard case .success(let settings) = ConfigParser.dynamicServer(name: name, words: arguments, proxy: backend.settings),
+                guard case .success(let settings) = ConfigParser.dynamicServer(name: name, words: arguments, proxy: backend.settings, backend: { runtime.backend(named: $0)?.settings }),
                       case .success(let added) = backend.add(settings, arguments: arguments) else {
                     printer.warning("Server \(backendName)/\(name) added at run time was dropped: its settings no longer apply.")
                     continue

@@ -15,6 +15,11 @@ extension RuntimeAPI {
                 guard let backends = s.backends(command.words, at: 3) else { return .error("Can't find backend.\n") }
                 return CLIReply(s.api.serverConnections(backends))
             },
+            Spec(["show", "default-server"], usage: "show default-server [<backend>]",
+                 help: "list default-server instances in all or a single backend") { s, _, command in
+                guard let backends = s.backends(command.words, at: 2) else { return .error("Can't find backend.\n") }
+                return CLIReply(backends.map(Self.defaultServerLines).joined())
+            },
             Spec(["show", "backend"], help: "list backends in the current running config") { s, _, _ in
                 CLIReply("# name\n" + s.runtime.orderedBackends.map { $0.name + "\n" }.joined())
             },
@@ -26,6 +31,16 @@ extension RuntimeAPI {
                 return CLIReply(StatReport(api: s.api).render(scope, format))
             },
         ]
+    }
+
+    /// `* <b>` for the unnamed `default-server`, then `<b>/<name>` for named ones (by name), the
+    /// backend's first line marked `*`.
+    static func defaultServerLines(_ backend: Backend) -> String {
+        let defaults = backend.settings.defaultServer
+        var lines: [String] = []
+        if defaults.isDeclared { lines.append("* \(backend.name)") }
+        for name in defaults.named.keys.sorted() { lines.append("\(lines.isEmpty ? "*" : " ") \(backend.name)/\(name)") }
+        return lines.map { $0 + "\n" }.joined()
     }
 
     /// Pool counts of one server on every event loop, read on each loop (bounded wait).
