@@ -98,7 +98,7 @@ func gaps(_ times: [Int], from: Int, count: Int) -> [Int] {
         try f.waitStat("be", "a", "check_status", "L7OK")
         #expect(try f.stat("be", "a", "status") == "UP")
         #expect(try f.stat("be", "a", "check_code") == "200")
-        #expect(try f.stat("be", "a", "last_chk") == "OK")
+        #expect(try f.stat("be", "a", "last_chk") == "")
         #expect(try f.stat("be", "a", "check_desc") == "Layer7 check passed")
         #expect(try f.stat("be", "a", "check_health") == "4")
         #expect(target.paths.allSatisfy { $0 == "/health" })
@@ -136,7 +136,7 @@ func gaps(_ times: [Int], from: Int, count: Int) -> [Int] {
         // Recovering: `rise` good checks, then UP.
         target.set(.http(200, "fine"))
         try f.waitLog("Server be/a is UP. 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.")
-        let passed = "Health check for server be/a succeeded, reason: Layer7 check passed, code: 200, info: \"OK\", check duration: Nms, status: "
+        let passed = "Health check for server be/a succeeded, reason: Layer7 check passed, code: 200, check duration: Nms, status: "
         let after = f.log.filter { $0.contains("be/a") }
         let up = try #require(after.firstIndex(of: passed + "1/2 DOWN."))
         #expect(Array(after[up...].prefix(3)) == [passed + "1/2 DOWN.", passed + "3/3 UP.",
@@ -189,18 +189,28 @@ func gaps(_ times: [Int], from: Int, count: Int) -> [Int] {
             tcp-check send PING\\r\\n
             tcp-check expect string +PONG
             server s 127.0.0.1:\(silent.port) check inter 300ms
+        backend redis_dead
+            option tcp-check
+            tcp-check send PING\\r\\n
+            server s 127.0.0.1:\(closedPort) check inter 100ms
+        backend sequence_dead
+            option tcp-check
+            tcp-check connect port \(closedPort)
+            server s 127.0.0.1:\(ok.port) check inter 100ms
         """)
         defer { f.stop() }
         let expected: [(String, String, String, String, String)] = [
             ("be", "UP", "L4OK", "", ""),
             ("tcp_dead", "DOWN", "L4CON", "", "Connection refused"),
-            ("http_ok", "UP", "L7OK", "200", "OK"),
+            ("http_ok", "UP", "L7OK", "200", ""),
             ("http_bad", "DOWN", "L7STS", "503", "Service Unavailable"),
-            ("body_ok", "UP", "L7OK", "200", "OK"),
+            ("body_ok", "UP", "L7OK", "200", ""),
             ("body_bad", "DOWN", "L7RSP", "", "HTTP content check did not match"),
             ("redis_ok", "UP", "L7OK", "0", "(tcp-check)"),
             ("redis_bad", "DOWN", "L7RSP", "", "TCPCHK did not match content '+PONG' at step 3"),
-            ("redis_silent", "DOWN", "L7TOUT", "", "at step 3 of tcp-check (expect string '+PONG')"),
+            ("redis_silent", "DOWN", "L7TOUT", "", " at step 3 of tcp-check (expect string '+PONG')"),
+            ("redis_dead", "DOWN", "L4CON", "", "Connection refused at initial connection step of tcp-check"),
+            ("sequence_dead", "DOWN", "L4CON", "", "Connection refused at step 1 of tcp-check (connect port \(closedPort))"),
         ]
         for (backend, status, check, code, info) in expected {
             try f.waitStat(backend, "s", "check_status", check)
@@ -497,6 +507,8 @@ func gaps(_ times: [Int], from: Int, count: Int) -> [Int] {
             try f.waitStat(backend, server, "check_status", "L4OK")
             #expect(try f.stat(backend, server, "status") == "UP")
         }
+        #expect(try f.stat("sequence", "s", "last_chk") == "(tcp-check)")
+        #expect(try f.stat("be", "byport", "last_chk") == "")
         try f.waitStat("proxied", "s", "check_status", "L7OK")
         #expect(ok.firstLines.contains { $0.hasPrefix("PROXY TCP4 127.0.0.1 127.0.0.1 ") && $0.hasSuffix(" \(ok.port)") })
         #expect(try f.ask("show servers state be").contains(" \(ok.port) - - 0\n"))

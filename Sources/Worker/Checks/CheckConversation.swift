@@ -8,7 +8,8 @@ import Glibc
 /// A step of a check, ready to run: patterns compiled, targets known.
 enum PlannedStep {
     /// Connect to `address` (nil: the server's current address) on `port` (nil: the check port).
-    case connect(address: String?, port: Int?, sendProxy: Bool)
+    /// `implicit`: added in front of rules that do not start with a connect.
+    case connect(address: String?, port: Int?, sendProxy: Bool, implicit: Bool)
     case send([UInt8])
     case expect(CheckExpectation, CheckPattern?)
     case httpExpect(CheckExpectation, CheckPattern?, disableOn404: Bool)
@@ -68,7 +69,7 @@ final class CheckConversation: @unchecked Sendable {
     private func advance() {
         while !finished, index < steps.count {
             switch steps[index] {
-            case .connect(let address, let port, let sendProxy):
+            case .connect(let address, let port, let sendProxy, _):
                 connect(address: address, port: port, sendProxy: sendProxy)
                 return
             case .send(let bytes):
@@ -86,10 +87,30 @@ final class CheckConversation: @unchecked Sendable {
         switch style {
         case .connect: finish(CheckReport(status: .l4ok))
         case .tcpCheck:
-            let onlyConnects = steps.allSatisfy { if case .connect = $0 { return true } else { return false } }
-            finish(onlyConnects ? CheckReport(status: .l4ok) : CheckReport(status: .l7ok, code: 0, description: "(tcp-check)"))
-        case .http: finish(CheckReport(status: .l7ok, code: lastCode, description: lastReason))
+            // HAProxy reports "(tcp-check)" unless the only rule was its implicit connect.
+            if case .connect(_, _, _, let implicit) = steps[steps.count - 1] {
+                finish(CheckReport(status: .l4ok, description: implicit ? "" : "(tcp-check)"))
+            } else {
+                finish(CheckReport(status: .l7ok, code: 0, description: "(tcp-check)"))
+            }
+        case .http: finish(CheckReport(status: .l7ok, code: lastCode))
         case .agent: finish(CheckReport(status: .l7ok, code: 0))
+        }
+    }
+
+    /// Where a tcp-check sequence stopped, as HAProxy appends it to failures.
+    private var tcpCheckPlace: String {
+        guard style == .tcpCheck, index < steps.count else { return "" }
+        switch steps[index] {
+        case .connect(_, let port, _, let implicit):
+            if implicit { return " at initial connection step of tcp-check" }
+            return " at step \(index + 1) of tcp-check" + (port.map { " (connect port \($0))" } ?? " (connect)")
+        case .expect(let e, _):
+            return " at step \(index + 1) of tcp-check (\(CheckMatcher.expectName(e)))"
+        case .send:
+            return " at step \(index + 1) of tcp-check (send)"
+        default:
+            return " at step \(index + 1) of tcp-check"
         }
     }
 
@@ -102,7 +123,7 @@ final class CheckConversation: @unchecked Sendable {
         eof = false
         buffer.removeAll(keepingCapacity: true)
         guard let destination = target(address, port) else {
-            return finish(CheckReport(status: .socketError, description: "no address"))
+            return finish(CheckReport(status: .socketError, description: "no address" + tcpCheckPlace))
         }
         // The bootstrap's own connect timeout bounds the connect: no second timer.
         let handler = CheckInboundHandler(conversation: self)
@@ -131,7 +152,9 @@ final class CheckConversation: @unchecked Sendable {
                     index += 1
                     advance()
                 case .failure(let error):
-                    finish(Self.connectFailure(error))
+                    var report = Self.connectFailure(error)
+                    report.description += tcpCheckPlace
+                    finish(report)
                 }
             }
     }
@@ -173,15 +196,10 @@ final class CheckConversation: @unchecked Sendable {
 
     private func timedOut() {
         guard !finished else { return }
-        guard connected else { return finish(CheckReport(status: .l4timeout)) }
+        guard connected else { return finish(CheckReport(status: .l4timeout, description: tcpCheckPlace)) }
         switch style {
         case .connect: finish(CheckReport(status: .l4timeout))
-        case .tcpCheck:
-            var description = ""
-            if case .expect(let expectation, _) = steps[min(index, steps.count - 1)] {
-                description = "at step \(index + 1) of tcp-check (\(expectation.label))"
-            }
-            finish(CheckReport(status: .l7timeout, description: description))
+        case .tcpCheck: finish(CheckReport(status: .l7timeout, description: tcpCheckPlace))
         case .http, .agent: finish(CheckReport(status: .l7timeout))
         }
     }

@@ -93,10 +93,29 @@ enum CheckMatcher {
         if found != e.negated { return found || complete ? .satisfied : .waiting }
         // A positive rule may still match with more data; a negative one only fails on a match.
         if !found, !complete { return .waiting }
-        let description = e.negated
-            ? "TCPCHK matched unwanted content '\(e.label.split(separator: "'").dropFirst().first ?? "")' at step \(step)"
-            : "TCPCHK did not match content '\(e.label.split(separator: "'").dropFirst().first ?? "")' at step \(step)"
-        return .failed(CheckReport(status: .l7response, description: description))
+        if buffer.isEmpty { return .failed(CheckReport(status: .l7response, description: "TCPCHK got an empty response at step \(step)")) }
+        let what: String
+        switch e.match {
+        case .string(let s): what = " '\(s)'"
+        case .binary: what = " (binary)"
+        case .stringPattern: what = " (regex)"
+        case .binaryPattern: what = " (binary regex)"
+        case .status, .statusPattern: what = "(status codes)"
+        }
+        let verb = e.negated ? "TCPCHK matched unwanted content" : "TCPCHK did not match content"
+        return .failed(CheckReport(status: .l7response, description: "\(verb)\(what) at step \(step)"))
+    }
+
+    /// How HAProxy names an expect rule in a timeout report.
+    static func expectName(_ e: CheckExpectation) -> String {
+        switch e.match {
+        case .string(let s): return "expect string '\(s)'"
+        case .binary(let b): return "expect binary '\(hex(b))'"
+        case .stringPattern: return "expect regex"
+        case .binaryPattern: return "expect binary regex"
+        case .status: return "expect HTTP status codes"
+        case .statusPattern: return "expect HTTP status regex"
+        }
     }
 
     /// An `http-check expect` on a complete response.
@@ -118,7 +137,8 @@ enum CheckMatcher {
         if e.negated { matched.toggle() }
         if matched { return .satisfied }
         if statusRule { return .failed(CheckReport(status: .l7status, code: response.code, description: response.reason)) }
-        return .failed(CheckReport(status: .l7response, code: response.code, description: "HTTP content check did not match"))
+        return .failed(CheckReport(status: .l7response, code: response.code,
+                                   description: e.negated ? "HTTP check matched unwanted content" : "HTTP content check did not match"))
     }
 
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {

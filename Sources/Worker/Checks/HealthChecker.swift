@@ -132,18 +132,22 @@ final class HealthChecker: @unchecked Sendable {
     /// The steps of a server's check from its proxy's rules.
     static func plan(_ server: Server, _ checks: ProxyCheckSettings, agent: Bool) -> ([PlannedStep], CheckStyle) {
         if agent {
-            var steps: [PlannedStep] = [.connect(address: nil, port: nil, sendProxy: false)]
+            var steps: [PlannedStep] = [.connect(address: nil, port: nil, sendProxy: false, implicit: true)]
             if let text = server.settings.checks.agentSend { steps.append(.send(Array(text.utf8))) }
             steps.append(.agentReply)
             return (steps, .agent)
         }
         let http = checks.kind == .http
+        let written = http ? checks.httpSteps : checks.tcpSteps
+        var implicitFirst = true
+        if case .connect = written.first { implicitFirst = false }
         var first = true
         let steps = checks.steps.map { step -> PlannedStep in
             switch step {
             case .connect(let port, let address, let sendProxy):
                 defer { first = false }
-                return .connect(address: address, port: port, sendProxy: sendProxy || (first && server.settings.checks.sendProxy))
+                return .connect(address: address, port: port, sendProxy: sendProxy || (first && server.settings.checks.sendProxy),
+                                implicit: first && (implicitFirst || checks.kind == .connect))
             case .send(let bytes): return .send(bytes)
             case .httpSend(let request): return .send(request.bytes)
             case .expect(let e):
