@@ -72,7 +72,7 @@ extension ConfigParser {
                 parsingAlert("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
                 return
             }
-            config.global.logTargets.append(parseLogTarget(w))
+            if let target = parseLogTarget(w) { config.global.logTargets.append(target) }
         case "stats":
             parseStats(w)
         case "hard-stop-after":
@@ -151,17 +151,49 @@ extension ConfigParser {
         }
     }
 
-    func parseLogTarget(_ w: [String]) -> LogTarget {
+    /// `log <target> [len <n>] [format <f>] [sample <r>] <facility> [<level> [<minlevel>]]`;
+    /// nil after an error (reported).
+    mutating func parseLogTarget(_ w: [String]) -> LogTarget? {
         var target = LogTarget(address: w[1])
         var i = 2
+        var positional: [String] = []
         while i < w.count {
             switch w[i] {
-            case "format" where i + 1 < w.count: target.format = w[i + 1]; i += 2
+            case "format":
+                guard i + 1 < w.count, LogTarget.formats.contains(w[i + 1]) else {
+                    parsingAlert("unknown log format '\(i + 1 < w.count ? w[i + 1] : "")'")
+                    return nil
+                }
+                target.format = w[i + 1]
+                i += 2
             case "len", "sample", "profile": i += 2
             default:
-                if target.facility == nil { target.facility = w[i] } else if target.level == nil { target.level = w[i] }
+                positional.append(w[i])
                 i += 1
             }
+        }
+        guard let facility = positional.first else {
+            parsingAlert("'log' expects <address> and <facility> as arguments.")
+            return nil
+        }
+        guard LogTarget.facilities.contains(facility) else {
+            parsingAlert("unknown log facility '\(facility)'")
+            return nil
+        }
+        target.facility = facility
+        if positional.count > 1 {
+            guard LogTarget.levels.contains(positional[1]) else {
+                parsingAlert("unknown optional log level '\(positional[1])'")
+                return nil
+            }
+            target.level = positional[1]
+        }
+        if positional.count > 2 {
+            guard LogTarget.levels.contains(positional[2]) else {
+                parsingAlert("unknown optional minimum log level '\(positional[2])'")
+                return nil
+            }
+            target.minLevel = positional[2]
         }
         return target
     }

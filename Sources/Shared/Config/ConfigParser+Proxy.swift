@@ -97,6 +97,11 @@ extension ConfigParser {
         case "option":
             parseOption(w, from: 1, negated: false, &p)
         case "no":
+            if w.count == 2, w[1] == "log" {
+                p.logGlobal = false
+                p.logTargets = []
+                return
+            }
             guard w.count >= 3, w[1] == "option" else {
                 parsingAlert("'no' only supports 'option'.")
                 return
@@ -111,7 +116,15 @@ extension ConfigParser {
         case "http-request":
             parseHTTPRequest(w, &p)
         case "log":
-            break
+            guard w.count >= 2 else {
+                parsingAlert("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
+                return
+            }
+            if w[1] == "global" {
+                p.logGlobal = true
+            } else if let target = parseLogTarget(w) {
+                p.logTargets.append(target)
+            }
         case "errorfile":
             parsingWarning("'errorfile' is not supported by Hasp yet; the built-in error pages are used.")
         case "disabled": p.disabled = true

@@ -61,10 +61,13 @@ public struct GlobalSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// One `log` line: where (`/dev/log`, `127.0.0.1:514`, `stdout`...), with which facility,
+/// up to which level (and capped at `minLevel`), in which format.
 public struct LogTarget: Sendable, Equatable {
     public var address: String
     public var facility: String?
     public var level: String?
+    public var minLevel: String? = nil
     public var format: String?
     public init(address: String, facility: String? = nil, level: String? = nil, format: String? = nil) {
         self.address = address
@@ -72,6 +75,12 @@ public struct LogTarget: Sendable, Equatable {
         self.level = level
         self.format = format
     }
+
+    public static let facilities = ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+                                    "auth2", "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2",
+                                    "local3", "local4", "local5", "local6", "local7"]
+    public static let levels = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+    public static let formats = ["rfc3164", "rfc5424", "short", "raw", "priority", "iso", "timed", "local"]
 }
 
 public struct StatsSocketSettings: Sendable, Equatable {
@@ -317,6 +326,9 @@ public struct ProxySettings: Sendable, Equatable {
     public var loadServerState: ServerStateSource = .none
     public var serverStateFileName: String? = nil
     public var checks = ProxyCheckSettings()
+    /// `log global` (use the global targets) and the proxy's own `log` lines.
+    public var logGlobal = false
+    public var logTargets: [LogTarget] = []
 
     public init(kind: ProxyKind, name: String, location: SourceLocation) {
         self.kind = kind

@@ -20,4 +20,10 @@ public enum WallClock {
         clock_gettime(CLOCK_REALTIME, &ts)
         return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
     }
+
+    public static func microseconds() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
+    }
 }

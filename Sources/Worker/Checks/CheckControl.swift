@@ -89,9 +89,9 @@ extension WorkerRuntime {
             }
             let (active, backup) = usableCounts(backend)
             if server.operationalState == .stopped {
-                DiagnosticPrinter.shared.warning("Server \(label) was DOWN and now enters maintenance\(suffix).")
+                announce(backend, .notice, "Server \(label) was DOWN and now enters maintenance\(suffix).")
             } else {
-                DiagnosticPrinter.shared.warning("Server \(label) is going DOWN for maintenance\(suffix). \(active) active and \(backup) backup servers left. \(server.currentServed) sessions active, 0 requeued, \(backend.queued.load(ordering: .relaxed)) remaining in queue.")
+                announce(backend, .notice, "Server \(label) is going DOWN for maintenance\(suffix). \(active) active and \(backup) backup servers left. \(server.currentServed) sessions active, 0 requeued, \(backend.queued.load(ordering: .relaxed)) remaining in queue.")
             }
             if active + backup == 0 { announceNoServer(backend) }
             purgeIdleConnections(of: server)
@@ -104,7 +104,7 @@ extension WorkerRuntime {
             let verdict = checkVerdict(server)
             if verdict == .stopped {
                 server.setOperationalState(.stopped)
-                DiagnosticPrinter.shared.warning("Server \(label) is DOWN (leaving \(via == nil ? "forced " : "")maintenance\(suffix)).")
+                announce(backend, .notice, "Server \(label) is DOWN (leaving \(via == nil ? "forced " : "")maintenance\(suffix)).")
             } else {
                 if server.operationalState == .stopped, server.settings.checks.slowstartMs > 0 {
                     server.beginWarmup()
@@ -112,15 +112,15 @@ extension WorkerRuntime {
                 } else if server.operationalState == .stopped {
                     server.setOperationalState(verdict)
                 }
-                DiagnosticPrinter.shared.warning("Server \(label) is \(after.draining ? "UP/DRAIN" : "UP/READY") (leaving \(via == nil ? "forced " : "")maintenance\(suffix)).")
+                announce(backend, .notice, "Server \(label) is \(after.draining ? "UP/DRAIN" : "UP/READY") (leaving \(via == nil ? "forced " : "")maintenance\(suffix)).")
             }
             wakeChecks(of: server)
             backend.dispatchQueue()
         } else if before.draining != after.draining {
             if after.draining {
-                DiagnosticPrinter.shared.warning("Server \(label) is UP/DRAIN (\(via == nil ? "forced drain" : "via drain")\(suffix)).")
+                announce(backend, .notice, "Server \(label) is UP/DRAIN (\(via == nil ? "forced drain" : "via drain")\(suffix)).")
             } else {
-                DiagnosticPrinter.shared.warning("Server \(label) is UP/READY (leaving \(via == nil ? "forced " : "")drain\(suffix)).")
+                announce(backend, .notice, "Server \(label) is UP/READY (leaving \(via == nil ? "forced " : "")drain\(suffix)).")
                 backend.dispatchQueue()
             }
         }

@@ -48,12 +48,13 @@ extension WorkerRuntime {
     }
 
     func markDown(_ server: Server, cause: TransitionCause) {
-        guard server.setOperationalState(.stopped) != .stopped else { return }
+        let old = server.setOperationalState(.stopped)
+        guard old != .stopped else { return }
         if case .check(let check, _) = cause { check.update { $0.downs += 1 } }
         guard let backend = backend(of: server) else { return }
         if !server.adminState.inMaintenance {
             let (active, backup) = usableCounts(backend)
-            report(server, backend, "is DOWN", cause: cause,
+            report(server, backend, "is DOWN", level: old == .stopping || server.adminState.draining ? .notice : .alert, cause: cause,
                    tail: ". \(active) active and \(backup) backup servers left.\(active == 0 && backup > 0 ? " Running on backup." : "") \(server.currentServed) sessions active, 0 requeued, \(backend.queued.load(ordering: .relaxed)) remaining in queue")
             if active + backup == 0 { announceNoServer(backend) }
         }
@@ -70,7 +71,7 @@ extension WorkerRuntime {
         if warm { scheduleWarmupEnd(server) }
         if !server.adminState.inMaintenance {
             let (active, backup) = usableCounts(backend)
-            report(server, backend, "is UP", cause: cause,
+            report(server, backend, "is UP", level: .notice, cause: cause,
                    tail: ". \(active) active and \(backup) backup servers online.\(active == 0 && backup > 0 ? " Running on backup." : "") 0 sessions requeued, \(backend.queued.load(ordering: .relaxed)) total in queue")
         }
         if server.settings.checks.shutdownBackupSessionsOnUp, !server.isBackup {
@@ -85,7 +86,7 @@ extension WorkerRuntime {
         guard old != .stopping, let backend = backend(of: server) else { return }
         if !server.adminState.inMaintenance {
             let (active, backup) = usableCounts(backend)
-            report(server, backend, "is stopping", cause: cause,
+            report(server, backend, "is stopping", level: .notice, cause: cause,
                    tail: ". \(active) active and \(backup) backup servers online.\(active == 0 && backup > 0 ? " Running on backup." : "") 0 sessions requeued, \(backend.queued.load(ordering: .relaxed)) total in queue")
             if active + backup == 0 { announceNoServer(backend) }
         }
@@ -112,10 +113,17 @@ extension WorkerRuntime {
     func announceNoServer(_ backend: Backend) {
         let type = backend.settings.kind == .listen ? "proxy" : "backend"
         DiagnosticPrinter.shared.alert("\(type) '\(backend.name)' has no server available!")
+        loggers[backend.name]?.emit(.emerg, "\(type) \(backend.name) has no server available!")
+    }
+
+    /// A server event: on stderr as a warning, and to the backend's `log` targets at `level`.
+    func announce(_ backend: Backend, _ level: LogLevel, _ text: String) {
+        DiagnosticPrinter.shared.warning(text)
+        loggers[backend.name]?.emit(level, text)
     }
 
     /// `[Backup ]Server <b>/<s> <what><reason><tail>.`
-    private func report(_ server: Server, _ backend: Backend, _ what: String, cause: TransitionCause, tail: String) {
+    private func report(_ server: Server, _ backend: Backend, _ what: String, level: LogLevel, cause: TransitionCause, tail: String) {
         var line = "\(server.isBackup ? "Backup " : "")Server \(backend.name)/\(server.name) \(what)"
         switch cause {
         case .check(_, let result):
@@ -128,7 +136,7 @@ extension WorkerRuntime {
         case .quiet:
             break
         }
-        DiagnosticPrinter.shared.warning(line + tail + ".")
+        announce(backend, level, line + tail + ".")
     }
 
     // MARK: - Check results
@@ -155,7 +163,7 @@ extension WorkerRuntime {
             let what = check.kind == .agent ? "Agent" : "Health"
             let verb = result.status.outcome == .failed ? "failed" : (result.status.outcome == .conditionallyPassed ? "conditionally succeeded" : "succeeded")
             let progress = state.health.progress(drain: server.weight == 0)
-            DiagnosticPrinter.shared.warning("\(what) check for \(server.isBackup ? "backup " : "")server \(backend.name)/\(server.name) \(verb)\(result.reasonText), status: \(progress).")
+            announce(backend, .notice, "\(what) check for \(server.isBackup ? "backup " : "")server \(backend.name)/\(server.name) \(verb)\(result.reasonText), status: \(progress).")
         }
         // Most runs change nothing: the verdict only moves with the counter or the status.
         if moved || previous != result.status { reevaluate(server, cause: .check(check, result)) }

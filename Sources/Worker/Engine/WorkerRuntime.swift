@@ -111,6 +111,8 @@ public final class WorkerRuntime: Sendable {
     let bufferSize: Int
     let globalGate: AcceptGate
     let errorCaptures = ErrorCaptures()
+    /// Each proxy's `log` targets (absent when it logs nowhere).
+    let loggers: [String: ProxyLogger]
     /// The running checks of each server (by server identity).
     let checkers = NIOLockedValueBox<[ObjectIdentifier: [HealthChecker]]>([:])
 
@@ -136,6 +138,12 @@ public final class WorkerRuntime: Sendable {
             serverID += proxy.servers.count
         }
         self.backends = backends
+        var sinks: [String: LogSink] = [:]
+        var loggers: [String: ProxyLogger] = [:]
+        for proxy in configuration.proxies where proxy.kind != .defaults {
+            loggers[proxy.name] = ProxyLogger.make(for: proxy, global: configuration.global.logTargets, sinks: &sinks, tag: "hasp")
+        }
+        self.loggers = loggers
         let globalGate = AcceptGate(limit: configuration.global.maxconn ?? 0)
         self.globalGate = globalGate
         frontends = configuration.proxies.filter { $0.capabilities.contains(.frontend) }.map { proxy in

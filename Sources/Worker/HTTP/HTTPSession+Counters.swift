@@ -11,6 +11,7 @@ extension HTTPSession {
 
     func countResponseBytes(_ n: Int) {
         frontend.counters.bytesOut.wrappingIncrement(by: n, ordering: .relaxed)
+        if exchangeLog != nil { exchangeLog!.bytesOut += n }
         if let (backend, server) = slot {
             backend.counters.bytesOut.wrappingIncrement(by: n, ordering: .relaxed)
             server.counters.bytesOut.wrappingIncrement(by: n, ordering: .relaxed)

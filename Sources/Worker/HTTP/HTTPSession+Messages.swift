@@ -109,6 +109,9 @@ extension HTTPSession {
         if close, !response.closesConnection { text += "connection: close\r\n" }
         text += "\r\n" + response.body
         countResponse(status: response.rawValue)
+        if logger != nil, logFormat != .connect {
+            noteLocalResponse(response.rawValue, cause: Self.termination(of: response, queueTimedOut: timerReason == .queue))
+        }
         writeLocal(text, close: close)
     }
 
@@ -127,6 +130,7 @@ extension HTTPSession {
         if request?.method != "HEAD" { bytes.append(contentsOf: rule.body) }
         countResponse(status: rule.status)
         if !requestEnded && close { close = true }
+        if exchangeLog != nil { noteLocalResponse(rule.status, cause: ("L", "R")) }
         writeLocal(bytes, close: close)
     }
 
@@ -137,6 +141,11 @@ extension HTTPSession {
     func writeLocal(_ bytes: [UInt8], close: Bool) {
         // Local answers are counted here; forwarded bytes where they are written.
         frontend.counters.bytesOut.wrappingIncrement(by: bytes.count, ordering: .relaxed)
+        if exchangeLog != nil {
+            exchangeLog!.bytesOut += bytes.count
+            logExchange(localCause?.0 ?? "-", state: localCause?.1)
+            localCause = nil
+        }
         cancelTimer()
         responseStarted = true
         responseEnded = true

@@ -42,6 +42,11 @@ extension HTTPSession {
         }
         connectAttempts += 1
         server.connectAttempts.wrappingIncrement(ordering: .relaxed)
+        if exchangeLog != nil {
+            if exchangeLog!.connectStartMono < 0 { exchangeLog!.connectStartMono = MonotonicClock.milliseconds() }
+            exchangeLog!.retries = connectAttempts - 1
+            exchangeLog!.server = server.name
+        }
         let pool = server.pools[loopIndex]
         let bootstrap = runtime.connectors[loopIndex].bootstrap(for: slot?.backend, loop: context.eventLoop,
                                                                 timeoutMs: backendTimeouts.connect ?? 0)
@@ -93,6 +98,7 @@ extension HTTPSession {
             if backend.settings.options.redispatch, connectAttempts == retries || server.socketAddress == nil {
                 releaseSlot()
                 if let other = backend.redispatch(excluding: server, key: balanceKey(backend)) {
+                    exchangeLog?.redispatched = true
                     slot = (backend, other)
                     server.counters.redispatches.wrappingIncrement(ordering: .relaxed)
                     backend.counters.redispatches.wrappingIncrement(ordering: .relaxed)
@@ -119,6 +125,7 @@ extension HTTPSession {
         c.delegate = self
         c.requestCount += 1
         c.pool.noteUsed()
+        if exchangeLog != nil { noteConnected(c) }
         phase = .exchanging
         serverBuffer = nil
         lastServerActivity = .now()
@@ -210,6 +217,7 @@ extension HTTPSession {
             return
         }
         responseStarted = true
+        if exchangeLog != nil { noteResponse(head.status) }
         if head.status == 101 {
             guard isUpgradeRequest else {
                 abortExchange()
@@ -282,6 +290,7 @@ extension HTTPSession {
             return
         }
         // The response was cut: nothing sensible can follow on this client connection.
+        terminationCause = "S"
         releaseSlot()
         flushClientIfNeeded()
         closeClientAfterWrites()
@@ -299,6 +308,7 @@ extension HTTPSession {
         if !responseStarted {
             sendBuiltIn(.badGateway)
         } else {
+            terminationCause = "S"
             flushClientIfNeeded()
             closeClientAfterWrites()
         }
@@ -316,6 +326,7 @@ extension HTTPSession {
     func finishResponse() {
         responseEnded = true
         cancelTimer()
+        if exchangeLog != nil { logExchange("-") }
         if let c = connection {
             connection = nil
             c.pool.noteReleased()

@@ -88,6 +88,7 @@ extension HTTPSession {
             if !responseStarted {
                 sendBuiltIn(.gatewayTimeout)
             } else {
+                terminationCause = "s"
                 flushClientIfNeeded()
                 closeClientAfterWrites()
             }

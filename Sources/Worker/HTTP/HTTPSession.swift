@@ -84,10 +84,22 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     enum TimerReason { case none, request, keepAlive, queue, server, tunnel }
 
+    // Traffic logging (only when the frontend has `log` targets).
+    let logger: ProxyLogger?
+    let logFormat: TrafficLogFormat
+    var exchangeLog: ExchangeLog?
+    var firstByteMono = -1
+    /// Why the exchange is ending, when it is not the client's doing (`K`, `S`, `s`...).
+    var terminationCause: Character?
+    /// The termination flags of the local response being written.
+    var localCause: (Character, Character)?
+
     init(runtime: WorkerRuntime, frontend: Frontend) {
         self.runtime = runtime
         self.frontend = frontend
         headLimit = max(1024, runtime.bufferSize - runtime.configuration.global.maxRewrite)
+        logger = runtime.loggers[frontend.name]
+        logFormat = TrafficLogFormat(frontend.settings.options)
     }
 
     var timeouts: Timeouts { frontend.settings.timeouts }
@@ -103,6 +115,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     func channelActive(context: ChannelHandlerContext) {
         runtime.sessions(on: context.eventLoop).add(self)
         frontend.sessionOpened()
+        if logger != nil, logFormat == .connect { logConnect(context.channel, mode: "HTTP") }
         if runtime.isStopping && !runtime.handingOver.load(ordering: .relaxed) { closeAfterResponse = true }
         armRequestTimer(first: true)
         context.fireChannelActive()
@@ -115,6 +128,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     func teardown() {
         guard phase != .closed else { return }
+        if exchangeLog != nil {
+            // A tunnel that ends is a normal end; otherwise the client left (or was killed).
+            logExchange(terminationCause ?? (phase == .tunnel ? "-" : "C"))
+        }
         phase = .closed
         stopTimerTask()
         if let ticket = queueTicket, let backend = frontend.backend {
@@ -176,7 +193,9 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         if phase == .idle, requestsDone > 0, (clientBuffer?.readableBytes ?? 0) == 0 { closeClient() }
     }
 
+    /// `shutdown sessions server` (logged with `K`).
     func abort() {
+        terminationCause = "K"
         closeClient()
     }
 
@@ -214,6 +233,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         frontend.counters.bytesIn.wrappingIncrement(by: bytes.readableBytes, ordering: .relaxed)
+        if logger != nil, phase == .idle, firstByteMono < 0 { firstByteMono = MonotonicClock.milliseconds() }
         if phase == .tunnel {
             lastTunnelActivity = .now()
             connection?.channel.write(bytes, promise: nil)
@@ -381,6 +401,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         isUpgradeRequest = head.hasUpgrade && head.connectionUpgrade
         frontend.counters.requests.wrappingIncrement(ordering: .relaxed)
         frontend.counters.requestRate.tick()
+        if logger != nil, logFormat != .connect { beginExchangeLog(head) }
         if let rule = frontend.returnRule {
             sendReturn(rule)
             return
@@ -390,6 +411,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             return
         }
         backend.counters.requests.wrappingIncrement(ordering: .relaxed)
+        exchangeLog?.backend = backend.name
         phase = .connecting
         acquireServer(backend)
     }
@@ -429,6 +451,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             obtainConnection(to: server)
         case .queued(let ticket):
             queueTicket = ticket
+            if exchangeLog != nil { exchangeLog!.queuedMono = MonotonicClock.milliseconds() }
             let wait = backend.settings.timeouts.queue ?? backend.settings.timeouts.connect ?? 0
             if wait > 0 { armTimer(.queue, after: wait) }
         case .unavailable:
@@ -444,6 +467,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         }
         queueTicket = nil
         cancelTimer()
+        if let queued = exchangeLog?.queuedMono, queued >= 0 { exchangeLog!.queueMs = MonotonicClock.milliseconds() - queued }
         slot = (backend, server)
         backend.currentSessions.wrappingIncrement(ordering: .relaxed)
         backend.totalSessions.wrappingIncrement(ordering: .relaxed)

@@ -16,10 +16,16 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     private var attempts = 0
     private var finished = false
     private var queueTimer: Scheduled<Void>?
+    // Traffic logging (only when the frontend has `log` targets).
+    private let logger: ProxyLogger?
+    private var log: ExchangeLog?
+    private var terminationCause: (Character, Character)?
+    private var connected = false
 
     init(runtime: WorkerRuntime, frontend: Frontend) {
         self.runtime = runtime
         self.frontend = frontend
+        logger = runtime.loggers[frontend.name]
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -28,10 +34,19 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         runtime.sessions(on: context.eventLoop).add(self)
         frontend.sessionOpened()
         context.fireChannelActive()
+        if let logger {
+            if TrafficLogFormat(frontend.settings.options) == .connect {
+                logger.emit(.info, "Connect from \(ExchangeLog.client(context.channel.remoteAddress)) to \(ExchangeLog.client(context.channel.localAddress)) (\(frontend.name)/TCP)")
+            } else {
+                log = ExchangeLog(frontend: frontend.name, startedMono: createdAtMs)
+            }
+        }
         guard let backend = frontend.backend else {
+            terminationCause = ("S", "C")
             context.close(promise: nil)
             return
         }
+        log?.backend = backend.name
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
         var key = BalanceKey()
@@ -50,17 +65,20 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             connect(server)
         case .queued(let ticket):
             queueTicket = ticket
+            log?.queuedMono = MonotonicClock.milliseconds()
             let wait = backend.settings.timeouts.queue ?? backend.settings.timeouts.connect ?? 0
             if wait > 0 {
                 queueTimer = loop.scheduleTask(in: .milliseconds(wait)) {
                     let session = bound.value
                     if let ticket = session.queueTicket, backend.cancel(ticket: ticket) {
                         session.queueTicket = nil
+                        session.terminationCause = ("s", "Q")
                         session.context.close(promise: nil)
                     }
                 }
             }
         case .unavailable:
+            terminationCause = ("S", "C")
             context.close(promise: nil)
         }
     }
@@ -72,6 +90,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         }
         queueTicket = nil
         queueTimer?.cancel()
+        if let queued = log?.queuedMono, queued >= 0 { log!.queueMs = MonotonicClock.milliseconds() - queued }
         slot = (backend, server)
         backend.currentSessions.wrappingIncrement(ordering: .relaxed)
         backend.totalSessions.wrappingIncrement(ordering: .relaxed)
@@ -85,6 +104,11 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         }
         attempts += 1
         server.connectAttempts.wrappingIncrement(ordering: .relaxed)
+        if log != nil {
+            if log!.connectStartMono < 0 { log!.connectStartMono = MonotonicClock.milliseconds() }
+            log!.retries = attempts - 1
+            log!.server = server.name
+        }
         let client = context.channel
         let timeouts = backend.settings.timeouts
         let frontTimeouts = frontend.settings.timeouts
@@ -108,6 +132,8 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                     return
                 }
                 session.finished = true
+                session.connected = true
+                if session.log != nil { session.log!.connectMs = MonotonicClock.milliseconds() - session.log!.connectStartMono }
                 server.usedConnections.wrappingIncrement(ordering: .relaxed)
                 let (clientRelay, serverRelay) = relays.value
                 clientRelay.onBytes = {
@@ -115,10 +141,12 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                     backend.counters.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed)
                     frontend.counters.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed)
                 }
+                let logging = session.log != nil
                 serverRelay.onBytes = {
                     server.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
                     backend.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
                     frontend.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
+                    if logging { bound.value.log?.bytesOut += $0 }
                 }
                 do {
                     try serverChannel.pipeline.syncOperations.addHandler(serverRelay)
@@ -157,6 +185,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             if backend.settings.options.redispatch, attempts == retries {
                 releaseSlotOnce()
                 if let other = backend.redispatch(excluding: server, key: BalanceKey()) {
+                    log?.redispatched = true
                     slot = (backend, other)
                     server.counters.redispatches.wrappingIncrement(ordering: .relaxed)
                     backend.counters.redispatches.wrappingIncrement(ordering: .relaxed)
@@ -164,12 +193,14 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                     connect(other)
                     return
                 }
+                terminationCause = ("S", "C")
                 context.close(promise: nil)
                 return
             }
             connect(server)
             return
         }
+        terminationCause = ("S", "C")
         context.close(promise: nil)
     }
 
@@ -196,6 +227,13 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             queueTicket = nil
         }
         queueTimer?.cancel()
+        if let log, let logger {
+            let termination = terminationCause.map { "\($0.0)\($0.1)" } ?? "--"
+            let counts = runtime.connectionCounts(frontend, slot, backend: frontend.backend)
+            logger.emit(.info, log.tcpLine(client: ExchangeLog.client(context.channel.remoteAddress), frontend: frontend.name,
+                                          termination: termination, counts: counts, endMono: MonotonicClock.milliseconds()))
+            self.log = nil
+        }
         releaseSlotOnce()
         finished = true
         runtime.sessions(on: context.eventLoop).remove(self)
@@ -206,7 +244,9 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         // TCP streams have no message boundary: they finish on their own or at hard-stop-after.
     }
 
+    /// `shutdown sessions server` (logged with `K`).
     func abort() {
+        terminationCause = ("K", connected ? "D" : "C")
         context.channel.close(promise: nil)
     }
 

@@ -1,0 +1,87 @@
+import NIOCore
+import Shared
+
+/// Traffic logs: HAProxy's `option httplog` / `option tcplog` line for each exchange, with its
+/// timers and termination flags, or the "Connect from" line without either option.
+extension HTTPSession {
+    func beginExchangeLog(_ head: MessageHead) {
+        let now = MonotonicClock.milliseconds()
+        var log = ExchangeLog(frontend: frontend.name, startedMono: firstByteMono >= 0 ? firstByteMono : now)
+        log.headersMono = now
+        log.requestLine = "\(head.method) \(head.target) HTTP/1.\(head.versionMinor)"
+        exchangeLog = log
+        firstByteMono = -1
+        terminationCause = nil
+    }
+
+    func noteConnected(_ c: ServerConnection) {
+        let now = MonotonicClock.milliseconds()
+        exchangeLog!.server = c.server.name
+        exchangeLog!.connectedMono = now
+        // A reused connection took no time to establish.
+        exchangeLog!.connectMs = exchangeLog!.connectStartMono >= 0 && !usedReusedConnection
+            ? now - exchangeLog!.connectStartMono : 0
+        if exchangeLog!.connectStartMono < 0 { exchangeLog!.connectStartMono = now }
+    }
+
+    func noteResponse(_ status: Int) {
+        exchangeLog!.status = status
+        if exchangeLog!.connectedMono >= 0 { exchangeLog!.responseMs = MonotonicClock.milliseconds() - exchangeLog!.connectedMono }
+    }
+
+    /// A response the proxy writes itself; the log goes out in `writeLocal`.
+    func noteLocalResponse(_ status: Int, cause: (Character, Character)) {
+        if exchangeLog == nil {
+            // A request that could not even be parsed (or never came).
+            exchangeLog = ExchangeLog(frontend: frontend.name, startedMono: firstByteMono >= 0 ? firstByteMono : createdAtMs)
+            firstByteMono = -1
+        }
+        exchangeLog!.status = status
+        localCause = cause
+    }
+
+    /// HAProxy's termination flags for the built-in responses.
+    static func termination(of response: BuiltInResponse, queueTimedOut: Bool) -> (Character, Character) {
+        switch response {
+        case .badRequest, .forbidden: return ("P", "R")
+        case .requestTimeout: return ("c", "R")
+        case .gatewayTimeout: return ("s", "H")
+        case .badGateway: return ("S", "H")
+        case .serviceUnavailable: return queueTimedOut ? ("s", "Q") : ("S", "C")
+        default: return ("I", "R")
+        }
+    }
+
+    /// Where the exchange was when it ended: `R`equest, `Q`ueue, `C`onnect, `H`eaders, `D`ata.
+    var stateCharacter: Character {
+        if queueTicket != nil { return "Q" }
+        switch phase {
+        case .idle: return "R"
+        case .connecting: return "C"
+        case .exchanging: return responseStarted ? "D" : (requestEnded ? "H" : "D")
+        case .responding: return "R"
+        case .tunnel: return "D"
+        case .closed: return "-"
+        }
+    }
+
+    /// Sends the exchange's line; `cause` `-` is a normal end (state `-` too).
+    func logExchange(_ cause: Character, state: Character? = nil) {
+        guard let log = exchangeLog, let logger else { return }
+        exchangeLog = nil
+        let termination = cause == "-" ? "--" : "\(cause)\(state ?? stateCharacter)"
+        let client = ExchangeLog.client(context.channel.remoteAddress)
+        let counts = runtime.connectionCounts(frontend, slot, backend: frontend.backend)
+        let now = MonotonicClock.milliseconds()
+        let line = logFormat == .tcp
+            ? log.tcpLine(client: client, frontend: frontend.name, termination: termination, counts: counts, endMono: now)
+            : log.httpLine(client: client, frontend: frontend.name, termination: termination, counts: counts, endMono: now)
+        logger.emit(.info, line)
+    }
+
+    /// `Connect from <ci>:<cp> to <fi>:<fp> (<frontend>/<mode>)`.
+    func logConnect(_ channel: Channel, mode: String) {
+        let local = channel.localAddress
+        logger?.emit(.info, "Connect from \(ExchangeLog.client(channel.remoteAddress)) to \(ExchangeLog.client(local)) (\(frontend.name)/\(mode))")
+    }
+}

@@ -1,0 +1,93 @@
+import NIOConcurrencyHelpers
+import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where log lines go: a syslog server over UDP, a local syslog socket (`/dev/log`,
+/// `unix@<path>`), or the process's stdout/stderr. Sending never blocks: a datagram the socket
+/// cannot take right now is dropped (and counted), as HAProxy does.
+final class LogSink: Sendable {
+    private enum Destination {
+        case datagram(Int32)
+        case stream(Int32)
+    }
+
+    private let destination: Destination
+    private let streamLock = NIOLock()
+    let dropped = NIOLockedValueBox(0)
+
+    private init(_ destination: Destination) { self.destination = destination }
+
+    /// Opens `address` as HAProxy reads it; nil when it cannot be used.
+    static func open(_ address: String) -> LogSink? {
+        switch address {
+        case "stdout": return LogSink(.stream(1))
+        case "stderr": return LogSink(.stream(2))
+        default: break
+        }
+        var text = address
+        for prefix in ["udp@", "udp4@", "ipv4@"] where text.hasPrefix(prefix) { text = String(text.dropFirst(prefix.count)) }
+        if text.hasPrefix("unix@") || text.hasPrefix("/") {
+            if text.hasPrefix("unix@") { text = String(text.dropFirst(5)) }
+            return unixDatagram(text).map { LogSink(.datagram($0)) }
+        }
+        var host = text
+        var port = 514
+        if let colon = text.lastIndex(of: ":"), let p = Int(text[text.index(after: colon)...]) {
+            host = String(text[..<colon])
+            port = p
+        }
+        return udp(host: host, port: port).map { LogSink(.datagram($0)) }
+    }
+
+    private static func udp(host: String, port: Int) -> Int32? {
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else { return nil }
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { close(fd); return nil }
+        return fd
+    }
+
+    private static func unixDatagram(_ path: String) -> Int32? {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        // A syslog daemon that is not there yet: keep the socket, later sends will fail quietly.
+        _ = rc
+        return fd
+    }
+
+    func send(_ line: [UInt8]) {
+        switch destination {
+        case .datagram(let fd):
+            let sent = line.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+            if sent < 0 { dropped.withLockedValue { $0 += 1 } }
+        case .stream(let fd):
+            // One writer at a time so that lines never interleave.
+            streamLock.withLock {
+                var offset = 0
+                while offset < line.count {
+                    let n = line.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                    if n <= 0 { break }
+                    offset += n
+                }
+            }
+        }
+    }
+
+    deinit {
+        if case .datagram(let fd) = destination { close(fd) }
+    }
+}
