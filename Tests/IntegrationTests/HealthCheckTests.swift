@@ -37,13 +37,7 @@ struct CheckFixture {
     func ask(_ line: String) throws -> String { try CLIClient.ask(admin, line) }
 
     func stat(_ proxy: String, _ service: String, _ column: String) throws -> String {
-        let names = statHeader.dropFirst(2).split(separator: ",").map(String.init)
-        let index = try #require(names.firstIndex(of: column))
-        for line in try ask("show stat").split(separator: "\n") {
-            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            if cells.count > index, cells[0] == proxy, cells[1] == service { return cells[index] }
-        }
-        throw HarnessError("no \(proxy)/\(service) row")
+        try statCell(try ask("show stat"), proxy, service, column)
     }
 
     func waitStat(_ proxy: String, _ service: String, _ column: String, _ value: String, timeout: Double = 10) throws {

@@ -11,6 +11,17 @@ let statHeader = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dr
 
 let serversStateHeader = "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n"
 
+/// One cell of a `show stat` answer.
+func statCell(_ answer: String, _ proxy: String, _ service: String, _ column: String) throws -> String {
+    let names = statHeader.dropFirst(2).split(separator: ",").map(String.init)
+    let index = try #require(names.firstIndex(of: column))
+    for line in answer.split(separator: "\n") {
+        let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        if cells.count > index, cells[0] == proxy, cells[1] == service { return cells[index] }
+    }
+    throw HarnessError("no \(proxy)/\(service) row")
+}
+
 /// A standalone hasp with an admin and an operator stats socket, in front of a test backend.
 struct RuntimeFixture {
     let backend: TestBackend
@@ -57,13 +68,7 @@ struct RuntimeFixture {
 
     /// One `show stat` cell.
     func stat(_ proxy: String, _ service: String, _ column: String) throws -> String {
-        let names = statHeader.dropFirst(2).split(separator: ",").map(String.init)
-        let index = try #require(names.firstIndex(of: column))
-        for line in try ask("show stat").split(separator: "\n") {
-            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            if cells.count > index, cells[0] == proxy, cells[1] == service { return cells[index] }
-        }
-        throw HarnessError("no \(proxy)/\(service) row")
+        try statCell(try ask("show stat"), proxy, service, column)
     }
 
     func stop() {
