@@ -33,6 +33,7 @@ import Glibc
         #expect(parseConfig("global\n    log 127.0.0.1 local9\n").diagnostics.first?.text == "config : parsing [t.cfg:2] : unknown log facility 'local9'")
         #expect(parseConfig("global\n    log 127.0.0.1 local0 loud\n").diagnostics.first?.text == "config : parsing [t.cfg:2] : unknown optional log level 'loud'")
         #expect(parseConfig("global\n    log 127.0.0.1 format fancy local0\n").diagnostics.first?.text == "config : parsing [t.cfg:2] : unknown log format 'fancy'")
+        #expect(parseConfig("global\n    log-tag edge\n").configuration.global.logTag == "edge")
         let proxy = parseConfig("defaults\n    log global\nbackend be\nbackend quiet\n    no log\n")
         #expect(proxy.configuration.proxies.first { $0.name == "be" }?.logGlobal == true)
         #expect(proxy.configuration.proxies.first { $0.name == "quiet" }?.logGlobal == false)

@@ -21,7 +21,7 @@ extension ConfigParser {
         "ca-base", "crt-base", "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites",
         "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
         "ssl-default-server-options", "ssl-dh-param-file", "tune.ssl.default-dh-param", "log-send-hostname",
-        "log-tag", "node", "description", "localpeer", "insecure-fork-wanted",
+        "node", "description", "localpeer", "insecure-fork-wanted",
         "expose-experimental-directives", "cpu-map", "ulimit-n",
         "busy-polling",
     ]
@@ -36,6 +36,9 @@ extension ConfigParser {
             return n
         }
         switch k {
+        case "log-tag":
+            guard w.count >= 2, !w[1].isEmpty else { parsingAlert("'log-tag' expects a tag for use in syslog."); return }
+            config.global.logTag = w[1]
         case "spread-checks":
             guard let n = intArg(k) else { return }
             guard (0...50).contains(n) else {

@@ -57,6 +57,8 @@ public struct GlobalSettings: Sendable, Equatable {
     public var runtimeStateHandoff = true
     /// `spread-checks <0..50>`: the percentage by which check intervals are randomly spread.
     public var spreadChecks = 0
+    /// `log-tag`: the program name in syslog lines.
+    public var logTag = "hasp"
 
     public init() {}
 }

@@ -141,7 +141,7 @@ public final class WorkerRuntime: Sendable {
         var sinks: [String: LogSink] = [:]
         var loggers: [String: ProxyLogger] = [:]
         for proxy in configuration.proxies where proxy.kind != .defaults {
-            loggers[proxy.name] = ProxyLogger.make(for: proxy, global: configuration.global.logTargets, sinks: &sinks, tag: "hasp")
+            loggers[proxy.name] = ProxyLogger.make(for: proxy, global: configuration.global.logTargets, sinks: &sinks, tag: configuration.global.logTag)
         }
         self.loggers = loggers
         let globalGate = AcceptGate(limit: configuration.global.maxconn ?? 0)
