@@ -236,6 +236,39 @@ func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", 
         #expect(try client.readResponses(1)[0] == "HTTP/1.0 201 Created\r\ncontent-length: 9\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nmade here")
         #expect(client.isClosedByPeer())
     }
+
+    /// `errorfile` pages replace the built-in ones: the backend's once it was chosen, else the
+    /// frontend's; the connection closes after them.
+    @Test func errorfilesReplaceBuiltInPages() throws {
+        let port = try Ports.free()
+        let dead = try Ports.free()
+        let dir = try TempDir()
+        let unavailable = "HTTP/1.0 503 Service Unavailable\r\ncache-control: no-cache\r\nconnection: close\r\ncontent-type: text/plain\r\n\r\nback soon\n"
+        let bad = "HTTP/1.0 400 Bad request\r\nconnection: close\r\ncontent-type: text/plain\r\n\r\nnope\n"
+        let unavailablePath = try dir.write("503.http", unavailable)
+        let badPath = try dir.write("400.http", bad)
+        let hasp = try Hasp(config: """
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                errorfile 400 \(badPath)
+                default_backend be
+            backend be
+                errorfile 503 \(unavailablePath)
+                server s1 127.0.0.1:\(dead)
+            """, waitFor: [port])
+        defer { hasp.stop() }
+        let client = try RawClient(port: port)
+        try client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(String(decoding: client.readToEnd(), as: UTF8.self) == unavailable)
+        let garbage = try RawClient(port: port)
+        try garbage.send("NOT HTTP\r\n\r\n")
+        #expect(String(decoding: garbage.readToEnd(), as: UTF8.self) == bad)
+    }
 }
 
 @Suite(.serialized) struct MaxconnTests {

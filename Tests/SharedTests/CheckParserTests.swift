@@ -121,4 +121,11 @@ import Testing
         #expect(alerts(parse("global\n    spread-checks 80\n")).first?.contains("'spread-checks' needs a positive value in range 0..50.") == true)
         #expect(warnings(parse("backend be\n    option mysql-check\n")).first?.contains("is not supported by Hasp yet") == true)
     }
+
+    @Test func errorfileArguments() {
+        #expect(alerts(parse("backend be\n    errorfile 503\n")).first == "config : parsing [t.cfg:2] : errorfile : expects <status_code> and <file> as arguments.")
+        #expect(alerts(parse("backend be\n    errorfile 503 /a /b\n")).first == "config : parsing [t.cfg:2] : errorfile : expects exactly two arguments.")
+        #expect(alerts(parse("backend be\n    errorfile 999 /etc/hostname\n")).first == "config : parsing [t.cfg:2] : errorfile : status code '999' not handled.")
+        #expect(alerts(parse("backend be\n    errorfile 503 /nonexistent/503.http\n")).first == "config : parsing [t.cfg:2] : errorfile : error opening file '/nonexistent/503.http'.")
+    }
 }

@@ -16,6 +16,9 @@ extension ConfigParser {
         "http-after-response", "unique-id-format", "unique-id-header", "log-format", "default-server",
     ]
 
+    /// The status codes `errorfile` may replace.
+    static let errorFileCodes: Set<Int> = [200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504]
+
     mutating func parseProxy(_ w: [String], _ p: inout ProxySettings) {
         let k = w[0]
         let caps = p.capabilities
@@ -126,7 +129,28 @@ extension ConfigParser {
                 p.logTargets.append(target)
             }
         case "errorfile":
-            parsingWarning("'errorfile' is not supported by Hasp yet; the built-in error pages are used.")
+            guard w.count >= 3, !w[1].isEmpty, !w[2].isEmpty else {
+                parsingAlert("errorfile : expects <status_code> and <file> as arguments.")
+                return
+            }
+            guard w.count == 3 else {
+                parsingAlert("errorfile : expects exactly two arguments.")
+                return
+            }
+            let code = Int(w[1]) ?? 0
+            guard Self.errorFileCodes.contains(code) else {
+                parsingAlert("errorfile : status code '\(code)' not handled.")
+                return
+            }
+            guard let bytes = FileReader.read(w[2]) else {
+                parsingAlert("errorfile : error opening file '\(w[2])'.")
+                return
+            }
+            guard bytes.starts(with: Array("HTTP/".utf8)) else {
+                parsingAlert("errorfile : '\(w[2])': invalid error message: unable to parse headers (error offset: 0)")
+                return
+            }
+            p.errorFiles[code] = bytes
         case "disabled": p.disabled = true
         case "enabled": p.disabled = false
         case "id":

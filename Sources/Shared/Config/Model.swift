@@ -328,6 +328,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var loadServerState: ServerStateSource = .none
     public var serverStateFileName: String? = nil
     public var checks = ProxyCheckSettings()
+    /// `errorfile <code> <file>`: whole HTTP responses that replace the built-in ones.
+    public var errorFiles: [Int: [UInt8]] = [:]
     /// `log global` (use the global targets) and the proxy's own `log` lines.
     public var logGlobal = false
     public var logTargets: [LogTarget] = []

@@ -103,6 +103,16 @@ extension HTTPSession {
 
     func sendBuiltIn(_ response: BuiltInResponse) {
         guard phase != .closed else { return }
+        // `errorfile`: the backend's page once a backend was chosen, else the frontend's.
+        if let custom = (slot?.backend ?? (phase == .idle ? nil : frontend.backend))?.settings.errorFiles[response.rawValue]
+            ?? frontend.settings.errorFiles[response.rawValue] {
+            countResponse(status: response.rawValue)
+            if logger != nil, logFormat != .connect {
+                noteLocalResponse(response.rawValue, cause: Self.termination(of: response, queueTimedOut: timerReason == .queue))
+            }
+            writeLocal(custom, close: true)
+            return
+        }
         let close = response.closesConnection || closeAfterResponse || !clientKeepAlive || !requestEnded || phase == .idle
         var text = "HTTP/1.1 \(response.rawValue) \(response.reason)\r\n"
         for (name, value) in response.head().headers { text += "\(name): \(value)\r\n" }
