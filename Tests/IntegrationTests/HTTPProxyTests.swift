@@ -272,11 +272,12 @@ func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", 
 }
 
 @Suite(.serialized) struct MaxconnTests {
-    @Test(arguments: ["frontend", "global"])
+    @Test(arguments: ["frontend", "global", "bind"])
     func acceptingPausesAtMaxconnAndResumes(_ level: String) throws {
         let port = try Ports.free()
         let limit = level == "frontend" ? "    maxconn 2\n" : ""
         let global = level == "global" ? "    maxconn 2\n" : ""
+        let bindLimit = level == "bind" ? " maxconn 2" : ""
         let config = """
         global
             nbthread 1
@@ -285,7 +286,7 @@ func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", 
             mode http
             timeout client 10s
         frontend fe
-            bind 127.0.0.1:\(port)
+            bind 127.0.0.1:\(port)\(bindLimit)
         \(limit)
             http-request return status 200 content-type text/plain string "ok"
         """

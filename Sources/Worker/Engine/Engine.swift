@@ -117,6 +117,9 @@ public final class Engine: Sendable {
             guard let frontend = runtime.frontends.first(where: { $0.name == listener.frontend }) else { continue }
             let runtime = self.runtime
             let isHTTP = frontend.settings.mode == .http
+            // `bind ... maxconn`: this listener's own limit, on top of the frontend's.
+            let bindLimit = frontend.settings.binds.first { $0.addresses.contains { $0.description == listener.address } }?.maxconn
+            let listenerGate = bindLimit.map { AcceptGate(limit: $0) }
             let bootstrap = ServerBootstrap(group: runtime.group)
                 .serverChannelOption(.backlog, value: listener.backlog)
                 .serverChannelOption(.maxMessagesPerRead, value: 32)
@@ -128,9 +131,9 @@ public final class Engine: Sendable {
                     do {
                         let ops = channel.pipeline.syncOperations
                         if isHTTP {
-                            try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend), name: "hasp.session")
+                            try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate), name: "hasp.session")
                         } else {
-                            try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend), name: "hasp.session")
+                            try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate), name: "hasp.session")
                         }
                         return channel.eventLoop.makeSucceededVoidFuture()
                     } catch {
@@ -142,6 +145,7 @@ public final class Engine: Sendable {
             serverChannels.withLockedValue { $0.append(channel) }
             frontend.gate.attach(channel)
             runtime.globalGate.attach(channel)
+            listenerGate?.attach(channel)
         }
         runtime.startChecks()
     }

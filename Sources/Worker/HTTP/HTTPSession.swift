@@ -94,9 +94,13 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// The termination flags of the local response being written.
     var localCause: (Character, Character)?
 
-    init(runtime: WorkerRuntime, frontend: Frontend) {
+    /// The listener's own `maxconn` gate, if its `bind` line has one.
+    let listenerGate: AcceptGate?
+
+    init(runtime: WorkerRuntime, frontend: Frontend, listenerGate: AcceptGate? = nil) {
         self.runtime = runtime
         self.frontend = frontend
+        self.listenerGate = listenerGate
         headLimit = max(1024, runtime.bufferSize - runtime.configuration.global.maxRewrite)
         logger = runtime.loggers[frontend.name]
         logFormat = TrafficLogFormat(frontend.settings.options)
@@ -115,6 +119,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     func channelActive(context: ChannelHandlerContext) {
         runtime.sessions(on: context.eventLoop).add(self)
         frontend.sessionOpened()
+        listenerGate?.opened()
         if logger != nil, logFormat == .connect { logConnect(context.channel, mode: "HTTP") }
         if runtime.isStopping && !runtime.handingOver.load(ordering: .relaxed) { closeAfterResponse = true }
         armRequestTimer(first: true)
@@ -151,6 +156,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         }
         runtime.sessions(on: context.eventLoop).remove(self)
         frontend.sessionClosed()
+        listenerGate?.closed()
     }
 
     func closeClient() {

@@ -22,9 +22,12 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     private var terminationCause: (Character, Character)?
     private var connected = false
 
-    init(runtime: WorkerRuntime, frontend: Frontend) {
+    private let listenerGate: AcceptGate?
+
+    init(runtime: WorkerRuntime, frontend: Frontend, listenerGate: AcceptGate? = nil) {
         self.runtime = runtime
         self.frontend = frontend
+        self.listenerGate = listenerGate
         logger = runtime.loggers[frontend.name]
     }
 
@@ -33,6 +36,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     func channelActive(context: ChannelHandlerContext) {
         runtime.sessions(on: context.eventLoop).add(self)
         frontend.sessionOpened()
+        listenerGate?.opened()
         context.fireChannelActive()
         if let logger {
             if TrafficLogFormat(frontend.settings.options) == .connect {
@@ -238,6 +242,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         finished = true
         runtime.sessions(on: context.eventLoop).remove(self)
         frontend.sessionClosed()
+        listenerGate?.closed()
     }
 
     func beginSoftStop() {
