@@ -18,10 +18,13 @@ final class Frontend: Sendable {
     /// This frontend's `maxconn`, and the process-wide one (shared by every frontend).
     let gate: AcceptGate
     let globalGate: AcceptGate
+    /// Its `log` targets, if any (looked up once, not per connection).
+    let logger: ProxyLogger?
 
-    init(settings: ProxySettings, backend: Backend?, globalGate: AcceptGate) {
+    init(settings: ProxySettings, backend: Backend?, globalGate: AcceptGate, logger: ProxyLogger? = nil) {
         self.settings = settings
         self.backend = backend
+        self.logger = logger
         gate = AcceptGate(limit: settings.maxconn ?? 0)
         self.globalGate = globalGate
         var rule: HTTPReturnRule? = nil
@@ -150,7 +153,7 @@ public final class WorkerRuntime: Sendable {
             let target = proxy.useBackends.first?.backend ?? proxy.defaultBackend
             var backend = target.flatMap { backends[$0] }
             if backend == nil, proxy.kind == .listen, !proxy.servers.isEmpty { backend = backends[proxy.name] }
-            return Frontend(settings: proxy, backend: backend, globalGate: globalGate)
+            return Frontend(settings: proxy, backend: backend, globalGate: globalGate, logger: loggers[proxy.name])
         }
         linkTrackedServers()
     }

@@ -102,7 +102,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         self.frontend = frontend
         self.listenerGate = listenerGate
         headLimit = max(1024, runtime.bufferSize - runtime.configuration.global.maxRewrite)
-        logger = runtime.loggers[frontend.name]
+        logger = frontend.logger
         logFormat = TrafficLogFormat(frontend.settings.options)
     }
 

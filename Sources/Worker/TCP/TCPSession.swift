@@ -28,7 +28,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         self.runtime = runtime
         self.frontend = frontend
         self.listenerGate = listenerGate
-        logger = runtime.loggers[frontend.name]
+        logger = frontend.logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
