@@ -27,6 +27,8 @@ struct ExchangeLog {
     var responseMs = -1
     var status = -1
     var bytesOut = 0
+    /// Bytes from the client (for `option dontlognull`).
+    var bytesIn = 0
     var retries = 0
     var redispatched = false
     var requestLine = "<BADREQ>"

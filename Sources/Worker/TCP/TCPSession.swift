@@ -140,12 +140,13 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                 if session.log != nil { session.log!.connectMs = MonotonicClock.milliseconds() - session.log!.connectStartMono }
                 server.usedConnections.wrappingIncrement(ordering: .relaxed)
                 let (clientRelay, serverRelay) = relays.value
+                let logging = session.log != nil
                 clientRelay.onBytes = {
                     server.counters.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed)
                     backend.counters.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed)
                     frontend.counters.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed)
+                    if logging { bound.value.log?.bytesIn += $0 }
                 }
-                let logging = session.log != nil
                 serverRelay.onBytes = {
                     server.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
                     backend.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
@@ -231,7 +232,9 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             queueTicket = nil
         }
         queueTimer?.cancel()
-        if let log, let logger {
+        // `option dontlognull`: a session that carried nothing either way is not logged.
+        let null = log.map { $0.bytesIn == 0 && $0.bytesOut == 0 && terminationCause == nil } ?? false
+        if let log, let logger, !(null && frontend.settings.options.dontLogNull) {
             let termination = terminationCause.map { "\($0.0)\($0.1)" } ?? "--"
             let counts = runtime.connectionCounts(frontend, slot, backend: frontend.backend)
             logger.emit(.info, log.tcpLine(client: ExchangeLog.client(context.channel.remoteAddress), frontend: frontend.name,
