@@ -312,3 +312,59 @@ func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", 
         }
     }
 }
+
+@Suite(.serialized) struct AcceptProxyTests {
+    /// `bind ... accept-proxy`: the PROXY header's client is the one `forwardfor` reports; a
+    /// connection without a header is dropped; tcp mode forwards what follows the header.
+    @Test func proxyHeadersAnnounceTheClient() throws {
+        let backend = try TestBackend(name: "b1")
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let tcpPort = try Ports.free()
+        let hasp = try Hasp(config: """
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 5s
+                timeout server 5s
+            frontend fe
+                bind 127.0.0.1:\(port) accept-proxy
+                option forwardfor
+                default_backend be
+            backend be
+                server s1 127.0.0.1:\(backend.port)
+            listen relay
+                mode tcp
+                bind 127.0.0.1:\(tcpPort) accept-proxy
+                server s1 127.0.0.1:\(backend.port)
+            """, waitFor: [port, tcpPort])
+        defer { hasp.stop() }
+        let v1 = try RawClient(port: port)
+        try v1.send("PROXY TCP4 192.0.2.7 127.0.0.1 56324 \(port)\r\nGET /headers HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try v1.readResponses(1)[0].contains("x-forwarded-for: 192.0.2.7"))
+        // The header came once: the next request on the connection is plain HTTP.
+        try v1.send("GET /headers HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try v1.readResponses(1)[0].contains("x-forwarded-for: 192.0.2.7"))
+
+        var v2 = proxyV2Header(ip: [198, 51, 100, 4], port: 4000)
+        v2 += Array("GET /headers HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let binary = try RawClient(port: port)
+        try binary.send(v2)
+        #expect(try binary.readResponses(1)[0].contains("x-forwarded-for: 198.51.100.4"))
+
+        let plain = try RawClient(port: port)
+        try plain.send("GET /headers HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(plain.readToEnd().isEmpty)
+
+        let relayed = try RawClient(port: tcpPort)
+        try relayed.send("PROXY TCP4 192.0.2.7 127.0.0.1 56324 \(tcpPort)\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try relayed.readResponses(1)[0].hasSuffix("b1"))
+    }
+}
+
+/// A PROXY v2 header for a TCP over IPv4 client.
+func proxyV2Header(ip: [UInt8], port: Int) -> [UInt8] {
+    let signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
+    return signature + [0x21, 0x11, 0x00, 0x0C] + ip + [127, 0, 0, 1] + [UInt8(port >> 8), UInt8(port & 0xFF), 0x00, 0x50]
+}
+

@@ -118,8 +118,9 @@ public final class Engine: Sendable {
             let runtime = self.runtime
             let isHTTP = frontend.settings.mode == .http
             // `bind ... maxconn`: this listener's own limit, on top of the frontend's.
-            let bindLimit = frontend.settings.binds.first { $0.addresses.contains { $0.description == listener.address } }?.maxconn
-            let listenerGate = bindLimit.map { AcceptGate(limit: $0) }
+            let bind = frontend.settings.binds.first { $0.addresses.contains { $0.description == listener.address } }
+            let listenerGate = bind?.maxconn.map { AcceptGate(limit: $0) }
+            let acceptProxy = bind?.acceptProxy ?? false
             let bootstrap = ServerBootstrap(group: runtime.group)
                 .serverChannelOption(.backlog, value: listener.backlog)
                 .serverChannelOption(.maxMessagesPerRead, value: 32)
@@ -131,9 +132,9 @@ public final class Engine: Sendable {
                     do {
                         let ops = channel.pipeline.syncOperations
                         if isHTTP {
-                            try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate), name: "hasp.session")
+                            try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: acceptProxy), name: "hasp.session")
                         } else {
-                            try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate), name: "hasp.session")
+                            try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: acceptProxy), name: "hasp.session")
                         }
                         return channel.eventLoop.makeSucceededVoidFuture()
                     } catch {

@@ -38,7 +38,7 @@ enum SessionText {
 
 extension HTTPSession: DescribableSession {
     func shortDescription() -> String {
-        SessionText.line(self, address: context?.channel.remoteAddress, frontend: frontend.name,
+        SessionText.line(self, address: clientAddress, frontend: frontend.name,
                          backend: slot?.backend.name ?? frontend.backend?.name, server: slot?.server.name,
                          ageMs: MonotonicClock.milliseconds() - createdAtMs)
     }
@@ -46,7 +46,7 @@ extension HTTPSession: DescribableSession {
     /// Keeps the request for `show errors`.
     func captureInvalidRequest(_ buffer: ByteBuffer) {
         let bytes = buffer.getBytes(at: buffer.readerIndex, length: min(buffer.readableBytes, ErrorCaptures.maxBytes)) ?? []
-        let source = SessionText.source(context?.channel.remoteAddress).text
+        let source = SessionText.source(clientAddress).text
         let settings = frontend.settings
         runtime.errorCaptures.record { event in
             CapturedError(kind: .request, proxyName: settings.name, proxyID: settings.id, isFrontend: true,

@@ -70,7 +70,7 @@ extension HTTPSession {
         guard let log = exchangeLog, let logger else { return }
         exchangeLog = nil
         let termination = cause == "-" ? "--" : "\(cause)\(state ?? stateCharacter)"
-        let client = ExchangeLog.client(context.channel.remoteAddress)
+        let client = ExchangeLog.client(clientAddress)
         let counts = runtime.connectionCounts(frontend, slot, backend: frontend.backend)
         let now = MonotonicClock.milliseconds()
         let line = logFormat == .tcp

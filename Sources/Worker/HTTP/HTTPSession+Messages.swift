@@ -28,7 +28,7 @@ extension HTTPSession {
             out.writeStaticString("connection: close\r\n")
         }
         if frontend.settings.options.forwardFor || (backendOptions?.forwardFor ?? false),
-           let ip = context.channel.remoteAddress?.ipAddress {
+           let ip = clientAddress?.ipAddress {
             let name = frontend.settings.options.forwardFor ? frontend.settings.options.forwardForHeader
                 : backendOptions!.forwardForHeader
             out.writeString(name)

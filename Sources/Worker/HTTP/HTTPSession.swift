@@ -96,11 +96,19 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     /// The listener's own `maxconn` gate, if its `bind` line has one.
     let listenerGate: AcceptGate?
+    /// `bind ... accept-proxy`: a PROXY protocol header comes first, announcing the client.
+    let acceptsProxy: Bool
+    var awaitingProxyHeader: Bool
+    var announcedClient: SocketAddress?
+    /// The client as the proxy reports it: the one a PROXY header announced, else the peer.
+    var clientAddress: SocketAddress? { announcedClient ?? context?.channel.remoteAddress }
 
-    init(runtime: WorkerRuntime, frontend: Frontend, listenerGate: AcceptGate? = nil) {
+    init(runtime: WorkerRuntime, frontend: Frontend, listenerGate: AcceptGate? = nil, acceptProxy: Bool = false) {
         self.runtime = runtime
         self.frontend = frontend
         self.listenerGate = listenerGate
+        acceptsProxy = acceptProxy
+        awaitingProxyHeader = acceptProxy
         headLimit = max(1024, runtime.bufferSize - runtime.configuration.global.maxRewrite)
         logger = frontend.logger
         logFormat = TrafficLogFormat(frontend.settings.options)
@@ -217,7 +225,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// read, so the kernel's socket buffer holds everything the client sends next. Reading stops
     /// first, then a duplicate of the descriptor goes to `sink`, then this side closes its copy.
     func handOver(_ table: SocketTable, to sink: HandoverSink) -> Bool {
-        guard phase == .idle, !clientInputClosed, (clientBuffer?.readableBytes ?? 0) == 0 else { return false }
+        // The next worker would wait for a PROXY header the client will not send again.
+        guard !acceptsProxy, phase == .idle, !clientInputClosed, (clientBuffer?.readableBytes ?? 0) == 0 else { return false }
         let channel = context.channel
         guard let fd = table.descriptor(local: channel.localAddress, remote: channel.remoteAddress) else { return false }
         _ = try? channel.syncOptions?.setOption(.autoRead, value: false)
@@ -279,6 +288,23 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             switch phase {
             case .idle:
                 guard let buffer = clientBuffer, buffer.readableBytes > 0 else { return }
+                if awaitingProxyHeader {
+                    switch ProxyProtocolHeader.parse(buffer) {
+                    case .incomplete:
+                        return
+                    case .invalid:
+                        // HAProxy drops such a connection without an answer.
+                        clientBuffer = nil
+                        closeClient()
+                        return
+                    case .complete(let source, let length):
+                        awaitingProxyHeader = false
+                        announcedClient = source
+                        clientBuffer!.moveReaderIndex(forwardBy: length)
+                        firstByteMono = -1
+                        continue
+                    }
+                }
                 switch HeadParser.parseRequest(buffer, limit: headLimit) {
                 case .incomplete:
                     return
@@ -427,7 +453,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         switch backend.settings.balance {
         case .source:
             var bytes: [UInt8]? = nil
-            if let address = context.channel.remoteAddress {
+            if let address = clientAddress {
                 switch address {
                 case .v4(let a): bytes = withUnsafeBytes(of: a.address.sin_addr) { Array($0) }
                 case .v6(let a): bytes = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }

@@ -23,11 +23,17 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     private var connected = false
 
     private let listenerGate: AcceptGate?
+    /// `bind ... accept-proxy`: the PROXY header is read before anything is forwarded.
+    private var awaitingProxyHeader: Bool
+    private var received: ByteBuffer?
+    private var announcedClient: SocketAddress?
+    private var clientAddress: SocketAddress? { announcedClient ?? context?.channel.remoteAddress }
 
-    init(runtime: WorkerRuntime, frontend: Frontend, listenerGate: AcceptGate? = nil) {
+    init(runtime: WorkerRuntime, frontend: Frontend, listenerGate: AcceptGate? = nil, acceptProxy: Bool = false) {
         self.runtime = runtime
         self.frontend = frontend
         self.listenerGate = listenerGate
+        awaitingProxyHeader = acceptProxy
         logger = frontend.logger
     }
 
@@ -38,9 +44,41 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         frontend.sessionOpened()
         listenerGate?.opened()
         context.fireChannelActive()
+        if awaitingProxyHeader {
+            // Reading stays manual: one read at a time until the header is complete.
+            context.read()
+            return
+        }
+        dispatch(context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard awaitingProxyHeader else {
+            context.fireChannelRead(data)
+            return
+        }
+        var bytes = unwrapInboundIn(data)
+        if received == nil { received = bytes } else { received!.writeBuffer(&bytes) }
+        switch ProxyProtocolHeader.parse(received!) {
+        case .incomplete:
+            context.read()
+        case .invalid:
+            received = nil
+            context.close(promise: nil)
+        case .complete(let source, let length):
+            awaitingProxyHeader = false
+            announcedClient = source
+            received!.moveReaderIndex(forwardBy: length)
+            if received!.readableBytes == 0 { received = nil }
+            dispatch(context)
+        }
+    }
+
+    /// Picks a server (or queues) once the client is known.
+    private func dispatch(_ context: ChannelHandlerContext) {
         if let logger {
             if TrafficLogFormat(frontend.settings.options) == .connect {
-                logger.emit(.info, "Connect from \(ExchangeLog.client(context.channel.remoteAddress)) to \(ExchangeLog.client(context.channel.localAddress)) (\(frontend.name)/TCP)")
+                logger.emit(.info, "Connect from \(ExchangeLog.client(clientAddress)) to \(ExchangeLog.client(context.channel.localAddress)) (\(frontend.name)/TCP)")
             } else {
                 log = ExchangeLog(frontend: frontend.name, startedMono: createdAtMs)
             }
@@ -54,7 +92,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
         var key = BalanceKey()
-        if case .source = backend.settings.balance, let address = context.channel.remoteAddress {
+        if case .source = backend.settings.balance, let address = clientAddress {
             switch address {
             case .v4(let a): key.sourceAddress = withUnsafeBytes(of: a.address.sin_addr) { Array($0) }
             case .v6(let a): key.sourceAddress = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
@@ -166,6 +204,11 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                 serverChannel.closeFuture.whenComplete { _ in
                     server.usedConnections.wrappingDecrement(ordering: .relaxed)
                 }
+                // What followed the PROXY header goes first.
+                if let pending = session.received {
+                    session.received = nil
+                    serverChannel.writeAndFlush(pending, promise: nil)
+                }
                 client.read()
                 serverChannel.read()
                 if server.settings.checks.observe == .layer4 {
@@ -237,7 +280,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         if let log, let logger, !(null && frontend.settings.options.dontLogNull) {
             let termination = terminationCause.map { "\($0.0)\($0.1)" } ?? "--"
             let counts = runtime.connectionCounts(frontend, slot, backend: frontend.backend)
-            logger.emit(.info, log.tcpLine(client: ExchangeLog.client(context.channel.remoteAddress), frontend: frontend.name,
+            logger.emit(.info, log.tcpLine(client: ExchangeLog.client(clientAddress), frontend: frontend.name,
                                           termination: termination, counts: counts, endMono: MonotonicClock.milliseconds()))
             self.log = nil
         }
@@ -266,7 +309,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
 
 extension TCPSession: DescribableSession {
     func shortDescription() -> String {
-        SessionText.line(self, address: context?.channel.remoteAddress, frontend: frontend.name,
+        SessionText.line(self, address: clientAddress, frontend: frontend.name,
                          backend: slot?.backend.name ?? frontend.backend?.name, server: slot?.server.name,
                          ageMs: MonotonicClock.milliseconds() - createdAtMs)
     }
