@@ -7,8 +7,9 @@ PREFIX ?= /usr/local
 # and the ones only the benchmarks need (installed by `make bench`).
 DEB_PACKAGES := curl ca-certificates
 DEB_BENCH_PACKAGES := haproxy nginx-light wrk python3
-# The test suite also drives hatop (in a tmux pane) against the runtime API.
-DEB_TEST_PACKAGES := hatop tmux
+# The test suite also drives hatop (in a tmux pane) against the runtime API, and reads the
+# traffic logs with halog (from the haproxy package).
+DEB_TEST_PACKAGES := hatop tmux haproxy
 
 .PHONY: all build release run test unit-test deps test-deps bench-deps install-packages check bench clean install
 

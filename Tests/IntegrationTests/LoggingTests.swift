@@ -108,4 +108,42 @@ import Glibc
         let text = hasp.child.stdout
         #expect(matches(text, #"(?m)^Connect from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:\#(port) \(fe/HTTP\)$"#), "\(text)")
     }
+
+    /// Debian's `halog` (from the haproxy package) reads Hasp's httplog lines without a parsing
+    /// error and finds the right servers and statuses in them.
+    @Test func halogParsesTheLines() throws {
+        let backend = try TestBackend(name: "b1")
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: """
+            global
+                log stdout format raw local0
+            defaults
+                mode http
+                log global
+                option httplog
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                default_backend be
+            backend be
+                server s1 127.0.0.1:\(backend.port)
+            """, waitFor: [port])
+        defer { hasp.stop() }
+        for _ in 0..<3 { _ = try curl(["http://127.0.0.1:\(port)/hello"]) }
+        for _ in 0..<2 { _ = try curl(["http://127.0.0.1:\(port)/status/503"]) }
+        try eventually("five lines") { hasp.child.stdout.split(separator: "\n").count >= 5 }
+        // As a syslog daemon writes them to /var/log/haproxy.log.
+        let file = try hasp.dir.write("haproxy.log", hasp.child.stdout.split(separator: "\n")
+            .map { "Nov 25 17:00:00 host hasp[1]: \($0)\n" }.joined())
+        let halog = FileManager.default.fileExists(atPath: "/usr/bin/halog") ? "/usr/bin/halog" : "/usr/sbin/halog"
+        let statuses = try run("/bin/sh", ["-c", "\(halog) -st < \(file)"])
+        #expect(statuses.stdout.contains("200 3") && statuses.stdout.contains("503 2"), "\(statuses.stdout)")
+        #expect(statuses.stderr.contains("5 lines in, 2 lines out, 0 parsing errors"), "\(statuses.stderr)")
+        let servers = try run("/bin/sh", ["-c", "\(halog) -srv < \(file)"])
+        #expect(servers.stdout.contains("be/s1 0 3 0 0 2 0 5 "), "\(servers.stdout)")
+    }
 }
+
