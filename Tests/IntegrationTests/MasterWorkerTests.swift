@@ -39,10 +39,23 @@ func returnConfig(port: Int, body: String, global: String = "") -> String {
 
 /// Sends one request on a new connection; returns the body or nil on any failure.
 func fetchOnce(port: Int) -> String? {
-    guard let client = try? RawClient(port: port, timeout: 5) else { return nil }
-    guard (try? client.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) != nil else { return nil }
-    guard let response = try? client.readResponses(1).first, response.hasPrefix("HTTP/1.1 200") else { return nil }
-    return response.components(separatedBy: "\r\n\r\n").last
+    try? fetchOrExplain(port: port).get()
+}
+
+/// The body, or what went wrong (for the message of a test that counts failures).
+func fetchOrExplain(port: Int) -> Result<String, HarnessError> {
+    let client: RawClient
+    do { client = try RawClient(port: port, timeout: 5) } catch { return .failure(HarnessError("connect: \(error)")) }
+    do { try client.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") } catch {
+        return .failure(HarnessError("send: \(error)"))
+    }
+    do {
+        let response = try client.readResponses(1)[0]
+        guard response.hasPrefix("HTTP/1.1 200") else { return .failure(HarnessError("answer: \(response.prefix(80))")) }
+        return .success(response.components(separatedBy: "\r\n\r\n").last ?? "")
+    } catch {
+        return .failure(HarnessError("read: \(error)"))
+    }
 }
 
 /// Starts `hasp -W` and waits for the first worker's READY: the master binds (so the port
@@ -68,9 +81,15 @@ func startMaster(config: String, port: Int) throws -> Hasp {
         let successes = ManagedAtomic<Int>(0)
         let running = ManagedAtomic<Bool>(true)
         let done = DispatchSemaphore(value: 0)
+        let lastFailure = Mutex<String>("")
         Thread.detachNewThread {
             while running.load(ordering: .relaxed) {
-                if fetchOnce(port: port) == nil { failures.wrappingIncrement(ordering: .relaxed) } else { successes.wrappingIncrement(ordering: .relaxed) }
+                switch fetchOrExplain(port: port) {
+                case .success: successes.wrappingIncrement(ordering: .relaxed)
+                case .failure(let why):
+                    failures.wrappingIncrement(ordering: .relaxed)
+                    lastFailure.withLock { $0 = "\(why)" }
+                }
             }
             done.signal()
         }
@@ -110,7 +129,7 @@ func startMaster(config: String, port: Int) throws -> Hasp {
         running.store(false, ordering: .relaxed)
         done.wait()
         done.wait()
-        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(failures.load(ordering: .relaxed) == 0, "\(lastFailure.withLock { $0 })")
         #expect(keepAliveFailures.load(ordering: .relaxed) == 0, "\(keepAliveError.withLock { $0 })")
         #expect(keepAliveAnswers.load(ordering: .relaxed) > 20)
         #expect(successes.load(ordering: .relaxed) > 10)
