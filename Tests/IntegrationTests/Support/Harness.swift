@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -12,20 +13,35 @@ struct HarnessError: Error, CustomStringConvertible {
 }
 
 enum Ports {
-    /// An unused loopback TCP port (bound once, then released).
+    /// Ports handed out come from below the kernel's ephemeral range (which starts at 32768),
+    /// one after the other: a port given to one test is never given to another test of the same
+    /// run, and never taken meanwhile by the kernel for an outgoing connection or a `bind(0)`.
+    /// (Handing out a just-released ephemeral port let two parallel tests share one, each then
+    /// talking to the other's hasp.)
+    private static let next = Mutex<Int>(20_000 + Int.random(in: 0..<8_000))
+
+    /// An unused loopback TCP port, unique within this test run.
     static func free() throws -> Int {
+        for _ in 0..<4_000 {
+            let candidate = next.withLock { port -> Int in
+                defer { port = port >= 31_999 ? 20_000 : port + 1 }
+                return port
+            }
+            if canBind(candidate) { return candidate }
+        }
+        throw HarnessError("no free port below the ephemeral range")
+    }
+
+    private static func canBind(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket failed") }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
+        addr.sin_port = UInt16(port).bigEndian
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw HarnessError("bind failed") }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        return rc == 0
     }
 
     static func isAccepting(_ port: Int) -> Bool {
