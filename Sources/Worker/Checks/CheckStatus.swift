@@ -67,19 +67,19 @@ public enum CheckStatus: Int, Sendable, Comparable {
         switch self {
         case .unknown: return 0
         case .initializing: return 1
-        case .healthAnalyze: return 3
-        case .socketError: return 4
-        case .l4ok: return 5
-        case .l4timeout: return 6
-        case .l4connect: return 7
-        case .l6ok: return 8
-        case .l6timeout: return 9
-        case .l6response: return 10
-        case .l7timeout: return 11
-        case .l7response: return 12
-        case .l7ok: return 14
-        case .l7okConditional: return 15
-        case .l7status: return 16
+        case .healthAnalyze: return 4
+        case .socketError: return 5
+        case .l4ok: return 6
+        case .l4timeout: return 7
+        case .l4connect: return 8
+        case .l6ok: return 9
+        case .l6timeout: return 10
+        case .l6response: return 11
+        case .l7timeout: return 12
+        case .l7response: return 13
+        case .l7ok: return 15
+        case .l7okConditional: return 16
+        case .l7status: return 17
         }
     }
 

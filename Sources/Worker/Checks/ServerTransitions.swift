@@ -111,6 +111,7 @@ extension WorkerRuntime {
     }
 
     func announceNoServer(_ backend: Backend) {
+        backend.downTransitions.wrappingIncrement(ordering: .relaxed)
         let type = backend.settings.kind == .listen ? "proxy" : "backend"
         DiagnosticPrinter.shared.alert("\(type) '\(backend.name)' has no server available!")
         loggers[backend.name]?.emit(.emerg, "\(type) \(backend.name) has no server available!")

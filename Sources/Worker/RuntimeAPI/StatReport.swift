@@ -307,7 +307,7 @@ struct StatReport {
                  ("dreq", 0), ("dresp", 0), ("econ", econ), ("eresp", c.responseErrors.load(ordering: .relaxed)),
                  ("wretr", c.retries.load(ordering: .relaxed)), ("wredis", c.redispatches.load(ordering: .relaxed)),
                  ("weight", active.reduce(0) { $0 + $1.weight }), ("act", active.count), ("bck", backup.count),
-                 ("chkdown", b.servers.reduce(0) { $0 + ($1.healthCheck?.snapshot.downs ?? 0) }),
+                 ("chkdown", b.downTransitions.load(ordering: .relaxed)),
                  ("lastchg", max(0, WallClock.seconds() - api.startedAt)), ("downtime", 0),
                  ("iid", b.settings.id), ("sid", 0), ("lbtot", b.totalSessions.load(ordering: .relaxed)), ("type", 1),
                  ("rate", c.sessionRate.perSecond()), ("rate_max", c.sessionRate.maximum()),

@@ -34,6 +34,8 @@ public final class Backend: Sendable {
     let currentSessions = ManagedAtomic<Int>(0)
     let queued = ManagedAtomic<Int>(0)
     let counters = ProxyCounters()
+    /// Times the backend lost its last usable server (`chkdown` of the BACKEND row).
+    let downTransitions = ManagedAtomic<Int>(0)
     let loopCount: Int
 
     init(settings: ProxySettings, loopCount: Int, firstServerID: Int) {

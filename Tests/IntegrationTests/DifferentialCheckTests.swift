@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Debian's haproxy is the oracle: the same configuration under haproxy and under hasp must give
+/// the same check columns in `show stat` and `show servers state`, and the same log lines.
+@Suite(.serialized) struct DifferentialCheckTests {
+    static let haproxy = "/usr/sbin/haproxy"
+
+    func config(port: Int, socket: String, live: Int, dead: Int) -> String {
+        """
+        global
+            stats socket \(socket) level admin
+        defaults
+            mode http
+            timeout connect 1s
+            timeout client 5s
+            timeout server 5s
+            option log-health-checks
+        frontend fe
+            bind 127.0.0.1:\(port)
+            default_backend be
+        backend be
+            option httpchk GET /
+            server live 127.0.0.1:\(live) check inter 200ms
+            server dead 127.0.0.1:\(dead) check inter 200ms
+            server byport 127.0.0.1:\(dead) check inter 200ms port \(live) addr 127.0.0.1
+            server tracker 127.0.0.1:\(live) track live
+
+        """
+    }
+
+    /// What the run shows: the check columns of the server rows, the check columns of
+    /// `show servers state`, and the check log lines (durations blanked).
+    func observe(_ binary: String, live: CheckTarget, dead: Int) throws -> (stat: [String], state: [String], log: [String]) {
+        let dir = try TempDir()
+        let port = try Ports.free()
+        let socket = dir.path("admin.sock")
+        let path = try dir.write("check.cfg", config(port: port, socket: socket, live: live.port, dead: dead))
+        let child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
+        defer { child.stop() }
+        var seen = ""
+        defer { if !seen.contains("DOWN") { print("[\(binary)] last show stat: \(seen)\nstderr: \(child.stderr)") } }
+        try eventually("\(binary): dead DOWN and live checked") {
+            guard FileManager.default.fileExists(atPath: socket), let stat = try? CLIClient.ask(socket, "show stat") else { return false }
+            seen = stat
+            let dead = try statCell(stat, "be", "dead", "status")
+            let live = try statCell(stat, "be", "live", "check_status")
+            let byPort = try statCell(stat, "be", "byport", "check_status")
+            return dead == "DOWN" && live == "L7OK" && byPort == "L7OK"
+        }
+        try eventually("\(binary): the check lines") {
+            child.stderr.contains("server be/byport succeeded") && child.stderr.contains("Server be/dead is DOWN")
+                && child.stderr.contains("server be/live succeeded")
+        }
+        let stat = try CLIClient.ask(socket, "show stat")
+        let columns = ["status", "chkfail", "chkdown", "check_status", "check_code", "last_chk", "check_desc",
+                       "check_rise", "check_fall", "check_health", "weight", "act", "bck", "tracked"]
+        var rows: [String] = []
+        for server in ["live", "dead", "byport", "tracker", "BACKEND"] {
+            rows.append(server + ": " + (try columns.map { try statCell(stat, "be", server, $0) }.joined(separator: ",")))
+        }
+        let state = try CLIClient.ask(socket, "show servers state be").split(separator: "\n").dropFirst(2).map { line in
+            let f = line.split(separator: " ").map(String.init)
+            // name, op state, admin state, weights, check status/result/health/state, agent state
+            return [f[3], f[5], f[6], f[7], f[8], f[10], f[11], f[12], f[13], f[14]].joined(separator: " ")
+        }
+        let log = child.stderr.split(separator: "\n").compactMap { line -> String? in
+            guard let r = line.range(of: ") : ") else { return nil }
+            let text = CheckFixture.blankDurations(String(line[r.upperBound...]))
+            return text.hasPrefix("Health check") || text.hasPrefix("Server ") || text.contains("has no server") ? text : nil
+        }
+        return (rows, state, log.sorted())
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: DifferentialCheckTests.haproxy), "needs Debian's haproxy"))
+    func checksMatchHAProxy() throws {
+        let live = try CheckTarget(.http(200, "ok"))
+        defer { live.stop() }
+        let dead = try Ports.free()
+        let reference = try observe(Self.haproxy, live: live, dead: dead)
+        let ours = try observe(HaspBinary.path, live: live, dead: dead)
+        #expect(ours.stat == reference.stat)
+        #expect(ours.state == reference.state)
+        #expect(ours.log == reference.log)
+        #expect(reference.log.contains("Server be/dead is DOWN. 3 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."))
+    }
+}
