@@ -10,7 +10,7 @@ import Glibc
 @Suite(.serialized) struct DifferentialCheckTests {
     static let haproxy = "/usr/sbin/haproxy"
 
-    func config(port: Int, socket: String, live: Int, dead: Int) -> String {
+    func config(port: Int, socket: String, live: Int, dead: Int, pong: Int, error: Int, busy: Int) -> String {
         """
         global
             stats socket \(socket) level admin
@@ -29,17 +29,39 @@ import Glibc
             server dead 127.0.0.1:\(dead) check inter 200ms
             server byport 127.0.0.1:\(dead) check inter 200ms port \(live) addr 127.0.0.1
             server tracker 127.0.0.1:\(live) track live
+        backend web
+            option httpchk GET /
+            server busy 127.0.0.1:\(busy) check inter 200ms
+        # One server per backend where a DOWN line counts the others: the order of checks
+        # across servers is not fixed.
+        defaults redis
+            mode http
+            timeout connect 1s
+            timeout client 5s
+            timeout server 5s
+            option log-health-checks
+            option tcp-check
+            tcp-check send PING\\r\\n
+            tcp-check expect string +PONG
+        backend redis_good from redis
+            server s 127.0.0.1:\(pong) check inter 200ms
+        backend redis_bad from redis
+            server s 127.0.0.1:\(error) check inter 200ms
+        backend redis_gone from redis
+            server s 127.0.0.1:\(dead) check inter 200ms
 
         """
     }
 
     /// What the run shows: the check columns of the server rows, the check columns of
     /// `show servers state`, and the check log lines (durations blanked).
-    func observe(_ binary: String, live: CheckTarget, dead: Int) throws -> (stat: [String], state: [String], log: [String]) {
+    func observe(_ binary: String, live: CheckTarget, dead: Int, pong: CheckTarget, error: CheckTarget,
+                 busy: CheckTarget) throws -> (stat: [String], state: [String], log: [String]) {
         let dir = try TempDir()
         let port = try Ports.free()
         let socket = dir.path("admin.sock")
-        let path = try dir.write("check.cfg", config(port: port, socket: socket, live: live.port, dead: dead))
+        let path = try dir.write("check.cfg", config(port: port, socket: socket, live: live.port, dead: dead,
+                                                     pong: pong.port, error: error.port, busy: busy.port))
         let child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
         defer { child.stop() }
         var seen = ""
@@ -53,15 +75,16 @@ import Glibc
             return dead == "DOWN" && live == "L7OK" && byPort == "L7OK"
         }
         try eventually("\(binary): the check lines") {
-            child.stderr.contains("server be/byport succeeded") && child.stderr.contains("Server be/dead is DOWN")
-                && child.stderr.contains("server be/live succeeded")
+            ["server be/byport succeeded", "Server be/dead is DOWN", "server be/live succeeded", "Server web/busy is DOWN",
+             "server redis_good/s succeeded", "Server redis_bad/s is DOWN", "Server redis_gone/s is DOWN"].allSatisfy(child.stderr.contains)
         }
         let stat = try CLIClient.ask(socket, "show stat")
         let columns = ["status", "chkfail", "chkdown", "check_status", "check_code", "last_chk", "check_desc",
                        "check_rise", "check_fall", "check_health", "weight", "act", "bck", "tracked"]
         var rows: [String] = []
-        for server in ["live", "dead", "byport", "tracker", "BACKEND"] {
-            rows.append(server + ": " + (try columns.map { try statCell(stat, "be", server, $0) }.joined(separator: ",")))
+        for (backend, server) in [("be", "live"), ("be", "dead"), ("be", "byport"), ("be", "tracker"), ("be", "BACKEND"),
+                                  ("web", "busy"), ("web", "BACKEND"), ("redis_good", "s"), ("redis_bad", "s"), ("redis_gone", "s")] {
+            rows.append("\(backend)/\(server): " + (try columns.map { try statCell(stat, backend, server, $0) }.joined(separator: ",")))
         }
         let state = try CLIClient.ask(socket, "show servers state be").split(separator: "\n").dropFirst(2).map { line in
             let f = line.split(separator: " ").map(String.init)
@@ -79,10 +102,13 @@ import Glibc
     @Test(.enabled(if: FileManager.default.fileExists(atPath: DifferentialCheckTests.haproxy), "needs Debian's haproxy"))
     func checksMatchHAProxy() throws {
         let live = try CheckTarget(.http(200, "ok"))
-        defer { live.stop() }
+        let pong = try CheckTarget(.text("+PONG\r\n"))
+        let error = try CheckTarget(.text("-ERR nope\r\n"))
+        let busy = try CheckTarget(.http(503, "busy"))
+        defer { for t in [live, pong, error, busy] { t.stop() } }
         let dead = try Ports.free()
-        let reference = try observe(Self.haproxy, live: live, dead: dead)
-        let ours = try observe(HaspBinary.path, live: live, dead: dead)
+        let reference = try observe(Self.haproxy, live: live, dead: dead, pong: pong, error: error, busy: busy)
+        let ours = try observe(HaspBinary.path, live: live, dead: dead, pong: pong, error: error, busy: busy)
         #expect(ours.stat == reference.stat)
         #expect(ours.state == reference.state)
         #expect(ours.log == reference.log)

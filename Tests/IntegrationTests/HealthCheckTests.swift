@@ -201,8 +201,8 @@ func gaps(_ times: [Int], from: Int, count: Int) -> [Int] {
             ("body_ok", "UP", "L7OK", "200", ""),
             ("body_bad", "DOWN", "L7RSP", "", "HTTP content check did not match"),
             ("redis_ok", "UP", "L7OK", "0", "(tcp-check)"),
-            ("redis_bad", "DOWN", "L7RSP", "", "TCPCHK did not match content '+PONG' at step 3"),
-            ("redis_silent", "DOWN", "L7TOUT", "", " at step 3 of tcp-check (expect string '+PONG')"),
+            ("redis_bad", "DOWN", "L7RSP", "", "TCPCHK did not match content '+PONG' at step 2"),
+            ("redis_silent", "DOWN", "L7TOUT", "", " at step 2 of tcp-check (expect string '+PONG')"),
             ("redis_dead", "DOWN", "L4CON", "", "Connection refused at initial connection step of tcp-check"),
             ("sequence_dead", "DOWN", "L4CON", "", "Connection refused at step 1 of tcp-check (connect port \(closedPort))"),
         ]

@@ -98,19 +98,26 @@ final class CheckConversation: @unchecked Sendable {
         }
     }
 
+    /// HAProxy's number of the current rule: the rules as written, from 1 (an implicit first
+    /// connect is not one of them).
+    private var stepNumber: Int {
+        if case .connect(_, _, _, true) = steps.first { return index }
+        return index + 1
+    }
+
     /// Where a tcp-check sequence stopped, as HAProxy appends it to failures.
     private var tcpCheckPlace: String {
         guard style == .tcpCheck, index < steps.count else { return "" }
         switch steps[index] {
         case .connect(_, let port, _, let implicit):
             if implicit { return " at initial connection step of tcp-check" }
-            return " at step \(index + 1) of tcp-check" + (port.map { " (connect port \($0))" } ?? " (connect)")
+            return " at step \(stepNumber) of tcp-check" + (port.map { " (connect port \($0))" } ?? " (connect)")
         case .expect(let e, _):
-            return " at step \(index + 1) of tcp-check (\(CheckMatcher.expectName(e)))"
+            return " at step \(stepNumber) of tcp-check (\(CheckMatcher.expectName(e)))"
         case .send:
-            return " at step \(index + 1) of tcp-check (send)"
+            return " at step \(stepNumber) of tcp-check (send)"
         default:
-            return " at step \(index + 1) of tcp-check"
+            return " at step \(stepNumber) of tcp-check"
         }
     }
 
@@ -226,7 +233,7 @@ final class CheckConversation: @unchecked Sendable {
         let verdict: ExpectVerdict
         switch steps[index] {
         case .expect(let expectation, let pattern):
-            verdict = CheckMatcher.tcp(expectation, pattern, buffer: buffer, complete: complete, step: index + 1)
+            verdict = CheckMatcher.tcp(expectation, pattern, buffer: buffer, complete: complete, step: stepNumber)
         case .httpExpect(let expectation, let pattern, let disableOn404):
             guard let response = HTTPCheckResponse(parsing: buffer, complete: complete) else {
                 if complete { return finish(CheckReport(status: .l7response, description: buffer.isEmpty ? "" : "invalid HTTP response")) }
