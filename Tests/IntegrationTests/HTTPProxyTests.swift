@@ -134,6 +134,31 @@ func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", 
         """)
     }
 
+    /// HAProxy's turn-around timer: min(timeout connect, 1 s) between two attempts on the same
+    /// server, none before a redispatch to another one.
+    @Test func retriesWaitBeforeTryingTheSameServerAgain() throws {
+        let deadPort = try Ports.free()
+        let port = try Ports.free()
+        let config = httpConfig(port: port, servers: [("s1", deadPort)], backendExtra: "    retries 2\n    timeout connect 300ms")
+        let hasp = try Hasp(config: config, waitFor: [port])
+        defer { hasp.stop() }
+        let started = Date()
+        #expect(fetchStatus(port) == "HTTP/1.1 503")
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(elapsed >= 0.55 && elapsed < 3, "two 300 ms pauses, took \(elapsed) s")
+
+        let backend = try TestBackend(name: "b1")
+        defer { backend.stop() }
+        let other = try Ports.free()
+        let redispatching = try Hasp(config: httpConfig(port: other, servers: [("dead", deadPort), ("alive", backend.port)],
+                                                        backendExtra: "    retries 1\n    option redispatch\n    balance first\n    timeout connect 300ms"),
+                                     waitFor: [other])
+        defer { redispatching.stop() }
+        let quick = Date()
+        #expect(fetchStatus(other) == "HTTP/1.1 200")
+        #expect(Date().timeIntervalSince(quick) < 0.25, "the only retry is a redispatch: no pause")
+    }
+
     @Test func serverTimeoutGives504() throws {
         let backend = try TestBackend()
         defer { backend.stop() }

@@ -70,10 +70,13 @@ struct ExchangeLog {
 }
 
 extension WorkerRuntime {
-    /// `%ac/%fc/%bc/%sc` (without the retries).
+    /// `%ac/%fc/%bc/%sc` (without the retries). HAProxy logs once the stream has left its
+    /// backend and server, so they do not count the stream being logged.
     func connectionCounts(_ frontend: Frontend, _ slot: (backend: Backend, server: Server)?, backend: Backend?) -> String {
         let active = frontends.reduce(0) { $0 + $1.currentSessions.load(ordering: .relaxed) }
-        let be = (slot?.backend ?? backend)?.currentSessions.load(ordering: .relaxed) ?? 0
-        return "\(active)/\(frontend.currentSessions.load(ordering: .relaxed))/\(be)/\(slot?.server.currentServed ?? 0)"
+        let own = slot == nil ? 0 : 1
+        let be = max(0, ((slot?.backend ?? backend)?.currentSessions.load(ordering: .relaxed) ?? 0) - own)
+        let srv = max(0, (slot?.server.currentServed ?? 0) - own)
+        return "\(active)/\(frontend.currentSessions.load(ordering: .relaxed))/\(be)/\(srv)"
     }
 }

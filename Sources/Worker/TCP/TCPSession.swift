@@ -245,7 +245,14 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                 context.close(promise: nil)
                 return
             }
-            connect(server)
+            // HAProxy's turn-around timer before the same server is tried again.
+            let delay = min(backend.settings.timeouts.connect.flatMap { $0 > 0 ? $0 : nil } ?? 1_000, 1_000)
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
+                let session = bound.value
+                guard !session.finished, !session.cleanedUp, session.slot?.server === server else { return }
+                session.connect(server)
+            }
             return
         }
         terminationCause = ("S", "C")
