@@ -30,6 +30,20 @@ import Glibc
         #expect(start.status == 1)
     }
 
+    /// A file whose last line has no line feed may have been truncated (a deploy that copied half
+    /// of it): HAProxy refuses it, so does Hasp.
+    @Test func aFileWithoutAFinalLineFeedIsRefused() throws {
+        let dir = try TempDir()
+        let path = dir.path("truncated.conf")
+        try "defaults\n    mode http\n    timeout client 1s".write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try run(HaspBinary.path, ["-c", "-f", path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains(") : config : parsing [\(path):3]: Missing LF on last line, file might have been truncated at position 22."))
+        #expect(r.stderr.contains("config : Error(s) found in configuration file : \(path)"))
+        try "defaults\n    mode http\n    timeout client 1s\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try run(HaspBinary.path, ["-c", "-q", "-f", path]).status == 0)
+    }
+
     @Test func warningsAndZeroWarning() throws {
         let dir = try TempDir()
         let cfg = try dir.write("warn.cfg", "backend be\n server s 127.0.0.1:2\n")

@@ -19,7 +19,7 @@ func statCell(_ answer: String, _ proxy: String, _ service: String, _ column: St
         let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         if cells.count > index, cells[0] == proxy, cells[1] == service { return cells[index] }
     }
-    throw HarnessError("no \(proxy)/\(service) row")
+    throw HarnessError("no \(proxy)/\(service) row in \(answer.count) bytes: \(answer.prefix(300).debugDescription)")
 }
 
 /// A standalone hasp with an admin and an operator stats socket, in front of a test backend.

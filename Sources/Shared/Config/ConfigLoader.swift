@@ -48,7 +48,7 @@ public enum ConfigLoader {
         guard let bytes = FileReader.read(path) else {
             throw Failure(message: "Cannot open configuration file/directory \(path) : \(errorText(errno))")
         }
-        return ConfigParser.Source(name: path, text: String(decoding: bytes, as: UTF8.self))
+        return ConfigParser.Source(name: path, text: String(decoding: bytes, as: UTF8.self), mustEndWithLineFeed: true)
     }
 
     public static func errorText(_ code: Int32) -> String {

@@ -14,9 +14,13 @@ public struct ConfigParser {
     public struct Source: Sendable {
         public var name: String
         public var text: String
-        public init(name: String, text: String) {
+        /// A file read from disk: without a final line feed it may have been truncated, and
+        /// HAProxy refuses it.
+        public var mustEndWithLineFeed: Bool
+        public init(name: String, text: String, mustEndWithLineFeed: Bool = false) {
             self.name = name
             self.text = text
+            self.mustEndWithLineFeed = mustEndWithLineFeed
         }
     }
 
@@ -108,6 +112,9 @@ public struct ConfigParser {
         }
         if !stack.isEmpty {
             alert("parsing [\(file):\(lineNumber)]: non-terminated '.if' block.")
+        }
+        if source.mustEndWithLineFeed, let last = lines.last, !source.text.hasSuffix("\n") {
+            alert("parsing [\(file):\(number)]: Missing LF on last line, file might have been truncated at position \(last.utf8.count + 1).")
         }
         closeSection()
         section = .none

@@ -87,7 +87,9 @@ final class TempDir {
     func path(_ name: String) -> String { url.appendingPathComponent(name).path }
     func write(_ name: String, _ text: String) throws -> String {
         let p = path(name)
-        try text.write(toFile: p, atomically: true, encoding: .utf8)
+        // Configuration files end with a line feed, as real ones do (a missing one is refused).
+        let content = name.hasSuffix(".cfg") && !text.hasSuffix("\n") ? text + "\n" : text
+        try content.write(toFile: p, atomically: true, encoding: .utf8)
         return p
     }
     deinit { try? FileManager.default.removeItem(at: url) }
