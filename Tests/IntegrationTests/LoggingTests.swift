@@ -25,6 +25,7 @@ import Glibc
                 mode http
                 log global
                 option httplog
+                option log-separate-errors
                 timeout connect 2s
                 timeout client 10s
                 timeout server 10s
@@ -77,6 +78,8 @@ import Glibc
         _ = try curl(["http://127.0.0.1:\(port)/after"])
         try eventually("the 503 line") { line(containing: "GET /after") != nil }
         #expect(matches(line(containing: "GET /after")!, #" fe be/<NOSRV> \d+/-1/-1/-1/\d+ 503 \d+ - - SC-- "#), "\(line(containing: "GET /after")!)")
+        // option log-separate-errors: the failed exchange goes out at err, the good one at info.
+        #expect(line(containing: "GET /after")!.hasPrefix("<131>"))
         let maint = try #require(line(containing: "Server be/s1 is going DOWN for maintenance"))
         #expect(maint.hasPrefix("<133>"))
         try eventually("the backend alert") { line(containing: "backend be has no server available!") != nil }

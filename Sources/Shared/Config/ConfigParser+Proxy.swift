@@ -350,12 +350,12 @@ extension ConfigParser {
 
     static let supportedOptions = [
         "redispatch", "httplog", "tcplog", "forwardfor", "http-keep-alive", "http-server-close", "httpclose",
-        "dontlognull", "idle-close-on-response", "log-health-checks", "allbackups", "httpchk", "tcp-check",
+        "dontlognull", "idle-close-on-response", "log-health-checks", "log-separate-errors", "allbackups", "httpchk", "tcp-check",
     ]
     /// Options an ordinary configuration uses that Hasp accepts without acting on them yet.
     static let acceptedOptions: Set<String> = [
         "abortonclose", "splice-auto", "splice-request", "splice-response",
-        "tcpka", "clitcpka", "srvtcpka", "http-buffer-request", "log-separate-errors", "allbackups",
+        "tcpka", "clitcpka", "srvtcpka", "http-buffer-request", "allbackups",
         "dontlog-normal", "prefer-last-server", "persist", "nolinger", "independent-streams", "http-pretend-keepalive",
         "http-no-delay", "logasap", "contstats", "socket-stats", "checkcache", "http-ignore-probes",
         "tcp-smart-accept", "tcp-smart-connect", "accept-invalid-http-request", "accept-invalid-http-response",
@@ -373,6 +373,7 @@ extension ConfigParser {
         case "dontlognull": p.options.dontLogNull = !negated
         case "idle-close-on-response": p.options.idleCloseOnResponse = !negated
         case "log-health-checks": p.options.logHealthChecks = !negated
+        case "log-separate-errors": p.options.logSeparateErrors = !negated
         case "allbackups": p.options.allBackups = !negated
         case "httpchk":
             if negated { p.checks.kind = .connect } else { parseHTTPCheckOption(w, from: i, &p) }

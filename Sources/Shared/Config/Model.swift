@@ -187,6 +187,8 @@ public struct ProxyOptions: Sendable, Equatable {
     public var dontLogNull = false
     public var idleCloseOnResponse = false
     public var logHealthChecks = false
+    /// `option log-separate-errors`: traffic lines that show a problem go out at `err`.
+    public var logSeparateErrors = false
     public var allBackups = false
     public var connectionMode: HTTPConnectionMode = .keepAlive
     public init() {}

@@ -76,7 +76,7 @@ extension HTTPSession {
         let line = logFormat == .tcp
             ? log.tcpLine(client: client, frontend: frontend.name, termination: termination, counts: counts, endMono: now)
             : log.httpLine(client: client, frontend: frontend.name, termination: termination, counts: counts, endMono: now)
-        logger.emit(.info, line)
+        logger.emit(log.level(termination: termination, separateErrors: frontend.settings.options.logSeparateErrors), line)
     }
 
     /// `Connect from <ci>:<cp> to <fi>:<fp> (<frontend>/<mode>)`.

@@ -41,6 +41,14 @@ struct ExchangeLog {
         backend = frontend
     }
 
+    /// `option log-separate-errors`: errors, timeouts, retries, redispatches and 5xx go out at
+    /// `err` instead of `info`.
+    func level(termination: String, separateErrors: Bool) -> LogLevel {
+        guard separateErrors else { return .info }
+        let troubled = termination.first.map { $0 != "-" } ?? false
+        return troubled || status >= 500 || retries > 0 || redispatched ? .err : .info
+    }
+
     /// The client address as `%ci:%cp`.
     static func client(_ address: SocketAddress?) -> String {
         guard let address else { return "-:-" }

@@ -287,7 +287,8 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         if let log, let logger, !(null && frontend.settings.options.dontLogNull) {
             let termination = terminationCause.map { "\($0.0)\($0.1)" } ?? "--"
             let counts = runtime.connectionCounts(frontend, slot, backend: frontend.backend)
-            logger.emit(.info, log.tcpLine(client: ExchangeLog.client(clientAddress), frontend: frontend.name,
+            logger.emit(log.level(termination: termination, separateErrors: frontend.settings.options.logSeparateErrors),
+                        log.tcpLine(client: ExchangeLog.client(clientAddress), frontend: frontend.name,
                                           termination: termination, counts: counts, endMono: MonotonicClock.milliseconds()))
             self.log = nil
         }
