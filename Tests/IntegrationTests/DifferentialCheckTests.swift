@@ -114,4 +114,68 @@ import Glibc
         #expect(ours.log == reference.log)
         #expect(reference.log.contains("Server be/dead is DOWN. 3 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."))
     }
+
+    /// Administrative changes from the CLI: maintenance (inherited by a tracker), drain, health
+    /// forced down, and a slow-start server leaving maintenance.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: DifferentialCheckTests.haproxy), "needs Debian's haproxy"))
+    func administrativeChangesMatchHAProxy() throws {
+        let live = try CheckTarget(.http(200, "ok"))
+        defer { live.stop() }
+        func run(_ binary: String) throws -> (stat: [String], state: [String], log: [String]) {
+            let dir = try TempDir()
+            let port = try Ports.free()
+            let socket = dir.path("admin.sock")
+            let path = try dir.write("admin.cfg", """
+                global
+                    stats socket \(socket) level admin
+                defaults
+                    mode http
+                    timeout connect 1s
+                    timeout client 5s
+                    timeout server 5s
+                frontend fe
+                    bind 127.0.0.1:\(port)
+                    default_backend be
+                backend be
+                    server a 127.0.0.1:\(live.port) check inter 200ms
+                    server b 127.0.0.1:\(live.port) check inter 200ms
+                    server c 127.0.0.1:\(live.port) track a
+                    server d 127.0.0.1:\(live.port)
+                    server e 127.0.0.1:\(live.port) check inter 200ms slowstart 60s
+                """)
+            let child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
+            defer { child.stop() }
+            try eventually("\(binary): first checks") {
+                guard FileManager.default.fileExists(atPath: socket), let stat = try? CLIClient.ask(socket, "show stat") else { return false }
+                return try ["a", "b", "e"].allSatisfy { try statCell(stat, "be", $0, "check_status") == "L4OK" }
+            }
+            _ = try CLIClient.ask(socket, "set server be/b state drain; disable server be/a; set server be/d health down; set server be/e state maint; set server be/e state ready")
+            try eventually("\(binary): the last line") { child.stderr.contains("Server be/e is UP/READY (leaving forced maintenance).") }
+            // Leaving maintenance, e is up at `rise` and checked again soon: wait for that check.
+            try eventually("\(binary): e checked again") { try statCell(try CLIClient.ask(socket, "show stat"), "be", "e", "check_health") == "4" }
+            let stat = try CLIClient.ask(socket, "show stat")
+            let columns = ["status", "weight", "act", "bck", "chkfail", "chkdown", "check_status", "check_code", "last_chk",
+                           "check_desc", "check_rise", "check_fall", "check_health", "tracked"]
+            let rows = try ["a", "b", "c", "d", "e", "BACKEND"].map { server in
+                "\(server): " + (try columns.map { try statCell(stat, "be", server, $0) }.joined(separator: ","))
+            }
+            let state = try CLIClient.ask(socket, "show servers state be").split(separator: "\n").dropFirst(2).map { line in
+                let f = line.split(separator: " ").map(String.init)
+                return [f[3], f[5], f[6], f[7], f[8], f[10], f[11], f[12], f[13], f[14]].joined(separator: " ")
+            }
+            let log = child.stderr.split(separator: "\n").compactMap { line -> String? in
+                guard let r = line.range(of: ") : ") else { return nil }
+                let text = String(line[r.upperBound...])
+                return text.hasPrefix("Server ") || text.contains("has no server") ? text : nil
+            }
+            return (rows, state, log)
+        }
+        let reference = try run(Self.haproxy)
+        let ours = try run(HaspBinary.path)
+        #expect(ours.stat == reference.stat)
+        #expect(ours.state == reference.state)
+        #expect(ours.log == reference.log)
+        #expect(reference.log.contains("Server be/c is going DOWN for maintenance via be/a. 2 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."))
+    }
 }
+

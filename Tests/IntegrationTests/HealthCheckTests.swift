@@ -443,7 +443,11 @@ func gaps(_ times: [Int], from: Int, count: Int) -> [Int] {
 
         // Maintenance pauses the checks; leaving it checks at once.
         #expect(try f.ask("disable server be/s") == "\n")
-        #expect(try f.stat("be", "s", "check_health") == "0")
+        // A paused check shows no result in show stat (as in HAProxy); its health is 0.
+        #expect(try f.stat("be", "s", "check_status") == "")
+        let stateLine = try f.ask("show servers state be").split(separator: "\n").first { $0.split(separator: " ").dropFirst(3).first == "s" }
+        let fields = try #require(stateLine).split(separator: " ")
+        #expect(fields[12] == "0" && fields[13] == "14", "health 0, check configured+enabled+paused: \(fields)")
         let paused = target.arrivals.count
         let started = Date()
         try eventually("two check intervals") { Date().timeIntervalSince(started) > 3.2 }

@@ -81,19 +81,23 @@ extension WorkerRuntime {
 
     private func adminChanged(_ server: Server, before: ServerAdminState, after: ServerAdminState, via: Server?) {
         guard let backend = backend(of: server) else { return }
-        let label = "\(backend.name)/\(server.name)"
-        let suffix = via.map { " (via \($0.backendName)/\($0.name))" } ?? ""
+        let label = "\(server.isBackup ? "Backup " : "")Server \(backend.name)/\(server.name)"
+        // HAProxy names the tracked server when the change was inherited from it.
+        let viaText = via.map { " via \($0.backendName)/\($0.name)" } ?? ""
         if !before.inMaintenance, after.inMaintenance {
             for check in [server.healthCheck, server.agentCheck].compactMap({ $0 }) {
                 check.update { $0.paused = true; $0.health.markDown() }
             }
+            let old = server.setOperationalState(.stopped)
+            if old != .stopped { server.uncheckedHealth.store(0, ordering: .relaxed) }
             let (active, backup) = usableCounts(backend)
-            if server.operationalState == .stopped {
-                announce(backend, .notice, "Server \(label) was DOWN and now enters maintenance\(suffix).")
+            if old == .stopped {
+                announce(backend, .notice, "\(label) was DOWN and now enters maintenance\(viaText).")
             } else {
-                announce(backend, .notice, "Server \(label) is going DOWN for maintenance\(suffix). \(active) active and \(backup) backup servers left. \(server.currentServed) sessions active, 0 requeued, \(backend.queued.load(ordering: .relaxed)) remaining in queue.")
+                let level: LogLevel = old == .stopping || before.draining ? .notice : .alert
+                announce(backend, level, "\(label) is going DOWN for maintenance\(viaText). \(active) active and \(backup) backup servers left.\(active == 0 && backup > 0 ? " Running on backup." : "") \(server.currentServed) sessions active, 0 requeued, \(backend.queued.load(ordering: .relaxed)) remaining in queue.")
+                if active + backup == 0 { announceNoServer(backend) }
             }
-            if active + backup == 0 { announceNoServer(backend) }
             purgeIdleConnections(of: server)
             if server.settings.checks.shutdownSessionsOnDown { shutdownSessions(of: server) }
         } else if before.inMaintenance, !after.inMaintenance {
@@ -104,23 +108,27 @@ extension WorkerRuntime {
             let verdict = checkVerdict(server)
             if verdict == .stopped {
                 server.setOperationalState(.stopped)
-                announce(backend, .notice, "Server \(label) is DOWN (leaving \(via == nil ? "forced " : "")maintenance\(suffix)).")
+            } else if server.settings.checks.slowstartMs > 0, !isStopping {
+                server.beginWarmup()
+                server.setOperationalState(.starting)
+                scheduleWarmupEnd(server)
             } else {
-                if server.operationalState == .stopped, server.settings.checks.slowstartMs > 0 {
-                    server.beginWarmup()
-                    server.setOperationalState(.starting)
-                } else if server.operationalState == .stopped {
-                    server.setOperationalState(verdict)
-                }
-                announce(backend, .notice, "Server \(label) is \(after.draining ? "UP/DRAIN" : "UP/READY") (leaving \(via == nil ? "forced " : "")maintenance\(suffix)).")
+                server.setOperationalState(verdict)
             }
+            let state = "\(verdict == .stopped ? "DOWN" : "UP")/\(after.draining ? "DRAIN" : "READY")"
+            let why = before.contains(.forcedMaint) && !after.contains(.forcedMaint) ? "leaving forced maintenance" : "leaving maintenance"
+            announce(backend, .notice, "\(label) is \(state) (\(why)).")
             wakeChecks(of: server)
             backend.dispatchQueue()
-        } else if before.draining != after.draining {
+        } else if !after.inMaintenance, before.draining != after.draining {
+            let (active, backup) = usableCounts(backend)
             if after.draining {
-                announce(backend, .notice, "Server \(label) is UP/DRAIN (\(via == nil ? "forced drain" : "via drain")\(suffix)).")
+                announce(backend, .notice, "\(label) enters drain state\(viaText). \(active) active and \(backup) backup servers online.\(active == 0 && backup > 0 ? " Running on backup." : "") 0 sessions requeued, \(backend.queued.load(ordering: .relaxed)) total in queue.")
+                if active + backup == 0 { announceNoServer(backend) }
             } else {
-                announce(backend, .notice, "Server \(label) is UP/READY (leaving \(via == nil ? "forced " : "")drain\(suffix)).")
+                let state = server.operationalState == .stopped ? "DOWN" : "UP"
+                let why = before.contains(.forcedDrain) ? "leaving forced drain" : "leaving drain"
+                announce(backend, .notice, "\(label) is \(state) (\(why))\(before.contains(.forcedDrain) ? "" : viaText).")
                 backend.dispatchQueue()
             }
         }
@@ -136,6 +144,21 @@ extension WorkerRuntime {
         }
     }
 
+    /// A state restored before the engine starts (runtime-state handoff, server-state file):
+    /// the operational state and the checks follow the maintenance flags, without log lines.
+    func settleRestoredAdminState(_ server: Server) {
+        let checks = [server.healthCheck, server.agentCheck].compactMap { $0 }
+        if server.adminState.inMaintenance {
+            for check in checks { check.update { $0.paused = true; $0.health.markDown() } }
+            if server.operationalState != .stopped { server.setOperationalState(.stopped) }
+            server.uncheckedHealth.store(0, ordering: .relaxed)
+        } else {
+            for check in checks { check.update { st in if st.paused { st.paused = false; st.health.resume() } } }
+            if server.operationalState == .stopped { server.setOperationalState(.running) }
+            if server.uncheckedHealth.load(ordering: .relaxed) == 0 { server.uncheckedHealth.store(server.settings.rise, ordering: .relaxed) }
+        }
+    }
+
     // MARK: - CLI
 
     /// `set server <b>/<s> health up|stopping|down`; nil when done, else the error.
@@ -144,6 +167,7 @@ extension WorkerRuntime {
         switch value {
         case "up", "stopping":
             server.healthCheck?.update { $0.health.markUp(); $0.last = CheckReport(status: .unknown) }
+            server.uncheckedHealth.store(server.settings.rise + server.settings.fall - 1, ordering: .relaxed)
             if value == "up" {
                 markUp(server, cause: .cli, wasDown: server.operationalState == .stopped)
             } else {
@@ -151,6 +175,7 @@ extension WorkerRuntime {
             }
         case "down":
             server.healthCheck?.update { $0.health.markDown() }
+            server.uncheckedHealth.store(0, ordering: .relaxed)
             markDown(server, cause: .cli)
         default:
             return "'set server <srv> health' expects 'up', 'stopping', or 'down'."

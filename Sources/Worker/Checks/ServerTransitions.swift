@@ -50,7 +50,6 @@ extension WorkerRuntime {
     func markDown(_ server: Server, cause: TransitionCause) {
         let old = server.setOperationalState(.stopped)
         guard old != .stopped else { return }
-        if case .check(let check, _) = cause { check.update { $0.downs += 1 } }
         guard let backend = backend(of: server) else { return }
         if !server.adminState.inMaintenance {
             let (active, backup) = usableCounts(backend)
@@ -94,7 +93,7 @@ extension WorkerRuntime {
     }
 
     /// Ends a slow start once its time has passed.
-    private func scheduleWarmupEnd(_ server: Server) {
+    func scheduleWarmupEnd(_ server: Server) {
         let delay = server.settings.checks.slowstartMs
         loops[server.id % loops.count].scheduleTask(in: .milliseconds(delay)) {
             if server.operationalState == .starting { server.setOperationalState(.running) }

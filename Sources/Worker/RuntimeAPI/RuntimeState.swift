@@ -82,6 +82,7 @@ extension RuntimeAPI {
                 if dynamic { state.remove(.forcedMaint) }
                 state.formUnion(carried)
             }
+            runtime.settleRestoredAdminState(server)
         }
     }
 }

@@ -96,7 +96,7 @@ enum ServerStateReport {
                 let opState = admin.inMaintenance ? 0 : server.operationalState.rawValue
                 let check = server.healthCheck?.snapshot
                 let agent = server.agentCheck?.snapshot
-                let health = check?.health.health ?? server.settings.rise
+                let health = check?.health.health ?? server.uncheckedHealth.load(ordering: .relaxed)
                 let since = max(0, now - server.lastChange.load(ordering: .relaxed))
                 let fields: [String] = [
                     "\(backend.settings.id)", backend.name, "\(server.id)", server.name, host,

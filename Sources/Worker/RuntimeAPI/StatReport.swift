@@ -273,21 +273,26 @@ struct StatReport {
             let st = check.snapshot
             row["chkfail"] = String(st.failures)
             row["chkdown"] = String(st.downs)
-            row["check_status"] = st.last.status.info
-            if st.last.status.carriesCode { row["check_code"] = String(st.last.code) }
-            if st.last.durationMs >= 0, st.last.status >= .healthAnalyze { row["check_duration"] = String(st.last.durationMs) }
-            row["last_chk"] = st.last.description
-            row["check_desc"] = st.last.status.description
-            row.set([("check_rise", st.health.rise), ("check_fall", st.health.fall), ("check_health", st.health.health)])
+            // A paused check (maintenance) shows no result, as in HAProxy.
+            if !st.paused {
+                row["check_status"] = st.last.status.info
+                if st.last.status.carriesCode { row["check_code"] = String(st.last.code) }
+                if st.last.durationMs >= 0, st.last.status >= .healthAnalyze { row["check_duration"] = String(st.last.durationMs) }
+                row["last_chk"] = st.last.description
+                row["check_desc"] = st.last.status.description
+                row.set([("check_rise", st.health.rise), ("check_fall", st.health.fall), ("check_health", st.health.health)])
+            }
         }
         if let agent = s.agentCheck, agent.isEnabled {
             let st = agent.snapshot
-            row["agent_status"] = st.last.status.info
-            if st.last.status.carriesCode { row["agent_code"] = String(st.last.code) }
-            if st.last.durationMs >= 0, st.last.status >= .healthAnalyze { row["agent_duration"] = String(st.last.durationMs) }
-            row["last_agt"] = st.last.description
-            row["agent_desc"] = st.last.status.description
-            row.set([("agent_rise", st.health.rise), ("agent_fall", st.health.fall), ("agent_health", st.health.health)])
+            if !st.paused {
+                row["agent_status"] = st.last.status.info
+                if st.last.status.carriesCode { row["agent_code"] = String(st.last.code) }
+                if st.last.durationMs >= 0, st.last.status >= .healthAnalyze { row["agent_duration"] = String(st.last.durationMs) }
+                row["last_agt"] = st.last.description
+                row["agent_desc"] = st.last.status.description
+                row.set([("agent_rise", st.health.rise), ("agent_fall", st.health.fall), ("agent_health", st.health.health)])
+            }
         }
     }
 

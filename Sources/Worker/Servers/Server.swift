@@ -58,7 +58,7 @@ public final class Server: Sendable {
     }
 
     private let admin: ManagedAtomic<Int>
-    private let operational = ManagedAtomic<Int>(OperationalState.running.rawValue)
+    private let operational: ManagedAtomic<Int>
     private let currentWeight: ManagedAtomic<Int>
     private let currentMaxconn: ManagedAtomic<Int>
     /// Wall-clock second of the last state change (`lastchg`).
@@ -82,6 +82,9 @@ public final class Server: Sendable {
     let consecutiveErrors = ManagedAtomic<Int>(0)
     /// Monotonic millisecond at which the server came up and began its `slowstart`.
     private let warmupBegan = ManagedAtomic<Int>(0)
+    /// HAProxy's health value of a server without a health check (`srv_check_health` in `show
+    /// servers state`): `rise` at first, 0 once maintenance or the CLI took it down.
+    let uncheckedHealth: ManagedAtomic<Int>
     /// Seconds spent down before the current state (`downtime`), and when the last down began.
     let downtimeSeconds = ManagedAtomic<Int>(0)
     let downSince = ManagedAtomic<Int>(0)
@@ -97,6 +100,9 @@ public final class Server: Sendable {
         // A server added at run time starts in maintenance, as in HAProxy.
         if isDynamic { state.insert(.forcedMaint) }
         admin = ManagedAtomic(state.rawValue)
+        uncheckedHealth = ManagedAtomic(state.inMaintenance ? 0 : settings.rise)
+        // A server in maintenance is stopped, as in HAProxy; leaving maintenance brings it up.
+        operational = ManagedAtomic(state.inMaintenance ? OperationalState.stopped.rawValue : OperationalState.running.rawValue)
         currentWeight = ManagedAtomic(settings.weight)
         currentMaxconn = ManagedAtomic(settings.maxconn)
         let resolved = Self.resolve(settings.address)
@@ -218,6 +224,8 @@ public final class Server: Sendable {
             lastChange.store(now, ordering: .relaxed)
             if value == .stopped {
                 downSince.store(now, ordering: .relaxed)
+                // `chkdown` counts every transition to DOWN (checks, CLI, maintenance).
+                healthCheck?.update { $0.downs += 1 }
             } else if old == OperationalState.stopped.rawValue {
                 let since = downSince.exchange(0, ordering: .relaxed)
                 if since > 0 { downtimeSeconds.wrappingIncrement(by: max(0, now - since), ordering: .relaxed) }
