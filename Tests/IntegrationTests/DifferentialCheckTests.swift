@@ -177,5 +177,64 @@ import Glibc
         #expect(ours.log == reference.log)
         #expect(reference.log.contains("Server be/c is going DOWN for maintenance via be/a. 2 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."))
     }
+
+    /// Agents: a weight, drain, down with a reason, maintenance, and an agent that is not there.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: DifferentialCheckTests.haproxy), "needs Debian's haproxy"))
+    func agentsMatchHAProxy() throws {
+        let live = try CheckTarget(.http(200, "ok"))
+        let half = try CheckTarget(.text("up 50%\n"))
+        let drain = try CheckTarget(.text("drain\n"))
+        let down = try CheckTarget(.text("down # maintenance window\n"))
+        let maint = try CheckTarget(.text("maint\n"))
+        defer { for t in [live, half, drain, down, maint] { t.stop() } }
+        let gone = try Ports.free()
+        func run(_ binary: String) throws -> (stat: [String], log: [String]) {
+            let dir = try TempDir()
+            let port = try Ports.free()
+            let socket = dir.path("admin.sock")
+            let agent = "check inter 200ms agent-check agent-inter 200ms agent-port"
+            let path = try dir.write("agents.cfg", """
+                global
+                    stats socket \(socket) level admin
+                defaults
+                    mode http
+                    timeout connect 1s
+                    timeout client 5s
+                    timeout server 5s
+                    option log-health-checks
+                frontend fe
+                    bind 127.0.0.1:\(port)
+                    default_backend be
+                backend be
+                    server half 127.0.0.1:\(live.port) weight 10 \(agent) \(half.port)
+                    server dr 127.0.0.1:\(live.port) \(agent) \(drain.port)
+                    server dn 127.0.0.1:\(live.port) \(agent) \(down.port)
+                    server mt 127.0.0.1:\(live.port) \(agent) \(maint.port)
+                    server gone 127.0.0.1:\(live.port) \(agent) \(gone)
+                """)
+            let child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
+            defer { child.stop() }
+            try eventually("\(binary): the agents answered") {
+                ["Server be/dn is DOWN", "Server be/dr enters drain state", "Server be/mt is going DOWN for maintenance",
+                 "Agent check for server be/gone failed", "Agent check for server be/half succeeded"].allSatisfy(child.stderr.contains)
+            }
+            let stat = try CLIClient.ask(socket, "show stat")
+            let columns = ["status", "weight", "check_status", "last_agt", "agent_status", "agent_code", "agent_desc",
+                           "agent_rise", "agent_fall", "agent_health"]
+            let rows = try ["half", "dr", "dn", "mt", "gone", "BACKEND"].map { server in
+                "\(server): " + (try columns.map { try statCell(stat, "be", server, $0) }.joined(separator: ","))
+            }
+            let log = child.stderr.split(separator: "\n").compactMap { line -> String? in
+                guard let r = line.range(of: ") : ") else { return nil }
+                let text = CheckFixture.blankDurations(String(line[r.upperBound...]))
+                return text.hasPrefix("Server ") || text.hasPrefix("Agent check") ? text : nil
+            }
+            return (rows, Array(Set(log)).sorted())
+        }
+        let reference = try run(Self.haproxy)
+        let ours = try run(HaspBinary.path)
+        #expect(ours.stat == reference.stat)
+        #expect(ours.log == reference.log)
+    }
 }
 

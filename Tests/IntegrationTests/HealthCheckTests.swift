@@ -237,7 +237,7 @@ func gaps(_ times: [Int], from: Int, count: Int) -> [Int] {
         agent.set(.text("down # maintenance window\n"))
         try f.waitStat("be", "s", "status", "DOWN (agent)")
         #expect(try f.stat("be", "s", "agent_status") == "L7STS")
-        #expect(try f.stat("be", "s", "last_agt") == "maintenance window")
+        #expect(try f.stat("be", "s", "last_agt") == "via agent : down (maintenance window)")
         #expect(f.get() == nil || f.get()?.contains("503") == true)
         agent.set(.text("up\n"))
         try f.waitStat("be", "s", "status", "UP")

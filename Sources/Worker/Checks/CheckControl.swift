@@ -85,9 +85,8 @@ extension WorkerRuntime {
         // HAProxy names the tracked server when the change was inherited from it.
         let viaText = via.map { " via \($0.backendName)/\($0.name)" } ?? ""
         if !before.inMaintenance, after.inMaintenance {
-            for check in [server.healthCheck, server.agentCheck].compactMap({ $0 }) {
-                check.update { $0.paused = true; $0.health.markDown() }
-            }
+            // The health check pauses; the agent goes on, so that it can bring the server back.
+            server.healthCheck?.update { $0.paused = true; $0.health.markDown() }
             let old = server.setOperationalState(.stopped)
             if old != .stopped { server.uncheckedHealth.store(0, ordering: .relaxed) }
             let (active, backup) = usableCounts(backend)
@@ -101,10 +100,8 @@ extension WorkerRuntime {
             purgeIdleConnections(of: server)
             if server.settings.checks.shutdownSessionsOnDown { shutdownSessions(of: server) }
         } else if before.inMaintenance, !after.inMaintenance {
-            for check in [server.healthCheck, server.agentCheck].compactMap({ $0 }) {
-                // Up, but checked again at once: the first failure takes it down.
-                check.update { $0.paused = false; $0.health.resume() }
-            }
+            // Up, but checked again at once: the first failure takes it down.
+            server.healthCheck?.update { $0.paused = false; $0.health.resume() }
             let verdict = checkVerdict(server)
             if verdict == .stopped {
                 server.setOperationalState(.stopped)
@@ -147,7 +144,7 @@ extension WorkerRuntime {
     /// A state restored before the engine starts (runtime-state handoff, server-state file):
     /// the operational state and the checks follow the maintenance flags, without log lines.
     func settleRestoredAdminState(_ server: Server) {
-        let checks = [server.healthCheck, server.agentCheck].compactMap { $0 }
+        let checks = [server.healthCheck].compactMap { $0 }
         if server.adminState.inMaintenance {
             for check in checks { check.update { $0.paused = true; $0.health.markDown() } }
             if server.operationalState != .stopped { server.setOperationalState(.stopped) }

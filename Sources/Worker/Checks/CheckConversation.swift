@@ -252,11 +252,14 @@ final class CheckConversation: @unchecked Sendable {
             guard let reply = agentReply else {
                 return finish(CheckReport(status: .l7response, description: buffer.isEmpty ? "" : "unexpected agent reply"))
             }
+            // HAProxy's wording: "via agent : down (maintenance window)".
+            let note = reply.description.isEmpty ? "" : " (\(reply.description))"
             switch reply.health {
-            case .down, .stopped, .fail:
-                return finish(CheckReport(status: .l7status, code: 0, description: reply.description))
-            case .up, nil:
-                verdict = .satisfied
+            case .down: return finish(CheckReport(status: .l7status, code: 0, description: "via agent : down" + note))
+            case .stopped: return finish(CheckReport(status: .l7status, code: 0, description: "via agent : stopped" + note))
+            case .fail: return finish(CheckReport(status: .l7status, code: 0, description: "via agent : fail" + note))
+            case .up: return finish(CheckReport(status: .l7ok, code: 0, description: "via agent : up" + note))
+            case nil: return finish(CheckReport(status: .checked))
             }
         default:
             return

@@ -1,7 +1,8 @@
 /// HAProxy's check status codes (`check_status` in `show stat`), in HAProxy's order: the codes
 /// from `l7ok` on carry an HTTP (or agent) code worth printing.
 public enum CheckStatus: Int, Sendable, Comparable {
-    case unknown, initializing, healthAnalyze, socketError
+    /// `checked`: an agent answered without a health word (only drain, weight...): no change.
+    case unknown, initializing, checked, healthAnalyze, socketError
     case l4ok, l4timeout, l4connect
     case l6ok, l6timeout, l6response
     case l7timeout, l7response
@@ -16,6 +17,7 @@ public enum CheckStatus: Int, Sendable, Comparable {
         switch self {
         case .unknown: return "UNK"
         case .initializing: return "INI"
+        case .checked: return "CHECKED"
         case .healthAnalyze: return "HANA"
         case .socketError: return "SOCKERR"
         case .l4ok: return "L4OK"
@@ -37,6 +39,7 @@ public enum CheckStatus: Int, Sendable, Comparable {
         switch self {
         case .unknown: return "Unknown"
         case .initializing: return "Initializing"
+        case .checked: return "No status change"
         case .healthAnalyze: return "Health analyze"
         case .socketError: return "Socket error"
         case .l4ok: return "Layer4 check passed"
@@ -55,7 +58,7 @@ public enum CheckStatus: Int, Sendable, Comparable {
 
     public var outcome: Outcome {
         switch self {
-        case .unknown, .initializing: return .unknown
+        case .unknown, .initializing, .checked: return .unknown
         case .l4ok, .l6ok, .l7ok: return .passed
         case .l7okConditional: return .conditionallyPassed
         default: return .failed
@@ -67,6 +70,7 @@ public enum CheckStatus: Int, Sendable, Comparable {
         switch self {
         case .unknown: return 0
         case .initializing: return 1
+        case .checked: return 3
         case .healthAnalyze: return 4
         case .socketError: return 5
         case .l4ok: return 6

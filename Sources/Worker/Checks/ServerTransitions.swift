@@ -158,8 +158,8 @@ extension WorkerRuntime {
         if result.status.outcome == .passed || result.status.outcome == .conditionallyPassed {
             server.consecutiveErrors.store(0, ordering: .relaxed)
         }
-        // HAProxy reports a check only when it moved the counter.
-        if backend.settings.options.logHealthChecks, moved {
+        // HAProxy reports a check when it moved the counter or changed the status.
+        if backend.settings.options.logHealthChecks, moved || previous != result.status, result.status != .checked {
             let what = check.kind == .agent ? "Agent" : "Health"
             let verb = result.status.outcome == .failed ? "failed" : (result.status.outcome == .conditionallyPassed ? "conditionally succeeded" : "succeeded")
             let progress = state.health.progress(drain: server.weight == 0)

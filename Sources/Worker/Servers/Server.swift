@@ -118,7 +118,7 @@ public final class Server: Sendable {
         agentCheck = settings.checks.agent ? ServerCheck(kind: .agent, rise: 1, fall: 1, enabled: !isDynamic) : nil
         // A server that starts in maintenance has its checks paused until it leaves it.
         if state.inMaintenance {
-            for check in [healthCheck, agentCheck].compactMap({ $0 }) { check.update { $0.paused = true; $0.health.markDown() } }
+            healthCheck?.update { $0.paused = true; $0.health.markDown() }
         }
     }
 
