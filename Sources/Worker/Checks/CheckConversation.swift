@@ -236,13 +236,14 @@ final class CheckConversation: @unchecked Sendable {
             verdict = CheckMatcher.tcp(expectation, pattern, buffer: buffer, complete: complete, step: stepNumber)
         case .httpExpect(let expectation, let pattern, let disableOn404):
             guard let response = HTTPCheckResponse(parsing: buffer, complete: complete) else {
-                if complete { return finish(CheckReport(status: .l7response, description: buffer.isEmpty ? "" : "invalid HTTP response")) }
+                // HAProxy reports an unreadable or empty answer without a description.
+                if complete { return finish(CheckReport(status: .l7response)) }
                 return
             }
             lastCode = response.code
             lastReason = response.reason
             if disableOn404, response.code == 404 {
-                return finish(CheckReport(status: .l7okConditional, code: 404, description: response.reason))
+                return finish(CheckReport(status: .l7okConditional, code: 404))
             }
             verdict = CheckMatcher.http(expectation, pattern, response)
         case .agentReply:
