@@ -273,27 +273,23 @@ struct StatReport {
             let st = check.snapshot
             row["chkfail"] = String(st.failures)
             row["chkdown"] = String(st.downs)
-            // A paused check (maintenance) shows no result, as in HAProxy.
-            if !st.paused {
-                row["check_status"] = st.last.status.info
-                if st.last.status.carriesCode { row["check_code"] = String(st.last.code) }
-                if st.last.durationMs >= 0, st.last.status >= .healthAnalyze { row["check_duration"] = String(st.last.durationMs) }
-                row["last_chk"] = st.last.description
-                row["check_desc"] = st.last.status.description
-                row.set([("check_rise", st.health.rise), ("check_fall", st.health.fall), ("check_health", st.health.health)])
-            }
+            Self.checkResult(&row, st, prefix: "check", last: "last_chk")
         }
         if let agent = s.agentCheck, agent.isEnabled {
-            let st = agent.snapshot
-            if !st.paused {
-                row["agent_status"] = st.last.status.info
-                if st.last.status.carriesCode { row["agent_code"] = String(st.last.code) }
-                if st.last.durationMs >= 0, st.last.status >= .healthAnalyze { row["agent_duration"] = String(st.last.durationMs) }
-                row["last_agt"] = st.last.description
-                row["agent_desc"] = st.last.status.description
-                row.set([("agent_rise", st.health.rise), ("agent_fall", st.health.fall), ("agent_health", st.health.health)])
-            }
+            Self.checkResult(&row, agent.snapshot, prefix: "agent", last: "last_agt")
         }
+    }
+
+    /// `<prefix>_status/_code/_duration/_desc/_rise/_fall/_health` and the last description;
+    /// a paused check (maintenance) shows no result, as in HAProxy.
+    private static func checkResult(_ row: inout Row, _ st: ServerCheck.State, prefix: String, last: String) {
+        guard !st.paused else { return }
+        row["\(prefix)_status"] = st.last.status.info
+        if st.last.status.carriesCode { row["\(prefix)_code"] = String(st.last.code) }
+        if st.last.durationMs >= 0, st.last.status >= .healthAnalyze { row["\(prefix)_duration"] = String(st.last.durationMs) }
+        row[last] = st.last.description
+        row["\(prefix)_desc"] = st.last.status.description
+        row.set([("\(prefix)_rise", st.health.rise), ("\(prefix)_fall", st.health.fall), ("\(prefix)_health", st.health.health)])
     }
 
     func backendRow(_ b: Backend) -> Row {
