@@ -20,10 +20,9 @@ final class CLIClient: @unchecked Sendable {
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard rc == 0 else {
-            close(fd)
-            throw HarnessError("connect to \(path) failed: errno \(errno)")
-        }
+        // On failure deinit closes the socket: closing it here too would close a number some
+        // other thread may have been given meanwhile.
+        guard rc == 0 else { throw HarnessError("connect to \(path) failed: errno \(errno)") }
     }
 
     deinit { close(fd) }

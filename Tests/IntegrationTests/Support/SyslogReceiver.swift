@@ -37,6 +37,7 @@ final class SyslogReceiver: @unchecked Sendable {
 
     var received: [String] { lines.withLockedValue { $0 } }
 
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
-    deinit { stop() }
+    /// Ends the receiving thread; the socket is closed once, at deinit.
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
+    deinit { stop(); close(fd) }
 }

@@ -201,6 +201,8 @@ final class RawServer: @unchecked Sendable {
         }
     }
 
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
-    deinit { stop() }
+    /// Ends the accepting thread; the socket is closed once, at deinit (a second close could
+    /// close a descriptor number another thread has been given since).
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
+    deinit { stop(); close(fd) }
 }
