@@ -146,6 +146,9 @@ public struct Timeouts: Sendable, Equatable {
     public var serverFin: Int64? = nil
     public var check: Int64? = nil
     public init() {}
+
+    /// HAProxy's turn-around pause before a retry on the same server: min(`timeout connect`, 1 s).
+    public var retryPauseMs: Int64 { min(connect.flatMap { $0 > 0 ? $0 : nil } ?? 1_000, 1_000) }
 }
 
 public enum BalanceAlgorithm: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 
 /// What the balancer needs to know about one server at pick time.
@@ -30,6 +31,15 @@ public struct BalanceKey: Sendable {
     public var sourceAddress: [UInt8]?
     public var uri: Substring?
     public var headerValue: Substring?
+    /// The raw IP address bytes `balance source` hashes; nil for other kinds of address.
+    static func addressBytes(_ address: SocketAddress?) -> [UInt8]? {
+        switch address {
+        case .v4(let a)?: return withUnsafeBytes(of: a.address.sin_addr) { Array($0) }
+        case .v6(let a)?: return withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+        default: return nil
+        }
+    }
+
     public init(sourceAddress: [UInt8]? = nil, uri: Substring? = nil, headerValue: Substring? = nil) {
         self.sourceAddress = sourceAddress
         self.uri = uri

@@ -89,13 +89,13 @@ extension WorkerRuntime {
             server.healthCheck?.update { $0.paused = true; $0.health.markDown() }
             let old = server.setOperationalState(.stopped)
             if old != .stopped { server.uncheckedHealth.store(0, ordering: .relaxed) }
-            let (active, backup) = usableCounts(backend)
             if old == .stopped {
                 announce(backend, .notice, "\(label) was DOWN and now enters maintenance\(viaText).")
             } else {
                 let level: LogLevel = old == .stopping || before.draining ? .notice : .alert
-                announce(backend, level, "\(label) is going DOWN for maintenance\(viaText). \(active) active and \(backup) backup servers left.\(active == 0 && backup > 0 ? " Running on backup." : "") \(server.currentServed) sessions active, 0 requeued, \(backend.queued.load(ordering: .relaxed)) remaining in queue.")
-                if active + backup == 0 { announceNoServer(backend) }
+                let (tail, noneLeft) = serversLeft(server, backend)
+                announce(backend, level, "\(label) is going DOWN for maintenance\(viaText)\(tail).")
+                if noneLeft { announceNoServer(backend) }
             }
             purgeIdleConnections(of: server)
             if server.settings.checks.shutdownSessionsOnDown { shutdownSessions(of: server) }
@@ -105,12 +105,8 @@ extension WorkerRuntime {
             let verdict = checkVerdict(server)
             if verdict == .stopped {
                 server.setOperationalState(.stopped)
-            } else if server.settings.checks.slowstartMs > 0, !isStopping {
-                server.beginWarmup()
-                server.setOperationalState(.starting)
-                scheduleWarmupEnd(server)
             } else {
-                server.setOperationalState(verdict)
+                comeUp(server, as: verdict)
             }
             let state = "\(verdict == .stopped ? "DOWN" : "UP")/\(after.draining ? "DRAIN" : "READY")"
             let why = before.contains(.forcedMaint) && !after.contains(.forcedMaint) ? "leaving forced maintenance" : "leaving maintenance"
@@ -118,10 +114,10 @@ extension WorkerRuntime {
             wakeChecks(of: server)
             backend.dispatchQueue()
         } else if !after.inMaintenance, before.draining != after.draining {
-            let (active, backup) = usableCounts(backend)
             if after.draining {
-                announce(backend, .notice, "\(label) enters drain state\(viaText). \(active) active and \(backup) backup servers online.\(active == 0 && backup > 0 ? " Running on backup." : "") 0 sessions requeued, \(backend.queued.load(ordering: .relaxed)) total in queue.")
-                if active + backup == 0 { announceNoServer(backend) }
+                let (tail, noneLeft) = serversOnline(backend)
+                announce(backend, .notice, "\(label) enters drain state\(viaText)\(tail).")
+                if noneLeft { announceNoServer(backend) }
             } else {
                 let state = server.operationalState == .stopped ? "DOWN" : "UP"
                 let why = before.contains(.forcedDrain) ? "leaving forced drain" : "leaving drain"

@@ -52,10 +52,10 @@ extension WorkerRuntime {
         guard old != .stopped else { return }
         guard let backend = backend(of: server) else { return }
         if !server.adminState.inMaintenance {
-            let (active, backup) = usableCounts(backend)
-            report(server, backend, "is DOWN", level: old == .stopping || server.adminState.draining ? .notice : .alert, cause: cause,
-                   tail: ". \(active) active and \(backup) backup servers left.\(active == 0 && backup > 0 ? " Running on backup." : "") \(server.currentServed) sessions active, 0 requeued, \(backend.queued.load(ordering: .relaxed)) remaining in queue")
-            if active + backup == 0 { announceNoServer(backend) }
+            let (tail, noneLeft) = serversLeft(server, backend)
+            report(server, backend, "is DOWN", level: old == .stopping || server.adminState.draining ? .notice : .alert,
+                   cause: cause, tail: tail)
+            if noneLeft { announceNoServer(backend) }
         }
         purgeIdleConnections(of: server)
         if server.settings.checks.shutdownSessionsOnDown { shutdownSessions(of: server) }
@@ -63,15 +63,10 @@ extension WorkerRuntime {
     }
 
     func markUp(_ server: Server, cause: TransitionCause, wasDown: Bool) {
-        let warm = wasDown && server.settings.checks.slowstartMs > 0 && !isStopping
-        if warm { server.beginWarmup() }
-        let old = server.setOperationalState(warm ? .starting : .running)
+        let old = wasDown ? comeUp(server, as: .running) : server.setOperationalState(.running)
         guard old == .stopped || old == .stopping, let backend = backend(of: server) else { return }
-        if warm { scheduleWarmupEnd(server) }
         if !server.adminState.inMaintenance {
-            let (active, backup) = usableCounts(backend)
-            report(server, backend, "is UP", level: .notice, cause: cause,
-                   tail: ". \(active) active and \(backup) backup servers online.\(active == 0 && backup > 0 ? " Running on backup." : "") 0 sessions requeued, \(backend.queued.load(ordering: .relaxed)) total in queue")
+            report(server, backend, "is UP", level: .notice, cause: cause, tail: serversOnline(backend).tail)
         }
         if server.settings.checks.shutdownBackupSessionsOnUp, !server.isBackup {
             for other in backend.servers where other.isBackup { shutdownSessions(of: other) }
@@ -84,16 +79,42 @@ extension WorkerRuntime {
         let old = server.setOperationalState(.stopping)
         guard old != .stopping, let backend = backend(of: server) else { return }
         if !server.adminState.inMaintenance {
-            let (active, backup) = usableCounts(backend)
-            report(server, backend, "is stopping", level: .notice, cause: cause,
-                   tail: ". \(active) active and \(backup) backup servers online.\(active == 0 && backup > 0 ? " Running on backup." : "") 0 sessions requeued, \(backend.queued.load(ordering: .relaxed)) total in queue")
-            if active + backup == 0 { announceNoServer(backend) }
+            let (tail, noneLeft) = serversOnline(backend)
+            report(server, backend, "is stopping", level: .notice, cause: cause, tail: tail)
+            if noneLeft { announceNoServer(backend) }
         }
         for tracker in server.trackers { reevaluate(tracker, cause: .tracking(server)) }
     }
 
+    /// Brings a server that was down up as `state`, or into its `slowstart` ramp when it has one;
+    /// returns the state it replaced.
+    @discardableResult
+    func comeUp(_ server: Server, as state: Server.OperationalState) -> Server.OperationalState {
+        guard server.settings.checks.slowstartMs > 0, !isStopping else { return server.setOperationalState(state) }
+        server.beginWarmup()
+        let old = server.setOperationalState(.starting)
+        scheduleWarmupEnd(server)
+        return old
+    }
+
+    /// HAProxy's tail of a line that takes a server out of rotation, and whether none is left.
+    func serversLeft(_ server: Server, _ backend: Backend) -> (tail: String, noneLeft: Bool) {
+        let (active, backup) = usableCounts(backend)
+        let tail = ". \(active) active and \(backup) backup servers left.\(active == 0 && backup > 0 ? " Running on backup." : "")"
+            + " \(server.currentServed) sessions active, 0 requeued, \(backend.queued.load(ordering: .relaxed)) remaining in queue"
+        return (tail, active + backup == 0)
+    }
+
+    /// HAProxy's tail of a line about a server still (or again) in rotation.
+    func serversOnline(_ backend: Backend) -> (tail: String, noneLeft: Bool) {
+        let (active, backup) = usableCounts(backend)
+        let tail = ". \(active) active and \(backup) backup servers online.\(active == 0 && backup > 0 ? " Running on backup." : "")"
+            + " 0 sessions requeued, \(backend.queued.load(ordering: .relaxed)) total in queue"
+        return (tail, active + backup == 0)
+    }
+
     /// Ends a slow start once its time has passed.
-    func scheduleWarmupEnd(_ server: Server) {
+    private func scheduleWarmupEnd(_ server: Server) {
         let delay = server.settings.checks.slowstartMs
         loops[server.id % loops.count].scheduleTask(in: .milliseconds(delay)) {
             if server.operationalState == .starting { server.setOperationalState(.running) }

@@ -81,7 +81,7 @@ extension HTTPSession {
 
     /// `Connect from <ci>:<cp> to <fi>:<fp> (<frontend>/<mode>)`.
     func logConnect(_ channel: Channel, mode: String) {
-        let local = channel.localAddress
-        logger?.emit(.info, "Connect from \(ExchangeLog.client(channel.remoteAddress)) to \(ExchangeLog.client(local)) (\(frontend.name)/\(mode))")
+        logger?.emit(.info, ExchangeLog.connectLine(client: channel.remoteAddress, listener: channel.localAddress,
+                                                    frontend: frontend.name, mode: mode))
     }
 }

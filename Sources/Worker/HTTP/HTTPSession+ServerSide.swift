@@ -111,9 +111,8 @@ extension HTTPSession {
             }
             // HAProxy's turn-around timer: a restarting server gets min(timeout connect, 1 s)
             // before the same server is tried again.
-            let delay = min(backendTimeouts.connect.flatMap { $0 > 0 ? $0 : nil } ?? 1_000, 1_000)
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
+            context.eventLoop.scheduleTask(in: .milliseconds(backendTimeouts.retryPauseMs)) {
                 let session = bound.value
                 guard session.phase == .connecting, session.slot?.server === server, session.connection == nil else { return }
                 session.connectNew(to: server)

@@ -452,15 +452,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         guard let head = request else { return BalanceKey() }
         switch backend.settings.balance {
         case .source:
-            var bytes: [UInt8]? = nil
-            if let address = clientAddress {
-                switch address {
-                case .v4(let a): bytes = withUnsafeBytes(of: a.address.sin_addr) { Array($0) }
-                case .v6(let a): bytes = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
-                default: break
-                }
-            }
-            return BalanceKey(sourceAddress: bytes)
+            return BalanceKey(sourceAddress: BalanceKey.addressBytes(clientAddress))
         case .uri:
             return BalanceKey(uri: head.target)
         case .header(let name, _):

@@ -58,6 +58,11 @@ struct ExchangeLog {
         }
     }
 
+    /// `Connect from <ci>:<cp> to <fi>:<fp> (<frontend>/<mode>)`, the line without a log option.
+    static func connectLine(client: SocketAddress?, listener: SocketAddress?, frontend: String, mode: String) -> String {
+        "Connect from \(Self.client(client)) to \(Self.client(listener)) (\(frontend)/\(mode))"
+    }
+
     /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r`
     func httpLine(client: String, frontend: String, termination: String, counts: String, endMono: Int) -> String {
         let received = headersMono >= 0 ? headersMono - startedMono : -1

@@ -242,13 +242,11 @@ struct StatReport {
         let agent = reference.agentCheck.flatMap { $0.isEnabled ? $0.snapshot.health : nil }
         switch s.operationalState {
         case .starting, .running:
-            var word = "UP"
-            if let check, check.health < check.top { word = "UP \(check.health - check.rise + 1)/\(check.fall)" }
-            if admin.draining {
-                if agent != nil { return "DRAIN (agent)" }
-                return check.map { $0.health < $0.top } == true ? "DRAIN \(check!.health - check!.rise + 1)/\(check!.fall)" : "DRAIN"
-            }
-            return word == "UP" && check == nil ? "no check" : word
+            // `UP 2/3`: up, but going down.
+            let goingDown = check.flatMap { $0.health < $0.top ? " \($0.health - $0.rise + 1)/\($0.fall)" : nil }
+            if admin.draining { return agent != nil ? "DRAIN (agent)" : "DRAIN" + (goingDown ?? "") }
+            if check == nil { return "no check" }
+            return "UP" + (goingDown ?? "")
         case .stopping:
             if check == nil && s.tracked == nil { return "NOLB" }
             if let check, check.health < check.top { return "NOLB \(check.health - check.rise + 1)/\(check.fall)" }

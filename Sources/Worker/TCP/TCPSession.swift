@@ -78,7 +78,8 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     private func dispatch(_ context: ChannelHandlerContext) {
         if let logger {
             if TrafficLogFormat(frontend.settings.options) == .connect {
-                logger.emit(.info, "Connect from \(ExchangeLog.client(clientAddress)) to \(ExchangeLog.client(context.channel.localAddress)) (\(frontend.name)/TCP)")
+                logger.emit(.info, ExchangeLog.connectLine(client: clientAddress, listener: context.channel.localAddress,
+                                                           frontend: frontend.name, mode: "TCP"))
             } else {
                 log = ExchangeLog(frontend: frontend.name, startedMono: createdAtMs)
             }
@@ -92,13 +93,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
         var key = BalanceKey()
-        if case .source = backend.settings.balance, let address = clientAddress {
-            switch address {
-            case .v4(let a): key.sourceAddress = withUnsafeBytes(of: a.address.sin_addr) { Array($0) }
-            case .v6(let a): key.sourceAddress = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
-            default: break
-            }
-        }
+        if case .source = backend.settings.balance { key.sourceAddress = BalanceKey.addressBytes(clientAddress) }
         switch backend.acquire(key: key, eventLoop: loop, grant: { server in bound.value.granted(backend, server) }) {
         case .server(let server):
             slot = (backend, server)
@@ -246,9 +241,8 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                 return
             }
             // HAProxy's turn-around timer before the same server is tried again.
-            let delay = min(backend.settings.timeouts.connect.flatMap { $0 > 0 ? $0 : nil } ?? 1_000, 1_000)
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
+            context.eventLoop.scheduleTask(in: .milliseconds(backend.settings.timeouts.retryPauseMs)) {
                 let session = bound.value
                 guard !session.finished, !session.cleanedUp, session.slot?.server === server else { return }
                 session.connect(server)
