@@ -494,6 +494,9 @@ final class NotifySocket {
         hasp.child.signal(SIGUSR2)
         try eventually("the new worker") { children(of: hasp.pid).filter(isAlive).count == 2 }
         try eventually("the new worker to serve") { fetchOnce(port: port) == "new" }
+        // The master tells the old worker to stop once the new one is ready; wait until it has.
+        #expect(holdsListener(pid: hasp.pid, port: port), "the probe finds the listener")
+        try eventually("the old worker to stop accepting") { !holdsListener(pid: oldWorker, port: port) }
         #expect(isAlive(oldWorker))
         try client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         let last = try client.readResponses(1)[0]
@@ -603,5 +606,25 @@ final class NotifySocket {
         let r = try run(HaspBinary.path, ["-db", "-f", cfg, "-x", dir.path("nothing.sock")])
         #expect(r.status == 1)
         #expect(r.stderr.contains("Failed to get the sockets from the old process!"))
+    }
+}
+
+/// Whether `pid` still holds the socket listening on 127.0.0.1:`port`: a worker closes its
+/// listeners as the first step of a soft stop, so this tells that the stop has begun there.
+func holdsListener(pid: Int32, port: Int) -> Bool {
+    guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+    let local = String(format: "0100007F:%04X", port)
+    let inodes = table.split(separator: "\n").dropFirst().compactMap { line -> String? in
+        let fields = line.split(separator: " ")
+        // local_address, state 0A (LISTEN), inode in the tenth column.
+        guard fields.count > 9, fields[1] == local, fields[3] == "0A" else { return nil }
+        return "socket:[\(fields[9])]"
+    }
+    guard !inodes.isEmpty else { return false }
+    let fdDir = "/proc/\(pid)/fd"
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: fdDir)) ?? []
+    return entries.contains { entry in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fdDir)/\(entry)") else { return false }
+        return inodes.contains(target)
     }
 }
