@@ -124,6 +124,14 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         loopIndex = runtime.loopIndex(of: context.eventLoop)
     }
 
+    /// The context holds this handler for good: keeping it past removal is a cycle that leaks
+    /// the session (and its last receive buffer) for every connection. NIO removes handlers
+    /// a tick after `channelInactive`, so `teardown` has run and nothing touches it again.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        teardown()
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         runtime.sessions(on: context.eventLoop).add(self)
         frontend.sessionOpened()

@@ -260,7 +260,11 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         backend.release(server)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {}
+    /// Dropping the context breaks the cycle context -> handler -> context (see HTTPSession).
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cleanup(context)
+        self.context = nil
+    }
 
     func channelInactive(context: ChannelHandlerContext) {
         cleanup(context)
