@@ -45,6 +45,12 @@ import Testing
         #expect(try !parsed("GET / HTTP/1.0\r\n\r\n").isKeepAlive)
         #expect(try parsed("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").isKeepAlive)
         #expect(try !parsed("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").isKeepAlive)
+        #expect(try !parsed("GET / HTTP/1.1\r\nHost: x\r\nConnection: CLOSE\r\n\r\n").isKeepAlive)
+        #expect(try !parsed("GET / HTTP/1.1\r\nHost: x\r\nConnection: x, Close\r\n\r\n").isKeepAlive)
+        // Near misses of the single-token fast path are names, not keywords.
+        #expect(try parsed("GET / HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\n").isKeepAlive)
+        #expect(try parsed("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep_alive\r\n\r\n").connectionNames == ["keep_alive"])
+        #expect(try parsed("GET / HTTP/1.0\r\nConnection: KEEP-ALIVE\r\n\r\n").isKeepAlive)
     }
 
     @Test func chunkedRequests() throws {

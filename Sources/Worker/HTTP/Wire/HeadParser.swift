@@ -253,7 +253,17 @@ enum HeadParser {
                         return false
                     }
                 case .connection:
-                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: p[vs..<ve]), as: UTF8.self).lowercased()
+                    // The usual single tokens, without building strings.
+                    let value = UnsafeRawBufferPointer(rebasing: p[vs..<ve])
+                    if Self.equalsIgnoringCase(value, Self.closeToken) {
+                        head.connectionClose = true
+                        break
+                    }
+                    if Self.equalsIgnoringCase(value, Self.keepAliveToken) {
+                        head.connectionKeepAlive = true
+                        break
+                    }
+                    let text = String(decoding: value, as: UTF8.self).lowercased()
                     for token in text.split(separator: ",") {
                         let t = token.trimmingSpaces()
                         switch t {
@@ -281,6 +291,19 @@ enum HeadParser {
         if isRequest, head.versionMinor >= 1, head.hostCount != 1 { return nil }
         if isRequest, head.versionMinor == 0, head.hostCount > 1 { return nil }
         return head
+    }
+
+    private static let closeToken = Array("close".utf8)
+    private static let keepAliveToken = Array("keep-alive".utf8)
+
+    /// ASCII case-insensitive comparison with a lowercase token.
+    private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ token: [UInt8]) -> Bool {
+        guard bytes.count == token.count else { return false }
+        for i in 0..<token.count {
+            let b = bytes[i]
+            if (b >= 65 && b <= 90 ? b + 32 : b) != token[i] { return false }
+        }
+        return true
     }
 
     /// Parses `HTTP/1.x` in p[start..<end]; returns the minor version.
