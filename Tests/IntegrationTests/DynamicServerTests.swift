@@ -419,7 +419,10 @@ struct DynamicFixture {
         let cli = try f.session()
         let baseline = fds()
         var loaded = 0
+        var warmResident = 0
         for i in 0..<1000 {
+            // After a warm-up (pools, arenas, tables at their working size), memory must stay flat.
+            if i == 100 { warmResident = residentKilobytes(f.hasp.pid) }
             try cli.send("add server be/d\(i) 127.0.0.1:\(dynamic.port); enable server be/d\(i)\n")
             #expect(try cli.read(until: "registered.\n\n\n") == "New server registered.\n\n\n")
             // Load it: round robin reaches it within a few requests.
@@ -451,6 +454,8 @@ struct DynamicFixture {
             }
         }
         try eventually(timeout: 20, "descriptors to settle") { fds() <= baseline + (try liveServerConnections()) }
+        let grown = residentKilobytes(f.hasp.pid) - warmResident
+        #expect(grown < 8_192, "\(grown) KB more after 900 servers came and went under traffic")
     }
 }
 
