@@ -385,6 +385,51 @@ func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", 
         try relayed.send("PROXY TCP4 192.0.2.7 127.0.0.1 56324 \(tcpPort)\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(try relayed.readResponses(1)[0].hasSuffix("b1"))
     }
+
+    /// Small bodies that come with their head leave in one write with it; bodies that come
+    /// later, or are larger, follow on their own. Every form keeps its bytes and its order.
+    @Test func responseBodiesKeepTheirBytesHoweverTheServerSendsThem() throws {
+        @Sendable func body(_ n: Int) -> String { String((0..<n).map { Character(UnicodeScalar(UInt8(97 + $0 % 26))) }) }
+        let upstream = try RawServer { fd in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var pending: [UInt8] = []
+            func sendAll(_ text: String) { _ = Array(text.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } }
+            while true {
+                guard let end = pending.firstRange(of: Array("\r\n\r\n".utf8)) else {
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    if n <= 0 { return }
+                    pending.append(contentsOf: buffer[0..<n])
+                    continue
+                }
+                let line = String(decoding: pending[..<end.lowerBound], as: UTF8.self).split(separator: " ")
+                pending.removeSubrange(..<end.upperBound)
+                let parts = line[1].split(separator: "/")
+                let size = Int(parts[1]) ?? 0
+                let head = "HTTP/1.1 200 OK\r\nContent-Length: \(size)\r\n\r\n"
+                if parts[0] == "together" {
+                    sendAll(head + body(size))
+                } else {
+                    // The body a moment later, so that the proxy reads the head alone.
+                    sendAll(head)
+                    usleep(30_000)
+                    sendAll(body(size))
+                }
+            }
+        }
+        defer { upstream.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: httpConfig(port: port, servers: [("s", upstream.port)]), waitFor: [port])
+        defer { hasp.stop() }
+        let client = try RawClient(port: port)
+        for path in ["together/0", "together/1", "together/4096", "together/4097", "together/30000", "split/10", "split/5000", "together/7"] {
+            try client.send("GET /\(path) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let size = Int(path.split(separator: "/")[1])!
+            let response = try client.readResponses(1)[0]
+            #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(path)")
+            #expect(response.hasSuffix("\r\n\r\n" + body(size)), "\(path)")
+        }
+        #expect(upstream.accepted.load(ordering: .relaxed) == 1, "one server connection, reused throughout")
+    }
 }
 
 /// A PROXY v2 header for a TCP over IPv4 client.

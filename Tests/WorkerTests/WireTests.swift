@@ -46,6 +46,8 @@ import Testing
         #expect(try parsed("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").isKeepAlive)
         #expect(try !parsed("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").isKeepAlive)
         #expect(try !parsed("GET / HTTP/1.1\r\nHost: x\r\nConnection: CLOSE\r\n\r\n").isKeepAlive)
+        // Headers after the fast-path token are still read (Host here).
+        #expect(try !parsed("GET / HTTP/1.1\r\nConnection: close\r\nHost: x\r\n\r\n").isKeepAlive)
         #expect(try !parsed("GET / HTTP/1.1\r\nHost: x\r\nConnection: x, Close\r\n\r\n").isKeepAlive)
         // Near misses of the single-token fast path are names, not keywords.
         #expect(try parsed("GET / HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\n").isKeepAlive)

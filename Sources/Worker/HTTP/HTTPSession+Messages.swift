@@ -41,11 +41,15 @@ extension HTTPSession {
     }
 
     /// The response head as the client gets it, in the client's HTTP version.
-    func clientResponseHead(_ head: MessageHead, framing: BodyFraming) -> ByteBuffer {
+    func clientResponseHead(_ head: MessageHead, framing: BodyFraming, extraCapacity: Int = 0) -> ByteBuffer {
         let minor = request?.versionMinor ?? 1
-        var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 48)
+        var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 48 + extraCapacity)
         out.writeStaticString(minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        out.writeString(String(head.status))
+        // The parser guarantees three digits.
+        let status = head.status
+        out.writeInteger(UInt8(48 + status / 100))
+        out.writeInteger(UInt8(48 + status / 10 % 10))
+        out.writeInteger(UInt8(48 + status % 10))
         head.bytes.withUnsafeReadableBytes { p in
             if head.reasonEnd > head.reasonStart {
                 out.writeStaticString(" ")
