@@ -126,9 +126,9 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     /// The context holds this handler for good: keeping it past removal is a cycle that leaks
     /// the session (and its last receive buffer) for every connection. NIO removes handlers
-    /// a tick after `channelInactive`, so `teardown` has run and nothing touches it again.
+    /// a tick after `channelInactive`, so `teardown` has run and nothing touches it again
+    /// (a channel that never became active opened nothing that needs undoing).
     func handlerRemoved(context: ChannelHandlerContext) {
-        teardown()
         self.context = nil
     }
 

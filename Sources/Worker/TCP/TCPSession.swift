@@ -262,7 +262,6 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
 
     /// Dropping the context breaks the cycle context -> handler -> context (see HTTPSession).
     func handlerRemoved(context: ChannelHandlerContext) {
-        cleanup(context)
         self.context = nil
     }
 
