@@ -82,17 +82,7 @@ struct ProxyRun {
         func observe(_ binary: String) throws -> (stat: [String], state: [String], log: [String]) {
             let run = try ProxyRun(binary) { port, socket in
                 """
-                global
-                    stats socket \(socket) level admin
-                defaults
-                    mode http
-                    timeout connect 1s
-                    timeout client 5s
-                    timeout server 5s
-                    option log-health-checks
-                frontend fe
-                    bind 127.0.0.1:\(port)
-                    default_backend be
+                \(Self.preamble(port: port, socket: socket, logHealthChecks: true))
                 backend be
                     option httpchk GET /
                     server live 127.0.0.1:\(live.port) check inter 200ms
@@ -151,6 +141,23 @@ struct ProxyRun {
         #expect(reference.log.contains("Server be/dead is DOWN. 3 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."))
     }
 
+    /// The sections every scenario shares; each adds its backend `be`.
+    static func preamble(port: Int, socket: String, logHealthChecks: Bool) -> String {
+        """
+        global
+            stats socket \(socket) level admin
+        defaults
+            mode http
+            timeout connect 1s
+            timeout client 5s
+            timeout server 5s
+        \(logHealthChecks ? "    option log-health-checks" : "")
+        frontend fe
+            bind 127.0.0.1:\(port)
+            default_backend be
+        """
+    }
+
     /// Administrative changes from the CLI: maintenance (inherited by a tracker), drain, health
     /// forced down, and a slow-start server leaving maintenance.
     @Test(.enabled(if: DifferentialCheckTests.available, "needs Debian's haproxy"))
@@ -160,16 +167,7 @@ struct ProxyRun {
         func observe(_ binary: String) throws -> (stat: [String], state: [String], log: [String]) {
             let run = try ProxyRun(binary) { port, socket in
                 """
-            global
-                stats socket \(socket) level admin
-            defaults
-                mode http
-                timeout connect 1s
-                timeout client 5s
-                timeout server 5s
-            frontend fe
-                bind 127.0.0.1:\(port)
-                default_backend be
+            \(Self.preamble(port: port, socket: socket, logHealthChecks: false))
             backend be
                 server a 127.0.0.1:\(live.port) check inter 200ms
                 server b 127.0.0.1:\(live.port) check inter 200ms
@@ -212,17 +210,7 @@ struct ProxyRun {
         func observe(_ binary: String) throws -> (stat: [String], log: [String]) {
             let run = try ProxyRun(binary) { port, socket in
                 """
-            global
-                stats socket \(socket) level admin
-            defaults
-                mode http
-                timeout connect 1s
-                timeout client 5s
-                timeout server 5s
-                option log-health-checks
-            frontend fe
-                bind 127.0.0.1:\(port)
-                default_backend be
+            \(Self.preamble(port: port, socket: socket, logHealthChecks: true))
             backend be
                 server half 127.0.0.1:\(live.port) weight 10 \(agent) \(half.port)
                 server dr 127.0.0.1:\(live.port) \(agent) \(drain.port)
