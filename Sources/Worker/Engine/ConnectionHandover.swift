@@ -76,6 +76,9 @@ extension Engine {
             return
         }
         let runtime = self.runtime
+        // Until its session is open, the connection is not counted among the sessions: the
+        // soft stop must not take the process for idle meanwhile (its exit would reset it).
+        runtime.pendingAdoptions.wrappingIncrement(ordering: .relaxed)
         ClientBootstrap(group: runtime.group.next())
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
@@ -87,6 +90,9 @@ extension Engine {
                 }
             }
             .withConnectedSocket(fd)
-            .whenFailure { _ in close(fd) }
+            .whenComplete { result in
+                if case .failure = result { close(fd) }
+                runtime.pendingAdoptions.wrappingDecrement(ordering: .relaxed)
+            }
     }
 }

@@ -121,32 +121,43 @@ public final class Engine: Sendable {
             let bind = frontend.settings.binds.first { $0.addresses.contains { $0.description == listener.address } }
             let listenerGate = bind?.maxconn.map { AcceptGate(limit: $0) }
             let acceptProxy = bind?.acceptProxy ?? false
-            let bootstrap = ServerBootstrap(group: runtime.group)
-                .serverChannelOption(.backlog, value: listener.backlog)
-                .serverChannelOption(.maxMessagesPerRead, value: 32)
-                // HTTP sessions keep reading on and switch it off only for back-pressure;
-                // TCP sessions start reading once their server connection is up.
-                .childChannelOption(.autoRead, value: isHTTP)
-                .childChannelOption(.allowRemoteHalfClosure, value: true)
-                .childChannelInitializer { channel in
-                    do {
-                        let ops = channel.pipeline.syncOperations
-                        if isHTTP {
-                            try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: acceptProxy), name: "hasp.session")
-                        } else {
-                            try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: acceptProxy), name: "hasp.session")
+            // One listening channel per event loop, each on its own duplicate of the socket, as
+            // HAProxy's threads each poll the listener: a connection is accepted, set up and
+            // registered by the loop that serves it. With one channel for all loops, NIO sets a
+            // child up on its loop and then hops back to the listener's loop, and drops the
+            // child there if the listener closed meanwhile, which a soft stop does: the client's
+            // request, already sent, was answered with a reset.
+            for (index, loop) in runtime.loops.enumerated() {
+                let fd = index == 0 ? listener.fd : dup(listener.fd)
+                guard fd >= 0 else { throw StartupError("Starting frontend \(frontend.name): cannot duplicate the listening socket (errno \(errno))") }
+                let bootstrap = ServerBootstrap(group: loop)
+                    .serverChannelOption(.backlog, value: listener.backlog)
+                    .serverChannelOption(.maxMessagesPerRead, value: 32)
+                    // HTTP sessions keep reading on and switch it off only for back-pressure;
+                    // TCP sessions start reading once their server connection is up.
+                    .childChannelOption(.autoRead, value: isHTTP)
+                    .childChannelOption(.allowRemoteHalfClosure, value: true)
+                    .childChannelInitializer { channel in
+                        do {
+                            let ops = channel.pipeline.syncOperations
+                            if isHTTP {
+                                try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: acceptProxy), name: "hasp.session")
+                            } else {
+                                try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: acceptProxy), name: "hasp.session")
+                            }
+                            return channel.eventLoop.makeSucceededVoidFuture()
+                        } catch {
+                            return channel.eventLoop.makeFailedFuture(error)
                         }
-                        return channel.eventLoop.makeSucceededVoidFuture()
-                    } catch {
-                        return channel.eventLoop.makeFailedFuture(error)
                     }
-                }
-            let channel = try bootstrap.withBoundSocket(listener.fd).wait()
+                // The channel owns the descriptor from here on, also when this fails.
+                let channel = try bootstrap.withBoundSocket(fd).wait()
+                serverChannels.withLockedValue { $0.append(channel) }
+                frontend.gate.attach(channel)
+                runtime.globalGate.attach(channel)
+                listenerGate?.attach(channel)
+            }
             ListenerSocket.relisten(listener.fd, backlog: listener.backlog)
-            serverChannels.withLockedValue { $0.append(channel) }
-            frontend.gate.attach(channel)
-            runtime.globalGate.attach(channel)
-            listenerGate?.attach(channel)
         }
         runtime.startChecks()
     }
@@ -183,13 +194,16 @@ public final class Engine: Sendable {
             defer { list = [] }
             return list
         }
-        for channel in channels { channel.close(promise: nil) }
+        let listenersClosed = channels.map { channel in
+            channel.close().recover { _ in }
+        }
         for server in statsSockets.withLockedValue({ $0 }) { server.stop() }
         for frontend in runtime.frontends { reportStopped(frontend) }
         let table = sink == nil ? nil : SocketTable.build()
         for (index, loop) in runtime.loops.enumerated() {
             let sessions = runtime.loopSessions[index]
             loop.execute {
+                sessions.draining = true
                 for session in sessions.all() {
                     if let sink, let table, let http = session as? HTTPSession {
                         if !http.handOver(table, to: sink) { http.beginSoftStop(handingOverTo: (table, sink)) }
@@ -205,12 +219,19 @@ public final class Engine: Sendable {
                 finish(code: 0)
             }
         }
-        pollUntilIdle()
+        // Counting sessions only means something once no listener can accept any more, and
+        // once every connection accepted before that is registered: NIO registers an accepted
+        // connection in a task of its loop, queued behind the listener's close; one more task
+        // on each loop, queued after the closes, runs after those registrations.
+        let loop = runtime.group.next()
+        EventLoopFuture.andAllComplete(listenersClosed, on: loop).flatMap { [runtime] in
+            EventLoopFuture.andAllComplete(runtime.loops.map { $0.submit {} }, on: loop)
+        }.whenComplete { [self] _ in pollUntilIdle() }
     }
 
     private func pollUntilIdle() {
         runtime.group.next().scheduleTask(in: .milliseconds(20)) { [self] in
-            if activeSessions() == 0 {
+            if activeSessions() == 0, runtime.pendingAdoptions.load(ordering: .relaxed) == 0 {
                 finish(code: 0)
             } else {
                 pollUntilIdle()

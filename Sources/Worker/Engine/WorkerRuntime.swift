@@ -92,6 +92,9 @@ final class LoopConnectors: @unchecked Sendable {
 /// Sessions open on one event loop; only that loop touches it.
 final class LoopSessions: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: StoppableSession] = [:]
+    /// The soft stop has gone over this loop's sessions: one that opens later (an accepted
+    /// connection registered just after, an adopted one) is told to stop by itself.
+    var draining = false
 
     func add(_ s: StoppableSession) { sessions[ObjectIdentifier(s)] = s }
     func remove(_ s: StoppableSession) { sessions.removeValue(forKey: ObjectIdentifier(s)) }
@@ -111,6 +114,8 @@ public final class WorkerRuntime: Sendable {
     let stopping = ManagedAtomic<Bool>(false)
     /// Set with `stopping` when idle connections will be handed to the next worker.
     let handingOver = ManagedAtomic<Bool>(false)
+    /// Connections handed over by a draining worker that are not yet open sessions here.
+    let pendingAdoptions = ManagedAtomic<Int>(0)
     let bufferSize: Int
     let globalGate: AcceptGate
     let errorCaptures = ErrorCaptures()

@@ -137,7 +137,9 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         frontend.sessionOpened()
         listenerGate?.opened()
         if logger != nil, logFormat == .connect { logConnect(context.channel, mode: "HTTP") }
-        if runtime.isStopping && !runtime.handingOver.load(ordering: .relaxed) { closeAfterResponse = true }
+        if runtime.isStopping && (!runtime.handingOver.load(ordering: .relaxed) || runtime.sessions(on: context.eventLoop).draining) {
+            closeAfterResponse = true
+        }
         armRequestTimer(first: true)
         context.fireChannelActive()
     }
