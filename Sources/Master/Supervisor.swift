@@ -280,7 +280,8 @@ final class Supervisor: @unchecked Sendable {
                             continue
                         }
                         do {
-                            let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode)
+                            let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode,
+                                                       unixUser: bind.unixUser, unixGroup: bind.unixGroup)
                             opened.append(fd)
                             result.append(OwnedListener(key: key, fd: fd, frontend: proxy.name, address: address.description, backlog: backlog))
                         } catch {

@@ -13,7 +13,7 @@ enum Hasp {
     static func run() -> Never {
         if WorkerRole.isWorker { WorkerRole.run() }
         let arguments = Array(CommandLine.arguments.dropFirst())
-        let options: LaunchOptions
+        var options: LaunchOptions
         do {
             options = try LaunchOptions.parse(arguments)
         } catch {
@@ -47,6 +47,12 @@ enum Hasp {
             printer.alert("No configuration file specified")
             StandardStreams.writeError(VersionBanner.short + LaunchOptions.usage)
             exit(1)
+        }
+        // `master-worker` in the global section asks for the same as -W.
+        // A master re-executing itself for a reload stays the master whatever the new file says.
+        if !options.masterWorker, !options.checkOnly,
+           ProcessEnvironment.get(MasterState.variable) != nil || configuredGlobal(options)?.masterWorker == true {
+            options.masterWorker = true
         }
         if !options.masterSockets.isEmpty, !options.masterWorker, !options.checkOnly {
             printer.alert("a master CLI socket was defined, but master-worker mode (-W) is not enabled.")
@@ -84,8 +90,14 @@ enum Hasp {
 
     /// Whether the configuration asks for `daemon`, without printing anything.
     static func daemonKeyword(_ options: LaunchOptions) -> Bool {
-        guard let sources = try? ConfigLoader.sources(for: options.configPaths) else { return false }
-        return ConfigParser.parse(sources).configuration.global.daemon
+        configuredGlobal(options)?.daemon ?? false
+    }
+
+    /// The global section of the files, read before the role is chosen (nil if unreadable:
+    /// the real load reports why).
+    static func configuredGlobal(_ options: LaunchOptions) -> GlobalSettings? {
+        guard let sources = try? ConfigLoader.sources(for: options.configPaths) else { return nil }
+        return ConfigParser.parse(sources).configuration.global
     }
 
     /// Parses the files; prints the messages; exits 1 on errors (and on warnings with -dW).

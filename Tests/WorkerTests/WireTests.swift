@@ -123,6 +123,62 @@ import Testing
             return
         }
     }
+
+    @Test(arguments: ["1 0", "+1", "1,", ",1", "1, 2", "0x1", "1;", ""])
+    func contentLengthIsDigitsOrAListOfOneValue(_ value: String) {
+        guard case .invalid = request("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \(value)\r\n\r\n") else {
+            Issue.record("Content-Length: \(value.debugDescription) must be refused")
+            return
+        }
+    }
+
+    @Test func aContentLengthListOfOneValueIsThatValue() throws {
+        let list = try parsed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7 ,7,\t7\r\n\r\n")
+        #expect(list.contentLength == 7 && list.contentLengthNeedsRewrite)
+        let twice = try parsed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n")
+        #expect(twice.contentLength == 7 && twice.contentLengthNeedsRewrite)
+        let plain = try parsed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length:  7 \r\n\r\n")
+        #expect(plain.contentLength == 7 && !plain.contentLengthNeedsRewrite)
+    }
+
+    @Test(arguments: [
+        ("http://a.example/x", "a.example", true), ("http://a.example/x", "b.example", false),
+        ("http://A.EXAMPLE:80/x", "a.example", true), ("http://a.example/x", "a.example:80", true),
+        ("http://a.example:8080/x", "a.example", false), ("https://a.example/", "a.example:443", true),
+        ("https://a.example:80/", "a.example", false), ("http://u:p@a.example?q", "a.example", true),
+        ("http://[::1]:80/", "[::1]", true), ("http://[::1]/", "[::2]", false), ("/x", "anything", true),
+        ("http://a.example/x", "a.example.", false), ("ftp://a.example:21/", "a.example", false),
+    ])
+    func anAbsoluteTargetMatchesItsHost(_ target: String, _ host: String, _ same: Bool) {
+        let outcome = request("GET \(target) HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+        if case .complete = outcome { #expect(same, "\(target) / \(host)") } else { #expect(!same, "\(target) / \(host)") }
+    }
+
+    @Test func connectTargetsMatchTheirHost() {
+        guard case .complete = request("CONNECT a.example:443 HTTP/1.1\r\nHost: A.example:443\r\n\r\n"),
+              case .invalid = request("CONNECT a.example:443 HTTP/1.1\r\nHost: b.example:443\r\n\r\n") else {
+            Issue.record("CONNECT authority against Host")
+            return
+        }
+    }
+
+    @Test func headerLinesAreCountedAgainstMaxhdr() {
+        let head = "GET / HTTP/1.1\r\nHost: x\r\n" + (1..<10).map { "X-\($0): v\r\n" }.joined() + "\r\n"
+        guard case .complete = HeadParser.parseRequest(ByteBuffer(string: head), limit: 15_360, maxHeaders: 11),
+              case .invalid = HeadParser.parseRequest(ByteBuffer(string: head), limit: 15_360, maxHeaders: 10),
+              case .invalid = HeadParser.parseResponse(ByteBuffer(string: "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n"), limit: 4096, maxHeaders: 2) else {
+            Issue.record("10 header lines pass maxhdr 11 and fail maxhdr 10; 2 response lines fail maxhdr 2")
+            return
+        }
+    }
+
+    @Test(arguments: ["GET /\r\n", "GET / HTTP/2.0\r\n", "GET\r\n", "GET  / HTTP/1.1\r\n", "G\u{1}T / HTTP/1.1\r\n"])
+    func aBadRequestLineIsRefusedBeforeTheHeadEnds(_ line: String) {
+        guard case .invalid = request(line + "Host: x\r\n") else {
+            Issue.record("\(line.debugDescription) must be refused as soon as the line is whole")
+            return
+        }
+    }
 }
 
 @Suite struct BodyReaderTests {
@@ -165,6 +221,16 @@ import Testing
         let out = try drain(&reader, ["5\r\nhel", "lo\r\n3\r\nabc\r\n0\r\n\r\n"])
         #expect(out == "helloabc")
         #expect(reader.isDone)
+    }
+
+    @Test func chunkSizeAndTrailerLinesAreBounded() throws {
+        var long = BodyReader(.chunked, lineLimit: 64)
+        #expect(throws: BodyReader.Failure.self) { _ = try drain(&long, ["1;" + String(repeating: "e", count: 100) + "\r\nz\r\n0\r\n\r\n"]) }
+        var fits = BodyReader(.chunked, lineLimit: 64)
+        _ = try drain(&fits, ["1;" + String(repeating: "e", count: 50), "\r\nz\r\n0\r\n\r\n"])
+        #expect(fits.isDone)
+        var trailer = BodyReader(.chunked, lineLimit: 64)
+        #expect(throws: BodyReader.Failure.self) { _ = try drain(&trailer, ["0\r\nX-T: " + String(repeating: "t", count: 100) + "\r\n\r\n"]) }
     }
 
     static let badChunks = ["zz\r\n", "5\nhello\r\n", "5\r\nhelloXX", "\r\n", "12345678901234567\r\n", "0\r\n\n"]

@@ -15,6 +15,8 @@ extension ConfigParser {
         "ssl-dh-param-file", "tune.ssl.default-dh-param", "log-send-hostname", "log-tag", "node", "description",
         "spread-checks", "localpeer", "insecure-fork-wanted", "expose-experimental-directives", "nbproc",
         "hasp.idle-handover", "hasp.runtime-state-handoff", "server-state-file", "server-state-base", "cpu-map", "ulimit-n", "busy-polling",
+        "tune.http.maxhdr", "ssl-server-verify", "max-spread-checks", "unix-bind", "profiling.tasks",
+        "tune.idle-pool.shared",
     ]
 
     static let globalAcceptedSilently: Set<String> = [
@@ -90,12 +92,14 @@ extension ConfigParser {
             }
             config.global.mworkerMaxReloads = n
         case "master-worker":
+            // The configuration's way to ask for -W (HAProxy 1.8 to 3.x).
             if w.count == 1 {
-                parsingAlert("support for 'master-worker' was removed in version 3.5. Use -W or -Ws in the startup script instead.")
+                config.global.masterWorker = true
             } else if w[1] == "no-exit-on-failure" {
+                config.global.masterWorker = true
                 config.global.noExitOnFailure = true
             } else {
-                parsingAlert("'master-worker' only supports 'no-exit-on-failure'.")
+                parsingAlert("'master-worker' only supports 'no-exit-on-failure' option.")
             }
         case "user", "uid":
             guard w.count >= 2 else { parsingAlert("'\(k)' expects an argument."); return }
@@ -138,12 +142,82 @@ extension ConfigParser {
                 return
             }
             config.global.idleConnectionHandover = w[1] == "on"
+        case "tune.http.maxhdr":
+            guard w.count >= 2, !w[1].isEmpty else { parsingAlert("'tune.http.maxhdr' expects an integer argument."); return }
+            guard let n = Int(w[1]), (1...32767).contains(n) else {
+                parsingAlert("'tune.http.maxhdr' expects a numeric value between 1 and 32767")
+                return
+            }
+            config.global.maxHeaders = n
+        case "ssl-server-verify":
+            guard w.count >= 2 else { parsingAlert("'ssl-server-verify' expects an integer argument."); return }
+            guard w[1] == "none" || w[1] == "required" else {
+                parsingAlert("'ssl-server-verify' expects 'none' or 'required' as argument.")
+                return
+            }
+            config.global.sslServerVerifyRequired = w[1] == "required"
+        case "max-spread-checks":
+            guard w.count >= 2, !w[1].isEmpty else {
+                alert("parsing [\(file):\(lineNumber)]: 'max-spread-checks' expects an integer argument (0..50).")
+                return
+            }
+            do { config.global.maxSpreadChecksMs = try Units.milliseconds(w[1]) } catch {
+                alert("parsing [\(file):\(lineNumber)]: unsupported character '\(timeErrorCharacter(error))' in 'max-spread-checks' (wants an integer delay).")
+            }
+        case "unix-bind":
+            parseUnixBind(w)
+        case "profiling.tasks":
+            // Hasp keeps no per-task profile: accepted for compatibility, a no-op by design.
+            let value = w.count >= 2 ? w[1] : ""
+            guard ["on", "auto", "off"].contains(value) else {
+                parsingAlert("'profiling.tasks' expects either 'on', 'auto', or 'off' but got '\(value)'.")
+                return
+            }
+        case "tune.idle-pool.shared":
+            // Hasp's idle server connections are per event loop by design: a no-op.
+            let value = w.count >= 2 ? w[1] : ""
+            guard value == "on" || value == "off" else {
+                parsingAlert("'tune.idle-pool.shared' expects either 'on' or 'off' but got '\(value)'.")
+                return
+            }
         case "nbproc":
             parsingAlert("nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on multi-processor machines if available.")
         default:
             if Self.globalAcceptedSilently.contains(k) { return }
             unknownKeyword(k, section: "global", candidates: Self.globalKeywords)
         }
+    }
+
+    /// `unix-bind [prefix <p>] [mode <m>] [user|uid <u>] [group|gid <g>]`: defaults for every
+    /// UNIX socket `bind` (a prefix for relative paths, the file's mode and owner).
+    mutating func parseUnixBind(_ w: [String]) {
+        var settings = UnixBindSettings()
+        var i = 1
+        while i < w.count {
+            let option = w[i]
+            let value = i + 1 < w.count ? w[i + 1] : nil
+            switch option {
+            case "prefix":
+                guard let value else { parsingAlert("'unix-bind' : missing value for 'prefix'."); return }
+                settings.prefix = value
+            case "mode":
+                guard let value else { break }
+                guard let m = UInt32(value, radix: 8) else {
+                    parsingAlert("'unix-bind' : invalid mode '\(value)' (octal integer expected).")
+                    return
+                }
+                settings.mode = m
+            case "user", "uid":
+                settings.user = value
+            case "group", "gid":
+                settings.group = value
+            default:
+                parsingAlert("'unix-bind' only supports the 'prefix', 'mode', 'uid', 'gid', 'user' and 'group' options.")
+                return
+            }
+            i += 2
+        }
+        config.global.unixBind = settings
     }
 
     mutating func unknownKeyword(_ keyword: String, section name: String, candidates: [String]) {

@@ -328,8 +328,34 @@ public struct ConfigParser {
         }
     }
 
+    /// `unix-bind`: its prefix goes before every UNIX socket path of `bind` lines and stats
+    /// sockets, and its mode and owner apply where a line sets none.
+    mutating func applyUnixBind() {
+        let settings = config.global.unixBind
+        guard settings != UnixBindSettings() else { return }
+        func prefixed(_ address: ListenAddress) -> ListenAddress {
+            guard let prefix = settings.prefix, case .unix(let path) = address else { return address }
+            return .unix(path: prefix + path)
+        }
+        for p in config.proxies.indices {
+            for b in config.proxies[p].binds.indices {
+                var bind = config.proxies[p].binds[b]
+                guard bind.addresses.contains(where: { if case .unix = $0 { return true } else { return false } }) else { continue }
+                bind.addresses = bind.addresses.map(prefixed)
+                bind.unixMode = bind.unixMode ?? settings.mode
+                bind.unixUser = bind.unixUser ?? settings.user
+                bind.unixGroup = bind.unixGroup ?? settings.group
+                config.proxies[p].binds[b] = bind
+            }
+        }
+        for s in config.global.statsSockets.indices {
+            config.global.statsSockets[s].address = prefixed(config.global.statsSockets[s].address)
+        }
+    }
+
     mutating func finish() {
         closeSection()
+        applyUnixBind()
         for name in erroredFiles {
             diagnostics.append(Diagnostic(.alert, "config : Error(s) found in configuration file : \(name)"))
         }

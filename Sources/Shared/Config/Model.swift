@@ -59,7 +59,26 @@ public struct GlobalSettings: Sendable, Equatable {
     public var spreadChecks = 0
     /// `log-tag`: the program name in syslog lines.
     public var logTag = "hasp"
+    /// `master-worker` in the global section: the same as -W.
+    public var masterWorker = false
+    /// `tune.http.maxhdr`: a head with this many header lines or more is refused.
+    public var maxHeaders = 101
+    /// `ssl-server-verify`: recorded for the TLS layer (Hasp has no TLS to servers yet).
+    public var sslServerVerifyRequired = true
+    /// `max-spread-checks`: the longest window over which the first checks are spread.
+    public var maxSpreadChecksMs: Int64? = nil
+    /// `unix-bind`: defaults for UNIX socket listeners.
+    public var unixBind = UnixBindSettings()
 
+    public init() {}
+}
+
+/// `unix-bind`: a prefix for relative UNIX socket paths, and the mode and owner they get.
+public struct UnixBindSettings: Sendable, Equatable {
+    public var prefix: String? = nil
+    public var mode: UInt32? = nil
+    public var user: String? = nil
+    public var group: String? = nil
     public init() {}
 }
 

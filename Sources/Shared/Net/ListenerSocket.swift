@@ -26,7 +26,9 @@ public enum ListenerSocket {
     }
 
     /// Binds and listens; returns the descriptor (CLOEXEC, blocking mode left to the adopter).
-    public static func open(_ address: ListenAddress, backlog: Int32, unixMode: UInt32? = nil) throws(Failure) -> Int32 {
+    /// A UNIX socket file gets `unixMode` and the owner `unixUser`/`unixGroup` (names or ids).
+    public static func open(_ address: ListenAddress, backlog: Int32, unixMode: UInt32? = nil,
+                            unixUser: String? = nil, unixGroup: String? = nil) throws(Failure) -> Int32 {
         switch address {
         case .inheritedFD(let fd):
             guard fcntl(fd, F_GETFD) >= 0 else { throw Failure(address: address, operation: "use inherited", code: errno) }
@@ -64,7 +66,15 @@ public enum ListenerSocket {
             let fd = try withUnsafeBytes(of: &sun) { raw throws(Failure) in
                 try bindAndListen(family: AF_UNIX, address: address, sockaddr: UnsafeRawBufferPointer(rebasing: raw[0..<length]), backlog: backlog)
             }
-            if let unixMode, !abstract { chmod(path, mode_t(unixMode)) }
+            if !abstract {
+                if let unixMode { chmod(path, mode_t(unixMode)) }
+                if unixUser != nil || unixGroup != nil {
+                    let uid = unixUser.flatMap { uid_t($0) ?? getpwnam($0)?.pointee.pw_uid } ?? uid_t.max
+                    let gid = unixGroup.flatMap { gid_t($0) ?? getgrnam($0)?.pointee.gr_gid } ?? gid_t.max
+                    // uid_t.max (-1) leaves that part of the owner as it is.
+                    chown(path, uid, gid)
+                }
+            }
             return fd
         }
     }

@@ -18,15 +18,17 @@ extension WorkerRuntime {
         return owner?.server(named: parts.last ?? spec)
     }
 
-    /// Starts every server's checks, their first runs spread over the shortest interval.
+    /// Starts every server's checks, their first runs spread over the shortest interval (at most
+    /// `max-spread-checks`).
     func startChecks() {
         let checked = backends.values.sorted { $0.settings.id < $1.settings.id }.flatMap(\.servers).flatMap { server in
             [server.healthCheck, server.agentCheck].compactMap { $0 }.map { (server, $0) }
         }
         guard !checked.isEmpty else { return }
-        let shortest = checked.map { Int($0.0.settings.interMs) }.min() ?? 2_000
+        var window = checked.map { Int($0.0.settings.interMs) }.min() ?? 2_000
+        if let limit = configuration.global.maxSpreadChecksMs { window = min(window, Int(limit)) }
         for (position, (server, check)) in checked.enumerated() {
-            startChecker(server, check, position: position, afterMs: shortest * position / checked.count)
+            startChecker(server, check, position: position, afterMs: window * position / checked.count)
         }
     }
 

@@ -57,7 +57,8 @@ public final class Engine: Sendable {
                             continue
                         }
                         do {
-                            let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode)
+                            let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode,
+                                                       unixUser: bind.unixUser, unixGroup: bind.unixGroup)
                             result.append(AdoptedListener(frontend: proxy.name, address: address.description, backlog: backlog, fd: fd))
                         } catch {
                             throw StartupError("Starting \(proxy.kind == .listen ? "proxy" : "frontend") \(proxy.name): \(error)")

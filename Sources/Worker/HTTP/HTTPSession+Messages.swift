@@ -72,10 +72,22 @@ extension HTTPSession {
 
     func copyHeaders(_ head: MessageHead, into out: inout ByteBuffer, keepUpgrade: Bool, dropTransferEncoding: Bool = false) {
         let extraHopByHop = head.connectionNames
+        var contentLengthWritten = false
         head.bytes.withUnsafeReadableBytes { p in
             for f in head.fields {
                 if f.kind.isHopByHop && !(keepUpgrade && f.kind == .upgrade) { continue }
                 if dropTransferEncoding && f.kind == .transferEncoding { continue }
+                if f.kind == .contentLength, head.contentLengthNeedsRewrite, let length = head.contentLength {
+                    // "1, 1" or a repeated header: one plain value, as HAProxy forwards it.
+                    if !contentLengthWritten {
+                        out.writeBytes(UnsafeRawBufferPointer(rebasing: p[f.nameStart..<f.nameEnd]))
+                        out.writeStaticString(": ")
+                        out.writeString(String(length))
+                        out.writeStaticString(Self.crlf)
+                        contentLengthWritten = true
+                    }
+                    continue
+                }
                 if !extraHopByHop.isEmpty, f.kind == .other {
                     let name = String(decoding: UnsafeRawBufferPointer(rebasing: p[f.nameStart..<f.nameEnd]), as: UTF8.self).lowercased()
                     if extraHopByHop.contains(name) { continue }
@@ -160,6 +172,9 @@ extension HTTPSession {
             logExchange(localCause?.0 ?? "-", state: localCause?.1)
             localCause = nil
         }
+        // A request not read to its end (or refused before its head was whole) may still be
+        // arriving.
+        let inputPending = !clientInputClosed && !requestEnded
         cancelTimer()
         responseStarted = true
         responseEnded = true
@@ -171,7 +186,7 @@ extension HTTPSession {
         if close {
             closeAfterResponse = true
             clientBuffer = nil
-            closeClientAfterWrites()
+            if inputPending { closeClientLingering() } else { closeClientAfterWrites() }
             return
         }
         context.flush()

@@ -180,7 +180,7 @@ extension HTTPSession {
     func processServer(_ c: ServerConnection) {
         while connection === c, var buffer = serverBuffer, buffer.readableBytes > 0 {
             guard let head = response else {
-                switch HeadParser.parseResponse(buffer, limit: runtime.bufferSize) {
+                switch HeadParser.parseResponse(buffer, limit: runtime.bufferSize, maxHeaders: runtime.configuration.global.maxHeaders) {
                 case .incomplete:
                     return
                 case .invalid:
@@ -237,7 +237,7 @@ extension HTTPSession {
         response = head
         let framing = HeadParser.responseFraming(head, requestMethod: request?.method ?? "GET")
         let dechunk = (request?.versionMinor ?? 1) == 0 && head.chunked
-        responseBody = BodyReader(framing, dechunk: dechunk)
+        responseBody = BodyReader(framing, dechunk: dechunk, lineLimit: runtime.bufferSize)
         countResponse(status: head.status)
         if let (_, server) = slot, server.settings.checks.observe == .layer7 {
             let failed = head.status >= 500 && head.status != 501 && head.status != 505

@@ -62,9 +62,12 @@ extension HTTPSession {
         case .none:
             return
         case .request:
+            // The head never came whole: whatever is left of it may still be arriving.
+            requestEnded = false
             sendBuiltIn(.requestTimeout)
         case .keepAlive:
             if (clientBuffer?.readableBytes ?? 0) > 0 {
+                requestEnded = false
                 sendBuiltIn(.requestTimeout)
             } else {
                 closeClient()

@@ -183,6 +183,21 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         teardown()
     }
 
+    /// Closes once everything written so far has left, without a reset for bytes the client
+    /// may still be sending (see `LingeringClose`).
+    func closeClientLingering() {
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: sent)
+        let timeout = TimeAmount.milliseconds(timeouts.client ?? 5_000)
+        do {
+            try context.pipeline.syncOperations.addHandler(LingeringClose(after: sent.futureResult, timeout: timeout), position: .first)
+        } catch {
+            let channel = context.channel
+            sent.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+        teardown()
+    }
+
     /// Closes once everything written so far has left.
     func closeClientAfterWrites() {
         let channel = context.channel
@@ -315,13 +330,14 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                         continue
                     }
                 }
-                switch HeadParser.parseRequest(buffer, limit: headLimit) {
+                switch HeadParser.parseRequest(buffer, limit: headLimit, maxHeaders: runtime.configuration.global.maxHeaders) {
                 case .incomplete:
                     return
                 case .invalid:
                     captureInvalidRequest(buffer)
                     clientBuffer = nil
                     frontend.counters.requestErrors.wrappingIncrement(ordering: .relaxed)
+                    requestEnded = false
                     sendBuiltIn(.badRequest)
                     return
                 case .complete(let head, let length):
@@ -431,7 +447,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     func startRequest(_ head: MessageHead) {
         cancelTimer()
         request = head
-        requestBody = BodyReader(HeadParser.requestFraming(head))
+        requestBody = BodyReader(HeadParser.requestFraming(head), lineLimit: runtime.bufferSize)
         requestEnded = requestBody.isDone
         response = nil
         responseStarted = false

@@ -7,12 +7,13 @@ struct BodyReader {
 
     private enum State {
         case length(remaining: Int)
-        case chunkSize(value: Int, digits: Int, inExtension: Bool, sawCR: Bool)
+        /// `length`: bytes of the line so far, extensions included.
+        case chunkSize(value: Int, digits: Int, inExtension: Bool, sawCR: Bool, length: Int)
         case chunkData(remaining: Int)
         case chunkDataCR
         case chunkDataLF
         case trailerLineStart
-        case trailerLine(sawCR: Bool)
+        case trailerLine(sawCR: Bool, length: Int)
         case finalCR
         case untilClose
         case done
@@ -21,13 +22,17 @@ struct BodyReader {
     private var state: State
     /// When true, only chunk payloads are returned (for an HTTP/1.0 client).
     let dechunk: Bool
+    /// The longest chunk-size or trailer line: like HAProxy, which needs such a line whole in
+    /// its buffer, a longer one (a 64 KiB chunk extension) is refused.
+    let lineLimit: Int
 
-    init(_ framing: BodyFraming, dechunk: Bool = false) {
+    init(_ framing: BodyFraming, dechunk: Bool = false, lineLimit: Int = 16_384) {
         self.dechunk = dechunk
+        self.lineLimit = lineLimit
         switch framing {
         case .none: state = .done
         case .length(let n): state = n > 0 ? .length(remaining: n) : .done
-        case .chunked: state = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false)
+        case .chunked: state = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false, length: 0)
         case .untilClose: state = .untilClose
         }
     }
@@ -75,24 +80,28 @@ struct BodyReader {
         }
         loop: while index < end {
             switch state {
-            case .chunkSize(let value, let digits, let inExtension, let sawCR):
+            case .chunkSize(let value, let digits, let inExtension, let sawCR, let length):
                 let c = buffer.getInteger(at: index, as: UInt8.self)!
                 index += 1
+                guard length < lineLimit else { throw .badChunk }
                 if sawCR {
                     guard c == 10, digits > 0 else { throw .badChunk }
                     state = value == 0 ? .trailerLineStart : .chunkData(remaining: value)
                     continue
                 }
-                if c == 13 { state = .chunkSize(value: value, digits: digits, inExtension: inExtension, sawCR: true); continue }
+                if c == 13 { state = .chunkSize(value: value, digits: digits, inExtension: inExtension, sawCR: true, length: length + 1); continue }
                 if c == 10 { throw .badChunk }   // bare LF ends no chunk-size line
-                if inExtension { continue }
+                if inExtension {
+                    state = .chunkSize(value: value, digits: digits, inExtension: true, sawCR: false, length: length + 1)
+                    continue
+                }
                 if c == 59 || c == 32 || c == 9 {
                     guard digits > 0 else { throw .badChunk }
-                    state = .chunkSize(value: value, digits: digits, inExtension: true, sawCR: false)
+                    state = .chunkSize(value: value, digits: digits, inExtension: true, sawCR: false, length: length + 1)
                     continue
                 }
                 guard let d = hexDigit(c), digits < 15 else { throw .badChunk }
-                state = .chunkSize(value: value * 16 + d, digits: digits + 1, inExtension: false, sawCR: false)
+                state = .chunkSize(value: value * 16 + d, digits: digits + 1, inExtension: false, sawCR: false, length: length + 1)
             case .chunkData(let remaining):
                 let n = min(remaining, end - index)
                 if dechunk {
@@ -109,21 +118,22 @@ struct BodyReader {
                 let c = buffer.getInteger(at: index, as: UInt8.self)!
                 index += 1
                 guard c == 10 else { throw .badChunk }
-                state = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false)
+                state = .chunkSize(value: 0, digits: 0, inExtension: false, sawCR: false, length: 0)
             case .trailerLineStart:
                 let c = buffer.getInteger(at: index, as: UInt8.self)!
                 index += 1
                 if c == 13 { state = .finalCR; continue }
                 if c == 10 { throw .badChunk }
-                state = .trailerLine(sawCR: false)
-            case .trailerLine(let sawCR):
+                state = .trailerLine(sawCR: false, length: 1)
+            case .trailerLine(let sawCR, let length):
                 let c = buffer.getInteger(at: index, as: UInt8.self)!
                 index += 1
+                guard length < lineLimit else { throw .badChunk }
                 if sawCR {
                     guard c == 10 else { throw .badChunk }
                     state = .trailerLineStart
-                } else if c == 13 {
-                    state = .trailerLine(sawCR: true)
+                } else {
+                    state = .trailerLine(sawCR: c == 13, length: length + 1)
                 }
             case .finalCR:
                 let c = buffer.getInteger(at: index, as: UInt8.self)!

@@ -71,6 +71,8 @@ struct MessageHead {
     var connectionUpgrade = false
     var hasUpgrade = false
     var hostCount = 0
+    /// Content-Length came as a list or more than once: it is forwarded as one plain value.
+    var contentLengthNeedsRewrite = false
     /// Extra header names listed in `Connection` (lowercased), also hop-by-hop.
     var connectionNames: [String] = []
 
@@ -111,38 +113,68 @@ enum HeadParser {
         case complete(MessageHead, Int)
     }
 
-    /// Looks for the end of a head in `buffer`; `limit` bounds its size.
-    static func parseRequest(_ buffer: ByteBuffer, limit: Int) -> Outcome {
-        parse(buffer, limit: limit, isRequest: true)
+    /// HAProxy's `tune.http.maxhdr` default: a head may carry at most this many header lines
+    /// minus one.
+    static let defaultMaxHeaders = 101
+
+    /// Looks for the end of a head in `buffer`; `limit` bounds its size, and a head with
+    /// `maxHeaders` header lines or more is refused.
+    static func parseRequest(_ buffer: ByteBuffer, limit: Int, maxHeaders: Int = defaultMaxHeaders) -> Outcome {
+        parse(buffer, limit: limit, maxHeaders: maxHeaders, isRequest: true)
     }
 
-    static func parseResponse(_ buffer: ByteBuffer, limit: Int) -> Outcome {
-        parse(buffer, limit: limit, isRequest: false)
+    static func parseResponse(_ buffer: ByteBuffer, limit: Int, maxHeaders: Int = defaultMaxHeaders) -> Outcome {
+        parse(buffer, limit: limit, maxHeaders: maxHeaders, isRequest: false)
     }
 
-    private static func parse(_ buffer: ByteBuffer, limit: Int, isRequest: Bool) -> Outcome {
-        let length: Int? = buffer.withUnsafeReadableBytes { p -> Int? in
+    private static func parse(_ buffer: ByteBuffer, limit: Int, maxHeaders: Int, isRequest: Bool) -> Outcome {
+        enum Scan { case complete(Int), incomplete, badStartLine }
+        let scan: Scan = buffer.withUnsafeReadableBytes { p -> Scan in
             // Empty lines before a message are skipped, as RFC 9112 allows.
             var i = 0
             let n = p.count
             while i < n, p[i] == 13 || p[i] == 10 { i += 1 }
             let start = i
+            var startLineChecked = false
             while i < n {
                 if p[i] == 10, i > start {
-                    if p[i - 1] == 10 { return i + 1 }
-                    if i - 2 >= start, p[i - 1] == 13, p[i - 2] == 10 { return i + 1 }
+                    if !startLineChecked {
+                        // The start line is judged as soon as it is whole: a request line
+                        // without a version (HTTP/0.9) is refused at once rather than waiting
+                        // for a blank line that will never come.
+                        startLineChecked = true
+                        let end = p[i - 1] == 13 ? i - 1 : i
+                        if isRequest, !isRequestLine(p, start, end) { return .badStartLine }
+                    }
+                    if p[i - 1] == 10 { return .complete(i + 1) }
+                    if i - 2 >= start, p[i - 1] == 13, p[i - 2] == 10 { return .complete(i + 1) }
                 }
                 i += 1
             }
-            return nil
+            return .incomplete
         }
-        guard let length else {
+        let length: Int
+        switch scan {
+        case .badStartLine:
+            return .invalid
+        case .incomplete:
             return buffer.readableBytes > limit ? .invalid : .incomplete
+        case .complete(let n):
+            length = n
         }
         if length > limit { return .invalid }
         let headBytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
-        guard let head = parseHead(headBytes, isRequest: isRequest) else { return .invalid }
+        guard let head = parseHead(headBytes, isRequest: isRequest), head.fields.count < maxHeaders else { return .invalid }
         return .complete(head, length)
+    }
+
+    /// `method SP target SP HTTP/1.x` in p[start..<end].
+    private static func isRequestLine(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Bool {
+        guard let sp1 = (start..<end).first(where: { p[$0] == 32 }), sp1 > start,
+              let sp2 = ((sp1 + 1)..<end).first(where: { p[$0] == 32 }), sp2 > sp1 + 1 else { return false }
+        for j in start..<sp1 where !isTokenChar(p[j]) { return false }
+        for j in (sp1 + 1)..<sp2 where p[j] <= 32 || p[j] == 127 { return false }
+        return version(p, sp2 + 1, end) != nil
     }
 
     private static func isTokenChar(_ c: UInt8) -> Bool {
@@ -175,11 +207,9 @@ enum HeadParser {
             let lineStop = first.end
             guard let sp1 = (lineStart..<lineStop).first(where: { p[$0] == 32 }) else { return false }
             if isRequest {
-                guard let sp2 = ((sp1 + 1)..<lineStop).first(where: { p[$0] == 32 }) else { return false }
-                guard sp1 > lineStart, sp2 > sp1 + 1 else { return false }
-                for j in lineStart..<sp1 where !isTokenChar(p[j]) { return false }
-                for j in (sp1 + 1)..<sp2 where p[j] <= 32 || p[j] == 127 { return false }
-                guard let minor = version(p, sp2 + 1, lineStop) else { return false }
+                guard isRequestLine(p, lineStart, lineStop),
+                      let sp2 = ((sp1 + 1)..<lineStop).first(where: { p[$0] == 32 }),
+                      let minor = version(p, sp2 + 1, lineStop) else { return false }
                 head.versionMinor = minor
                 head.method = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: p[lineStart..<sp1]), as: UTF8.self))
                 head.target = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: p[(sp1 + 1)..<sp2]), as: UTF8.self))
@@ -218,28 +248,15 @@ enum HeadParser {
                 head.fields.append(HeaderField(nameStart: start, nameEnd: colon, valueStart: vs, valueEnd: ve, kind: kind))
                 switch kind {
                 case .contentLength:
-                    // Digits only; repeated values must agree (also within a comma list).
-                    var value: Int? = nil
-                    var current = -1
-                    for j in vs...ve {
-                        if j == ve || p[j] == 44 {
-                            guard current >= 0 else { return false }
-                            if let v = value, v != current { return false }
-                            value = current
-                            current = -1
-                            continue
-                        }
-                        let c = p[j]
-                        if c == 32 || c == 9 { continue }
-                        guard c >= 48 && c <= 57 else { return false }
-                        current = (current < 0 ? 0 : current)
-                        let (m, o1) = current.multipliedReportingOverflow(by: 10)
-                        let (a, o2) = m.addingReportingOverflow(Int(c - 48))
-                        if o1 || o2 { return false }
-                        current = a
+                    // 1*DIGIT, or a comma list of identical values with optional white space
+                    // around each: "1 0" is not ten.
+                    guard let value = contentLength(p, vs, ve) else { return false }
+                    if let existing = head.contentLength {
+                        if existing != value.length { return false }
+                        head.contentLengthNeedsRewrite = true
                     }
-                    if let existing = head.contentLength, existing != value { return false }
-                    head.contentLength = value
+                    if value.isList { head.contentLengthNeedsRewrite = true }
+                    head.contentLength = value.length
                 case .transferEncoding:
                     head.hasTransferEncoding = true
                     // Only "chunked" as the final coding is framed; anything after chunked is invalid.
@@ -290,8 +307,69 @@ enum HeadParser {
         if head.hasTransferEncoding, head.contentLength != nil { return nil }
         if isRequest, head.versionMinor >= 1, head.hostCount != 1 { return nil }
         if isRequest, head.versionMinor == 0, head.hostCount > 1 { return nil }
+        if isRequest, head.hostCount == 1, !authorityMatchesHost(head) { return nil }
         return head
     }
+
+    /// A Content-Length value: its length, and whether it was written as a list.
+    private static func contentLength(_ p: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> (length: Int, isList: Bool)? {
+        var value: Int? = nil
+        var isList = false
+        var j = start
+        while true {
+            while j < end, p[j] == 32 || p[j] == 9 { j += 1 }
+            var current = 0
+            var digits = 0
+            while j < end, p[j] >= 48, p[j] <= 57 {
+                let (m, o1) = current.multipliedReportingOverflow(by: 10)
+                let (a, o2) = m.addingReportingOverflow(Int(p[j] - 48))
+                if o1 || o2 { return nil }
+                current = a
+                digits += 1
+                j += 1
+            }
+            guard digits > 0 else { return nil }
+            if let v = value, v != current { return nil }
+            value = current
+            while j < end, p[j] == 32 || p[j] == 9 { j += 1 }
+            if j == end { return value.map { ($0, isList) } }
+            guard p[j] == 44 else { return nil }
+            isList = true
+            j += 1
+        }
+    }
+
+    /// A request whose target is in absolute form (`scheme://authority/...`) or, for CONNECT,
+    /// in authority form, names the same authority as its Host header (case aside, a scheme's
+    /// default port aside, user information aside), as HAProxy requires.
+    static func authorityMatchesHost(_ head: MessageHead) -> Bool {
+        guard let host = head.value(named: "host") else { return true }
+        let target = head.target.utf8
+        if head.method == "CONNECT" {
+            return target.count == host.utf8.count && zip(target, host.utf8).allSatisfy { lowercased($0) == lowercased($1) }
+        }
+        guard let schemeEnd = target.firstIndex(of: UInt8(ascii: ":")),
+              target[schemeEnd...].starts(with: "://".utf8) else { return true }
+        let scheme = String(decoding: target[..<schemeEnd], as: UTF8.self).lowercased()
+        let authorityStart = target.index(schemeEnd, offsetBy: 3)
+        var authority = target[authorityStart...].prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
+        if let at = authority.lastIndex(of: UInt8(ascii: "@")) { authority = authority[authority.index(after: at)...] }
+        let defaultPort = scheme == "http" ? "80" : scheme == "https" ? "443" : nil
+        return hostKey(Substring(authority), defaultPort: defaultPort) == hostKey(Substring(host), defaultPort: defaultPort)
+    }
+
+    /// An authority for comparison: lowercased, without the scheme's default port.
+    private static func hostKey(_ authority: Substring, defaultPort: String?) -> String {
+        var text = authority.lowercased()
+        // The port follows the last colon, unless that colon is inside an IPv6 literal.
+        if let colon = text.lastIndex(of: ":"), !text[colon...].contains("]") {
+            let port = text[text.index(after: colon)...]
+            if port.isEmpty || (defaultPort.map { port == $0 } ?? false) { text = String(text[..<colon]) }
+        }
+        return text
+    }
+
+    @inline(__always) private static func lowercased(_ c: UInt8) -> UInt8 { (c >= 65 && c <= 90) ? c | 0x20 : c }
 
     private static let closeToken = Array("close".utf8)
     private static let keepAliveToken = Array("keep-alive".utf8)
