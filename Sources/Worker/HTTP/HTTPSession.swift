@@ -361,6 +361,9 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                     countRequestBytes(slice.readableBytes)
                     c.channel.write(slice, promise: nil)
                     serverNeedsFlush = true
+                    // `timeout server` is inactivity on the server side, and sending it the
+                    // request body is activity: a slow upload is not a silent server.
+                    lastServerActivity = .now()
                 }
                 if requestBody.isDone {
                     requestEnded = true
