@@ -255,9 +255,28 @@ func warnings(_ r: ConfigParser.Result) -> [String] { r.diagnostics.filter { $0.
         (".if 1\n", "config : parsing [t.cfg:1]: non-terminated '.if' block."),
         ("global\n.alert \"boom\"\n", "config : parsing [t.cfg:2]: 'boom'."),
         ("frontend fe\n bind :80 foo\n", "config : parsing [t.cfg:2] : 'bind :80' in section 'frontend': unknown keyword 'foo'."),
-        ("global\n master-worker\n",
-         "config : parsing [t.cfg:2] : support for 'master-worker' was removed in version 3.5. Use -W or -Ws in the startup script instead."),
-        ("frontend fe\n bind :80\n default_backend nobe\n", "config : Proxy 'fe': unable to find required default_backend: 'nobe'."),
+        ("global\n master-worker x\n", "config : parsing [t.cfg:2] : 'master-worker' only supports 'no-exit-on-failure' option."),
+        ("frontend fe\n bind :80\n default_backend nobe\n",
+         "config : parsing [t.cfg:3] : Proxy 'fe': unable to find required default_backend: 'nobe'."),
+        ("frontend fe\n bind :80\n use_backend nobe\n", "config : parsing [t.cfg:3] : Proxy 'fe': unable to find required use_backend: 'nobe'."),
+        ("backend web\nbackend a b from web\n", "config : parsing [t.cfg:2] : 'backend' cannot handle unexpected argument 'b'."),
+        ("defaults d\nbackend a from d x\n", "config : parsing [t.cfg:2] : 'backend' cannot handle unexpected argument 'x'."),
+        ("frontend fe\n mode http xxx\n", "config : parsing [t.cfg:2] : 'mode' cannot handle unexpected argument 'xxx'."),
+        ("frontend fe\n maxconn 10 x\n", "config : parsing [t.cfg:2] : 'maxconn' cannot handle unexpected argument 'x'."),
+        ("frontend fe\n default_backend a b\n", "config : parsing [t.cfg:2] : 'default_backend' cannot handle unexpected argument 'b'."),
+        ("backend be\n timeout connect 5 s\n", "config : parsing [t.cfg:2] : 'timeout connect' : unexpected extra argument 's' after value '5'."),
+        ("backend be\n server \"\" 127.0.0.1:80\n", "config : [t.cfg:2] : 'server' : an empty server name is not permitted."),
+        ("backend be\n server a/b 127.0.0.1:80\n", "config : [t.cfg:2] : character '/' is not permitted in server name 'a/b'."),
+        ("userlist\n", "config : parsing [t.cfg:1] : 'userlist' expects <name> as arguments."),
+        ("peers\n", "config : parsing [t.cfg:1] : missing name for peers section."),
+        ("resolvers\n", "config : parsing [t.cfg:1] : missing name for resolvers section."),
+        ("global\n tune.http.maxhdr 0\n", "config : parsing [t.cfg:2] : 'tune.http.maxhdr' expects a numeric value between 1 and 32767"),
+        ("global\n tune.http.maxhdr\n", "config : parsing [t.cfg:2] : 'tune.http.maxhdr' expects an integer argument."),
+        ("global\n ssl-server-verify x\n", "config : parsing [t.cfg:2] : 'ssl-server-verify' expects 'none' or 'required' as argument."),
+        ("global\n max-spread-checks x\n", "config : parsing [t.cfg:2]: unsupported character 'x' in 'max-spread-checks' (wants an integer delay)."),
+        ("global\n unix-bind x\n", "config : parsing [t.cfg:2] : 'unix-bind' only supports the 'prefix', 'mode', 'uid', 'gid', 'user' and 'group' options."),
+        ("global\n profiling.tasks x\n", "config : parsing [t.cfg:2] : 'profiling.tasks' expects either 'on', 'auto', or 'off' but got 'x'."),
+        ("global\n tune.idle-pool.shared\n", "config : parsing [t.cfg:2] : 'tune.idle-pool.shared' expects either 'on' or 'off' but got ''."),
         ("frontend fe\n bind \"unterminated\n", "config : parsing [t.cfg:2] : unmatched quote (\")."),
     ]
 
@@ -280,8 +299,69 @@ func warnings(_ r: ConfigParser.Result) -> [String] { r.diagnostics.filter { $0.
         ])
     }
 
-    @Test func modeMismatchIsFatal() {
+    @Test func anHTTPFrontendCannotUseATCPBackend() {
         let r = parse("frontend fe\n mode http\n bind :80\n default_backend be\nbackend be\n mode tcp\n")
-        #expect(alerts(r).contains("config : frontend 'fe' : cannot use backend 'be' in http mode because it is in tcp mode."))
+        #expect(alerts(r).first == "config : http frontend 'fe' (t.cfg:1) tries to use incompatible tcp backend 'be' (t.cfg:5) as its default backend (see 'mode').")
+        let rule = parse("listen fe\n mode http\n bind :80\n use_backend be\nbackend be\n mode tcp\n")
+        #expect(alerts(rule).first == "config : http proxy 'fe' (t.cfg:1) tries to use incompatible tcp backend 'be' (t.cfg:5) in a 'use_backend' rule (see 'mode').")
+    }
+
+    /// HAProxy 2.6 accepts it: the frontend's streams are upgraded to HTTP for the backend.
+    @Test func aTCPFrontendMayUseAnHTTPBackend() {
+        let r = parse("frontend fe\n mode tcp\n option httplog\n bind :80\n default_backend be\nbackend be\n mode http\n")
+        #expect(!r.hasErrors)
+        #expect(warnings(r).contains("config : parsing [t.cfg:3] : 'option httplog' not usable with frontend 'fe' (needs 'mode http'). Falling back to 'option tcplog'."))
+        let fe = r.configuration.proxies.first { $0.name == "fe" }
+        #expect(fe?.options.httpLog == false && fe?.options.tcpLog == true)
+    }
+}
+
+@Suite struct ParserEdgeCaseTests {
+    @Test func crlfLineEndingsAreLineEndings() {
+        let text = "global\r\n    maxconn 77\r\ndefaults\r\n    mode http\r\nfrontend fe\r\n    bind :80\r\n    default_backend be\r\nbackend be\r\n    server s1 127.0.0.1:80\r\n"
+        let r = ConfigParser.parse([ConfigParser.Source(name: "t.cfg", text: text, mustEndWithLineFeed: true)])
+        #expect(alerts(r).isEmpty, "\(alerts(r))")
+        #expect(r.configuration.global.maxconn == 77)
+        #expect(r.configuration.proxies.map(\.name) == ["fe", "be"])
+        #expect(r.configuration.proxies.first?.defaultBackend == "be")
+        let cut = ConfigParser.parse([ConfigParser.Source(name: "t.cfg", text: "global\r\n    maxconn 77", mustEndWithLineFeed: true)])
+        #expect(alerts(cut).first == "config : parsing [t.cfg:2]: Missing LF on last line, file might have been truncated at position 15.")
+    }
+
+    @Test func masterWorkerInTheFileAsksForMasterWorkerMode() {
+        let plain = parse("global\n master-worker\n")
+        #expect(!plain.hasErrors)
+        #expect(plain.configuration.global.masterWorker)
+        #expect(!plain.configuration.global.noExitOnFailure)
+        let tolerant = parse("global\n master-worker no-exit-on-failure\n")
+        #expect(tolerant.configuration.global.masterWorker && tolerant.configuration.global.noExitOnFailure)
+    }
+
+    @Test func globalKeywordsRealConfigurationsUse() {
+        let r = parse("""
+        global
+            ssl-server-verify none
+            max-spread-checks 500ms
+            unix-bind prefix /run/hasp/ mode 660 user root group root
+            profiling.tasks auto
+            tune.idle-pool.shared on
+            tune.http.maxhdr 64
+            stats socket unix@admin.sock level admin
+        frontend fe
+            bind unix@fe.sock
+            bind unix@own.sock mode 600
+            bind 127.0.0.1:80
+        """)
+        #expect(alerts(r).isEmpty, "\(alerts(r))")
+        let g = r.configuration.global
+        #expect(g.maxHeaders == 64)
+        #expect(!g.sslServerVerifyRequired)
+        #expect(g.maxSpreadChecksMs == 500)
+        #expect(g.statsSockets.first?.address == .unix(path: "/run/hasp/admin.sock"))
+        let binds = r.configuration.proxies[0].binds
+        #expect(binds[0].addresses == [.unix(path: "/run/hasp/fe.sock")])
+        #expect(binds[0].unixMode == 0o660 && binds[0].unixUser == "root" && binds[0].unixGroup == "root")
+        #expect(binds[1].unixMode == 0o600)
+        #expect(binds[2].unixMode == nil)
     }
 }

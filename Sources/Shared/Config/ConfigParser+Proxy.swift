@@ -19,9 +19,20 @@ extension ConfigParser {
     /// The status codes `errorfile` may replace.
     static let errorFileCodes: Set<Int> = [200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504]
 
+    /// Keywords that take at most this many arguments; one more is refused as HAProxy does.
+    static let proxyKeywordMaximumArguments: [String: Int] = [
+        "mode": 1, "default_backend": 1, "maxconn": 1, "retries": 1, "fullconn": 1, "id": 1,
+        "http-reuse": 1, "disabled": 0, "enabled": 0, "load-server-state-from-file": 1,
+        "server-state-file-name": 1, "monitor-uri": 1,
+    ]
+
     mutating func parseProxy(_ w: [String], _ p: inout ProxySettings) {
         let k = w[0]
         let caps = p.capabilities
+        if let maximum = Self.proxyKeywordMaximumArguments[k], w.count - 1 > maximum {
+            parsingAlert("'\(k)' cannot handle unexpected argument '\(w[maximum + 1])'.")
+            return
+        }
         switch k {
         case "mode":
             guard w.count >= 2, let mode = ProxyMode(rawValue: w[1]) else {
@@ -42,6 +53,7 @@ extension ConfigParser {
             }
             guard w.count >= 2 else { parsingAlert("'default_backend' expects a backend name."); return }
             p.defaultBackend = w[1]
+            p.defaultBackendLocation = here
         case "use_backend":
             guard caps.contains(.frontend), p.kind != .defaults else {
                 parsingAlert("'use_backend' not allowed in '\(p.kind.rawValue)' section.")
@@ -337,6 +349,11 @@ extension ConfigParser {
             parsingAlert("'timeout \(name)' expects an integer value (in milliseconds)")
             return
         }
+        if w.count > 3 {
+            // `timeout connect 5 s`: the unit must be attached to the value.
+            parsingAlert("'timeout \(name)' : unexpected extra argument '\(w[3])' after value '\(w[2])'.")
+            return
+        }
         do {
             p.timeouts[keyPath: keyPath] = try Units.milliseconds(w[2])
         } catch {
@@ -368,7 +385,9 @@ extension ConfigParser {
         let name = w[i]
         switch name {
         case "redispatch": p.options.redispatch = !negated
-        case "httplog": p.options.httpLog = !negated
+        case "httplog":
+            p.options.httpLog = !negated
+            p.options.httpLogLocation = negated ? nil : here
         case "tcplog": p.options.tcpLog = !negated
         case "dontlognull": p.options.dontLogNull = !negated
         case "idle-close-on-response": p.options.idleCloseOnResponse = !negated

@@ -6,6 +6,14 @@ extension ConfigParser {
             return
         }
         let name = w[1]
+        if name.isEmpty {
+            alert("[\(file):\(lineNumber)] : 'server' : an empty server name is not permitted.")
+            return
+        }
+        if let bad = name.first(where: { !Self.isNameCharacter($0) }) {
+            alert("[\(file):\(lineNumber)] : character '\(bad)' is not permitted in server name '\(name)'.")
+            return
+        }
         if let existing = p.servers.first(where: { $0.name == name }) {
             alert("parsing [\(file):\(lineNumber)] : backend '\(p.name)' : server name '\(name)' is already used at \(existing.location).")
             return

@@ -91,13 +91,15 @@ public struct ConfigParser {
         config.files.append(source.name)
         var stack: [ConditionFrame] = []
         var number = 0
-        var lines = source.text.split(separator: "\n", omittingEmptySubsequences: false)
+        // Lines end at LF bytes: splitting on the Character "\n" would not split at CRLF,
+        // which Swift reads as a single Character (a file from a Windows editor became one line).
+        var lines = source.text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map(Substring.init)
         if lines.last?.isEmpty == true { lines.removeLast() }
         for rawLine in lines {
             number += 1
             lineNumber = number
             var line = rawLine
-            if line.last == "\r" { line = line.dropLast() }
+            if line.utf8.last == UInt8(ascii: "\r") { line = Substring(line.utf8.dropLast()) }
             let words: [String]
             do {
                 words = try lexer.words(line)
@@ -113,7 +115,7 @@ public struct ConfigParser {
         if !stack.isEmpty {
             alert("parsing [\(file):\(lineNumber)]: non-terminated '.if' block.")
         }
-        if source.mustEndWithLineFeed, let last = lines.last, !source.text.hasSuffix("\n") {
+        if source.mustEndWithLineFeed, let last = lines.last, source.text.utf8.last != UInt8(ascii: "\n") {
             alert("parsing [\(file):\(number)]: Missing LF on last line, file might have been truncated at position \(last.utf8.count + 1).")
         }
         closeSection()
@@ -202,6 +204,24 @@ public struct ConfigParser {
         "crt-store", "traces", "log-forward",
     ]
 
+    /// HAProxy's messages for a section opened without its name.
+    static let missingSectionName: [String: String] = [
+        "userlist": "'userlist' expects <name> as arguments.",
+        "peers": "missing name for peers section.",
+        "resolvers": "missing name for resolvers section.",
+        "mailers": "missing name for mailers section.",
+        "http-errors": "missing name for http-errors section.",
+        "cache": "'cache' expects a <name> argument",
+        "ring": "missing ring name.",
+        "program": "'program' expects an <id> argument",
+        "log-forward": "missing name for ip-forward section.",
+    ]
+
+    /// Characters HAProxy allows in proxy and server names.
+    static func isNameCharacter(_ c: Character) -> Bool {
+        c.isASCII && (c.isLetter || c.isNumber || "-_.:".contains(c))
+    }
+
     mutating func handleLine(_ words: [String]) {
         let keyword = words[0]
         if Self.sectionKeywords.contains(keyword) {
@@ -210,6 +230,11 @@ public struct ConfigParser {
         }
         if Self.ignoredSections.contains(keyword) {
             closeSection()
+            if words.count < 2, let message = Self.missingSectionName[keyword] {
+                parsingAlert(message)
+                section = .ignored(keyword)
+                return
+            }
             warn("parsing [\(file):\(lineNumber)] : section '\(keyword)' is not supported by Hasp yet; its content is ignored.")
             section = .ignored(keyword)
             return
@@ -249,13 +274,20 @@ public struct ConfigParser {
                 return
             }
             fromName = rest[rest.index(after: rest.startIndex)]
+            rest = rest.dropFirst(2)
+        }
+        if let extra = rest.first {
+            // `backend a b from web`: a second name, or words after the defaults' name.
+            parsingAlert("'\(keyword)' cannot handle unexpected argument '\(extra)'.")
+            section = .ignored(keyword)
+            return
         }
         if name.isEmpty && kind != .defaults {
             parsingAlert("'\(keyword)' expects an <id> argument")
             section = .ignored(keyword)
             return
         }
-        if let bad = name.first(where: { !($0.isLetter || $0.isNumber || "-_.:".contains($0)) }) {
+        if let bad = name.first(where: { !Self.isNameCharacter($0) }) {
             parsingAlert("character '\(bad)' is not permitted in '\(keyword)' name '\(name)'.")
             section = .ignored(keyword)
             return
@@ -359,16 +391,27 @@ public struct ConfigParser {
         for name in erroredFiles {
             diagnostics.append(Diagnostic(.alert, "config : Error(s) found in configuration file : \(name)"))
         }
-        for proxy in config.proxies where proxy.capabilities.contains(.frontend) {
-            for target in [proxy.defaultBackend].compactMap({ $0 }) + proxy.useBackends.map(\.backend) {
+        for index in config.proxies.indices where config.proxies[index].capabilities.contains(.frontend) {
+            let proxy = config.proxies[index]
+            let references = proxy.defaultBackend.map { [($0, proxy.defaultBackendLocation ?? proxy.location, "default_backend")] } ?? []
+            for (target, location, what) in references + proxy.useBackends.map({ ($0.backend, $0.location, "use_backend") }) {
                 guard let backend = config.proxies.first(where: { $0.name == target && $0.capabilities.contains(.backend) }) else {
-                    let what = target == proxy.defaultBackend ? "default_backend" : "use_backend"
-                    diagnostics.append(Diagnostic(.alert, "config : Proxy '\(proxy.name)': unable to find required \(what): '\(target)'."))
+                    diagnostics.append(Diagnostic(.alert, "config : parsing [\(location)] : Proxy '\(proxy.name)': unable to find required \(what): '\(target)'."))
                     continue
                 }
-                if backend.mode != proxy.mode {
-                    diagnostics.append(Diagnostic(.alert, "config : \(proxy.kind.rawValue) '\(proxy.name)' : cannot use \(backend.kind.rawValue) '\(backend.name)' in \(proxy.mode.rawValue) mode because it is in \(backend.mode.rawValue) mode."))
+                // An HTTP frontend cannot hand its streams to a TCP backend; a TCP frontend may
+                // use an HTTP backend: its connections are then parsed as HTTP (HAProxy's
+                // implicit upgrade).
+                if proxy.mode == .http, backend.mode == .tcp {
+                    let use = what == "default_backend" ? "as its default backend" : "in a 'use_backend' rule"
+                    let kind = proxy.kind == .listen ? "proxy" : proxy.kind.rawValue
+                    diagnostics.append(Diagnostic(.alert, "config : http \(kind) '\(proxy.name)' (\(proxy.location)) tries to use incompatible tcp backend '\(backend.name)' (\(backend.location)) \(use) (see 'mode')."))
                 }
+            }
+            if proxy.mode == .tcp, let location = proxy.options.httpLogLocation {
+                warn("parsing [\(location)] : 'option httplog' not usable with \(proxy.kind == .listen ? "proxy" : proxy.kind.rawValue) '\(proxy.name)' (needs 'mode http'). Falling back to 'option tcplog'.")
+                config.proxies[index].options.httpLog = false
+                config.proxies[index].options.tcpLog = true
             }
             if proxy.binds.isEmpty && proxy.kind == .frontend {
                 warn("\(proxy.kind.rawValue) '\(proxy.name)' has no 'bind' directive. Please declare it as a backend if this was intended.")

@@ -202,6 +202,8 @@ public enum HashType: Sendable, Equatable {
 public struct ProxyOptions: Sendable, Equatable {
     public var redispatch = false
     public var httpLog = false
+    /// Where `option httplog` was set (a TCP frontend falls back to tcplog with a warning).
+    public var httpLogLocation: SourceLocation? = nil
     public var tcpLog = false
     public var forwardFor = false
     public var forwardForHeader = "X-Forwarded-For"
@@ -335,6 +337,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var mode: ProxyMode = .tcp
     public var binds: [BindSettings] = []
     public var defaultBackend: String? = nil
+    /// Where `default_backend` was set (for messages about it).
+    public var defaultBackendLocation: SourceLocation? = nil
     public var useBackends: [UseBackendRule] = []
     public var servers: [ServerSettings] = []
     public var defaultServer = DefaultServerSettings()

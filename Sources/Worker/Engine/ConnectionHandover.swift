@@ -71,7 +71,7 @@ extension Engine {
             close(fd)
             return
         }
-        guard let frontend = runtime.frontends.first(where: { $0.name == name }), frontend.settings.mode == .http else {
+        guard let frontend = runtime.frontends.first(where: { $0.name == name }), frontend.servesHTTP else {
             close(fd)
             return
         }

@@ -117,7 +117,7 @@ public final class Engine: Sendable {
         for listener in listeners {
             guard let frontend = runtime.frontends.first(where: { $0.name == listener.frontend }) else { continue }
             let runtime = self.runtime
-            let isHTTP = frontend.settings.mode == .http
+            let isHTTP = frontend.servesHTTP
             // `bind ... maxconn`: this listener's own limit, on top of the frontend's.
             let bind = frontend.settings.binds.first { $0.addresses.contains { $0.description == listener.address } }
             let listenerGate = bind?.maxconn.map { AcceptGate(limit: $0) }

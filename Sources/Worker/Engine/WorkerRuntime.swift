@@ -11,6 +11,9 @@ final class Frontend: Sendable {
     /// else the proxy itself when it is a `listen` section with servers.
     let backend: Backend?
     let returnRule: HTTPReturnRule?
+    /// Its connections are parsed as HTTP: `mode http`, or a TCP frontend whose backend is in
+    /// `mode http` (HAProxy upgrades such a stream to HTTP).
+    let servesHTTP: Bool
     let totalSessions = ManagedAtomic<Int>(0)
     let currentSessions = ManagedAtomic<Int>(0)
     let counters = ProxyCounters()
@@ -27,6 +30,7 @@ final class Frontend: Sendable {
         self.logger = logger
         gate = AcceptGate(limit: settings.maxconn ?? 0)
         self.globalGate = globalGate
+        servesHTTP = settings.mode == .http || backend?.settings.mode == .http
         var rule: HTTPReturnRule? = nil
         for case .returnResponse(let r) in settings.httpRequestRules {
             rule = r
