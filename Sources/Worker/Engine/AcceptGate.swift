@@ -24,9 +24,11 @@ final class AcceptGate: Sendable {
     var isDisabled: Bool { disabled.load(ordering: .relaxed) }
     var isFull: Bool { full.load(ordering: .relaxed) }
 
+    /// Called by the listening channel's initializer, on its loop, before it accepts: from
+    /// then on every change of state reaches it.
     func attach(_ channel: Channel) {
         channels.withLockedValue { $0.append(channel) }
-        if isDisabled || isFull { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
+        if isDisabled || isFull { _ = try? channel.syncOptions?.setOption(.autoRead, value: false) }
     }
 
     func noteSession() {

@@ -134,6 +134,14 @@ public final class Engine: Sendable {
                 let bootstrap = ServerBootstrap(group: loop)
                     .serverChannelOption(.backlog, value: listener.backlog)
                     .serverChannelOption(.maxMessagesPerRead, value: 32)
+                    // The `maxconn` gates know the channel before it accepts anything: a session
+                    // opened before they did would pass a limit they could not apply to it.
+                    .serverChannelInitializer { channel in
+                        frontend.gate.attach(channel)
+                        runtime.globalGate.attach(channel)
+                        listenerGate?.attach(channel)
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    }
                     // HTTP sessions keep reading on and switch it off only for back-pressure;
                     // TCP sessions start reading once their server connection is up.
                     .childChannelOption(.autoRead, value: isHTTP)
@@ -154,9 +162,6 @@ public final class Engine: Sendable {
                 // The channel owns the descriptor from here on, also when this fails.
                 let channel = try bootstrap.withBoundSocket(fd).wait()
                 serverChannels.withLockedValue { $0.append(channel) }
-                frontend.gate.attach(channel)
-                runtime.globalGate.attach(channel)
-                listenerGate?.attach(channel)
             }
             ListenerSocket.relisten(listener.fd, backlog: listener.backlog)
         }
