@@ -15,6 +15,10 @@
 #define HASP_MAX_FDS 253
 
 ssize_t hasp_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+    return hasp_send_fds_flags(sock, buf, len, fds, nfds, 0);
+}
+
+ssize_t hasp_send_fds_flags(int sock, const void *buf, size_t len, const int *fds, int nfds, int flags) {
     if (nfds < 0 || nfds > HASP_MAX_FDS) { errno = EINVAL; return -1; }
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     struct msghdr msg;
@@ -33,7 +37,7 @@ ssize_t hasp_send_fds(int sock, const void *buf, size_t len, const int *fds, int
         memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
     }
     ssize_t n;
-    do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    do { n = sendmsg(sock, &msg, MSG_NOSIGNAL | flags); } while (n < 0 && errno == EINTR);
     return n;
 }
 

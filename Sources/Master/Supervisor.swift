@@ -439,7 +439,14 @@ final class Supervisor: @unchecked Sendable {
         let channel = IPCChannel(fd: worker.ipcFD)
         let source = DispatchSource.makeReadSource(fileDescriptor: worker.ipcFD, queue: queue)
         source.setEventHandler { [self] in
-            guard let message = try? channel.receiveText(timeoutMs: 0) else {
+            let message: (text: String, descriptors: [Int32])?
+            do {
+                message = try channel.receiveText(timeoutMs: 0)
+            } catch {
+                // Nothing to read after all (a wake-up without a message): not the end.
+                return
+            }
+            guard let message else {
                 // EOF: the worker is gone (its exit comes with SIGCHLD). Its descriptor closes in
                 // the cancel handler; forget the number now so that no reload passes it on and
                 // nothing closes it again once the number is reused.
@@ -458,6 +465,13 @@ final class Supervisor: @unchecked Sendable {
 
     private func unwatch(_ worker: WorkerRecord) {
         if let source = watchers.removeValue(forKey: worker.pid) {
+            // A worker's last messages can still be queued when its exit is reaped first (this
+            // queue was busy with a reload meanwhile): connections it handed over are in them,
+            // and closing the channel unread would close those connections.
+            let channel = IPCChannel(fd: worker.ipcFD)
+            while let message = try? channel.receiveText(timeoutMs: 0) {
+                relay(message.text, descriptors: message.descriptors)
+            }
             source.cancel()
         }
         // Without a source (EOF already seen) the descriptor was closed by its cancel handler.

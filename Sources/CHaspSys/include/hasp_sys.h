@@ -5,6 +5,8 @@
 
 /// Sends `len` bytes plus `nfds` descriptors in one message. Returns bytes sent or -1 (errno set).
 ssize_t hasp_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/* The same with extra sendmsg flags (MSG_DONTWAIT: fail with EAGAIN rather than block). */
+ssize_t hasp_send_fds_flags(int sock, const void *buf, size_t len, const int *fds, int nfds, int flags);
 /// Receives up to `len` bytes and up to `maxfds` descriptors (CLOEXEC). `*nfds` gets the count.
 ssize_t hasp_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
 /// Sets the parent-death signal of the calling thread's process.

@@ -28,17 +28,20 @@ public struct IPCChannel: Sendable {
     public static let maxMessage = 60_000
     public static let maxDescriptors = 64
 
-    public func send(_ bytes: [UInt8], descriptors: [Int32] = []) throws(Failure) {
+    /// `waiting: false` never blocks: a full socket fails the send at once (for callers on an
+    /// event loop).
+    public func send(_ bytes: [UInt8], descriptors: [Int32] = [], waiting: Bool = true) throws(Failure) {
+        let flags = waiting ? Int32(0) : Int32(MSG_DONTWAIT)
         let n = bytes.withUnsafeBytes { raw in
             descriptors.withUnsafeBufferPointer { fds in
-                hasp_send_fds(fd, raw.baseAddress, raw.count, fds.baseAddress, Int32(fds.count))
+                hasp_send_fds_flags(fd, raw.baseAddress, raw.count, fds.baseAddress, Int32(fds.count), flags)
             }
         }
         guard n == bytes.count else { throw Failure(description: "send: \(ConfigLoader.errorText(errno))") }
     }
 
-    public func send(_ text: String, descriptors: [Int32] = []) throws(Failure) {
-        try send(Array(text.utf8), descriptors: descriptors)
+    public func send(_ text: String, descriptors: [Int32] = [], waiting: Bool = true) throws(Failure) {
+        try send(Array(text.utf8), descriptors: descriptors, waiting: waiting)
     }
 
     /// Waits up to `timeoutMs` (-1: forever) for one message. Nil on EOF.

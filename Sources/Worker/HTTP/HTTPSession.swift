@@ -247,25 +247,44 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     }
 
     /// Passes an idle plain-HTTP/1 connection to the next worker: nothing of a request has been
-    /// read, so the kernel's socket buffer holds everything the client sends next. Reading stops
-    /// first, then a duplicate of the descriptor goes to `sink`, then this side closes its copy.
-    func handOver(_ table: SocketTable, to sink: HandoverSink) -> Bool {
+    /// read, so the kernel's socket buffer holds everything the client sends next. Reading
+    /// stops first; once everything written to the client has left (a response still queued
+    /// would be lost with this side's close), a duplicate of the descriptor goes to `sink`, then
+    /// this side closes its copy. Returns false when the connection cannot move at all; if the
+    /// sink refuses it later, the connection stays and its next answer closes it.
+    func handOver(_ table: SocketTable, to sink: @escaping HandoverSink) -> Bool {
         // The next worker would wait for a PROXY header the client will not send again.
         guard !acceptsProxy, phase == .idle, !clientInputClosed, (clientBuffer?.readableBytes ?? 0) == 0 else { return false }
         let channel = context.channel
         guard let fd = table.descriptor(local: channel.localAddress, remote: channel.remoteAddress) else { return false }
         _ = try? channel.syncOptions?.setOption(.autoRead, value: false)
         clientReading = false
-        let copy = dup(fd)
-        guard copy >= 0 else { return false }
-        _ = fcntl(copy, F_SETFD, FD_CLOEXEC)
-        guard sink(copy, frontend.name) else {
-            _ = try? channel.syncOptions?.setOption(.autoRead, value: true)
-            clientReading = true
-            return false
+        cancelTimer()
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0)), promise: written)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { result in
+            let session = bound.value
+            guard case .success = result, session.phase == .idle, !session.clientInputClosed else { return }
+            let copy = dup(fd)
+            if copy >= 0 {
+                _ = fcntl(copy, F_SETFD, FD_CLOEXEC)
+                if sink(copy, session.frontend.name) {
+                    session.closeClient()
+                    return
+                }
+            }
+            session.keepAfterFailedHandover()
         }
-        closeClient()
         return true
+    }
+
+    /// The connection could not move: it is answered here once more, with `Connection: close`.
+    private func keepAfterFailedHandover() {
+        closeAfterResponse = true
+        clientReading = true
+        _ = try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+        armRequestTimer(first: false)
     }
 
     // MARK: - Client input

@@ -48,7 +48,11 @@ final class RawClient: @unchecked Sendable {
         while true {
             if let responses = Self.split(data), responses.count >= count { return responses }
             let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { throw HarnessError("connection ended after \(String(decoding: data, as: UTF8.self).debugDescription)") }
+            if n <= 0 {
+                // How it ended tells a close from a reset from a timeout.
+                let how = n == 0 ? "closed" : errno == EAGAIN ? "timed out" : "failed (errno \(errno))"
+                throw HarnessError("connection \(how) after \(String(decoding: data, as: UTF8.self).debugDescription)")
+            }
             data.append(contentsOf: buffer[0..<n])
         }
     }
