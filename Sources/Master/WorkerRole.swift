@@ -54,12 +54,12 @@ enum WorkerRole {
         current.engine = engine
         Hasp.dropPrivilegesOrExit(result.configuration.global)
         // At soft-stop, idle keep-alive connections travel to the master, which hands them to
-        // the new worker (the sink owns and closes the duplicate it is given). It runs on an
-        // event loop, so it never blocks: a full channel fails the hand-over, and the
-        // connection stays to be answered here.
-        engine.setHandoverSink { fd, frontend in
+        // the new worker (the sink owns and closes the duplicate it is given). From an event
+        // loop it never blocks: a full channel fails the hand-over, and the connection stays to
+        // be answered here.
+        engine.setHandoverSink { fd, frontend, mayWait in
             defer { close(fd) }
-            return (try? channel.send("HANDOVER \(frontend)", descriptors: [fd], waiting: false)) != nil
+            return (try? channel.send("HANDOVER \(frontend)", descriptors: [fd], waiting: mayWait)) != nil
         }
         do {
             try channel.send("READY \(getpid())")

@@ -7,8 +7,9 @@ import Glibc
 #endif
 
 /// Receives an idle client connection's descriptor (a duplicate the callee now owns) and the
-/// name of its frontend; returns false when it could not pass it on.
-public typealias HandoverSink = @Sendable (_ fd: Int32, _ frontend: String) -> Bool
+/// name of its frontend; returns false when it could not pass it on. `mayWait` is false on an
+/// event loop: the sink then fails rather than block.
+public typealias HandoverSink = @Sendable (_ fd: Int32, _ frontend: String, _ mayWait: Bool) -> Bool
 
 /// Maps "local>peer" TCP endpoints to this process's descriptors, so that an NIO channel's
 /// socket can be duplicated for hand-over (NIO does not expose descriptors). Built once per
@@ -66,8 +67,9 @@ extension Engine {
     public func adopt(fd: Int32, frontend name: String) {
         if runtime.isStopping {
             // It arrived after this worker was told to stop (a newer reload overtook it): send it
-            // back through the master to the newest worker rather than dropping the client.
-            if let sink = currentHandoverSink(), sink(fd, name) { return }
+            // back through the master to the newest worker rather than dropping the client (this
+            // runs on the channel's reader thread, which may wait for room).
+            if let sink = currentHandoverSink(), sink(fd, name, true) { return }
             close(fd)
             return
         }

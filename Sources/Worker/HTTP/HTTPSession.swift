@@ -269,7 +269,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             let copy = dup(fd)
             if copy >= 0 {
                 _ = fcntl(copy, F_SETFD, FD_CLOEXEC)
-                if sink(copy, session.frontend.name) {
+                if sink(copy, session.frontend.name, false) {
                     session.closeClient()
                     return
                 }
