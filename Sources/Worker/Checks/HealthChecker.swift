@@ -120,7 +120,15 @@ final class HealthChecker: @unchecked Sendable {
         if let host {
             var portNumber = wantedPort
             if portNumber == nil, case .inet(_, let p) = server.configuredAddress { portNumber = p }
-            return Server.resolve(.inet(host: host, port: portNumber ?? 0))
+            // Runs on an event loop: names were resolved when the server was built; anything
+            // else must be a literal address.
+            let known: SocketAddress?
+            if host == checks.address { known = server.checkHost }
+            else if host == checks.agentAddress { known = server.agentHost }
+            else { known = try? SocketAddress(ipAddress: host, port: 0) }
+            guard var resolved = known else { return nil }
+            resolved.port = portNumber ?? 0
+            return resolved
         }
         guard let current = server.socketAddress else { return nil }
         guard let wantedPort else { return current }

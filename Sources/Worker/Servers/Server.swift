@@ -73,6 +73,11 @@ public final class Server: Sendable {
 
     let pools: [ServerConnectionPool]
 
+    /// The checks' `addr` and `agent-addr`, resolved once here: a server is built at load or by
+    /// `add server`, never on an event loop, and a check must not wait for a resolver there.
+    let checkHost: SocketAddress?
+    let agentHost: SocketAddress?
+
     /// The health check (absent without `check`, or when the server tracks another) and the agent.
     public let healthCheck: ServerCheck?
     public let agentCheck: ServerCheck?
@@ -107,6 +112,8 @@ public final class Server: Sendable {
         currentMaxconn = ManagedAtomic(settings.maxconn)
         let resolved = Self.resolve(settings.address)
         address = NIOLockedValueBox((settings.address, resolved))
+        checkHost = settings.checks.address.flatMap { Self.resolve(.inet(host: $0, port: 0)) }
+        agentHost = settings.checks.agentAddress.flatMap { Self.resolve(.inet(host: $0, port: 0)) }
         hasAddress = ManagedAtomic(resolved != nil)
         currentName = NIOLockedValueBox(settings.name)
         var pools: [ServerConnectionPool] = []
