@@ -52,6 +52,8 @@ enum WorkerRole {
             exit(1)
         }
         current.engine = engine
+        // Serving: from now on stderr is written off the event loops.
+        printer.writeInBackground()
         Hasp.dropPrivilegesOrExit(result.configuration.global)
         // At soft-stop, idle keep-alive connections travel to the master, which hands them to
         // the new worker (the sink owns and closes the duplicate it is given). From an event

@@ -172,6 +172,8 @@ enum Hasp {
         for pid in options.softStopPids { kill(pid, SIGUSR1) }
         for pid in options.terminatePids { kill(pid, SIGTERM) }
         current.engine = engine
+        // Serving: from now on stderr is written off the event loops.
+        printer.writeInBackground()
         if let pidfile = options.pidfile ?? configuration.global.pidfile {
             PidFile.write(pidfile, pid: getpid())
         }

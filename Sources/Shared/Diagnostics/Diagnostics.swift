@@ -43,10 +43,29 @@ public final class DiagnosticPrinter: @unchecked Sendable {
     private var lock = pthread_mutex_t()
     private var introduced = false
     public var quiet = false
-    /// Every message of this load attempt, for `show startup-logs`.
-    public private(set) var startupLog: [String] = []
+    /// Every message of this load attempt, for `show startup-logs` (read it through
+    /// `startupLog`: event loops append while CLI threads read).
+    private var messages: [String] = []
+    /// Once the process serves, messages go through a writer thread: an event loop reporting a
+    /// server's state change never waits for stderr.
+    private var background: BackgroundWriter?
 
     private init() { pthread_mutex_init(&lock, nil) }
+
+    public var startupLog: [String] {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return messages
+    }
+
+    /// From now on, stderr is written by a thread of its own (a serving process calls this
+    /// once its event loops run; messages printed before, at load, stay synchronous so that
+    /// they come out in order with everything else the process prints then).
+    public func writeInBackground() {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        if background == nil { background = BackgroundWriter.standardError }
+    }
 
     public func emit(_ diagnostic: Diagnostic) {
         pthread_mutex_lock(&lock)
@@ -60,9 +79,14 @@ public final class DiagnosticPrinter: @unchecked Sendable {
         }
         lines.append(diagnostic.formatted(pid: pid))
         // Bounded: health checks keep reporting for the life of the process.
-        if startupLog.count < 1_000 { startupLog.append(contentsOf: lines) }
+        if messages.count < 1_000 { messages.append(contentsOf: lines) }
         guard !quiet || diagnostic.level == .alert else { return }
-        StandardStreams.writeError(lines.joined(separator: "\n") + "\n")
+        let text = lines.joined(separator: "\n") + "\n"
+        if let background {
+            background.enqueue(Array(text.utf8))
+        } else {
+            StandardStreams.writeError(text)
+        }
     }
 
     public func notice(_ text: String) { emit(Diagnostic(.notice, text)) }

@@ -10,11 +10,12 @@ import Glibc
 final class LogSink: Sendable {
     private enum Destination {
         case datagram(Int32)
-        case stream(Int32)
+        /// stdout or stderr, written by a thread of its own: a terminal or pipe that does not
+        /// keep up must not stall an event loop.
+        case stream(BackgroundWriter)
     }
 
     private let destination: Destination
-    private let streamLock = NIOLock()
     let dropped = NIOLockedValueBox(0)
 
     private init(_ destination: Destination) { self.destination = destination }
@@ -22,8 +23,8 @@ final class LogSink: Sendable {
     /// Opens `address` as HAProxy reads it; nil when it cannot be used.
     static func open(_ address: String) -> LogSink? {
         switch address {
-        case "stdout": return LogSink(.stream(1))
-        case "stderr": return LogSink(.stream(2))
+        case "stdout": return LogSink(.stream(BackgroundWriter.standardOutput))
+        case "stderr": return LogSink(.stream(BackgroundWriter.standardError))
         default: break
         }
         var text = address
@@ -74,16 +75,8 @@ final class LogSink: Sendable {
         case .datagram(let fd):
             let sent = line.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
             if sent < 0 { dropped.withLockedValue { $0 += 1 } }
-        case .stream(let fd):
-            // One writer at a time so that lines never interleave.
-            streamLock.withLock {
-                var offset = 0
-                while offset < line.count {
-                    let n = line.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-                    if n <= 0 { break }
-                    offset += n
-                }
-            }
+        case .stream(let writer):
+            writer.enqueue(line)
         }
     }
 
