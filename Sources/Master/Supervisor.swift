@@ -199,6 +199,10 @@ final class Supervisor: @unchecked Sendable {
         }
         guard let worker = spawnWorker(sources: sources, listeners: listeners) else {
             if !isReload { exit(1) }
+            // Nobody will accept on the sockets this attempt bound: close them (the ones the
+            // running workers use are kept).
+            let previous = Set(state.listeners.map(\.key))
+            for l in listeners where !previous.contains(l.key) { close(l.fd) }
             reloadFailed(reason: nil)
             loadFinished(isReload: true, success: false)
             return
@@ -388,12 +392,12 @@ final class Supervisor: @unchecked Sendable {
         if options.systemd {
             SystemdNotifier.notify("RELOADING=1\nSTATUS=Reloading Configuration.\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\n")
         }
-        guard let memfd = Optional(hasp_memfd("hasp-master-state")), memfd >= 0 else {
-            printer.alert("master: cannot create the state file for the reload")
+        let memfd = hasp_memfd("hasp-master-state")
+        guard memfd >= 0, Self.writeFully(memfd, Array(state.serialize().utf8)) else {
+            if memfd >= 0 { close(memfd) }
+            abandonReload("master: cannot create the state file for the reload: \(ConfigLoader.errorText(errno))")
             return
         }
-        let text = Array(state.serialize().utf8)
-        _ = text.withUnsafeBytes { write(memfd, $0.baseAddress, $0.count) }
         // These must survive exec; everything else stays close-on-exec.
         _ = hasp_set_cloexec(memfd, 0)
         for l in state.listeners { _ = hasp_set_cloexec(l.fd, 0) }
@@ -410,12 +414,32 @@ final class Supervisor: @unchecked Sendable {
         for p in argv { free(p) }
         unsetenv(MasterState.variable)
         close(memfd)
+        abandonReload("master: cannot re-execute \(state.binaryPath): \(ConfigLoader.errorText(code))")
+    }
+
+    /// Writes all of `bytes` to a file descriptor; false on an error or a short write.
+    private static func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return false }
+            offset += n
+        }
+        return true
+    }
+
+    /// A reload that could not reach the new image: the running image goes on with its workers,
+    /// counts the failure, tells systemd it is ready again and answers the `reload` client.
+    private func abandonReload(_ message: String) {
         for l in state.listeners { _ = hasp_set_cloexec(l.fd, 1) }
         for w in state.workers where w.ipcFD >= 0 { _ = hasp_set_cloexec(w.ipcFD, 1) }
         for c in state.cliListeners { _ = hasp_set_cloexec(c.fd, 1) }
+        if state.reloadClientFD >= 0 { _ = hasp_set_cloexec(state.reloadClientFD, 1) }
         state.reloads -= 1
         state.failedReloads += 1
-        printer.alert("master: cannot re-execute \(state.binaryPath): \(ConfigLoader.errorText(code))")
+        printer.alert(message)
+        if options.systemd { SystemdNotifier.notify("READY=1\nSTATUS=Reload failed!\n") }
         loadFinished(isReload: true, success: false)
     }
 

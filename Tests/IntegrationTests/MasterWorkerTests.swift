@@ -242,6 +242,46 @@ func startMaster(config: String, port: Int) throws -> Hasp {
         }
     }
 
+    @Test func aWorkerThatFailsClosesTheSocketsItsReloadBound() throws {
+        let port = try Ports.free()
+        let added = try Ports.free()
+        let hasp = try startMaster(config: returnConfig(port: port, body: "one"), port: port)
+        defer { hasp.stop() }
+        try eventually("one worker") { children(of: hasp.pid).count == 1 }
+        // The master binds the new port, then the worker cannot drop to a user that does not
+        // exist and exits before READY.
+        _ = try hasp.dir.write("hasp.cfg", returnConfig(port: port, body: "two", global: "    user hasp-no-such-user")
+            + "\nfrontend other\n    bind 127.0.0.1:\(added)\n    http-request return status 200\n")
+        hasp.child.signal(SIGUSR2)
+        try eventually("the failed reload") { hasp.child.stderr.contains("Reload failed") }
+        #expect(fetchOnce(port: port) == "one")
+        // Nobody would ever accept there: the socket must not be left listening.
+        #expect(!Ports.isAccepting(added))
+        #expect(!holdsListener(pid: hasp.pid, port: added))
+    }
+
+    @Test func aReloadThatCannotExecKeepsTheMasterAndAnswersTheClient() throws {
+        let dir = try TempDir()
+        let binary = dir.path("hasp-copy")
+        try FileManager.default.copyItem(atPath: HaspBinary.path, toPath: binary)
+        let port = try Ports.free()
+        let cfg = try dir.write("r.cfg", returnConfig(port: port, body: "kept"))
+        let socket = dir.path("master.sock")
+        let master = try ChildProcess(binary, ["-W", "-S", socket, "-f", cfg], dir: dir, name: "master")
+        defer { master.stop() }
+        try eventually("the first load") { master.stderr.contains("Loading success.") }
+        let worker = try #require(children(of: master.pid).first)
+        // The binary is gone: the master cannot re-execute itself.
+        #expect(unlink(binary) == 0)
+        let answer = try CLIClient.ask(socket, "reload", timeout: 10)
+        #expect(answer.hasPrefix("Success=0\n"), "\(answer.prefix(80).debugDescription)")
+        #expect(master.stderr.contains("master: cannot re-execute \(binary)"))
+        #expect(isAlive(master.pid) && isAlive(worker))
+        #expect(fetchOnce(port: port) == "kept")
+        let processes = try CLIClient.ask(socket, "show proc", timeout: 10)
+        #expect(processes.contains("0 [failed: 1]"), "\(processes)")
+    }
+
     @Test func reloadRunsAReplacedBinary() throws {
         let dir = try TempDir()
         let binary = dir.path("hasp-copy")
