@@ -25,19 +25,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
+        // The executable: command line, master, worker role. NIO only through `Worker`.
         .executableTarget(
             name: "Master",
-            dependencies: [
-                "Shared",
-                "Worker",
-                "CHaspSys",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            dependencies: ["Shared", "Worker", "CHaspSys"]
         ),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
         .testTarget(

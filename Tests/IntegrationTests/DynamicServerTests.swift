@@ -85,7 +85,7 @@ struct DynamicFixture {
             \(extraBackends)
             """, waitFor: [port])
         let hasp = self.hasp
-        try eventually("the stats socket") { FileManager.default.fileExists(atPath: hasp.dir.path("admin.sock")) }
+        try eventually("the stats socket") { Ports.isAccepting(unixPath: hasp.dir.path("admin.sock")) }
     }
 
     func ask(_ line: String) throws -> String { try CLIClient.ask(socket, line) }
@@ -260,7 +260,7 @@ struct DynamicFixture {
             """, waitFor: [port])
         defer { hasp.stop() }
         let socket = hasp.dir.path("admin.sock")
-        try eventually("the stats socket") { FileManager.default.fileExists(atPath: socket) }
+        try eventually("the stats socket") { Ports.isAccepting(unixPath: socket) }
         #expect(fetchStatus(port) == "HTTP/1.1 503")
         #expect(try CLIClient.ask(socket, "add server be/s1 127.0.0.1:\(backend.port)") == "New server registered.\n\n")
         #expect(fetchStatus(port) == "HTTP/1.1 503")
@@ -390,7 +390,7 @@ struct DynamicFixture {
             """, waitFor: [port])
         defer { hasp.stop() }
         let socket = hasp.dir.path("admin.sock")
-        try eventually("the stats socket") { FileManager.default.fileExists(atPath: socket) }
+        try eventually("the stats socket") { Ports.isAccepting(unixPath: socket) }
         let rows = try CLIClient.ask(socket, "show servers state").split(separator: "\n").dropFirst(2).map { $0.split(separator: " ") }
         func row(_ b: String, _ s: String) -> [Substring]? { rows.first { $0[1] == b && $0[3] == s } }
         // s1: forced maintenance kept; s2: weight kept; s3: the configuration changed the

@@ -31,7 +31,7 @@ struct CheckFixture {
         \(sections)
         """
         hasp = try Hasp(config: config, waitFor: [port])
-        try eventually("the stats socket") { FileManager.default.fileExists(atPath: hasp.dir.path("admin.sock")) }
+        try eventually("the stats socket") { Ports.isAccepting(unixPath: hasp.dir.path("admin.sock")) }
     }
 
     func ask(_ line: String) throws -> String { try CLIClient.ask(admin, line) }

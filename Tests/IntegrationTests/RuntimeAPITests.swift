@@ -51,7 +51,7 @@ struct RuntimeFixture {
             server s1 127.0.0.1:\(backend.port)
         """
         hasp = try Hasp(config: config, waitFor: [], arguments: ["-db"])
-        try eventually("hasp to listen") { Ports.isAccepting(port) && FileManager.default.fileExists(atPath: hasp.dir.path("operator.sock")) }
+        try eventually("hasp to listen") { Ports.isAccepting(port) && Ports.isAccepting(unixPath: hasp.dir.path("operator.sock")) }
     }
 
     func ask(_ line: String, socket: String? = nil) throws -> String {

@@ -67,8 +67,11 @@ import Glibc
     }
 
     @Test func timedPromptStamp() {
-        #expect(CLISessionState.uptimeStamp(seconds: 0) == "[0:00:00:00]")
-        #expect(CLISessionState.uptimeStamp(seconds: 90061) == "[1:01:01:01]")
+        #expect(Uptime(seconds: 0).prompt == "[0:00:00:00]")
+        #expect(Uptime(seconds: 90061).prompt == "[1:01:01:01]")
+        #expect(Uptime(seconds: 90061).info == "1d 1h01m01s")
+        #expect(Uptime(seconds: 90061).processList == "1d01h01m01s")
+        #expect(Uptime(seconds: -5).info == "0d 0h00m00s")
     }
 
     @Test func severityPrefixes() {
@@ -175,5 +178,17 @@ import Glibc
         #expect(try exchange(args) == CLICommandLine.tooManyArguments + "\n")
         let long = "echo " + String(repeating: "y", count: 20_000)
         #expect(try exchange(long).hasPrefix("The command line is too big for the buffer size."))
+    }
+}
+
+@Suite struct ServerPathTests {
+    @Test func backendAndServerSplitAtTheFirstSlash() {
+        #expect(ServerPath("be/s1") == ServerPath("be/s1"))
+        #expect(ServerPath("be/s1")?.backend == "be" && ServerPath("be/s1")?.server == "s1")
+        #expect(ServerPath("s1")?.backend == nil && ServerPath("s1")?.backend(or: "mine") == "mine")
+        #expect(ServerPath("be/a/b")?.server == "a/b")
+        #expect(ServerPath("/s1")?.backend == "")
+        #expect(ServerPath("be/") == nil)
+        #expect(ServerPath("") == nil)
     }
 }

@@ -98,11 +98,7 @@ extension MasterCLI {
         let snapshot = table.read()
         let now = Int(time(nil))
         func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
-        func uptime(_ since: Int) -> String {
-            let t = max(0, now - since)
-            return "\(t / 86400)d" + CLISessionState.pad2((t / 3600) % 24) + "h" + CLISessionState.pad2((t / 60) % 60) + "m"
-                + CLISessionState.pad2(t % 60) + "s"
-        }
+        func uptime(_ since: Int) -> String { Uptime(seconds: now - since).processList }
         func row(_ fields: [String], fds: (String, String)) -> String {
             var line = fields.map { pad($0, 15) }.joined(separator: " ")
             if debug { line += "\t\t " + pad(fds.0, 15) + " " + pad(fds.1, 15) }
@@ -134,7 +130,7 @@ extension MasterCLI {
         let up = max(0, now - s.masterStartedAt)
         let fields: [(String, String)] = [
             ("Name", "Hasp"), ("Version", HaspVersion.version), ("Release_date", HaspVersion.date),
-            ("Pid", "\(s.masterPid)"), ("Uptime", "\(up / 86400)d \((up / 3600) % 24)h" + CLISessionState.pad2((up / 60) % 60) + "m" + CLISessionState.pad2(up % 60) + "s"),
+            ("Pid", "\(s.masterPid)"), ("Uptime", Uptime(seconds: up).info),
             ("Uptime_sec", "\(up)"), ("Start_time_sec", "\(s.masterStartedAt)"),
             ("Reloads", "\(s.reloads)"), ("FailedReloads", "\(s.failedReloads)"),
             ("LastReloadStatus", s.lastReloadStatus.isEmpty ? "none" : s.lastReloadStatus),

@@ -127,7 +127,7 @@ final class MasterCLI: @unchecked Sendable {
         var text = name + "> "
         if state.timedPrompt {
             if let startedAt {
-                text = CLISessionState.uptimeStamp(seconds: Int(time(nil)) - startedAt) + " " + text
+                text = Uptime(seconds: Int(time(nil)) - startedAt).prompt + " " + text
             } else {
                 text = "[gone] " + text
             }

@@ -87,11 +87,4 @@ public struct CLISessionState: Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// `[d:hh:mm:ss]` for the timed prompt.
-    public static func uptimeStamp(seconds: Int) -> String {
-        let s = max(0, seconds)
-        return "[\(s / 86400):" + pad2((s / 3600) % 24) + ":" + pad2((s / 60) % 60) + ":" + pad2(s % 60) + "]"
-    }
-
-    public static func pad2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
 }

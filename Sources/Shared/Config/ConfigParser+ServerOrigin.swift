@@ -16,16 +16,16 @@ extension ConfigParser {
             return .success((name.isEmpty ? current : named(name)!).defaultServer.template)
         }
         if value.hasPrefix("srv:") {
-            var spec = Substring(value.dropFirst(4))
+            guard let path = ServerPath(value.dropFirst(4)) else {
+                return .failure(DynamicServerRefusal("from: require <backend>/<server>."))
+            }
             var owner: ProxySettings? = current
-            if let slash = spec.firstIndex(of: "/") {
-                let name = String(spec[..<slash])
+            if let name = path.backend {
                 owner = named(name)
                 guard owner != nil else { return .failure(DynamicServerRefusal("from: unknown backend '\(name)'.")) }
-                spec = spec[spec.index(after: slash)...]
             }
-            guard let proxy = owner, !spec.isEmpty else { return .failure(DynamicServerRefusal("from: require <backend>/<server>.")) }
-            let name = String(spec)
+            guard let proxy = owner else { return .failure(DynamicServerRefusal("from: require <backend>/<server>.")) }
+            let name = path.server
             if let server = proxy.servers.first(where: { $0.name == name }) { return .success(server) }
             if let template = proxy.defaultServer.named[name] { return .success(template) }
             return .failure(DynamicServerRefusal("from: unknown server '\(name)' in backend '\(proxy.name)'."))

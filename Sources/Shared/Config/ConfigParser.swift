@@ -330,24 +330,23 @@ public struct ConfigParser {
         for proxy in config.proxies where proxy.capabilities.contains(.backend) {
             for server in proxy.servers {
                 guard let spec = server.track else { continue }
-                let parts = spec.split(separator: "/", maxSplits: 1).map(String.init)
+                let path = ServerPath(spec)
                 let prefix = "config : \(proxy.kind.rawValue) '\(proxy.name)', server '\(server.name)': "
-                let ownerName = parts.count == 2 ? parts[0] : proxy.name
+                let ownerName = path?.backend(or: proxy.name) ?? proxy.name
                 guard let owner = config.proxies.first(where: { $0.name == ownerName && $0.capabilities.contains(.backend) }) else {
                     diagnostics.append(Diagnostic(.alert, prefix + "unable to find required proxy '\(ownerName)' for tracking."))
                     continue
                 }
-                let targetName = parts.last ?? spec
+                let targetName = path?.server ?? spec
                 guard var target = owner.servers.first(where: { $0.name == targetName }) else {
                     diagnostics.append(Diagnostic(.alert, prefix + "unable to find required server '\(targetName)' for tracking."))
                     continue
                 }
                 // Follow the chain: the server at its end must be checked.
                 var hops = 0
-                while let next = target.track, hops < 16 {
-                    let p = next.split(separator: "/", maxSplits: 1).map(String.init)
-                    let o = p.count == 2 ? config.proxies.first { $0.name == p[0] } : owner
-                    guard let t = o?.servers.first(where: { $0.name == p.last }) else { break }
+                while let next = target.track, let p = ServerPath(next), hops < 16 {
+                    let o = p.backend.map { name in config.proxies.first { $0.name == name } } ?? owner
+                    guard let t = o?.servers.first(where: { $0.name == p.server }) else { break }
                     target = t
                     hops += 1
                 }

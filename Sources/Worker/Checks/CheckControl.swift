@@ -12,10 +12,9 @@ extension WorkerRuntime {
     }
 
     func trackTarget(_ spec: String?, from backend: Backend) -> Server? {
-        guard let spec else { return nil }
-        let parts = spec.split(separator: "/", maxSplits: 1).map(String.init)
-        let owner = parts.count == 2 ? backends[parts[0]] : backend
-        return owner?.server(named: parts.last ?? spec)
+        guard let path = spec.flatMap(ServerPath.init) else { return nil }
+        let owner = path.backend.map { backends[$0] } ?? backend
+        return owner?.server(named: path.server)
     }
 
     /// Starts every server's checks, their first runs spread over the shortest interval (at most

@@ -1,7 +1,6 @@
 import CHaspSys
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import Shared
 

@@ -19,11 +19,11 @@ extension RuntimeAPI {
         if args.first == "help" {
             return CLIReply("List of keywords supported for dynamic server:\n" + ConfigParser.dynamicServerKeywords.map { $0 + "\n" }.joined())
         }
-        guard let target = args.first, let slash = target.firstIndex(of: "/"), slash != target.index(before: target.endIndex) else {
+        guard let path = args.first.flatMap(ServerPath.init), let backendName = path.backend else {
             return .error("Require 'backend/server'.\n")
         }
-        let name = String(target[target.index(after: slash)...])
-        guard let backend = runtime.backend(named: String(target[..<slash])) else { return .error("No such backend.\n") }
+        let name = path.server
+        guard let backend = runtime.backend(named: backendName) else { return .error("No such backend.\n") }
         guard backend.supportsDynamicServers else {
             return .error("Backend does not support dynamic servers : backend '\(backend.name)' uses a non dynamic load balancing method.\n")
         }
@@ -54,10 +54,9 @@ extension RuntimeAPI {
     /// `track [<backend>/]<server>`: HAProxy's checks on the tracked server.
     private func checkTracking(_ words: [String], _ backend: Backend) -> CLIReply? {
         guard let i = words.firstIndex(of: "track"), i + 1 < words.count else { return nil }
-        let spec = words[i + 1]
-        let (backendName, serverName) = spec.contains("/")
-            ? (String(spec[..<spec.firstIndex(of: "/")!]), String(spec[spec.index(after: spec.firstIndex(of: "/")!)...]))
-            : (backend.name, spec)
+        let path = ServerPath(words[i + 1])
+        let backendName = path?.backend(or: backend.name) ?? backend.name
+        let serverName = path?.server ?? ""
         guard let tracked = runtime.backend(named: backendName)?.server(named: serverName) else {
             return .error("unable to find required server '\(serverName)' for tracking.\n")
         }
@@ -138,7 +137,7 @@ extension RuntimeSession {
         if w.count > 2 {
             guard w[2] == "srv-removable" else { return .error(Self.waitUsage) }
             guard w.count > 3 else { return .error("Missing server name (<backend>/<server>).\n") }
-            guard w[3].contains("/") else { return .error("Require 'backend/server'.\n") }
+            guard ServerPath(w[3])?.backend != nil else { return .error("Require 'backend/server'.\n") }
             target = w[3]
         }
         let start = MonotonicClock.milliseconds()

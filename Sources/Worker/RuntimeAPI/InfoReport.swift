@@ -32,8 +32,7 @@ extension RuntimeAPI {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         let node = String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let days = uptime / 86400, hours = (uptime / 3600) % 24
-        let uptimeText = "\(days)d \(hours)h" + CLISessionState.pad2((uptime / 60) % 60) + "m" + CLISessionState.pad2(uptime % 60) + "s"
+        let uptimeText = Uptime(seconds: uptime).info
 
         let rows: [(Int, String, String, TypedValue.Kind, String, String)] = [
             (0, "Name", "POS", .str, "Hasp", "Product name"),

@@ -35,7 +35,7 @@ public final class RuntimeAPI: @unchecked Sendable {
             let session = CLISession(connection: connection, table: table, context: context,
                                      state: CLISessionState(level: level), idleTimeoutMs: idleTimeoutMs)
             session.promptText = { [self] state in
-                state.timedPrompt ? CLISessionState.uptimeStamp(seconds: WallClock.seconds() - startedAt) + "> " : "> "
+                state.timedPrompt ? Uptime(seconds: WallClock.seconds() - startedAt).prompt + "> " : "> "
             }
             session.run()
             close(fd)

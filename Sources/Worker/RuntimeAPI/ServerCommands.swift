@@ -175,11 +175,11 @@ extension RuntimeAPI {
     struct LookupFailure: Error { var message: String }
 
     func lookupServer(_ text: String?) -> Result<(Backend, Server), LookupFailure> {
-        guard let text, let slash = text.firstIndex(of: "/"), slash != text.index(before: text.endIndex) else {
+        guard let text, let path = ServerPath(text), let backendName = path.backend else {
             return .failure(LookupFailure(message: "Require 'backend/server'."))
         }
-        guard let backend = runtime.backend(named: String(text[..<slash])) else { return .failure(LookupFailure(message: "No such backend.")) }
-        guard let server = backend.server(named: String(text[text.index(after: slash)...])) else {
+        guard let backend = runtime.backend(named: backendName) else { return .failure(LookupFailure(message: "No such backend.")) }
+        guard let server = backend.server(named: path.server) else {
             return .failure(LookupFailure(message: "No such server."))
         }
         return .success((backend, server))
