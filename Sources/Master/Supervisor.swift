@@ -25,6 +25,8 @@ final class Supervisor: @unchecked Sendable {
     /// What the master CLI sees of the processes.
     let table = ProcessTable()
     private var servingBeforeReload: Set<pid_t> = []
+    /// Connections handed over while no worker could take them yet (within a reload).
+    private var waitingHandovers: [(text: String, fd: Int32)] = []
     private var runtimeStateHandoff = true
     private var cli: MasterCLI?
 
@@ -221,6 +223,7 @@ final class Supervisor: @unchecked Sendable {
         }
         state.workers.append(worker)
         watch(worker)
+        deliverWaitingHandovers()
         printer.notice("Loading success.")
         if options.systemd { SystemdNotifier.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=Ready.\n") }
         if let pidfile = options.pidfile ?? configuration.global.pidfile {
@@ -241,6 +244,7 @@ final class Supervisor: @unchecked Sendable {
         for i in state.workers.indices where servingBeforeReload.contains(state.workers[i].pid) {
             state.workers[i].leaving = false
         }
+        deliverWaitingHandovers()
         let kept = state.workers.filter { !$0.leaving }.map { String($0.pid) }.joined(separator: ", ")
         printer.warning("Reload failed (\(state.failedReloads) failed reload(s) out of \(state.reloads)); the running worker(s) are kept: \(kept.isEmpty ? "none" : kept).")
     }
@@ -503,10 +507,29 @@ final class Supervisor: @unchecked Sendable {
 
     /// A draining worker's idle connection goes to the current worker, which adopts it.
     private func relay(_ text: String, descriptors: [Int32]) {
-        defer { for fd in descriptors { close(fd) } }
-        guard text.hasPrefix("HANDOVER "), descriptors.count == 1 else { return }
-        guard let current = state.workers.last(where: { !$0.leaving && $0.ipcFD >= 0 }) else { return }
+        guard text.hasPrefix("HANDOVER "), descriptors.count == 1 else {
+            for fd in descriptors { close(fd) }
+            return
+        }
+        guard let current = state.workers.last(where: { !$0.leaving && $0.ipcFD >= 0 }) else {
+            // A reload is between its workers (every worker is an old one until the new one is
+            // READY): closing the connection now would reset its client's next request.
+            if stopping == nil {
+                waitingHandovers.append((text, descriptors[0]))
+            } else {
+                close(descriptors[0])
+            }
+            return
+        }
+        defer { close(descriptors[0]) }
         _ = try? IPCChannel(fd: current.ipcFD).send("ADOPT \(text.dropFirst(9))", descriptors: descriptors)
+    }
+
+    /// Hands the connections that waited for a current worker to it.
+    private func deliverWaitingHandovers() {
+        let waiting = waitingHandovers
+        waitingHandovers = []
+        for (text, fd) in waiting { relay(text, descriptors: [fd]) }
     }
 
     private func forward(_ sig: Int32) {

@@ -219,7 +219,7 @@ struct DynamicFixture {
         #expect(try f.ask("add server help").hasPrefix("List of keywords supported for dynamic server:\naddr\nagent-addr\n"))
         let port = f.backends[0].port
         #expect(try f.ask("add server be/s3 127.0.0.1:\(port) weight 3") == "New server registered.\n\n")
-        #expect(f.hasp.child.stderr.contains("CLI : 'server be/s3' : New server registered."))
+        try eventually("the message on stderr") { f.hasp.child.stderr.contains("CLI : 'server be/s3' : New server registered.") }
         // It starts in maintenance (admin state 1) and gets no traffic until enabled.
         let state = try f.ask("show servers state be")
         let s3 = try #require(state.split(separator: "\n").first { $0.contains(" s3 ") }).split(separator: " ")
@@ -290,12 +290,12 @@ struct DynamicFixture {
         #expect(try f.ask("set server be/s1 state maint") == "\n")
         let s1 = try #require(try f.ask("show servers state be").split(separator: "\n").first { $0.contains(" s1 ") }).split(separator: " ")
         #expect(s1[5] == "0" && s1[6] == "1")
-        #expect(f.hasp.child.stderr.contains("Server be/s1 is going DOWN for maintenance. 1 active and 0 backup servers left."))
+        try eventually("the message on stderr") { f.hasp.child.stderr.contains("Server be/s1 is going DOWN for maintenance. 1 active and 0 backup servers left.") }
         #expect(try f.ask("set server be/s2 health down") == "\n")
         #expect(f.fetch()?.hasPrefix("HTTP/1.1 503") == true)
         #expect(try f.ask("show stat").contains(",DOWN,"))
         #expect(try f.ask("set server be/s2 health up; enable server be/s1") == "\n\n")
-        #expect(f.hasp.child.stderr.contains("Server be/s1 is UP/READY (leaving forced maintenance)."))
+        try eventually("the message on stderr") { f.hasp.child.stderr.contains("Server be/s1 is UP/READY (leaving forced maintenance).") }
         #expect(try f.ask("set server be/s1 agent up") == "agent checks are not enabled on this server.\n\n")
         #expect(try f.ask("enable health be/s1") == "Health check was not configured on this server, cannot enable.\n\n")
         #expect(try f.ask("set maxconn server be/s1 5; set maxconn server be/s1 x") == "\nmaxconn string empty or preceded by garbage\n\n")

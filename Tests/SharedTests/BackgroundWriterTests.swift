@@ -28,7 +28,8 @@ import Glibc
             received.append(contentsOf: buffer[0..<n])
         }
         #expect(received == Array(lines.joined()))
-        writer.flush()
+        // Idle again before the pipe closes (its thread outlives the test).
+        #expect(writer.flush())
         #expect(writer.dropped == 0)
     }
 
@@ -49,5 +50,38 @@ import Glibc
         let start = Date()
         #expect(!writer.flush(timeoutMs: 200))
         #expect(Date().timeIntervalSince(start) < 2)
+        // Drain the pipe until the writer is idle, so that closing it cannot touch a write in
+        // progress (its thread outlives the test).
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        try eventuallyTrue {
+            while read(fds[0], &buffer, buffer.count) > 0 {}
+            return writer.flush(timeoutMs: 10)
+        }
+    }
+
+    /// Polls `condition` for up to 5 s.
+    func eventuallyTrue(_ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            if condition() { return }
+        }
+        Issue.record("condition not met within 5 s")
+    }
+}
+
+@Suite struct BackgroundWriterWriteThroughTests {
+    @Test func aLineIsOutOnReturnWhenTheDescriptorHasRoom() throws {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let writer = BackgroundWriter(fd: fds[1])
+        writer.write(Array("first\n".utf8))
+        // Already in the pipe: a non-blocking read finds it without waiting for any thread.
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = read(fds[0], &buffer, buffer.count)
+        #expect(n == 6 && Array(buffer[0..<6]) == Array("first\n".utf8))
+        #expect(writer.flush())
     }
 }

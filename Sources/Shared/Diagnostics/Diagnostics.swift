@@ -83,7 +83,7 @@ public final class DiagnosticPrinter: @unchecked Sendable {
         guard !quiet || diagnostic.level == .alert else { return }
         let text = lines.joined(separator: "\n") + "\n"
         if let background {
-            background.enqueue(Array(text.utf8))
+            background.write(Array(text.utf8))
         } else {
             StandardStreams.writeError(text)
         }

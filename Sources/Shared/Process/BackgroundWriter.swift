@@ -2,8 +2,9 @@
 import Glibc
 #endif
 
-/// Writes to a descriptor (stderr, stdout) from a thread of its own, so that an event loop that
-/// reports something never waits for a slow pipe, a full terminal or a stopped reader.
+/// Writes to a descriptor (stderr, stdout) so that an event loop that reports something never
+/// waits for a slow pipe, a full terminal or a stopped reader: a line goes out at once when the
+/// descriptor has room and nothing waits before it, and otherwise through a thread of its own.
 ///
 /// Bounded: once `limit` bytes wait, further lines are dropped and counted, as HAProxy drops
 /// log lines its ring cannot take. What is queued is written before the process exits normally
@@ -38,10 +39,36 @@ public final class BackgroundWriter: @unchecked Sendable {
         return droppedLines
     }
 
-    /// Queues `bytes`; never blocks for longer than a short lock.
+    /// Writes `bytes` at once when that cannot block (nothing is waiting before them, and the
+    /// descriptor reports room for a write this size), else queues them: the order is kept, the
+    /// caller never waits for the reader, and in the usual case the line is out on return.
+    public func write(_ bytes: [UInt8]) {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if pending.isEmpty, !writing, bytes.count <= Int(PIPE_BUF) {
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            if poll(&p, 1, 0) == 1, p.revents & Int16(POLLOUT) != 0 {
+                let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                if n == bytes.count { return }
+                if n > 0 {
+                    // Short write: the rest goes through the thread.
+                    append(Array(bytes[n...]))
+                    return
+                }
+            }
+        }
+        append(bytes)
+    }
+
+    /// Queues `bytes` for the writer thread; never blocks for longer than a short lock.
     public func enqueue(_ bytes: [UInt8]) {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
+        append(bytes)
+    }
+
+    /// Under the lock.
+    private func append(_ bytes: [UInt8]) {
         guard pendingBytes + bytes.count <= limit else {
             droppedLines += 1
             return
@@ -69,6 +96,12 @@ public final class BackgroundWriter: @unchecked Sendable {
     }
 
     private func run() {
+        // A reader that went away makes write() fail with EPIPE here rather than raise SIGPIPE
+        // (which is directed at the writing thread; blocked, it never kills the process).
+        var pipeSignal = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
         while true {
             pthread_mutex_lock(&mutex)
             while pending.isEmpty { pthread_cond_wait(&changed, &mutex) }

@@ -76,7 +76,7 @@ final class LogSink: Sendable {
             let sent = line.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
             if sent < 0 { dropped.withLockedValue { $0 += 1 } }
         case .stream(let writer):
-            writer.enqueue(line)
+            writer.write(line)
         }
     }
 
