@@ -397,7 +397,7 @@ final class Supervisor: @unchecked Sendable {
             SystemdNotifier.notify("RELOADING=1\nSTATUS=Reloading Configuration.\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\n")
         }
         let memfd = hasp_memfd("hasp-master-state")
-        guard memfd >= 0, Self.writeFully(memfd, Array(state.serialize().utf8)) else {
+        guard memfd >= 0, BackgroundWriter.writeAll(memfd, Array(state.serialize().utf8)) else {
             if memfd >= 0 { close(memfd) }
             abandonReload("master: cannot create the state file for the reload: \(ConfigLoader.errorText(errno))")
             return
@@ -419,18 +419,6 @@ final class Supervisor: @unchecked Sendable {
         unsetenv(MasterState.variable)
         close(memfd)
         abandonReload("master: cannot re-execute \(state.binaryPath): \(ConfigLoader.errorText(code))")
-    }
-
-    /// Writes all of `bytes` to a file descriptor; false on an error or a short write.
-    private static func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { return false }
-            offset += n
-        }
-        return true
     }
 
     /// A reload that could not reach the new image: the running image goes on with its workers,

@@ -189,7 +189,7 @@ extension ConfigParser {
     }
 
     /// `unix-bind [prefix <p>] [mode <m>] [user|uid <u>] [group|gid <g>]`: defaults for every
-    /// UNIX socket `bind` (a prefix for relative paths, the file's mode and owner).
+    /// UNIX socket `bind` (a prefix put before each path, the file's mode and owner).
     mutating func parseUnixBind(_ w: [String]) {
         var settings = UnixBindSettings()
         var i = 1

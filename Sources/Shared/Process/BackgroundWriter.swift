@@ -118,16 +118,18 @@ public final class BackgroundWriter: @unchecked Sendable {
         }
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    /// Writes all of `bytes` to `fd`, blocking as long as it takes; false on an error or when
+    /// nothing more could be written.
+    @discardableResult
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return false }
             offset += n
         }
+        return true
     }
 
     // MARK: - Flushing at exit
