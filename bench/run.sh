@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs nginx directly, through Debian's haproxy and through hasp (same configuration,
 # nbthread 1) under wrk, one after the other in the same run, and prints the ratios.
+# nginx and wrk are pinned to cpu0, the proxy to cpu1 (taskset), so that the proxies are
+# measured on a core of their own.
 # Usage: bench/run.sh [seconds-per-scenario]   (HASP=path/to/hasp to override the binary)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,7 +23,7 @@ trap cleanup EXIT
 for p in $NGINX_PORT $PROXY_HTTP_PORT $PROXY_TCP_PORT; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is already in use; stop what listens there first" >&2; exit 1; fi
 done
-nginx -c "$DIR/nginx.conf"
+taskset -c 0 nginx -c "$DIR/nginx.conf"
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not ready" >&2; return 1; }
 wait_port $NGINX_PORT
 
@@ -40,7 +42,7 @@ run_wrk() { # port args... ; prints "rps mbps p99"
   for a in "${@:1:$#-1}"; do
     if [ "$a" = CLOSE ]; then args+=(-H "Connection: close"); else args+=("$a"); fi
   done
-  wrk "${args[@]}" -d"${DURATION}s" --latency "http://127.0.0.1:$port$path" > "$OUT/wrk.txt" 2>&1 || true
+  taskset -c 0 wrk "${args[@]}" -d"${DURATION}s" --latency "http://127.0.0.1:$port$path" > "$OUT/wrk.txt" 2>&1 || true
   python3 - "$OUT/wrk.txt" <<'PY'
 import re,sys
 t=open(sys.argv[1]).read()
@@ -68,7 +70,7 @@ stop_proxy() {
 }
 
 start_proxy() { # binary -> pid
-  "$1" -db -f proxy.cfg > "$OUT/proxy-$2.log" 2>&1 &
+  taskset -c 1 "$1" -db -f proxy.cfg > "$OUT/proxy-$2.log" 2>&1 &
   echo $!
 }
 

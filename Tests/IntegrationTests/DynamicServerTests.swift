@@ -172,6 +172,8 @@ struct DynamicFixture {
         #expect(try cli.read(until: "\n") == "\n")
         // Traffic from now on goes to s1 only: none of it may fail while s2 goes away.
         let traffic = TrafficLoop(port: f.port)
+        // Flowing before s2 goes away (on a loaded machine the clients' threads start late).
+        try eventually("traffic to flow") { traffic.sent.load(ordering: .relaxed) > 0 }
         try cli.send("del server be/s2\n")
         #expect(try cli.read(until: "it.\n\n") == "Server still has connections attached to it, cannot remove it.\n\n")
         let started = Date()
