@@ -121,6 +121,8 @@ public final class WorkerRuntime: Sendable {
     /// Connections handed over by a draining worker that are not yet open sessions here.
     let pendingAdoptions = ManagedAtomic<Int>(0)
     let bufferSize: Int
+    /// `tune.http.maxhdr`, read on every head parsed.
+    let maxHeaders: Int
     let globalGate: AcceptGate
     let errorCaptures = ErrorCaptures()
     /// Each proxy's `log` targets (absent when it logs nowhere).
@@ -143,6 +145,7 @@ public final class WorkerRuntime: Sendable {
         loopSessions = loops.map { _ in LoopSessions() }
         connectors = loops.map { _ in LoopConnectors() }
         bufferSize = configuration.global.bufferSize
+        maxHeaders = configuration.global.maxHeaders
         var backends: [String: Backend] = [:]
         var serverID = 0
         for proxy in configuration.proxies where proxy.capabilities.contains(.backend) {

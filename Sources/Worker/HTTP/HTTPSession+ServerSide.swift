@@ -180,7 +180,7 @@ extension HTTPSession {
     func processServer(_ c: ServerConnection) {
         while connection === c, var buffer = serverBuffer, buffer.readableBytes > 0 {
             guard let head = response else {
-                switch HeadParser.parseResponse(buffer, limit: runtime.bufferSize, maxHeaders: runtime.configuration.global.maxHeaders) {
+                switch HeadParser.parseResponse(buffer, limit: runtime.bufferSize, maxHeaders: runtime.maxHeaders) {
                 case .incomplete:
                     return
                 case .invalid:

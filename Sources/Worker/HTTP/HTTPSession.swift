@@ -349,7 +349,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                         continue
                     }
                 }
-                switch HeadParser.parseRequest(buffer, limit: headLimit, maxHeaders: runtime.configuration.global.maxHeaders) {
+                switch HeadParser.parseRequest(buffer, limit: headLimit, maxHeaders: runtime.maxHeaders) {
                 case .incomplete:
                     return
                 case .invalid:

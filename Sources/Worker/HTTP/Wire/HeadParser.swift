@@ -207,8 +207,8 @@ enum HeadParser {
             let lineStop = first.end
             guard let sp1 = (lineStart..<lineStop).first(where: { p[$0] == 32 }) else { return false }
             if isRequest {
-                guard isRequestLine(p, lineStart, lineStop),
-                      let sp2 = ((sp1 + 1)..<lineStop).first(where: { p[$0] == 32 }),
+                // `parse` validated the request line (`isRequestLine`) as soon as it was whole.
+                guard let sp2 = ((sp1 + 1)..<lineStop).first(where: { p[$0] == 32 }),
                       let minor = version(p, sp2 + 1, lineStop) else { return false }
                 head.versionMinor = minor
                 head.method = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: p[lineStart..<sp1]), as: UTF8.self))
@@ -343,6 +343,10 @@ enum HeadParser {
     /// in authority form, names the same authority as its Host header (case aside, a scheme's
     /// default port aside, user information aside), as HAProxy requires.
     static func authorityMatchesHost(_ head: MessageHead) -> Bool {
+        // The usual origin-form target ("/path", or "*") names no authority: nothing to compare.
+        if head.method != "CONNECT", let first = head.target.utf8.first, first == UInt8(ascii: "/") || first == UInt8(ascii: "*") {
+            return true
+        }
         guard let host = head.value(named: "host") else { return true }
         let target = head.target.utf8
         if head.method == "CONNECT" {
