@@ -186,24 +186,29 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// Closes once everything written so far has left, without a reset for bytes the client
     /// may still be sending (see `LingeringClose`).
     func closeClientLingering() {
-        let sent = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: sent)
+        let sent = writesLeft()
         let timeout = TimeAmount.milliseconds(timeouts.client ?? 5_000)
         do {
-            try context.pipeline.syncOperations.addHandler(LingeringClose(after: sent.futureResult, timeout: timeout), position: .first)
+            try context.pipeline.syncOperations.addHandler(LingeringClose(after: sent, timeout: timeout), position: .first)
         } catch {
             let channel = context.channel
-            sent.futureResult.whenComplete { _ in channel.close(promise: nil) }
+            sent.whenComplete { _ in channel.close(promise: nil) }
         }
         teardown()
+    }
+
+    /// Completes once everything written to the client so far has left (an empty write queued
+    /// behind it, flushed).
+    func writesLeft() -> EventLoopFuture<Void> {
+        let done = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: done)
+        return done.futureResult
     }
 
     /// Closes once everything written so far has left.
     func closeClientAfterWrites() {
         let channel = context.channel
-        let done = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0)), promise: done)
-        done.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        writesLeft().whenComplete { _ in channel.close(promise: nil) }
         teardown()
     }
 
@@ -260,10 +265,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         _ = try? channel.syncOptions?.setOption(.autoRead, value: false)
         clientReading = false
         cancelTimer()
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0)), promise: written)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        written.futureResult.whenComplete { result in
+        writesLeft().whenComplete { result in
             let session = bound.value
             guard case .success = result, session.phase == .idle, !session.clientInputClosed else { return }
             let copy = dup(fd)
