@@ -69,30 +69,6 @@ protocol StoppableSession: AnyObject {
     func dropIdleConnection(to server: Server)
 }
 
-/// Client bootstraps for server connections, one per backend, kept per event loop (only that
-/// loop touches it) so that a connection costs no bootstrap set-up.
-final class LoopConnectors: @unchecked Sendable {
-    private var byBackend: [ObjectIdentifier: ClientBootstrap] = [:]
-    private var fallback: ClientBootstrap?
-
-    func bootstrap(for backend: Backend?, loop: EventLoop, timeoutMs: Int64) -> ClientBootstrap {
-        if let backend, let existing = byBackend[ObjectIdentifier(backend)] { return existing }
-        if backend == nil, let fallback { return fallback }
-        var made = ClientBootstrap(group: loop)
-            .channelInitializer { channel in
-                do {
-                    try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(), name: "hasp.server")
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-            }
-        if timeoutMs > 0 { made = made.connectTimeout(.milliseconds(timeoutMs)) }
-        if let backend { byBackend[ObjectIdentifier(backend)] = made } else { fallback = made }
-        return made
-    }
-}
-
 /// Sessions open on one event loop; only that loop touches it.
 final class LoopSessions: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: StoppableSession] = [:]
@@ -114,7 +90,10 @@ public final class WorkerRuntime: Sendable {
     let backends: [String: Backend]
     let frontends: [Frontend]
     let loopSessions: [LoopSessions]
-    let connectors: [LoopConnectors]
+    /// Where each loop's server connections come from.
+    let connectors: [ServerConnector]
+    /// The time the HTTP exchanges see (a test clock in unit tests).
+    let clock: ExchangeClock
     let stopping = ManagedAtomic<Bool>(false)
     /// Set with `stopping` when idle connections will be handed to the next worker.
     let handingOver = ManagedAtomic<Bool>(false)
@@ -130,7 +109,13 @@ public final class WorkerRuntime: Sendable {
     /// The running checks of each server (by server identity).
     let checkers = NIOLockedValueBox<[ObjectIdentifier: [HealthChecker]]>([:])
 
-    public init(configuration: Configuration, threads: Int) {
+    public convenience init(configuration: Configuration, threads: Int) {
+        self.init(configuration: configuration, threads: threads, connector: nil, clock: MonotonicExchangeClock())
+    }
+
+    /// `connector`, when given, serves every loop (unit tests); `clock` is what exchanges read.
+    init(configuration: Configuration, threads: Int, connector: ServerConnector?, clock: ExchangeClock) {
+        self.clock = clock
         self.configuration = configuration
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.group = group
@@ -143,7 +128,7 @@ public final class WorkerRuntime: Sendable {
         self.loops = loops
         loopIndexes = indexes
         loopSessions = loops.map { _ in LoopSessions() }
-        connectors = loops.map { _ in LoopConnectors() }
+        connectors = loops.map { _ in connector ?? LoopConnectors() }
         bufferSize = configuration.global.bufferSize
         maxHeaders = configuration.global.maxHeaders
         var backends: [String: Backend] = [:]

@@ -11,7 +11,6 @@ extension HTTPSession {
         log.requestLine = "\(head.method) \(head.target) HTTP/1.\(head.versionMinor)"
         exchangeLog = log
         firstByteMono = -1
-        terminationCause = nil
     }
 
     func noteConnected(_ c: ServerConnection) {
@@ -19,7 +18,7 @@ extension HTTPSession {
         exchangeLog!.server = c.server.name
         exchangeLog!.connectedMono = now
         // A reused connection took no time to establish.
-        exchangeLog!.connectMs = exchangeLog!.connectStartMono >= 0 && !usedReusedConnection
+        exchangeLog!.connectMs = exchangeLog!.connectStartMono >= 0 && !exchange.usedReusedConnection
             ? now - exchangeLog!.connectStartMono : 0
         if exchangeLog!.connectStartMono < 0 { exchangeLog!.connectStartMono = now }
     }
@@ -41,27 +40,14 @@ extension HTTPSession {
     }
 
     /// HAProxy's termination flags for the built-in responses.
-    static func termination(of response: BuiltInResponse, queueTimedOut: Bool) -> (Character, Character) {
+    static func termination(of response: BuiltInResponse) -> (Character, Character) {
         switch response {
         case .badRequest, .forbidden: return ("P", "R")
         case .requestTimeout: return ("c", "R")
         case .gatewayTimeout: return ("s", "H")
         case .badGateway: return ("S", "H")
-        case .serviceUnavailable: return queueTimedOut ? ("s", "Q") : ("S", "C")
+        case .serviceUnavailable: return ("S", "C")
         default: return ("I", "R")
-        }
-    }
-
-    /// Where the exchange was when it ended: `R`equest, `Q`ueue, `C`onnect, `H`eaders, `D`ata.
-    var stateCharacter: Character {
-        if queueTicket != nil { return "Q" }
-        switch phase {
-        case .idle: return "R"
-        case .connecting: return "C"
-        case .exchanging: return responseStarted ? "D" : (requestEnded ? "H" : "D")
-        case .responding: return "R"
-        case .tunnel: return "D"
-        case .closed: return "-"
         }
     }
 
@@ -69,7 +55,7 @@ extension HTTPSession {
     func logExchange(_ cause: Character, state: Character? = nil) {
         guard let log = exchangeLog, let logger else { return }
         exchangeLog = nil
-        let termination = cause == "-" ? "--" : "\(cause)\(state ?? stateCharacter)"
+        let termination = cause == "-" ? "--" : "\(cause)\(state ?? exchange.stateCharacter)"
         let client = ExchangeLog.client(clientAddress)
         let counts = runtime.connectionCounts(frontend, slot, backend: frontend.backend)
         let now = MonotonicClock.milliseconds()

@@ -6,64 +6,42 @@ import Shared
 import Glibc
 #endif
 
-/// One client connection in `mode http`: parses requests, picks a server, forwards the exchange
-/// with back-pressure both ways, and keeps both sides alive between requests.
+/// The handler of one HTTP/1 client connection: the H1 mux of the client side (bytes to heads
+/// and body slices, and back) and the executor of its `HTTPExchange`. Every decision about the
+/// exchange (phases, keep-alive, reuse, timeouts, failures) is the exchange's; this class feeds
+/// it events and carries out what it answers: parse, write, connect (through `ServerDialer`),
+/// schedule, close.
 ///
-/// Messages travel as raw bytes: heads are parsed into byte ranges and rewritten only where the
-/// proxy must (hop-by-hop headers, `Connection`, `X-Forwarded-For`); bodies are forwarded in their
-/// original framing while `BodyReader` tracks where they end. Everything here runs on the client
-/// channel's event loop; the server connection always lives on the same loop.
+/// Messages travel as raw bytes: heads are parsed into byte ranges and written by
+/// `H1Serializer`; bodies are forwarded in their original framing while `BodyReader` tracks
+/// where they end. Everything here runs on the client channel's event loop; the server
+/// connection always lives on the same loop.
 final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, StoppableSession {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    enum Phase {
-        /// Between requests (or before the first one).
-        case idle
-        /// A request head arrived; waiting for a server slot or a connection.
-        case connecting
-        /// The request is being sent and/or the response received.
-        case exchanging
-        /// A local response (built-in or `http-request return`) went out; the body is discarded.
-        case responding
-        /// Upgrade accepted: bytes flow both ways untouched.
-        case tunnel
-        case closed
-    }
-
     let runtime: WorkerRuntime
     let frontend: Frontend
+    let clock: ExchangeClock
     let createdAtMs = MonotonicClock.milliseconds()
     var context: ChannelHandlerContext!
-    var phase: Phase = .idle
     var loopIndex = 0
-    var headLimit: Int
+    let headLimit: Int
+    var exchange: HTTPExchange
+    var dialer: ServerDialer!
 
     // Client side.
     var clientBuffer: ByteBuffer?
-    var clientInputClosed = false
     var request: MessageHead?
     var requestBody = BodyReader(.none)
-    var requestEnded = true
-    var isUpgradeRequest = false
-    var clientKeepAlive = true
-    var closeAfterResponse = false
-    var requestsDone = 0
 
     // Server side of the current exchange.
     var connection: ServerConnection?
-    var slot: (backend: Backend, server: Server)?
-    var queueTicket: UInt64?
-    var connectAttempts = 0
-    var usedReusedConnection = false
     var serverBuffer: ByteBuffer?
     var response: MessageHead?
     var responseBody = BodyReader(.none)
-    var responseStarted = false
-    var responseEnded = false
     var serverNeedsFlush = false
     var clientNeedsFlush = false
-    /// The session's own server connection, kept for its next request.
     /// The idle server connection this client's next request will try first (HAProxy's private
     /// idle connection); counted on its server for `show servers conn` (`idle_sess`).
     var ownIdle: ServerConnection? {
@@ -74,23 +52,21 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         }
     }
 
-    // One deadline, one scheduled task (moved lazily).
-    var timer: Scheduled<Void>?
-    var timerDeadline: NIODeadline?
-    var timerScheduledFor: NIODeadline?
-    var timerReason: TimerReason = .none
-    var lastServerActivity = NIODeadline.now()
-    var lastTunnelActivity = NIODeadline.now()
+    /// The server slot held for the current request.
+    var slot: (backend: Backend, server: Server)? {
+        guard let server = dialer?.server, let backend = dialer.backend else { return nil }
+        return (backend, server)
+    }
 
-    enum TimerReason { case none, request, keepAlive, queue, server, tunnel }
+    // The scheduled task behind the exchange's single deadline (moved lazily).
+    var timerTask: Scheduled<Void>?
+    var timerScheduledFor: ExchangeTime?
 
     // Traffic logging (only when the frontend has `log` targets).
     let logger: ProxyLogger?
     let logFormat: TrafficLogFormat
     var exchangeLog: ExchangeLog?
     var firstByteMono = -1
-    /// Why the exchange is ending, when it is not the client's doing (`K`, `S`, `s`...).
-    var terminationCause: Character?
     /// The termination flags of the local response being written.
     var localCause: (Character, Character)?
 
@@ -102,26 +78,40 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     var announcedClient: SocketAddress?
     /// The client as the proxy reports it: the one a PROXY header announced, else the peer.
     var clientAddress: SocketAddress? { announcedClient ?? context?.channel.remoteAddress }
+    /// Where an idle connection goes when this worker drains (set by a soft stop).
+    var drainHandover: (SocketTable, HandoverSink)?
+    /// Reading from the client is on (it is switched off only for back-pressure).
+    var clientReading = true
 
     init(runtime: WorkerRuntime, frontend: Frontend, listenerGate: AcceptGate? = nil, acceptProxy: Bool = false) {
         self.runtime = runtime
         self.frontend = frontend
         self.listenerGate = listenerGate
+        clock = runtime.clock
         acceptsProxy = acceptProxy
         awaitingProxyHeader = acceptProxy
         headLimit = max(1024, runtime.bufferSize - runtime.configuration.global.maxRewrite)
         logger = frontend.logger
         logFormat = TrafficLogFormat(frontend.settings.options)
+        let options = frontend.settings.options
+        let backendMode = frontend.backend?.settings.options.connectionMode ?? .keepAlive
+        exchange = HTTPExchange(
+            timeouts: ExchangeTimeouts(frontend: frontend.settings.timeouts, backend: frontend.backend?.settings.timeouts),
+            policy: HTTPExchange.Policy(frontendCloses: options.connectionMode == .close,
+                                        frontendKeepsServer: options.connectionMode == .keepAlive,
+                                        backendKeepsServer: backendMode == .keepAlive,
+                                        idleCloseOnResponse: options.idleCloseOnResponse))
     }
-
-    var timeouts: Timeouts { frontend.settings.timeouts }
-    var backendTimeouts: Timeouts { slot?.backend.settings.timeouts ?? frontend.backend?.settings.timeouts ?? timeouts }
 
     // MARK: - Channel lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         loopIndex = runtime.loopIndex(of: context.eventLoop)
+        let runtime = self.runtime
+        dialer = ServerDialer(runtime: runtime, loop: context.eventLoop, kind: .http, connector: runtime.connectors[loopIndex],
+                              orphans: { channel, server in HTTPSession.poolOrphan(channel, server: server, runtime: runtime) })
+        dialer.client = self
     }
 
     /// The context holds this handler for good: keeping it past removal is a cycle that leaks
@@ -137,10 +127,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         frontend.sessionOpened()
         listenerGate?.opened()
         if logger != nil, logFormat == .connect { logConnect(context.channel, mode: "HTTP") }
-        if runtime.isStopping && (!runtime.handingOver.load(ordering: .relaxed) || runtime.sessions(on: context.eventLoop).draining) {
-            closeAfterResponse = true
-        }
-        armRequestTimer(first: true)
+        let closeAfterFirst = runtime.isStopping
+            && (!runtime.handingOver.load(ordering: .relaxed) || runtime.sessions(on: context.eventLoop).draining)
+        exchange.opened(now: clock.now(), closeAfterFirst: closeAfterFirst)
+        syncTimer()
         context.fireChannelActive()
     }
 
@@ -150,24 +140,20 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     }
 
     func teardown() {
-        guard phase != .closed else { return }
+        guard !exchange.isClosed else { return }
         if exchangeLog != nil {
             // A tunnel that ends is a normal end; otherwise the client left (or was killed).
-            logExchange(terminationCause ?? (phase == .tunnel ? "-" : "C"))
+            logExchange(exchange.terminationCause ?? (exchange.phase == .tunnel ? "-" : "C"))
         }
-        phase = .closed
+        exchange.closed()
         stopTimerTask()
-        if let ticket = queueTicket, let backend = frontend.backend {
-            _ = backend.cancel(ticket: ticket)
-            queueTicket = nil
-        }
         if let c = connection {
             connection = nil
             c.delegate = nil
             c.pool.noteReleased()
             c.close()
         }
-        releaseSlot()
+        dialer.release()
         if let own = ownIdle {
             ownIdle = nil
             offerToPool(own)
@@ -178,7 +164,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     }
 
     func closeClient() {
-        guard phase != .closed else { return }
+        guard !exchange.isClosed else { return }
         context.close(promise: nil)
         teardown()
     }
@@ -187,7 +173,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// may still be sending (see `LingeringClose`).
     func closeClientLingering() {
         let sent = writesLeft()
-        let timeout = TimeAmount.milliseconds(timeouts.client ?? 5_000)
+        let timeout = TimeAmount.milliseconds(exchange.timeouts.lingering)
         do {
             try context.pipeline.syncOperations.addHandler(LingeringClose(after: sent, timeout: timeout), position: .first)
         } catch {
@@ -214,32 +200,26 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     // MARK: - Soft stop
 
-    /// Soft-stop of a busy session that can move once its exchange is over: its response keeps
-    /// the connection open, and the idle connection then goes to the next worker.
+    /// Soft stop of a session that can move to the next worker: at once when idle, else once
+    /// its exchange is over.
     func beginSoftStop(handingOverTo handover: (SocketTable, HandoverSink)) {
-        guard phase == .connecting || phase == .exchanging || phase == .responding else {
-            beginSoftStop()
+        if exchange.isBusy {
+            _ = exchange.softStop(handOver: true, nothingBuffered: clientBufferIsEmpty)
+            drainHandover = handover
             return
         }
-        drainHandover = handover
+        beginSoftStop()
     }
-
-    var drainHandover: (SocketTable, HandoverSink)?
 
     func beginSoftStop() {
-        closeAfterResponse = true
-        // Idle keep-alive connections close now. A connection that has not sent its first
-        // request yet is kept (as HAProxy does): it was accepted from the shared socket just
-        // before the stop, and its client is about to send a request it expects answered.
-        // With `option idle-close-on-response` they stay until their next response, which carries
-        // `Connection: close` (hard-stop-after still bounds them).
-        if frontend.settings.options.idleCloseOnResponse { return }
-        if phase == .idle, requestsDone > 0, (clientBuffer?.readableBytes ?? 0) == 0 { closeClient() }
+        if exchange.softStop(handOver: false, nothingBuffered: clientBufferIsEmpty) { closeClient() }
     }
+
+    var clientBufferIsEmpty: Bool { (clientBuffer?.readableBytes ?? 0) == 0 }
 
     /// `shutdown sessions server` (logged with `K`).
     func abort() {
-        terminationCause = "K"
+        exchange.terminationCause = "K"
         closeClient()
     }
 
@@ -259,16 +239,16 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// sink refuses it later, the connection stays and its next answer closes it.
     func handOver(_ table: SocketTable, to sink: @escaping HandoverSink) -> Bool {
         // The next worker would wait for a PROXY header the client will not send again.
-        guard !acceptsProxy, phase == .idle, !clientInputClosed, (clientBuffer?.readableBytes ?? 0) == 0 else { return false }
+        guard !acceptsProxy, exchange.phase == .idle, !exchange.clientInputClosed, clientBufferIsEmpty else { return false }
         let channel = context.channel
         guard let fd = table.descriptor(local: channel.localAddress, remote: channel.remoteAddress) else { return false }
         _ = try? channel.syncOptions?.setOption(.autoRead, value: false)
         clientReading = false
-        cancelTimer()
+        exchange.handingOver()
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         writesLeft().whenComplete { result in
             let session = bound.value
-            guard case .success = result, session.phase == .idle, !session.clientInputClosed else { return }
+            guard case .success = result, session.exchange.phase == .idle, !session.exchange.clientInputClosed else { return }
             let copy = dup(fd)
             if copy >= 0 {
                 _ = fcntl(copy, F_SETFD, FD_CLOEXEC)
@@ -284,10 +264,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     /// The connection could not move: it is answered here once more, with `Connection: close`.
     private func keepAfterFailedHandover() {
-        closeAfterResponse = true
+        exchange.handOverFailed(now: clock.now())
         clientReading = true
         _ = try? context.channel.syncOptions?.setOption(.autoRead, value: true)
-        armRequestTimer(first: false)
+        syncTimer()
     }
 
     // MARK: - Client input
@@ -295,9 +275,9 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         frontend.counters.bytesIn.wrappingIncrement(by: bytes.readableBytes, ordering: .relaxed)
-        if logger != nil, phase == .idle, firstByteMono < 0 { firstByteMono = MonotonicClock.milliseconds() }
-        if phase == .tunnel {
-            lastTunnelActivity = .now()
+        if logger != nil, exchange.phase == .idle, firstByteMono < 0 { firstByteMono = MonotonicClock.milliseconds() }
+        if exchange.phase == .tunnel {
+            exchange.clientTunnelActivity(now: clock.now())
             connection?.channel.write(bytes, promise: nil)
             serverNeedsFlush = true
             return
@@ -329,10 +309,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         }
     }
 
-    /// Parses and forwards what the client sent, as far as the current state allows.
+    /// Parses and forwards what the client sent, as far as the exchange's phase allows.
     func processClient() {
         while true {
-            switch phase {
+            switch exchange.phase {
             case .idle:
                 guard let buffer = clientBuffer, buffer.readableBytes > 0 else { return }
                 if awaitingProxyHeader {
@@ -359,7 +339,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                     captureInvalidRequest(buffer)
                     clientBuffer = nil
                     frontend.counters.requestErrors.wrappingIncrement(ordering: .relaxed)
-                    requestEnded = false
+                    exchange.requestRejected()
                     sendBuiltIn(.badRequest)
                     return
                 case .complete(let head, let length):
@@ -367,9 +347,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                     startRequest(head)
                 }
             case .exchanging, .responding:
-                guard !requestEnded else { return }
+                guard !exchange.requestEnded else { return }
                 guard var buffer = clientBuffer, buffer.readableBytes > 0 else { return }
-                if phase == .exchanging, let c = connection, !c.channel.isWritable { return }
+                let forwarding = exchange.phase == .exchanging
+                if forwarding, let c = connection, !c.channel.isWritable { return }
                 let slice: ByteBuffer?
                 do {
                     slice = try requestBody.consume(&buffer)
@@ -379,18 +360,16 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                     return
                 }
                 clientBuffer = buffer
-                if let slice, phase == .exchanging, let c = connection {
+                if let slice, forwarding, let c = connection {
                     countRequestBytes(slice.readableBytes)
                     c.channel.write(slice, promise: nil)
                     serverNeedsFlush = true
-                    // `timeout server` is inactivity on the server side, and sending it the
-                    // request body is activity: a slow upload is not a silent server.
-                    lastServerActivity = .now()
+                    exchange.requestBodyForwarded(now: clock.now())
                 }
                 if requestBody.isDone {
-                    requestEnded = true
+                    let next = exchange.requestBodyEnded()
                     flushServerIfNeeded()
-                    if phase == .responding, responseEnded { localResponseFinished() }
+                    if next == .nextRequest { nextRequest() }
                     return
                 }
             case .connecting, .tunnel, .closed:
@@ -402,16 +381,15 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// Turns reading from the client on or off. Reading stays on (no system call per request)
     /// and is only switched off for back-pressure: the server cannot take more, or enough is
     /// already buffered.
-    var clientReading = true
     func readClientIfWanted() {
-        guard !clientInputClosed, phase != .closed else { return }
+        guard !exchange.clientInputClosed, !exchange.isClosed else { return }
         let buffered = clientBuffer?.readableBytes ?? 0
         var wanted = buffered < headLimit
-        switch phase {
+        switch exchange.phase {
         case .exchanging:
-            if !requestEnded, buffered > 0 || !(connection?.channel.isWritable ?? true) { wanted = false }
+            if !exchange.requestEnded, buffered > 0 || !(connection?.channel.isWritable ?? true) { wanted = false }
         case .responding:
-            if !requestEnded, buffered > 0 { wanted = false }
+            if !exchange.requestEnded, buffered > 0 { wanted = false }
         case .tunnel:
             wanted = connection?.channel.isWritable ?? false
         default:
@@ -429,7 +407,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if let c = connection, phase == .exchanging || phase == .tunnel {
+        if let c = connection, exchange.phase == .exchanging || exchange.phase == .tunnel {
             readServerIfWanted(c)
         }
         context.fireChannelWritabilityChanged()
@@ -440,48 +418,40 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            // The client finished sending: answer what it asked, then close.
-            clientInputClosed = true
-            if phase == .tunnel {
-                connection?.channel.close(mode: .output, promise: nil)
-                return
-            }
-            if phase == .idle, (clientBuffer?.readableBytes ?? 0) == 0 { closeClient() }
-            if (phase == .exchanging || phase == .connecting), !requestEnded {
-                // The request will never be complete.
-                abortExchange()
-            }
+        guard let event = event as? ChannelEvent, event == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
             return
         }
-        context.fireUserInboundEventTriggered(event)
+        switch exchange.clientInputEnded(nothingBuffered: clientBufferIsEmpty) {
+        case .none: break
+        case .shutServerOutput: connection?.channel.close(mode: .output, promise: nil)
+        case .close: closeClient()
+        case .abort: abortExchange()
+        }
     }
 
     func requestBodyFailed() {
-        if responseStarted {
+        switch exchange.requestBodyFailed() {
+        case .closeAfterWrites:
             abortExchange()
-        } else {
+        case .respond(let answer):
             detachServer(close: true)
-            releaseSlot()
-            sendBuiltIn(.badRequest)
+            dialer.release()
+            sendBuiltIn(answer)
         }
     }
 
     // MARK: - Starting a request
 
     func startRequest(_ head: MessageHead) {
-        cancelTimer()
         request = head
         requestBody = BodyReader(HeadParser.requestFraming(head), lineLimit: runtime.bufferSize)
-        requestEnded = requestBody.isDone
         response = nil
-        responseStarted = false
-        responseEnded = false
-        connectAttempts = 0
-        usedReusedConnection = false
-        clientKeepAlive = head.isKeepAlive && frontend.settings.options.connectionMode != .close
-        if runtime.isStopping && drainHandover == nil && !runtime.handingOver.load(ordering: .relaxed) { closeAfterResponse = true }
-        isUpgradeRequest = head.hasUpgrade && head.connectionUpgrade
+        let handingOver = runtime.handingOver.load(ordering: .relaxed)
+        exchange.requestStarted(
+            HTTPExchange.RequestFacts(keepAlive: head.isKeepAlive, isUpgrade: head.hasUpgrade && head.connectionUpgrade,
+                                      bodiless: requestBody.isDone, versionMinor: head.versionMinor),
+            stoppingWithoutHandOver: runtime.isStopping && drainHandover == nil && !handingOver)
         frontend.counters.requests.wrappingIncrement(ordering: .relaxed)
         frontend.counters.requestRate.tick()
         if logger != nil, logFormat != .connect { beginExchangeLog(head) }
@@ -495,12 +465,20 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         }
         backend.counters.requests.wrappingIncrement(ordering: .relaxed)
         exchangeLog?.backend = backend.name
-        phase = .connecting
-        acquireServer(backend)
+        exchange.serverWanted(backend: backend.settings.timeouts, frontend: frontend.settings.timeouts)
+        switch dialer.acquire(backend, key: balanceKey(backend, head)) {
+        case .server(let server):
+            obtainConnection(to: server)
+        case .queued:
+            if exchangeLog != nil { exchangeLog!.queuedMono = MonotonicClock.milliseconds() }
+            exchange.queued(now: clock.now())
+            syncTimer()
+        case .unavailable:
+            sendBuiltIn(.serviceUnavailable)
+        }
     }
 
-    func balanceKey(_ backend: Backend) -> BalanceKey {
-        guard let head = request else { return BalanceKey() }
+    func balanceKey(_ backend: Backend, _ head: MessageHead) -> BalanceKey {
         switch backend.settings.balance {
         case .source:
             return BalanceKey(sourceAddress: BalanceKey.addressBytes(clientAddress))
@@ -510,50 +488,6 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             return BalanceKey(headerValue: head.value(named: name).map { Substring($0) })
         default:
             return BalanceKey()
-        }
-    }
-
-    func acquireServer(_ backend: Backend) {
-        let loop = context.eventLoop
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        switch backend.acquire(key: balanceKey(backend), eventLoop: loop, grant: { server in
-            bound.value.queueGranted(backend: backend, server: server)
-        }) {
-        case .server(let server):
-            slot = (backend, server)
-            backend.currentSessions.wrappingIncrement(ordering: .relaxed)
-            backend.totalSessions.wrappingIncrement(ordering: .relaxed)
-            obtainConnection(to: server)
-        case .queued(let ticket):
-            queueTicket = ticket
-            if exchangeLog != nil { exchangeLog!.queuedMono = MonotonicClock.milliseconds() }
-            let wait = backend.settings.timeouts.queue ?? backend.settings.timeouts.connect ?? 0
-            if wait > 0 { armTimer(.queue, after: wait) }
-        case .unavailable:
-            sendBuiltIn(.serviceUnavailable)
-        }
-    }
-
-    func queueGranted(backend: Backend, server: Server) {
-        guard phase == .connecting, queueTicket != nil else {
-            // The session went away or timed out meanwhile: give the slot back.
-            backend.release(server)
-            return
-        }
-        queueTicket = nil
-        cancelTimer()
-        if let queued = exchangeLog?.queuedMono, queued >= 0 { exchangeLog!.queueMs = MonotonicClock.milliseconds() - queued }
-        slot = (backend, server)
-        backend.currentSessions.wrappingIncrement(ordering: .relaxed)
-        backend.totalSessions.wrappingIncrement(ordering: .relaxed)
-        obtainConnection(to: server)
-    }
-
-    func releaseSlot() {
-        if let (backend, server) = slot {
-            slot = nil
-            backend.currentSessions.wrappingDecrement(ordering: .relaxed)
-            backend.release(server)
         }
     }
 }

@@ -62,7 +62,6 @@ final class ServerConnection {
     fileprivate func didClose() {
         guard !isClosed else { return }
         isClosed = true
-        server.usedConnections.wrappingDecrement(ordering: .relaxed)
         if isPooled {
             pool.remove(self, server: server)
             isPooled = false

@@ -1,0 +1,144 @@
+import NIOCore
+
+/// Writes message heads as HTTP/1.1 (or 1.0 toward a 1.0 client). A head nobody edited is copied
+/// from its parsed byte ranges; an edited one from its owned header list. Either way the
+/// hop-by-hop headers (and the names its `Connection` header lists) are dropped: the proxy
+/// writes its own `Connection`.
+enum H1Serializer {
+    static let crlf: StaticString = "\r\n"
+
+    /// The `Connection` header the server gets.
+    enum ServerConnectionHeader {
+        case none
+        case close
+        case upgrade
+    }
+
+    /// The request head as the server gets it: HTTP/1.1, hop-by-hop headers removed, then
+    /// `Connection` and `X-Forwarded-For` as the proxy decides.
+    static func requestHead(_ head: MessageHead, connection: ServerConnectionHeader,
+                            forwardedFor: (name: String, address: String)?, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: head.bytes.readableBytes + 96)
+        out.writeString(String(head.method))
+        out.writeStaticString(" ")
+        out.writeString(String(head.target))
+        out.writeStaticString(" HTTP/1.1\r\n")
+        writeFields(head, into: &out, keepUpgrade: connection == .upgrade)
+        switch connection {
+        case .upgrade: out.writeStaticString("connection: upgrade\r\n")
+        case .close: out.writeStaticString("connection: close\r\n")
+        case .none: break
+        }
+        if let (name, address) = forwardedFor {
+            out.writeString(name)
+            out.writeStaticString(": ")
+            out.writeString(address)
+            out.writeStaticString(crlf)
+        }
+        out.writeStaticString(crlf)
+        return out
+    }
+
+    /// The response head as the client gets it, in the client's HTTP version.
+    static func responseHead(_ head: MessageHead, clientMinor: Int, connection: HTTPExchange.ClientConnectionHeader,
+                             dechunk: Bool, extraCapacity: Int = 0, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: head.bytes.readableBytes + 48 + extraCapacity)
+        out.writeStaticString(clientMinor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        writeStatus(head, into: &out)
+        writeFields(head, into: &out, keepUpgrade: false, dropTransferEncoding: dechunk)
+        switch connection {
+        case .close: out.writeStaticString("connection: close\r\n")
+        case .keepAlive: out.writeStaticString("connection: keep-alive\r\n")
+        case .none: break
+        }
+        out.writeStaticString(crlf)
+        return out
+    }
+
+    /// The `101` that switches the client to a tunnel.
+    static func upgradeResponseHead(_ head: MessageHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: head.bytes.readableBytes + 32)
+        out.writeStaticString("HTTP/1.1 ")
+        writeStatus(head, into: &out)
+        writeFields(head, into: &out, keepUpgrade: true)
+        out.writeStaticString("connection: upgrade\r\n\r\n")
+        return out
+    }
+
+    /// `<status> <reason>\r\n` (the parser guarantees three digits).
+    private static func writeStatus(_ head: MessageHead, into out: inout ByteBuffer) {
+        let status = head.status
+        out.writeInteger(UInt8(48 + status / 100))
+        out.writeInteger(UInt8(48 + status / 10 % 10))
+        out.writeInteger(UInt8(48 + status % 10))
+        head.bytes.withUnsafeReadableBytes { p in
+            if head.reasonEnd > head.reasonStart {
+                out.writeStaticString(" ")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[head.reasonStart..<head.reasonEnd]))
+            }
+        }
+        out.writeStaticString(crlf)
+    }
+
+    /// The end-to-end header lines.
+    static func writeFields(_ head: MessageHead, into out: inout ByteBuffer, keepUpgrade: Bool, dropTransferEncoding: Bool = false) {
+        if let edited = head.editedFields {
+            writeEdited(edited, of: head, into: &out, keepUpgrade: keepUpgrade, dropTransferEncoding: dropTransferEncoding)
+            return
+        }
+        let extraHopByHop = head.connectionNames
+        var contentLengthWritten = false
+        head.bytes.withUnsafeReadableBytes { p in
+            for f in head.fields {
+                if f.kind.isHopByHop && !(keepUpgrade && f.kind == .upgrade) { continue }
+                if dropTransferEncoding && f.kind == .transferEncoding { continue }
+                if f.kind == .contentLength, head.contentLengthNeedsRewrite, let length = head.contentLength {
+                    // "1, 1" or a repeated header: one plain value, as HAProxy forwards it.
+                    if !contentLengthWritten {
+                        out.writeBytes(UnsafeRawBufferPointer(rebasing: p[f.nameStart..<f.nameEnd]))
+                        out.writeStaticString(": ")
+                        out.writeString(String(length))
+                        out.writeStaticString(crlf)
+                        contentLengthWritten = true
+                    }
+                    continue
+                }
+                if !extraHopByHop.isEmpty, f.kind == .other {
+                    let name = String(decoding: UnsafeRawBufferPointer(rebasing: p[f.nameStart..<f.nameEnd]), as: UTF8.self).lowercased()
+                    if extraHopByHop.contains(name) { continue }
+                }
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[f.nameStart..<f.nameEnd]))
+                out.writeStaticString(": ")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[f.valueStart..<f.valueEnd]))
+                out.writeStaticString(crlf)
+            }
+        }
+    }
+
+    /// The same rules over an edited list. Content-Length is written as the parser read it:
+    /// the body keeps the framing it arrived with.
+    private static func writeEdited(_ fields: [HTTPField], of head: MessageHead, into out: inout ByteBuffer,
+                                    keepUpgrade: Bool, dropTransferEncoding: Bool) {
+        let extraHopByHop = head.connectionNames
+        var contentLengthWritten = false
+        for field in fields {
+            let kind = field.kind
+            if kind.isHopByHop && !(keepUpgrade && kind == .upgrade) { continue }
+            if dropTransferEncoding && kind == .transferEncoding { continue }
+            if kind == .contentLength {
+                guard !contentLengthWritten, let length = head.contentLength else { continue }
+                contentLengthWritten = true
+                out.writeString(field.name)
+                out.writeStaticString(": ")
+                out.writeString(String(length))
+                out.writeStaticString(crlf)
+                continue
+            }
+            if kind == .other, !extraHopByHop.isEmpty, extraHopByHop.contains(field.name.lowercased()) { continue }
+            out.writeString(field.name)
+            out.writeStaticString(": ")
+            out.writeString(field.value)
+            out.writeStaticString(crlf)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import NIOCore
+import NIOPosix
+import Shared
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the session answers itself (built-in errors, `http-request return`) and the switch
+/// to a tunnel.
+extension HTTPSession {
+    // MARK: - Local responses
+
+    /// A built-in answer; `cause` overrides its termination flags in the log.
+    func sendBuiltIn(_ response: BuiltInResponse, cause: (Character, Character)? = nil) {
+        guard !exchange.isClosed else { return }
+        let flags = cause ?? Self.termination(of: response)
+        // `errorfile`: the backend's page once a backend was chosen, else the frontend's.
+        if let custom = (slot?.backend ?? (exchange.phase == .idle ? nil : frontend.backend))?.settings.errorFiles[response.rawValue]
+            ?? frontend.settings.errorFiles[response.rawValue] {
+            countResponse(status: response.rawValue)
+            if logger != nil, logFormat != .connect { noteLocalResponse(response.rawValue, cause: flags) }
+            writeLocal(custom, closes: true)
+            return
+        }
+        let close = exchange.builtInCloses(response)
+        var text = "HTTP/1.1 \(response.rawValue) \(response.reason)\r\n"
+        for (name, value) in response.head().headers { text += "\(name): \(value)\r\n" }
+        if close, !response.closesConnection { text += "connection: close\r\n" }
+        text += "\r\n" + response.body
+        countResponse(status: response.rawValue)
+        if logger != nil, logFormat != .connect { noteLocalResponse(response.rawValue, cause: flags) }
+        writeLocal(text, closes: close)
+    }
+
+    func sendReturn(_ rule: HTTPReturnRule) {
+        let minor = exchange.clientVersionMinor
+        var text = "HTTP/1.\(minor) \(rule.status) \(HTTPStatusText.reason(rule.status))\r\ncontent-length: \(rule.body.count)\r\n"
+        if let type = rule.contentType { text += "content-type: \(type)\r\n" }
+        let close = exchange.returnCloses
+        if close {
+            text += "connection: close\r\n"
+        } else if minor == 0 {
+            text += "connection: keep-alive\r\n"
+        }
+        text += "\r\n"
+        var bytes = Array(text.utf8)
+        if request?.method != "HEAD" { bytes.append(contentsOf: rule.body) }
+        countResponse(status: rule.status)
+        if exchangeLog != nil { noteLocalResponse(rule.status, cause: ("L", "R")) }
+        writeLocal(bytes, closes: close)
+    }
+
+    func writeLocal(_ text: String, closes: Bool) {
+        writeLocal(Array(text.utf8), closes: closes)
+    }
+
+    func writeLocal(_ bytes: [UInt8], closes: Bool) {
+        // Local answers are counted here; forwarded bytes where they are written.
+        frontend.counters.bytesOut.wrappingIncrement(by: bytes.count, ordering: .relaxed)
+        if exchangeLog != nil {
+            exchangeLog!.bytesOut += bytes.count
+            logExchange(localCause?.0 ?? "-", state: localCause?.1)
+            localCause = nil
+        }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        switch exchange.localResponse(closes: closes) {
+        case .closeLingering:
+            clientBuffer = nil
+            closeClientLingering()
+        case .closeAfterWrites:
+            clientBuffer = nil
+            closeClientAfterWrites()
+        case .nextRequest:
+            context.flush()
+            nextRequest()
+        case .discardRequestBody:
+            // Discard the rest of the request body, then take the next request.
+            context.flush()
+            processClient()
+            readClientIfWanted()
+        }
+    }
+
+    // MARK: - Tunnel (Upgrade)
+
+    func startTunnel(_ head: MessageHead) {
+        guard let c = connection else { return }
+        dialer.release()
+        context.write(wrapOutboundOut(H1Serializer.upgradeResponseHead(head, allocator: context.channel.allocator)), promise: nil)
+        if var rest = serverBuffer, rest.readableBytes > 0, let slice = rest.readSlice(length: rest.readableBytes) {
+            context.write(wrapOutboundOut(slice), promise: nil)
+        }
+        serverBuffer = nil
+        context.flush()
+        if var rest = clientBuffer, rest.readableBytes > 0, let slice = rest.readSlice(length: rest.readableBytes) {
+            c.channel.writeAndFlush(slice, promise: nil)
+        }
+        clientBuffer = nil
+        syncTimer()
+        readServerIfWanted(c)
+        readClientIfWanted()
+    }
+}
+
+/// Reason phrases for locally generated responses.
+enum HTTPStatusText {
+    static func reason(_ code: Int) -> String {
+        switch code {
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 204: return "No Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 303: return "See Other"
+        case 304: return "Not Modified"
+        case 307: return "Temporary Redirect"
+        case 308: return "Permanent Redirect"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 410: return "Gone"
+        case 413: return "Payload Too Large"
+        case 429: return "Too Many Requests"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        default: return "Unknown"
+        }
+    }
+}
+
+extension Substring {
+    func trimmingSpaces() -> Substring {
+        var s = self
+        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
+        while s.last == " " || s.last == "\t" { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,384 @@
+import NIOCore
+import NIOPosix
+import Shared
+
+/// The server side of an exchange: choosing a connection, response forwarding, reuse.
+extension HTTPSession: ServerDialerClient {
+    // MARK: - Server connections
+
+    /// The session's own idle connection, then the loop's pool, then a new connection.
+    func obtainConnection(to server: Server) {
+        let reuse = slot?.backend.settings.httpReuse ?? .safe
+        if let own = ownIdle {
+            ownIdle = nil
+            if own.server === server, !own.isClosed {
+                server.reuses.wrappingIncrement(ordering: .relaxed)
+                attach(own, reused: true)
+                return
+            }
+            offerToPool(own)
+        }
+        let pool = server.pools[loopIndex]
+        while let pooled = pool.take(isFirstRequest: exchange.requestsDone == 0, reuse: reuse) {
+            pool.noteTaken(server: server)
+            pooled.isPooled = false
+            if pooled.isClosed { continue }
+            server.reuses.wrappingIncrement(ordering: .relaxed)
+            attach(pooled, reused: true)
+            return
+        }
+        dialer.connect()
+    }
+
+    func dialerGranted(_ server: Server) {
+        guard exchange.phase == .connecting else { return }
+        exchange.slotGranted()
+        if let queued = exchangeLog?.queuedMono, queued >= 0 { exchangeLog!.queueMs = MonotonicClock.milliseconds() - queued }
+        obtainConnection(to: server)
+    }
+
+    func dialerConnecting(to server: Server, attempt: Int) {
+        guard exchangeLog != nil else { return }
+        if exchangeLog!.connectStartMono < 0 { exchangeLog!.connectStartMono = MonotonicClock.milliseconds() }
+        exchangeLog!.retries = attempt - 1
+        exchangeLog!.server = server.name
+        if dialer.redispatched { exchangeLog!.redispatched = true }
+    }
+
+    func dialerConnected(_ channel: Channel, to server: Server) {
+        guard let connection = Self.serverConnection(channel, server: server, loopIndex: loopIndex) else {
+            channel.close(promise: nil)
+            dialerFailed()
+            return
+        }
+        attach(connection, reused: false)
+    }
+
+    func dialerFailed() {
+        guard exchange.phase == .connecting else { return }
+        sendBuiltIn(.serviceUnavailable)
+    }
+
+    /// Wraps a freshly connected HTTP channel.
+    static func serverConnection(_ channel: Channel, server: Server, loopIndex: Int) -> ServerConnection? {
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: ServerConnectionHandler.self) else { return nil }
+        let connection = ServerConnection(channel: channel, server: server, pool: server.pools[loopIndex])
+        handler.connection = connection
+        let closing = NIOLoopBound(connection, eventLoop: channel.eventLoop)
+        channel.closeFuture.whenComplete { _ in closing.value.closed() }
+        return connection
+    }
+
+    /// A connection whose session left while it was being made: kept for others.
+    static func poolOrphan(_ channel: Channel, server: Server, runtime: WorkerRuntime) {
+        guard let connection = serverConnection(channel, server: server, loopIndex: runtime.loopIndex(of: channel.eventLoop)) else {
+            channel.close(promise: nil)
+            return
+        }
+        offer(connection, to: runtime)
+    }
+
+    func attach(_ c: ServerConnection, reused: Bool) {
+        guard let head = request, connection == nil else {
+            offerToPool(c)
+            return
+        }
+        connection = c
+        c.delegate = self
+        c.requestCount += 1
+        c.pool.noteUsed()
+        exchange.serverAttached(now: clock.now(), reused: reused)
+        if exchangeLog != nil { noteConnected(c) }
+        serverBuffer = nil
+        let requestHead = H1Serializer.requestHead(head, connection: serverConnectionHeader(), forwardedFor: forwardedFor(),
+                                                   allocator: c.channel.allocator)
+        countRequestBytes(requestHead.readableBytes)
+        c.channel.write(requestHead, promise: nil)
+        serverNeedsFlush = true
+        processClient()
+        flushServerIfNeeded()
+        syncTimer()
+        readServerIfWanted(c)
+        readClientIfWanted()
+    }
+
+    /// `connection: upgrade` for an upgrade, `close` outside keep-alive mode.
+    func serverConnectionHeader() -> H1Serializer.ServerConnectionHeader {
+        if exchange.isUpgrade { return .upgrade }
+        return exchange.policy.frontendKeepsServer && exchange.policy.backendKeepsServer ? .none : .close
+    }
+
+    /// `option forwardfor`: the frontend's header name wins over the backend's.
+    func forwardedFor() -> (name: String, address: String)? {
+        let front = frontend.settings.options
+        let back = slot?.backend.settings.options
+        guard front.forwardFor || (back?.forwardFor ?? false), let ip = clientAddress?.ipAddress else { return nil }
+        return (front.forwardFor ? front.forwardForHeader : back!.forwardForHeader, ip)
+    }
+
+    func detachServer(close: Bool) {
+        guard let c = connection else { return }
+        connection = nil
+        c.delegate = nil
+        c.pool.noteReleased()
+        if close { c.close() }
+    }
+
+    // MARK: - Server events
+
+    func server(_ c: ServerConnection, received bytes: ByteBuffer) {
+        guard c === connection else { return }
+        exchange.serverActivity(now: clock.now())
+        if exchange.phase == .tunnel {
+            countResponseBytes(bytes.readableBytes)
+            context.write(wrapOutboundOut(bytes), promise: nil)
+            clientNeedsFlush = true
+            return
+        }
+        var bytes = bytes
+        if serverBuffer == nil || serverBuffer!.readableBytes == 0 {
+            serverBuffer = bytes
+        } else {
+            serverBuffer!.writeBuffer(&bytes)
+        }
+        processServer(c)
+    }
+
+    func processServer(_ c: ServerConnection) {
+        while connection === c, var buffer = serverBuffer, buffer.readableBytes > 0 {
+            guard response != nil else {
+                switch HeadParser.parseResponse(buffer, limit: runtime.bufferSize, maxHeaders: runtime.maxHeaders) {
+                case .incomplete:
+                    return
+                case .invalid:
+                    serverBuffer = nil
+                    serverFailed()
+                    return
+                case .complete(let head, let length):
+                    buffer.moveReaderIndex(forwardBy: length)
+                    serverBuffer = buffer
+                    startResponse(head)
+                }
+                continue
+            }
+            let slice: ByteBuffer?
+            do {
+                slice = try responseBody.consume(&buffer)
+            } catch {
+                serverBuffer = nil
+                abortExchange()
+                return
+            }
+            serverBuffer = buffer
+            if let slice {
+                countResponseBytes(slice.readableBytes)
+                context.write(wrapOutboundOut(slice), promise: nil)
+                clientNeedsFlush = true
+            }
+            if responseBody.isDone {
+                finishResponse()
+                return
+            }
+        }
+    }
+
+    func startResponse(_ head: MessageHead) {
+        let framing = HeadParser.responseFraming(head, requestMethod: request?.method ?? "GET")
+        let action = exchange.responseHead(status: head.status, chunked: head.chunked,
+                                           untilClose: framing == .untilClose, now: clock.now())
+        if action == .forwardInterim {
+            // Interim responses (100 Continue) pass through; the final one follows.
+            context.write(wrapOutboundOut(head.bytes), promise: nil)
+            clientNeedsFlush = true
+            return
+        }
+        if exchangeLog != nil { noteResponse(head.status) }
+        let connectionHeader: HTTPExchange.ClientConnectionHeader
+        let dechunk: Bool
+        switch action {
+        case .forwardInterim:
+            return
+        case .abort:
+            abortExchange()
+            return
+        case .startTunnel:
+            startTunnel(head)
+            return
+        case .forward(let header, let d):
+            connectionHeader = header
+            dechunk = d
+        }
+        response = head
+        responseBody = BodyReader(framing, dechunk: dechunk, lineLimit: runtime.bufferSize)
+        countResponse(status: head.status)
+        if let (_, server) = slot, server.settings.checks.observe == .layer7 {
+            let failed = head.status >= 500 && head.status != 501 && head.status != 505
+            runtime.observe(server, layer: .layer7, error: failed, what: "Wrong http response")
+        }
+        // A small body that came with the head leaves in the same write: one system call and
+        // one segment instead of a two-part writev.
+        var inline: ByteBuffer?
+        if case .length(let n) = framing, n <= Self.inlineBodyLimit, var buffer = serverBuffer, buffer.readableBytes >= n,
+           let slice = try? responseBody.consume(&buffer) {
+            serverBuffer = buffer
+            inline = slice
+        }
+        var headBytes = H1Serializer.responseHead(head, clientMinor: exchange.clientVersionMinor, connection: connectionHeader,
+                                                  dechunk: dechunk, extraCapacity: inline?.readableBytes ?? 0,
+                                                  allocator: context.channel.allocator)
+        countResponseBytes(headBytes.readableBytes)
+        if var inline {
+            countResponseBytes(inline.readableBytes)
+            headBytes.writeBuffer(&inline)
+        }
+        context.write(wrapOutboundOut(headBytes), promise: nil)
+        clientNeedsFlush = true
+        if responseBody.isDone { finishResponse() }
+    }
+
+    static var inlineBodyLimit: Int { 4096 }
+
+    func serverReadComplete(_ c: ServerConnection) {
+        guard c === connection || exchange.phase == .tunnel else { return }
+        flushClientIfNeeded()
+        if exchange.phase == .tunnel || !exchange.responseEnded { readServerIfWanted(c) }
+    }
+
+    func serverWritabilityChanged(_ c: ServerConnection) {
+        guard c === connection, c.channel.isWritable else { return }
+        if exchange.phase == .exchanging, !exchange.requestEnded {
+            processClient()
+            flushServerIfNeeded()
+            readClientIfWanted()
+        } else if exchange.phase == .tunnel {
+            readClientIfWanted()
+        }
+    }
+
+    func serverClosed(_ c: ServerConnection) {
+        guard c === connection else { return }
+        connection = nil
+        c.delegate = nil
+        c.pool.noteReleased()
+        switch exchange.serverClosed(responseHeadSeen: response != nil, untilClose: responseBody.isUntilClose) {
+        case .none:
+            return
+        case .finishResponse:
+            finishResponse()
+        case .resend:
+            // A reused connection may have been closed by the server as we sent the request:
+            // a bodiless request is safe to send again on a fresh connection.
+            dialer.connect()
+        case .respond(let answer):
+            dialer.release()
+            sendBuiltIn(answer)
+        case .closeAfterWrites:
+            if exchange.phase != .tunnel { dialer.release() }
+            flushClientIfNeeded()
+            closeClientAfterWrites()
+        }
+    }
+
+    func server(_ c: ServerConnection, failed error: Error) {
+        guard c === connection else { return }
+        serverFailed()
+    }
+
+    /// A malformed or broken response: 502 if the client has seen nothing yet.
+    func serverFailed() {
+        detachServer(close: true)
+        dialer.release()
+        switch exchange.serverFailed() {
+        case .respond(let answer):
+            sendBuiltIn(answer)
+        case .closeAfterWrites:
+            flushClientIfNeeded()
+            closeClientAfterWrites()
+        }
+    }
+
+    /// Ends the exchange abruptly (bad framing, client gone mid-request).
+    func abortExchange() {
+        detachServer(close: true)
+        dialer.release()
+        flushClientIfNeeded()
+        closeClientAfterWrites()
+    }
+
+    /// The response is complete: settle the server connection, then the client side.
+    func finishResponse() {
+        if exchangeLog != nil { logExchange("-") }
+        var usable: Bool? = nil
+        if let c = connection {
+            let maxReuse = c.server.settings.maxReuse
+            usable = (response?.isKeepAlive ?? false) && !c.isClosed && (serverBuffer?.readableBytes ?? 0) == 0
+                && (maxReuse < 0 || c.requestCount < maxReuse)
+        }
+        let keepsIdle = connection?.server.keepsIdleConnections ?? false
+        let (serverSide, clientSide) = exchange.responseEnded(connectionUsable: usable, responseUntilClose: responseBody.isUntilClose,
+                                                              serverKeepsIdle: keepsIdle)
+        if let c = connection {
+            connection = nil
+            c.pool.noteReleased()
+            switch serverSide {
+            case .keepForClient?:
+                ownIdle = c
+                c.park()
+            case .pool?:
+                offerToPool(c)
+            case .close?, nil:
+                c.delegate = nil
+                c.close()
+            }
+        }
+        dialer.release()
+        serverBuffer = nil
+        switch clientSide {
+        case .closeAfterWrites:
+            closeClientAfterWrites()
+        case .nextRequest:
+            flushClientIfNeeded()
+            nextRequest()
+        }
+    }
+
+    func nextRequest() {
+        request = nil
+        response = nil
+        exchange.waitNextRequest(now: clock.now())
+        if let (table, sink) = drainHandover, exchange.takeHandOver() {
+            drainHandover = nil
+            if handOver(table, to: sink) { return }
+            // Could not move (a pipelined request is already buffered...): finish here.
+            exchange.handOverFailed(now: clock.now())
+            if clientBufferIsEmpty {
+                closeClient()
+                return
+            }
+        }
+        syncTimer()
+        processClient()
+        flushServerIfNeeded()
+        if exchange.phase == .idle, exchange.clientInputClosed, clientBufferIsEmpty {
+            closeClient()
+            return
+        }
+        readClientIfWanted()
+    }
+
+    func offerToPool(_ c: ServerConnection) {
+        Self.offer(c, to: runtime)
+    }
+
+    static func offer(_ c: ServerConnection, to runtime: WorkerRuntime) {
+        c.delegate = nil
+        guard !c.isClosed else { return }
+        let reuse = runtime.backends[c.server.backendName]?.settings.httpReuse ?? .safe
+        if reuse != .never, c.pool.add(c, server: c.server, eventLoop: c.channel.eventLoop, inMaintenance: !c.server.keepsIdleConnections) {
+            c.isPooled = true
+            c.park()
+        } else {
+            c.close()
+        }
+    }
+}

@@ -1,0 +1,273 @@
+import NIOCore
+import NIOPosix
+import Shared
+
+/// What a session does with the dialer's outcomes. Called on the session's loop.
+protocol ServerDialerClient: AnyObject {
+    /// A slot was granted after waiting in the queue; the session reuses a connection or calls
+    /// `connect()`.
+    func dialerGranted(_ server: Server)
+    /// An attempt starts (for the log: server, retries).
+    func dialerConnecting(to server: Server, attempt: Int)
+    func dialerConnected(_ channel: Channel, to server: Server)
+    /// Every attempt failed (retries and redispatch included): the session answers 503 or closes.
+    func dialerFailed()
+}
+
+/// Where server connections come from. Production opens sockets (`LoopConnectors`); unit
+/// tests hand out embedded channels.
+protocol ServerConnector: AnyObject, Sendable {
+    func connect(to address: SocketAddress, for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> EventLoopFuture<Channel>
+}
+
+/// Finds a server for a request (HTTP) or a stream (TCP) and connects to it, the same way for
+/// both: a slot from the backend's balancer or a place in its queue (`maxconn`), then
+/// connection attempts with HAProxy's `retries`, turn-around pause and `option redispatch`.
+/// One per session, on the session's loop; `reset` prepares it for the session's next request.
+final class ServerDialer {
+    enum Kind {
+        /// The channel carries `ServerConnectionHandler` and reads at once.
+        case http
+        /// The channel reads on demand and supports half-close (for the relay).
+        case tcp
+    }
+
+    enum Acquisition {
+        case server(Server)
+        /// Waiting in the backend's queue; `ServerDialerClient.dialerGranted` follows.
+        case queued
+        case unavailable
+    }
+
+    let runtime: WorkerRuntime
+    let loop: EventLoop
+    let kind: Kind
+    weak var client: ServerDialerClient?
+    private let connector: ServerConnector
+    /// Takes a connection that finished after its session stopped waiting for it (an HTTP one
+    /// goes to the idle pool for others).
+    private let orphans: (Channel, Server) -> Void
+
+    private(set) var backend: Backend?
+    /// The server whose slot is held, if any.
+    private(set) var server: Server?
+    private(set) var queueTicket: UInt64?
+    private(set) var attempts = 0
+    private(set) var redispatched = false
+    private var key = BalanceKey()
+    /// Bumped whenever pending work (a connect, a retry pause) stops mattering.
+    private var generation = 0
+    private var connecting = false
+
+    init(runtime: WorkerRuntime, loop: EventLoop, kind: Kind, connector: ServerConnector,
+         orphans: @escaping (Channel, Server) -> Void = { channel, _ in channel.close(promise: nil) }) {
+        self.runtime = runtime
+        self.loop = loop
+        self.kind = kind
+        self.connector = connector
+        self.orphans = orphans
+    }
+
+    var isQueued: Bool { queueTicket != nil }
+
+    /// Takes a slot on a server of `backend` chosen with `key`, or queues.
+    func acquire(_ backend: Backend, key: BalanceKey) -> Acquisition {
+        release()
+        self.backend = backend
+        self.key = key
+        attempts = 0
+        redispatched = false
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let generation = self.generation
+        switch backend.acquire(key: key, eventLoop: loop, grant: { server in
+            bound.value.granted(server, backend: backend, generation: generation)
+        }) {
+        case .server(let server):
+            hold(server, on: backend, counted: true)
+            return .server(server)
+        case .queued(let ticket):
+            queueTicket = ticket
+            return .queued
+        case .unavailable:
+            return .unavailable
+        }
+    }
+
+    private func granted(_ server: Server, backend: Backend, generation: Int) {
+        guard generation == self.generation, queueTicket != nil, let client else {
+            // The session went away or left the queue meanwhile: give the slot back.
+            backend.release(server)
+            return
+        }
+        queueTicket = nil
+        hold(server, on: backend, counted: true)
+        client.dialerGranted(server)
+    }
+
+    private func hold(_ server: Server, on backend: Backend, counted: Bool) {
+        self.server = server
+        backend.currentSessions.wrappingIncrement(ordering: .relaxed)
+        if counted { backend.totalSessions.wrappingIncrement(ordering: .relaxed) }
+    }
+
+    /// Withdraws from the queue; false if the slot was granted already.
+    func leaveQueue() -> Bool {
+        guard let ticket = queueTicket, let backend else { return false }
+        guard backend.cancel(ticket: ticket) else { return false }
+        queueTicket = nil
+        return true
+    }
+
+    /// Gives the slot back (or leaves the queue) and forgets pending attempts.
+    func release() {
+        generation &+= 1
+        connecting = false
+        if queueTicket != nil { _ = leaveQueue() }
+        queueTicket = nil
+        if let server, let backend {
+            self.server = nil
+            backend.currentSessions.wrappingDecrement(ordering: .relaxed)
+            backend.release(server)
+        }
+    }
+
+    /// Connects to the held server; the outcome comes through the client.
+    func connect() {
+        guard let server, let backend else { return }
+        // An attempt without an address counts too, so that `retries` ends it.
+        attempts += 1
+        guard let address = server.socketAddress else {
+            failed(server)
+            return
+        }
+        connecting = true
+        server.connectAttempts.wrappingIncrement(ordering: .relaxed)
+        client?.dialerConnecting(to: server, attempt: attempts)
+        let generation = self.generation
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        connector.connect(to: address, for: backend, kind: kind, loop: loop).whenComplete { result in
+            let dialer = bound.value
+            let current = generation == dialer.generation && dialer.connecting && dialer.server === server
+            switch result {
+            case .success(let channel):
+                // A channel that already closed (its inactive event went by unseen) is a failure.
+                guard channel.isActive else {
+                    channel.close(promise: nil)
+                    if current { dialer.failed(server) }
+                    return
+                }
+                server.usedConnections.wrappingIncrement(ordering: .relaxed)
+                // The connect promise succeeds before the channel is fully active; a close in
+                // that window fires no channelInactive, so the close future settles the count.
+                channel.closeFuture.whenComplete { _ in server.usedConnections.wrappingDecrement(ordering: .relaxed) }
+                if server.settings.checks.observe == .layer4 {
+                    dialer.runtime.observe(server, layer: .layer4, error: false, what: "")
+                }
+                guard current, let client = dialer.client else {
+                    dialer.orphans(channel, server)
+                    return
+                }
+                dialer.connecting = false
+                client.dialerConnected(channel, to: server)
+            case .failure:
+                server.connectionErrors.wrappingIncrement(ordering: .relaxed)
+                if server.settings.checks.observe != nil {
+                    dialer.runtime.observe(server, layer: .layer4, error: true, what: "L4 unsuccessful connection")
+                }
+                if current { dialer.failed(server) }
+            }
+        }
+    }
+
+    /// What to do after a failed attempt, as HAProxy does: up to `retries` more attempts, the
+    /// same server after the turn-around pause, or (with `option redispatch`) another server on
+    /// the last retry, or at once when the server has no address.
+    enum RetryDecision: Equatable {
+        case sameServer(afterMs: Int64)
+        case redispatch
+        case giveUp
+    }
+
+    static func retryDecision(attempts: Int, retries: Int, redispatch: Bool, serverHasAddress: Bool,
+                              pauseMs: Int64) -> RetryDecision {
+        guard attempts <= retries else { return .giveUp }
+        if redispatch, attempts == retries || !serverHasAddress { return .redispatch }
+        return .sameServer(afterMs: pauseMs)
+    }
+
+    private func failed(_ server: Server) {
+        connecting = false
+        guard let backend else { return }
+        switch Self.retryDecision(attempts: attempts, retries: backend.settings.retries,
+                                  redispatch: backend.settings.options.redispatch,
+                                  serverHasAddress: server.socketAddress != nil,
+                                  pauseMs: backend.settings.timeouts.retryPauseMs) {
+        case .giveUp:
+            release()
+            client?.dialerFailed()
+        case .redispatch:
+            server.counters.retries.wrappingIncrement(ordering: .relaxed)
+            backend.counters.retries.wrappingIncrement(ordering: .relaxed)
+            release()
+            guard let other = backend.redispatch(excluding: server, key: key) else {
+                client?.dialerFailed()
+                return
+            }
+            redispatched = true
+            server.counters.redispatches.wrappingIncrement(ordering: .relaxed)
+            backend.counters.redispatches.wrappingIncrement(ordering: .relaxed)
+            hold(other, on: backend, counted: false)
+            connect()
+        case .sameServer(let pause):
+            server.counters.retries.wrappingIncrement(ordering: .relaxed)
+            backend.counters.retries.wrappingIncrement(ordering: .relaxed)
+            let generation = self.generation
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            loop.scheduleTask(in: .milliseconds(pause)) {
+                let dialer = bound.value
+                guard generation == dialer.generation, dialer.server === server else { return }
+                dialer.connect()
+            }
+        }
+    }
+}
+
+/// Client bootstraps for server connections, one per backend and kind, kept per event loop
+/// (only that loop touches it) so that a connection costs no bootstrap set-up.
+final class LoopConnectors: ServerConnector, @unchecked Sendable {
+    private var http: [ObjectIdentifier: ClientBootstrap] = [:]
+    private var tcp: [ObjectIdentifier: ClientBootstrap] = [:]
+
+    func connect(to address: SocketAddress, for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> EventLoopFuture<Channel> {
+        bootstrap(for: backend, kind: kind, loop: loop).connect(to: address)
+    }
+
+    private func bootstrap(for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> ClientBootstrap {
+        let id = ObjectIdentifier(backend)
+        switch kind {
+        case .http:
+            if let existing = http[id] { return existing }
+            var made = ClientBootstrap(group: loop)
+                .channelInitializer { channel in
+                    do {
+                        try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(), name: "hasp.server")
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    } catch {
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
+                }
+            if let ms = backend.settings.timeouts.connect, ms > 0 { made = made.connectTimeout(.milliseconds(ms)) }
+            http[id] = made
+            return made
+        case .tcp:
+            if let existing = tcp[id] { return existing }
+            var made = ClientBootstrap(group: loop)
+                .channelOption(.autoRead, value: false)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            if let ms = backend.settings.timeouts.connect, ms > 0 { made = made.connectTimeout(.milliseconds(ms)) }
+            tcp[id] = made
+            return made
+        }
+    }
+}
