@@ -67,6 +67,10 @@ public struct LoadBalancer: Sendable {
     private var random: SplitMix64
     private var ring: [(hash: UInt32, index: Int)] = []
     private var ringSignature: [Int] = []
+    // Scratch lists reused by every pick: the backend calls `pick` under its lock, and an
+    // allocation there would lengthen what every loop waits for.
+    private var pool: [BalancerCandidate] = []
+    private var free: [BalancerCandidate] = []
 
     public init(algorithm: BalanceAlgorithm, hashType: HashType = .mapBased, allBackups: Bool = false,
                 seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
@@ -85,13 +89,14 @@ public struct LoadBalancer: Sendable {
     public mutating func pick(_ all: [BalancerCandidate], key: BalanceKey = BalanceKey()) -> Outcome {
         // Active servers first; backups only when no active server is usable (the first backup
         // only, as HAProxy does without `option allbackups`).
-        var pool = all.filter { $0.isUsable && !$0.isBackup && $0.weight > 0 }
+        pool.removeAll(keepingCapacity: true)
+        for c in all where c.isUsable && !c.isBackup && c.weight > 0 { pool.append(c) }
         if pool.isEmpty, allBackups {
-            pool = all.filter { $0.isUsable && $0.isBackup && $0.weight > 0 }
+            for c in all where c.isUsable && c.isBackup && c.weight > 0 { pool.append(c) }
             if pool.isEmpty { return .unavailable }
         } else if pool.isEmpty {
             if let firstBackup = all.first(where: { $0.isUsable && $0.isBackup && $0.weight > 0 }) {
-                pool = [firstBackup]
+                pool.append(firstBackup)
             } else {
                 return .unavailable
             }
@@ -126,8 +131,15 @@ public struct LoadBalancer: Sendable {
         }
     }
 
+    /// The pool's candidates with a free slot, in `free`.
+    private mutating func collectFree(_ pool: [BalancerCandidate]) {
+        free.removeAll(keepingCapacity: true)
+        for c in pool where c.hasFreeSlot { free.append(c) }
+    }
+
     private mutating func smoothRoundRobin(_ pool: [BalancerCandidate]) -> Outcome {
-        let free = pool.filter(\.hasFreeSlot)
+        collectFree(pool)
+        let free = self.free
         guard !free.isEmpty else { return .queue }
         var total = 0
         var best: BalancerCandidate? = nil
@@ -141,7 +153,8 @@ public struct LoadBalancer: Sendable {
     }
 
     private mutating func leastConnections(_ pool: [BalancerCandidate]) -> Outcome {
-        let free = pool.filter(\.hasFreeSlot)
+        collectFree(pool)
+        let free = self.free
         guard !free.isEmpty else { return .queue }
         rotation &+= 1
         var best: BalancerCandidate? = nil
@@ -159,7 +172,8 @@ public struct LoadBalancer: Sendable {
     }
 
     private mutating func randomPick(_ pool: [BalancerCandidate], draws: Int) -> Outcome {
-        let free = pool.filter(\.hasFreeSlot)
+        collectFree(pool)
+        let free = self.free
         guard !free.isEmpty else { return .queue }
         let total = free.reduce(0) { $0 + $1.weight }
         var best: BalancerCandidate? = nil
@@ -188,8 +202,8 @@ public struct LoadBalancer: Sendable {
             }
             chosen = pick
         case .consistent:
-            let signature = pool.flatMap { [$0.index, $0.hashID, $0.weight] }
-            if signature != ringSignature {
+            if !Self.sameRing(ringSignature, pool) {
+                let signature = pool.flatMap { [$0.index, $0.hashID, $0.weight] }
                 ring = []
                 for c in pool {
                     for replica in 0..<(c.weight * 16) {
@@ -210,6 +224,15 @@ public struct LoadBalancer: Sendable {
             chosen = pool.first { $0.index == index }!
         }
         return chosen.hasFreeSlot ? .server(chosen.index) : .queue
+    }
+
+    /// Whether the ring was built for these candidates (compared without building a list).
+    private static func sameRing(_ signature: [Int], _ pool: [BalancerCandidate]) -> Bool {
+        guard signature.count == pool.count * 3 else { return false }
+        for (i, c) in pool.enumerated() where signature[3 * i] != c.index || signature[3 * i + 1] != c.hashID || signature[3 * i + 2] != c.weight {
+            return false
+        }
+        return true
     }
 
     static func uriPart(_ uri: Substring, depth: Int?, length: Int?, whole: Bool) -> Substring {

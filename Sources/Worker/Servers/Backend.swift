@@ -4,9 +4,16 @@ import NIOCore
 import Shared
 
 /// A backend at run time: its servers, the balancer, and the queue of requests waiting for a
-/// server slot (`maxconn`). The server list, slot accounting and the balancer share one short
-/// lock; nothing else on the request path locks. `add server` and `del server` replace the list
-/// under that lock; a removed server lives on while sessions still hold it.
+/// server slot (`maxconn`).
+///
+/// Picking a server takes one short lock per backend, as HAProxy's balancer lock does: the
+/// rotation of `roundrobin` is one sequence for every thread, which per-loop state would split.
+/// The critical section allocates nothing (the candidate list and the balancer's scratch lists
+/// are reused). Giving a slot back takes no lock unless requests wait: `queued` is announced
+/// before a request re-checks for a slot and joins the queue, and read after a slot is freed,
+/// both sequentially consistent, so either the releaser sees the waiter or the waiter sees the
+/// free slot. `add server` and `del server` replace the list under the lock; a removed server
+/// lives on while sessions still hold it.
 public final class Backend: Sendable {
     public let settings: ProxySettings
 
@@ -19,6 +26,16 @@ public final class Backend: Sendable {
         var lastServerID: Int
         /// Configured servers deleted at run time (they stay deleted across a reload).
         var deletedConfigured: [String] = []
+        /// What the balancer is shown, refreshed in place at each pick.
+        var candidates: [BalancerCandidate] = []
+
+        mutating func refreshCandidates() {
+            candidates.removeAll(keepingCapacity: true)
+            for (index, s) in servers.enumerated() {
+                candidates.append(BalancerCandidate(index: index, weight: s.effectiveWeight, isBackup: s.isBackup, isUsable: s.isUsable,
+                                                    served: s.served.load(ordering: .relaxed), maxconn: s.maxconn, hashID: s.id))
+            }
+        }
     }
 
     /// A request waiting for a server. `grant` runs on the requester's event loop.
@@ -83,7 +100,8 @@ public final class Backend: Sendable {
         state.withLockedValue { st in
             // Requests already waiting go first: a newcomer may not overtake the queue.
             if st.queue.isEmpty {
-                switch st.balancer.pick(Self.candidates(st.servers), key: key) {
+                st.refreshCandidates()
+                switch st.balancer.pick(st.candidates, key: key) {
                 case .server(let index):
                     let server = st.servers[index]
                     takeSlot(server)
@@ -91,16 +109,33 @@ public final class Backend: Sendable {
                 case .unavailable:
                     return .unavailable
                 case .queue:
-                    break
+                    // Announce the waiter before looking again: a slot freed meanwhile by a
+                    // lock-free `release` is either seen now or dispatched by that release.
+                    let waiting = queued.wrappingIncrementThenLoad(ordering: .sequentiallyConsistent)
+                    atomicMemoryFence(ordering: .sequentiallyConsistent)
+                    st.refreshCandidates()
+                    if case .server(let index) = st.balancer.pick(st.candidates, key: key) {
+                        queued.wrappingDecrement(ordering: .sequentiallyConsistent)
+                        let server = st.servers[index]
+                        takeSlot(server)
+                        return .server(server)
+                    }
+                    return enqueue(&st, key: key, eventLoop: eventLoop, grant: grant, waiting: waiting)
                 }
             } else if !st.servers.contains(where: \.isUsable) {
                 return .unavailable
             }
-            st.nextTicket &+= 1
-            st.queue.append(QueuedRequest(ticket: st.nextTicket, key: key, eventLoop: eventLoop, grant: grant))
-            counters.noteQueue(queued.wrappingIncrementThenLoad(ordering: .relaxed))
-            return .queued(ticket: st.nextTicket)
+            let waiting = queued.wrappingIncrementThenLoad(ordering: .sequentiallyConsistent)
+            return enqueue(&st, key: key, eventLoop: eventLoop, grant: grant, waiting: waiting)
         }
+    }
+
+    private func enqueue(_ st: inout State, key: BalanceKey, eventLoop: EventLoop, grant: @escaping @Sendable (Server) -> Void,
+                         waiting: Int) -> Acquisition {
+        st.nextTicket &+= 1
+        st.queue.append(QueuedRequest(ticket: st.nextTicket, key: key, eventLoop: eventLoop, grant: grant))
+        counters.noteQueue(waiting)
+        return .queued(ticket: st.nextTicket)
     }
 
     /// Withdraws a queued request (queue timeout, client gone). False if it was already granted.
@@ -115,7 +150,10 @@ public final class Backend: Sendable {
 
     /// Returns a slot; hands it straight to the oldest queued request that can use it.
     func release(_ server: Server) {
-        server.served.wrappingDecrement(ordering: .relaxed)
+        server.served.wrappingDecrement(ordering: .sequentiallyConsistent)
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        // Nobody waits: no lock (see the type's comment for why no waiter is missed).
+        guard queued.load(ordering: .sequentiallyConsistent) > 0 else { return }
         dispatchQueue()
     }
 
@@ -125,7 +163,8 @@ public final class Backend: Sendable {
             let granted: (QueuedRequest, Server)? = state.withLockedValue { st in
                 guard !st.queue.isEmpty else { return nil }
                 let waiting = st.queue[0]
-                guard case .server(let index) = st.balancer.pick(Self.candidates(st.servers), key: waiting.key) else { return nil }
+                st.refreshCandidates()
+                guard case .server(let index) = st.balancer.pick(st.candidates, key: waiting.key) else { return nil }
                 st.queue.removeFirst()
                 queued.wrappingDecrement(ordering: .relaxed)
                 let next = st.servers[index]

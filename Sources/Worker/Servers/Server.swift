@@ -63,8 +63,10 @@ public final class Server: Sendable {
     private let currentMaxconn: ManagedAtomic<Int>
     /// Wall-clock second of the last state change (`lastchg`).
     let lastChange = ManagedAtomic<Int>(WallClock.seconds())
-    private let address: NIOLockedValueBox<(ServerAddress, SocketAddress?)>
-    private let currentName: NIOLockedValueBox<String>
+    private let address: ManagedAtomic<Snapshot<ServerAddressState>>
+    /// Name and address change only from the CLI; every connection and log line reads them,
+    /// so they are immutable boxes swapped atomically rather than values behind a lock.
+    private let currentName: ManagedAtomic<Snapshot<String>>
     /// Whether `address` resolved, mirrored so that the balancer, which asks every server on
     /// every pick, takes no lock.
     private let hasAddress: ManagedAtomic<Bool>
@@ -111,11 +113,11 @@ public final class Server: Sendable {
         currentWeight = ManagedAtomic(settings.weight)
         currentMaxconn = ManagedAtomic(settings.maxconn)
         let resolved = Self.resolve(settings.address)
-        address = NIOLockedValueBox((settings.address, resolved))
+        address = ManagedAtomic(Snapshot(ServerAddressState(configured: settings.address, resolved: resolved)))
         checkHost = settings.checks.address.flatMap { Self.resolve(.inet(host: $0, port: 0)) }
         agentHost = settings.checks.agentAddress.flatMap { Self.resolve(.inet(host: $0, port: 0)) }
         hasAddress = ManagedAtomic(resolved != nil)
-        currentName = NIOLockedValueBox(settings.name)
+        currentName = ManagedAtomic(Snapshot(settings.name))
         var pools: [ServerConnectionPool] = []
         for loop in 0..<loopCount { pools.append(ServerConnectionPool(loopIndex: loop, settings: settings)) }
         self.pools = pools
@@ -181,15 +183,15 @@ public final class Server: Sendable {
         }
     }
 
-    public var name: String { currentName.withLockedValue { $0 } }
+    public var name: String { currentName.load(ordering: .acquiring).value }
     /// `set server <b>/<s> name`.
-    func rename(_ value: String) { currentName.withLockedValue { $0 = value } }
+    func rename(_ value: String) { currentName.store(Snapshot(value), ordering: .releasing) }
     public var isBackup: Bool { settings.backup }
     public var weight: Int { currentWeight.load(ordering: .relaxed) }
     public var maxconn: Int { currentMaxconn.load(ordering: .relaxed) }
     public var adminState: ServerAdminState { ServerAdminState(rawValue: admin.load(ordering: .relaxed)) }
-    public var socketAddress: SocketAddress? { address.withLockedValue { $0.1 } }
-    public var configuredAddress: ServerAddress { address.withLockedValue { $0.0 } }
+    public var socketAddress: SocketAddress? { address.load(ordering: .acquiring).value.resolved }
+    public var configuredAddress: ServerAddress { address.load(ordering: .acquiring).value.configured }
     /// May take new traffic from the balancer.
     public var isUsable: Bool {
         let state = adminState
@@ -252,7 +254,20 @@ public final class Server: Sendable {
 
     func setAddress(_ value: ServerAddress) {
         let resolved = Self.resolve(value)
-        address.withLockedValue { $0 = (value, resolved) }
+        address.store(Snapshot(ServerAddressState(configured: value, resolved: resolved)), ordering: .releasing)
         hasAddress.store(resolved != nil, ordering: .relaxed)
     }
+}
+
+/// A server's address as configured and as resolved (when it resolved).
+struct ServerAddressState: Sendable {
+    var configured: ServerAddress
+    var resolved: SocketAddress?
+}
+
+/// An immutable value that can be replaced atomically (`ManagedAtomic<Snapshot<T>>`): readers
+/// never wait, writers publish a new box.
+final class Snapshot<Value: Sendable>: AtomicReference, Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
