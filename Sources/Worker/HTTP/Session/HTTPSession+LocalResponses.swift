@@ -68,10 +68,10 @@ extension HTTPSession {
         context.write(wrapOutboundOut(buffer), promise: nil)
         switch exchange.localResponse(closes: closes) {
         case .closeLingering:
-            clientBuffer = nil
+            clientIn.discard()
             closeClientLingering()
         case .closeAfterWrites:
-            clientBuffer = nil
+            clientIn.discard()
             closeClientAfterWrites()
         case .nextRequest:
             context.flush()
@@ -90,15 +90,9 @@ extension HTTPSession {
         guard let c = connection else { return }
         dialer.release()
         context.write(wrapOutboundOut(H1Serializer.upgradeResponseHead(head, allocator: context.channel.allocator)), promise: nil)
-        if var rest = serverBuffer, rest.readableBytes > 0, let slice = rest.readSlice(length: rest.readableBytes) {
-            context.write(wrapOutboundOut(slice), promise: nil)
-        }
-        serverBuffer = nil
+        if let rest = serverIn.takeAll() { context.write(wrapOutboundOut(rest), promise: nil) }
         context.flush()
-        if var rest = clientBuffer, rest.readableBytes > 0, let slice = rest.readSlice(length: rest.readableBytes) {
-            c.channel.writeAndFlush(slice, promise: nil)
-        }
-        clientBuffer = nil
+        if let rest = clientIn.takeAll() { c.channel.writeAndFlush(rest, promise: nil) }
         syncTimer()
         readServerIfWanted(c)
         readClientIfWanted()

@@ -89,7 +89,7 @@ extension HTTPSession: ServerDialerClient {
         c.pool.noteUsed()
         exchange.serverAttached(now: clock.now(), reused: reused)
         if exchangeLog != nil { noteConnected(c) }
-        serverBuffer = nil
+        serverIn.discard()
         let requestHead = H1Serializer.requestHead(head, connection: serverConnectionHeader(), forwardedFor: forwardedFor(),
                                                    allocator: c.channel.allocator)
         countRequestBytes(requestHead.readableBytes)
@@ -135,47 +135,37 @@ extension HTTPSession: ServerDialerClient {
             clientNeedsFlush = true
             return
         }
-        var bytes = bytes
-        if serverBuffer == nil || serverBuffer!.readableBytes == 0 {
-            serverBuffer = bytes
-        } else {
-            serverBuffer!.writeBuffer(&bytes)
-        }
+        serverIn.append(bytes)
         processServer(c)
     }
 
     func processServer(_ c: ServerConnection) {
-        while connection === c, var buffer = serverBuffer, buffer.readableBytes > 0 {
+        while connection === c, !serverIn.isEmpty {
             guard response != nil else {
-                switch HeadParser.parseResponse(buffer, limit: runtime.bufferSize, maxHeaders: runtime.maxHeaders) {
+                switch serverIn.readResponseHead(limit: runtime.bufferSize, maxHeaders: runtime.maxHeaders) {
                 case .incomplete:
                     return
                 case .invalid:
-                    serverBuffer = nil
                     serverFailed()
                     return
-                case .complete(let head, let length):
-                    buffer.moveReaderIndex(forwardBy: length)
-                    serverBuffer = buffer
+                case .head(let head):
                     startResponse(head)
                 }
                 continue
             }
             let slice: ByteBuffer?
             do {
-                slice = try responseBody.consume(&buffer)
+                slice = try serverIn.readBody()
             } catch {
-                serverBuffer = nil
                 abortExchange()
                 return
             }
-            serverBuffer = buffer
             if let slice {
                 countResponseBytes(slice.readableBytes)
                 context.write(wrapOutboundOut(slice), promise: nil)
                 clientNeedsFlush = true
             }
-            if responseBody.isDone {
+            if serverIn.bodyEnded {
                 finishResponse()
                 return
             }
@@ -209,7 +199,7 @@ extension HTTPSession: ServerDialerClient {
             dechunk = d
         }
         response = head
-        responseBody = BodyReader(framing, dechunk: dechunk, lineLimit: runtime.bufferSize)
+        serverIn.expectBody(framing, dechunk: dechunk, lineLimit: runtime.bufferSize)
         countResponse(status: head.status)
         if let (_, server) = slot, server.settings.checks.observe == .layer7 {
             let failed = head.status >= 500 && head.status != 501 && head.status != 505
@@ -217,12 +207,7 @@ extension HTTPSession: ServerDialerClient {
         }
         // A small body that came with the head leaves in the same write: one system call and
         // one segment instead of a two-part writev.
-        var inline: ByteBuffer?
-        if case .length(let n) = framing, n <= Self.inlineBodyLimit, var buffer = serverBuffer, buffer.readableBytes >= n,
-           let slice = try? responseBody.consume(&buffer) {
-            serverBuffer = buffer
-            inline = slice
-        }
+        let inline = serverIn.readSmallWholeBody(limit: Self.inlineBodyLimit, framing: framing)
         var headBytes = H1Serializer.responseHead(head, clientMinor: exchange.clientVersionMinor, connection: connectionHeader,
                                                   dechunk: dechunk, extraCapacity: inline?.readableBytes ?? 0,
                                                   allocator: context.channel.allocator)
@@ -233,7 +218,7 @@ extension HTTPSession: ServerDialerClient {
         }
         context.write(wrapOutboundOut(headBytes), promise: nil)
         clientNeedsFlush = true
-        if responseBody.isDone { finishResponse() }
+        if serverIn.bodyEnded { finishResponse() }
     }
 
     static var inlineBodyLimit: Int { 4096 }
@@ -260,7 +245,7 @@ extension HTTPSession: ServerDialerClient {
         connection = nil
         c.delegate = nil
         c.pool.noteReleased()
-        switch exchange.serverClosed(responseHeadSeen: response != nil, untilClose: responseBody.isUntilClose) {
+        switch exchange.serverClosed(responseHeadSeen: response != nil, untilClose: serverIn.bodyRunsUntilClose) {
         case .none:
             return
         case .finishResponse:
@@ -311,11 +296,11 @@ extension HTTPSession: ServerDialerClient {
         var usable: Bool? = nil
         if let c = connection {
             let maxReuse = c.server.settings.maxReuse
-            usable = (response?.isKeepAlive ?? false) && !c.isClosed && (serverBuffer?.readableBytes ?? 0) == 0
+            usable = (response?.isKeepAlive ?? false) && !c.isClosed && serverIn.isEmpty
                 && (maxReuse < 0 || c.requestCount < maxReuse)
         }
         let keepsIdle = connection?.server.keepsIdleConnections ?? false
-        let (serverSide, clientSide) = exchange.responseEnded(connectionUsable: usable, responseUntilClose: responseBody.isUntilClose,
+        let (serverSide, clientSide) = exchange.responseEnded(connectionUsable: usable, responseUntilClose: serverIn.bodyRunsUntilClose,
                                                               serverKeepsIdle: keepsIdle)
         if let c = connection {
             connection = nil
@@ -332,7 +317,7 @@ extension HTTPSession: ServerDialerClient {
             }
         }
         dialer.release()
-        serverBuffer = nil
+        serverIn.discard()
         switch clientSide {
         case .closeAfterWrites:
             closeClientAfterWrites()

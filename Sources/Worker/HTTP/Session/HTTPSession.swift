@@ -30,16 +30,14 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     var exchange: HTTPExchange
     var dialer: ServerDialer!
 
-    // Client side.
-    var clientBuffer: ByteBuffer?
+    // Client side: what it sent and not yet used, and the request being served.
+    var clientIn = H1Reader()
     var request: MessageHead?
-    var requestBody = BodyReader(.none)
 
     // Server side of the current exchange.
     var connection: ServerConnection?
-    var serverBuffer: ByteBuffer?
+    var serverIn = H1Reader()
     var response: MessageHead?
-    var responseBody = BodyReader(.none)
     var serverNeedsFlush = false
     var clientNeedsFlush = false
     /// The idle server connection this client's next request will try first (HAProxy's private
@@ -215,7 +213,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         if exchange.softStop(handOver: false, nothingBuffered: clientBufferIsEmpty) { closeClient() }
     }
 
-    var clientBufferIsEmpty: Bool { (clientBuffer?.readableBytes ?? 0) == 0 }
+    var clientBufferIsEmpty: Bool { clientIn.isEmpty }
 
     /// `shutdown sessions server` (logged with `K`).
     func abort() {
@@ -273,7 +271,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     // MARK: - Client input
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = unwrapInboundIn(data)
+        let bytes = unwrapInboundIn(data)
         frontend.counters.bytesIn.wrappingIncrement(by: bytes.readableBytes, ordering: .relaxed)
         if logger != nil, exchange.phase == .idle, firstByteMono < 0 { firstByteMono = MonotonicClock.milliseconds() }
         if exchange.phase == .tunnel {
@@ -282,11 +280,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             serverNeedsFlush = true
             return
         }
-        if clientBuffer == nil || clientBuffer!.readableBytes == 0 {
-            clientBuffer = bytes
-        } else {
-            clientBuffer!.writeBuffer(&bytes)
-        }
+        clientIn.append(bytes)
         processClient()
     }
 
@@ -314,59 +308,51 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         while true {
             switch exchange.phase {
             case .idle:
-                guard let buffer = clientBuffer, buffer.readableBytes > 0 else { return }
                 if awaitingProxyHeader {
-                    switch ProxyProtocolHeader.parse(buffer) {
+                    switch clientIn.readProxyHeader() {
                     case .incomplete:
                         return
                     case .invalid:
                         // HAProxy drops such a connection without an answer.
-                        clientBuffer = nil
                         closeClient()
                         return
-                    case .complete(let source, let length):
+                    case .source(let source):
                         awaitingProxyHeader = false
                         announcedClient = source
-                        clientBuffer!.moveReaderIndex(forwardBy: length)
                         firstByteMono = -1
                         continue
                     }
                 }
-                switch HeadParser.parseRequest(buffer, limit: headLimit, maxHeaders: runtime.maxHeaders) {
+                switch clientIn.readRequestHead(limit: headLimit, maxHeaders: runtime.maxHeaders) {
                 case .incomplete:
                     return
-                case .invalid:
-                    captureInvalidRequest(buffer)
-                    clientBuffer = nil
+                case .invalid(let refused):
+                    captureInvalidRequest(refused)
                     frontend.counters.requestErrors.wrappingIncrement(ordering: .relaxed)
                     exchange.requestRejected()
                     sendBuiltIn(.badRequest)
                     return
-                case .complete(let head, let length):
-                    clientBuffer!.moveReaderIndex(forwardBy: length)
+                case .head(let head):
                     startRequest(head)
                 }
             case .exchanging, .responding:
-                guard !exchange.requestEnded else { return }
-                guard var buffer = clientBuffer, buffer.readableBytes > 0 else { return }
+                guard !exchange.requestEnded, !clientIn.isEmpty else { return }
                 let forwarding = exchange.phase == .exchanging
                 if forwarding, let c = connection, !c.channel.isWritable { return }
                 let slice: ByteBuffer?
                 do {
-                    slice = try requestBody.consume(&buffer)
+                    slice = try clientIn.readBody()
                 } catch {
-                    clientBuffer = nil
                     requestBodyFailed()
                     return
                 }
-                clientBuffer = buffer
                 if let slice, forwarding, let c = connection {
                     countRequestBytes(slice.readableBytes)
                     c.channel.write(slice, promise: nil)
                     serverNeedsFlush = true
                     exchange.requestBodyForwarded(now: clock.now())
                 }
-                if requestBody.isDone {
+                if clientIn.bodyEnded {
                     let next = exchange.requestBodyEnded()
                     flushServerIfNeeded()
                     if next == .nextRequest { nextRequest() }
@@ -383,7 +369,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// already buffered.
     func readClientIfWanted() {
         guard !exchange.clientInputClosed, !exchange.isClosed else { return }
-        let buffered = clientBuffer?.readableBytes ?? 0
+        let buffered = clientIn.bufferedBytes
         var wanted = buffered < headLimit
         switch exchange.phase {
         case .exchanging:
@@ -445,12 +431,12 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     func startRequest(_ head: MessageHead) {
         request = head
-        requestBody = BodyReader(HeadParser.requestFraming(head), lineLimit: runtime.bufferSize)
+        clientIn.expectBody(HeadParser.requestFraming(head), lineLimit: runtime.bufferSize)
         response = nil
         let handingOver = runtime.handingOver.load(ordering: .relaxed)
         exchange.requestStarted(
             HTTPExchange.RequestFacts(keepAlive: head.isKeepAlive, isUpgrade: head.hasUpgrade && head.connectionUpgrade,
-                                      bodiless: requestBody.isDone, versionMinor: head.versionMinor),
+                                      bodiless: clientIn.bodyEnded, versionMinor: head.versionMinor),
             stoppingWithoutHandOver: runtime.isStopping && drainHandover == nil && !handingOver)
         frontend.counters.requests.wrappingIncrement(ordering: .relaxed)
         frontend.counters.requestRate.tick()

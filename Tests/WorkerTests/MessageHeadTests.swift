@@ -1,0 +1,76 @@
+import NIOCore
+import Testing
+@testable import Worker
+
+/// The message model: reading and editing a parsed head, and what the HTTP/1 serializer writes
+/// for an edited head compared with an untouched one.
+@Suite struct MessageHeadTests {
+    func request(_ text: String) throws -> MessageHead {
+        guard case .complete(let head, _) = HeadParser.parseRequest(ByteBuffer(string: text), limit: 16_384) else {
+            throw ParseFailure()
+        }
+        return head
+    }
+
+    struct ParseFailure: Error {}
+
+    func serialized(_ head: MessageHead) -> String {
+        String(buffer: H1Serializer.requestHead(head, connection: .none, forwardedFor: nil, allocator: ByteBufferAllocator()))
+    }
+
+    static let original = "GET /p HTTP/1.1\r\nHost: example\r\nAccept: a\r\nX-Trace: 1\r\nX-Trace: 2\r\nConnection: keep-alive, x-hop\r\nX-Hop: gone\r\n\r\n"
+
+    @Test func lookupIsCaseInsensitiveAndListsEveryLine() throws {
+        let head = try request(Self.original)
+        #expect(head.value(named: "host") == "example")
+        #expect(head.value(named: "X-TRACE") == "1")
+        #expect(head.values(named: "x-trace") == ["1", "2"])
+        #expect(head.value(named: "missing") == nil)
+        #expect(!head.isEdited)
+    }
+
+    @Test func anUntouchedHeadIsWrittenFromItsBytesWithoutHopByHopHeaders() throws {
+        let head = try request(Self.original)
+        #expect(serialized(head) == "GET /p HTTP/1.1\r\nHost: example\r\nAccept: a\r\nX-Trace: 1\r\nX-Trace: 2\r\n\r\n")
+    }
+
+    @Test func addSetRemoveAndReplaceEditTheHead() throws {
+        var head = try request(Self.original)
+        head.addHeader("X-Added", "yes")
+        head.setHeader("x-trace", "3")
+        head.removeHeader("accept")
+        head.replaceHeaderValues("host", { $0.uppercased() })
+        #expect(head.isEdited)
+        #expect(head.values(named: "X-Trace") == ["3"])
+        #expect(head.value(named: "accept") == nil)
+        // Hop-by-hop headers (and the names Connection lists) still never reach the server.
+        #expect(serialized(head) == "GET /p HTTP/1.1\r\nHost: EXAMPLE\r\nX-Added: yes\r\nx-trace: 3\r\n\r\n")
+    }
+
+    @Test func removingAnAbsentHeaderLeavesTheHeadUntouched() throws {
+        var head = try request(Self.original)
+        head.removeHeader("absent")
+        head.replaceHeaderValues("absent", { _ in "x" })
+        #expect(!head.isEdited)
+    }
+
+    @Test func framingSurvivesEdits() throws {
+        var head = try request("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\n")
+        head.addHeader("X-A", "1")
+        // The body keeps the framing it arrived with: one plain Content-Length.
+        #expect(serialized(head) == "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-A: 1\r\n\r\n")
+        #expect(HeadParser.requestFraming(head) == .length(3))
+    }
+
+    @Test func theResponseHeadFollowsTheClientVersionAndConnectionDecision() throws {
+        guard case .complete(var head, _) = HeadParser.parseResponse(ByteBuffer(string: "HTTP/1.1 200 OK\r\nServer: s\r\nTransfer-Encoding: chunked\r\n\r\n"), limit: 16_384) else {
+            throw ParseFailure()
+        }
+        let allocator = ByteBufferAllocator()
+        #expect(String(buffer: H1Serializer.responseHead(head, clientMinor: 0, connection: .close, dechunk: true, allocator: allocator))
+                == "HTTP/1.0 200 OK\r\nServer: s\r\nconnection: close\r\n\r\n")
+        head.setHeader("Server", "hasp")
+        #expect(String(buffer: H1Serializer.responseHead(head, clientMinor: 1, connection: .none, dechunk: false, allocator: allocator))
+                == "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nServer: hasp\r\n\r\n")
+    }
+}
