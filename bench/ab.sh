@@ -6,8 +6,8 @@
 # Usage: bench/ab.sh OLD NEW [rounds] [seconds] [scenario...]
 #   NBTHREAD=2 PROXY_CPUS=0,1 bench/ab.sh ...   for two threads on both cores
 set -euo pipefail
-cd "$(dirname "$0")"
 OLD=$(realpath "$1"); NEW=$(realpath "$2")
+cd "$(dirname "$0")"
 ROUNDS=${3:-3}
 DURATION=${4:-5}
 shift $(( $# < 4 ? $# : 4 ))

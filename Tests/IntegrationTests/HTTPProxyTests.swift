@@ -134,18 +134,16 @@ func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", 
         """)
     }
 
-    /// HAProxy's turn-around timer: min(timeout connect, 1 s) between two attempts on the same
-    /// server, none before a redispatch to another one.
-    @Test func retriesWaitBeforeTryingTheSameServerAgain() throws {
+    /// Retries end in a 503, and a redispatch reaches the live server. The timing itself
+    /// (min(timeout connect, 1 s) between two attempts on the same server, no pause before a
+    /// redispatch) is proven to the millisecond by `HTTPSessionEmbeddedTests` and `ExchangeTests`.
+    @Test func retriesEndIn503AndARedispatchReachesTheLiveServer() throws {
         let deadPort = try Ports.free()
         let port = try Ports.free()
         let config = httpConfig(port: port, servers: [("s1", deadPort)], backendExtra: "    retries 2\n    timeout connect 300ms")
         let hasp = try Hasp(config: config, waitFor: [port])
         defer { hasp.stop() }
-        let started = Date()
         #expect(fetchStatus(port) == "HTTP/1.1 503")
-        let elapsed = Date().timeIntervalSince(started)
-        #expect(elapsed >= 0.55 && elapsed < 3, "two 300 ms pauses, took \(elapsed) s")
 
         let backend = try TestBackend(name: "b1")
         defer { backend.stop() }
@@ -154,10 +152,7 @@ func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", 
                                                         backendExtra: "    retries 1\n    option redispatch\n    balance first\n    timeout connect 1s"),
                                      waitFor: [other])
         defer { redispatching.stop() }
-        let quick = Date()
         #expect(fetchStatus(other) == "HTTP/1.1 200")
-        // A pause would be min(timeout connect, 1 s) = 1 s; a loaded CI machine stays well below it.
-        #expect(Date().timeIntervalSince(quick) < 0.6, "the only retry is a redispatch: no pause")
     }
 
     @Test func serverTimeoutGives504() throws {
@@ -167,13 +162,11 @@ func httpConfig(port: Int, servers: [(String, Int)], backendExtra: String = "", 
         let hasp = try Hasp(config: httpConfig(port: port, servers: [("s1", backend.port)], timeoutServer: "300ms"), waitFor: [port])
         defer { hasp.stop() }
         let client = try RawClient(port: port)
-        let started = Date()
         try client.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
         let response = try client.readResponses(1)[0]
-        let elapsed = Date().timeIntervalSince(started)
+        // When it comes (after exactly `timeout server` of silence) is `HTTPSessionEmbeddedTests`'.
         #expect(response.hasPrefix("HTTP/1.1 504 Gateway Time-out\r\ncontent-length: 92\r\n"))
         #expect(response.hasSuffix("<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n"))
-        #expect(elapsed >= 0.25 && elapsed < 3)
     }
 
     @Test func serverMaxconnQueuesRequests() throws {

@@ -42,11 +42,11 @@ final class ServerDialer {
     let runtime: WorkerRuntime
     let loop: EventLoop
     let kind: Kind
-    weak var client: ServerDialerClient?
+    /// The session, held strongly (a weak reference costs a side table per connection) until
+    /// `detach`, which the session calls when its channel goes: outcomes arriving later find
+    /// no client and a stale generation.
+    private(set) var client: ServerDialerClient?
     private let connector: ServerConnector
-    /// Takes a connection that finished after its session stopped waiting for it (an HTTP one
-    /// goes to the idle pool for others).
-    private let orphans: (Channel, Server) -> Void
 
     private(set) var backend: Backend?
     /// The server whose slot is held, if any.
@@ -59,13 +59,27 @@ final class ServerDialer {
     private var generation = 0
     private var connecting = false
 
-    init(runtime: WorkerRuntime, loop: EventLoop, kind: Kind, connector: ServerConnector,
-         orphans: @escaping (Channel, Server) -> Void = { channel, _ in channel.close(promise: nil) }) {
+    init(runtime: WorkerRuntime, loop: EventLoop, kind: Kind, connector: ServerConnector, client: ServerDialerClient) {
         self.runtime = runtime
         self.loop = loop
         self.kind = kind
         self.connector = connector
-        self.orphans = orphans
+        self.client = client
+    }
+
+    /// The session is gone: give everything back and never call it again.
+    func detach() {
+        release()
+        client = nil
+    }
+
+    /// A connection that finished after its session stopped waiting for it: an HTTP one goes
+    /// to the idle pool for others, a TCP one is closed.
+    private func orphan(_ channel: Channel, _ server: Server) {
+        switch kind {
+        case .http: HTTPSession.poolOrphan(channel, server: server, runtime: runtime)
+        case .tcp: channel.close(promise: nil)
+        }
     }
 
     var isQueued: Bool { queueTicket != nil }
@@ -164,7 +178,7 @@ final class ServerDialer {
                     dialer.runtime.observe(server, layer: .layer4, error: false, what: "")
                 }
                 guard current, let client = dialer.client else {
-                    dialer.orphans(channel, server)
+                    dialer.orphan(channel, server)
                     return
                 }
                 dialer.connecting = false

@@ -42,8 +42,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         dialer = ServerDialer(runtime: runtime, loop: context.eventLoop, kind: .tcp,
-                              connector: runtime.connectors[runtime.loopIndex(of: context.eventLoop)])
-        dialer.client = self
+                              connector: runtime.connectors[runtime.loopIndex(of: context.eventLoop)], client: self)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -192,6 +191,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     /// Dropping the context breaks the cycle context -> handler -> context (see HTTPSession).
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        dialer?.detach()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -214,7 +214,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                                           termination: termination, counts: counts, endMono: MonotonicClock.milliseconds()))
             self.log = nil
         }
-        dialer.release()
+        dialer.detach()
         finished = true
         runtime.sessions(on: context.eventLoop).remove(self)
         frontend.sessionClosed()

@@ -106,10 +106,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         loopIndex = runtime.loopIndex(of: context.eventLoop)
-        let runtime = self.runtime
         dialer = ServerDialer(runtime: runtime, loop: context.eventLoop, kind: .http, connector: runtime.connectors[loopIndex],
-                              orphans: { channel, server in HTTPSession.poolOrphan(channel, server: server, runtime: runtime) })
-        dialer.client = self
+                              client: self)
     }
 
     /// The context holds this handler for good: keeping it past removal is a cycle that leaks
@@ -118,6 +116,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// (a channel that never became active opened nothing that needs undoing).
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        dialer?.detach()
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -151,7 +150,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             c.pool.noteReleased()
             c.close()
         }
-        dialer.release()
+        dialer.detach()
         if let own = ownIdle {
             ownIdle = nil
             offerToPool(own)
