@@ -41,6 +41,14 @@ struct ExchangeLog {
         backend = frontend
     }
 
+    /// A connection attempt to `server` starts (the first one starts `%Tc`).
+    mutating func noteConnectAttempt(server: String, attempt: Int, redispatched: Bool) {
+        if connectStartMono < 0 { connectStartMono = MonotonicClock.milliseconds() }
+        retries = attempt - 1
+        self.server = server
+        if redispatched { self.redispatched = true }
+    }
+
     /// `option log-separate-errors`: errors, timeouts, retries, redispatches and 5xx go out at
     /// `err` instead of `info`.
     func level(termination: String, separateErrors: Bool) -> LogLevel {

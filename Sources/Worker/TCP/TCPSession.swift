@@ -128,11 +128,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     }
 
     func dialerConnecting(to server: Server, attempt: Int) {
-        guard log != nil else { return }
-        if log!.connectStartMono < 0 { log!.connectStartMono = MonotonicClock.milliseconds() }
-        log!.retries = attempt - 1
-        log!.server = server.name
-        if dialer.redispatched { log!.redispatched = true }
+        log?.noteConnectAttempt(server: server.name, attempt: attempt, redispatched: dialer.redispatched)
     }
 
     func dialerFailed() {

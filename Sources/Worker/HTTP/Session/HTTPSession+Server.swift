@@ -38,11 +38,7 @@ extension HTTPSession: ServerDialerClient {
     }
 
     func dialerConnecting(to server: Server, attempt: Int) {
-        guard exchangeLog != nil else { return }
-        if exchangeLog!.connectStartMono < 0 { exchangeLog!.connectStartMono = MonotonicClock.milliseconds() }
-        exchangeLog!.retries = attempt - 1
-        exchangeLog!.server = server.name
-        if dialer.redispatched { exchangeLog!.redispatched = true }
+        exchangeLog?.noteConnectAttempt(server: server.name, attempt: attempt, redispatched: dialer.redispatched)
     }
 
     func dialerConnected(_ channel: Channel, to server: Server) {
