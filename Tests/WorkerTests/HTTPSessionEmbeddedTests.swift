@@ -288,3 +288,52 @@ extension EmbeddedChannel {
         #expect(proxy.connector.attempts == 0)
     }
 }
+
+/// TCP sessions reach servers through the same dialer.
+@Suite struct TCPSessionEmbeddedTests {
+    static let config = """
+    defaults
+        mode tcp
+        timeout connect 4s
+        timeout client 30s
+        timeout server 10s
+    frontend fe
+        bind 127.0.0.1:8080
+        default_backend be
+    backend be
+        balance source
+        retries 1
+        option redispatch
+        server s0 127.0.0.1:9000
+        server s1 127.0.0.1:9001
+        server s2 127.0.0.1:9002
+    """
+
+    /// `balance source` hashes the client address over the usable servers (map-based: the hash
+    /// modulo the total weight). On redispatch the first server is left out: the same key over
+    /// the two others. Returns a client for which that lands on the second of the two, where a
+    /// redispatch without the key (as TCP once did) would start the round-robin at the first.
+    static func clientForSecondChoice() -> (address: String, first: Int, redispatched: Int) {
+        for last in 2...200 {
+            let bytes: [UInt8] = [127, 0, 0, UInt8(last)]
+            let hash = LoadBalancer.sdbm(bytes)
+            let first = Int(hash % 3)
+            let others = [0, 1, 2].filter { $0 != first }
+            let second = others[Int(hash % 2)]
+            if second == others[1] { return ("127.0.0.\(last)", 9000 + first, 9000 + second) }
+        }
+        fatalError("no such client address")
+    }
+
+    @Test func redispatchKeepsTheBalanceKey() throws {
+        let proxy = try EmbeddedProxy(Self.config)
+        proxy.connector.refuse = true
+        let (address, first, redispatched) = Self.clientForSecondChoice()
+        let frontend = try #require(proxy.runtime.frontends.first)
+        let client = EmbeddedChannel(handler: TCPSession(runtime: proxy.runtime, frontend: frontend), loop: proxy.loop)
+        client.localAddress = try SocketAddress(ipAddress: "127.0.0.1", port: 8080)
+        try client.connect(to: SocketAddress(ipAddress: address, port: 40_000)).wait()
+        #expect(proxy.connector.ports == [first, redispatched])
+        #expect(!client.isActive)
+    }
+}
