@@ -26,7 +26,7 @@ final class Supervisor: @unchecked Sendable {
     let table = ProcessTable()
     private var servingBeforeReload: Set<pid_t> = []
     /// Connections handed over while no worker could take them yet (within a reload).
-    private var waitingHandovers: [(text: String, fd: Int32)] = []
+    private var waitingHandovers: [(frontend: String, fd: Int32)] = []
     private var runtimeStateHandoff = true
     private var cli: MasterCLI?
 
@@ -64,7 +64,13 @@ final class Supervisor: @unchecked Sendable {
             bytes.append(contentsOf: buffer[0..<n])
         }
         close(fd)
-        guard let state = MasterState.parse(String(decoding: bytes, as: UTF8.self)) else { return nil }
+        let state: MasterState
+        do {
+            state = try MasterState.decode(bytes)
+        } catch {
+            DiagnosticPrinter.shared.alert("master: the state of the previous master image is malformed: \(error)")
+            return nil
+        }
         // Inherited descriptors become close-on-exec again: only workers get them, by message.
         for l in state.listeners { _ = hasp_set_cloexec(l.fd, 1) }
         for w in state.workers where w.ipcFD >= 0 { _ = hasp_set_cloexec(w.ipcFD, 1) }
@@ -124,7 +130,7 @@ final class Supervisor: @unchecked Sendable {
         }
         state.reloadStartedMs = 0
         state.hardReload = false
-        state.runtimeState = ""
+        state.runtimeState = RuntimeStateRecord()
 
         table.publish { $0.loading = false }
         publish()
@@ -140,23 +146,34 @@ final class Supervisor: @unchecked Sendable {
     }
 
     /// Asks the current worker what the CLI changed (bounded: a hung worker costs 2 s, and the
-    /// reload goes on without its state).
-    private func fetchRuntimeState() -> String {
-        guard let current = state.workers.filter({ !$0.leaving }).min(by: { $0.reloads < $1.reloads }) else { return "" }
-        var answer: [UInt8] = []
-        let outcome = WorkerCommand.run("_runtime_state\n", on: current.pid, table: table, timeoutMs: 2_000) { piece in
-            answer.append(contentsOf: piece)
-            return true
+    /// reload goes on without its state). A protocol-1 worker answers on its channel; a worker
+    /// of a protocol-0 binary answers the `_runtime_state` CLI command in text.
+    private func fetchRuntimeState() -> RuntimeStateRecord {
+        guard let current = state.workers.filter({ !$0.leaving }).min(by: { $0.reloads < $1.reloads }) else { return RuntimeStateRecord() }
+        if current.protocolVersion == MasterWorkerProtocol.legacy {
+            var answer: [UInt8] = []
+            let outcome = WorkerCommand.run("_runtime_state\n", on: current.pid, table: table, timeoutMs: 2_000) { piece in
+                answer.append(contentsOf: piece)
+                return true
+            }
+            switch outcome {
+            case .answered: return RuntimeStateRecord(legacyText: String(decoding: answer, as: UTF8.self))
+            case .timedOut: break
+            case .unreachable: return RuntimeStateRecord()
+            }
+        } else if let channel = current.channel {
+            guard (try? channel.send(.runtimeStateRequest)) != nil else { return RuntimeStateRecord() }
+            let deadline = MonotonicClock.milliseconds() + 2_000
+            while case let left = deadline - MonotonicClock.milliseconds(), left > 0 {
+                guard let received = try? channel.channel.receiveMessage(timeoutMs: Int32(left)) else { break }
+                if case .runtimeState(let record) = received.message { return record }
+                handle(received, from: current.pid)
+            }
+        } else {
+            return RuntimeStateRecord()
         }
-        switch outcome {
-        case .answered:
-            return String(decoding: answer, as: UTF8.self)
-        case .timedOut:
-            printer.warning("master: the current worker (\(current.pid)) did not report its runtime state; reloading without it.")
-            return ""
-        case .unreachable:
-            return ""
-        }
+        printer.warning("master: the current worker (\(current.pid)) did not report its runtime state; reloading without it.")
+        return RuntimeStateRecord()
     }
 
     // MARK: - Loading
@@ -188,7 +205,7 @@ final class Supervisor: @unchecked Sendable {
         maxReloads = configuration.global.mworkerMaxReloads
         let listeners: [OwnedListener]
         do {
-            listeners = try bindListeners(configuration)
+            listeners = try ListenerBinder.bind(configuration, existing: state.listeners)
         } catch {
             printer.alert("\(error)")
             if !isReload {
@@ -268,65 +285,6 @@ final class Supervisor: @unchecked Sendable {
         return (result.configuration, sources)
     }
 
-    /// Binds what is new, keeps what already exists (same key: the very same kernel socket).
-    private func bindListeners(_ configuration: Configuration) throws -> [OwnedListener] {
-        var existing: [String: OwnedListener] = [:]
-        for l in state.listeners { existing[l.key] = l }
-        var result: [OwnedListener] = []
-        var opened: [Int32] = []
-        do {
-            for proxy in configuration.proxies where proxy.capabilities.contains(.frontend) && !proxy.disabled {
-                for bind in proxy.binds {
-                    let backlog = Int32(clamping: bind.backlog ?? bind.maxconn ?? proxy.maxconn ?? 4096)
-                    for address in bind.addresses {
-                        let key = "\(address)#\(bind.unixMode.map { String($0, radix: 8) } ?? "-")"
-                        if var old = existing[key] {
-                            old.frontend = proxy.name
-                            old.backlog = backlog
-                            ListenerSocket.relisten(old.fd, backlog: backlog)
-                            result.append(old)
-                            continue
-                        }
-                        do {
-                            let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode,
-                                                       unixUser: bind.unixUser, unixGroup: bind.unixGroup)
-                            opened.append(fd)
-                            result.append(OwnedListener(key: key, fd: fd, frontend: proxy.name, address: address.description, backlog: backlog))
-                        } catch {
-                            throw StartupError("Starting \(proxy.kind == .listen ? "proxy" : "frontend") \(proxy.name): \(error)")
-                        }
-                    }
-                }
-            }
-            // TCP stats sockets: two generations of workers cannot both bind the port, so the
-            // master holds it and passes it like a frontend listener.
-            for (index, socket) in configuration.global.statsSockets.enumerated() {
-                switch socket.address {
-                case .ipv4, .ipv6: break
-                default: continue
-                }
-                let key = "stats#\(socket.address)"
-                let name = Engine.statsListenerName(index)
-                if var old = existing[key] {
-                    old.frontend = name
-                    result.append(old)
-                    continue
-                }
-                do {
-                    let fd = try ListenerSocket.open(socket.address, backlog: 64)
-                    opened.append(fd)
-                    result.append(OwnedListener(key: key, fd: fd, frontend: name, address: socket.address.description, backlog: 64))
-                } catch {
-                    throw StartupError("Cannot create the stats socket \(socket.address): \(error)")
-                }
-            }
-        } catch {
-            for fd in opened { close(fd) }
-            throw error
-        }
-        return result
-    }
-
     /// Starts a worker, hands it the configuration and listeners, waits for READY.
     private func spawnWorker(sources: [ConfigParser.Source], listeners: [OwnedListener]) -> WorkerRecord? {
         let masterEnd: IPCChannel
@@ -352,11 +310,11 @@ final class Supervisor: @unchecked Sendable {
         printer.notice("Initializing new worker (\(pid))")
         let handoff = WorkerHandoff(sources: sources, listeners: listeners.map {
             WorkerHandoff.Listener(frontend: $0.frontend, address: $0.address, backlog: $0.backlog, fd: $0.fd)
-        }, runtimeState: runtimeStateHandoff ? state.runtimeState : "")
+        }, runtimeState: runtimeStateHandoff ? state.runtimeState : RuntimeStateRecord())
         var ready = false
         do {
             try handoff.send(over: masterEnd)
-            if let reply = try masterEnd.receiveText(timeoutMs: 60_000), reply.text.hasPrefix("READY") {
+            if let reply = try masterEnd.receiveMessage(timeoutMs: 60_000), case .ready = reply.message {
                 ready = true
             }
         } catch {
@@ -389,7 +347,7 @@ final class Supervisor: @unchecked Sendable {
         state.reloadClientFD = client
         state.hardReload = hard
         state.reloadStartedMs = WallClock.milliseconds()
-        state.runtimeState = runtimeStateHandoff ? fetchRuntimeState() : ""
+        state.runtimeState = runtimeStateHandoff ? fetchRuntimeState() : RuntimeStateRecord()
         if client >= 0 { _ = hasp_set_cloexec(client, 0) }
         printer.notice("Reloading HAProxy")
         state.reloads += 1
@@ -397,7 +355,7 @@ final class Supervisor: @unchecked Sendable {
             SystemdNotifier.notify("RELOADING=1\nSTATUS=Reloading Configuration.\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\n")
         }
         let memfd = hasp_memfd("hasp-master-state")
-        guard memfd >= 0, BackgroundWriter.writeAll(memfd, Array(state.serialize().utf8)) else {
+        guard memfd >= 0, BackgroundWriter.writeAll(memfd, state.encoded()) else {
             if memfd >= 0 { close(memfd) }
             abandonReload("master: cannot create the state file for the reload: \(ConfigLoader.errorText(errno))")
             return
@@ -453,16 +411,17 @@ final class Supervisor: @unchecked Sendable {
     private func watch(_ worker: WorkerRecord) {
         guard worker.ipcFD >= 0 else { return }
         let channel = IPCChannel(fd: worker.ipcFD)
+        var decoder = MessageDecoder(version: worker.protocolVersion)
         let source = DispatchSource.makeReadSource(fileDescriptor: worker.ipcFD, queue: queue)
         source.setEventHandler { [self] in
-            let message: (text: String, descriptors: [Int32])?
+            let datagram: (bytes: [UInt8], descriptors: [Int32])?
             do {
-                message = try channel.receiveText(timeoutMs: 0)
+                datagram = try channel.receive(timeoutMs: 0)
             } catch {
                 // Nothing to read after all (a wake-up without a message): not the end.
                 return
             }
-            guard let message else {
+            guard let datagram else {
                 // EOF: the worker is gone (its exit comes with SIGCHLD). Its descriptor closes in
                 // the cancel handler; forget the number now so that no reload passes it on and
                 // nothing closes it again once the number is reused.
@@ -471,7 +430,11 @@ final class Supervisor: @unchecked Sendable {
                 if let i = state.workers.firstIndex(where: { $0.pid == worker.pid }) { state.workers[i].ipcFD = -1 }
                 return
             }
-            relay(message.text, descriptors: message.descriptors)
+            switch decoder.feed(datagram.bytes, descriptors: datagram.descriptors) {
+            case .success(let received?): handle(received, from: worker.pid)
+            case .success(nil): break
+            case .failure(let error): printer.warning("master: malformed message from worker \(worker.pid): \(error)")
+            }
         }
         publish()
         source.setCancelHandler { [table] in table.closeChannel(worker.ipcFD) }
@@ -485,39 +448,44 @@ final class Supervisor: @unchecked Sendable {
             // queue was busy with a reload meanwhile): connections it handed over are in them,
             // and closing the channel unread would close those connections.
             let channel = IPCChannel(fd: worker.ipcFD)
-            while let message = try? channel.receiveText(timeoutMs: 0) {
-                relay(message.text, descriptors: message.descriptors)
+            while let received = try? channel.receiveMessage(version: worker.protocolVersion, timeoutMs: 0) {
+                handle(received, from: worker.pid)
             }
             source.cancel()
         }
         // Without a source (EOF already seen) the descriptor was closed by its cancel handler.
     }
 
-    /// A draining worker's idle connection goes to the current worker, which adopts it.
-    private func relay(_ text: String, descriptors: [Int32]) {
-        guard text.hasPrefix("HANDOVER "), descriptors.count == 1 else {
-            for fd in descriptors { close(fd) }
+    /// A message a worker sent outside of its start: only hand-overs are expected there.
+    private func handle(_ received: ReceivedMessage, from pid: pid_t) {
+        guard case .handover(let frontend) = received.message else {
+            for fd in received.descriptors { close(fd) }
             return
         }
-        guard let current = state.workers.last(where: { !$0.leaving && $0.ipcFD >= 0 }) else {
+        relay(frontend: frontend, fd: received.descriptors[0])
+    }
+
+    /// A draining worker's idle connection goes to the current worker, which adopts it.
+    private func relay(frontend: String, fd: Int32) {
+        guard let current = state.workers.last(where: { !$0.leaving && $0.ipcFD >= 0 }), let channel = current.channel else {
             // A reload is between its workers (every worker is an old one until the new one is
             // READY): closing the connection now would reset its client's next request.
             if stopping == nil {
-                waitingHandovers.append((text, descriptors[0]))
+                waitingHandovers.append((frontend, fd))
             } else {
-                close(descriptors[0])
+                close(fd)
             }
             return
         }
-        defer { close(descriptors[0]) }
-        _ = try? IPCChannel(fd: current.ipcFD).send("ADOPT \(text.dropFirst(9))", descriptors: descriptors)
+        defer { close(fd) }
+        _ = try? channel.send(.adopt(frontend: frontend), descriptors: [fd])
     }
 
     /// Hands the connections that waited for a current worker to it.
     private func deliverWaitingHandovers() {
         let waiting = waitingHandovers
         waitingHandovers = []
-        for (text, fd) in waiting { relay(text, descriptors: [fd]) }
+        for (frontend, fd) in waiting { relay(frontend: frontend, fd: fd) }
     }
 
     private func forward(_ sig: Int32) {

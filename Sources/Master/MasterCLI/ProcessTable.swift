@@ -44,11 +44,11 @@ final class ProcessTable: @unchecked Sendable {
 
     /// Runs `body` with the channel of worker `pid` while it cannot be closed; nil if there is
     /// no such worker or its channel is gone.
-    func withChannel<T>(of pid: Int32, _ body: (Int32) -> T) -> T? {
+    func withChannel<T>(of pid: Int32, _ body: (WorkerChannel) -> T) -> T? {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        guard let w = snapshot.workers.first(where: { $0.pid == pid }), w.ipcFD >= 0 else { return nil }
-        return body(w.ipcFD)
+        guard let channel = snapshot.workers.first(where: { $0.pid == pid })?.channel else { return nil }
+        return body(channel)
     }
 
     /// Closes a worker channel under the lock and forgets it.
