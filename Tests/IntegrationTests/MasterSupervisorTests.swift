@@ -123,16 +123,55 @@ import Glibc
         _ = try dir.write("u.cfg", returnConfig(port: port, body: "new"))
         let answer = try CLIClient.ask(socket, "reload", timeout: 20)
         #expect(answer.hasPrefix("Success=1\n"), "\(answer.prefix(200))")
-        #expect(fetchOnce(port: port) == "new")
-        // The kept connection now reaches the new worker.
+        // Until its soft stop closes its listeners, the old worker may still take a connection.
+        try eventually("the new worker to serve") { fetchOnce(port: port) == "new" }
+        // It exits once its idle connection has moved: the kept connection now reaches the new
+        // worker, through the master (a protocol-0 hand-over relayed as a protocol-1 adoption).
+        try eventually("the old worker to drain and exit") { !isAlive(oldWorker) }
         try client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(try client.readResponses(1)[0].hasSuffix("new"))
-        try eventually("the old worker to drain and exit") { !isAlive(oldWorker) }
         let processes = try CLIClient.ask(socket, "show proc", timeout: 10)
         #expect(processes.contains("1 [failed: 0]"), "\(processes)")
         // A second reload, now between two workers of the new binary.
         let answer2 = try CLIClient.ask(socket, "reload", timeout: 20)
         #expect(answer2.hasPrefix("Success=1\n"), "\(answer2.prefix(200))")
         #expect(fetchOnce(port: port) == "new")
+    }
+
+    /// An upgrade whose configuration fails: the previous version's worker stays current under
+    /// the new master, which must then speak protocol 0 to it (a forwarded CLI command) and,
+    /// at the next reload, read its runtime state in the old text form.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["HASP_PREVIOUS_BINARY"] != nil))
+    func aFailedUpgradeKeepsThePreviousWorkerReachable() throws {
+        let previous = try #require(ProcessInfo.processInfo.environment["HASP_PREVIOUS_BINARY"])
+        let dir = try TempDir()
+        let binary = dir.path("hasp-installed")
+        try FileManager.default.copyItem(atPath: previous, toPath: binary)
+        let port = try Ports.free()
+        let config = { (body: String) in returnConfig(port: port, body: body) + "\nbackend be\n    server s1 127.0.0.1:1\n" }
+        let cfg = try dir.write("u.cfg", config("old"))
+        let socket = dir.path("master.sock")
+        let master = try ChildProcess(binary, ["-W", "-S", socket, "-f", cfg], dir: dir, name: "master")
+        defer { master.stop() }
+        try eventually("the first load") { master.stderr.contains("Loading success.") }
+        let oldWorker = try #require(children(of: master.pid).first)
+        #expect(try CLIClient.ask(socket, "@1 set server be/s1 weight 7") == "\n")
+        let staged = dir.path("hasp-new")
+        try FileManager.default.copyItem(atPath: HaspBinary.path, toPath: staged)
+        #expect(rename(staged, binary) == 0)
+        _ = try dir.write("u.cfg", config("new") + "\n    bogus_keyword\n")
+        #expect(try CLIClient.ask(socket, "reload", timeout: 20).hasPrefix("Success=0\n"))
+        // The old worker serves on, and a command reaches it through the new master.
+        #expect(fetchOnce(port: port) == "old" && isAlive(oldWorker))
+        func weight(_ target: String = "@1") throws -> Substring? {
+            try CLIClient.ask(socket, "\(target) show servers state be").split(separator: "\n").dropFirst(2).first?.split(separator: " ")[7]
+        }
+        #expect(try weight("@!\(oldWorker)") == "7")
+        // The next reload carries its runtime change to the new binary's worker.
+        _ = try dir.write("u.cfg", config("new"))
+        #expect(try CLIClient.ask(socket, "reload", timeout: 20).hasPrefix("Success=1\n"))
+        try eventually("the new worker to serve") { fetchOnce(port: port) == "new" }
+        #expect(try weight() == "7")
+        try eventually("the old worker to exit") { !isAlive(oldWorker) }
     }
 }
