@@ -63,6 +63,8 @@ extension Supervisor {
         case .reportReady:
             Daemon.reportReady()
         case .exit(let code):
+            // A reload client answered just before (a load that a stop ended) still hears it.
+            _ = Self.answers.wait(timeout: .now() + .seconds(2))
             exit(code)
         }
     }

@@ -180,6 +180,8 @@ import Glibc
         #expect(asked == [.send(to: 100, .runtimeStateRequest, descriptors: [], closing: false), .arm(.runtimeState, milliseconds: 2_000)])
         // Hand-overs and exits are still handled meanwhile.
         #expect(m.handle(.childExited(pid: 55, status: Self.exited(0))) == [.log(.warning, "Process 55 exited with code 0 (Exit)")])
+        #expect(m.handle(.message(from: 90, ReceivedMessage(message: .handover(frontend: "fe"), descriptors: [36])))
+                    == [.send(to: 100, .adopt(frontend: "fe"), descriptors: [36], closing: true)])
         let answered = m.handle(.message(from: 100, ReceivedMessage(message: .runtimeState(CodecSamples.runtimeState), descriptors: [])))
         #expect(answered == [.disarm(.runtimeState), .log(.notice, "Reloading HAProxy"), .reexec])
         #expect(m.state.reloadClientFD == 9 && m.state.hardReload && m.state.reloads == 1)

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// What the master CLI reads about the processes, published by the supervisor after each
-/// change so that `show proc` answers even while the supervisor waits for a loading worker.
+/// change so that `show proc` answers from the CLI threads without going through its queue.
 /// The lock also guards the worker channels: a CLI thread sends on a channel only while the
 /// supervisor cannot close it (and the descriptor number cannot be reused under it).
 final class ProcessTable: @unchecked Sendable {

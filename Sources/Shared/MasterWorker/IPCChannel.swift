@@ -5,8 +5,9 @@ import Glibc
 #endif
 
 /// One end of the master-worker socketpair (`SOCK_SEQPACKET`: message boundaries are kept and
-/// descriptors travel with the message they belong to). Blocking calls, used before the event
-/// loops start and on the master's own queue.
+/// descriptors travel with the message they belong to). Calls block unless told otherwise
+/// (`waiting: false`, `timeoutMs: 0`): the master sends from each worker's outbox and reads when
+/// a read source fires; a worker from its channel thread, or without waiting from a loop.
 public struct IPCChannel: Sendable {
     public let fd: Int32
 
@@ -65,11 +66,6 @@ public struct IPCChannel: Sendable {
         if n < 0 { throw Failure(description: "recv: \(ConfigLoader.errorText(errno))") }
         if n == 0 && count == 0 { return nil }
         return (Array(buffer[0..<n]), Array(fds[0..<Int(count)]))
-    }
-
-    public func receiveText(timeoutMs: Int32 = -1) throws(Failure) -> (text: String, descriptors: [Int32])? {
-        guard let (bytes, fds) = try receive(timeoutMs: timeoutMs) else { return nil }
-        return (String(decoding: bytes, as: UTF8.self), fds)
     }
 
     public func close() { _ = Glibc.close(fd) }
