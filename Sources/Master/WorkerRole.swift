@@ -59,29 +59,41 @@ enum WorkerRole {
         // the new worker (the sink owns and closes the duplicate it is given). From an event
         // loop it never blocks: a full channel fails the hand-over, and the connection stays to
         // be answered here.
+        let writer = ChannelWriter(channel)
         engine.setHandoverSink { fd, frontend, mayWait in
             defer { close(fd) }
-            return (try? channel.send("HANDOVER \(frontend)", descriptors: [fd], waiting: mayWait)) != nil
+            return (try? writer.send(.handover(frontend: frontend), descriptors: [fd], waiting: mayWait)) != nil
         }
         do {
-            try channel.send("READY \(getpid())")
+            try writer.send(.ready(pid: getpid()))
         } catch {
             exit(1)
         }
         // The master holds the other end for the worker's whole life: EOF means it died.
         DispatchQueue.global().async {
             while true {
-                guard let message = try? channel.receiveText() else { exit(1) }
-                if message.text == "STOP" {
+                let received: ReceivedMessage
+                do {
+                    guard let next = try channel.receiveMessage() else { exit(1) }
+                    received = next
+                } catch {
+                    // A malformed message (its descriptors are closed): the next one may be fine.
+                    continue
+                }
+                switch received.message {
+                case .stop:
                     engine.softStop()
-                } else if message.text == "CLI", message.descriptors.count == 1 {
+                case .cli:
                     // A master CLI command for this worker: a runtime-API session at admin level
                     // (the master injects the client's own level before the command).
-                    engine.api.serve(fd: message.descriptors[0], level: .admin, exposesListeners: true, listenerName: "master")
-                } else if message.text.hasPrefix("ADOPT "), message.descriptors.count == 1 {
-                    engine.adopt(fd: message.descriptors[0], frontend: String(message.text.dropFirst(6)))
-                } else {
-                    for fd in message.descriptors { close(fd) }
+                    engine.api.serve(fd: received.descriptors[0], level: .admin, exposesListeners: true, listenerName: "master")
+                case .adopt(let frontend):
+                    engine.adopt(fd: received.descriptors[0], frontend: frontend)
+                case .runtimeStateRequest:
+                    // A reload is starting: what the CLI changed here goes to the next worker.
+                    _ = try? writer.send(.runtimeState(engine.api.runtimeState()))
+                default:
+                    for fd in received.descriptors { close(fd) }
                 }
             }
         }

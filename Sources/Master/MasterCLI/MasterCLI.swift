@@ -10,10 +10,7 @@ import Glibc
 /// answered by the master or forwarded to a worker (see MasterCLI+Routing).
 final class MasterCLI: @unchecked Sendable {
     /// A `-S` listener: its socket and the spec it was made from (`<addr>[,level,<l>]...`).
-    struct Listener {
-        var fd: Int32
-        var spec: String
-    }
+    typealias Listener = MasterCLIListener
 
     let supervisor: Supervisor
     let table: ProcessTable

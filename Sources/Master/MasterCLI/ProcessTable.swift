@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// What the master CLI reads about the processes, published by the supervisor after each
-/// change so that `show proc` answers even while the supervisor waits for a loading worker.
+/// change so that `show proc` answers from the CLI threads without going through its queue.
 /// The lock also guards the worker channels: a CLI thread sends on a channel only while the
 /// supervisor cannot close it (and the descriptor number cannot be reused under it).
 final class ProcessTable: @unchecked Sendable {
@@ -44,11 +44,11 @@ final class ProcessTable: @unchecked Sendable {
 
     /// Runs `body` with the channel of worker `pid` while it cannot be closed; nil if there is
     /// no such worker or its channel is gone.
-    func withChannel<T>(of pid: Int32, _ body: (Int32) -> T) -> T? {
+    func withChannel<T>(of pid: Int32, _ body: (WorkerChannel) -> T) -> T? {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        guard let w = snapshot.workers.first(where: { $0.pid == pid }), w.ipcFD >= 0 else { return nil }
-        return body(w.ipcFD)
+        guard let channel = snapshot.workers.first(where: { $0.pid == pid })?.channel else { return nil }
+        return body(channel)
     }
 
     /// Closes a worker channel under the lock and forgets it.

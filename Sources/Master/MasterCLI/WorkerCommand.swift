@@ -12,7 +12,7 @@ enum WorkerCommand {
         var fds: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { return nil }
         let sent = table.withChannel(of: pid) { channel in
-            (try? IPCChannel(fd: channel).send("CLI", descriptors: [fds[1]])) != nil
+            (try? channel.send(.cli, descriptors: [fds[1]])) != nil
         }
         close(fds[1])
         guard sent == true else {

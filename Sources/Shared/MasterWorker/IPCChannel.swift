@@ -5,8 +5,9 @@ import Glibc
 #endif
 
 /// One end of the master-worker socketpair (`SOCK_SEQPACKET`: message boundaries are kept and
-/// descriptors travel with the message they belong to). Blocking calls, used before the event
-/// loops start and on the master's own queue.
+/// descriptors travel with the message they belong to). Calls block unless told otherwise
+/// (`waiting: false`, `timeoutMs: 0`): the master sends from each worker's outbox and reads when
+/// a read source fires; a worker from its channel thread, or without waiting from a loop.
 public struct IPCChannel: Sendable {
     public let fd: Int32
 
@@ -67,116 +68,92 @@ public struct IPCChannel: Sendable {
         return (Array(buffer[0..<n]), Array(fds[0..<Int(count)]))
     }
 
-    public func receiveText(timeoutMs: Int32 = -1) throws(Failure) -> (text: String, descriptors: [Int32])? {
-        guard let (bytes, fds) = try receive(timeoutMs: timeoutMs) else { return nil }
-        return (String(decoding: bytes, as: UTF8.self), fds)
+    public func close() { _ = Glibc.close(fd) }
+
+    // MARK: - Messages
+
+    /// Sends one message in the protocol `version` speaks, its descriptors attached to its last
+    /// datagram. A message of several datagrams is only sent `waiting`: a full socket half-way
+    /// through would leave the peer with a partial message.
+    public func send(_ message: MasterWorkerMessage, descriptors: [Int32] = [], version: UInt8 = MasterWorkerProtocol.current,
+                     waiting: Bool = true) throws(Failure) {
+        guard descriptors.count == message.descriptorCount else {
+            throw Failure(description: "\(message.verb) needs \(message.descriptorCount) descriptor(s), not \(descriptors.count)")
+        }
+        if version == MasterWorkerProtocol.legacy {
+            guard let text = LegacyVerbs.encode(message) else {
+                throw Failure(description: "\(message.verb) cannot be sent to a protocol-0 worker")
+            }
+            try send(text, descriptors: descriptors, waiting: waiting)
+            return
+        }
+        let datagrams = MasterWorkerCodec.encode(message)
+        guard waiting || datagrams.count == 1 else { throw Failure(description: "\(message.verb) is too large to send without waiting") }
+        for (i, datagram) in datagrams.enumerated() {
+            try send(datagram, descriptors: i == datagrams.count - 1 ? descriptors : [], waiting: waiting)
+        }
     }
 
-    public func close() { _ = Glibc.close(fd) }
+    /// Waits up to `timeoutMs` (-1: forever) for each datagram of one whole message. Nil on EOF.
+    /// A malformed message is an error (its descriptors are closed).
+    public func receiveMessage(version: UInt8 = MasterWorkerProtocol.current,
+                               timeoutMs: Int32 = -1) throws(Failure) -> ReceivedMessage? {
+        var decoder = MessageDecoder(version: version)
+        while true {
+            guard let (bytes, fds) = try receive(timeoutMs: timeoutMs) else { return nil }
+            switch decoder.feed(bytes, descriptors: fds) {
+            case .success(let message?): return message
+            case .success(nil): continue
+            case .failure(let error): throw Failure(description: "malformed message: \(error)")
+            }
+        }
+    }
 }
 
-/// What the master hands a new worker: the configuration it validated, and its listeners.
-public struct WorkerHandoff: Sendable {
-    public typealias Listener = PassedListener
+/// A decoded message and the descriptors that came with it (the receiver owns them).
+public struct ReceivedMessage: Sendable {
+    public var message: MasterWorkerMessage
+    public var descriptors: [Int32]
 
-    public var sources: [ConfigParser.Source]
-    public var listeners: [Listener]
-    /// What the previous worker changed at run time (`_runtime_state`), to apply on top.
-    public var runtimeState: String
-
-    public init(sources: [ConfigParser.Source], listeners: [Listener], runtimeState: String = "") {
-        self.sources = sources
-        self.listeners = listeners
-        self.runtimeState = runtimeState
+    public init(message: MasterWorkerMessage, descriptors: [Int32]) {
+        self.message = message
+        self.descriptors = descriptors
     }
+}
 
-    /// Master side: configuration in chunks, then listener batches, each batch acknowledged.
-    public func send(over channel: IPCChannel, ackTimeoutMs: Int32 = 10_000) throws(IPCChannel.Failure) {
-        var blob: [UInt8] = []
-        for source in sources {
-            blob.append(contentsOf: Array(source.name.utf8) + [0])
-            blob.append(contentsOf: Array(source.text.utf8) + [0])
-        }
-        try channel.send("CONFIG \(blob.count)")
-        var offset = 0
-        while offset < blob.count {
-            let end = min(blob.count, offset + IPCChannel.maxMessage - 16)
-            try channel.send(Array(blob[offset..<end]))
-            offset = end
-        }
-        let state = Array(runtimeState.utf8)
-        try channel.send("STATE \(state.count)")
-        offset = 0
-        while offset < state.count {
-            let end = min(state.count, offset + IPCChannel.maxMessage - 16)
-            try channel.send(Array(state[offset..<end]))
-            offset = end
-        }
-        try channel.send("LISTENERS \(listeners.count)")
-        var index = 0
-        while index < listeners.count {
-            let batch = Array(listeners[index..<min(listeners.count, index + IPCChannel.maxDescriptors)])
-            let text = batch.map { "\($0.frontend)\t\($0.address)\t\($0.backlog)" }.joined(separator: "\n")
-            try channel.send(text, descriptors: batch.map(\.fd))
-            guard let reply = try channel.receiveText(timeoutMs: ackTimeoutMs), reply.text == "ACK \(batch.count)" else {
-                throw IPCChannel.Failure(description: "worker did not acknowledge its listeners")
-            }
-            index += batch.count
-        }
-        try channel.send("GO")
-    }
+/// Turns the datagrams of one channel into messages, in the protocol its peer speaks. Kept per
+/// channel by a reader that is woken per datagram (the master's read sources), since one
+/// message may span several datagrams.
+public struct MessageDecoder: Sendable {
+    public let version: UInt8
+    private var assembler = FrameAssembler()
 
-    /// Worker side: the inverse of `send`.
-    public static func receive(over channel: IPCChannel, timeoutMs: Int32 = 30_000) throws(IPCChannel.Failure) -> WorkerHandoff {
-        func next() throws(IPCChannel.Failure) -> (bytes: [UInt8], descriptors: [Int32]) {
-            guard let message = try channel.receive(timeoutMs: timeoutMs) else {
-                throw IPCChannel.Failure(description: "master closed the channel")
+    public init(version: UInt8) { self.version = version }
+
+    /// The message once complete, nil while more datagrams are due. On an error the
+    /// descriptors that came with the bad message are closed.
+    public mutating func feed(_ bytes: [UInt8], descriptors: [Int32]) -> Result<ReceivedMessage?, WireError> {
+        if version == MasterWorkerProtocol.legacy {
+            do {
+                return .success(ReceivedMessage(message: try LegacyVerbs.decode(bytes, descriptorCount: descriptors.count), descriptors: descriptors))
+            } catch {
+                for fd in descriptors { _ = Glibc.close(fd) }
+                return .failure(error)
             }
-            return message
         }
-        let header = String(decoding: try next().bytes, as: UTF8.self)
-        guard header.hasPrefix("CONFIG "), let total = Int(header.dropFirst(7)), total >= 0 else {
-            throw IPCChannel.Failure(description: "unexpected message '\(header)'")
-        }
-        var blob: [UInt8] = []
-        while blob.count < total { blob.append(contentsOf: try next().bytes) }
-        var sources: [ConfigParser.Source] = []
-        let parts = blob.split(separator: 0, omittingEmptySubsequences: false)
-        var i = 0
-        while i + 1 < parts.count {
-            sources.append(ConfigParser.Source(name: String(decoding: parts[i], as: UTF8.self), text: String(decoding: parts[i + 1], as: UTF8.self)))
-            i += 2
-        }
-        let stateHeader = String(decoding: try next().bytes, as: UTF8.self)
-        guard stateHeader.hasPrefix("STATE "), let stateSize = Int(stateHeader.dropFirst(6)), stateSize >= 0 else {
-            throw IPCChannel.Failure(description: "unexpected message '\(stateHeader)'")
-        }
-        var state: [UInt8] = []
-        while state.count < stateSize { state.append(contentsOf: try next().bytes) }
-        let listHeader = String(decoding: try next().bytes, as: UTF8.self)
-        guard listHeader.hasPrefix("LISTENERS "), let count = Int(listHeader.dropFirst(10)) else {
-            throw IPCChannel.Failure(description: "unexpected message '\(listHeader)'")
-        }
-        var listeners: [Listener] = []
-        while listeners.count < count {
-            let (bytes, fds) = try next()
-            let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
-            guard lines.count == fds.count else {
+        switch assembler.feed(bytes, descriptors: descriptors) {
+        case .failure(let failed):
+            for fd in failed.descriptors { _ = Glibc.close(fd) }
+            return .failure(failed.error)
+        case .success(nil):
+            return .success(nil)
+        case .success(let (kind, body, fds)?):
+            do {
+                return .success(ReceivedMessage(message: try MasterWorkerCodec.decode(kind: kind, body: body, descriptorCount: fds.count), descriptors: fds))
+            } catch {
                 for fd in fds { _ = Glibc.close(fd) }
-                throw IPCChannel.Failure(description: "listener batch with \(lines.count) names and \(fds.count) descriptors")
+                return .failure(error)
             }
-            for (line, fd) in zip(lines, fds) {
-                let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
-                guard fields.count == 3, let backlog = Int32(fields[2]) else {
-                    throw IPCChannel.Failure(description: "bad listener line '\(line)'")
-                }
-                listeners.append(Listener(frontend: String(fields[0]), address: String(fields[1]), backlog: backlog, fd: fd))
-            }
-            try channel.send("ACK \(lines.count)")
         }
-        guard String(decoding: try next().bytes, as: UTF8.self) == "GO" else {
-            throw IPCChannel.Failure(description: "expected GO")
-        }
-        return WorkerHandoff(sources: sources, listeners: listeners, runtimeState: String(decoding: state, as: UTF8.self))
     }
 }

@@ -99,7 +99,6 @@ extension RuntimeAPI {
         list += sessionCommands()
         list += serverCommands()
         list += dynamicServerCommands()
-        list += runtimeStateCommands()
         return list
     }
 

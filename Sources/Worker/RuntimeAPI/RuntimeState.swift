@@ -1,51 +1,44 @@
 import Shared
 
 /// What the CLI changed in a worker, handed to the next worker at a reload (Hasp's answer to
-/// HAProxy's `server-state-file` dance): servers added or deleted at run time, forced
-/// maintenance and drain, weights, maxconn and addresses. One tab-separated line per fact;
-/// values the configuration had when they were changed travel along, so that a configuration
-/// edit of the same value wins over the runtime change.
+/// HAProxy's `server-state-file` dance): the master asks the current worker on its channel
+/// (`runtimeStateRequest`) and passes the `RuntimeStateRecord` to the new one. Values the
+/// configuration had when they were changed travel along, so that a configuration edit of the
+/// same value wins over the runtime change.
 extension RuntimeAPI {
-    static func runtimeStateCommands() -> [Spec] {
-        [Spec(["_runtime_state"], help: "", level: .admin, hidden: true) { s, _, _ in
-            CLIReply(s.api.runtimeState(), endsReply: false)
-        }]
-    }
-
-    func runtimeState() -> String {
-        var lines: [String] = []
+    public func runtimeState() -> RuntimeStateRecord {
+        var entries: [RuntimeStateRecord.Entry] = []
         for backend in runtime.orderedBackends {
-            for name in backend.deletedConfiguredServers { lines.append("D\t\(backend.name)\t\(name)") }
+            for name in backend.deletedConfiguredServers { entries.append(.deleted(backend: backend.name, server: name)) }
             for s in backend.servers {
                 let forced = s.adminState.intersection([.forcedMaint, .forcedDrain])
                 let carried = s.adminState.contains(.configMaint) ? forced.subtracting(.forcedMaint) : forced
-                let fields = [
-                    "S", backend.name, s.name, s.isDynamic ? "1" : "0", "\(carried.rawValue)",
-                    "\(s.weight)", "\(s.settings.weight)", "\(s.maxconn)", "\(s.settings.maxconn)",
-                    s.configuredAddress.description, s.settings.address.description,
-                    s.addArguments.joined(separator: "\u{1f}"),
-                ]
-                lines.append(fields.joined(separator: "\t"))
+                entries.append(.server(RuntimeStateRecord.ServerState(
+                    backend: backend.name, name: s.name, dynamic: s.isDynamic, adminBits: carried.rawValue,
+                    weight: s.weight, initialWeight: s.settings.weight, maxconn: s.maxconn, initialMaxconn: s.settings.maxconn,
+                    address: s.configuredAddress.description, initialAddress: s.settings.address.description,
+                    addArguments: s.addArguments)))
             }
         }
-        return lines.map { $0 + "\n" }.joined()
+        return RuntimeStateRecord(entries: entries)
     }
 
     /// Applies a previous worker's state on top of this worker's configuration, before it
     /// serves. What cannot apply any more is dropped with a warning.
-    public func applyRuntimeState(_ text: String) {
+    public func applyRuntimeState(_ record: RuntimeStateRecord) {
         let printer = DiagnosticPrinter.shared
-        for line in text.split(separator: "\n") {
-            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            if f.count == 3, f[0] == "D" {
-                guard let backend = runtime.backend(named: f[1]), let server = backend.server(named: f[2]), !server.isDynamic else { continue }
+        for entry in record.entries {
+            let f: RuntimeStateRecord.ServerState
+            switch entry {
+            case .deleted(let backendName, let serverName):
+                guard let backend = runtime.backend(named: backendName), let server = backend.server(named: serverName), !server.isDynamic else { continue }
                 server.updateAdmin { $0.insert(.forcedMaint) }
                 if backend.remove(server) == .removable { runtime.serverRemoved(server) }
                 continue
+            case .server(let state):
+                f = state
             }
-            guard f.count == 12, f[0] == "S", let admin = Int(f[4]), let weight = Int(f[5]), let initialWeight = Int(f[6]),
-                  let maxconn = Int(f[7]), let initialMaxconn = Int(f[8]) else { continue }
-            let (backendName, name, dynamic) = (f[1], f[2], f[3] == "1")
+            let (backendName, name, dynamic) = (f.backend, f.name, f.dynamic)
             guard let backend = runtime.backend(named: backendName) else {
                 if dynamic { printer.warning("Server \(backendName)/\(name) added at run time was dropped: backend '\(backendName)' no longer exists.") }
                 continue
@@ -60,7 +53,7 @@ extension RuntimeAPI {
                     printer.warning("Server \(backendName)/\(name) added at run time was dropped: backend '\(backendName)' uses a non dynamic load balancing method.")
                     continue
                 }
-                let arguments = f[11].split(separator: "\u{1f}", omittingEmptySubsequences: false).map(String.init)
+                let arguments = f.addArguments
                 guard case .success(let settings) = ConfigParser.dynamicServer(name: name, words: arguments, proxy: backend.settings, backend: { runtime.backend(named: $0)?.settings }),
                       case .success(let added) = backend.add(settings, arguments: arguments) else {
                     printer.warning("Server \(backendName)/\(name) added at run time was dropped: its settings no longer apply.")
@@ -71,13 +64,13 @@ extension RuntimeAPI {
             }
             guard let server else { continue }
             // A value the configuration changed since wins over the runtime change.
-            if dynamic || server.settings.weight == initialWeight { server.setWeight(weight) }
-            if dynamic || server.settings.maxconn == initialMaxconn { server.setMaxconn(maxconn) }
-            if !dynamic, server.settings.address.description == f[10], f[9] != f[10],
-               let address = try? AddressParser.serverAddress(f[9]) {
+            if dynamic || server.settings.weight == f.initialWeight { server.setWeight(f.weight) }
+            if dynamic || server.settings.maxconn == f.initialMaxconn { server.setMaxconn(f.maxconn) }
+            if !dynamic, server.settings.address.description == f.initialAddress, f.address != f.initialAddress,
+               let address = try? AddressParser.serverAddress(f.address) {
                 server.setAddress(address)
             }
-            let carried = ServerAdminState(rawValue: admin).intersection([.forcedMaint, .forcedDrain])
+            let carried = ServerAdminState(rawValue: f.adminBits).intersection([.forcedMaint, .forcedDrain])
             server.updateAdmin { state in
                 if dynamic { state.remove(.forcedMaint) }
                 state.formUnion(carried)

@@ -29,10 +29,10 @@ extension RuntimeAPI {
         }
     }
 
-    /// Turns version-1 `show servers state` lines of one backend into runtime-state lines.
-    static func runtimeLines(fromServerState lines: [String], backend: Backend) -> String {
-        guard lines.first == "1" else { return "" }
-        var out = ""
+    /// Turns version-1 `show servers state` lines of one backend into runtime-state entries.
+    static func runtimeLines(fromServerState lines: [String], backend: Backend) -> RuntimeStateRecord {
+        guard lines.first == "1" else { return RuntimeStateRecord() }
+        var out = RuntimeStateRecord()
         for line in lines.dropFirst() where !line.hasPrefix("#") {
             let f = line.split(separator: " ").map(String.init)
             guard f.count >= 19, f[1] == backend.name, let server = backend.server(named: f[3]),
@@ -43,9 +43,10 @@ extension RuntimeAPI {
                 let host = f[4].contains(":") ? "[\(f[4])]" : f[4]
                 address = "\(host):\(Int(f[18]) ?? port ?? 0)"
             }
-            out += ["S", backend.name, server.name, "0", "\(carried)", "\(uweight)", "\(iweight)",
-                    "\(server.maxconn)", "\(server.settings.maxconn)", address, server.settings.address.description, ""]
-                .joined(separator: "\t") + "\n"
+            out.entries.append(.server(RuntimeStateRecord.ServerState(
+                backend: backend.name, name: server.name, dynamic: false, adminBits: carried, weight: uweight,
+                initialWeight: iweight, maxconn: server.maxconn, initialMaxconn: server.settings.maxconn,
+                address: address, initialAddress: server.settings.address.description, addArguments: [])))
         }
         return out
     }

@@ -1,0 +1,69 @@
+import Shared
+import Worker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The master's listening sockets for a configuration. A reload keeps the very same kernel
+/// socket for every key that still exists, so no connection is refused in between.
+enum ListenerBinder {
+    /// Binds what is new, keeps what already exists (same key: the very same kernel socket).
+    static func bind(_ configuration: Configuration, existing owned: [OwnedListener]) throws -> [OwnedListener] {
+        var existing: [String: OwnedListener] = [:]
+        for l in owned { existing[l.key] = l }
+        var result: [OwnedListener] = []
+        var opened: [Int32] = []
+        do {
+            for proxy in configuration.proxies where proxy.capabilities.contains(.frontend) && !proxy.disabled {
+                for bind in proxy.binds {
+                    let backlog = Int32(clamping: bind.backlog ?? bind.maxconn ?? proxy.maxconn ?? 4096)
+                    for address in bind.addresses {
+                        let key = "\(address)#\(bind.unixMode.map { String($0, radix: 8) } ?? "-")"
+                        if var old = existing[key] {
+                            old.frontend = proxy.name
+                            old.backlog = backlog
+                            ListenerSocket.relisten(old.fd, backlog: backlog)
+                            result.append(old)
+                            continue
+                        }
+                        do {
+                            let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode,
+                                                       unixUser: bind.unixUser, unixGroup: bind.unixGroup)
+                            opened.append(fd)
+                            result.append(OwnedListener(key: key, fd: fd, frontend: proxy.name, address: address.description, backlog: backlog))
+                        } catch {
+                            throw StartupError("Starting \(proxy.kind == .listen ? "proxy" : "frontend") \(proxy.name): \(error)")
+                        }
+                    }
+                }
+            }
+            // TCP stats sockets: two generations of workers cannot both bind the port, so the
+            // master holds it and passes it like a frontend listener.
+            for (index, socket) in configuration.global.statsSockets.enumerated() {
+                switch socket.address {
+                case .ipv4, .ipv6: break
+                default: continue
+                }
+                let key = "stats#\(socket.address)"
+                let name = Engine.statsListenerName(index)
+                if var old = existing[key] {
+                    old.frontend = name
+                    result.append(old)
+                    continue
+                }
+                do {
+                    let fd = try ListenerSocket.open(socket.address, backlog: 64)
+                    opened.append(fd)
+                    result.append(OwnedListener(key: key, fd: fd, frontend: name, address: socket.address.description, backlog: 64))
+                } catch {
+                    throw StartupError("Cannot create the stats socket \(socket.address): \(error)")
+                }
+            }
+        } catch {
+            for fd in opened { close(fd) }
+            throw error
+        }
+        return result
+    }
+}

@@ -1,0 +1,117 @@
+/// What the CLI changed in a worker, handed to the next worker at a reload: servers added or
+/// deleted at run time, forced maintenance and drain, weights, maxconn and addresses. Values
+/// the configuration had when they were changed travel along, so that a configuration edit of
+/// the same value wins over the runtime change. Entries keep the worker's order (per backend:
+/// deletions, then servers), which is the order they apply in.
+public struct RuntimeStateRecord: Equatable, Sendable {
+    public enum Entry: Equatable, Sendable {
+        /// A server of the configuration deleted with `del server`.
+        case deleted(backend: String, server: String)
+        case server(ServerState)
+    }
+
+    public struct ServerState: Equatable, Sendable {
+        public var backend: String
+        public var name: String
+        /// Added with `add server`.
+        public var dynamic: Bool
+        /// Forced maintenance and drain bits (`ServerAdminState` raw values) still to carry.
+        public var adminBits: Int
+        public var weight: Int
+        public var initialWeight: Int
+        public var maxconn: Int
+        public var initialMaxconn: Int
+        /// The address in force and the one the configuration gave (`ServerAddress` text).
+        public var address: String
+        public var initialAddress: String
+        /// The words `add server` was given, to add it again.
+        public var addArguments: [String]
+
+        public init(backend: String, name: String, dynamic: Bool, adminBits: Int, weight: Int, initialWeight: Int,
+                    maxconn: Int, initialMaxconn: Int, address: String, initialAddress: String, addArguments: [String]) {
+            self.backend = backend
+            self.name = name
+            self.dynamic = dynamic
+            self.adminBits = adminBits
+            self.weight = weight
+            self.initialWeight = initialWeight
+            self.maxconn = maxconn
+            self.initialMaxconn = initialMaxconn
+            self.address = address
+            self.initialAddress = initialAddress
+            self.addArguments = addArguments
+        }
+    }
+
+    public var entries: [Entry]
+
+    public init(entries: [Entry] = []) { self.entries = entries }
+
+    public var isEmpty: Bool { entries.isEmpty }
+
+    // MARK: - Binary form (protocol 1)
+
+    public func encode(into w: inout WireWriter) {
+        w.array(entries) { w, entry in
+            switch entry {
+            case .deleted(let backend, let server):
+                w.u8(1)
+                w.string(backend)
+                w.string(server)
+            case .server(let s):
+                w.u8(2)
+                w.string(s.backend)
+                w.string(s.name)
+                w.bool(s.dynamic)
+                w.int(s.adminBits)
+                w.int(s.weight)
+                w.int(s.initialWeight)
+                w.int(s.maxconn)
+                w.int(s.initialMaxconn)
+                w.string(s.address)
+                w.string(s.initialAddress)
+                w.array(s.addArguments) { $0.string($1) }
+            }
+        }
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        entries = try r.array { (r: inout WireReader) throws(WireError) -> Entry in
+            switch try r.u8() {
+            case 1:
+                return .deleted(backend: try r.string(), server: try r.string())
+            case 2:
+                return .server(ServerState(
+                    backend: try r.string(), name: try r.string(), dynamic: try r.bool(), adminBits: try r.int(),
+                    weight: try r.int(), initialWeight: try r.int(), maxconn: try r.int(), initialMaxconn: try r.int(),
+                    address: try r.string(), initialAddress: try r.string(),
+                    addArguments: try r.array { (r: inout WireReader) throws(WireError) in try r.string() }))
+            case let tag:
+                throw .invalid("runtime state entry \(tag)")
+            }
+        }
+    }
+
+    // MARK: - Text form (protocol 0)
+
+    /// Reads the answer of a protocol-0 worker to `_runtime_state`: one tab-separated line per
+    /// fact, `D <backend> <server>` or `S` and eleven fields, add arguments joined by U+001F.
+    /// Lines of another shape are skipped, as that worker's successor did.
+    public init(legacyText text: String) {
+        var entries: [Entry] = []
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            if f.count == 3, f[0] == "D" {
+                entries.append(.deleted(backend: f[1], server: f[2]))
+                continue
+            }
+            guard f.count == 12, f[0] == "S", let admin = Int(f[4]), let weight = Int(f[5]), let initialWeight = Int(f[6]),
+                  let maxconn = Int(f[7]), let initialMaxconn = Int(f[8]) else { continue }
+            let arguments = f[11].isEmpty ? [] : f[11].split(separator: "\u{1f}", omittingEmptySubsequences: false).map(String.init)
+            entries.append(.server(ServerState(
+                backend: f[1], name: f[2], dynamic: f[3] == "1", adminBits: admin, weight: weight, initialWeight: initialWeight,
+                maxconn: maxconn, initialMaxconn: initialMaxconn, address: f[9], initialAddress: f[10], addArguments: arguments)))
+        }
+        self.entries = entries
+    }
+}
