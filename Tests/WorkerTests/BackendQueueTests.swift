@@ -8,12 +8,13 @@ import Testing
 /// The backend's slots under contention from several event loops: `release` takes no lock
 /// when nothing waits, so a request that queues while a slot is being freed must still get it.
 @Suite struct BackendQueueTests {
-    func backend(maxconn: Int, servers: Int = 1, loops: Int) -> Backend {
+    func backend(maxconn: Int, servers: Int = 1, weights: [Int]? = nil, loops: Int) -> Backend {
         var settings = ProxySettings(kind: .backend, name: "be", location: SourceLocation(file: "t.cfg", line: 1))
         for i in 0..<servers {
             var server = ServerSettings(name: "s\(i)", address: .inet(host: "127.0.0.1", port: 9000 + i),
                                         location: SourceLocation(file: "t.cfg", line: 2 + i))
             server.maxconn = maxconn
+            if let weights { server.weight = weights[i] }
             settings.servers.append(server)
         }
         return Backend(settings: settings, loopCount: loops, firstServerID: 0)
@@ -36,6 +37,8 @@ import Testing
         #expect(done.load(ordering: .relaxed) == 2 * perLoop)
         #expect(be.queued.load(ordering: .relaxed) == 0)
         #expect(be.servers[0].served.load(ordering: .relaxed) == 0)
+        // The lock-free path and the locked one never both took the last slot.
+        #expect(be.servers[0].maxServed.load(ordering: .relaxed) == 1)
         try await group.shutdownGracefully()
     }
 
@@ -76,5 +79,69 @@ import Testing
         #expect(granted.load(ordering: .relaxed) == 1)
         #expect(!be.cancel(ticket: ticket))
         #expect(be.queued.load(ordering: .relaxed) == 0)
+    }
+
+    // MARK: - The lock-free rotation
+
+    /// Takes and gives back `count` slots; how many each server got.
+    func spread(_ be: Backend, _ count: Int, loop: EventLoop) -> [Int] {
+        var counts = [Int](repeating: 0, count: be.servers.count)
+        for _ in 0..<count {
+            guard case .server(let server) = be.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in }) else { continue }
+            counts[be.servers.firstIndex { $0 === server }!] += 1
+            be.release(server)
+        }
+        return counts
+    }
+
+    @Test func theRotationIsTheBalancersSmoothOrder() {
+        let order = Rotation.smoothOrder([1, 2, 3])
+        var balancer = LoadBalancer(algorithm: .roundRobin)
+        let candidates = [1, 2, 3].enumerated().map { BalancerCandidate(index: $0.offset, weight: $0.element) }
+        let picked = (0..<6).compactMap { _ -> Int? in
+            if case .server(let i) = balancer.pick(candidates) { return i }
+            return nil
+        }
+        #expect(order == picked)
+        #expect(Rotation.smoothOrder([0, 0]).isEmpty)
+    }
+
+    @Test func roundRobinFollowsWeightsWithoutTheLockAndAroundUnusableServers() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = group.next()
+        let be = backend(maxconn: 0, servers: 3, weights: [1, 2, 3], loops: 1)
+        #expect(spread(be, 600, loop: loop) == [100, 200, 300])
+        // A server in maintenance gets nothing; the others share by weight.
+        be.servers[2].updateAdmin { $0.insert(.forcedMaint) }
+        let without = spread(be, 300, loop: loop)
+        #expect(without[2] == 0 && without[0] + without[1] == 300)
+        #expect(abs(without[1] - 2 * without[0]) <= 3)
+        be.servers[2].updateAdmin { $0.remove(.forcedMaint) }
+        // A new weight takes effect within one cycle.
+        be.servers[0].setWeight(3)
+        _ = spread(be, 10, loop: loop)
+        let after = spread(be, 800, loop: loop)
+        #expect(abs(after[0] - 300) <= 3 && abs(after[1] - 200) <= 3 && abs(after[2] - 300) <= 3, "\(after)")
+    }
+
+    @Test func aFullServerIsSkippedAndTheRequestQueuesOnlyWhenAllAreFull() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = group.next()
+        let be = backend(maxconn: 2, servers: 2, loops: 1)
+        var held: [Server] = []
+        for _ in 0..<4 {
+            guard case .server(let s) = be.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in }) else {
+                Issue.record("expected a slot")
+                return
+            }
+            held.append(s)
+        }
+        #expect(be.servers.map { $0.served.load(ordering: .relaxed) } == [2, 2])
+        guard case .queued = be.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in }) else {
+            Issue.record("expected to queue")
+            return
+        }
     }
 }

@@ -6,10 +6,15 @@ import Shared
 /// A backend at run time: its servers, the balancer, and the queue of requests waiting for a
 /// server slot (`maxconn`).
 ///
-/// Picking a server takes one short lock per backend, as HAProxy's balancer lock does: the
-/// rotation of `roundrobin` is one sequence for every thread, which per-loop state would split.
-/// The critical section allocates nothing (the candidate list and the balancer's scratch lists
-/// are reused). Giving a slot back takes no lock unless requests wait: `queued` is announced
+/// With `roundrobin` and `static-rr` (the default), a request usually takes no lock at all: a
+/// `Rotation` (the smooth weighted order, published atomically) and a shared ticket name the
+/// server, and its slot is taken by compare-and-swap against `maxconn`. Everything else (other
+/// algorithms, a server that cannot take the request, backups, a non-empty queue) goes through
+/// the balancer under one short lock per backend, whose critical section allocates nothing (the
+/// candidate list and the balancer's scratch lists are reused). Slots are only ever taken by
+/// compare-and-swap, so the two paths never push a server past its `maxconn`.
+///
+/// Giving a slot back takes no lock unless requests wait: `queued` is announced
 /// before a request re-checks for a slot and joins the queue, and read after a slot is freed,
 /// both sequentially consistent, so either the releaser sees the waiter or the waiter sees the
 /// free slot. `add server` and `del server` replace the list under the lock; a removed server
@@ -47,6 +52,10 @@ public final class Backend: Sendable {
     }
 
     private let state: NIOLockedValueBox<State>
+    /// The lock-free order of `roundrobin` / `static-rr` (`Rotation`), and its ticket.
+    private let rotation: ManagedAtomic<Rotation>
+    private let ticket = ManagedAtomic<Int>(0)
+    private let rotates: Bool
     let totalSessions = ManagedAtomic<Int>(0)
     let currentSessions = ManagedAtomic<Int>(0)
     let queued = ManagedAtomic<Int>(0)
@@ -67,6 +76,11 @@ public final class Backend: Sendable {
                                                                allBackups: settings.options.allBackups,
                                                                seed: UInt64(truncatingIfNeeded: firstServerID &+ 0x5bd1e995)),
                                         lastServerID: servers.map(\.id).max() ?? 0))
+        switch settings.balance {
+        case .roundRobin, .staticRoundRobin: rotates = true
+        default: rotates = false
+        }
+        rotation = ManagedAtomic(Rotation(servers: rotates ? servers : []))
     }
 
     public var name: String { settings.name }
@@ -97,15 +111,18 @@ public final class Backend: Sendable {
 
     /// Picks a server and takes one of its slots, or queues the request.
     func acquire(key: BalanceKey, eventLoop: EventLoop, grant: @escaping @Sendable (Server) -> Void) -> Acquisition {
-        state.withLockedValue { st in
+        // The rotation's path, unless requests wait (a newcomer may not overtake the queue).
+        if rotates, queued.load(ordering: .relaxed) == 0, let server = rotation.load(ordering: .acquiring).next(ticket),
+           takeSlot(server) {
+            return .server(server)
+        }
+        return state.withLockedValue { st in
+            refreshRotation(st.servers)
             // Requests already waiting go first: a newcomer may not overtake the queue.
             if st.queue.isEmpty {
-                st.refreshCandidates()
-                switch st.balancer.pick(st.candidates, key: key) {
+                switch pickAndTake(&st, key: key) {
                 case .server(let index):
-                    let server = st.servers[index]
-                    takeSlot(server)
-                    return .server(server)
+                    return .server(st.servers[index])
                 case .unavailable:
                     return .unavailable
                 case .queue:
@@ -113,12 +130,9 @@ public final class Backend: Sendable {
                     // lock-free `release` is either seen now or dispatched by that release.
                     let waiting = queued.wrappingIncrementThenLoad(ordering: .sequentiallyConsistent)
                     atomicMemoryFence(ordering: .sequentiallyConsistent)
-                    st.refreshCandidates()
-                    if case .server(let index) = st.balancer.pick(st.candidates, key: key) {
+                    if case .server(let index) = pickAndTake(&st, key: key) {
                         queued.wrappingDecrement(ordering: .sequentiallyConsistent)
-                        let server = st.servers[index]
-                        takeSlot(server)
-                        return .server(server)
+                        return .server(st.servers[index])
                     }
                     return enqueue(&st, key: key, eventLoop: eventLoop, grant: grant, waiting: waiting)
                 }
@@ -163,21 +177,47 @@ public final class Backend: Sendable {
             let granted: (QueuedRequest, Server)? = state.withLockedValue { st in
                 guard !st.queue.isEmpty else { return nil }
                 let waiting = st.queue[0]
-                st.refreshCandidates()
-                guard case .server(let index) = st.balancer.pick(st.candidates, key: waiting.key) else { return nil }
+                guard case .server(let index) = pickAndTake(&st, key: waiting.key) else { return nil }
                 st.queue.removeFirst()
                 queued.wrappingDecrement(ordering: .relaxed)
-                let next = st.servers[index]
-                takeSlot(next)
-                return (waiting, next)
+                return (waiting, st.servers[index])
             }
             guard let (request, next) = granted else { return }
             request.eventLoop.execute { request.grant(next) }
         }
     }
 
-    private func takeSlot(_ server: Server) {
-        let now = server.served.wrappingIncrementThenLoad(ordering: .relaxed)
+    /// A pick by the balancer whose slot is taken; a server filled meanwhile by the lock-free
+    /// path is picked around (a few times at most, then the request queues).
+    private func pickAndTake(_ st: inout State, key: BalanceKey) -> LoadBalancer.Outcome {
+        for _ in 0..<4 {
+            st.refreshCandidates()
+            let outcome = st.balancer.pick(st.candidates, key: key)
+            guard case .server(let index) = outcome else { return outcome }
+            if takeSlot(st.servers[index]) { return outcome }
+        }
+        return .queue
+    }
+
+    /// Rebuilds the rotation when the server list or a weight changed (under the lock).
+    private func refreshRotation(_ servers: [Server]) {
+        guard rotates, rotation.load(ordering: .relaxed).isStale(servers) else { return }
+        rotation.store(Rotation(servers: servers), ordering: .releasing)
+    }
+
+    /// Takes one of `server`'s slots unless it is at its `maxconn`: a compare-and-swap, so the
+    /// lock-free and the locked paths can never both take the last slot.
+    private func takeSlot(_ server: Server) -> Bool {
+        let limit = server.maxconn
+        var current = server.served.load(ordering: .relaxed)
+        while true {
+            if limit > 0, current >= limit { return false }
+            let (done, original) = server.served.weakCompareExchange(expected: current, desired: current + 1,
+                                                                     ordering: .acquiringAndReleasing)
+            if done { break }
+            current = original
+        }
+        let now = current + 1
         if now > server.maxServed.load(ordering: .relaxed) { server.maxServed.store(now, ordering: .relaxed) }
         server.totalSessions.wrappingIncrement(ordering: .relaxed)
         server.counters.noteSessions(now)
@@ -185,6 +225,7 @@ public final class Backend: Sendable {
         counters.sessionRate.tick()
         counters.noteSessions(currentSessions.load(ordering: .relaxed) + 1)
         server.counters.lastSession.store(WallClock.seconds(), ordering: .relaxed)
+        return true
     }
 
     private static func candidates(_ servers: [Server]) -> [BalancerCandidate] {
@@ -204,8 +245,7 @@ public final class Backend: Sendable {
             }
             guard case .server(let index) = st.balancer.pick(list, key: key) else { return nil }
             let server = st.servers[index]
-            takeSlot(server)
-            return server
+            return takeSlot(server) ? server : nil
         }
     }
 
@@ -223,6 +263,7 @@ public final class Backend: Sendable {
                                 addArguments: arguments)
             st.servers.append(server)
             st.balancer.reset()
+            refreshRotation(st.servers)
             return .success(server)
         }
     }
@@ -234,6 +275,7 @@ public final class Backend: Sendable {
             guard check == .removable, let index = st.servers.firstIndex(where: { $0 === server }) else { return check }
             st.servers.remove(at: index)
             st.balancer.reset()
+            refreshRotation(st.servers)
             server.deleted.store(true, ordering: .relaxed)
             if !server.isDynamic { st.deletedConfigured.append(server.name) }
             return .removable
