@@ -169,8 +169,12 @@ func maskUptimes(_ text: String) -> String {
         #expect(try f.ask("reload", timeout: 30).hasPrefix("Success=1\n--\n"))
         let proc = try f.ask("show proc")
         #expect(proc.contains("# old workers\n" + procLine(["\(old)", "worker", "1"]) + " "))
-        let info = try f.ask("@!\(old) show info")
-        #expect(info.contains("\nPid: \(old)\n") && info.contains("\nStopping: 1\n"))
+        // The old worker learns of its soft stop by a signal, which may still be on its way
+        // when the reload is answered.
+        try eventually("the old worker to report its soft stop") {
+            let info = try f.ask("@!\(old) show info")
+            return info.contains("\nPid: \(old)\n") && info.contains("\nStopping: 1\n")
+        }
         let current = try #require(try f.ask("@1 show info").split(separator: "\n").first { $0.hasPrefix("Pid: ") })
         #expect(current != "Pid: \(old)")
         _ = try slow.readResponses(1)

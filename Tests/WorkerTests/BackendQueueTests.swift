@@ -8,8 +8,11 @@ import Testing
 /// The backend's slots under contention from several event loops: `release` takes no lock
 /// when nothing waits, so a request that queues while a slot is being freed must still get it.
 @Suite struct BackendQueueTests {
-    func backend(maxconn: Int, servers: Int = 1, weights: [Int]? = nil, loops: Int) -> Backend {
+    func backend(maxconn: Int, servers: Int = 1, weights: [Int]? = nil, loops: Int,
+                 balance: BalanceAlgorithm = .roundRobin, hashType: HashType = .mapBased) -> Backend {
         var settings = ProxySettings(kind: .backend, name: "be", location: SourceLocation(file: "t.cfg", line: 1))
+        settings.balance = balance
+        settings.hashType = hashType
         for i in 0..<servers {
             var server = ServerSettings(name: "s\(i)", address: .inet(host: "127.0.0.1", port: 9000 + i),
                                         location: SourceLocation(file: "t.cfg", line: 2 + i))
@@ -95,7 +98,7 @@ import Testing
     }
 
     @Test func theRotationIsTheBalancersSmoothOrder() {
-        let order = Rotation.smoothOrder([1, 2, 3])
+        let order = BalancerSnapshot.smoothOrder([1, 2, 3])
         var balancer = LoadBalancer(algorithm: .roundRobin)
         let candidates = [1, 2, 3].enumerated().map { BalancerCandidate(index: $0.offset, weight: $0.element) }
         let picked = (0..<6).compactMap { _ -> Int? in
@@ -103,7 +106,7 @@ import Testing
             return nil
         }
         #expect(order == picked)
-        #expect(Rotation.smoothOrder([0, 0]).isEmpty)
+        #expect(BalancerSnapshot.smoothOrder([0, 0]).isEmpty)
     }
 
     @Test func roundRobinFollowsWeightsWithoutTheLockAndAroundUnusableServers() throws {
@@ -143,5 +146,91 @@ import Testing
             Issue.record("expected to queue")
             return
         }
+    }
+
+    // MARK: - The lock-free choice of the other algorithms
+
+    func snapshot(_ be: Backend) -> BalancerSnapshot {
+        BalancerSnapshot(servers: be.servers, algorithm: be.settings.balance, hashType: be.settings.hashType)
+    }
+
+    func candidates(_ be: Backend) -> [BalancerCandidate] {
+        be.servers.enumerated().map {
+            BalancerCandidate(index: $0.offset, weight: $0.element.effectiveWeight, isBackup: $0.element.isBackup,
+                              isUsable: $0.element.isUsable, served: $0.element.served.load(ordering: .relaxed),
+                              maxconn: $0.element.maxconn, hashID: $0.element.id)
+        }
+    }
+
+    /// `balance source` must send a client to the same server whichever path chooses.
+    @Test func mapBasedHashesChooseWhatTheBalancerChooses() {
+        let be = backend(maxconn: 0, servers: 3, weights: [1, 2, 3], loops: 1, balance: .source)
+        let fast = snapshot(be)
+        let ticket = ManagedAtomic(0)
+        var balancer = LoadBalancer(algorithm: .source)
+        var seen = Set<Int>()
+        for last in 1...60 {
+            let key = BalanceKey(sourceAddress: [10, 0, 0, UInt8(last)])
+            guard case .server(let index) = balancer.pick(candidates(be), key: key),
+                  let chosen = fast.pick(key, ticket: ticket) else {
+                Issue.record("no choice for 10.0.0.\(last)")
+                return
+            }
+            #expect(chosen === be.servers[index])
+            seen.insert(index)
+        }
+        #expect(seen.count == 3)
+        // Without a key the balancer's own rotation decides; with a consistent ring, the ring.
+        #expect(fast.pick(BalanceKey(), ticket: ticket) == nil)
+        let ring = backend(maxconn: 0, servers: 3, loops: 1, balance: .source, hashType: .consistent)
+        #expect(snapshot(ring).pick(BalanceKey(sourceAddress: [10, 0, 0, 1]), ticket: ticket) == nil)
+    }
+
+    @Test func leastconnFirstAndRandomChooseWithoutTheLock() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = group.next()
+        let ticket = ManagedAtomic(0)
+        // leastconn: the emptiest server per unit of weight.
+        let lc = backend(maxconn: 0, servers: 3, loops: 1, balance: .leastConnections)
+        for (i, n) in [3, 1, 2].enumerated() {
+            for _ in 0..<n { lc.servers[i].served.wrappingIncrement(ordering: .relaxed) }
+        }
+        #expect(snapshot(lc).pick(BalanceKey(), ticket: ticket) === lc.servers[1])
+        // first: the first server with a free slot; none left means the balancer queues.
+        let first = backend(maxconn: 1, servers: 2, loops: 1, balance: .first)
+        #expect(snapshot(first).pick(BalanceKey(), ticket: ticket) === first.servers[0])
+        guard case .server = first.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in }) else {
+            Issue.record("expected a slot")
+            return
+        }
+        #expect(snapshot(first).pick(BalanceKey(), ticket: ticket) === first.servers[1])
+        first.servers[1].served.wrappingIncrement(ordering: .relaxed)
+        #expect(snapshot(first).pick(BalanceKey(), ticket: ticket) == nil)
+        // random: weighted, never an unusable server.
+        let random = backend(maxconn: 0, servers: 3, weights: [1, 1, 2], loops: 1, balance: .random(draws: 1))
+        random.servers[0].updateAdmin { $0.insert(.forcedMaint) }
+        var counts = [0, 0, 0]
+        let fast = snapshot(random)
+        for _ in 0..<3_000 {
+            let s = try #require(fast.pick(BalanceKey(), ticket: ticket))
+            counts[random.servers.firstIndex { $0 === s }!] += 1
+        }
+        #expect(counts[0] == 0)
+        #expect(counts[2] > counts[1] * 3 / 2 && counts[2] < counts[1] * 5 / 2, "\(counts)")
+    }
+
+    /// Backups are the balancer's: the snapshot never picks one.
+    @Test func backupsAreLeftToTheBalancer() {
+        var settings = ProxySettings(kind: .backend, name: "be", location: SourceLocation(file: "t.cfg", line: 1))
+        var active = ServerSettings(name: "a", address: .inet(host: "127.0.0.1", port: 9000), location: SourceLocation(file: "t.cfg", line: 2))
+        var backup = ServerSettings(name: "b", address: .inet(host: "127.0.0.1", port: 9001), location: SourceLocation(file: "t.cfg", line: 3))
+        backup.backup = true
+        active.disabled = false
+        settings.servers = [active, backup]
+        let be = Backend(settings: settings, loopCount: 1, firstServerID: 0)
+        be.servers[0].updateAdmin { $0.insert(.forcedMaint) }
+        let ticket = ManagedAtomic(0)
+        #expect(snapshot(be).pick(BalanceKey(), ticket: ticket) == nil)
     }
 }

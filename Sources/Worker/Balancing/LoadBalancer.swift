@@ -114,20 +114,31 @@ public struct LoadBalancer: Sendable {
             return .queue
         case .random(let draws):
             return randomPick(pool, draws: max(1, draws))
+        case .source, .uri, .header:
+            // Without what the algorithm hashes, the request is balanced round-robin.
+            guard let hash = Self.keyHash(algorithm, key) else { return smoothRoundRobin(pool) }
+            return hashed(pool, hash: hash)
+        }
+    }
+
+    /// What a hash-based algorithm hashes for this request; nil without it (or for the others).
+    static func keyHash(_ algorithm: BalanceAlgorithm, _ key: BalanceKey) -> UInt32? {
+        switch algorithm {
         case .source:
-            guard let bytes = key.sourceAddress else { return smoothRoundRobin(pool) }
-            return hashed(pool, hash: Self.sdbm(bytes))
+            return key.sourceAddress.map(sdbm)
         case .uri(let depth, let length, let whole):
-            guard let uri = key.uri else { return smoothRoundRobin(pool) }
-            return hashed(pool, hash: Self.sdbm(Array(Self.uriPart(uri, depth: depth, length: length, whole: whole).utf8)))
+            guard let uri = key.uri else { return nil }
+            return sdbm(Array(uriPart(uri, depth: depth, length: length, whole: whole).utf8))
         case .header(_, let domainOnly):
-            guard let value = key.headerValue, !value.isEmpty else { return smoothRoundRobin(pool) }
+            guard let value = key.headerValue, !value.isEmpty else { return nil }
             var text = value
             if domainOnly {
                 // The longest dot-separated label, as HAProxy does for `use_domain_only`.
                 text = value.split(separator: ".").max(by: { $0.count < $1.count }) ?? value
             }
-            return hashed(pool, hash: Self.sdbm(Array(text.utf8)))
+            return sdbm(Array(text.utf8))
+        default:
+            return nil
         }
     }
 

@@ -6,13 +6,13 @@ import Shared
 /// A backend at run time: its servers, the balancer, and the queue of requests waiting for a
 /// server slot (`maxconn`).
 ///
-/// With `roundrobin` and `static-rr` (the default), a request usually takes no lock at all: a
-/// `Rotation` (the smooth weighted order, published atomically) and a shared ticket name the
-/// server, and its slot is taken by compare-and-swap against `maxconn`. Everything else (other
-/// algorithms, a server that cannot take the request, backups, a non-empty queue) goes through
-/// the balancer under one short lock per backend, whose critical section allocates nothing (the
-/// candidate list and the balancer's scratch lists are reused). Slots are only ever taken by
-/// compare-and-swap, so the two paths never push a server past its `maxconn`.
+/// A request usually takes no lock at all: a `BalancerSnapshot` (the servers, and for
+/// `roundrobin` their smooth weighted order walked by a shared ticket, published atomically)
+/// names the server, and its slot is taken by compare-and-swap against `maxconn`. What the
+/// snapshot leaves to the balancer (backups, a full or unusable choice, `hash-type consistent`,
+/// a non-empty queue) goes through it under one short lock per backend, whose critical section
+/// allocates nothing (the candidate list and the balancer's scratch lists are reused). Slots are
+/// only ever taken by compare-and-swap, so the two paths never push a server past its `maxconn`.
 ///
 /// Giving a slot back takes no lock unless requests wait: `queued` is announced
 /// before a request re-checks for a slot and joins the queue, and read after a slot is freed,
@@ -52,10 +52,9 @@ public final class Backend: Sendable {
     }
 
     private let state: NIOLockedValueBox<State>
-    /// The lock-free order of `roundrobin` / `static-rr` (`Rotation`), and its ticket.
-    private let rotation: ManagedAtomic<Rotation>
+    /// What the lock-free pick reads (`BalancerSnapshot`), and the ticket its rotation walks.
+    private let snapshot: ManagedAtomic<BalancerSnapshot>
     private let ticket = ManagedAtomic<Int>(0)
-    private let rotates: Bool
     let totalSessions = ManagedAtomic<Int>(0)
     let currentSessions = ManagedAtomic<Int>(0)
     let queued = ManagedAtomic<Int>(0)
@@ -76,11 +75,7 @@ public final class Backend: Sendable {
                                                                allBackups: settings.options.allBackups,
                                                                seed: UInt64(truncatingIfNeeded: firstServerID &+ 0x5bd1e995)),
                                         lastServerID: servers.map(\.id).max() ?? 0))
-        switch settings.balance {
-        case .roundRobin, .staticRoundRobin: rotates = true
-        default: rotates = false
-        }
-        rotation = ManagedAtomic(Rotation(servers: rotates ? servers : []))
+        snapshot = ManagedAtomic(BalancerSnapshot(servers: servers, algorithm: settings.balance, hashType: settings.hashType))
     }
 
     public var name: String { settings.name }
@@ -111,13 +106,13 @@ public final class Backend: Sendable {
 
     /// Picks a server and takes one of its slots, or queues the request.
     func acquire(key: BalanceKey, eventLoop: EventLoop, grant: @escaping @Sendable (Server) -> Void) -> Acquisition {
-        // The rotation's path, unless requests wait (a newcomer may not overtake the queue).
-        if rotates, queued.load(ordering: .relaxed) == 0, let server = rotation.load(ordering: .acquiring).next(ticket),
+        // Without the lock, unless requests wait (a newcomer may not overtake the queue).
+        if queued.load(ordering: .relaxed) == 0, let server = snapshot.load(ordering: .acquiring).pick(key, ticket: ticket),
            takeSlot(server) {
             return .server(server)
         }
         return state.withLockedValue { st in
-            refreshRotation(st.servers)
+            refreshSnapshot(st.servers)
             // Requests already waiting go first: a newcomer may not overtake the queue.
             if st.queue.isEmpty {
                 switch pickAndTake(&st, key: key) {
@@ -199,10 +194,11 @@ public final class Backend: Sendable {
         return .queue
     }
 
-    /// Rebuilds the rotation when the server list or a weight changed (under the lock).
-    private func refreshRotation(_ servers: [Server]) {
-        guard rotates, rotation.load(ordering: .relaxed).isStale(servers) else { return }
-        rotation.store(Rotation(servers: servers), ordering: .releasing)
+    /// Rebuilds the snapshot when the server list or a weight changed (under the lock).
+    private func refreshSnapshot(_ servers: [Server]) {
+        guard snapshot.load(ordering: .relaxed).isStale(servers) else { return }
+        snapshot.store(BalancerSnapshot(servers: servers, algorithm: settings.balance, hashType: settings.hashType),
+                       ordering: .releasing)
     }
 
     /// Takes one of `server`'s slots unless it is at its `maxconn`: a compare-and-swap, so the
@@ -263,7 +259,7 @@ public final class Backend: Sendable {
                                 addArguments: arguments)
             st.servers.append(server)
             st.balancer.reset()
-            refreshRotation(st.servers)
+            refreshSnapshot(st.servers)
             return .success(server)
         }
     }
@@ -275,7 +271,7 @@ public final class Backend: Sendable {
             guard check == .removable, let index = st.servers.firstIndex(where: { $0 === server }) else { return check }
             st.servers.remove(at: index)
             st.balancer.reset()
-            refreshRotation(st.servers)
+            refreshSnapshot(st.servers)
             server.deleted.store(true, ordering: .relaxed)
             if !server.isDynamic { st.deletedConfigured.append(server.name) }
             return .removable
