@@ -13,9 +13,11 @@ let package = Package(
     targets: [
         // The few libc calls Swift cannot express (SCM_RIGHTS, closefrom, prctl).
         .target(name: "CHaspSys"),
+        // Debian's PCRE2 (libpcre2-dev): the regular expressions of ACLs, converters and rules.
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .target(
             name: "Shared",
-            dependencies: ["CHaspSys"]
+            dependencies: ["CHaspSys", "CPCRE2"]
         ),
         .target(
             name: "Worker",
