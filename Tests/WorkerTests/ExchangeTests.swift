@@ -111,9 +111,9 @@ import Testing
         var back = Timeouts()
         back.connect = 1_234
         #expect(ExchangeTimeouts(frontend: Timeouts(), backend: back).queue == 1_234)
-        #expect(ExchangeTimeouts(frontend: Timeouts(), backend: back).retryPause == 1_000)
+        #expect(back.retryPauseMs == 1_000)
         back.connect = 300
-        #expect(ExchangeTimeouts(frontend: Timeouts(), backend: back).retryPause == 300)
+        #expect(back.retryPauseMs == 300)
     }
 
     @Test func aGrantedSlotDisarmsTheQueueTimer() {
@@ -337,7 +337,6 @@ extension HTTPExchange {
         back.server = kept.server
         back.queue = kept.queue
         back.tunnel = kept.tunnel
-        back.connect = kept.retryPause
         var front = Timeouts()
         front.client = kept.client
         serverWanted(backend: back, frontend: front)

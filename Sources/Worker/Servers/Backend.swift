@@ -224,17 +224,11 @@ public final class Backend: Sendable {
         return true
     }
 
-    private static func candidates(_ servers: [Server]) -> [BalancerCandidate] {
-        servers.enumerated().map { index, s in
-            BalancerCandidate(index: index, weight: s.effectiveWeight, isBackup: s.isBackup, isUsable: s.isUsable,
-                              served: s.served.load(ordering: .relaxed), maxconn: s.maxconn, hashID: s.id)
-        }
-    }
-
     /// Another server for a retry with `option redispatch`, avoiding `excluded` when possible.
     func redispatch(excluding excluded: Server, key: BalanceKey) -> Server? {
         state.withLockedValue { st in
-            var list = Self.candidates(st.servers)
+            st.refreshCandidates()
+            var list = st.candidates
             if let position = st.servers.firstIndex(where: { $0 === excluded }),
                list.contains(where: { $0.index != position && $0.isUsable }) {
                 list[position].isUsable = false

@@ -82,7 +82,11 @@ final class ServerDialer {
         }
     }
 
-    var isQueued: Bool { queueTicket != nil }
+    /// The held slot: its backend and server.
+    var slot: (backend: Backend, server: Server)? {
+        guard let server, let backend else { return nil }
+        return (backend, server)
+    }
 
     /// Takes a slot on a server of `backend` chosen with `key`, or queues.
     func acquire(_ backend: Backend, key: BalanceKey) -> Acquisition {

@@ -12,10 +12,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     private var context: ChannelHandlerContext!
     private let createdAtMs = MonotonicClock.milliseconds()
     private var dialer: ServerDialer!
-    private var slot: (backend: Backend, server: Server)? {
-        guard let server = dialer?.server, let backend = dialer.backend else { return nil }
-        return (backend, server)
-    }
+    private var slot: (backend: Backend, server: Server)? { dialer?.slot }
     private var finished = false
     private var queueTimer: Scheduled<Void>?
     // Traffic logging (only when the frontend has `log` targets).

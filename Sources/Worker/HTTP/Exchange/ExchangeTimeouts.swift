@@ -29,8 +29,6 @@ struct ExchangeTimeouts: Equatable, Sendable {
     var queue: Int64 = 0
     /// Inactivity of an upgraded connection: `timeout tunnel`, else the larger of client and server.
     var tunnel: Int64 = 0
-    /// The pause before retrying the same server: min(`timeout connect`, 1 s).
-    var retryPause: Int64 = 1_000
 
     init() {}
 
@@ -46,7 +44,6 @@ struct ExchangeTimeouts: Equatable, Sendable {
         server = backend.server ?? 0
         queue = backend.queue ?? backend.connect ?? 0
         tunnel = backend.tunnel ?? max(frontend.client ?? 0, backend.server ?? 0)
-        retryPause = backend.retryPauseMs
     }
 
     /// How long a lingering close may wait for the client to stop sending.

@@ -96,8 +96,6 @@ struct HTTPExchange {
         deadline = now + ms
     }
 
-    mutating func disarm() { timer = nil }
-
     private mutating func armRequestTimer(first: Bool, now: ExchangeTime) {
         arm(first ? .request : .keepAlive, after: first ? timeouts.firstRequest : timeouts.keepAlive, now: now)
     }

@@ -332,7 +332,7 @@ extension HTTPSession: ServerDialerClient {
             if handOver(table, to: sink) { return }
             // Could not move (a pipelined request is already buffered...): finish here.
             exchange.handOverFailed(now: clock.now())
-            if clientBufferIsEmpty {
+            if clientIn.isEmpty {
                 closeClient()
                 return
             }
@@ -340,7 +340,7 @@ extension HTTPSession: ServerDialerClient {
         syncTimer()
         processClient()
         flushServerIfNeeded()
-        if exchange.phase == .idle, exchange.clientInputClosed, clientBufferIsEmpty {
+        if exchange.phase == .idle, exchange.clientInputClosed, clientIn.isEmpty {
             closeClient()
             return
         }

@@ -28,7 +28,7 @@ extension HTTPSession {
         timerTask = nil
         timerScheduledFor = nil
         guard !exchange.isClosed, exchange.timer != nil else { return }
-        let action = exchange.timerFired(now: clock.now(), clientBuffered: !clientBufferIsEmpty)
+        let action = exchange.timerFired(now: clock.now(), clientBuffered: !clientIn.isEmpty)
         switch action {
         case .none:
             break

@@ -51,10 +51,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     }
 
     /// The server slot held for the current request.
-    var slot: (backend: Backend, server: Server)? {
-        guard let server = dialer?.server, let backend = dialer.backend else { return nil }
-        return (backend, server)
-    }
+    var slot: (backend: Backend, server: Server)? { dialer?.slot }
 
     // The scheduled task behind the exchange's single deadline (moved lazily).
     var timerTask: Scheduled<Void>?
@@ -201,7 +198,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// its exchange is over.
     func beginSoftStop(handingOverTo handover: (SocketTable, HandoverSink)) {
         if exchange.isBusy {
-            _ = exchange.softStop(handOver: true, nothingBuffered: clientBufferIsEmpty)
+            _ = exchange.softStop(handOver: true, nothingBuffered: clientIn.isEmpty)
             drainHandover = handover
             return
         }
@@ -209,10 +206,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     }
 
     func beginSoftStop() {
-        if exchange.softStop(handOver: false, nothingBuffered: clientBufferIsEmpty) { closeClient() }
+        if exchange.softStop(handOver: false, nothingBuffered: clientIn.isEmpty) { closeClient() }
     }
-
-    var clientBufferIsEmpty: Bool { clientIn.isEmpty }
 
     /// `shutdown sessions server` (logged with `K`).
     func abort() {
@@ -236,7 +231,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// sink refuses it later, the connection stays and its next answer closes it.
     func handOver(_ table: SocketTable, to sink: @escaping HandoverSink) -> Bool {
         // The next worker would wait for a PROXY header the client will not send again.
-        guard !acceptsProxy, exchange.phase == .idle, !exchange.clientInputClosed, clientBufferIsEmpty else { return false }
+        guard !acceptsProxy, exchange.phase == .idle, !exchange.clientInputClosed, clientIn.isEmpty else { return false }
         let channel = context.channel
         guard let fd = table.descriptor(local: channel.localAddress, remote: channel.remoteAddress) else { return false }
         _ = try? channel.syncOptions?.setOption(.autoRead, value: false)
@@ -407,7 +402,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             context.fireUserInboundEventTriggered(event)
             return
         }
-        switch exchange.clientInputEnded(nothingBuffered: clientBufferIsEmpty) {
+        switch exchange.clientInputEnded(nothingBuffered: clientIn.isEmpty) {
         case .none: break
         case .shutServerOutput: connection?.channel.close(mode: .output, promise: nil)
         case .close: closeClient()
