@@ -52,11 +52,15 @@ extension Supervisor {
         case .reexec:
             reexec()
         case .answerReloadClient(let fd, let success):
+            // The client may ask `show proc` the moment it reads the answer: the table it reads
+            // must already show this reload (`apply` publishes only after all its actions).
+            publish()
             var text = success ? "Success=1\n" : "Success=0\n"
             let logs = printer.startupLog
             if !logs.isEmpty { text += "--\n" + logs.map { $0 + "\n" }.joined() }
             Self.answer(fd, text, timeoutMs: 2_000)
         case .refuseReload(let fd, let reason):
+            publish()
             Self.answer(fd, "Success=0\n--\n\(reason)\n", timeoutMs: 1_000)
         case .writePidfile:
             if let pidfile = options.pidfile ?? configuredPidfile { PidFile.write(pidfile, pid: getpid()) }
