@@ -12,12 +12,12 @@ let package = Package(
     ],
     targets: [
         // The few libc calls Swift cannot express (SCM_RIGHTS, closefrom, prctl).
-        .target(name: "CHaspSys"),
+        .target(name: "CHaspSys", linkerSettings: [.linkedLibrary("crypt")]),
         // Debian's PCRE2 (libpcre2-dev): the regular expressions of ACLs, converters and rules.
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .target(
             name: "Shared",
-            dependencies: ["CHaspSys", "CPCRE2"]
+            dependencies: ["CHaspSys", "CPCRE2", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .target(
             name: "Worker",

@@ -132,3 +132,20 @@ void hasp_signals_block(const int *sigs, int count) {
     for (int i = 0; i < count; i++) sigaddset(&set, sigs[i]);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
+
+#include <crypt.h>
+#include <stdlib.h>
+#include <string.h>
+
+int hasp_crypt(const char *key, const char *setting, char *out, size_t outlen) {
+    struct crypt_data *data = calloc(1, sizeof(struct crypt_data));
+    if (data == NULL) return -1;
+    const char *hash = crypt_r(key, setting, data);
+    int result = -1;
+    if (hash != NULL && hash[0] != '*' && strlen(hash) < outlen) {
+        strcpy(out, hash);
+        result = 0;
+    }
+    free(data);
+    return result;
+}

@@ -106,7 +106,7 @@ func warnings(_ r: ConfigParser.Result) -> [String] { r.diagnostics.filter { $0.
         #expect(www.binds[1].addresses == [.unix(path: "/tmp/hasp-test.sock")] && www.binds[1].unixMode == 0o600)
         #expect(www.maxconn == 500)
         #expect(www.defaultBackend == "app")
-        #expect(www.useBackends.map(\.backend) == ["api"])
+        #expect(www.rules.useBackends.map(\.fixedName) == ["api"])
         #expect(www.timeouts.client == 50_000 && www.timeouts.httpRequest == 10_000)
         #expect(www.options.forwardFor && www.options.httpLog && www.options.dontLogNull)
 
@@ -130,9 +130,13 @@ func warnings(_ r: ConfigParser.Result) -> [String] { r.diagnostics.filter { $0.
 
         let admin = try #require(c.proxy(named: "admin"))
         #expect(admin.kind == .listen && admin.options.connectionMode == .close)
-        #expect(admin.httpRequestRules == [.returnResponse(HTTPReturnRule(status: 200, contentType: "text/plain",
-                                                                           body: Array("alive".utf8),
-                                                                           location: SourceLocation(file: "t.cfg", line: 63)))])
+        let rule = try #require(admin.rules.httpRequest.first)
+        #expect(admin.rules.httpRequest.count == 1 && rule.location == SourceLocation(file: "t.cfg", line: 63))
+        guard case .reply(let reply) = rule.action, case .bytes(let body) = reply.body else {
+            Issue.record("not a return rule: \(rule.action)")
+            return
+        }
+        #expect(reply.status == 200 && reply.contentType == "text/plain" && body == Array("alive".utf8))
     }
 
     @Test func namedDefaultsAndFrom() throws {

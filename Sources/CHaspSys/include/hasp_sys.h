@@ -33,4 +33,8 @@ int hasp_execv(const char *path, char *const argv[]);
 int hasp_signals_install(const int *sigs, int count);
 /// Blocks these signals in the calling thread (they stay pending, also across exec).
 void hasp_signals_block(const int *sigs, int count);
+/// crypt(3) of `key` with `setting` (a full hash works as the setting), thread-safe; writes
+/// at most `outlen` bytes to `out` with a final NUL. Returns 0, or -1 when libcrypt refuses.
+int hasp_crypt(const char *key, const char *setting, char *out, size_t outlen);
+
 #endif

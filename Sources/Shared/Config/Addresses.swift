@@ -39,7 +39,9 @@ public enum AddressParseError: Error, Equatable, Sendable {
 /// port after the last colon or in brackets, port ranges, unix paths, `fd@<n>`.
 public enum AddressParser {
     /// Parses a `bind`-style address that may carry a port range; returns one address per port.
-    public static func listenAddresses(_ text: String) throws(AddressParseError) -> [ListenAddress] {
+    public static func listenAddresses(_ raw: String) throws(AddressParseError) -> [ListenAddress] {
+        // Addresses expand environment variables even outside double quotes.
+        let text = LineLexer().expandVariables(raw)
         var rest = Substring(text)
         var family: String? = nil
         if let at = rest.firstIndex(of: "@") {
@@ -73,7 +75,8 @@ public enum AddressParser {
     }
 
     /// Parses a `server` address: `host[:port]`, `ipv4@`/`ipv6@`/`unix@`, or a path.
-    public static func serverAddress(_ text: String) throws(AddressParseError) -> ServerAddress {
+    public static func serverAddress(_ raw: String) throws(AddressParseError) -> ServerAddress {
+        let text = LineLexer().expandVariables(raw)
         var rest = Substring(text)
         if rest.hasPrefix("unix@") { return .unix(path: String(rest.dropFirst(5))) }
         if rest.hasPrefix("/") { return .unix(path: String(rest)) }

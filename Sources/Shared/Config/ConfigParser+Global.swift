@@ -16,7 +16,8 @@ extension ConfigParser {
         "spread-checks", "localpeer", "insecure-fork-wanted", "expose-experimental-directives", "nbproc",
         "hasp.idle-handover", "hasp.runtime-state-handoff", "server-state-file", "server-state-base", "cpu-map", "ulimit-n", "busy-polling",
         "tune.http.maxhdr", "ssl-server-verify", "max-spread-checks", "unix-bind", "profiling.tasks",
-        "tune.idle-pool.shared",
+        "tune.idle-pool.shared", "tune.vars.global-max-size", "tune.vars.proc-max-size", "tune.vars.reqres-max-size",
+        "tune.vars.sess-max-size", "tune.vars.txn-max-size",
     ]
 
     static let globalAcceptedSilently: Set<String> = [
@@ -116,6 +117,20 @@ extension ConfigParser {
                 return
             }
             config.global.bufferSize = n
+        case "tune.vars.global-max-size", "tune.vars.proc-max-size", "tune.vars.reqres-max-size",
+             "tune.vars.sess-max-size", "tune.vars.txn-max-size":
+            guard w.count >= 2, let n = Units.size(w[1]), n >= 0 else {
+                parsingAlert("'\(k)' expects a positive integer argument.")
+                return
+            }
+            switch k {
+            case "tune.vars.proc-max-size", "tune.vars.global-max-size": config.global.variableLimits[.proc] = n
+            case "tune.vars.sess-max-size": config.global.variableLimits[.sess] = n
+            case "tune.vars.txn-max-size": config.global.variableLimits[.txn] = n
+            default:
+                config.global.variableLimits[.req] = n
+                config.global.variableLimits[.res] = n
+            }
         case "tune.maxrewrite":
             guard let n = intArg(k), n >= 0 else { return }
             config.global.maxRewrite = n

@@ -14,6 +14,7 @@ extension ConfigParser {
         "http-check", "tcp-check", "acl", "http-response", "tcp-request", "tcp-response", "stats", "capture",
         "compression", "cookie", "stick-table", "stick", "monitor-uri", "errorloc", "errorloc302", "errorloc303",
         "http-after-response", "unique-id-format", "unique-id-header", "log-format", "default-server",
+        "use-server", "redirect", "monitor", "force-persist", "ignore-persist",
     ]
 
     /// The status codes `errorfile` may replace.
@@ -55,16 +56,37 @@ extension ConfigParser {
             p.defaultBackend = w[1]
             p.defaultBackendLocation = here
         case "use_backend":
-            guard caps.contains(.frontend), p.kind != .defaults else {
-                parsingAlert("'use_backend' not allowed in '\(p.kind.rawValue)' section.")
+            parseUseBackend(w, &p)
+        case "use-server":
+            parseUseServer(w, &p)
+        case "acl":
+            parseACL(w, &p)
+        case "http-request":
+            parseHTTPRule(w, &p, stage: .httpRequest)
+        case "http-response":
+            parseHTTPRule(w, &p, stage: .httpResponse)
+        case "http-after-response":
+            parseHTTPRule(w, &p, stage: .httpAfterResponse)
+        case "tcp-request":
+            parseTCPRule(w, &p, response: false)
+        case "tcp-response":
+            parseTCPRule(w, &p, response: true)
+        case "redirect":
+            parseProxyRedirect(w, &p)
+        case "monitor":
+            parseMonitor(w, &p)
+        case "monitor-uri":
+            guard w.count >= 2 else { parsingAlert("'monitor-uri' expects an URI."); return }
+            p.rules.monitorURI = w[1]
+        case "capture":
+            parseCapture(w, &p)
+        case "force-persist", "ignore-persist":
+            let (_, condition) = Self.splitCondition(w, from: 1)
+            guard condition != nil else {
+                parsingAlert("'\(k)' requires either 'if' or 'unless' followed by a condition.")
                 return
             }
-            guard w.count >= 2 else { parsingAlert("'use_backend' requires a backend name."); return }
-            if w.count > 2 {
-                parsingAlert("'use_backend' : conditions ('\(w[2])') need ACLs, which Hasp does not support yet.")
-                return
-            }
-            p.useBackends.append(UseBackendRule(backend: w[1], location: here))
+            _ = compileCondition(condition, p, stage: .httpRequest, what: "a '\(k)' rule condition", ruleName: k)
         case "server":
             guard caps.contains(.backend), p.kind != .defaults else {
                 parsingAlert("'server' not allowed in '\(p.kind.rawValue)' section.")
@@ -128,8 +150,6 @@ extension ConfigParser {
                 return
             }
             p.httpReuse = reuse
-        case "http-request":
-            parseHTTPRequest(w, &p)
         case "log":
             guard w.count >= 2 else {
                 parsingAlert("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
@@ -186,8 +206,7 @@ extension ConfigParser {
                 return
             }
             parseCheckRule(w, &p)
-        case "acl", "http-response", "tcp-request", "tcp-response", "stats", "capture", "compression", "cookie",
-             "stick-table", "stick", "monitor-uri", "errorloc", "errorloc302", "errorloc303", "http-after-response",
+        case "stats", "compression", "cookie", "stick-table", "stick", "errorloc", "errorloc302", "errorloc303",
              "unique-id-format", "unique-id-header", "log-format":
             parsingAlert("'\(k)' is not supported by Hasp yet.")
         default:
@@ -340,7 +359,7 @@ extension ConfigParser {
         case "client-fin": keyPath = \.clientFin
         case "server-fin": keyPath = \.serverFin
         case "check": keyPath = \.check
-        case "tarpit": return
+        case "tarpit": keyPath = \.tarpit
         default:
             parsingAlert("'timeout' supports \(names) (got '\(name)')")
             return
@@ -427,64 +446,5 @@ extension ConfigParser {
             if Self.acceptedOptions.contains(name) { return }
             parsingAlert("unknown option '\(name)'.")
         }
-    }
-
-    mutating func parseHTTPRequest(_ w: [String], _ p: inout ProxySettings) {
-        guard w.count >= 2 else {
-            alert("parsing [\(file):\(lineNumber)]: 'http-request' expects an action.")
-            return
-        }
-        let context = "error detected in \(p.kind.rawValue) '\(p.name)' while parsing 'http-request \(w[1])' rule : "
-        guard w[1] == "return" else {
-            alert("parsing [\(file):\(lineNumber)]: 'http-request' action '\(w[1])' is not supported by Hasp yet (only 'return').")
-            return
-        }
-        var status = 200
-        var contentType: String? = nil
-        var body: [UInt8] = []
-        var i = 2
-        while i < w.count {
-            let k = w[i]
-            let value = i + 1 < w.count ? w[i + 1] : nil
-            switch k {
-            case "status":
-                guard let value, let code = Int(value), (200...599).contains(code) else {
-                    parsingAlert(context + "Unexpected status code '\(value ?? "")'.")
-                    return
-                }
-                status = code
-                i += 2
-            case "content-type":
-                guard let value else { parsingAlert(context + "'content-type' expects an argument."); return }
-                contentType = value
-                i += 2
-            case "string", "lf-string":
-                guard let value else { parsingAlert(context + "'\(k)' expects <str> as argument."); return }
-                body = Array(value.utf8)
-                i += 2
-            case "file", "lf-file":
-                guard let value else { parsingAlert(context + "'\(k)' expects <file> as argument."); return }
-                guard let bytes = FileReader.read(value) else {
-                    parsingAlert(context + "failed to open file '\(value)'.")
-                    return
-                }
-                body = bytes
-                i += 2
-            case "if", "unless":
-                parsingAlert(context + "conditions need ACLs, which Hasp does not support yet.")
-                return
-            case "hdr":
-                guard i + 2 < w.count else { parsingAlert(context + "'hdr' expects <name> and <fmt> as arguments."); return }
-                i += 3
-            default:
-                parsingAlert(context + "unknown keyword '\(k)'.")
-                return
-            }
-        }
-        if !body.isEmpty, contentType == nil {
-            parsingAlert(context + "a content-type must be specified when a payload is set.")
-            return
-        }
-        p.httpRequestRules.append(.returnResponse(HTTPReturnRule(status: status, contentType: contentType, body: body, location: here)))
     }
 }

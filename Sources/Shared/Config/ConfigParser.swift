@@ -28,6 +28,7 @@ public struct ConfigParser {
         case none
         case global
         case proxy(ProxySettings)
+        case userlist(Userlist)
         /// A section Hasp recognises but does not implement; its lines are skipped.
         case ignored(String)
     }
@@ -198,9 +199,9 @@ public struct ConfigParser {
 
     // MARK: - Sections
 
-    static let sectionKeywords: Set<String> = ["global", "defaults", "frontend", "backend", "listen"]
+    static let sectionKeywords: Set<String> = ["global", "defaults", "frontend", "backend", "listen", "userlist"]
     static let ignoredSections: Set<String> = [
-        "userlist", "peers", "resolvers", "mailers", "program", "http-errors", "ring", "cache",
+        "peers", "resolvers", "mailers", "program", "http-errors", "ring", "cache",
         "crt-store", "traces", "log-forward",
     ]
 
@@ -247,6 +248,9 @@ public struct ConfigParser {
         case .proxy(var proxy):
             parseProxy(words, &proxy)
             section = .proxy(proxy)
+        case .userlist(var list):
+            parseUserlistLine(words, &list)
+            section = .userlist(list)
         case .ignored:
             break
         }
@@ -257,6 +261,20 @@ public struct ConfigParser {
         let keyword = words[0]
         if keyword == "global" {
             section = .global
+            return
+        }
+        if keyword == "userlist" {
+            guard words.count >= 2 else {
+                parsingAlert(Self.missingSectionName["userlist"]!)
+                section = .ignored(keyword)
+                return
+            }
+            if let existing = config.userlists[words[1]] {
+                parsingAlert("sec 'userlist': ignoring duplicated userlist '\(words[1])' declared at \(existing.location).")
+                section = .ignored(keyword)
+                return
+            }
+            section = .userlist(Userlist(name: words[1], location: here))
             return
         }
         let kind = ProxyKind(rawValue: keyword)!
@@ -310,6 +328,15 @@ public struct ConfigParser {
     }
 
     mutating func closeSection() {
+        if case .userlist(var list) = section {
+            list.resolveGroupMembers()
+            for user in list.users.values.sorted(by: { $0.name < $1.name }) {
+                for group in user.groups.sorted() where !list.groups.contains(group) {
+                    diagnostics.append(Diagnostic(.alert, "config : userlist '\(list.name)': no such group '\(group)' specified in user '\(user.name)'"))
+                }
+            }
+            config.userlists[list.name] = list
+        }
         if case .proxy(let proxy) = section {
             if proxy.kind == .defaults {
                 currentDefaults = proxy
@@ -393,7 +420,8 @@ public struct ConfigParser {
         for index in config.proxies.indices where config.proxies[index].capabilities.contains(.frontend) {
             let proxy = config.proxies[index]
             let references = proxy.defaultBackend.map { [($0, proxy.defaultBackendLocation ?? proxy.location, "default_backend")] } ?? []
-            for (target, location, what) in references + proxy.useBackends.map({ ($0.backend, $0.location, "use_backend") }) {
+            let switching = proxy.rules.useBackends.compactMap { rule in rule.fixedName.map { ($0, rule.location, "use_backend") } }
+            for (target, location, what) in references + switching {
                 guard let backend = config.proxies.first(where: { $0.name == target && $0.capabilities.contains(.backend) }) else {
                     diagnostics.append(Diagnostic(.alert, "config : parsing [\(location)] : Proxy '\(proxy.name)': unable to find required \(what): '\(target)'."))
                     continue

@@ -74,9 +74,6 @@ public struct LineLexer: Sendable {
             case UInt8(ascii: "\\"):
                 inWord = true
                 i = try escape(bytes, i, into: &current)
-            case UInt8(ascii: "$"):
-                inWord = true
-                i = try expand(bytes, i, into: &current)
             default:
                 inWord = true
                 current.append(c)
@@ -123,6 +120,25 @@ public struct LineLexer: Sendable {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+
+    /// Expands every `$NAME`, `${NAME}` and `${NAME-default}` of `text` (outside double quotes
+    /// HAProxy expands variables only in addresses, which do it themselves through this).
+    public func expandVariables(_ text: String) -> String {
+        guard text.contains("$") else { return text }
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "$") {
+                guard let next = try? expand(bytes, i, into: &out) else { return text }
+                i = next
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Expands `$NAME`, `${NAME}` and `${NAME-default}` starting at the `$`.

@@ -7,6 +7,10 @@ public struct Configuration: Sendable, Equatable {
     public var namedDefaults: [String: ProxySettings] = [:]
     /// Files in load order, as given on the command line (for messages).
     public var files: [String] = []
+    /// `userlist` sections.
+    public var userlists: [String: Userlist] = [:]
+    /// The map and pattern files the rules loaded.
+    public var patternFiles = PatternFileStore()
 
     public init() {}
 
@@ -47,6 +51,9 @@ public struct GlobalSettings: Sendable, Equatable {
     public var group: String? = nil
     public var chroot: String? = nil
     public var bufferSize: Int = 16_384
+    /// `tune.vars.<scope>-max-size`: the memory the variables of one scope may use (absent:
+    /// unlimited).
+    public var variableLimits: [VariableScope: Int] = [:]
     public var maxRewrite: Int = 1_024
     /// Hasp extension: hand idle keep-alive client connections to the new worker on reload.
     public var idleConnectionHandover = true
@@ -164,6 +171,8 @@ public struct Timeouts: Sendable, Equatable {
     public var clientFin: Int64? = nil
     public var serverFin: Int64? = nil
     public var check: Int64? = nil
+    /// `timeout tarpit`: how long a tarpitted request is held (else `timeout connect`).
+    public var tarpit: Int64? = nil
     public init() {}
 
     /// HAProxy's turn-around pause before a retry on the same server: min(`timeout connect`, 1 s).
@@ -287,30 +296,46 @@ public enum ServerStateSource: String, Sendable, Equatable {
     case none, global, local
 }
 
-public struct HTTPReturnRule: Sendable, Equatable {
-    public var status: Int
-    public var contentType: String?
-    public var body: [UInt8]
-    public var location: SourceLocation
-    public init(status: Int, contentType: String?, body: [UInt8], location: SourceLocation) {
-        self.status = status
-        self.contentType = contentType
-        self.body = body
-        self.location = location
-    }
-}
+/// Everything rule-related a proxy declares: ACLs, `http-request`/`http-response`/
+/// `http-after-response`/`tcp-request`/`tcp-response` rules, routing and captures, compiled at
+/// load. Compared by where each rule was declared (compiled rules hold closures).
+public struct ProxyRules: Sendable, Equatable {
+    public var acls: [String: NamedACL] = [:]
+    public var httpRequest: [HTTPRule] = []
+    public var httpResponse: [HTTPRule] = []
+    public var httpAfterResponse: [HTTPRule] = []
+    public var tcpRequest: [TCPRule] = []
+    public var tcpResponse: [TCPRule] = []
+    /// `tcp-request inspect-delay` / `tcp-response inspect-delay`, in milliseconds.
+    public var inspectDelay: Int64? = nil
+    public var responseInspectDelay: Int64? = nil
+    public var useBackends: [BackendSwitchRule] = []
+    public var useServers: [ServerSwitchRule] = []
+    /// `monitor-uri` and `monitor fail` conditions.
+    public var monitorURI: String? = nil
+    public var monitorFail: [RuleCondition] = []
+    /// `capture request header <name> len <n>` / `capture response header`, in slot order,
+    /// followed by the slots `http-request capture ... len` declares.
+    public var requestCaptures: [(name: String?, length: Int)] = []
+    public var responseCaptures: [(name: String?, length: Int)] = []
 
-public enum HTTPRequestRule: Sendable, Equatable {
-    case returnResponse(HTTPReturnRule)
-}
+    public init() {}
 
-public struct UseBackendRule: Sendable, Equatable {
-    public var backend: String
-    public var location: SourceLocation
-    public init(backend: String, location: SourceLocation) {
-        self.backend = backend
-        self.location = location
+    public var isEmpty: Bool {
+        httpRequest.isEmpty && httpResponse.isEmpty && httpAfterResponse.isEmpty && tcpRequest.isEmpty
+            && tcpResponse.isEmpty && useBackends.isEmpty && useServers.isEmpty && monitorURI == nil
     }
+
+    private var signature: [String] {
+        httpRequest.map { "rq\($0.location)" } + httpResponse.map { "rs\($0.location)" }
+            + httpAfterResponse.map { "ar\($0.location)" } + tcpRequest.map { "tq\($0.location)" }
+            + tcpResponse.map { "ts\($0.location)" } + useBackends.map { "ub\($0.location)" }
+            + useServers.map { "us\($0.location)" } + acls.keys.sorted()
+            + [monitorURI ?? "", String(monitorFail.count), String(inspectDelay ?? -1)]
+            + requestCaptures.map { "\($0.name ?? "")/\($0.length)" } + responseCaptures.map { "\($0.name ?? "")/\($0.length)" }
+    }
+
+    public static func == (a: ProxyRules, b: ProxyRules) -> Bool { a.signature == b.signature }
 }
 
 public struct BindSettings: Sendable, Equatable {
@@ -339,7 +364,6 @@ public struct ProxySettings: Sendable, Equatable {
     public var defaultBackend: String? = nil
     /// Where `default_backend` was set (for messages about it).
     public var defaultBackendLocation: SourceLocation? = nil
-    public var useBackends: [UseBackendRule] = []
     public var servers: [ServerSettings] = []
     public var defaultServer = DefaultServerSettings()
     public var balance: BalanceAlgorithm = .roundRobin
@@ -349,7 +373,7 @@ public struct ProxySettings: Sendable, Equatable {
     public var retries = 3
     public var options = ProxyOptions()
     public var httpReuse: HTTPReuse = .safe
-    public var httpRequestRules: [HTTPRequestRule] = []
+    public var rules = ProxyRules()
     public var disabled = false
     public var id: Int = 0
     /// `load-server-state-from-file global|local|none` and `server-state-file-name`.
@@ -377,9 +401,9 @@ public struct ProxySettings: Sendable, Equatable {
         copy.name = name
         copy.location = location
         copy.binds = []
-        copy.useBackends = []
         copy.servers = []
-        copy.httpRequestRules = kind == .backend ? [] : httpRequestRules
+        // Only a named defaults section can hold rules; a proxy built `from` it runs them first.
+        copy.rules.useBackends = []
         copy.disabled = false
         copy.id = 0
         copy.checks.inheritedHTTPSteps = !checks.httpSteps.isEmpty

@@ -263,24 +263,10 @@ public struct LoadBalancer: Sendable {
     }
 
     /// The sdbm hash HAProxy uses by default for map-based hashing.
-    public static func sdbm(_ bytes: [UInt8]) -> UInt32 {
-        var hash: UInt32 = 0
-        for b in bytes {
-            hash = UInt32(b) &+ (hash << 6) &+ (hash << 16) &- hash
-        }
-        return hash
-    }
+    public static func sdbm(_ bytes: [UInt8]) -> UInt32 { Hashes.sdbm(bytes) }
 
-    /// Spreads hash bits so that ring positions are uniform (Thomas Wang's integer mix).
-    static func avalanche(_ value: UInt32) -> UInt32 {
-        var a = value
-        a = (a ^ 61) ^ (a >> 16)
-        a = a &+ (a << 3)
-        a = a ^ (a >> 4)
-        a = a &* 0x27d4_eb2d
-        a = a ^ (a >> 15)
-        return a
-    }
+    /// Spreads hash bits so that ring positions are uniform.
+    static func avalanche(_ value: UInt32) -> UInt32 { Hashes.wangMix(value) }
 }
 
 /// Small deterministic generator: tests can seed it and get repeatable distributions.

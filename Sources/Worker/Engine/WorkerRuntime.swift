@@ -7,10 +7,18 @@ import Shared
 /// A frontend at run time.
 final class Frontend: Sendable {
     let settings: ProxySettings
-    /// The backend requests go to: the first unconditional `use_backend`, else `default_backend`,
+    /// The backend requests go to when no `use_backend` rule picks one: `default_backend`,
     /// else the proxy itself when it is a `listen` section with servers.
     let backend: Backend?
-    let returnRule: HTTPReturnRule?
+    /// Requests go through rules (`http-request`, `use_backend`, `monitor-uri`...) before a
+    /// backend is chosen; without any, the default backend is taken at once.
+    let routesRequests: Bool
+    /// `tcp-request connection` / `session` rules run when a connection is accepted.
+    let hasConnectionRules: Bool
+    /// `http-response` / `http-after-response` rules of the frontend.
+    let hasResponseRules: Bool
+    /// A TCP frontend buffers the first bytes for its content rules (`tcp-request inspect-delay`).
+    let inspectsContent: Bool
     /// Its connections are parsed as HTTP: `mode http`, or a TCP frontend whose backend is in
     /// `mode http` (HAProxy upgrades such a stream to HTTP).
     let servesHTTP: Bool
@@ -31,12 +39,49 @@ final class Frontend: Sendable {
         gate = AcceptGate(limit: settings.maxconn ?? 0)
         self.globalGate = globalGate
         servesHTTP = settings.mode == .http || backend?.settings.mode == .http
-        var rule: HTTPReturnRule? = nil
-        for case .returnResponse(let r) in settings.httpRequestRules {
-            rule = r
-            break
+        let rules = settings.rules
+        let backendRules = backend?.settings.rules
+        routesRequests = !rules.httpRequest.isEmpty || !rules.useBackends.isEmpty || rules.monitorURI != nil
+            || rules.tcpRequest.contains { $0.phase == .content }
+            || !(backendRules?.httpRequest.isEmpty ?? true) || !(backendRules?.useServers.isEmpty ?? true)
+            || (backendRules?.tcpRequest.contains { $0.phase == .content } ?? false)
+        hasConnectionRules = rules.tcpRequest.contains { $0.phase != .content }
+        hasResponseRules = !rules.httpResponse.isEmpty || !rules.httpAfterResponse.isEmpty
+        inspectsContent = (rules.inspectDelay ?? 0) > 0 && (rules.tcpRequest.contains { $0.phase == .content } || !rules.useBackends.isEmpty)
+    }
+
+    /// `tcp-request connection` then `tcp-request session` rules: false when one rejects.
+    func acceptsConnection(_ context: StreamContext) -> Bool {
+        for phase in [TCPRule.Phase.connection, .session] {
+            for rule in settings.rules.tcpRequest where rule.phase == phase {
+                if let condition = rule.condition, !condition.matches(context) { continue }
+                switch rule.action {
+                case .accept: break
+                case .reject:
+                    counters.deniedRequests.wrappingIncrement(ordering: .relaxed)
+                    return false
+                case .setVar(let name, let e):
+                    if let v = e.evaluate(context) { context.setVariable(name, v) }
+                    continue
+                case .setVarFormat(let name, let f):
+                    context.setVariable(name, .string(f.evaluate(context)))
+                    continue
+                case .unsetVar(let name):
+                    context.setVariable(name, nil)
+                    continue
+                case .setSource(let e):
+                    if let v = e.evaluate(context) { context.overrideAddress(v, source: true) }
+                    continue
+                case .setDestination(let e):
+                    if let v = e.evaluate(context) { context.overrideAddress(v, source: false) }
+                    continue
+                default:
+                    continue
+                }
+                break
+            }
         }
-        returnRule = rule
+        return true
     }
 
     var name: String { settings.name }
@@ -108,6 +153,10 @@ public final class WorkerRuntime: Sendable {
     let loggers: [String: ProxyLogger]
     /// The running checks of each server (by server identity).
     let checkers = NIOLockedValueBox<[ObjectIdentifier: [HealthChecker]]>([:])
+    /// `proc.` variables.
+    let processVariables = ProcessVariables()
+    /// `tune.vars.*-max-size`.
+    let variableLimits: [VariableScope: Int]
 
     public convenience init(configuration: Configuration, threads: Int) {
         self.init(configuration: configuration, threads: threads, connector: nil, clock: MonotonicExchangeClock())
@@ -130,6 +179,7 @@ public final class WorkerRuntime: Sendable {
         loopSessions = loops.map { _ in LoopSessions() }
         connectors = loops.map { _ in connector ?? LoopConnectors() }
         bufferSize = configuration.global.bufferSize
+        variableLimits = configuration.global.variableLimits
         maxHeaders = configuration.global.maxHeaders
         var backends: [String: Backend] = [:]
         var serverID = 0
@@ -147,7 +197,7 @@ public final class WorkerRuntime: Sendable {
         let globalGate = AcceptGate(limit: configuration.global.maxconn ?? 0)
         self.globalGate = globalGate
         frontends = configuration.proxies.filter { $0.capabilities.contains(.frontend) }.map { proxy in
-            let target = proxy.useBackends.first?.backend ?? proxy.defaultBackend
+            let target = proxy.defaultBackend
             var backend = target.flatMap { backends[$0] }
             if backend == nil, proxy.kind == .listen, !proxy.servers.isEmpty { backend = backends[proxy.name] }
             return Frontend(settings: proxy, backend: backend, globalGate: globalGate, logger: loggers[proxy.name])

@@ -203,6 +203,12 @@ public final class Backend: Sendable {
 
     /// Takes one of `server`'s slots unless it is at its `maxconn`: a compare-and-swap, so the
     /// lock-free and the locked paths can never both take the last slot.
+    /// A slot on a server named by a rule (`use-server`), under its `maxconn`.
+    func takeSlotFor(_ server: Server) -> Bool { takeSlot(server) }
+
+    /// Whether this backend has `http-response` or `http-after-response` rules.
+    var hasResponseRules: Bool { !settings.rules.httpResponse.isEmpty || !settings.rules.httpAfterResponse.isEmpty }
+
     private func takeSlot(_ server: Server) -> Bool {
         let limit = server.maxconn
         var current = server.served.load(ordering: .relaxed)

@@ -111,6 +111,18 @@ final class ServerDialer {
         }
     }
 
+    /// `use-server`: that server when it is usable and has a free slot, else the balancer's pick.
+    func acquire(_ backend: Backend, forcing server: Server) -> Acquisition {
+        guard server.isUsable, backend.takeSlotFor(server) else { return acquire(backend, key: BalanceKey()) }
+        release()
+        self.backend = backend
+        key = BalanceKey()
+        attempts = 0
+        redispatched = false
+        hold(server, on: backend, counted: true)
+        return .server(server)
+    }
+
     private func granted(_ server: Server, backend: Backend, generation: Int) {
         guard generation == self.generation, queueTicket != nil, let client else {
             // The session went away or left the queue meanwhile: give the slot back.

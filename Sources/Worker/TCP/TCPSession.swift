@@ -27,6 +27,12 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     private var received: ByteBuffer?
     private var announcedClient: SocketAddress?
     private var clientAddress: SocketAddress? { announcedClient ?? context?.channel.remoteAddress }
+    /// What rules read: the addresses, the bytes buffered for inspection, variables.
+    private let streams: StreamContext
+    /// `tcp-request inspect-delay` with content rules: the first bytes are buffered and
+    /// inspected before a backend is chosen.
+    private var inspecting = false
+    private var inspectTimer: Scheduled<Void>?
 
     init(runtime: WorkerRuntime, frontend: Frontend, listenerGate: AcceptGate? = nil, acceptProxy: Bool = false) {
         self.runtime = runtime
@@ -34,6 +40,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         self.listenerGate = listenerGate
         awaitingProxyHeader = acceptProxy
         logger = frontend.logger
+        streams = StreamContext(runtime: runtime, frontend: frontend)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -47,15 +54,100 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         frontend.sessionOpened()
         listenerGate?.opened()
         context.fireChannelActive()
+        streams.clientSocket = context.channel.remoteAddress
+        streams.localSocket = context.channel.localAddress
+        if frontend.hasConnectionRules, !frontend.acceptsConnection(streams) {
+            terminationCause = ("P", "R")
+            context.close(promise: nil)
+            return
+        }
         if awaitingProxyHeader {
             // Reading stays manual: one read at a time until the header is complete.
             context.read()
             return
         }
+        begin(context)
+    }
+
+    /// Inspects the first bytes when content rules wait for them, else picks a backend now.
+    private func begin(_ context: ChannelHandlerContext) {
+        guard frontend.inspectsContent else {
+            dispatch(context)
+            return
+        }
+        inspecting = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        inspectTimer = context.eventLoop.scheduleTask(in: .milliseconds(frontend.settings.rules.inspectDelay ?? 0)) {
+            let session = bound.value
+            guard session.inspecting, let context = session.context else { return }
+            session.inspect(context, final: true)
+        }
+        if received != nil {
+            inspect(context, final: false)
+        } else {
+            context.read()
+        }
+    }
+
+    /// Runs the `tcp-request content` rules over what arrived so far. A rule whose condition
+    /// reads the contents and is not met yet waits for more bytes, until the delay expires or
+    /// the buffer is full; then the rules decide with what is there.
+    private func inspect(_ context: ChannelHandlerContext, final: Bool) {
+        let buffered = received?.readableBytes ?? 0
+        let final = final || buffered >= runtime.bufferSize
+        streams.payload = received.map { Array($0.readableBytesView) } ?? []
+        rules: for rule in frontend.settings.rules.tcpRequest where rule.phase == .content {
+            if let condition = rule.condition, !condition.matches(streams) {
+                if !final, condition.readsRequestContent {
+                    context.read()
+                    return
+                }
+                continue
+            }
+            switch rule.action {
+            case .accept, .switchToHTTP:
+                break rules
+            case .reject:
+                finishInspection()
+                frontend.counters.deniedRequests.wrappingIncrement(ordering: .relaxed)
+                terminationCause = ("P", "R")
+                context.close(promise: nil)
+                return
+            case .setVar(let name, let e):
+                if let v = e.evaluate(streams) { streams.setVariable(name, v) }
+            case .setVarFormat(let name, let f):
+                streams.setVariable(name, .string(f.evaluate(streams)))
+            case .unsetVar(let name):
+                streams.setVariable(name, nil)
+            case .capture(let e, let length):
+                streams.capture(e.evaluate(streams)?.asString.map { String($0.utf8.prefix(length)) ?? $0 }, slot: nil, response: false)
+            case .setSource(let e):
+                if let v = e.evaluate(streams) { streams.overrideAddress(v, source: true) }
+            case .setDestination(let e):
+                if let v = e.evaluate(streams) { streams.overrideAddress(v, source: false) }
+            case .setLogLevel(let level):
+                streams.logLevel = level
+            case .expectProxy, .ignored:
+                break
+            }
+        }
+        finishInspection()
         dispatch(context)
     }
 
+    private func finishInspection() {
+        inspecting = false
+        inspectTimer?.cancel()
+        inspectTimer = nil
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if inspecting {
+            var bytes = unwrapInboundIn(data)
+            if received == nil { received = bytes } else { received!.writeBuffer(&bytes) }
+            inspect(context, final: false)
+            return
+        }
         guard awaitingProxyHeader else {
             context.fireChannelRead(data)
             return
@@ -71,9 +163,10 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         case .complete(let source, let length):
             awaitingProxyHeader = false
             announcedClient = source
+            if let source { streams.clientSocket = source }
             received!.moveReaderIndex(forwardBy: length)
             if received!.readableBytes == 0 { received = nil }
-            dispatch(context)
+            begin(context)
         }
     }
 
@@ -87,7 +180,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                 log = ExchangeLog(frontend: frontend.name, startedMono: createdAtMs)
             }
         }
-        guard let backend = frontend.backend else {
+        guard let backend = chooseBackend() else {
             terminationCause = ("S", "C")
             context.close(promise: nil)
             return
@@ -115,6 +208,19 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             terminationCause = ("S", "C")
             context.close(promise: nil)
         }
+    }
+
+    /// The first `use_backend` rule that matches and names a backend, else the default one.
+    private func chooseBackend() -> Backend? {
+        for rule in frontend.settings.rules.useBackends {
+            if let condition = rule.condition, !condition.matches(streams) { continue }
+            if let backend = runtime.backends[rule.target.evaluate(streams)] {
+                streams.backend = backend
+                return backend
+            }
+        }
+        streams.backend = frontend.backend
+        return frontend.backend
     }
 
     func dialerGranted(_ server: Server) {
@@ -197,6 +303,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         guard !cleanedUp else { return }
         cleanedUp = true
         queueTimer?.cancel()
+        finishInspection()
         // `option dontlognull`: a session that carried nothing either way is not logged.
         let null = log.map { $0.bytesIn == 0 && $0.bytesOut == 0 && terminationCause == nil } ?? false
         if let log, let logger, !(null && frontend.settings.options.dontLogNull) {

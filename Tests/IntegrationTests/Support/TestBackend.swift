@@ -8,7 +8,7 @@ import NIOPosix
 ///
 /// Routes: `/hello` (200, body = name), `/conn` (the connection's number), `/sum` (reads the
 /// body, answers `len=<n> fnv=<hex>`), `/bytes/<n>` and `/chunked/<n>` (stream the pattern),
-/// `/slow/<ms>`, `/hold` (never answers), `/status/<code>`.
+/// `/slow/<ms>`, `/hold` (never answers), `/status/<code>`, `/echo/...` (the request line and headers).
 final class TestBackend: @unchecked Sendable {
     let name: String
     let group: MultiThreadedEventLoopGroup
@@ -103,6 +103,8 @@ private final class BackendHandler: ChannelInboundHandler {
             send(context, .ok, body: "\(connectionNumber)")
         case "sum":
             send(context, .ok, body: "len=\(length) fnv=\(sum.hex)")
+        case "echo":
+            send(context, .ok, body: "\(head.method.rawValue) \(head.uri)\n" + head.headers.map { "\($0.name.lowercased()): \($0.value)" }.joined(separator: "\n"))
         case "headers":
             send(context, .ok, body: head.headers.map { "\($0.name.lowercased()): \($0.value)" }.joined(separator: "\n"))
         case "status":

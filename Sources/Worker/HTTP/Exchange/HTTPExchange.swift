@@ -46,7 +46,8 @@ struct HTTPExchange {
 
     private(set) var phase: Phase = .idle
     private(set) var timeouts: ExchangeTimeouts
-    let policy: Policy
+    /// Set per request: the backend's connection mode is known once it is chosen.
+    var policy: Policy
 
     // The current request.
     private(set) var requestEnded = true
@@ -140,9 +141,15 @@ struct HTTPExchange {
     }
 
     /// The request is to be served by a backend whose timeouts are these.
-    mutating func serverWanted(backend: Timeouts, frontend: Timeouts) {
+    mutating func serverWanted(backend: Timeouts, frontend: Timeouts, backendKeepsServer: Bool? = nil) {
         timeouts.useBackend(backend, frontend: frontend)
+        if let backendKeepsServer { policy.backendKeepsServer = backendKeepsServer }
         phase = .connecting
+    }
+
+    /// `http-request set-timeout server|tunnel`: for this request only.
+    mutating func overrideTimeout(server: Bool, milliseconds: Int64) {
+        if server { timeouts.server = milliseconds } else { timeouts.tunnel = milliseconds }
     }
 
     mutating func requestBodyForwarded(now: ExchangeTime) {

@@ -71,6 +71,12 @@ enum H1Serializer {
         out.writeInteger(UInt8(48 + status / 100))
         out.writeInteger(UInt8(48 + status / 10 % 10))
         out.writeInteger(UInt8(48 + status % 10))
+        if let reason = head.reasonOverride {
+            out.writeStaticString(" ")
+            out.writeString(reason)
+            out.writeStaticString(crlf)
+            return
+        }
         head.bytes.withUnsafeReadableBytes { p in
             if head.reasonEnd > head.reasonStart {
                 out.writeStaticString(" ")

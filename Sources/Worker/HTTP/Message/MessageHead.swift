@@ -157,6 +157,21 @@ struct MessageHead {
         edit { $0.removeAll { $0.hasName(name) } }
     }
 
+    /// Removes the header lines whose name passes `test` (`del-header -m beg|end|sub|reg`).
+    mutating func removeHeaders(where test: (String) -> Bool) {
+        guard headerFields.contains(where: { test($0.name) }) else { return }
+        edit { $0.removeAll { test($0.name) } }
+    }
+
+    /// A reason phrase that replaces the received one (`set-status`).
+    var reasonOverride: String?
+
+    /// `set-status <code> [reason <text>]`: without a reason, the code's standard one.
+    mutating func setStatus(_ code: Int, reason: String?) {
+        status = code
+        reasonOverride = reason ?? HTTPStatusText.reason(code)
+    }
+
     /// Rewrites each value of a header (`replace-header` / `replace-value`).
     mutating func replaceHeaderValues(_ name: String, _ transform: (String) -> String) {
         guard contains(name) else { return }

@@ -15,6 +15,13 @@ extension HTTPSession {
     func sendBuiltIn(_ response: BuiltInResponse, cause: (Character, Character)? = nil) {
         guard !exchange.isClosed else { return }
         let flags = cause ?? Self.termination(of: response)
+        if hasAfterResponseRules, !response.closesConnection {
+            // `http-after-response` rules see (and may edit) the proxy's own errors too.
+            let backend = slot?.backend ?? (exchange.phase == .idle ? nil : streams.backend ?? frontend.backend)
+            let pages = (backend?.settings.errorFiles ?? [:]).merging(frontend.settings.errorFiles) { mine, _ in mine }
+            sendAnswer(LocalAnswer.errorPage(response.rawValue, errorFiles: pages, cause: flags))
+            return
+        }
         // `errorfile`: the backend's page once a backend was chosen, else the frontend's.
         if let custom = (slot?.backend ?? (exchange.phase == .idle ? nil : frontend.backend))?.settings.errorFiles[response.rawValue]
             ?? frontend.settings.errorFiles[response.rawValue] {
@@ -31,24 +38,6 @@ extension HTTPSession {
         countResponse(status: response.rawValue)
         if logger != nil, logFormat != .connect { noteLocalResponse(response.rawValue, cause: flags) }
         writeLocal(text, closes: close)
-    }
-
-    func sendReturn(_ rule: HTTPReturnRule) {
-        let minor = exchange.clientVersionMinor
-        var text = "HTTP/1.\(minor) \(rule.status) \(HTTPStatusText.reason(rule.status))\r\ncontent-length: \(rule.body.count)\r\n"
-        if let type = rule.contentType { text += "content-type: \(type)\r\n" }
-        let close = exchange.returnCloses
-        if close {
-            text += "connection: close\r\n"
-        } else if minor == 0 {
-            text += "connection: keep-alive\r\n"
-        }
-        text += "\r\n"
-        var bytes = Array(text.utf8)
-        if request?.method != "HEAD" { bytes.append(contentsOf: rule.body) }
-        countResponse(status: rule.status)
-        if exchangeLog != nil { noteLocalResponse(rule.status, cause: ("L", "R")) }
-        writeLocal(bytes, closes: close)
     }
 
     func writeLocal(_ text: String, closes: Bool) {

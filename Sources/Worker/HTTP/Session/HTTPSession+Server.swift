@@ -178,6 +178,11 @@ extension HTTPSession: ServerDialerClient {
             clientNeedsFlush = true
             return
         }
+        var head = head
+        if frontend.hasResponseRules || (slot?.backend.hasResponseRules ?? false) {
+            guard let edited = applyResponseRules(head) else { return }
+            head = edited
+        }
         if exchangeLog != nil { noteResponse(head.status) }
         let connectionHeader: HTTPExchange.ClientConnectionHeader
         let dechunk: Bool

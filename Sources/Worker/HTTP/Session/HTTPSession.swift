@@ -29,6 +29,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     let headLimit: Int
     var exchange: HTTPExchange
     var dialer: ServerDialer!
+    /// What rules read and write (variables, captures, the heads being edited).
+    let streams: StreamContext
 
     // Client side: what it sent and not yet used, and the request being served.
     var clientIn = H1Reader()
@@ -87,6 +89,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         awaitingProxyHeader = acceptProxy
         headLimit = max(1024, runtime.bufferSize - runtime.configuration.global.maxRewrite)
         logger = frontend.logger
+        streams = StreamContext(runtime: runtime, frontend: frontend)
         logFormat = TrafficLogFormat(frontend.settings.options)
         let options = frontend.settings.options
         let backendMode = frontend.backend?.settings.options.connectionMode ?? .keepAlive
@@ -124,8 +127,14 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         let closeAfterFirst = runtime.isStopping
             && (!runtime.handingOver.load(ordering: .relaxed) || runtime.sessions(on: context.eventLoop).draining)
         exchange.opened(now: clock.now(), closeAfterFirst: closeAfterFirst)
+        streams.clientSocket = context.channel.remoteAddress
+        streams.localSocket = context.channel.localAddress
         syncTimer()
         context.fireChannelActive()
+        if frontend.hasConnectionRules, !frontend.acceptsConnection(streams) {
+            exchange.terminationCause = "P"
+            closeClient()
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -313,6 +322,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                     case .source(let source):
                         awaitingProxyHeader = false
                         announcedClient = source
+                        if let source { streams.clientSocket = source }
                         firstByteMono = -1
                         continue
                     }
@@ -435,18 +445,31 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         frontend.counters.requests.wrappingIncrement(ordering: .relaxed)
         frontend.counters.requestRate.tick()
         if logger != nil, logFormat != .connect { beginExchangeLog(head) }
-        if let rule = frontend.returnRule {
-            sendReturn(rule)
-            return
+        var chosen = frontend.backend
+        var forcedServer: Server? = nil
+        if frontend.routesRequests {
+            streams.beginTransaction()
+            streams.request = head
+            switch routeRequest() {
+            case .handled:
+                return
+            case .backend(let backend):
+                chosen = backend
+            }
+            request = streams.request
+            if let backend = chosen { forcedServer = chooseServer(backend) }
         }
-        guard let backend = frontend.backend else {
+        guard let backend = chosen else {
             sendBuiltIn(.serviceUnavailable)
             return
         }
         backend.counters.requests.wrappingIncrement(ordering: .relaxed)
         exchangeLog?.backend = backend.name
-        exchange.serverWanted(backend: backend.settings.timeouts, frontend: frontend.settings.timeouts)
-        switch dialer.acquire(backend, key: balanceKey(backend, head)) {
+        exchange.serverWanted(backend: backend.settings.timeouts, frontend: frontend.settings.timeouts,
+                              backendKeepsServer: backend.settings.options.connectionMode == .keepAlive)
+        if frontend.routesRequests, let (server, ms) = streams.timeoutOverride { exchange.overrideTimeout(server: server, milliseconds: ms) }
+        let acquisition = forcedServer.map { dialer.acquire(backend, forcing: $0) } ?? dialer.acquire(backend, key: balanceKey(backend, request ?? head))
+        switch acquisition {
         case .server(let server):
             obtainConnection(to: server)
         case .queued:

@@ -1,0 +1,677 @@
+/// `acl`, `http-request`, `http-response`, `http-after-response`, `tcp-request`,
+/// `tcp-response`, `use_backend`, `use-server`, `redirect`, `monitor`, `capture` and
+/// `userlist` sections: compiled into `ProxyRules` as they are read.
+extension ConfigParser {
+    /// The HTTP actions by the rule sets that accept them; one table for parsing, hints and
+    /// the man page.
+    static let httpActionNames: [(name: String, stages: RuleStage)] = [
+        ("allow", [.httpRequest, .httpResponse]), ("deny", [.httpRequest, .httpResponse]), ("tarpit", .httpRequest),
+        ("reject", [.httpRequest]), ("auth", .httpRequest), ("redirect", [.httpRequest, .httpResponse]),
+        ("return", [.httpRequest, .httpResponse]),
+        ("set-header", [.httpRequest, .httpResponse, .httpAfterResponse]),
+        ("add-header", [.httpRequest, .httpResponse, .httpAfterResponse]),
+        ("del-header", [.httpRequest, .httpResponse, .httpAfterResponse]),
+        ("replace-header", [.httpRequest, .httpResponse, .httpAfterResponse]),
+        ("replace-value", [.httpRequest, .httpResponse, .httpAfterResponse]),
+        ("set-path", .httpRequest), ("set-pathq", .httpRequest), ("set-query", .httpRequest), ("set-uri", .httpRequest),
+        ("set-method", .httpRequest), ("replace-path", .httpRequest), ("replace-pathq", .httpRequest),
+        ("replace-uri", .httpRequest), ("set-var(*)", [.httpRequest, .httpResponse, .httpAfterResponse]),
+        ("set-var-fmt(*)", [.httpRequest, .httpResponse, .httpAfterResponse]),
+        ("unset-var(*)", [.httpRequest, .httpResponse, .httpAfterResponse]),
+        ("set-log-level", [.httpRequest, .httpResponse, .httpAfterResponse]), ("set-nice", [.httpRequest, .httpResponse]),
+        ("capture", [.httpRequest, .httpResponse]), ("wait-for-body", [.httpRequest, .httpResponse]),
+        ("set-timeout", .httpRequest), ("set-dst", .httpRequest), ("set-src", .httpRequest),
+        ("set-dst-port", .httpRequest), ("set-src-port", .httpRequest),
+        ("disable-l7-retry", .httpRequest), ("early-hint", .httpRequest), ("normalize-uri", .httpRequest),
+        ("set-status", [.httpResponse, .httpAfterResponse]), ("set-mark", [.httpRequest, .httpResponse]),
+        ("set-tos", [.httpRequest, .httpResponse]), ("strict-mode", [.httpRequest, .httpResponse, .httpAfterResponse]),
+        ("silent-drop", [.httpRequest, .httpResponse]), ("wait-for-handshake", .httpRequest),
+        ("track-sc(*)", [.httpRequest, .httpResponse]), ("use-service", .httpRequest),
+    ]
+
+    static let tcpActionNames: [String] = [
+        "accept", "reject", "set-var(*)", "set-var-fmt(*)", "unset-var(*)", "capture", "expect-proxy", "set-src",
+        "set-dst", "set-log-level", "switch-mode", "silent-drop", "set-mark", "set-tos", "set-nice", "track-sc(*)",
+        "do-resolve(*)", "use-service", "set-src-port", "set-dst-port", "close", "sc-inc-gpc0(*)", "sc-set-gpt0(*)",
+    ]
+
+    var ruleContext: RuleCompilationContext { RuleCompilationContext(patternFiles: config.patternFiles) }
+
+    // MARK: - acl
+
+    mutating func parseACL(_ w: [String], _ p: inout ProxySettings) {
+        guard p.kind != .defaults || !p.name.isEmpty else {
+            parsingAlert("'acl' not allowed in anonymous 'defaults' section.")
+            return
+        }
+        guard w.count >= 3 else {
+            parsingAlert("'acl' expects a name and a criterion.")
+            return
+        }
+        let name = w[1]
+        if let bad = name.first(where: { !($0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0))) }) {
+            parsingAlert("character '\(bad)' is not permitted in acl name '\(name)'.")
+            return
+        }
+        var warnings: [String] = []
+        do {
+            let test = try ACLCompiler.compile(Array(w[2...]), context: ruleContext) { warnings.append($0) }
+            let acl = p.rules.acls[name] ?? NamedACL(name: name)
+            acl.add(test)
+            p.rules.acls[name] = acl
+        } catch {
+            parsingAlert("error detected while parsing ACL '\(name)' : \(error.message)")
+        }
+        for text in warnings { warn(text) }
+    }
+
+    /// Splits a rule's words at its `if`/`unless`.
+    static func splitCondition(_ w: [String], from start: Int) -> (action: [String], condition: ArraySlice<String>?) {
+        var depth = 0
+        for i in start..<w.count {
+            if w[i] == "{" { depth += 1 } else if w[i] == "}" { depth -= 1 }
+            if depth == 0, w[i] == "if" || w[i] == "unless" { return (Array(w[start..<i]), w[i...]) }
+        }
+        return (Array(w[start...]), nil)
+    }
+
+    /// Compiles a condition, reporting errors as `while parsing <what> condition`; checks the
+    /// fetches it uses against the stage (a warning, as HAProxy does).
+    mutating func compileCondition(_ words: ArraySlice<String>?, _ p: ProxySettings, stage: RuleStage, what: String,
+                                   ruleName: String) -> RuleCondition?? {
+        guard let words else { return .some(nil) }
+        var warnings: [String] = []
+        do {
+            let condition = try ConditionParser.parse(words, acls: p.rules.acls, context: ruleContext) { warnings.append($0) }
+            for text in warnings { warn(text) }
+            let available = SampleUse.available(at: stage)
+            for (name, test) in condition.allTests where !available.isSuperset(of: test.expression.fetch.uses) {
+                let who = name.map { "acl '\($0)'" } ?? "anonymous acl"
+                parsingWarning("\(who) will never match in '\(ruleName)' because it uses keyword '\(test.expression.fetch.name)' which is incompatible with '\(p.kind == .listen ? "proxy" : p.kind.rawValue) \(ruleName) rule'")
+            }
+            return .some(condition)
+        } catch {
+            parsingAlert("error detected while parsing \(what) : \(error.message)\(error.message.hasSuffix(".") ? "" : ".")")
+            return nil
+        }
+    }
+
+    /// A log-format argument, with the stage check of its samples.
+    mutating func compileFormat(_ text: String, stage: RuleStage, context prefix: String) -> LogFormatString? {
+        do {
+            let format = try LogFormatString.parse(text, context: ruleContext)
+            let available = SampleUse.available(at: stage)
+            for e in format.expressions {
+                if let missing = e.fetch.uses.missingName(in: available) {
+                    parsingAlert(prefix + "sample fetch <\(e.source)]> may not be reliably used here because it needs '\(missing)' which is not available here.")
+                    return nil
+                }
+            }
+            return format
+        } catch {
+            parsingAlert(prefix + error.message + (error.message.hasSuffix(".") ? "" : "."))
+            return nil
+        }
+    }
+
+    mutating func compileSample(_ text: String, stage: RuleStage, context prefix: String) -> SampleExpression? {
+        do {
+            let e = try SampleExpressionParser.parse(text, context: ruleContext)
+            if let missing = e.fetch.uses.missingName(in: SampleUse.available(at: stage)) {
+                parsingAlert(prefix + "fetch method '\(e.fetch.name)' extracts information from '\(missing)', none of which is available here.")
+                return nil
+            }
+            return e
+        } catch {
+            parsingAlert(prefix + "failed to parse sample expression <\(text)> : \(error.message)")
+            return nil
+        }
+    }
+
+    // MARK: - http-request / http-response / http-after-response
+
+    mutating func parseHTTPRule(_ w: [String], _ p: inout ProxySettings, stage: RuleStage) {
+        let keyword = w[0]
+        if p.kind == .defaults && p.name.isEmpty {
+            parsingAlert("'\(keyword)' not allowed in anonymous 'defaults' section.")
+            return
+        }
+        let names = Self.httpActionNames.filter { $0.stages.contains(stage) }.map(\.name)
+        guard w.count >= 2 else {
+            parsingAlert("'\(keyword)' expects \(names.map { "'\($0)'" }.joined(separator: ", ")), but got ''.")
+            return
+        }
+        let verb = w[1]
+        let base = verb.firstIndex(of: "(").map { String(verb[..<$0]) + "(*)" } ?? verb
+        guard names.contains(base) else {
+            var text = "parsing [\(file):\(lineNumber)]: '\(keyword)' expects \(names.map { "'\($0)'" }.joined(separator: ", ")), but got '\(verb)'."
+            if let s = Suggestion.closest(to: verb, in: names) { text += " Did you mean '\(s)' maybe ?" }
+            alert(text)
+            return
+        }
+        if p.kind != .defaults, !p.rules.useBackends.isEmpty, stage == .httpRequest, p.capabilities.contains(.frontend) {
+            // HAProxy evaluates http-request rules before use_backend whatever their order.
+        }
+        let (actionWords, conditionWords) = Self.splitCondition(w, from: 1)
+        let prefix = "error detected in \(p.kind == .listen ? "proxy" : p.kind.rawValue) '\(p.name)' while parsing '\(keyword) \(verb)' rule : "
+        guard var action = parseHTTPAction(actionWords, stage: stage, prefix: prefix, p) else { return }
+        if case .capture(let e, let length, nil) = action {
+            // `capture ... len <n>` opens a new slot after the declared ones.
+            if stage == .httpRequest {
+                action = .capture(e, length: length, slot: p.rules.requestCaptures.count)
+                p.rules.requestCaptures.append((nil, length))
+            } else {
+                action = .capture(e, length: length, slot: p.rules.responseCaptures.count)
+                p.rules.responseCaptures.append((nil, length))
+            }
+        }
+        guard let condition = compileCondition(conditionWords, p, stage: stage, what: "an '\(keyword) \(verb)' condition",
+                                               ruleName: keyword + (stage == .httpRequest ? " request" : " response") ) else { return }
+        let rule = HTTPRule(action: action, condition: condition, location: here)
+        switch stage {
+        case .httpRequest: p.rules.httpRequest.append(rule)
+        case .httpResponse: p.rules.httpResponse.append(rule)
+        default: p.rules.httpAfterResponse.append(rule)
+        }
+    }
+
+    /// The action of an HTTP rule; `w[0]` is the action name. Nil after an error (reported).
+    mutating func parseHTTPAction(_ w: [String], stage: RuleStage, prefix: String, _ p: ProxySettings) -> HTTPAction? {
+        let verb = w[0]
+        let args = Array(w.dropFirst())
+        func exactly(_ n: Int) -> Bool {
+            if args.count != n {
+                parsingAlert(prefix + "expects exactly \(n) argument\(n == 1 ? "" : "s").")
+                return false
+            }
+            return true
+        }
+        func format(_ text: String) -> LogFormatString? { compileFormat(text, stage: stage, context: prefix) }
+        func regex(_ text: String) -> Regex? {
+            do {
+                return try Regex(text)
+            } catch {
+                parsingAlert(prefix + "regex '\(text)' is invalid (error=\(error.message), erroffset=\(error.offset)).")
+                return nil
+            }
+        }
+        if verb.hasPrefix("set-var(") || verb.hasPrefix("set-var-fmt(") || verb.hasPrefix("unset-var(") {
+            guard verb.hasSuffix(")"), let open = verb.firstIndex(of: "(") else {
+                parsingAlert(prefix + "missing closing ')' in variable name.")
+                return nil
+            }
+            let nameText = String(verb[verb.index(after: open)..<verb.index(before: verb.endIndex)])
+            let name: VariableName
+            do { name = try VariableName.parse(nameText) } catch {
+                parsingAlert(prefix + error.message + ".")
+                return nil
+            }
+            if verb.hasPrefix("unset-var(") {
+                guard args.isEmpty else { parsingAlert(prefix + "expects no argument."); return nil }
+                return .unsetVar(name)
+            }
+            guard !args.isEmpty else { parsingAlert(prefix + "expects a sample expression."); return nil }
+            if verb.hasPrefix("set-var-fmt(") { return format(args[0]).map { .setVarFormat(name, $0) } }
+            return compileSample(args[0], stage: stage, context: prefix).map { .setVar(name, $0) }
+        }
+        switch verb {
+        case "allow":
+            return .allow
+        case "deny", "tarpit":
+            guard let reply = parseReply(args, defaultStatus: verb == "deny" ? 403 : 500, denyStyle: true, stage: stage, prefix: prefix) else {
+                return nil
+            }
+            return verb == "deny" ? .deny(reply) : .tarpit(reply)
+        case "return":
+            return parseReply(args, defaultStatus: 200, denyStyle: false, stage: stage, prefix: prefix).map { .reply($0) }
+        case "reject", "silent-drop":
+            return .reject
+        case "auth":
+            if args.isEmpty { return .auth(realm: nil) }
+            guard args.count == 2, args[0] == "realm" else {
+                parsingAlert(prefix + "expects 'realm' for 'auth', but got '\(args[0])'.")
+                return nil
+            }
+            return .auth(realm: args[1])
+        case "redirect":
+            return parseRedirect(args, stage: stage, prefix: prefix).map { .redirect($0) }
+        case "set-header", "add-header":
+            guard exactly(2), let value = format(args[1]) else { return nil }
+            return verb == "set-header" ? .setHeader(args[0], value) : .addHeader(args[0], value)
+        case "early-hint":
+            guard exactly(2), let value = format(args[1]) else { return nil }
+            return .earlyHint(args[0], value)
+        case "del-header":
+            guard args.count == 1 || (args.count == 3 && args[1] == "-m") else {
+                parsingAlert(prefix + "expects exactly 1 argument or 3 arguments with '-m'.")
+                return nil
+            }
+            var match = HeaderNameMatch.exact
+            if args.count == 3 {
+                switch args[2] {
+                case "str": match = .exact
+                case "beg": match = .prefix
+                case "end": match = .suffix
+                case "sub": match = .substring
+                case "reg":
+                    guard let r = regex(args[0]) else { return nil }
+                    match = .regex(r)
+                default:
+                    parsingAlert(prefix + "-m: unsupported matching method '\(args[2])'.")
+                    return nil
+                }
+            }
+            return .delHeader(args[0], match)
+        case "replace-header", "replace-value":
+            guard exactly(3), let r = regex(args[1]), let value = format(args[2]) else { return nil }
+            return .replaceHeader(args[0], r, value, eachValue: verb == "replace-value")
+        case "set-path", "set-pathq", "set-query", "set-uri", "set-method":
+            guard exactly(1), let value = format(args[0]) else { return nil }
+            let part: RequestLinePart = verb == "set-path" ? .path : verb == "set-pathq" ? .pathq : verb == "set-query" ? .query
+                : verb == "set-uri" ? .uri : .method
+            return .setRequestLine(part, value)
+        case "replace-path", "replace-pathq", "replace-uri":
+            guard exactly(2), let r = regex(args[0]), let value = format(args[1]) else { return nil }
+            let part: RequestLinePart = verb == "replace-path" ? .path : verb == "replace-pathq" ? .pathq : .uri
+            return .replaceRequestLine(part, r, value)
+        case "set-status":
+            guard !args.isEmpty, let code = Int(args[0]), (100...999).contains(code) else {
+                parsingAlert(prefix + "expects an HTTP status code between 100 and 999.")
+                return nil
+            }
+            var reason: String? = nil
+            if args.count >= 3, args[1] == "reason" { reason = args[2] }
+            return .setStatus(code, reason: reason)
+        case "set-log-level":
+            let levels = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "silent"]
+            guard args.count == 1, levels.contains(args[0]) else {
+                parsingAlert(prefix + "expects exactly 1 argument (a log level).")
+                return nil
+            }
+            return .setLogLevel(args[0])
+        case "capture":
+            guard args.count >= 3, args[1] == "len" || args[1] == "id", let n = Int(args[2]), n >= 0 else {
+                parsingAlert(prefix + "expects <expression> [ 'len' <length> | id <idx> ].")
+                return nil
+            }
+            guard let e = compileSample(args[0], stage: stage, context: prefix) else { return nil }
+            return args[1] == "len" ? .capture(e, length: n, slot: nil) : .capture(e, length: 0, slot: n)
+        case "wait-for-body":
+            guard args.count >= 2, args[0] == "time" else {
+                parsingAlert(prefix + "'wait-for-body' expects a 'time' argument.")
+                return nil
+            }
+            guard let ms = try? Units.milliseconds(args[1]) else {
+                parsingAlert(prefix + "'wait-for-body' : invalid time '\(args[1])'.")
+                return nil
+            }
+            var atLeast: Int? = nil
+            if args.count >= 4, args[2] == "at-least" { atLeast = Units.size(args[3]) }
+            return .waitForBody(milliseconds: ms, atLeast: atLeast)
+        case "set-timeout":
+            guard args.count == 2, args[0] == "server" || args[0] == "tunnel" else {
+                parsingAlert(prefix + "'set-timeout' expects 'server' or 'tunnel' and a time.")
+                return nil
+            }
+            let text = (try? Units.milliseconds(args[1])).map { "int(\($0))" } ?? args[1]
+            guard let e = compileSample(text, stage: stage, context: prefix) else { return nil }
+            return .setTimeout(server: args[0] == "server", e)
+        case "set-src", "set-dst":
+            guard exactly(1), let e = compileSample(args[0], stage: stage, context: prefix) else { return nil }
+            return verb == "set-src" ? .setSource(e) : .setDestination(e)
+        case "normalize-uri":
+            let known = ["fragment-encode", "fragment-strip", "path-merge-slashes", "path-strip-dot", "path-strip-dotdot",
+                         "percent-decode-unreserved", "percent-to-uppercase", "query-sort-by-name"]
+            guard let kind = args.first, known.contains(kind) else {
+                parsingAlert(prefix + "unknown normalizer '\(args.first ?? "")'.")
+                return nil
+            }
+            return .normalizeURI(kind)
+        case "set-nice", "set-mark", "set-tos", "set-src-port", "set-dst-port", "disable-l7-retry", "strict-mode",
+             "wait-for-handshake":
+            return .ignored(verb)
+        default:
+            parsingAlert(prefix + "'\(verb)' is not supported by Hasp yet.")
+            return nil
+        }
+    }
+
+    /// `deny`/`tarpit`/`return` arguments: `[deny_status <code>] [status <code>]
+    /// [content-type <type>] [string|lf-string|file|lf-file|errorfile <arg>] [hdr <name> <fmt>]*`.
+    mutating func parseReply(_ args: [String], defaultStatus: Int, denyStyle: Bool, stage: RuleStage, prefix: String) -> LocalReply? {
+        var reply = LocalReply(status: defaultStatus, body: denyStyle ? .errorPage : .none)
+        var hasPayload = false
+        var i = 0
+        while i < args.count {
+            let k = args[i]
+            let value = i + 1 < args.count ? args[i + 1] : nil
+            switch k {
+            case "status", "deny_status":
+                guard let value, let code = Int(value), (200...599).contains(code) else {
+                    parsingAlert(prefix + "Unexpected status code '\(value ?? "")'.")
+                    return nil
+                }
+                reply.status = code
+                i += 2
+            case "content-type":
+                guard let value else { parsingAlert(prefix + "'content-type' expects an argument."); return nil }
+                reply.contentType = value
+                i += 2
+            case "string":
+                guard let value else { parsingAlert(prefix + "'\(k)' expects <str> as argument."); return nil }
+                reply.body = .bytes(Array(value.utf8)); hasPayload = true
+                i += 2
+            case "lf-string":
+                guard let value else { parsingAlert(prefix + "'\(k)' expects <fmt> as argument."); return nil }
+                guard let f = compileFormat(value, stage: stage, context: prefix) else { return nil }
+                reply.body = .format(f); hasPayload = true
+                i += 2
+            case "file", "lf-file", "errorfile":
+                guard let value else { parsingAlert(prefix + "'\(k)' expects <file> as argument."); return nil }
+                guard let bytes = FileReader.read(value) else {
+                    parsingAlert(prefix + "failed to open file '\(value)'.")
+                    return nil
+                }
+                if k == "lf-file" {
+                    guard let f = compileFormat(String(decoding: bytes, as: UTF8.self), stage: stage, context: prefix) else { return nil }
+                    reply.body = .format(f)
+                } else if k == "errorfile" {
+                    reply.body = .bytes(bytes)
+                    reply.contentType = "\u{0}raw"
+                } else {
+                    reply.body = .bytes(bytes)
+                }
+                hasPayload = k != "errorfile"
+                i += 2
+            case "default-errorfiles":
+                reply.body = .errorPage
+                i += 1
+            case "hdr":
+                guard i + 2 < args.count else { parsingAlert(prefix + "'hdr' expects <name> and <fmt> as arguments."); return nil }
+                guard let f = compileFormat(args[i + 2], stage: stage, context: prefix) else { return nil }
+                reply.headers.append((args[i + 1], f))
+                i += 3
+            default:
+                parsingAlert(prefix + "unknown keyword '\(k)'.")
+                return nil
+            }
+        }
+        if hasPayload, reply.contentType == nil {
+            parsingAlert(prefix + "a content-type must be specified when a payload is set.")
+            return nil
+        }
+        return reply
+    }
+
+    /// `redirect location|prefix|scheme <fmt> [code <n>] [drop-query] [append-slash]
+    /// [set-cookie <name[=value]>] [clear-cookie <name>]`.
+    mutating func parseRedirect(_ args: [String], stage: RuleStage, prefix: String) -> RedirectRule? {
+        guard args.count >= 2, let kind = RedirectRule.Kind(rawValue: args[0]) else {
+            parsingAlert(prefix + "expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', 'clear-cookie', 'drop-query' or 'append-slash' (was '\(args.first ?? "")').")
+            return nil
+        }
+        guard let target = compileFormat(args[1], stage: stage, context: prefix) else { return nil }
+        var rule = RedirectRule(kind: kind, target: target, code: 302)
+        var i = 2
+        while i < args.count {
+            switch args[i] {
+            case "code":
+                guard i + 1 < args.count, let code = Int(args[i + 1]), [301, 302, 303, 307, 308].contains(code) else {
+                    parsingAlert(prefix + "'code': unsupported HTTP code '\(i + 1 < args.count ? args[i + 1] : "")'.")
+                    return nil
+                }
+                rule.code = code
+                i += 2
+            case "drop-query": rule.dropQuery = true; i += 1
+            case "append-slash": rule.appendSlash = true; i += 1
+            case "set-cookie", "clear-cookie":
+                guard i + 1 < args.count else { parsingAlert(prefix + "'\(args[i])' expects a cookie name."); return nil }
+                if args[i] == "set-cookie" { rule.setCookie = args[i + 1] } else { rule.clearCookie = args[i + 1] }
+                i += 2
+            case "ignore-empty":
+                i += 1
+            default:
+                parsingAlert(prefix + "expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', 'clear-cookie', 'drop-query' or 'append-slash' (was '\(args[i])').")
+                return nil
+            }
+        }
+        return rule
+    }
+
+    // MARK: - tcp-request / tcp-response
+
+    mutating func parseTCPRule(_ w: [String], _ p: inout ProxySettings, response: Bool) {
+        let keyword = w[0]
+        guard w.count >= 2 else {
+            parsingAlert("'\(keyword)' requires an action.")
+            return
+        }
+        if w[1] == "inspect-delay" {
+            guard w.count == 3, let ms = try? Units.milliseconds(w[2]) else {
+                parsingAlert("'\(keyword) inspect-delay' expects a positive delay in milliseconds, in proxy '\(p.name)'")
+                return
+            }
+            if response { p.rules.responseInspectDelay = ms } else { p.rules.inspectDelay = ms }
+            return
+        }
+        let phases: [String] = response ? ["content"] : ["connection", "session", "content"]
+        guard let phase = TCPRule.Phase(rawValue: w[1]), phases.contains(w[1]) else {
+            parsingAlert("'\(keyword)' expects \(phases.map { "'\($0)'" }.joined(separator: ", ")) or 'inspect-delay', got '\(w[1])' in \(p.kind.rawValue) '\(p.name)'")
+            return
+        }
+        if p.kind == .defaults && p.name.isEmpty {
+            parsingAlert("\(keyword) \(phase.rawValue) is not allowed in anonymous 'defaults' sections")
+            return
+        }
+        if !response, phase != .content, !p.capabilities.contains(.frontend) {
+            parsingAlert("\(keyword) \(phase.rawValue) is not allowed because \(p.kind.rawValue) \(p.name) is not a frontend")
+            return
+        }
+        guard w.count >= 3 else {
+            parsingAlert("'\(keyword) \(phase.rawValue)' expects an action.")
+            return
+        }
+        let stage: RuleStage = response ? .tcpResponseContent
+            : phase == .connection ? .tcpConnection : phase == .session ? .tcpSession : .tcpRequestContent
+        let (actionWords, conditionWords) = Self.splitCondition(w, from: 2)
+        let verb = actionWords[0]
+        let args = Array(actionWords.dropFirst())
+        let prefix = "error detected in \(p.kind == .listen ? "proxy" : p.kind.rawValue) '\(p.name)' while parsing '\(keyword) \(phase.rawValue) \(verb)' rule : "
+        let action: TCPAction
+        if verb.hasPrefix("set-var(") || verb.hasPrefix("set-var-fmt(") || verb.hasPrefix("unset-var(") {
+            guard let open = verb.firstIndex(of: "("), verb.hasSuffix(")") else {
+                parsingAlert(prefix + "missing closing ')' in variable name.")
+                return
+            }
+            let name: VariableName
+            do { name = try VariableName.parse(String(verb[verb.index(after: open)..<verb.index(before: verb.endIndex)])) } catch {
+                parsingAlert(prefix + error.message + ".")
+                return
+            }
+            if verb.hasPrefix("unset-var(") {
+                action = .unsetVar(name)
+            } else {
+                guard let text = args.first else { parsingAlert(prefix + "expects a sample expression."); return }
+                if verb.hasPrefix("set-var-fmt(") {
+                    guard let f = compileFormat(text, stage: stage, context: prefix) else { return }
+                    action = .setVarFormat(name, f)
+                } else {
+                    guard let e = compileSample(text, stage: stage, context: prefix) else { return }
+                    action = .setVar(name, e)
+                }
+            }
+        } else if verb.hasPrefix("track-sc") || verb.hasPrefix("sc-") {
+            parsingAlert(prefix + "'\(verb)' needs stick tables, which Hasp does not support yet.")
+            return
+        } else {
+            switch verb {
+            case "accept": action = .accept
+            case "reject", "silent-drop", "close": action = .reject
+            case "expect-proxy":
+                guard args.first == "layer4", phase == .connection else {
+                    parsingAlert(prefix + "'expect-proxy' only supports 'layer4', in 'tcp-request connection' rules.")
+                    return
+                }
+                action = .expectProxy
+            case "capture":
+                guard args.count == 3, args[1] == "len", let n = Int(args[2]), n > 0 else {
+                    parsingAlert(prefix + "'capture' expects <expression> 'len' <length>.")
+                    return
+                }
+                guard let e = compileSample(args[0], stage: stage, context: prefix) else { return }
+                action = .capture(e, length: n)
+            case "set-src", "set-dst":
+                guard let text = args.first, let e = compileSample(text, stage: stage, context: prefix) else {
+                    if args.isEmpty { parsingAlert(prefix + "expects a sample expression.") }
+                    return
+                }
+                action = verb == "set-src" ? .setSource(e) : .setDestination(e)
+            case "set-log-level":
+                guard let level = args.first else { parsingAlert(prefix + "expects a log level."); return }
+                action = .setLogLevel(level)
+            case "switch-mode":
+                guard args.first == "http" else {
+                    parsingAlert(prefix + "'switch-mode' only supports 'http'.")
+                    return
+                }
+                action = .switchToHTTP
+            case "set-mark", "set-tos", "set-nice", "set-src-port", "set-dst-port":
+                action = .ignored(verb)
+            default:
+                var text = "parsing [\(file):\(lineNumber)] : '\(keyword) \(phase.rawValue)' expects \(Self.tcpActionNames.map { "'\($0)'" }.joined(separator: ", ")), but got '\(verb)'"
+                if let s = Suggestion.closest(to: verb, in: Self.tcpActionNames) { text += " Did you mean '\(s)' maybe ?" }
+                alert(text)
+                return
+            }
+        }
+        guard let condition = compileCondition(conditionWords, p, stage: stage, what: "'\(keyword) \(phase.rawValue) \(verb)' condition",
+                                               ruleName: "\(keyword) \(phase.rawValue)") else { return }
+        let rule = TCPRule(phase: phase, action: action, condition: condition, location: here)
+        if response { p.rules.tcpResponse.append(rule) } else { p.rules.tcpRequest.append(rule) }
+    }
+
+    // MARK: - Routing
+
+    mutating func parseUseBackend(_ w: [String], _ p: inout ProxySettings) {
+        guard p.kind != .defaults else {
+            parsingAlert("'use_backend' not allowed in 'defaults' section.")
+            return
+        }
+        guard p.capabilities.contains(.frontend) else {
+            parsingWarning("'use_backend' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability.")
+            return
+        }
+        guard w.count >= 2 else { parsingAlert("'use_backend' requires a backend name."); return }
+        let (words, conditionWords) = Self.splitCondition(w, from: 1)
+        guard words.count == 1 else {
+            parsingAlert("'use_backend' : expects 'if' or 'unless' followed by a condition, got '\(words[1])'.")
+            return
+        }
+        guard let target = compileFormat(words[0], stage: .backendSwitching, context: "'use_backend' : ") else { return }
+        guard let condition = compileCondition(conditionWords, p, stage: .backendSwitching, what: "switching rule",
+                                               ruleName: "use_backend") else { return }
+        p.rules.useBackends.append(BackendSwitchRule(target: target, condition: condition, location: here))
+    }
+
+    mutating func parseUseServer(_ w: [String], _ p: inout ProxySettings) {
+        guard p.capabilities.contains(.backend), p.kind != .defaults else {
+            parsingAlert("'use-server' not allowed in '\(p.kind.rawValue)' section.")
+            return
+        }
+        guard w.count >= 2 else { parsingAlert("'use-server' requires a server name."); return }
+        let (words, conditionWords) = Self.splitCondition(w, from: 1)
+        guard words.count == 1 else {
+            parsingAlert("'use-server' : expects 'if' or 'unless' followed by a condition, got '\(words[1])'.")
+            return
+        }
+        guard let server = compileFormat(words[0], stage: .serverSwitching, context: "'use-server' : ") else { return }
+        guard let condition = compileCondition(conditionWords, p, stage: .serverSwitching, what: "server switching rule",
+                                               ruleName: "use-server") else { return }
+        p.rules.useServers.append(ServerSwitchRule(server: server, condition: condition, location: here))
+    }
+
+    /// `redirect ...` as a proxy keyword: an `http-request redirect` rule.
+    mutating func parseProxyRedirect(_ w: [String], _ p: inout ProxySettings) {
+        guard p.kind != .defaults else {
+            parsingAlert("'redirect' not allowed in 'defaults' section.")
+            return
+        }
+        let (words, conditionWords) = Self.splitCondition(w, from: 1)
+        let prefix = "error detected in \(p.kind == .listen ? "proxy" : p.kind.rawValue) '\(p.name)' while parsing redirect rule : "
+        guard let rule = parseRedirect(words, stage: .httpRequest, prefix: prefix) else { return }
+        guard let condition = compileCondition(conditionWords, p, stage: .httpRequest, what: "a redirect rule condition",
+                                               ruleName: "redirect") else { return }
+        p.rules.httpRequest.append(HTTPRule(action: .redirect(rule), condition: condition, location: here))
+    }
+
+    mutating func parseMonitor(_ w: [String], _ p: inout ProxySettings) {
+        guard w.count >= 3, w[1] == "fail", w[2] == "if" || w[2] == "unless" else {
+            parsingAlert("'monitor' expects 'fail' followed by 'if' or 'unless' and a condition.")
+            return
+        }
+        guard let condition = compileCondition(w[2...], p, stage: .httpRequest, what: "a 'monitor fail' condition",
+                                               ruleName: "monitor fail") else { return }
+        if let condition { p.rules.monitorFail.append(condition) }
+    }
+
+    /// `capture request header <name> len <n>`, `capture response header <name> len <n>`,
+    /// `capture cookie` (accepted).
+    mutating func parseCapture(_ w: [String], _ p: inout ProxySettings) {
+        guard w.count >= 2 else {
+            parsingAlert("'capture' expects 'cookie', 'request header' or 'response header'.")
+            return
+        }
+        if w[1] == "cookie" { return }
+        guard w.count == 6, w[1] == "request" || w[1] == "response", w[2] == "header", w[4] == "len",
+              let n = Int(w[5]), n > 0 else {
+            parsingAlert("'capture \(w[1]) header' expects <header> 'len' <len>.")
+            return
+        }
+        if w[1] == "request" {
+            p.rules.requestCaptures.append((w[3], n))
+        } else {
+            p.rules.responseCaptures.append((w[3], n))
+        }
+    }
+
+    // MARK: - userlist
+
+    mutating func parseUserlistLine(_ w: [String], _ list: inout Userlist) {
+        switch w[0] {
+        case "user":
+            guard w.count >= 2 else { parsingAlert("'user' expects <name> as argument."); return }
+            var user = Userlist.User(name: w[1], password: "", isHashed: false, groups: [])
+            var i = 2
+            while i < w.count {
+                guard i + 1 < w.count else { parsingAlert("'\(w[i])' expects an argument."); return }
+                switch w[i] {
+                case "password":
+                    user.password = w[i + 1]; user.isHashed = true
+                    if PasswordHash.crypt("", setting: w[i + 1]) == nil {
+                        parsingWarning("the encrypted password used for user '\(w[1])' is not supported by crypt(3).")
+                    }
+                case "insecure-password": user.password = w[i + 1]; user.isHashed = false
+                case "groups":
+                    for g in w[i + 1].split(separator: ",") { user.groups.insert(String(g)) }
+                default:
+                    parsingAlert("'user' only supports 'password', 'insecure-password' and 'groups' (got '\(w[i])').")
+                    return
+                }
+                i += 2
+            }
+            if list.users[user.name] != nil {
+                parsingAlert("userlist '\(list.name)': user '\(user.name)' is already defined.")
+                return
+            }
+            list.users[user.name] = user
+        case "group":
+            guard w.count >= 2 else { parsingAlert("'group' expects <name> as argument."); return }
+            list.groups.insert(w[1])
+            if w.count >= 4, w[2] == "users" {
+                list.groupMembers[w[1], default: []].append(contentsOf: w[3].split(separator: ",").map(String.init))
+            }
+        default:
+            unknownKeyword(w[0], section: "userlist", candidates: ["user", "group"])
+        }
+    }
+}

@@ -1,0 +1,184 @@
+/// One ACL test: a sample expression, how to compare it, and the patterns. An `acl` line or
+/// an anonymous `{ ... }` condition.
+public struct ACLTest: Sendable {
+    public var expression: SampleExpression
+    public var method: MatchMethod
+    public var patterns: PatternSet?
+    /// `http_auth_group(<userlist>)`: the patterns are group names of that userlist.
+    public var groupsOf: String?
+    /// The test will never match (no pattern): HAProxy warns and keeps it.
+    public var neverMatches: Bool
+
+    public func matches(_ context: SampleContext) -> Bool {
+        if neverMatches { return false }
+        if method == .found {
+            var found = false
+            expression.evaluateAll(context) { _ in found = true; return true }
+            return found
+        }
+        if let list = groupsOf {
+            guard let user = expression.evaluate(context)?.asString, let userlist = context.userlist(named: list),
+                  let entry = userlist.users[user], let patterns else { return false }
+            return patterns.patterns.entries.contains { entry.groups.contains($0.key) }
+        }
+        if method == .bool {
+            var result = false
+            expression.evaluateAll(context) { v in result = v.asBool ?? false; return result }
+            return result
+        }
+        guard let compiled = patterns?.patterns else { return false }
+        var result = false
+        expression.evaluateAll(context) { v in
+            result = compiled.match(v) != nil
+            return result
+        }
+        return result
+    }
+}
+
+/// A named ACL: every `acl <name>` line of a proxy, ORed.
+public final class NamedACL: @unchecked Sendable {
+    public let name: String
+    /// Appended to while the section is parsed, read-only afterwards.
+    public private(set) var tests: [ACLTest] = []
+
+    init(name: String) { self.name = name }
+    func add(_ test: ACLTest) { tests.append(test) }
+
+    public func matches(_ context: SampleContext) -> Bool {
+        for test in tests where test.matches(context) { return true }
+        return false
+    }
+}
+
+/// The ACL keywords: fetches plus the derived `<fetch>_<match>` forms, and predefined ACLs.
+public enum ACLKeywords {
+    /// `path_beg` → (`path`, beg)...
+    public static let derived: [String: (fetch: String, method: MatchMethod)] = {
+        var table: [String: (String, MatchMethod)] = [:]
+        let suffixes: [(String, MatchMethod)] = [("beg", .beg), ("dir", .dir), ("dom", .dom), ("end", .end), ("len", .len),
+                                                  ("reg", .reg), ("sub", .sub)]
+        let bases: [(String, String)] = [
+            ("path", "path"), ("url", "url"), ("base", "base"), ("hdr", "hdr"), ("cook", "cook"), ("scook", "scook"),
+            ("shdr", "shdr"), ("urlp", "url_param"), ("req.ssl_sni", "req.ssl_sni"), ("req_ssl_sni", "req_ssl_sni"),
+            ("ssl_fc_sni", "ssl_fc_sni"), ("res.hdr", "res.hdr"), ("req.hdr", "req.hdr"), ("req.cook", "req.cook"),
+            ("res.cook", "res.cook"), ("query", "query"), ("pathq", "pathq"),
+        ]
+        for (prefix, fetch) in bases {
+            for (suffix, method) in suffixes { table["\(prefix)_\(suffix)"] = (fetch, method) }
+        }
+        table["url_ip"] = ("url_ip", .ip)
+        table["urlp"] = ("url_param", .str)
+        table["urlp_val"] = ("url_param", .int)
+        table["hdr_ip"] = ("hdr_ip", .ip)
+        table["hdr_val"] = ("hdr_val", .int)
+        table["cook_val"] = ("req.cook_val", .int)
+        table["url_port"] = ("url_port", .int)
+        return table
+    }()
+
+    /// The predefined ACLs, as an anonymous ACL's words.
+    public static let predefined: [String: [String]] = [
+        "TRUE": ["always_true"], "FALSE": ["always_false"],
+        "HTTP": ["req.proto_http"], "HTTP_1.0": ["req.ver", "1.0"], "HTTP_1.1": ["req.ver", "1.1"],
+        "HTTP_2.0": ["req.ver", "2.0"], "HTTP_3.0": ["req.ver", "3.0"],
+        "HTTP_CONTENT": ["req.hdr_val(content-length)", "gt", "0"],
+        "HTTP_URL_ABS": ["url_reg", "^[^/:]*://"], "HTTP_URL_SLASH": ["url_beg", "/"], "HTTP_URL_STAR": ["url", "*"],
+        "LOCALHOST": ["src", "127.0.0.1/8", "::1"],
+        "METH_CONNECT": ["method", "CONNECT"], "METH_DELETE": ["method", "DELETE"], "METH_GET": ["method", "GET", "HEAD"],
+        "METH_HEAD": ["method", "HEAD"], "METH_OPTIONS": ["method", "OPTIONS"], "METH_POST": ["method", "POST"],
+        "METH_PUT": ["method", "PUT"], "METH_TRACE": ["method", "TRACE"],
+        "REQ_CONTENT": ["req.len", "gt", "0"], "WAIT_END": ["always_false"], "RDP_COOKIE": ["always_false"],
+    ]
+
+    /// Every name an ACL criterion can start with (for "did you mean").
+    public static var allNames: [String] { FetchTable.all.map(\.name) + derived.keys.sorted() }
+}
+
+/// Compiles `acl` criteria: `<fetch>[,conv...] [flags] [--] <patterns>`.
+public enum ACLCompiler {
+    public struct Failure: Error, Sendable {
+        public var message: String
+    }
+
+    public static func compile(_ words: [String], context: RuleCompilationContext, warn: (String) -> Void) throws(Failure) -> ACLTest {
+        guard let first = words.first else { throw Failure(message: "missing fetch method in ACL expression") }
+        // `path_beg(...)`-style names map to their fetch and a default match method.
+        let nameEnd = first.firstIndex { $0 == "(" || $0 == "," } ?? first.endIndex
+        let keyword = String(first[first.startIndex..<nameEnd])
+        var method: MatchMethod? = nil
+        var text = first
+        var aclName = keyword
+        if let (fetch, m) = ACLKeywords.derived[keyword] {
+            method = m
+            text = fetch + first[nameEnd...]
+            aclName = keyword
+        } else if FetchTable.byName[keyword] == nil {
+            throw Failure(message: "unknown fetch method '\(keyword)' in ACL expression '\(keyword)'.")
+        }
+        let expression: SampleExpression
+        do {
+            expression = try SampleExpressionParser.parse(text, context: context)
+        } catch {
+            throw Failure(message: "ACL keyword '\(aclName)' : \(error.message).")
+        }
+        var caseInsensitive = false
+        var files: [(path: String, isMap: Bool)] = []
+        var i = 1
+        while i < words.count, words[i].hasPrefix("-") {
+            let flag = words[i]
+            if flag == "--" { i += 1; break }
+            switch flag {
+            case "-i": caseInsensitive = true; i += 1
+            case "-n", "-u": i += 1
+            case "-m":
+                guard i + 1 < words.count else { throw Failure(message: "missing matching method after '-m'.") }
+                guard let m = MatchMethod(rawValue: words[i + 1]), m != .meth else {
+                    throw Failure(message: "unknown matching method '\(words[i + 1])' when parsing ACL expression.")
+                }
+                method = m
+                i += 2
+            case "-f", "-M":
+                if flag == "-M" {
+                    guard i + 2 < words.count, words[i + 1] == "-f" else { i += 1; continue }
+                    files.append((words[i + 2], true))
+                    i += 3
+                    continue
+                }
+                guard i + 1 < words.count else { throw Failure(message: "missing pattern file name after '-f'.") }
+                files.append((words[i + 1], false))
+                i += 2
+            default:
+                // A negative number is a pattern, not a flag.
+                if Int64(flag) != nil { break }
+                throw Failure(message: "'\(flag)' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'.")
+            }
+            if Int64(flag) != nil { break }
+        }
+        let patternsWords = Array(words[i...])
+        let resolved = method ?? MatchMethod.defaultMethod(for: expression.outputType)
+        var entries: [PatternEntry] = []
+        for (n, w) in patternsWords.enumerated() { entries.append(PatternEntry(key: w, value: nil, id: n)) }
+        for (path, isMap) in files {
+            guard let fileEntries = context.patternFiles.entries(path, withValues: isMap) else {
+                throw Failure(message: "failed to open pattern file <\(path)>.")
+            }
+            entries.append(contentsOf: fileEntries)
+        }
+        let isGroup = expression.fetch.name == "http_auth_group"
+        var never = false
+        if entries.isEmpty, files.isEmpty, resolved != .found, resolved != .bool {
+            warn("parsing acl keyword '\(aclName)' :\n  no pattern to match against were provided, so this ACL will never match.\n  If this is what you intended, please add '--' to get rid of this warning.\n  If you intended to match only for existence, please use '-m found'.\n  If you wanted to force an int to match as a bool, please use '-m bool'.\n")
+            never = true
+        }
+        let compiled: CompiledPatterns
+        do {
+            compiled = try CompiledPatterns(method: isGroup ? .str : resolved, caseInsensitive: caseInsensitive, entries: entries)
+        } catch {
+            throw Failure(message: error.message)
+        }
+        return ACLTest(expression: expression, method: resolved,
+                       patterns: PatternSet(name: files.first?.path ?? "", compiled: compiled),
+                       groupsOf: isGroup ? expression.arguments.first?.string : nil, neverMatches: never)
+    }
+}

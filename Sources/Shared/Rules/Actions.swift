@@ -1,0 +1,125 @@
+/// A response the proxy writes itself: `http-request deny|return|tarpit`, `http-response deny`.
+public struct LocalReply: Sendable {
+    public enum Body: Sendable {
+        /// The proxy's error page for the status (an `errorfile` if one is set).
+        case errorPage
+        case none
+        case bytes([UInt8])
+        case format(LogFormatString)
+    }
+
+    public var status: Int
+    public var contentType: String?
+    public var body: Body
+    public var headers: [(name: String, value: LogFormatString)]
+
+    public init(status: Int, contentType: String? = nil, body: Body = .errorPage, headers: [(name: String, value: LogFormatString)] = []) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+        self.headers = headers
+    }
+}
+
+/// `redirect location|prefix|scheme <fmt> [code] [options]`.
+public struct RedirectRule: Sendable {
+    public enum Kind: String, Sendable { case location, prefix, scheme }
+    public var kind: Kind
+    public var target: LogFormatString
+    public var code: Int
+    public var dropQuery = false
+    public var appendSlash = false
+    public var setCookie: String?
+    public var clearCookie: String?
+}
+
+/// The parts of the request line a `set-*`/`replace-*` action rewrites.
+public enum RequestLinePart: String, Sendable {
+    case method, path, pathq, query, uri
+}
+
+/// How `del-header -m` compares names.
+public enum HeaderNameMatch: Sendable {
+    case exact, prefix, suffix, substring
+    case regex(Regex)
+}
+
+/// One action of an `http-request`, `http-response` or `http-after-response` rule.
+public enum HTTPAction: Sendable {
+    case allow
+    case deny(LocalReply)
+    case tarpit(LocalReply)
+    /// Closes the connection without an answer.
+    case reject
+    case auth(realm: String?)
+    case redirect(RedirectRule)
+    case reply(LocalReply)
+    case setHeader(String, LogFormatString)
+    case addHeader(String, LogFormatString)
+    case delHeader(String, HeaderNameMatch)
+    /// `replace-header` (whole line value) and `replace-value` (each comma-separated value).
+    case replaceHeader(String, Regex, LogFormatString, eachValue: Bool)
+    case setRequestLine(RequestLinePart, LogFormatString)
+    case replaceRequestLine(RequestLinePart, Regex, LogFormatString)
+    case setVar(VariableName, SampleExpression)
+    case setVarFormat(VariableName, LogFormatString)
+    case unsetVar(VariableName)
+    case setLogLevel(String)
+    case capture(SampleExpression, length: Int, slot: Int?)
+    case waitForBody(milliseconds: Int64, atLeast: Int?)
+    case setTimeout(server: Bool, SampleExpression)
+    case setSource(SampleExpression)
+    case setDestination(SampleExpression)
+    case setStatus(Int, reason: String?)
+    case earlyHint(String, LogFormatString)
+    case normalizeURI(String)
+    /// Accepted and without effect here (`set-nice`, `set-mark`, `disable-l7-retry`...).
+    case ignored(String)
+}
+
+public struct HTTPRule: Sendable {
+    public var action: HTTPAction
+    public var condition: RuleCondition?
+    public var location: SourceLocation
+}
+
+/// One action of a `tcp-request` / `tcp-response` rule.
+public enum TCPAction: Sendable {
+    case accept
+    case reject
+    case setVar(VariableName, SampleExpression)
+    case setVarFormat(VariableName, LogFormatString)
+    case unsetVar(VariableName)
+    case capture(SampleExpression, length: Int)
+    case expectProxy
+    case setSource(SampleExpression)
+    case setDestination(SampleExpression)
+    case setLogLevel(String)
+    /// `switch-mode http`: the stream is parsed as HTTP (already so for HTTP frontends).
+    case switchToHTTP
+    case ignored(String)
+}
+
+public struct TCPRule: Sendable {
+    public enum Phase: String, Sendable { case connection, session, content }
+    public var phase: Phase
+    public var action: TCPAction
+    public var condition: RuleCondition?
+    public var location: SourceLocation
+}
+
+/// `use_backend <name|fmt> [if|unless cond]`.
+public struct BackendSwitchRule: Sendable {
+    public var target: LogFormatString
+    public var condition: RuleCondition?
+    public var location: SourceLocation
+    /// The name when it is fixed (checked at load).
+    public var fixedName: String? { target.constant }
+}
+
+/// `use-server <server> [if|unless cond]`.
+public struct ServerSwitchRule: Sendable {
+    public var server: LogFormatString
+    public var condition: RuleCondition?
+    public var location: SourceLocation
+}

@@ -1,0 +1,312 @@
+import Foundation
+
+/// Every converter Hasp knows, in one declarative table.
+public enum ConverterTable {
+    public static let all: [ConverterDefinition] = stringConverters + arithmetic + hashes + mapConverters + misc
+    public static let byName: [String: ConverterDefinition] = {
+        var table: [String: ConverterDefinition] = [:]
+        for c in all where table[c.name] == nil { table[c.name] = c }
+        return table
+    }()
+
+    static func string(_ name: String, _ args: [ArgumentKind] = [], required: Int = 0,
+                       _ f: @escaping @Sendable (String, [SampleArgument], SampleContext) -> String?) -> ConverterDefinition {
+        ConverterDefinition(name, args, required: required, .string, .string) { v, a, c in
+            v.asString.flatMap { f($0, a, c) }.map { .string($0) }
+        }
+    }
+
+    static let stringConverters: [ConverterDefinition] = [
+        string("lower") { s, _, _ in s.lowercased() },
+        string("upper") { s, _, _ in s.uppercased() },
+        ConverterDefinition("length", .string, .int) { v, _, _ in v.asString.map { .int(Int64($0.utf8.count)) } },
+        ConverterDefinition("bytes", [.int, .int], required: 1, .binary, .binary) { v, a, _ in
+            guard let b = v.asBinary else { return nil }
+            let offset = Int(a[0].int ?? 0)
+            guard offset >= 0, offset <= b.count else { return nil }
+            let end = a.count > 1 ? min(b.count, offset + Int(a[1].int ?? 0)) : b.count
+            return .binary(Array(b[offset..<end]))
+        },
+        string("field", [.int, .string, .int], required: 2) { s, a, _ in
+            let separators = Set(a[1].string ?? "")
+            let parts = s.split(omittingEmptySubsequences: false) { separators.contains($0) }
+            let index = Int(a[0].int ?? 1)
+            let count = a.count > 2 ? Int(a[2].int ?? 1) : 1
+            return pick(parts, index, count, joiner: String((a[1].string ?? " ").first ?? " "))
+        },
+        string("word", [.int, .string, .int], required: 2) { s, a, _ in
+            let separators = Set(a[1].string ?? "")
+            let parts = s.split(omittingEmptySubsequences: true) { separators.contains($0) }
+            let index = Int(a[0].int ?? 1)
+            let count = a.count > 2 ? Int(a[2].int ?? 1) : 1
+            return pick(parts, index, count, joiner: String((a[1].string ?? " ").first ?? " "))
+        },
+        string("regsub", [.regex, .string, .string], required: 2) { s, a, _ in
+            guard case .regex(let regex) = a[0] else { return nil }
+            return RegexReplace.substitute(s, regex: regex, template: a[1].string ?? "", global: (a.count > 2 ? a[2].string ?? "" : "").contains("g"))
+        },
+        string("ltrim", [.string], required: 1) { s, a, _ in
+            let set = Set(a[0].string ?? ""); return String(s.drop { set.contains($0) })
+        },
+        string("rtrim", [.string], required: 1) { s, a, _ in
+            let set = Set(a[0].string ?? ""); var t = Substring(s)
+            while let l = t.last, set.contains(l) { t = t.dropLast() }
+            return String(t)
+        },
+        string("concat", [.string, .variable, .string]) { s, a, c in
+            var out = s + (a.first?.string ?? "")
+            if a.count > 1, case .variable(let name) = a[1], let v = c.variable(name)?.asString { out += v }
+            if a.count > 2 { out += a[2].string ?? "" }
+            return out
+        },
+        ConverterDefinition("strcmp", [.variable], required: 1, .string, .int) { v, a, c in
+            guard case .variable(let name) = a[0], let other = c.variable(name)?.asString, let s = v.asString else { return nil }
+            return .int(s < other ? -1 : s == other ? 0 : 1)
+        },
+        string("host_only") { s, _, _ in
+            if s.first == "[" { return s.firstIndex(of: "]").map { String(s[...$0]) } ?? s }
+            return String(s.prefix { $0 != ":" })
+        },
+        ConverterDefinition("port_only", .string, .int) { v, _, _ in
+            guard let s = v.asString else { return nil }
+            let afterBracket = s.first == "[" ? s.firstIndex(of: "]").map { s[s.index(after: $0)...] } ?? "" : Substring(s)
+            guard let colon = afterBracket.lastIndex(of: ":") else { return .int(0) }
+            return .int(Int64(afterBracket[afterBracket.index(after: colon)...]) ?? 0)
+        },
+        string("url_dec", [.int]) { s, a, _ in URLDecode.decode(s, plusAsSpace: (a.first?.int ?? 0) != 0) },
+        string("url_enc") { s, _, _ in s.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?"))) },
+        string("json", [.string]) { s, _, _ in JSONEscape.escape(s) },
+        string("base64") { s, _, _ in Data(s.utf8).base64EncodedString() },
+        ConverterDefinition("b64dec", .string, .binary) { v, _, _ in
+            v.asString.flatMap { Data(base64Encoded: $0) }.map { .binary(Array($0)) }
+        },
+        ConverterDefinition("hex", .binary, .string) { v, _, _ in
+            v.asBinary.map { .string($0.map { String(format: "%02X", $0) }.joined()) }
+        },
+        ConverterDefinition("hex2i", .string, .int) { v, _, _ in v.asString.flatMap { Int64($0, radix: 16) }.map { .int($0) } },
+        ConverterDefinition("ipmask", [.int, .int], required: 1, .address, .address) { v, a, _ in
+            switch v {
+            case .ipv4(let addr):
+                let bits = Int(a[0].int ?? 32)
+                guard (0...32).contains(bits) else { return nil }
+                return .ipv4(bits == 0 ? 0 : addr & (~UInt32(0) << UInt32(32 - bits)))
+            case .ipv6(let addr):
+                let bits = Int(a.count > 1 ? a[1].int ?? 128 : 128)
+                guard (0...128).contains(bits) else { return nil }
+                let net = IPNetwork(address: addr, prefix: bits)
+                let hiMask: UInt64 = bits >= 64 ? ~0 : (bits == 0 ? 0 : ~0 << UInt64(64 - bits))
+                let loMask: UInt64 = bits <= 64 ? 0 : (bits >= 128 ? ~0 : ~0 << UInt64(128 - bits))
+                return .ipv6(IPv6Address(high: net.address.high & hiMask, low: net.address.low & loMask))
+            default: return nil
+            }
+        },
+        ConverterDefinition("set-var", [.variable], required: 1, .any, .any) { v, a, c in
+            if case .variable(let name) = a[0] { c.setVariable(name, v) }
+            return v
+        },
+        ConverterDefinition("unset-var", [.variable], required: 1, .any, .any) { v, a, c in
+            if case .variable(let name) = a[0] { c.setVariable(name, nil) }
+            return v
+        },
+        ConverterDefinition("debug", [.string, .string], .any, .any) { v, _, _ in v },
+        ConverterDefinition("bool", .int, .bool) { v, _, _ in v.asInt.map { .bool($0 != 0) } },
+        ConverterDefinition("not", .int, .bool) { v, _, _ in v.asInt.map { .bool($0 == 0) } },
+        ConverterDefinition("odd", .int, .bool) { v, _, _ in v.asInt.map { .bool($0 & 1 == 1) } },
+        ConverterDefinition("even", .int, .bool) { v, _, _ in v.asInt.map { .bool($0 & 1 == 0) } },
+    ]
+
+    static func pick(_ parts: [Substring], _ index: Int, _ count: Int, joiner: String) -> String? {
+        guard index != 0 else { return nil }
+        let start = index > 0 ? index - 1 : parts.count + index
+        guard start >= 0, start < parts.count else { return "" }
+        let end = count <= 0 ? parts.count : min(parts.count, start + count)
+        return parts[start..<end].joined(separator: joiner)
+    }
+
+    static func arithmetic(_ name: String, _ op: @escaping @Sendable (Int64, Int64) -> Int64?) -> ConverterDefinition {
+        ConverterDefinition(name, [.intOrVariable], required: 1, .int, .int) { v, a, c in
+            guard let x = v.asInt else { return nil }
+            let y: Int64?
+            switch a[0] {
+            case .int(let n): y = n
+            case .variable(let name): y = c.variable(name)?.asInt
+            default: y = nil
+            }
+            guard let y else { return nil }
+            return op(x, y).map { .int($0) }
+        }
+    }
+
+    static let arithmetic: [ConverterDefinition] = [
+        arithmetic("add") { $0 &+ $1 },
+        arithmetic("sub") { $0 &- $1 },
+        arithmetic("mul") { $0 &* $1 },
+        arithmetic("div") { $1 == 0 ? Int64.max : $0 / $1 },
+        arithmetic("mod") { $1 == 0 ? 0 : $0 % $1 },
+        arithmetic("and") { $0 & $1 },
+        arithmetic("or") { $0 | $1 },
+        arithmetic("xor") { $0 ^ $1 },
+        ConverterDefinition("neg", .int, .int) { v, _, _ in v.asInt.map { .int(0 &- $0) } },
+        ConverterDefinition("cpl", .int, .int) { v, _, _ in v.asInt.map { .int(~$0) } },
+    ]
+
+    static func hash(_ name: String, _ f: @escaping @Sendable ([UInt8]) -> UInt32) -> ConverterDefinition {
+        ConverterDefinition(name, [.int], .binary, .int) { v, a, _ in
+            guard let b = v.asBinary else { return nil }
+            var h = f(b)
+            if let avalanche = a.first?.int, avalanche != 0 { h = Hashes.fullAvalanche(h) }
+            return .int(Int64(h))
+        }
+    }
+
+    static let hashes: [ConverterDefinition] = [
+        hash("crc32") { Hashes.crc32($0) },
+        hash("djb2") { Hashes.djb2($0) },
+        hash("sdbm") { Hashes.sdbm($0) },
+        hash("wt6") { Hashes.wt6($0) },
+    ]
+
+    /// `map`, `map_<match>` and `map_<match>_<output>`: look the sample up in a map file.
+    static let mapConverters: [ConverterDefinition] = {
+        var out: [ConverterDefinition] = []
+        let methods: [(String, MatchMethod)] = [
+            ("str", .str), ("beg", .beg), ("sub", .sub), ("dir", .dir), ("dom", .dom), ("end", .end), ("reg", .reg),
+            ("ip", .ip), ("int", .int),
+        ]
+        for (word, method) in methods {
+            for (suffix, output) in [("", SampleType.string), ("_str", .string), ("_int", .int), ("_ip", .address)] {
+                let name = "map_" + word + suffix
+                out.append(mapConverter(name, method: method, output: output))
+            }
+        }
+        out.append(mapConverter("map", method: .str, output: .string))
+        return out
+    }()
+
+    static func mapConverter(_ name: String, method: MatchMethod, output: SampleType) -> ConverterDefinition {
+        ConverterDefinition(name, [.map(method), .string], required: 1, method.sampleType == .address ? .address : (method == .int ? .int : .string), output) { v, a, _ in
+            guard case .map(let set) = a[0] else { return nil }
+            let found = set.patterns.lookup(v) ?? (a.count > 1 ? a[1].string : nil)
+            guard let found else { return nil }
+            switch output {
+            case .int: return Int64(found).map { .int($0) }
+            case .address: return SampleValue.string(found).cast(to: .address)
+            default: return .string(found)
+            }
+        }
+    }
+
+    static let misc: [ConverterDefinition] = [
+        ConverterDefinition("ltime", [.string, .int], required: 1, .int, .string) { v, a, _ in
+            v.asInt.map { .string(TimeFormat.format(epoch: $0 + (a.count > 1 ? a[1].int ?? 0 : 0), format: a[0].string ?? "", utc: false)) }
+        },
+        ConverterDefinition("utime", [.string, .int], required: 1, .int, .string) { v, a, _ in
+            v.asInt.map { .string(TimeFormat.format(epoch: $0 + (a.count > 1 ? a[1].int ?? 0 : 0), format: a[0].string ?? "", utc: true)) }
+        },
+        ConverterDefinition("http_date", [.int, .string], .int, .string) { v, a, _ in
+            v.asInt.map { .string(TimeFormat.format(epoch: $0 + (a.first?.int ?? 0), format: "%a, %d %b %Y %H:%M:%S GMT", utc: true)) }
+        },
+        ConverterDefinition("in_table", [.string], required: 1, .any, .bool) { _, _, _ in .bool(false) },
+    ]
+}
+
+/// `%`-decoding of URL components.
+enum URLDecode {
+    static func decode(_ s: String, plusAsSpace: Bool) -> String? {
+        var out: [UInt8] = []
+        let b = Array(s.utf8)
+        var i = 0
+        while i < b.count {
+            if b[i] == UInt8(ascii: "%") {
+                guard i + 2 < b.count, let h = CompiledPatterns.hexDigit(b[i + 1]), let l = CompiledPatterns.hexDigit(b[i + 2]) else { return nil }
+                out.append(h << 4 | l)
+                i += 3
+            } else {
+                out.append(plusAsSpace && b[i] == UInt8(ascii: "+") ? 32 : b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+enum JSONEscape {
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "/": out += "\\/"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            default:
+                if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
+            }
+        }
+        return out
+    }
+}
+
+/// `regsub`, `replace-path`, `replace-header`: substitutions with `\1`..`\9` references.
+public enum RegexReplace {
+    /// Replaces the first match (every match with `global`); nil when the template is bad.
+    public static func substitute(_ s: String, regex: Regex, template: String, global: Bool) -> String {
+        let bytes = Array(s.utf8)
+        var out: [UInt8] = []
+        var position = 0
+        while position <= bytes.count, let groups = regex.firstMatch(in: s, from: position), let whole = groups[0] {
+            out.append(contentsOf: bytes[position..<whole.lowerBound])
+            out.append(contentsOf: expand(template, groups: groups, in: bytes))
+            if whole.isEmpty {
+                if whole.upperBound < bytes.count { out.append(bytes[whole.upperBound]) }
+                position = whole.upperBound + 1
+            } else {
+                position = whole.upperBound
+            }
+            if !global { break }
+        }
+        if position < bytes.count { out.append(contentsOf: bytes[position...]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The template with `\N` replaced by capture N.
+    public static func expand(_ template: String, groups: [Range<Int>?], in bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        let t = Array(template.utf8)
+        var i = 0
+        while i < t.count {
+            if t[i] == UInt8(ascii: "\\"), i + 1 < t.count, t[i + 1] >= 48, t[i + 1] <= 57 {
+                let n = Int(t[i + 1] - 48)
+                if n < groups.count, let r = groups[n] { out.append(contentsOf: bytes[r]) }
+                i += 2
+            } else {
+                out.append(t[i])
+                i += 1
+            }
+        }
+        return out
+    }
+
+    /// `replace-header`, `replace-path`...: when the regex matches, the whole subject becomes
+    /// the template with `\N` replaced by the captures; nil when it does not match.
+    public static func replaceWhole(_ s: String, regex: Regex, template: String) -> String? {
+        guard let groups = regex.firstMatch(in: s), groups.first.flatMap({ $0 }) != nil else { return nil }
+        return String(decoding: expand(template, groups: groups, in: Array(s.utf8)), as: UTF8.self)
+    }
+}
+
+/// strftime through Foundation's C library.
+enum TimeFormat {
+    static func format(epoch: Int64, format: String, utc: Bool) -> String {
+        var t = time_t(epoch)
+        var tmValue = tm()
+        if utc { gmtime_r(&t, &tmValue) } else { localtime_r(&t, &tmValue) }
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = strftime(&buffer, buffer.count, format, &tmValue)
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

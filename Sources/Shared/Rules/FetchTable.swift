@@ -1,0 +1,466 @@
+import Foundation
+
+/// Every sample fetch Hasp knows: one declarative table (name, arguments, output type, what it
+/// reads, evaluation). Validity checks, "did you mean" hints and the man page list come
+/// from it.
+public enum FetchTable {
+    public static let all: [FetchDefinition] = connectionFetches + internalFetches + httpFetches + contentFetches
+    public static let byName: [String: FetchDefinition] = {
+        var table: [String: FetchDefinition] = [:]
+        for f in all where table[f.name] == nil { table[f.name] = f }
+        return table
+    }()
+
+    // MARK: - Layer 4 and proxies
+
+    static let connectionFetches: [FetchDefinition] = [
+        FetchDefinition("src", .address, .layer4) { c, _, _ in c.clientAddress.map { .one($0) } ?? .none },
+        FetchDefinition("src_port", .int, .layer4) { c, _, _ in c.clientPort.map { .one(.int(Int64($0))) } ?? .none },
+        FetchDefinition("dst", .address, .layer4) { c, _, _ in c.localAddress.map { .one($0) } ?? .none },
+        FetchDefinition("dst_port", .int, .layer4) { c, _, _ in c.localPort.map { .one(.int(Int64($0))) } ?? .none },
+        FetchDefinition("ssl_fc", .bool, .layer4) { c, _, _ in .one(.bool(c.isTLS)) },
+        FetchDefinition("ssl_fc_sni", .string, .layer4) { c, _, _ in c.tlsServerName.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("ssl_fc_has_sni", .bool, .layer4) { c, _, _ in .one(.bool(c.tlsServerName != nil)) },
+        FetchDefinition("fe_name", .string, .internalState) { c, _, _ in .one(.string(c.frontendName)) },
+        FetchDefinition("be_name", .string, .backend) { c, _, _ in c.backendName.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("srv_name", .string, .server) { c, _, _ in c.serverName.map { .one(.string($0)) } ?? .none },
+        figure("fe_conn", .frontendConnections),
+        figure("be_conn", .backendConnections),
+        figure("nbsrv", .usableServers),
+        figure("connslots", .connectionSlots),
+        figure("queue", .queued),
+        figure("avg_queue", .averageQueue),
+        figure("fe_req_rate", .frontendRequestRate),
+        figure("be_sess_rate", .backendSessionRate),
+        FetchDefinition("srv_is_up", [.string], required: 1, .bool, .internalState) { c, a, _ in
+            guard let (b, s) = splitServer(a[0].string ?? "") else { return .none }
+            return c.proxyFigure(.serverIsUp, proxy: b, server: s).map { .one(.bool($0 != 0)) } ?? .none
+        },
+        FetchDefinition("srv_conn", [.string], required: 1, .int, .internalState) { c, a, _ in
+            guard let (b, s) = splitServer(a[0].string ?? "") else { return .none }
+            return c.proxyFigure(.serverConnections, proxy: b, server: s).map { .one(.int($0)) } ?? .none
+        },
+    ]
+
+    static func figure(_ name: String, _ figure: ProxyFigure) -> FetchDefinition {
+        FetchDefinition(name, [.backend], .int, .internalState) { c, a, _ in
+            c.proxyFigure(figure, proxy: a.first?.string, server: nil).map { .one(.int($0)) } ?? .none
+        }
+    }
+
+    static func splitServer(_ text: String) -> (String, String)? {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard parts.count == 2 else { return nil }
+        return (String(parts[0]), String(parts[1]))
+    }
+
+    // MARK: - Internal
+
+    static let internalFetches: [FetchDefinition] = [
+        FetchDefinition("always_true", .bool, .internalState) { _, _, _ in .one(.bool(true)) },
+        FetchDefinition("always_false", .bool, .internalState) { _, _, _ in .one(.bool(false)) },
+        FetchDefinition("int", [.int], required: 1, .int, .internalState) { _, a, _ in .one(.int(a[0].int ?? 0)) },
+        FetchDefinition("str", [.string], required: 1, .string, .internalState) { _, a, _ in .one(.string(a[0].string ?? "")) },
+        FetchDefinition("bool", [.int], required: 1, .bool, .internalState) { _, a, _ in .one(.bool((a[0].int ?? 0) != 0)) },
+        FetchDefinition("ipv4", [.string], required: 1, .ipv4, .internalState) { _, a, _ in
+            IPAddressText.parseIPv4(Substring(a[0].string ?? "")).map { .one(.ipv4($0)) } ?? .none
+        },
+        FetchDefinition("env", [.string], required: 1, .string, .internalState) { _, a, _ in
+            ProcessEnvironment.get(a[0].string ?? "").map { .one(.string($0)) } ?? .none
+        },
+        FetchDefinition("rand", [.int], .int, .internalState) { c, a, _ in
+            let range = UInt64(max(0, a.first?.int ?? Int64(UInt32.max) + 1))
+            return .one(.int(Int64(range == 0 ? 0 : c.random(below: range))))
+        },
+        FetchDefinition("date", [.int, .string], .int, .internalState) { c, a, _ in
+            var now = c.epochSeconds + (a.first?.int ?? 0)
+            switch a.count > 1 ? a[1].string ?? "s" : "s" {
+            case "ms": now *= 1000
+            case "us": now *= 1_000_000
+            default: break
+            }
+            return .one(.int(now))
+        },
+        FetchDefinition("var", [.variable, .string], required: 1, .any, .internalState) { c, a, _ in
+            guard case .variable(let name) = a[0] else { return .none }
+            if let v = c.variable(name) { return .one(v) }
+            if a.count > 1, let d = a[1].string { return .one(.string(d)) }
+            return .none
+        },
+        FetchDefinition("nbproc", .int, .internalState) { _, _, _ in .one(.int(1)) },
+        FetchDefinition("proc", .int, .internalState) { _, _, _ in .one(.int(1)) },
+        FetchDefinition("thread", .int, .internalState) { _, _, _ in .one(.int(0)) },
+        FetchDefinition("hostname", .string, .internalState) { _, _, _ in .one(.string(ProcessInfo.processInfo.hostName)) },
+        FetchDefinition("pid", .int, .internalState) { _, _, _ in .one(.int(Int64(ProcessInfo.processInfo.processIdentifier))) },
+        FetchDefinition("uuid", [.int], .string, .internalState) { _, _, _ in .one(.string(UUID().uuidString.lowercased())) },
+    ]
+
+    // MARK: - HTTP
+
+    static func header(_ name: String, _ occurrence: Int64?, split: Bool, lines: [(name: String, value: String)], all: Bool) -> FetchResult {
+        var values: [String] = []
+        for line in lines where line.name.utf8.count == name.utf8.count && line.name.lowercased() == name.lowercased() {
+            if split {
+                for part in line.value.split(separator: ",", omittingEmptySubsequences: false) {
+                    values.append(String(Substring(part).trimmingBlanks()))
+                }
+            } else {
+                values.append(line.value)
+            }
+        }
+        if let occurrence, occurrence != 0 {
+            let index = occurrence > 0 ? Int(occurrence) - 1 : values.count + Int(occurrence)
+            guard index >= 0, index < values.count else { return .none }
+            return .one(.string(values[index]))
+        }
+        if values.isEmpty { return .none }
+        return all ? .many(values.map { .string($0) }) : .one(.string(values[values.count - 1]))
+    }
+
+    static func headerCount(_ name: String?, split: Bool, lines: [(name: String, value: String)]) -> Int64 {
+        guard let name else { return Int64(lines.count) }
+        var n: Int64 = 0
+        for line in lines where line.name.lowercased() == name.lowercased() {
+            n += split ? Int64(line.value.split(separator: ",", omittingEmptySubsequences: false).count) : 1
+        }
+        return n
+    }
+
+    static func requestHeader(_ split: Bool) -> @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult {
+        { c, a, all in
+            guard let name = a.first?.string else {
+                // Without a name: every header line's value.
+                let values = c.requestHeaderLines.map { SampleValue.string($0.value) }
+                return values.isEmpty ? .none : (all ? .many(values) : .one(values[values.count - 1]))
+            }
+            return header(name, a.count > 1 ? a[1].int : nil, split: split, lines: c.requestHeaderLines, all: all)
+        }
+    }
+
+    static func responseHeader(_ split: Bool) -> @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult {
+        { c, a, all in
+            guard let name = a.first?.string else {
+                let values = c.responseHeaderLines.map { SampleValue.string($0.value) }
+                return values.isEmpty ? .none : (all ? .many(values) : .one(values[values.count - 1]))
+            }
+            return header(name, a.count > 1 ? a[1].int : nil, split: split, lines: c.responseHeaderLines, all: all)
+        }
+    }
+
+    static func map(_ result: FetchResult, _ transform: (SampleValue) -> SampleValue?) -> FetchResult {
+        switch result {
+        case .none: return .none
+        case .one(let v): return transform(v).map { .one($0) } ?? .none
+        case .many(let all): return .many(all.compactMap(transform))
+        }
+    }
+
+    static func cookies(_ name: String?, headerName: String, lines: [(name: String, value: String)], all: Bool, setCookie: Bool) -> FetchResult {
+        var values: [String] = []
+        for line in lines where line.name.lowercased() == headerName {
+            let items: [Substring] = setCookie ? [line.value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]]
+                : line.value.split(separator: ";", omittingEmptySubsequences: false)
+            for item in items {
+                let trimmed = Substring(item).trimmingBlanks()
+                let parts = trimmed.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                guard parts.count == 2 else { continue }
+                if let name, parts[0] != name { continue }
+                values.append(String(parts[1]))
+            }
+        }
+        if values.isEmpty { return .none }
+        return all ? .many(values.map { .string($0) }) : .one(.string(setCookie ? values[0] : values[values.count - 1]))
+    }
+
+    static let httpFetches: [FetchDefinition] = [
+        FetchDefinition("method", .method, .httpRequest) { c, _, _ in c.requestMethod.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("path", .string, .httpRequestHeaders) { c, _, _ in
+            c.requestTarget.flatMap { URLParts.path($0) }.map { .one(.string(String($0))) } ?? .none
+        },
+        FetchDefinition("pathq", .string, .httpRequestHeaders) { c, _, _ in
+            c.requestTarget.flatMap { URLParts.pathAndQuery($0) }.map { .one(.string(String($0))) } ?? .none
+        },
+        FetchDefinition("query", .string, .httpRequestHeaders) { c, _, _ in
+            c.requestTarget.flatMap { URLParts.query($0) }.map { .one(.string(String($0))) } ?? .none
+        },
+        FetchDefinition("url", .string, .httpRequestHeaders) { c, _, _ in c.requestTarget.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("uri", .string, .httpRequestHeaders) { c, _, _ in c.requestTarget.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("url_ip", .ipv4, .httpRequestHeaders) { c, _, _ in
+            c.requestTarget.flatMap { URLParts.authority($0) }.flatMap { IPAddressText.parseIPv4($0.split(separator: ":")[0]) }
+                .map { .one(.ipv4($0)) } ?? .none
+        },
+        FetchDefinition("url_port", .int, .httpRequestHeaders) { c, _, _ in
+            guard let target = c.requestTarget else { return .none }
+            guard let authority = URLParts.authority(target) else { return .one(.int(80)) }
+            let parts = authority.split(separator: ":")
+            return .one(.int(parts.count == 2 ? Int64(parts[1]) ?? 80 : 80))
+        },
+        FetchDefinition("url_param", [.string, .string], .string, .httpRequestHeaders) { c, a, all in
+            guard let query = c.requestTarget.flatMap({ URLParts.query($0) }) else { return .none }
+            let delimiter = a.count > 1 ? a[1].string?.first ?? "&" : "&"
+            let values = URLParts.parameters(query, name: a.first?.string, delimiter: delimiter)
+            if values.isEmpty { return .none }
+            return all ? .many(values.map { .string(String($0)) }) : .one(.string(String(values[0])))
+        },
+        FetchDefinition("base", .string, .httpRequestHeaders) { c, _, _ in
+            guard let target = c.requestTarget, let path = URLParts.path(target) else { return .none }
+            guard case .one(let host) = header("host", nil, split: false, lines: c.requestHeaderLines, all: false),
+                  let h = host.asString else { return .one(.string(String(path))) }
+            return .one(.string(h + path))
+        },
+        FetchDefinition("req.ver", .string, .httpRequest) { c, _, _ in c.requestVersion.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("req_ver", .string, .httpRequest) { c, _, _ in c.requestVersion.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("hdr", [.string, .int], .string, .httpRequestHeaders, requestHeader(true)),
+        FetchDefinition("req.hdr", [.string, .int], .string, .httpRequestHeaders, requestHeader(true)),
+        FetchDefinition("fhdr", [.string, .int], .string, .httpRequestHeaders, requestHeader(false)),
+        FetchDefinition("req.fhdr", [.string, .int], .string, .httpRequestHeaders, requestHeader(false)),
+        FetchDefinition("hdr_cnt", [.string], .int, .httpRequestHeaders) { c, a, _ in
+            .one(.int(headerCount(a.first?.string, split: true, lines: c.requestHeaderLines)))
+        },
+        FetchDefinition("req.hdr_cnt", [.string], .int, .httpRequestHeaders) { c, a, _ in
+            .one(.int(headerCount(a.first?.string, split: true, lines: c.requestHeaderLines)))
+        },
+        FetchDefinition("req.fhdr_cnt", [.string], .int, .httpRequestHeaders) { c, a, _ in
+            .one(.int(headerCount(a.first?.string, split: false, lines: c.requestHeaderLines)))
+        },
+        FetchDefinition("hdr_val", [.string, .int], .int, .httpRequestHeaders) { c, a, all in
+            map(requestHeader(true)(c, a, all)) { $0.asInt.map { .int($0) } }
+        },
+        FetchDefinition("req.hdr_val", [.string, .int], .int, .httpRequestHeaders) { c, a, all in
+            map(requestHeader(true)(c, a, all)) { $0.asInt.map { .int($0) } }
+        },
+        FetchDefinition("hdr_ip", [.string, .int], .address, .httpRequestHeaders) { c, a, all in
+            map(requestHeader(true)(c, a, all)) { $0.cast(to: .address) }
+        },
+        FetchDefinition("req.hdr_ip", [.string, .int], .address, .httpRequestHeaders) { c, a, all in
+            map(requestHeader(true)(c, a, all)) { $0.cast(to: .address) }
+        },
+        FetchDefinition("req.hdrs", .string, .httpRequestHeaders) { c, _, _ in
+            .one(.string(c.requestHeaderLines.map { "\($0.name): \($0.value)\r\n" }.joined() + "\r\n"))
+        },
+        FetchDefinition("req.cook", [.string], .string, .httpRequestHeaders) { c, a, all in
+            cookies(a.first?.string, headerName: "cookie", lines: c.requestHeaderLines, all: all, setCookie: false)
+        },
+        FetchDefinition("cook", [.string], .string, .httpRequestHeaders) { c, a, all in
+            cookies(a.first?.string, headerName: "cookie", lines: c.requestHeaderLines, all: all, setCookie: false)
+        },
+        FetchDefinition("req.cook_cnt", [.string], .int, .httpRequestHeaders) { c, a, _ in
+            if case .many(let v) = cookies(a.first?.string, headerName: "cookie", lines: c.requestHeaderLines, all: true, setCookie: false) {
+                return .one(.int(Int64(v.count)))
+            }
+            return .one(.int(0))
+        },
+        FetchDefinition("cook_cnt", [.string], .int, .httpRequestHeaders) { c, a, _ in
+            if case .many(let v) = cookies(a.first?.string, headerName: "cookie", lines: c.requestHeaderLines, all: true, setCookie: false) {
+                return .one(.int(Int64(v.count)))
+            }
+            return .one(.int(0))
+        },
+        FetchDefinition("req.cook_val", [.string], .int, .httpRequestHeaders) { c, a, all in
+            map(cookies(a.first?.string, headerName: "cookie", lines: c.requestHeaderLines, all: all, setCookie: false)) {
+                $0.asInt.map { .int($0) }
+            }
+        },
+        FetchDefinition("req.body", .binary, .httpRequest) { c, _, _ in c.requestBody.map { .one(.binary($0)) } ?? .none },
+        FetchDefinition("req.body_len", .int, .httpRequest) { c, _, _ in c.requestBody.map { .one(.int(Int64($0.count))) } ?? .none },
+        FetchDefinition("req.body_size", .int, .httpRequest) { c, _, _ in c.requestBody.map { .one(.int(Int64($0.count))) } ?? .none },
+        FetchDefinition("req.body_param", [.string], .string, .httpRequest) { c, a, all in
+            guard let body = c.requestBody else { return .none }
+            let values = URLParts.parameters(Substring(String(decoding: body, as: UTF8.self)), name: a.first?.string, delimiter: "&")
+            if values.isEmpty { return .none }
+            return all ? .many(values.map { .string(String($0)) }) : .one(.string(String(values[0])))
+        },
+        FetchDefinition("http_auth", [.userlist], required: 1, .bool, .httpRequestHeaders) { c, a, _ in
+            guard let list = c.userlist(named: a[0].string ?? "") else { return .one(.bool(false)) }
+            return .one(.bool(BasicAuth.authenticate(c.requestHeaderLines, in: list) != nil))
+        },
+        FetchDefinition("http_auth_group", [.userlist], required: 1, .string, .httpRequestHeaders) { c, a, _ in
+            guard let list = c.userlist(named: a[0].string ?? ""),
+                  let user = BasicAuth.authenticate(c.requestHeaderLines, in: list) else { return .none }
+            return .one(.string(user))
+        },
+        FetchDefinition("http_auth_user", .string, .httpRequestHeaders) { c, _, _ in
+            BasicAuth.credentials(c.requestHeaderLines).map { .one(.string($0.user)) } ?? .none
+        },
+        FetchDefinition("http_auth_pass", .string, .httpRequestHeaders) { c, _, _ in
+            BasicAuth.credentials(c.requestHeaderLines).map { .one(.string($0.password)) } ?? .none
+        },
+        FetchDefinition("http_auth_type", .string, .httpRequestHeaders) { c, _, _ in
+            guard case .one(let v) = header("authorization", nil, split: false, lines: c.requestHeaderLines, all: false),
+                  let s = v.asString else { return .none }
+            return .one(.string(String(s.prefix { $0 != " " })))
+        },
+        FetchDefinition("capture.req.hdr", [.int], required: 1, .string, .httpRequest) { c, a, _ in
+            c.capturedRequestHeader(Int(a[0].int ?? 0)).map { .one(.string($0)) } ?? .none
+        },
+        FetchDefinition("capture.res.hdr", [.int], required: 1, .string, .httpResponse) { c, a, _ in
+            c.capturedResponseHeader(Int(a[0].int ?? 0)).map { .one(.string($0)) } ?? .none
+        },
+        FetchDefinition("capture.req.method", .string, .httpRequest) { c, _, _ in c.requestMethod.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("capture.req.uri", .string, .httpRequest) { c, _, _ in c.requestTarget.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("capture.req.ver", .string, .httpRequest) { c, _, _ in c.requestVersion.map { .one(.string("HTTP/" + $0)) } ?? .none },
+        FetchDefinition("status", .int, .httpResponse) { c, _, _ in c.responseStatus.map { .one(.int(Int64($0))) } ?? .none },
+        FetchDefinition("res.hdr", [.string, .int], .string, .httpResponseHeaders, responseHeader(true)),
+        FetchDefinition("shdr", [.string, .int], .string, .httpResponseHeaders, responseHeader(true)),
+        FetchDefinition("res.fhdr", [.string, .int], .string, .httpResponseHeaders, responseHeader(false)),
+        FetchDefinition("res.hdr_cnt", [.string], .int, .httpResponseHeaders) { c, a, _ in
+            .one(.int(headerCount(a.first?.string, split: true, lines: c.responseHeaderLines)))
+        },
+        FetchDefinition("res.hdr_val", [.string, .int], .int, .httpResponseHeaders) { c, a, all in
+            map(responseHeader(true)(c, a, all)) { $0.asInt.map { .int($0) } }
+        },
+        FetchDefinition("res.cook", [.string], .string, .httpResponseHeaders) { c, a, all in
+            cookies(a.first?.string, headerName: "set-cookie", lines: c.responseHeaderLines, all: all, setCookie: true)
+        },
+        FetchDefinition("scook", [.string], .string, .httpResponseHeaders) { c, a, all in
+            cookies(a.first?.string, headerName: "set-cookie", lines: c.responseHeaderLines, all: all, setCookie: true)
+        },
+        FetchDefinition("res.ver", .string, .httpResponse) { c, _, _ in c.responseStatus != nil ? .one(.string("1.1")) : .none },
+    ]
+
+    // MARK: - Request contents (TCP inspection)
+
+    static let contentFetches: [FetchDefinition] = [
+        FetchDefinition("req.len", .int, .requestContent) { c, _, _ in .one(.int(Int64(c.requestPayload?.count ?? 0))) },
+        FetchDefinition("req_len", .int, .requestContent) { c, _, _ in .one(.int(Int64(c.requestPayload?.count ?? 0))) },
+        FetchDefinition("req.payload", [.int, .int], required: 2, .binary, .requestContent) { c, a, _ in
+            guard let p = c.requestPayload else { return .none }
+            let offset = Int(a[0].int ?? 0), length = Int(a[1].int ?? 0)
+            let end = length == 0 ? p.count : offset + length
+            guard offset >= 0, end <= p.count, offset <= end else { return .none }
+            return .one(.binary(Array(p[offset..<end])))
+        },
+        FetchDefinition("req.ssl_sni", .string, .requestContent) { c, _, _ in
+            c.requestPayload.flatMap { TLSClientHello.serverName($0) }.map { .one(.string($0)) } ?? .none
+        },
+        FetchDefinition("req_ssl_sni", .string, .requestContent) { c, _, _ in
+            c.requestPayload.flatMap { TLSClientHello.serverName($0) }.map { .one(.string($0)) } ?? .none
+        },
+        FetchDefinition("req.ssl_hello_type", .int, .requestContent) { c, _, _ in
+            c.requestPayload.flatMap { TLSClientHello.handshakeType($0) }.map { .one(.int(Int64($0))) } ?? .none
+        },
+        FetchDefinition("req_ssl_hello_type", .int, .requestContent) { c, _, _ in
+            c.requestPayload.flatMap { TLSClientHello.handshakeType($0) }.map { .one(.int(Int64($0))) } ?? .none
+        },
+        FetchDefinition("req.ssl_ver", .int, .requestContent) { c, _, _ in
+            c.requestPayload.flatMap { TLSClientHello.recordVersion($0) }.map { .one(.int(Int64($0))) } ?? .none
+        },
+        FetchDefinition("req.proto_http", .bool, .requestContent) { c, _, _ in
+            .one(.bool(c.requestMethod != nil))
+        },
+    ]
+}
+
+extension Substring {
+    func trimmingBlanks() -> Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}
+
+/// The parts of a request target.
+public enum URLParts {
+    /// `scheme://authority` of an absolute target.
+    public static func authority(_ target: String) -> Substring? {
+        guard let scheme = target.range(of: "://") else { return nil }
+        let rest = target[scheme.upperBound...]
+        return rest.prefix { $0 != "/" && $0 != "?" }
+    }
+
+    /// The path and query: the target without scheme and authority.
+    public static func pathAndQuery(_ target: String) -> Substring? {
+        if target.first == "/" || target == "*" { return Substring(target) }
+        guard let scheme = target.range(of: "://") else { return Substring(target) }
+        let rest = target[scheme.upperBound...]
+        guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "" }
+        return rest[slash...]
+    }
+
+    public static func path(_ target: String) -> Substring? {
+        guard let pq = pathAndQuery(target) else { return nil }
+        return pq.prefix { $0 != "?" }
+    }
+
+    public static func query(_ target: String) -> Substring? {
+        guard let q = target.firstIndex(of: "?") else { return nil }
+        return target[target.index(after: q)...]
+    }
+
+    /// The values of `name` (every parameter without a name) in a query string.
+    static func parameters(_ query: Substring, name: String?, delimiter: Character) -> [Substring] {
+        var out: [Substring] = []
+        for item in query.split(separator: delimiter, omittingEmptySubsequences: true) {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if let name, parts[0] != name { continue }
+            out.append(parts.count == 2 ? parts[1] : "")
+        }
+        return out
+    }
+}
+
+/// `Authorization: Basic` credentials against a userlist.
+public enum BasicAuth {
+    public static func credentials(_ lines: [(name: String, value: String)]) -> (user: String, password: String)? {
+        guard let line = lines.first(where: { $0.name.lowercased() == "authorization" }) else { return nil }
+        let parts = line.value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+              let data = Data(base64Encoded: String(parts[1].trimmingBlanks())) else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        return (String(text[text.startIndex..<colon]), String(text[text.index(after: colon)...]))
+    }
+
+    /// The user name when the credentials are valid in `list`.
+    public static func authenticate(_ lines: [(name: String, value: String)], in list: Userlist) -> String? {
+        guard let (user, password) = credentials(lines), let entry = list.users[user] else { return nil }
+        if entry.isHashed {
+            guard let hashed = PasswordHash.crypt(password, setting: entry.password), hashed == entry.password else { return nil }
+        } else if entry.password != password {
+            return nil
+        }
+        return user
+    }
+}
+
+/// Reads a TLS ClientHello from the first bytes of a connection.
+public enum TLSClientHello {
+    public static func recordVersion(_ p: [UInt8]) -> Int? {
+        guard p.count >= 5, p[0] == 22 else { return nil }
+        return Int(p[1]) << 8 | Int(p[2])
+    }
+
+    /// 1 for a ClientHello (`req_ssl_hello_type`), 2 for a ServerHello.
+    public static func handshakeType(_ p: [UInt8]) -> Int? {
+        guard p.count >= 6, p[0] == 22 else { return nil }
+        return Int(p[5])
+    }
+
+    public static func serverName(_ p: [UInt8]) -> String? {
+        guard p.count >= 9, p[0] == 22, p[5] == 1 else { return nil }
+        var i = 9 + 2 + 32  // record + handshake headers, version, random
+        guard i < p.count else { return nil }
+        i += 1 + Int(p[i])  // session id
+        guard i + 2 <= p.count else { return nil }
+        i += 2 + (Int(p[i]) << 8 | Int(p[i + 1]))  // cipher suites
+        guard i < p.count else { return nil }
+        i += 1 + Int(p[i])  // compression methods
+        guard i + 2 <= p.count else { return nil }
+        let end = min(p.count, i + 2 + (Int(p[i]) << 8 | Int(p[i + 1])))
+        i += 2
+        while i + 4 <= end {
+            let type = Int(p[i]) << 8 | Int(p[i + 1])
+            let length = Int(p[i + 2]) << 8 | Int(p[i + 3])
+            i += 4
+            if type == 0, i + 5 <= end {
+                // server_name list: length(2), type(1)=0 host_name, length(2), name
+                let nameLength = Int(p[i + 3]) << 8 | Int(p[i + 4])
+                guard p[i + 2] == 0, i + 5 + nameLength <= end else { return nil }
+                return String(decoding: p[(i + 5)..<(i + 5 + nameLength)], as: UTF8.self)
+            }
+            i += length
+        }
+        return nil
+    }
+}

@@ -1,0 +1,422 @@
+import Atomics
+
+/// How an ACL or a map compares a sample with its patterns (`-m <method>`).
+public enum MatchMethod: String, Sendable, CaseIterable {
+    case found, bool, int, ip, bin, len, str, beg, sub, dir, dom, end, reg
+    /// HTTP methods (the default for `method`), compared as strings.
+    case meth
+
+    /// The sample type the method compares.
+    var sampleType: SampleType {
+        switch self {
+        case .found, .bool: return .any
+        case .int, .len: return .int
+        case .ip: return .address
+        case .bin: return .binary
+        case .meth, .str, .beg, .sub, .dir, .dom, .end, .reg: return .string
+        }
+    }
+
+    /// The default method for a fetch's output type.
+    static func defaultMethod(for type: SampleType) -> MatchMethod {
+        switch type {
+        case .bool: return .bool
+        case .int: return .int
+        case .ipv4, .ipv6, .address: return .ip
+        case .binary: return .bin
+        case .method: return .meth
+        case .string, .any: return .str
+        }
+    }
+}
+
+/// An integer range pattern: `10`, `10:20`, `:20`, `10:`, or after `lt/le/gt/ge/eq`.
+public struct IntRange: Sendable, Equatable {
+    public var low: Int64?
+    public var high: Int64?
+    func contains(_ v: Int64) -> Bool {
+        if let low, v < low { return false }
+        if let high, v > high { return false }
+        return true
+    }
+}
+
+/// An IPv4 or IPv6 network.
+public struct IPNetwork: Sendable, Equatable {
+    public var address: IPv6Address
+    public var prefix: Int
+
+    func contains(_ v: IPv6Address) -> Bool {
+        if prefix == 0 { return true }
+        let hiMask: UInt64 = prefix >= 64 ? ~0 : ~0 << UInt64(64 - prefix)
+        let loMask: UInt64 = prefix <= 64 ? 0 : (prefix >= 128 ? ~0 : ~0 << UInt64(128 - prefix))
+        return v.high & hiMask == address.high & hiMask && v.low & loMask == address.low & loMask
+    }
+
+    /// `a.b.c.d`, `a.b.c.d/n`, `a.b.c.d/m.m.m.m`, IPv6 with `/n`; IPv4 as mapped IPv6.
+    public static func parse(_ text: String) -> IPNetwork? {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        let host = parts[0]
+        if let v4 = IPAddressText.parseIPv4(host) {
+            var prefix = 32
+            if parts.count == 2 {
+                if let n = Int(parts[1]), (0...32).contains(n) {
+                    prefix = n
+                } else if let mask = IPAddressText.parseIPv4(parts[1]) {
+                    let ones = mask.nonzeroBitCount
+                    guard mask == (ones == 0 ? 0 : ~UInt32(0) << UInt32(32 - ones)) else { return nil }
+                    prefix = ones
+                } else {
+                    return nil
+                }
+            }
+            let masked = prefix == 0 ? 0 : v4 & (~UInt32(0) << UInt32(32 - prefix))
+            return IPNetwork(address: IPv6Address(mappedFrom: masked), prefix: 96 + prefix)
+        }
+        guard let v6 = IPAddressText.parseIPv6(host) else { return nil }
+        var prefix = 128
+        if parts.count == 2 {
+            guard let n = Int(parts[1]), (0...128).contains(n) else { return nil }
+            prefix = n
+        }
+        return IPNetwork(address: v6, prefix: prefix)
+    }
+
+    static func sampleAddress(_ v: SampleValue) -> IPv6Address? {
+        switch v {
+        case .ipv4(let a): return IPv6Address(mappedFrom: a)
+        case .ipv6(let a): return a
+        default:
+            if let a = v.asIPv4 { return IPv6Address(mappedFrom: a) }
+            return v.asIPv6
+        }
+    }
+}
+
+/// One entry of a pattern list or map: the key as written, its value (maps), its id.
+public struct PatternEntry: Sendable {
+    public var key: String
+    public var value: String?
+    public var id: Int
+}
+
+/// A list of patterns compiled for one match method: the entries of an ACL, an ACL file or a
+/// map. Exact strings live in a hash table and prefixes in a byte trie, IP networks are
+/// scanned longest prefix first, so a long list costs a lookup rather than a scan.
+/// Immutable: a runtime update builds a new one.
+public final class CompiledPatterns: AtomicReference, Sendable {
+    public let method: MatchMethod
+    public let caseInsensitive: Bool
+    public let entries: [PatternEntry]
+    private let exact: [String: Int]
+    private let prefixes: PrefixTrie?
+    private let regexes: [Regex]
+    private let ints: [IntRange]
+    private let networks: [(network: IPNetwork, index: Int)]
+    private let bins: [[UInt8]]
+    private let lowered: [String]
+
+    public struct Invalid: Error, Sendable {
+        public var message: String
+    }
+
+    public init(method: MatchMethod, caseInsensitive: Bool, entries: [PatternEntry]) throws(Invalid) {
+        self.method = method
+        self.caseInsensitive = caseInsensitive
+        self.entries = entries
+        var exact: [String: Int] = [:]
+        var regexes: [Regex] = []
+        var ints: [IntRange] = []
+        var networks: [(IPNetwork, Int)] = []
+        var bins: [[UInt8]] = []
+        var lowered: [String] = []
+        var trie: PrefixTrie? = nil
+        var pendingOperator: String? = nil
+        for (index, entry) in entries.enumerated() {
+            let key = entry.key
+            switch method {
+            case .str, .meth:
+                let k = caseInsensitive ? key.lowercased() : key
+                if exact[k] == nil { exact[k] = index }
+            case .beg where !caseInsensitive:
+                if trie == nil { trie = PrefixTrie() }
+                trie!.insert(Array(key.utf8), index: index)
+            case .beg, .sub, .end, .dir, .dom:
+                lowered.append(caseInsensitive ? key.lowercased() : key)
+            case .reg:
+                do {
+                    regexes.append(try Regex(key, caseInsensitive: caseInsensitive))
+                } catch {
+                    throw Invalid(message: "regex '\(key)' is invalid (error=\(error.message), erroffset=\(error.offset)).")
+                }
+            case .int, .len:
+                if ["eq", "le", "lt", "ge", "gt"].contains(key) {
+                    pendingOperator = key
+                    ints.append(IntRange(low: 1, high: 0))  // placeholder that never matches
+                    continue
+                }
+                guard let range = Self.parseRange(key, operator: pendingOperator) else {
+                    throw Invalid(message: "'\(key)' is not a number.")
+                }
+                ints.append(range)
+            case .ip:
+                guard let network = IPNetwork.parse(key) else {
+                    throw Invalid(message: "'\(key)' is not a valid IPv4 or IPv6 address.")
+                }
+                networks.append((network, index))
+            case .bin:
+                guard let bytes = Self.hexBytes(key) else {
+                    throw Invalid(message: "'\(key)' is not a valid hex string.")
+                }
+                bins.append(bytes)
+            case .found, .bool:
+                break
+            }
+        }
+        self.exact = exact
+        self.regexes = regexes
+        self.ints = ints
+        // Longest prefix first: a map answers with the most specific network.
+        self.networks = networks.sorted { $0.0.prefix > $1.0.prefix || ($0.0.prefix == $1.0.prefix && $0.1 < $1.1) }
+        self.bins = bins
+        self.lowered = lowered
+        self.prefixes = trie
+    }
+
+    static func parseRange(_ text: String, operator op: String?) -> IntRange? {
+        if let op {
+            guard let n = Int64(text) else { return nil }
+            switch op {
+            case "eq": return IntRange(low: n, high: n)
+            case "le": return IntRange(low: nil, high: n)
+            case "lt": return IntRange(low: nil, high: n - 1)
+            case "ge": return IntRange(low: n, high: nil)
+            default: return IntRange(low: n + 1, high: nil)
+            }
+        }
+        if let colon = text.firstIndex(of: ":") {
+            let a = text[text.startIndex..<colon], b = text[text.index(after: colon)...]
+            let low = a.isEmpty ? nil : Int64(a), high = b.isEmpty ? nil : Int64(b)
+            if !a.isEmpty && low == nil || !b.isEmpty && high == nil { return nil }
+            return IntRange(low: low, high: high)
+        }
+        guard let n = Int64(text) else { return nil }
+        return IntRange(low: n, high: n)
+    }
+
+    static func hexBytes(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        var i = 0
+        while i < chars.count {
+            guard let h = hexDigit(chars[i]), let l = hexDigit(chars[i + 1]) else { return nil }
+            out.append(h << 4 | l)
+            i += 2
+        }
+        return out
+    }
+
+    static func hexDigit(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: return c - 48
+        case 65...70: return c - 55
+        case 97...102: return c - 87
+        default: return nil
+        }
+    }
+
+    /// The index of the entry `value` matches, or nil.
+    public func match(_ value: SampleValue) -> Int? {
+        switch method {
+        case .found: return 0
+        case .bool: return (value.asBool ?? false) ? 0 : nil
+        case .int:
+            guard let v = value.asInt else { return nil }
+            return ints.firstIndex { $0.contains(v) }
+        case .len:
+            guard let s = value.asString else { return nil }
+            let n = Int64(s.utf8.count)
+            return ints.firstIndex { $0.contains(n) }
+        case .ip:
+            guard let a = IPNetwork.sampleAddress(value) else { return nil }
+            return networks.first { $0.network.contains(a) }?.index
+        case .bin:
+            guard let b = value.asBinary else { return nil }
+            return bins.firstIndex { $0 == b }
+        case .str, .meth:
+            guard let s = value.asString else { return nil }
+            return exact[caseInsensitive ? s.lowercased() : s]
+        case .beg:
+            guard let s = value.asString else { return nil }
+            if let prefixes { return prefixes.longestMatch(Array(s.utf8)) }
+            let l = s.lowercased()
+            return lowered.firstIndex { l.hasPrefix($0) }
+        case .end:
+            guard let s = value.asString else { return nil }
+            let l = caseInsensitive ? s.lowercased() : s
+            return lowered.firstIndex { l.hasSuffix($0) }
+        case .sub:
+            guard let s = value.asString else { return nil }
+            let l = caseInsensitive ? s.lowercased() : s
+            return lowered.firstIndex { $0.isEmpty || l.contains($0) }
+        case .dir:
+            guard let s = value.asString else { return nil }
+            let l = caseInsensitive ? s.lowercased() : s
+            return lowered.firstIndex { Self.matchWord(l, $0, delimiters: "/?") }
+        case .dom:
+            guard let s = value.asString else { return nil }
+            let l = caseInsensitive ? s.lowercased() : s
+            return lowered.firstIndex { Self.matchWord(l, $0, delimiters: "/?.:") }
+        case .reg:
+            guard let s = value.asString else { return nil }
+            return regexes.firstIndex { $0.matches(s) }
+        }
+    }
+
+    /// The pattern appears in `text` as a whole word between delimiters (or the ends).
+    static func matchWord(_ text: String, _ pattern: String, delimiters: String) -> Bool {
+        let delims = Set(delimiters.utf8)
+        var p = Array(pattern.utf8)
+        while let f = p.first, delims.contains(f) { p.removeFirst() }
+        while let l = p.last, delims.contains(l) { p.removeLast() }
+        let t = Array(text.utf8)
+        guard !p.isEmpty else { return false }
+        guard t.count >= p.count else { return false }
+        var i = 0
+        while i + p.count <= t.count {
+            if (i == 0 || delims.contains(t[i - 1])), t[i..<(i + p.count)].elementsEqual(p),
+               i + p.count == t.count || delims.contains(t[i + p.count]) {
+                return true
+            }
+            i += 1
+        }
+        return false
+    }
+
+    /// The map value of the entry `value` matches.
+    public func lookup(_ value: SampleValue) -> String? {
+        guard let index = match(value) else { return nil }
+        return entries[index].value
+    }
+}
+
+/// A byte trie of prefixes: the longest pattern that begins the subject.
+final class PrefixTrie: @unchecked Sendable {
+    private var children: [[UInt8: Int]] = [[:]]
+    private var terminal: [Int?] = [nil]
+
+    func insert(_ key: [UInt8], index: Int) {
+        var node = 0
+        for b in key {
+            if let next = children[node][b] {
+                node = next
+            } else {
+                children.append([:])
+                terminal.append(nil)
+                children[node][b] = children.count - 1
+                node = children.count - 1
+            }
+        }
+        if terminal[node] == nil { terminal[node] = index }
+    }
+
+    func longestMatch(_ subject: [UInt8]) -> Int? {
+        var node = 0
+        var best = terminal[0]
+        for b in subject {
+            guard let next = children[node][b] else { break }
+            node = next
+            if let t = terminal[node] { best = t }
+        }
+        return best
+    }
+}
+
+/// The patterns of one ACL, map or pattern file, as the runtime API sees them: a reference
+/// (file name or id) whose compiled list can be replaced while traffic runs.
+public final class PatternSet: Sendable {
+    public let name: String
+    public let method: MatchMethod
+    public let caseInsensitive: Bool
+    /// Readers load it without a lock; a runtime update stores a new list.
+    private let current: ManagedAtomic<CompiledPatterns>
+
+    init(name: String, compiled: CompiledPatterns) {
+        self.name = name
+        method = compiled.method
+        caseInsensitive = compiled.caseInsensitive
+        current = ManagedAtomic(compiled)
+    }
+
+    public var patterns: CompiledPatterns { current.load(ordering: .acquiring) }
+
+    public func replace(_ compiled: CompiledPatterns) { current.store(compiled, ordering: .releasing) }
+}
+
+/// Pattern and map files, read once at load however many rules use them.
+public final class PatternFileStore: @unchecked Sendable {
+    private var files: [String: [PatternEntry]] = [:]
+    private var sets: [String: PatternSet] = [:]
+    private var nextID = 0
+
+    public init() {}
+
+    public struct Failure: Error, Sendable {
+        public var message: String
+    }
+
+    /// The entries of a file: one pattern per line (`withValues`: key, blanks, value).
+    func entries(_ path: String, withValues: Bool) -> [PatternEntry]? {
+        let cacheKey = (withValues ? "map:" : "acl:") + path
+        if let cached = files[cacheKey] { return cached }
+        guard let bytes = FileReader.read(path) else { return nil }
+        var out: [PatternEntry] = []
+        for raw in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true) {
+            var line = raw.drop { $0 == " " || $0 == "\t" }
+            while let l = line.last, l == " " || l == "\t" || l == "\r" { line = line.dropLast() }
+            if line.isEmpty || line.first == "#" { continue }
+            if withValues {
+                let key = line.prefix { $0 != " " && $0 != "\t" }
+                let value = line[key.endIndex...].drop { $0 == " " || $0 == "\t" }
+                out.append(PatternEntry(key: String(key), value: String(value), id: nextID))
+            } else {
+                out.append(PatternEntry(key: String(line), value: nil, id: nextID))
+            }
+            nextID += 1
+        }
+        files[cacheKey] = out
+        return out
+    }
+
+    /// A map file compiled for `method` (shared by every rule that names it so).
+    func map(_ path: String, method: MatchMethod) throws(Failure) -> PatternSet {
+        let key = "\(method.rawValue):\(path)"
+        if let set = sets[key] { return set }
+        guard let entries = entries(path, withValues: true) else {
+            throw Failure(message: "unable to load map file '\(path)'")
+        }
+        let compiled: CompiledPatterns
+        do {
+            compiled = try CompiledPatterns(method: method, caseInsensitive: false, entries: entries)
+        } catch {
+            throw Failure(message: "file '\(path)': \(error.message)")
+        }
+        let set = PatternSet(name: path, compiled: compiled)
+        sets[key] = set
+        return set
+    }
+
+    /// Every map and pattern file loaded, by name.
+    public var loadedSets: [PatternSet] { Array(sets.values) }
+
+    func allocateID() -> Int {
+        defer { nextID += 1 }
+        return nextID
+    }
+}
+
+extension PatternFileStore: Equatable {
+    /// The files are what the rules loaded; rules compare by where they were declared.
+    public static func == (a: PatternFileStore, b: PatternFileStore) -> Bool { true }
+}

@@ -1,0 +1,129 @@
+/// `if|unless <terms>`: ORs (`||`, `or`) of ANDs of ACLs, each possibly negated with `!`.
+/// Evaluation is lazy: an AND stops at its first false term, the OR at its first true AND.
+public struct RuleCondition: Sendable, CustomStringConvertible {
+    public enum Term: Sendable {
+        case named(NamedACL)
+        case anonymous(ACLTest)
+
+        func matches(_ context: SampleContext) -> Bool {
+            switch self {
+            case .named(let acl): return acl.matches(context)
+            case .anonymous(let test): return test.matches(context)
+            }
+        }
+
+        var tests: [ACLTest] {
+            switch self {
+            case .named(let acl): return acl.tests
+            case .anonymous(let test): return [test]
+            }
+        }
+    }
+
+    public var unless: Bool
+    public var alternatives: [[(negated: Bool, term: Term)]]
+    public var source: String
+
+    public var description: String { source }
+
+    public func matches(_ context: SampleContext) -> Bool {
+        var any = false
+        for all in alternatives {
+            var ok = true
+            for (negated, term) in all where term.matches(context) == negated {
+                ok = false
+                break
+            }
+            if ok { any = true; break }
+        }
+        return any != unless
+    }
+
+    /// Whether a test reads the request contents (`req.len`, `req.ssl_sni`...): its answer may
+    /// change as more bytes arrive.
+    public var readsRequestContent: Bool {
+        allTests.contains { $0.test.expression.fetch.uses.contains(.requestContent) }
+    }
+
+    /// Every ACL test used, for the stage check.
+    var allTests: [(name: String?, test: ACLTest)] {
+        alternatives.flatMap { $0.flatMap { entry -> [(String?, ACLTest)] in
+            switch entry.term {
+            case .named(let acl): return acl.tests.map { (acl.name, $0) }
+            case .anonymous(let t): return [(nil, t)]
+            }
+        } }
+    }
+}
+
+/// Parses conditions against the ACLs a proxy declared so far.
+public enum ConditionParser {
+    public struct Failure: Error, Sendable {
+        public var message: String
+    }
+
+    /// `words` starts with `if` or `unless`.
+    public static func parse(_ words: ArraySlice<String>, acls: [String: NamedACL], context: RuleCompilationContext,
+                             warn: (String) -> Void) throws(Failure) -> RuleCondition {
+        guard let keyword = words.first, keyword == "if" || keyword == "unless" else {
+            throw Failure(message: "expects 'if' or 'unless'")
+        }
+        var alternatives: [[(negated: Bool, term: RuleCondition.Term)]] = [[]]
+        var i = words.startIndex + 1
+        while i < words.endIndex {
+            var word = words[i]
+            if word == "||" || word == "or" {
+                guard !alternatives[alternatives.count - 1].isEmpty else {
+                    throw Failure(message: "missing ACL before '\(word)'")
+                }
+                alternatives.append([])
+                i += 1
+                continue
+            }
+            var negated = false
+            while word.hasPrefix("!") {
+                negated.toggle()
+                word.removeFirst()
+            }
+            if word.isEmpty {
+                i += 1
+                if i >= words.endIndex { break }
+                word = words[i]
+                if word.hasPrefix("!") { continue }
+            }
+            if word == "{" {
+                var j = i + 1
+                var inner: [String] = []
+                while j < words.endIndex, words[j] != "}" {
+                    inner.append(words[j])
+                    j += 1
+                }
+                guard j < words.endIndex else { throw Failure(message: "missing closing '}' in condition.") }
+                guard !inner.isEmpty else { throw Failure(message: "no ACL keyword in anonymous ACL") }
+                do {
+                    let test = try ACLCompiler.compile(inner, context: context, warn: warn)
+                    alternatives[alternatives.count - 1].append((negated, .anonymous(test)))
+                } catch {
+                    throw Failure(message: error.message)
+                }
+                i = j + 1
+                continue
+            }
+            if let acl = acls[word] {
+                alternatives[alternatives.count - 1].append((negated, .named(acl)))
+            } else if let words = ACLKeywords.predefined[word] {
+                do {
+                    let test = try ACLCompiler.compile(words, context: context, warn: warn)
+                    alternatives[alternatives.count - 1].append((negated, .anonymous(test)))
+                } catch {
+                    throw Failure(message: error.message)
+                }
+            } else {
+                throw Failure(message: "no such ACL : '\(word)'")
+            }
+            i += 1
+        }
+        alternatives.removeAll { $0.isEmpty }
+        return RuleCondition(unless: keyword == "unless", alternatives: alternatives, source: words.joined(separator: " "))
+    }
+}

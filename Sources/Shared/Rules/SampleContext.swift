@@ -1,0 +1,117 @@
+/// What a fetch needs to read, provided by whoever evaluates rules (the worker's HTTP and TCP
+/// sessions, a test). Everything returns nil when it does not exist yet at this point of
+/// the stream (no response before the server answered, no backend before routing...).
+public protocol SampleContext: AnyObject {
+    // Connection
+    var clientAddress: SampleValue? { get }
+    var clientPort: Int? { get }
+    var localAddress: SampleValue? { get }
+    var localPort: Int? { get }
+    /// The connection came over TLS (`ssl_fc`), and the name its client asked for.
+    var isTLS: Bool { get }
+    var tlsServerName: String? { get }
+
+    // Proxies
+    var frontendName: String { get }
+    var backendName: String? { get }
+    var serverName: String? { get }
+    /// A figure of the running proxies (`fe_conn`, `be_conn`, `nbsrv`...). `proxy` nil means
+    /// the current frontend or backend.
+    func proxyFigure(_ figure: ProxyFigure, proxy: String?, server: String?) -> Int64?
+
+    // HTTP request
+    var requestMethod: String? { get }
+    var requestTarget: String? { get }
+    /// `1.0`, `1.1`.
+    var requestVersion: String? { get }
+    /// Every request header line, in order, as name and value.
+    var requestHeaderLines: [(name: String, value: String)] { get }
+    var requestBody: [UInt8]? { get }
+    /// The whole request head as received (`req.len`, `req.payload` before HTTP parsing).
+    var requestPayload: [UInt8]? { get }
+    /// The `http-request capture` / `capture request header` slots.
+    func capturedRequestHeader(_ index: Int) -> String?
+    func capturedResponseHeader(_ index: Int) -> String?
+
+    // HTTP response
+    var responseStatus: Int? { get }
+    var responseHeaderLines: [(name: String, value: String)] { get }
+
+    // Variables, users
+    func variable(_ name: VariableName) -> SampleValue?
+    func setVariable(_ name: VariableName, _ value: SampleValue?)
+    func userlist(named: String) -> Userlist?
+
+    /// Seconds since the epoch (`date`), and a random number (`rand`).
+    var epochSeconds: Int64 { get }
+    func random(below: UInt64) -> UInt64
+}
+
+/// The proxy figures fetches can read.
+public enum ProxyFigure: Sendable {
+    case frontendConnections, backendConnections, usableServers, serverIsUp, connectionSlots, queued, averageQueue
+    case frontendRequestRate, backendSessionRate, serverConnections
+}
+
+/// Where a rule runs; it decides which fetches a rule may use.
+public struct RuleStage: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    public static let tcpConnection = RuleStage(rawValue: 1 << 0)
+    public static let tcpSession = RuleStage(rawValue: 1 << 1)
+    public static let tcpRequestContent = RuleStage(rawValue: 1 << 2)
+    public static let tcpResponseContent = RuleStage(rawValue: 1 << 3)
+    public static let httpRequest = RuleStage(rawValue: 1 << 4)
+    public static let httpResponse = RuleStage(rawValue: 1 << 5)
+    public static let httpAfterResponse = RuleStage(rawValue: 1 << 6)
+    public static let log = RuleStage(rawValue: 1 << 7)
+    public static let backendSwitching = RuleStage(rawValue: 1 << 8)
+    public static let serverSwitching = RuleStage(rawValue: 1 << 9)
+}
+
+/// What a fetch reads, as HAProxy names it in its "may not be reliably used here" message.
+public struct SampleUse: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    public static let internalState = SampleUse(rawValue: 1 << 0)
+    public static let layer4 = SampleUse(rawValue: 1 << 1)
+    public static let requestContent = SampleUse(rawValue: 1 << 2)
+    public static let httpRequest = SampleUse(rawValue: 1 << 3)
+    public static let httpRequestHeaders = SampleUse(rawValue: 1 << 4)
+    public static let httpResponse = SampleUse(rawValue: 1 << 5)
+    public static let httpResponseHeaders = SampleUse(rawValue: 1 << 6)
+    public static let responseContent = SampleUse(rawValue: 1 << 7)
+    public static let backend = SampleUse(rawValue: 1 << 8)
+    public static let server = SampleUse(rawValue: 1 << 9)
+
+    /// HAProxy's words for the first thing in `self` that `available` lacks.
+    func missingName(in available: SampleUse) -> String? {
+        let names: [(SampleUse, String)] = [
+            (.httpRequestHeaders, "HTTP request headers"), (.httpRequest, "HTTP request"),
+            (.httpResponseHeaders, "HTTP response headers"), (.httpResponse, "HTTP response"),
+            (.requestContent, "request buffer"), (.responseContent, "response buffer"),
+            (.backend, "backend"), (.server, "server"),
+        ]
+        for (use, name) in names where contains(use) && !available.contains(use) { return name }
+        return nil
+    }
+
+    /// What rules of a stage can read.
+    static func available(at stage: RuleStage) -> SampleUse {
+        var uses: SampleUse = [.internalState, .layer4]
+        if stage.contains(.tcpConnection) || stage.contains(.tcpSession) { return uses }
+        if stage.contains(.tcpRequestContent) { uses.formUnion([.requestContent, .httpRequest, .httpRequestHeaders]) }
+        if stage.contains(.httpRequest) || stage.contains(.backendSwitching) {
+            uses.formUnion([.requestContent, .httpRequest, .httpRequestHeaders])
+        }
+        if stage.contains(.serverSwitching) { uses.formUnion([.requestContent, .httpRequest, .httpRequestHeaders, .backend]) }
+        if stage.contains(.tcpResponseContent) { uses.formUnion([.httpRequest, .responseContent, .backend, .server]) }
+        if stage.contains(.httpResponse) || stage.contains(.httpAfterResponse) {
+            uses.formUnion([.httpRequest, .httpResponse, .httpResponseHeaders, .responseContent, .backend, .server])
+        }
+        if stage.contains(.log) { uses = SampleUse(rawValue: 0x3ff) }
+        return uses
+    }
+}

@@ -1,0 +1,306 @@
+/// One compiled argument of a fetch or converter.
+public enum SampleArgument: Sendable {
+    case string(String)
+    case int(Int64)
+    case variable(VariableName)
+    case regex(Regex)
+    case map(PatternSet)
+    case none
+
+    public var string: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var int: Int64? { if case .int(let i) = self { return i } else { return nil } }
+}
+
+/// What kind of argument a fetch or converter takes, checked and converted at load.
+public enum ArgumentKind: Sendable {
+    case string, int, variable, regex, backend, userlist
+    /// An integer or a variable name (`add(txn.x)`, `add(3)`).
+    case intOrVariable
+    /// A map file, compiled for a match method (`map_beg(file)`).
+    case map(MatchMethod)
+}
+
+/// What a fetch produced: nothing, one sample, or every occurrence (headers, cookies) when
+/// an ACL iterates over them.
+public enum FetchResult {
+    case none
+    case one(SampleValue)
+    case many([SampleValue])
+
+    var last: SampleValue? {
+        switch self {
+        case .none: return nil
+        case .one(let v): return v
+        case .many(let all): return all.last
+        }
+    }
+}
+
+/// `fetch(args),converter(args),...` parsed once at load.
+public struct SampleExpression: Sendable, CustomStringConvertible {
+    public var fetch: FetchDefinition
+    public var arguments: [SampleArgument]
+    public var converters: [ConverterCall]
+    /// The text it was compiled from (messages, equality).
+    public var source: String
+
+    public var description: String { source }
+
+    /// The type of the result, after the converters.
+    public var outputType: SampleType { converters.last?.definition.output ?? fetch.output }
+
+    /// The single value of the expression (the last occurrence of a multi-valued fetch).
+    public func evaluate(_ context: SampleContext) -> SampleValue? {
+        guard var value = fetch.evaluate(context, arguments, false).last else { return nil }
+        for call in converters {
+            guard let input = value.cast(to: call.definition.input),
+                  let output = call.definition.apply(input, call.arguments, context) else { return nil }
+            value = output
+        }
+        return value
+    }
+
+    /// Every value, for an ACL: each occurrence goes through the converters.
+    public func evaluateAll(_ context: SampleContext, _ body: (SampleValue) -> Bool) {
+        let result = fetch.evaluate(context, arguments, true)
+        func convert(_ v: SampleValue) -> SampleValue? {
+            var value = v
+            for call in converters {
+                guard let input = value.cast(to: call.definition.input),
+                      let output = call.definition.apply(input, call.arguments, context) else { return nil }
+                value = output
+            }
+            return value
+        }
+        switch result {
+        case .none: return
+        case .one(let v): if let c = convert(v) { _ = body(c) }
+        case .many(let all):
+            for v in all { if let c = convert(v), body(c) { return } }
+        }
+    }
+}
+
+public struct ConverterCall: Sendable {
+    public var definition: ConverterDefinition
+    public var arguments: [SampleArgument]
+}
+
+/// A fetch: name, arguments, output type, what it reads, and what it does.
+public struct FetchDefinition: Sendable {
+    public var name: String
+    public var arguments: [ArgumentKind]
+    public var required: Int
+    public var output: SampleType
+    public var uses: SampleUse
+    /// `all` is true when an ACL wants every occurrence.
+    public var evaluate: @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult
+
+    public init(_ name: String, _ arguments: [ArgumentKind] = [], required: Int = 0, _ output: SampleType, _ uses: SampleUse,
+                _ evaluate: @escaping @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult) {
+        self.name = name
+        self.arguments = arguments
+        self.required = required
+        self.output = output
+        self.uses = uses
+        self.evaluate = evaluate
+    }
+
+    public init(_ name: String, _ output: SampleType, _ uses: SampleUse,
+                _ evaluate: @escaping @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult) {
+        self.init(name, [], required: 0, output, uses, evaluate)
+    }
+}
+
+/// A converter: input and output types, arguments, and the transformation.
+public struct ConverterDefinition: Sendable {
+    public var name: String
+    public var arguments: [ArgumentKind]
+    public var required: Int
+    public var input: SampleType
+    public var output: SampleType
+    public var apply: @Sendable (SampleValue, [SampleArgument], SampleContext) -> SampleValue?
+
+    public init(_ name: String, _ arguments: [ArgumentKind] = [], required: Int = 0, _ input: SampleType, _ output: SampleType,
+                _ apply: @escaping @Sendable (SampleValue, [SampleArgument], SampleContext) -> SampleValue?) {
+        self.name = name
+        self.arguments = arguments
+        self.required = required
+        self.input = input
+        self.output = output
+        self.apply = apply
+    }
+
+    public init(_ name: String, _ input: SampleType, _ output: SampleType,
+                _ apply: @escaping @Sendable (SampleValue, [SampleArgument], SampleContext) -> SampleValue?) {
+        self.init(name, [], required: 0, input, output, apply)
+    }
+}
+
+/// What compiling needs from its surroundings: where pattern files are found, and the maps
+/// already loaded (one `PatternSet` per file and match method, shared by every user).
+public final class RuleCompilationContext {
+    public var patternFiles: PatternFileStore
+    public init(patternFiles: PatternFileStore = PatternFileStore()) {
+        self.patternFiles = patternFiles
+    }
+}
+
+/// Parses sample expressions: `name(arg,arg),conv(arg),conv`.
+public enum SampleExpressionParser {
+    public struct Failure: Error, Sendable {
+        public var message: String
+    }
+
+    /// One `name(args)` element of the text, and where the next begins.
+    struct Element {
+        var name: String
+        var arguments: [String]?
+    }
+
+    /// Splits `text` into elements. `end` is where parsing stopped (the first character not
+    /// part of the expression, e.g. `]` in a log-format string).
+    static func elements(_ text: Substring) throws(Failure) -> (elements: [Element], rest: Substring) {
+        var elements: [Element] = []
+        var i = text.startIndex
+        while true {
+            var name = ""
+            while i < text.endIndex, text[i] != "(", text[i] != ",", text[i] != "]", text[i] != " " {
+                name.append(text[i])
+                i = text.index(after: i)
+            }
+            if name.isEmpty {
+                throw Failure(message: elements.isEmpty ? "missing fetch method" : "missing converter name")
+            }
+            var args: [String]? = nil
+            if i < text.endIndex, text[i] == "(" {
+                i = text.index(after: i)
+                var list: [String] = []
+                var current = ""
+                var quote: Character? = nil
+                var closed = false
+                while i < text.endIndex {
+                    let c = text[i]
+                    if let q = quote {
+                        if c == "\\", text.index(after: i) < text.endIndex {
+                            i = text.index(after: i)
+                            current.append(text[i])
+                        } else if c == q {
+                            quote = nil
+                        } else {
+                            current.append(c)
+                        }
+                    } else if c == "\\", text.index(after: i) < text.endIndex {
+                        i = text.index(after: i)
+                        current.append(text[i])
+                    } else if c == "\"" || c == "'" {
+                        quote = c
+                    } else if c == "," {
+                        list.append(current)
+                        current = ""
+                    } else if c == ")" {
+                        list.append(current)
+                        closed = true
+                        i = text.index(after: i)
+                        break
+                    } else {
+                        current.append(c)
+                    }
+                    i = text.index(after: i)
+                }
+                guard closed else {
+                    throw Failure(message: "missing closing ')' after arguments to \(elements.isEmpty ? "fetch keyword" : "converter") '\(name)'")
+                }
+                if list == [""] { list = [] }
+                args = list
+            }
+            elements.append(Element(name: name, arguments: args))
+            if i < text.endIndex, text[i] == "," {
+                i = text.index(after: i)
+                continue
+            }
+            return (elements, text[i...])
+        }
+    }
+
+    /// Compiles a whole expression.
+    public static func parse(_ text: String, context: RuleCompilationContext) throws(Failure) -> SampleExpression {
+        let (expression, rest) = try parsePrefix(Substring(text), context: context)
+        if !rest.isEmpty {
+            throw Failure(message: "unexpected character '\(rest.first!)' in sample expression '\(text)'")
+        }
+        return expression
+    }
+
+    /// Compiles the expression at the start of `text`; returns what follows it.
+    public static func parsePrefix(_ text: Substring, context: RuleCompilationContext) throws(Failure)
+        -> (SampleExpression, Substring)
+    {
+        let (elements, rest) = try elements(text)
+        let first = elements[0]
+        guard let fetch = FetchTable.byName[first.name] else {
+            throw Failure(message: "unknown fetch method '\(first.name)'.")
+        }
+        let arguments = try compileArguments(first.arguments ?? [], kinds: fetch.arguments, required: fetch.required,
+                                             what: "fetch method '\(fetch.name)'", context: context)
+        var converters: [ConverterCall] = []
+        var type = fetch.output
+        for element in elements.dropFirst() {
+            guard let converter = ConverterTable.byName[element.name] else {
+                throw Failure(message: "unknown converter '\(element.name)'.")
+            }
+            guard SampleValue.canCast(type, to: converter.input) else {
+                throw Failure(message: "converter '\(converter.name)' cannot be applied.")
+            }
+            let args = try compileArguments(element.arguments ?? [], kinds: converter.arguments, required: converter.required,
+                                            what: "converter '\(converter.name)'", context: context)
+            converters.append(ConverterCall(definition: converter, arguments: args))
+            type = converter.output
+        }
+        let consumed = text[text.startIndex..<rest.startIndex]
+        return (SampleExpression(fetch: fetch, arguments: arguments, converters: converters, source: String(consumed)), rest)
+    }
+
+    static func compileArguments(_ raw: [String], kinds: [ArgumentKind], required: Int, what: String,
+                                 context: RuleCompilationContext) throws(Failure) -> [SampleArgument] {
+        if raw.count < required {
+            throw Failure(message: "\(what) expects at least \(required) argument(s)")
+        }
+        if raw.count > kinds.count {
+            throw Failure(message: "\(what) expects at most \(kinds.count) argument(s)")
+        }
+        var out: [SampleArgument] = []
+        for (index, text) in raw.enumerated() {
+            switch kinds[index] {
+            case .string, .backend, .userlist:
+                out.append(.string(text))
+            case .int:
+                guard let n = Int64(text) else {
+                    throw Failure(message: "failed to parse '\(text)' as type 'signed integer' at position \(index + 1) for \(what)")
+                }
+                out.append(.int(n))
+            case .intOrVariable:
+                if let n = Int64(text) {
+                    out.append(.int(n))
+                } else {
+                    do { out.append(.variable(try VariableName.parse(text))) } catch { throw Failure(message: error.message) }
+                }
+            case .variable:
+                do { out.append(.variable(try VariableName.parse(text))) } catch { throw Failure(message: error.message) }
+            case .map(let method):
+                do {
+                    out.append(.map(try context.patternFiles.map(text, method: method)))
+                } catch {
+                    throw Failure(message: error.message)
+                }
+            case .regex:
+                do {
+                    out.append(.regex(try Regex(text)))
+                } catch {
+                    throw Failure(message: "invalid regex '\(text)' (error=\(error.message), erroffset=\(error.offset))")
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,73 @@
+/// `proc.`, `sess.`, `txn.`, `req.`, `res.`, `check.`: where a variable lives.
+public enum VariableScope: String, Sendable, CaseIterable {
+    case proc, sess, txn, req, res, check
+}
+
+/// A variable's full name, validated at load.
+public struct VariableName: Hashable, Sendable, CustomStringConvertible {
+    public var scope: VariableScope
+    public var name: String
+
+    public init(scope: VariableScope, name: String) {
+        self.scope = scope
+        self.name = name
+    }
+
+    public var description: String { "\(scope.rawValue).\(name)" }
+
+    public struct Invalid: Error, Sendable {
+        public var message: String
+    }
+
+    /// Parses `txn.name`, with HAProxy's messages for a bad one.
+    public static func parse(_ text: String) throws(Invalid) -> VariableName {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let scope = VariableScope(rawValue: String(parts[0])) else {
+            throw Invalid(message: "invalid variable name '\(text)'. A variable name must be start by its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'")
+        }
+        let name = String(parts[1])
+        guard !name.isEmpty else {
+            throw Invalid(message: "Empty variable name: cannot parse '\(text)'")
+        }
+        for c in name.unicodeScalars where !(c.properties.isAlphabetic && c.isASCII || ("0"..."9").contains(c) || c == "_" || c == ".") {
+            throw Invalid(message: "Invalid character '\(c)' in variable name '\(text)'")
+        }
+        return VariableName(scope: scope, name: name)
+    }
+}
+
+/// A `userlist` section: users with password hashes or clear passwords, and groups.
+public struct Userlist: Sendable, Equatable {
+    public struct User: Sendable, Equatable {
+        public var name: String
+        /// A `crypt(3)` hash (`password`), or the clear text (`insecure-password`).
+        public var password: String
+        public var isHashed: Bool
+        public var groups: Set<String>
+        public init(name: String, password: String, isHashed: Bool, groups: Set<String>) {
+            self.name = name
+            self.password = password
+            self.isHashed = isHashed
+            self.groups = groups
+        }
+    }
+
+    public var name: String
+    public var users: [String: User] = [:]
+    public var groups: Set<String> = []
+    /// `group <name> users a,b`: applied to the users once the section is read.
+    public var groupMembers: [String: [String]] = [:]
+    public var location: SourceLocation
+
+    /// Puts the users a `group ... users` line lists in that group.
+    public mutating func resolveGroupMembers() {
+        for (group, names) in groupMembers {
+            for name in names { users[name]?.groups.insert(group) }
+        }
+    }
+
+    public init(name: String, location: SourceLocation) {
+        self.name = name
+        self.location = location
+    }
+}

@@ -1,0 +1,251 @@
+import NIOCore
+import Shared
+
+/// Where the rules of `Sources/Worker/Rules` meet the exchange: request rules and routing
+/// between `requestStarted` and `serverWanted`, response rules on the response head,
+/// `http-after-response` rules on every answer, and the local answers rules produce.
+extension HTTPSession {
+    enum Routing {
+        case backend(Backend?)
+        /// The request was answered (or the connection closed) by a rule.
+        case handled
+    }
+
+    /// `monitor-uri`, `tcp-request content` and `http-request` rules of the frontend, the
+    /// switching rules, then the backend's rules. The request head in `streams` may be
+    /// edited on the way.
+    func routeRequest() -> Routing {
+        let rules = frontend.settings.rules
+        let c = streams
+        if let uri = rules.monitorURI, let target = c.requestTarget, URLParts.path(target).map(String.init) == uri {
+            let failing = rules.monitorFail.contains { $0.matches(c) }
+            sendAnswer(LocalAnswer.errorPage(failing ? 503 : 200, errorFiles: [:], cause: ("-", "-")))
+            return .handled
+        }
+        for rule in rules.tcpRequest where rule.phase == .content {
+            if let condition = rule.condition, !condition.matches(c) { continue }
+            if !applyTCPContentAction(rule.action) { return .handled }
+            if case .accept = rule.action { break }
+        }
+        if !runRequestRules(rules.httpRequest, proxy: frontend.settings) { return .handled }
+        var chosen = frontend.backend
+        for rule in rules.useBackends {
+            if let condition = rule.condition, !condition.matches(c) { continue }
+            let name = rule.target.evaluate(c)
+            if let backend = runtime.backends[name] {
+                chosen = backend
+                break
+            }
+        }
+        c.backend = chosen
+        if let backend = chosen, backend.settings.name != frontend.name {
+            let backendRules = backend.settings.rules
+            for rule in backendRules.tcpRequest where rule.phase == .content {
+                if let condition = rule.condition, !condition.matches(c) { continue }
+                if !applyTCPContentAction(rule.action) { return .handled }
+                if case .accept = rule.action { break }
+            }
+            if !runRequestRules(backendRules.httpRequest, proxy: backend.settings) { return .handled }
+        }
+        return .backend(chosen)
+    }
+
+    /// `use-server` rules of the backend: the first that matches and names one of its servers.
+    func chooseServer(_ backend: Backend) -> Server? {
+        let rules = backend.settings.rules.useServers
+        guard !rules.isEmpty else { return nil }
+        streams.backend = backend
+        for rule in rules {
+            if let condition = rule.condition, !condition.matches(streams) { continue }
+            if let server = backend.server(named: rule.server.evaluate(streams)) { return server }
+        }
+        return nil
+    }
+
+    /// `tcp-request content` in an HTTP stream: false when it closed the connection.
+    func applyTCPContentAction(_ action: TCPAction) -> Bool {
+        let c = streams
+        switch action {
+        case .reject:
+            frontend.counters.deniedRequests.wrappingIncrement(ordering: .relaxed)
+            exchange.terminationCause = "P"
+            clientIn.discard()
+            closeClient()
+            return false
+        case .setVar(let name, let e):
+            if let v = e.evaluate(c) { c.setVariable(name, v) }
+        case .setVarFormat(let name, let f):
+            c.setVariable(name, .string(f.evaluate(c)))
+        case .unsetVar(let name):
+            c.setVariable(name, nil)
+        case .capture(let e, let length):
+            c.capture(e.evaluate(c)?.asString.map { String($0.utf8.prefix(length)) ?? $0 }, slot: nil, response: false)
+        case .setSource(let e):
+            if let v = e.evaluate(c) { c.overrideAddress(v, source: true) }
+        case .setDestination(let e):
+            if let v = e.evaluate(c) { c.overrideAddress(v, source: false) }
+        case .setLogLevel(let level):
+            c.logLevel = level
+        case .accept, .expectProxy, .switchToHTTP, .ignored:
+            break
+        }
+        return true
+    }
+
+    /// One proxy's `http-request` rules; false when they answered or closed.
+    func runRequestRules(_ rules: [HTTPRule], proxy: ProxySettings) -> Bool {
+        guard !rules.isEmpty else { return true }
+        switch HTTPRuleRunner.run(rules, stage: .httpRequest, context: streams, errorFiles: proxy.errorFiles, proxyName: proxy.name) {
+        case .proceed:
+            return true
+        case .waitForBody(_, _, let resume):
+            // The body is only available when it arrived with the head (see `peekBody`).
+            streams.body = clientIn.peekWholeBody(length: min(runtime.bufferSize, request?.contentLength ?? 0)) ?? []
+            return runRequestRulesFrom(rules, resume, proxy: proxy)
+        case .answer(let answer):
+            if answer.denied { countDenied() }
+            sendAnswer(answer)
+            return false
+        case .tarpit(let answer):
+            countDenied()
+            tarpit(answer, proxy: proxy)
+            return false
+        case .reject:
+            countDenied()
+            exchange.terminationCause = "P"
+            clientIn.discard()
+            closeClient()
+            return false
+        }
+    }
+
+    private func runRequestRulesFrom(_ rules: [HTTPRule], _ start: Int, proxy: ProxySettings) -> Bool {
+        switch HTTPRuleRunner.run(rules, from: start + 1, stage: .httpRequest, context: streams, errorFiles: proxy.errorFiles,
+                                  proxyName: proxy.name) {
+        case .proceed, .waitForBody:
+            return true
+        case .answer(let answer):
+            if answer.denied { countDenied() }
+            sendAnswer(answer)
+            return false
+        case .tarpit(let answer):
+            countDenied()
+            tarpit(answer, proxy: proxy)
+            return false
+        case .reject:
+            countDenied()
+            exchange.terminationCause = "P"
+            clientIn.discard()
+            closeClient()
+            return false
+        }
+    }
+
+    func countDenied() {
+        frontend.counters.deniedRequests.wrappingIncrement(ordering: .relaxed)
+    }
+
+    /// `tarpit`: nothing happens for `timeout tarpit` (else `timeout connect`), then the answer.
+    func tarpit(_ answer: LocalAnswer, proxy: ProxySettings) {
+        let delay = proxy.timeouts.tarpit ?? proxy.timeouts.connect ?? 0
+        _ = try? context.channel.syncOptions?.setOption(.autoRead, value: false)
+        clientReading = false
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        _ = context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
+            let session = bound.value
+            guard !session.exchange.isClosed else { return }
+            session.clientReading = true
+            _ = try? session.context.channel.syncOptions?.setOption(.autoRead, value: true)
+            session.sendAnswer(answer)
+        }
+    }
+
+    // MARK: - Responses
+
+    /// `http-response` rules of the backend then the frontend, then `http-after-response`.
+    /// Returns the head to forward, or nil when a rule answered instead (the answer is sent).
+    func applyResponseRules(_ head: MessageHead) -> MessageHead? {
+        let c = streams
+        c.response = head
+        var proxies: [ProxySettings] = []
+        if let backend = slot?.backend ?? c.backend, backend.settings.name != frontend.name { proxies.append(backend.settings) }
+        proxies.append(frontend.settings)
+        for proxy in proxies where !proxy.rules.httpResponse.isEmpty {
+            switch HTTPRuleRunner.run(proxy.rules.httpResponse, stage: .httpResponse, context: c, errorFiles: proxy.errorFiles,
+                                      proxyName: proxy.name) {
+            case .proceed, .waitForBody:
+                continue
+            case .answer(var answer), .tarpit(var answer):
+                if answer.denied {
+                    // A denied response becomes a 502 for the client.
+                    answer = LocalAnswer.errorPage(502, errorFiles: proxy.errorFiles, cause: ("P", "H"))
+                    frontend.counters.deniedRequests.wrappingIncrement(ordering: .relaxed)
+                }
+                replaceResponse(with: answer)
+                return nil
+            case .reject:
+                detachServer(close: true)
+                dialer.release()
+                exchange.terminationCause = "P"
+                closeClient()
+                return nil
+            }
+        }
+        runAfterResponseRules()
+        return c.response
+    }
+
+    /// The server's response is dropped and a local answer goes instead.
+    func replaceResponse(with answer: LocalAnswer) {
+        detachServer(close: true)
+        dialer.release()
+        serverIn.discard()
+        sendAnswer(answer)
+    }
+
+    /// `http-after-response` rules (backend's, then frontend's) on `streams.response`.
+    func runAfterResponseRules() {
+        let c = streams
+        if let backend = slot?.backend ?? c.backend, backend.settings.name != frontend.name,
+           !backend.settings.rules.httpAfterResponse.isEmpty {
+            _ = HTTPRuleRunner.run(backend.settings.rules.httpAfterResponse, stage: .httpAfterResponse, context: c,
+                                   errorFiles: [:], proxyName: backend.name)
+        }
+        if !frontend.settings.rules.httpAfterResponse.isEmpty {
+            _ = HTTPRuleRunner.run(frontend.settings.rules.httpAfterResponse, stage: .httpAfterResponse, context: c,
+                                   errorFiles: [:], proxyName: frontend.name)
+        }
+    }
+
+    /// Writes an answer of the proxy's own (after `http-after-response` rules).
+    func sendAnswer(_ answer: LocalAnswer) {
+        guard !exchange.isClosed else { return }
+        streams.response = answer.head
+        if hasAfterResponseRules { runAfterResponseRules() }
+        let head = streams.response ?? answer.head
+        let close = exchange.returnCloses
+        let connection: HTTPExchange.ClientConnectionHeader = close ? .close : (exchange.clientVersionMinor == 0 ? .keepAlive : .none)
+        var out = H1Serializer.responseHead(head, clientMinor: exchange.clientVersionMinor, connection: connection, dechunk: false,
+                                            extraCapacity: answer.body.count, allocator: context.channel.allocator)
+        if request?.method != "HEAD" { out.writeBytes(answer.body) }
+        countResponse(status: head.status)
+        if exchangeLog != nil {
+            noteLocalResponse(head.status, cause: answer.cause)
+        }
+        writeLocal(Array(out.readableBytesView), closes: close)
+    }
+
+    var hasAfterResponseRules: Bool {
+        !frontend.settings.rules.httpAfterResponse.isEmpty
+            || !((slot?.backend ?? streams.backend)?.settings.rules.httpAfterResponse.isEmpty ?? true)
+    }
+}
+
+extension H1Reader {
+    /// A body that is already whole in the buffer (Content-Length framing), copied without
+    /// consuming it: what `wait-for-body` and `req.body` see.
+    func peekWholeBody(length: Int) -> [UInt8]? {
+        guard let buffer, length > 0 else { return nil }
+        return Array(buffer.readableBytesView.prefix(length))
+    }
+}

@@ -1,0 +1,363 @@
+import NIOCore
+import Shared
+
+/// A response the proxy writes itself, built by a rule or a built-in error: a parsed head
+/// (so that `http-after-response` rules can edit it) and a body.
+struct LocalAnswer {
+    var head: MessageHead
+    var body: [UInt8]
+    /// The termination flags of the log line (`PR` for a deny, `LR` for a return...).
+    var cause: (Character, Character)
+    /// Counted as a denied request (`dreq`).
+    var denied = false
+
+    /// Builds the answer from a status, headers and body.
+    static func make(status: Int, reason: String? = nil, headers: [(String, String)], body: [UInt8],
+                     cause: (Character, Character)) -> LocalAnswer {
+        var text = "HTTP/1.1 \(status) \(reason ?? HTTPStatusText.reason(status))\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        text += "\r\n"
+        return parse(Array(text.utf8), body: body, cause: cause)
+    }
+
+    /// A whole raw response (an `errorfile`): its head is parsed, the rest is the body.
+    static func raw(_ bytes: [UInt8], cause: (Character, Character)) -> LocalAnswer {
+        var end = 0
+        var i = 0
+        while i + 3 < bytes.count {
+            if bytes[i] == 13, bytes[i + 1] == 10, bytes[i + 2] == 13, bytes[i + 3] == 10 { end = i + 4; break }
+            i += 1
+        }
+        if end == 0 { end = bytes.count }
+        return parse(Array(bytes[0..<end]), body: Array(bytes[end...]), cause: cause)
+    }
+
+    private static func parse(_ headBytes: [UInt8], body: [UInt8], cause: (Character, Character)) -> LocalAnswer {
+        var buffer = ByteBuffer()
+        buffer.writeBytes(headBytes)
+        if case .complete(let head, _) = HeadParser.parseResponse(buffer, limit: max(headBytes.count + 1, 1 << 16), maxHeaders: 1000) {
+            return LocalAnswer(head: head, body: body, cause: cause)
+        }
+        // An unparsable errorfile: the built-in 500 says so rather than sending garbage.
+        var fallback = ByteBuffer()
+        fallback.writeString("HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n")
+        guard case .complete(let head, _) = HeadParser.parseResponse(fallback, limit: 1 << 16) else { fatalError("built-in head") }
+        return LocalAnswer(head: head, body: [], cause: cause)
+    }
+
+    /// HAProxy's page for `status` (or the proxy's `errorfile` for it).
+    static func errorPage(_ status: Int, errorFiles: [Int: [UInt8]], cause: (Character, Character),
+                          extraHeaders: [(String, String)] = []) -> LocalAnswer {
+        if let custom = errorFiles[status] { return raw(custom, cause: cause) }
+        let page = ErrorPages.page(status)
+        var headers: [(String, String)] = [("content-length", String(page.body.utf8.count)), ("cache-control", "no-cache"),
+                                           ("content-type", "text/html")]
+        headers.append(contentsOf: extraHeaders)
+        return make(status: status, reason: page.reason, headers: headers, body: Array(page.body.utf8), cause: cause)
+    }
+}
+
+/// HAProxy's built-in error pages, by status.
+enum ErrorPages {
+    static func page(_ status: Int) -> (reason: String, body: String) {
+        let (reason, text): (String, String)
+        switch status {
+        case 200: (reason, text) = ("OK", "Service ready.")
+        case 400: (reason, text) = ("Bad request", "Your browser sent an invalid request.")
+        case 401: (reason, text) = ("Unauthorized", "You need a valid user and password to access this content.")
+        case 403: (reason, text) = ("Forbidden", "Request forbidden by administrative rules.")
+        case 404: (reason, text) = ("Not Found", "The resource could not be found.")
+        case 405: (reason, text) = ("Method Not Allowed", "A request was made of a resource using a request method not supported by that resource")
+        case 407: (reason, text) = ("Unauthorized", "You need a valid user and password to access this content.")
+        case 408: (reason, text) = ("Request Time-out", "Your browser didn't send a complete request in time.")
+        case 410: (reason, text) = ("Gone", "The resource is no longer available and will not be available again.")
+        case 413: (reason, text) = ("Payload Too Large", "The request entity exceeds the maximum allowed.")
+        case 425: (reason, text) = ("Too Early", "Your browser sent early data.")
+        case 429: (reason, text) = ("Too Many Requests", "You have sent too many requests in a given amount of time.")
+        case 500: (reason, text) = ("Internal Server Error", "An internal server error occurred.")
+        case 501: (reason, text) = ("Not Implemented", ".The server does not support the functionality required to fulfill the request.")
+        case 502: (reason, text) = ("Bad Gateway", "The server returned an invalid or incomplete response.")
+        case 503: (reason, text) = ("Service Unavailable", "No server is available to handle this request.")
+        case 504: (reason, text) = ("Gateway Time-out", "The server didn't respond in time.")
+        default: (reason, text) = (HTTPStatusText.reason(status), "")
+        }
+        return (reason, "<html><body><h1>\(status) \(reason)</h1>\n\(text)\n</body></html>\n")
+    }
+}
+
+/// Runs a list of HTTP rules over a stream's context. Pure logic over `StreamContext` and
+/// the message heads it holds: no channel, no I/O.
+enum HTTPRuleRunner {
+    enum Outcome {
+        /// The list ran to its end or stopped at `allow`: go on.
+        case proceed
+        case answer(LocalAnswer)
+        /// `tarpit`: hold the connection for `timeout tarpit`, then answer.
+        case tarpit(LocalAnswer)
+        /// Close without an answer.
+        case reject
+        /// `wait-for-body`: the body (up to the limit) must be read before the rules go on;
+        /// `resume` is the index of the rule to continue from.
+        case waitForBody(milliseconds: Int64, atLeast: Int?, resume: Int)
+    }
+
+    /// `errorFiles` are the proxy's pages for deny/tarpit/auth.
+    static func run(_ rules: [HTTPRule], from start: Int = 0, stage: RuleStage, context c: StreamContext,
+                    errorFiles: [Int: [UInt8]], proxyName: String) -> Outcome {
+        var index = start
+        while index < rules.count {
+            let rule = rules[index]
+            index += 1
+            if let condition = rule.condition, !condition.matches(c) { continue }
+            switch rule.action {
+            case .allow:
+                return .proceed
+            case .deny(let reply):
+                var answer = reply.body.isErrorPage
+                    ? LocalAnswer.errorPage(reply.status, errorFiles: errorFiles, cause: ("P", stage == .httpRequest ? "R" : "H"))
+                    : build(reply, context: c, cause: ("P", stage == .httpRequest ? "R" : "H"))
+                answer.denied = true
+                return .answer(answer)
+            case .tarpit(let reply):
+                var answer = reply.body.isErrorPage
+                    ? LocalAnswer.errorPage(reply.status, errorFiles: errorFiles, cause: ("P", "T"))
+                    : build(reply, context: c, cause: ("P", "T"))
+                answer.denied = true
+                return .tarpit(answer)
+            case .reject:
+                return .reject
+            case .auth(let realm):
+                let name = realm ?? proxyName
+                var answer = LocalAnswer.errorPage(401, errorFiles: errorFiles, cause: ("P", "R"),
+                                                   extraHeaders: [("www-authenticate", "Basic realm=\"\(name)\"")])
+                if errorFiles[401] != nil { answer.head.addHeader("www-authenticate", "Basic realm=\"\(name)\"") }
+                return .answer(answer)
+            case .redirect(let redirect):
+                guard let answer = redirectAnswer(redirect, context: c) else { continue }
+                return .answer(answer)
+            case .reply(let reply):
+                if reply.body.isErrorPage {
+                    return .answer(LocalAnswer.errorPage(reply.status, errorFiles: errorFiles, cause: ("L", "R")))
+                }
+                return .answer(build(reply, context: c, cause: ("L", "R")))
+            case .setHeader(let name, let format):
+                let value = format.evaluate(c)
+                editHead(stage, c) { $0.setHeader(name.lowercased(), value) }
+            case .addHeader(let name, let format):
+                let value = format.evaluate(c)
+                editHead(stage, c) { $0.addHeader(name.lowercased(), value) }
+            case .delHeader(let name, let match):
+                editHead(stage, c) { head in
+                    switch match {
+                    case .exact: head.removeHeader(name)
+                    case .prefix: head.removeHeaders { $0.lowercased().hasPrefix(name.lowercased()) }
+                    case .suffix: head.removeHeaders { $0.lowercased().hasSuffix(name.lowercased()) }
+                    case .substring: head.removeHeaders { $0.lowercased().contains(name.lowercased()) }
+                    case .regex(let r): head.removeHeaders { r.matches($0) }
+                    }
+                }
+            case .replaceHeader(let name, let regex, let format, let eachValue):
+                let template = format.evaluate(c)
+                editHead(stage, c) { head in
+                    head.replaceHeaderValues(name) { value in
+                        if eachValue {
+                            return value.split(separator: ",", omittingEmptySubsequences: false).map { part -> String in
+                                let trimmed = String(part.drop { $0 == " " || $0 == "\t" })
+                                return RegexReplace.replaceWhole(trimmed, regex: regex, template: template) ?? trimmed
+                            }.joined(separator: ", ")
+                        }
+                        return RegexReplace.replaceWhole(value, regex: regex, template: template) ?? value
+                    }
+                }
+            case .setRequestLine(let part, let format):
+                guard c.request != nil else { continue }
+                let value = format.evaluate(c)
+                c.request!.setRequestLinePart(part, value)
+            case .replaceRequestLine(let part, let regex, let format):
+                guard let head = c.request else { continue }
+                let template = format.evaluate(c)
+                let target = String(head.target)
+                let subject: String
+                switch part {
+                case .path: subject = String(URLParts.path(target) ?? "")
+                case .pathq: subject = String(URLParts.pathAndQuery(target) ?? "")
+                default: subject = target
+                }
+                if let replaced = RegexReplace.replaceWhole(subject, regex: regex, template: template) {
+                    c.request!.setRequestLinePart(part == .uri ? .uri : part, replaced)
+                }
+            case .setVar(let name, let expression):
+                if let v = expression.evaluate(c) { c.setVariable(name, v) }
+            case .setVarFormat(let name, let format):
+                c.setVariable(name, .string(format.evaluate(c)))
+            case .unsetVar(let name):
+                c.setVariable(name, nil)
+            case .setLogLevel(let level):
+                c.logLevel = level
+            case .capture(let expression, let length, let slot):
+                let value = expression.evaluate(c)?.asString.map { String($0.utf8.prefix(length == 0 ? 1 << 16 : length)) ?? $0 }
+                if stage == .httpRequest {
+                    c.capture(value, slot: slot, response: false)
+                } else {
+                    c.capture(value, slot: slot, response: true)
+                }
+            case .waitForBody(let ms, let atLeast):
+                if stage == .httpRequest, c.body == nil { return .waitForBody(milliseconds: ms, atLeast: atLeast, resume: index - 1) }
+            case .setStatus(let code, let reason):
+                guard c.response != nil else { continue }
+                c.response!.setStatus(code, reason: reason)
+            case .setTimeout(let server, let expression):
+                if let ms = expression.evaluate(c)?.asInt { c.timeoutOverride = (server, ms) }
+            case .setSource(let expression):
+                if let v = expression.evaluate(c) { c.overrideAddress(v, source: true) }
+            case .setDestination(let expression):
+                if let v = expression.evaluate(c) { c.overrideAddress(v, source: false) }
+            case .normalizeURI(let kind):
+                guard let head = c.request else { continue }
+                let target = String(head.target)
+                let normalized = URINormalizer.apply(kind, to: target)
+                if normalized != target { c.request!.setRequestLinePart(.uri, normalized) }
+            case .earlyHint, .ignored:
+                break
+            }
+        }
+        return .proceed
+    }
+
+    static func editHead(_ stage: RuleStage, _ c: StreamContext, _ edit: (inout MessageHead) -> Void) {
+        if stage == .httpRequest {
+            guard c.request != nil else { return }
+            edit(&c.request!)
+        } else {
+            guard c.response != nil else { return }
+            edit(&c.response!)
+        }
+    }
+
+    /// `return` / `deny` with their own content.
+    static func build(_ reply: LocalReply, context c: StreamContext, cause: (Character, Character)) -> LocalAnswer {
+        if reply.contentType == "\u{0}raw", case .bytes(let bytes) = reply.body { return LocalAnswer.raw(bytes, cause: cause) }
+        var body: [UInt8] = []
+        switch reply.body {
+        case .bytes(let b): body = b
+        case .format(let f): body = Array(f.evaluate(c).utf8)
+        case .none, .errorPage: break
+        }
+        var headers: [(String, String)] = reply.headers.map { ($0.name.lowercased(), $0.value.evaluate(c)) }
+        headers.append(("content-length", String(body.count)))
+        if let type = reply.contentType, !body.isEmpty || reply.body.hasContent { headers.append(("content-type", type)) }
+        return LocalAnswer.make(status: reply.status, headers: headers, body: body, cause: cause)
+    }
+
+    static func redirectAnswer(_ r: RedirectRule, context c: StreamContext) -> LocalAnswer? {
+        let value = r.target.evaluate(c)
+        var location: String
+        switch r.kind {
+        case .location:
+            location = value
+        case .prefix, .scheme:
+            guard let target = c.requestTarget else { return nil }
+            var path = String(URLParts.path(target) ?? "/")
+            let query = URLParts.query(target)
+            if r.appendSlash, !path.hasSuffix("/") { path += "/" }
+            if r.kind == .prefix {
+                location = (value == "/" ? "" : value) + path
+            } else {
+                let host = c.requestHeaderLines.first { $0.name.lowercased() == "host" }?.value ?? ""
+                location = value + "://" + host + path
+            }
+            if !r.dropQuery, let query { location += "?" + query }
+        }
+        if location.isEmpty { return nil }
+        var headers: [(String, String)] = [("content-length", "0"), ("location", location)]
+        if r.code != 301 && r.code != 308 { headers.append(("cache-control", "no-cache")) }
+        if let cookie = r.setCookie { headers.append(("set-cookie", "\(cookie); path=/;")) }
+        if let cookie = r.clearCookie {
+            let name = cookie.hasSuffix("=") ? cookie : cookie + "="
+            headers.append(("set-cookie", "\(name); path=/; Max-Age=0; Expires=Thu, 01-Jan-1970 00:00:01 GMT;"))
+        }
+        return LocalAnswer.make(status: r.code, headers: headers, body: [], cause: ("L", "R"))
+    }
+}
+
+extension LocalReply.Body {
+    var isErrorPage: Bool { if case .errorPage = self { return true } else { return false } }
+    var hasContent: Bool {
+        switch self {
+        case .bytes, .format: return true
+        default: return false
+        }
+    }
+}
+
+extension MessageHead {
+    /// `set-path`, `set-query`, `set-uri`, `set-method`... on the request line.
+    mutating func setRequestLinePart(_ part: RequestLinePart, _ value: String) {
+        let current = String(target)
+        switch part {
+        case .method:
+            method = Substring(value)
+            return
+        case .uri:
+            target = Substring(value)
+            return
+        case .path:
+            let query = URLParts.query(current)
+            let prefix = URLParts.authority(current).map { a in String(current[current.startIndex..<current.range(of: "://")!.upperBound]) + a } ?? ""
+            target = Substring(prefix + value + (query.map { "?" + $0 } ?? ""))
+        case .pathq:
+            let prefix = URLParts.authority(current).map { a in String(current[current.startIndex..<current.range(of: "://")!.upperBound]) + a } ?? ""
+            target = Substring(prefix + value)
+        case .query:
+            let base = current.firstIndex(of: "?").map { String(current[..<$0]) } ?? current
+            let q = value.hasPrefix("?") ? String(value.dropFirst()) : value
+            target = Substring(q.isEmpty ? base : base + "?" + q)
+        }
+    }
+}
+
+/// `http-request normalize-uri <normalizer>`: the common normalizers.
+enum URINormalizer {
+    static func apply(_ kind: String, to target: String) -> String {
+        let path = String(URLParts.path(target) ?? "")
+        let query = URLParts.query(target)
+        func rebuild(_ p: String, _ q: Substring?) -> String { p + (q.map { "?" + $0 } ?? "") }
+        switch kind {
+        case "path-merge-slashes":
+            var out = ""
+            for ch in path where !(ch == "/" && out.hasSuffix("/")) { out.append(ch) }
+            return rebuild(out, query)
+        case "path-strip-dot":
+            let parts = path.split(separator: "/", omittingEmptySubsequences: false).filter { $0 != "." }
+            return rebuild(parts.joined(separator: "/"), query)
+        case "path-strip-dotdot":
+            var stack: [Substring] = []
+            for part in path.split(separator: "/", omittingEmptySubsequences: false) {
+                if part == "..", stack.count > 1 { stack.removeLast() } else if part != ".." { stack.append(part) }
+            }
+            return rebuild(stack.joined(separator: "/"), query)
+        case "percent-to-uppercase":
+            var out = Array(target.utf8)
+            var i = 0
+            while i + 2 < out.count {
+                if out[i] == UInt8(ascii: "%") {
+                    for j in 1...2 where out[i + j] >= 97 && out[i + j] <= 102 { out[i + j] -= 32 }
+                    i += 3
+                } else {
+                    i += 1
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        case "query-sort-by-name":
+            guard let query else { return target }
+            let sorted = query.split(separator: "&").sorted { $0.prefix { $0 != "=" } < $1.prefix { $0 != "=" } }
+            return rebuild(path, Substring(sorted.joined(separator: "&")))
+        case "fragment-strip":
+            return String(target.prefix { $0 != "#" })
+        case "fragment-encode":
+            return target.replacingOccurrences(of: "#", with: "%23")
+        default:
+            return target
+        }
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import Shared
+
+/// `proc.` variables: one store for the whole worker. Reads and writes take a lock for the
+/// time of a dictionary access.
+final class ProcessVariables: Sendable {
+    private let values = NIOLockedValueBox<[String: SampleValue]>([:])
+    func get(_ name: String) -> SampleValue? { values.withLockedValue { $0[name] } }
+    func set(_ name: String, _ value: SampleValue?) { values.withLockedValue { $0[name] = value } }
+    var all: [String: SampleValue] { values.withLockedValue { $0 } }
+}
+
+/// What rules read and write for one client connection (HTTP or TCP): the `SampleContext`
+/// of its streams. It lives as long as the connection; `beginTransaction` clears the
+/// per-request state (`txn.`, `req.`, `res.` variables, captures) for each HTTP request.
+/// Only the connection's event loop touches it.
+final class StreamContext: SampleContext {
+    let runtime: WorkerRuntime
+    let frontend: Frontend
+    var backend: Backend?
+    var server: Server?
+    var clientSocket: SocketAddress?
+    var localSocket: SocketAddress?
+
+    var request: MessageHead? { didSet { requestLines = nil } }
+    var response: MessageHead? { didSet { responseLines = nil } }
+    private var requestLines: [(name: String, value: String)]?
+    private var responseLines: [(name: String, value: String)]?
+    var body: [UInt8]?
+    /// The bytes buffered for `tcp-request content` inspection.
+    var payload: [UInt8]?
+
+    private var sessionVariables: [String: SampleValue] = [:]
+    private var transactionVariables: [String: SampleValue] = [:]
+    /// Bytes the variables of each scope use, against `tune.vars.*-max-size`.
+    private var sessionBytes = 0
+    private var transactionBytes = 0
+    /// `set-timeout server|tunnel`.
+    var timeoutOverride: (server: Bool, ms: Int64)?
+    var requestCaptures: [String?] = []
+    var responseCaptures: [String?] = []
+    /// `set-log-level`: nil keeps the default; "silent" suppresses the log line.
+    var logLevel: String?
+
+    init(runtime: WorkerRuntime, frontend: Frontend) {
+        self.runtime = runtime
+        self.frontend = frontend
+    }
+
+    func beginTransaction() {
+        transactionVariables.removeAll(keepingCapacity: true)
+        transactionBytes = 0
+        timeoutOverride = nil
+        requestCaptures = []
+        responseCaptures = []
+        request = nil
+        response = nil
+        body = nil
+        backend = nil
+        server = nil
+        logLevel = nil
+    }
+
+    /// The request head changed: cached header lines are stale.
+    func requestEdited() { requestLines = nil }
+    func responseEdited() { responseLines = nil }
+
+    // MARK: - SampleContext
+
+    var clientAddress: SampleValue? { Self.sample(clientSocket) }
+    var clientPort: Int? { clientSocket?.port }
+    var localAddress: SampleValue? { Self.sample(localSocket) }
+    var localPort: Int? { localSocket?.port }
+    var isTLS: Bool { false }
+    var tlsServerName: String? { nil }
+
+    static func sample(_ address: SocketAddress?) -> SampleValue? {
+        switch address {
+        case .v4(let a):
+            return .ipv4(UInt32(bigEndian: a.address.sin_addr.s_addr))
+        case .v6(let a):
+            var storage = a.address.sin6_addr
+            let bytes = withUnsafeBytes(of: &storage) { Array($0) }
+            guard let v6 = IPv6Address(bytes: bytes) else { return nil }
+            if let v4 = v6.mappedIPv4 { return .ipv4(v4) }
+            return .ipv6(v6)
+        default:
+            return nil
+        }
+    }
+
+    var frontendName: String { frontend.name }
+    var backendName: String? { backend?.name }
+    var serverName: String? { server?.name }
+
+    func proxyFigure(_ figure: ProxyFigure, proxy: String?, server serverName: String?) -> Int64? {
+        switch figure {
+        case .frontendConnections:
+            let f = proxy.map { name in runtime.frontends.first { $0.name == name } } ?? frontend
+            return f.map { Int64($0.currentSessions.load(ordering: .relaxed)) }
+        case .frontendRequestRate:
+            let f = proxy.map { name in runtime.frontends.first { $0.name == name } } ?? frontend
+            return f.map { Int64($0.counters.requestRate.perSecond()) }
+        default:
+            break
+        }
+        guard let b = proxy.map({ runtime.backends[$0] }) ?? backend else { return nil }
+        switch figure {
+        case .backendConnections: return Int64(b.currentSessions.load(ordering: .relaxed))
+        case .backendSessionRate: return Int64(b.counters.sessionRate.perSecond())
+        case .usableServers: return Int64(b.servers.filter { $0.isUsable }.count)
+        case .queued: return Int64(b.queued.load(ordering: .relaxed))
+        case .averageQueue:
+            let usable = b.servers.filter { $0.isUsable }.count
+            return usable == 0 ? Int64(b.queued.load(ordering: .relaxed)) : Int64(b.queued.load(ordering: .relaxed) / usable)
+        case .connectionSlots:
+            var slots = 0
+            for s in b.servers where s.isUsable {
+                if s.maxconn == 0 { return -1 }
+                slots += max(0, s.maxconn - s.served.load(ordering: .relaxed))
+            }
+            return Int64(slots)
+        case .serverIsUp:
+            guard let name = serverName, let s = b.server(named: name) else { return nil }
+            return s.isUsable ? 1 : 0
+        case .serverConnections:
+            guard let name = serverName, let s = b.server(named: name) else { return nil }
+            return Int64(s.served.load(ordering: .relaxed))
+        default:
+            return nil
+        }
+    }
+
+    var requestMethod: String? { request.map { String($0.method) } }
+    var requestTarget: String? { request.map { String($0.target) } }
+    var requestVersion: String? { request.map { "1.\($0.versionMinor)" } }
+
+    var requestHeaderLines: [(name: String, value: String)] {
+        if let requestLines { return requestLines }
+        let lines = request?.headerFields.map { ($0.name, $0.value) } ?? []
+        requestLines = lines
+        return lines
+    }
+
+    var requestBody: [UInt8]? { body }
+    var requestPayload: [UInt8]? { payload }
+
+    func capturedRequestHeader(_ index: Int) -> String? { index < requestCaptures.count ? requestCaptures[index] : nil }
+    func capturedResponseHeader(_ index: Int) -> String? { index < responseCaptures.count ? responseCaptures[index] : nil }
+
+    var responseStatus: Int? { response?.status }
+    var responseHeaderLines: [(name: String, value: String)] {
+        if let responseLines { return responseLines }
+        let lines = response?.headerFields.map { ($0.name, $0.value) } ?? []
+        responseLines = lines
+        return lines
+    }
+
+    func variable(_ name: VariableName) -> SampleValue? {
+        switch name.scope {
+        case .proc: return runtime.processVariables.get(name.name)
+        case .sess: return sessionVariables[name.name]
+        case .txn, .req, .res, .check: return transactionVariables[name.description]
+        }
+    }
+
+    func setVariable(_ name: VariableName, _ value: SampleValue?) {
+        let limit = runtime.variableLimits[name.scope]
+        switch name.scope {
+        case .proc:
+            if let limit, let value, Self.size(value) > limit { return }
+            runtime.processVariables.set(name.name, value)
+        case .sess:
+            let delta = (value.map(Self.size) ?? 0) - (sessionVariables[name.name].map(Self.size) ?? 0)
+            if let limit, sessionBytes + delta > limit { return }
+            sessionBytes += delta
+            sessionVariables[name.name] = value
+        case .txn, .req, .res, .check:
+            let key = name.description
+            let delta = (value.map(Self.size) ?? 0) - (transactionVariables[key].map(Self.size) ?? 0)
+            if let limit, transactionBytes + delta > limit { return }
+            transactionBytes += delta
+            transactionVariables[key] = value
+        }
+    }
+
+    /// What a value counts against `tune.vars.*-max-size`.
+    static func size(_ v: SampleValue) -> Int {
+        switch v {
+        case .string(let s): return s.utf8.count
+        case .binary(let b): return b.count
+        default: return 8
+        }
+    }
+
+    /// Stores a capture in its slot (`slot` nil: the next free one).
+    func capture(_ value: String?, slot: Int?, response: Bool) {
+        var list = response ? responseCaptures : requestCaptures
+        let index = slot ?? list.count
+        while list.count <= index { list.append(nil) }
+        list[index] = value
+        if response { responseCaptures = list } else { requestCaptures = list }
+    }
+
+    /// `set-src` / `set-dst`: the address (and port, kept) rules and logs see from now on.
+    func overrideAddress(_ value: SampleValue, source: Bool) {
+        let current = source ? clientSocket : localSocket
+        let port = current?.port ?? 0
+        guard let text = value.cast(to: .address)?.asString, let address = try? SocketAddress(ipAddress: text, port: port) else { return }
+        if source { clientSocket = address } else { localSocket = address }
+    }
+
+    func userlist(named name: String) -> Userlist? { runtime.configuration.userlists[name] }
+
+    var epochSeconds: Int64 { Int64(Date().timeIntervalSince1970) }
+    func random(below: UInt64) -> UInt64 { UInt64.random(in: 0..<below) }
+}

@@ -1,0 +1,449 @@
+import Foundation
+import Shared
+import Testing
+
+/// A `SampleContext` whose every field a test sets by hand.
+final class FakeSampleContext: SampleContext {
+    var clientAddress: SampleValue? = .ipv4(0x0a00_0001)
+    var clientPort: Int? = 40_000
+    var localAddress: SampleValue? = .ipv4(0x7f00_0001)
+    var localPort: Int? = 8080
+    var isTLS = false
+    var tlsServerName: String? = nil
+    var frontendName = "fe"
+    var backendName: String? = "be"
+    var serverName: String? = nil
+    var figures: [ProxyFigure: Int64] = [:]
+    func proxyFigure(_ figure: ProxyFigure, proxy: String?, server: String?) -> Int64? { figures[figure] }
+    var requestMethod: String? = "GET"
+    var requestTarget: String? = "/static/img.png?a=1&b=two"
+    var requestVersion: String? = "1.1"
+    var requestHeaderLines: [(name: String, value: String)] = [
+        ("Host", "www.example.com:8080"), ("X-Forwarded-For", "1.1.1.1, 2.2.2.2"), ("X-Forwarded-For", "3.3.3.3"),
+        ("Cookie", "a=1; sid=xyz"), ("Content-Length", "12"),
+    ]
+    var requestBody: [UInt8]? = nil
+    var requestPayload: [UInt8]? = nil
+    func capturedRequestHeader(_ index: Int) -> String? { nil }
+    func capturedResponseHeader(_ index: Int) -> String? { nil }
+    var responseStatus: Int? = nil
+    var responseHeaderLines: [(name: String, value: String)] = []
+    var variables: [VariableName: SampleValue] = [:]
+    func variable(_ name: VariableName) -> SampleValue? { variables[name] }
+    func setVariable(_ name: VariableName, _ value: SampleValue?) { variables[name] = value }
+    var userlists: [String: Userlist] = [:]
+    func userlist(named: String) -> Userlist? { userlists[named] }
+    var epochSeconds: Int64 = 1_700_000_000
+    func random(below: UInt64) -> UInt64 { 0 }
+}
+
+@Suite struct SampleExpressionTests {
+    let context = RuleCompilationContext()
+
+    func value(_ text: String, _ c: FakeSampleContext = FakeSampleContext()) throws -> SampleValue? {
+        try SampleExpressionParser.parse(text, context: context).evaluate(c)
+    }
+
+    @Test func fetchesOfTheRequest() throws {
+        #expect(try value("path") == .string("/static/img.png"))
+        #expect(try value("query") == .string("a=1&b=two"))
+        #expect(try value("url_param(b)") == .string("two"))
+        #expect(try value("url_param(zz)") == nil)
+        #expect(try value("method") == .string("GET"))
+        #expect(try value("req.ver") == .string("1.1"))
+        #expect(try value("base") == .string("www.example.com:8080/static/img.png"))
+        // `hdr` splits at commas and takes the last value; `fhdr` keeps whole lines.
+        #expect(try value("hdr(x-forwarded-for)") == .string("3.3.3.3"))
+        #expect(try value("hdr(x-forwarded-for,1)") == .string("1.1.1.1"))
+        #expect(try value("hdr(x-forwarded-for,-2)") == .string("2.2.2.2"))
+        #expect(try value("fhdr(x-forwarded-for,1)") == .string("1.1.1.1, 2.2.2.2"))
+        #expect(try value("hdr_cnt(x-forwarded-for)") == .int(3))
+        #expect(try value("req.fhdr_cnt(x-forwarded-for)") == .int(2))
+        #expect(try value("hdr_val(content-length)") == .int(12))
+        #expect(try value("req.cook(sid)") == .string("xyz"))
+        #expect(try value("req.cook_cnt") == .int(2))
+        #expect(try value("src") == .ipv4(0x0a00_0001))
+        #expect(try value("src,ipmask(8)")?.asString == "10.0.0.0")
+        #expect(try value("dst_port") == .int(8080))
+        #expect(try value("fe_name") == .string("fe"))
+        #expect(try value("hdr(host),host_only") == .string("www.example.com"))
+        #expect(try value("hdr(host),port_only") == .int(8080))
+        #expect(try value("str(abc),upper,length") == .int(3))
+        #expect(try value("int(5),add(3),mul(2)") == .int(16))
+        #expect(try value("always_true") == .bool(true))
+        #expect(try value("date(10)") == .int(1_700_000_010))
+    }
+
+    @Test func absoluteTargets() throws {
+        let c = FakeSampleContext()
+        c.requestTarget = "http://example.org:81/p/q?x=1"
+        #expect(try value("path", c) == .string("/p/q"))
+        #expect(try value("pathq", c) == .string("/p/q?x=1"))
+        #expect(try value("url_port", c) == .int(81))
+        c.requestTarget = "http://example.org"
+        #expect(try value("path", c) == .string(""))
+    }
+
+    @Test func convertersMatchHAProxy() throws {
+        // Values produced by Debian's haproxy 2.6 for the same expressions.
+        #expect(try value("str(abc),crc32") == .int(891_568_578))
+        #expect(try value("str(abc),crc32(1)") == .int(930_845_320))
+        #expect(try value("str(abc),djb2") == .int(193_485_963))
+        #expect(try value("str(abc),sdbm") == .int(807_794_786))
+        #expect(try value("str(abc),sdbm(1)") == .int(659_243_622))
+        #expect(try value("str(abc),wt6") == .int(2_483_038_440))
+        #expect(try value("str(hello world),wt6") == .int(1_866_899_626))
+        #expect(try value("str(aZ),hex") == .string("615A"))
+        #expect(try value("str(hello),base64") == .string("aGVsbG8="))
+        #expect(try value("str(aGVsbG8=),b64dec") == .binary(Array("hello".utf8)))
+        #expect(try value("str(a:b:c),field(2,:)") == .string("b"))
+        #expect(try value("str(a:b:c),field(-1,:)") == .string("c"))
+        #expect(try value("str(a:b:c),field(2,:,0)") == .string("b:c"))
+        #expect(try value("str(/a//b/c),word(2,/)") == .string("b"))
+        #expect(try value("str(aaa-bbb),regsub(a,X,g)") == .string("XXX-bbb"))
+        #expect(try value("str(aaa-bbb),regsub(a,X)") == .string("Xaa-bbb"))
+        #expect(try value("str(192.168.1.77),ipmask(24)")?.asString == "192.168.1.0")
+        #expect(try value("str(2001:db8::1),ipmask(24,64)")?.asString == "2001:db8::")
+        #expect(try value("str(a%20b%2Fc),url_dec") == .string("a b/c"))
+        #expect(try value("int(7),div(2)") == .int(3))
+        #expect(try value("int(7),div(0)") == .int(Int64.max))
+        #expect(try value("int(7),mod(3)") == .int(1))
+        #expect(try value("int(4),neg") == .int(-4))
+        #expect(try value("int(6),and(3)") == .int(2))
+        #expect(try value("int(6),or(1),xor(2)") == .int(5))
+        #expect(try value("int(3),bool") == .bool(true))
+        #expect(try value("int(3),not") == .bool(false))
+        #expect(try value("int(3),odd") == .bool(true))
+        #expect(try value("int(3),even") == .bool(false))
+        #expect(try value("str(xxaxx),ltrim(x)") == .string("axx"))
+        #expect(try value("str(xxaxx),rtrim(x)") == .string("xxa"))
+        #expect(try value("str(hello),bytes(1,3)") == .binary(Array("ell".utf8)))
+        #expect(try value("str(a\\\"b/c),json") == .string("a\\\"b\\/c"))
+    }
+
+    @Test func variablesAndSetVarConverter() throws {
+        let c = FakeSampleContext()
+        _ = try value("str(hello),set-var(txn.greeting)", c)
+        #expect(try value("var(txn.greeting)", c) == .string("hello"))
+        #expect(try value("var(txn.none,fallback)", c) == .string("fallback"))
+        c.variables[try VariableName.parse("txn.n")] = .int(4)
+        #expect(try value("int(10),sub(txn.n)", c) == .int(6))
+        #expect(try value("str(x),concat(<,txn.greeting,>)", c) == .string("x<hello>"))
+    }
+
+    @Test func aMissingSampleGivesNoSampleNotACrash() throws {
+        let c = FakeSampleContext()
+        c.requestHeaderLines = []
+        #expect(try value("hdr(host),lower,field(1,:)", c) == nil)
+        #expect(try value("req.cook(sid),url_dec,length", c) == nil)
+        c.requestTarget = nil
+        #expect(try value("path,lower", c) == nil)
+    }
+
+    @Test func badExpressionsAreRefusedWithHAProxysWords() {
+        #expect(throws: SampleExpressionParser.Failure.self) { try SampleExpressionParser.parse("pth", context: context) }
+        do {
+            _ = try SampleExpressionParser.parse("src,foo", context: context)
+        } catch {
+            #expect(error.message == "unknown converter 'foo'.")
+        }
+        do {
+            _ = try SampleExpressionParser.parse("hdr(host", context: context)
+        } catch {
+            #expect(error.message.contains("missing closing ')'"))
+        }
+        do {
+            _ = try SampleExpressionParser.parse("str(a),regsub((,x)", context: context)
+        } catch {
+            #expect(error.message.contains("invalid regex '('"))
+        }
+        do {
+            _ = try SampleExpressionParser.parse("var(foo)", context: context)
+        } catch {
+            #expect(error.message.contains("invalid variable name 'foo'"))
+        }
+    }
+}
+
+@Suite struct MatchMethodTests {
+    func acl(_ words: [String], files: PatternFileStore = PatternFileStore()) throws(ACLCompiler.Failure) -> ACLTest {
+        try ACLCompiler.compile(words, context: RuleCompilationContext(patternFiles: files)) { _ in }
+    }
+
+    @Test func stringMethods() throws {
+        let c = FakeSampleContext()
+        #expect(try acl(["path_beg", "/static", "/img"]).matches(c))
+        #expect(try !acl(["path_beg", "/api"]).matches(c))
+        #expect(try acl(["path_end", ".png", ".jpg"]).matches(c))
+        #expect(try acl(["path_sub", "img"]).matches(c))
+        #expect(try acl(["path_dir", "static"]).matches(c))
+        #expect(try !acl(["path_dir", "stat"]).matches(c))
+        #expect(try acl(["hdr_dom(host)", "example"]).matches(c))
+        #expect(try !acl(["hdr_dom(host)", "exam"]).matches(c))
+        #expect(try acl(["path_reg", "^/static/.*\\.png$"]).matches(c))
+        #expect(try acl(["path", "/static/img.png"]).matches(c))
+        #expect(try !acl(["path", "/STATIC/img.png"]).matches(c))
+        #expect(try acl(["path", "-i", "/STATIC/img.png"]).matches(c))
+        #expect(try acl(["path_beg", "-i", "/STAT"]).matches(c))
+        #expect(try acl(["path_len", "15"]).matches(c))
+        #expect(try acl(["hdr(host)", "-m", "end", ":8080"]).matches(c))
+        #expect(try acl(["hdr(host),lower", "-m", "beg", "www."]).matches(c))
+        // Every occurrence is tried: the first X-Forwarded-For value matches.
+        #expect(try acl(["hdr(x-forwarded-for)", "1.1.1.1"]).matches(c))
+        #expect(try acl(["hdr_ip(x-forwarded-for)", "2.2.0.0/16"]).matches(c))
+    }
+
+    @Test func integersAndOperators() throws {
+        let c = FakeSampleContext()
+        #expect(try acl(["hdr_cnt(x-forwarded-for)", "gt", "2"]).matches(c))
+        #expect(try !acl(["hdr_cnt(x-forwarded-for)", "lt", "3"]).matches(c))
+        #expect(try acl(["hdr_cnt(x-forwarded-for)", "1:3"]).matches(c))
+        #expect(try acl(["hdr_cnt(x-forwarded-for)", "3:"]).matches(c))
+        #expect(try !acl(["hdr_cnt(x-forwarded-for)", ":2"]).matches(c))
+        #expect(try acl(["dst_port", "80", "8080"]).matches(c))
+        #expect(throws: ACLCompiler.Failure.self) { try acl(["dst_port", "abc"]) }
+    }
+
+    @Test func addressesAndNetworks() throws {
+        let c = FakeSampleContext()
+        #expect(try acl(["src", "10.0.0.0/8"]).matches(c))
+        #expect(try acl(["src", "10.0.0.1"]).matches(c))
+        #expect(try acl(["src", "192.168.0.0/255.255.0.0", "10.0.0.0/255.0.0.0"]).matches(c))
+        #expect(try !acl(["src", "11.0.0.0/8", "::1"]).matches(c))
+        c.clientAddress = .ipv6(IPAddressText.parseIPv6("2001:db8::5")!)
+        #expect(try acl(["src", "2001:db8::/32"]).matches(c))
+        do throws(ACLCompiler.Failure) {
+            _ = try acl(["src", "1.2.3.4/33"])
+            Issue.record("a bad network was accepted")
+        } catch {
+            #expect(error.message == "'1.2.3.4/33' is not a valid IPv4 or IPv6 address.")
+        }
+    }
+
+    @Test func foundBoolAndMissingPatterns() throws {
+        let c = FakeSampleContext()
+        #expect(try acl(["req.cook(sid)", "-m", "found"]).matches(c))
+        #expect(try !acl(["req.cook(nope)", "-m", "found"]).matches(c))
+        #expect(try acl(["always_true"]).matches(c))
+        #expect(try !acl(["always_false"]).matches(c))
+        var warned = ""
+        let never = try ACLCompiler.compile(["path_beg"], context: RuleCompilationContext()) { warned = $0 }
+        #expect(!never.matches(c))
+        #expect(warned.contains("no pattern to match against were provided"))
+    }
+
+    @Test func regexErrorsNameThePatternAndPCRE2sReason() {
+        do throws(ACLCompiler.Failure) {
+            _ = try acl(["path_reg", "(abc"])
+            Issue.record("a bad regex was accepted")
+        } catch {
+            #expect(error.message == "regex '(abc' is invalid (error=missing closing parenthesis, erroffset=4).")
+        }
+    }
+
+    @Test func patternFilesAndTheirLookupStructures() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hasp-acl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let list = dir.appendingPathComponent("deny.lst").path
+        var lines = "# blocked clients\n\n"
+        for i in 0..<10_000 { lines += "10.\(i / 256 % 256).\(i % 256).0/24\n" }
+        try lines.write(toFile: list, atomically: true, encoding: .utf8)
+        let c = FakeSampleContext()
+        c.clientAddress = .ipv4(IPAddressText.parseIPv4("10.3.7.200")!)
+        #expect(try acl(["src", "-f", list]).matches(c))
+        c.clientAddress = .ipv4(IPAddressText.parseIPv4("11.3.7.200")!)
+        #expect(try !acl(["src", "-f", list]).matches(c))
+        do throws(ACLCompiler.Failure) {
+            _ = try acl(["src", "-f", dir.appendingPathComponent("missing").path])
+            Issue.record("a missing file was accepted")
+        } catch {
+            #expect(error.message.hasPrefix("failed to open pattern file <"))
+        }
+    }
+}
+
+@Suite struct MapTests {
+    func map(_ converter: String, _ input: String, lines: String) throws -> SampleValue? {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hasp-map-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("m.map").path
+        try lines.write(toFile: path, atomically: true, encoding: .utf8)
+        let expression = try SampleExpressionParser.parse("str(\(input)),\(converter.replacingOccurrences(of: "FILE", with: path))",
+                                                          context: RuleCompilationContext())
+        return expression.evaluate(FakeSampleContext())
+    }
+
+    @Test func eachMatchKind() throws {
+        let hosts = "www.example.com web\napi.example.com   api  pool\n# comment\n"
+        #expect(try map("map(FILE)", "api.example.com", lines: hosts) == .string("api  pool"))
+        #expect(try map("map(FILE,dflt)", "nope", lines: hosts) == .string("dflt"))
+        #expect(try map("map_str(FILE)", "nope", lines: hosts) == nil)
+        // `beg` answers with the longest prefix.
+        let prefixes = "/ root\n/api v1\n/api/v2 v2\n"
+        #expect(try map("map_beg(FILE)", "/api/v2/users", lines: prefixes) == .string("v2"))
+        #expect(try map("map_beg(FILE)", "/api/v1/users", lines: prefixes) == .string("v1"))
+        #expect(try map("map_beg(FILE)", "/x", lines: prefixes) == .string("root"))
+        #expect(try map("map_sub(FILE)", "/a/admin/b", lines: "admin yes\n") == .string("yes"))
+        #expect(try map("map_end(FILE)", "photo.JPG", lines: ".jpg img\n.JPG IMG\n") == .string("IMG"))
+        #expect(try map("map_dir(FILE)", "/a/static/b", lines: "static s\n") == .string("s"))
+        #expect(try map("map_dom(FILE)", "cdn.example.com", lines: "example e\n") == .string("e"))
+        #expect(try map("map_reg(FILE)", "/user/42", lines: "^/user/[0-9]+$ users\n") == .string("users"))
+        #expect(try map("map_ip(FILE)", "10.1.2.3", lines: "10.0.0.0/8 big\n10.1.0.0/16 small\n") == .string("small"))
+        #expect(try map("map_str_int(FILE)", "a", lines: "a 42\n") == .int(42))
+        #expect(try map("map_ip_int(FILE,0)", "192.0.2.1", lines: "10.0.0.0/8 1\n") == .int(0))
+        #expect(try map("map_int(FILE)", "7", lines: "5:9 mid\n") == .string("mid"))
+    }
+
+    @Test func aLargeMapIsAHashLookup() throws {
+        var lines = ""
+        for i in 0..<10_000 { lines += "host\(i).example.com backend\(i % 7)\n" }
+        #expect(try map("map(FILE)", "host9999.example.com", lines: lines) == .string("backend3"))
+    }
+}
+
+@Suite struct RuleConditionTests {
+    @Test func andOrNotAndAnonymousACLsAreLazy() throws {
+        let context = RuleCompilationContext()
+        let acls: [String: NamedACL] = [:]
+        let c = FakeSampleContext()
+        func cond(_ text: String) throws -> Bool {
+            try ConditionParser.parse(ArraySlice(text.split(separator: " ").map(String.init)), acls: acls, context: context) { _ in }
+                .matches(c)
+        }
+        #expect(try cond("if TRUE"))
+        #expect(try !cond("unless TRUE"))
+        #expect(try cond("if { path_beg /static } { method GET }"))
+        #expect(try !cond("if { path_beg /static } !{ method GET }"))
+        #expect(try cond("if FALSE || { method GET }"))
+        #expect(try cond("if FALSE or TRUE"))
+        #expect(try cond("if !FALSE"))
+        #expect(try cond("if METH_GET LOCALHOST || TRUE"))
+        #expect(try !cond("if METH_POST"))
+        #expect(throws: ConditionParser.Failure.self) { try cond("if nosuch") }
+    }
+}
+
+@Suite struct LogFormatStringTests {
+    @Test func samplesVariablesAndLiterals() throws {
+        let f = try LogFormatString.parse("%[src]:%cp via %f %[hdr(host),lower] 100%% %{+Q}[method]", context: RuleCompilationContext())
+        #expect(f.evaluate(FakeSampleContext()) == "10.0.0.1:40000 via fe www.example.com:8080 100% \"GET\"")
+        let missing = try LogFormatString.parse("[%[req.cook(none)]]", context: RuleCompilationContext())
+        #expect(missing.evaluate(FakeSampleContext()) == "[-]")
+        #expect(throws: LogFormatString.Failure.self) { try LogFormatString.parse("%[nope]", context: RuleCompilationContext()) }
+        #expect(throws: LogFormatString.Failure.self) { try LogFormatString.parse("%zz", context: RuleCompilationContext()) }
+    }
+}
+
+@Suite struct UserlistAndHashTests {
+    @Test func cryptHashesFromTheSystemLibcrypt() throws {
+        let sha512 = try #require(PasswordHash.crypt("secret", setting: "$6$saltsalt$"))
+        #expect(sha512.hasPrefix("$6$saltsalt$"))
+        #expect(PasswordHash.crypt("secret", setting: sha512) == sha512)
+        #expect(PasswordHash.crypt("wrong", setting: sha512) != sha512)
+        var list = Userlist(name: "L", location: SourceLocation(file: "t", line: 1))
+        list.users["bob"] = Userlist.User(name: "bob", password: sha512, isHashed: true, groups: ["admin"])
+        list.users["eve"] = Userlist.User(name: "eve", password: "clear", isHashed: false, groups: [])
+        func header(_ credentials: String) -> [(name: String, value: String)] {
+            [("Authorization", "Basic " + Data(credentials.utf8).base64EncodedString())]
+        }
+        #expect(BasicAuth.authenticate(header("bob:secret"), in: list) == "bob")
+        #expect(BasicAuth.authenticate(header("bob:nope"), in: list) == nil)
+        #expect(BasicAuth.authenticate(header("eve:clear"), in: list) == "eve")
+        #expect(BasicAuth.authenticate(header("mallory:x"), in: list) == nil)
+    }
+}
+
+@Suite struct RuleConfigTests {
+    func parse(_ body: String) -> ConfigParser.Result {
+        let text = """
+        defaults
+            mode http
+            timeout client 1s
+            timeout server 1s
+            timeout connect 1s
+        frontend f
+            bind :8080
+        \(body)
+            default_backend b
+        backend b
+            server s 127.0.0.1:1
+
+        """
+        return ConfigParser.parse([ConfigParser.Source(name: "t.cfg", text: text)])
+    }
+
+    func alerts(_ body: String) -> [String] {
+        parse(body).diagnostics.filter { $0.level == .alert }.map(\.text)
+    }
+
+    @Test func haproxysMessagesForBadRules() {
+        #expect(alerts("    acl a1 pat_beg /x").first
+            == "config : parsing [t.cfg:8] : error detected while parsing ACL 'a1' : unknown fetch method 'pat_beg' in ACL expression 'pat_beg'.")
+        #expect(alerts("    acl a2 path_beg -m foo /x").first
+            == "config : parsing [t.cfg:8] : error detected while parsing ACL 'a2' : unknown matching method 'foo' when parsing ACL expression.")
+        #expect(alerts("    acl a4 hdr(host),lowr foo").first
+            == "config : parsing [t.cfg:8] : error detected while parsing ACL 'a4' : ACL keyword 'hdr' : unknown converter 'lowr'..")
+        #expect(alerts("    http-request deny if a9").first
+            == "config : parsing [t.cfg:8] : error detected while parsing an 'http-request deny' condition : no such ACL : 'a9'.")
+        #expect(alerts("    http-request set-header X-A %[src,foo]").first
+            == "config : parsing [t.cfg:8] : error detected in frontend 'f' while parsing 'http-request set-header' rule : failed to parse sample expression <src,foo]> : unknown converter 'foo'.")
+        #expect(alerts("    http-request set-header X-A").first
+            == "config : parsing [t.cfg:8] : error detected in frontend 'f' while parsing 'http-request set-header' rule : expects exactly 2 arguments.")
+        #expect(alerts("    http-request deny deny_status 999").first
+            == "config : parsing [t.cfg:8] : error detected in frontend 'f' while parsing 'http-request deny' rule : Unexpected status code '999'.")
+        #expect(alerts("    http-request set-header X %[status]").first
+            == "config : parsing [t.cfg:8] : error detected in frontend 'f' while parsing 'http-request set-header' rule : sample fetch <status]> may not be reliably used here because it needs 'HTTP response' which is not available here.")
+        #expect(alerts("    http-request set-var(foo) src").first
+            == "config : parsing [t.cfg:8] : error detected in frontend 'f' while parsing 'http-request set-var(foo)' rule : invalid variable name 'foo'. A variable name must be start by its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'.")
+        #expect(alerts("    use_backend b if { path_bg /x }").first
+            == "config : parsing [t.cfg:8] : error detected while parsing switching rule : unknown fetch method 'path_bg' in ACL expression 'path_bg'.")
+        let unknown = alerts("    http-request denyy").first ?? ""
+        #expect(unknown.hasPrefix("config : parsing [t.cfg:8]: 'http-request' expects 'allow', 'deny',"))
+        #expect(unknown.hasSuffix("but got 'denyy'. Did you mean 'deny' maybe ?"))
+    }
+
+    @Test func aValidRuleSetIsCompiled() throws {
+        let result = parse("""
+            acl is_static path_beg /static /img
+            acl is_static path_end .css
+            acl api hdr(host) -i api.example.com
+            http-request deny deny_status 429 if { src 192.0.2.0/24 }
+            http-request set-header X-Client %[src]
+            http-request redirect scheme https code 301 if !{ ssl_fc } api
+            use_backend b if is_static || api
+            use_backend %[req.hdr(x-pool),lower]
+        """)
+        #expect(!result.hasErrors, "\(result.diagnostics.map(\.text))")
+        let f = try #require(result.configuration.proxy(named: "f"))
+        #expect(f.rules.acls["is_static"]?.tests.count == 2)
+        #expect(f.rules.httpRequest.count == 3)
+        #expect(f.rules.useBackends.count == 2)
+        #expect(f.rules.useBackends[0].fixedName == "b")
+        #expect(f.rules.useBackends[1].fixedName == nil)
+    }
+
+    @Test func aclsInAnonymousDefaultsAreRefused() {
+        let result = ConfigParser.parse([ConfigParser.Source(name: "t.cfg", text: "defaults\n    acl x path /\n")])
+        #expect(result.diagnostics.map(\.text).contains("config : parsing [t.cfg:2] : 'acl' not allowed in anonymous 'defaults' section."))
+    }
+
+    @Test func userlistSections() throws {
+        let text = """
+        userlist admins
+            group ops users alice
+            group dev
+            user alice insecure-password pw
+            user bob password $6$saltsalt$Zu.1bJdpcg6fSJGfzGHB/O6HqS7dUN0wODLVu/jDLnlMoNeq.gEXCQV6vBjxUQ2S0BWujH7ODTsdNhZFB4BIQ/ groups ops
+
+        """
+        let result = ConfigParser.parse([ConfigParser.Source(name: "t.cfg", text: text)])
+        #expect(!result.hasErrors, "\(result.diagnostics.map(\.text))")
+        let list = try #require(result.configuration.userlists["admins"])
+        let missing = ConfigParser.parse([ConfigParser.Source(name: "t.cfg", text: "userlist L\n    user u insecure-password p groups nope\n")])
+        #expect(missing.diagnostics.map(\.text).contains("config : userlist 'L': no such group 'nope' specified in user 'u'"))
+        #expect(list.users["alice"]?.groups == ["ops"])
+        #expect(list.users["bob"]?.isHashed == true)
+    }
+}
