@@ -35,7 +35,7 @@ extension ConfigParser {
         "do-resolve(*)", "use-service", "set-src-port", "set-dst-port", "close", "sc-inc-gpc0(*)", "sc-set-gpt0(*)",
     ]
 
-    var ruleContext: RuleCompilationContext { RuleCompilationContext(patternFiles: config.patternFiles) }
+    var ruleContext: RuleCompilationContext { RuleCompilationContext(patternFiles: config.patternFiles, location: here) }
 
     // MARK: - acl
 

@@ -3,7 +3,8 @@
 public struct ACLTest: Sendable {
     public var expression: SampleExpression
     public var method: MatchMethod
-    public var patterns: PatternSet?
+    /// The pattern files first, then the line's own patterns (each a runtime-API reference).
+    public var patterns: [PatternSet]
     /// `http_auth_group(<userlist>)`: the patterns are group names of that userlist.
     public var groupsOf: String?
     /// The test will never match (no pattern): HAProxy warns and keeps it.
@@ -18,18 +19,27 @@ public struct ACLTest: Sendable {
         }
         if let list = groupsOf {
             guard let user = expression.evaluate(context)?.asString, let userlist = context.userlist(named: list),
-                  let entry = userlist.users[user], let patterns else { return false }
-            return patterns.patterns.entries.contains { entry.groups.contains($0.key) }
+                  let entry = userlist.users[user] else { return false }
+            return patterns.contains { $0.patterns.entries.contains { entry.groups.contains($0.key) } }
         }
         if method == .bool {
             var result = false
             expression.evaluateAll(context) { v in result = v.asBool ?? false; return result }
             return result
         }
-        guard let compiled = patterns?.patterns else { return false }
+        if patterns.count == 1 {
+            let compiled = patterns[0].patterns
+            var result = false
+            expression.evaluateAll(context) { v in
+                result = compiled.match(v) != nil
+                return result
+            }
+            return result
+        }
+        let lists = patterns.map(\.patterns)
         var result = false
         expression.evaluateAll(context) { v in
-            result = compiled.match(v) != nil
+            result = lists.contains { $0.match(v) != nil }
             return result
         }
         return result
@@ -157,28 +167,30 @@ public enum ACLCompiler {
         }
         let patternsWords = Array(words[i...])
         let resolved = method ?? MatchMethod.defaultMethod(for: expression.outputType)
-        var entries: [PatternEntry] = []
-        for (n, w) in patternsWords.enumerated() { entries.append(PatternEntry(key: w, value: nil, id: n)) }
+        let isGroup = expression.fetch.name == "http_auth_group"
+        let compileMethod = isGroup ? MatchMethod.str : resolved
+        let store = context.patternFiles
+        let location = context.location.map { "file '\($0.file)' line \($0.line)" } ?? "file '' line 0"
+        var sets: [PatternSet] = []
         for (path, isMap) in files {
-            guard let fileEntries = context.patternFiles.entries(path, withValues: isMap) else {
+            guard let fileEntries = store.entries(path, withValues: isMap) else {
                 throw Failure(message: "failed to open pattern file <\(path)>.")
             }
-            entries.append(contentsOf: fileEntries)
+            let reference = store.fileReference(path, entries: fileEntries, kind: .acl, user: "acl at \(location)")
+            do { sets.append(try reference.use(method: compileMethod, caseInsensitive: caseInsensitive, mapOutput: nil)) } catch {
+                throw Failure(message: error.message)
+            }
         }
-        let isGroup = expression.fetch.name == "http_auth_group"
+        let inline = store.inlineReference(patternsWords, description: "acl '\(aclName)' \(location)")
+        do { sets.append(try inline.use(method: compileMethod, caseInsensitive: caseInsensitive, mapOutput: nil)) } catch {
+            throw Failure(message: error.message)
+        }
         var never = false
-        if entries.isEmpty, files.isEmpty, resolved != .found, resolved != .bool {
+        if patternsWords.isEmpty, files.isEmpty, resolved != .found, resolved != .bool {
             warn("parsing acl keyword '\(aclName)' :\n  no pattern to match against were provided, so this ACL will never match.\n  If this is what you intended, please add '--' to get rid of this warning.\n  If you intended to match only for existence, please use '-m found'.\n  If you wanted to force an int to match as a bool, please use '-m bool'.\n")
             never = true
         }
-        let compiled: CompiledPatterns
-        do {
-            compiled = try CompiledPatterns(method: isGroup ? .str : resolved, caseInsensitive: caseInsensitive, entries: entries)
-        } catch {
-            throw Failure(message: error.message)
-        }
-        return ACLTest(expression: expression, method: resolved,
-                       patterns: PatternSet(name: files.first?.path ?? "", compiled: compiled),
+        return ACLTest(expression: expression, method: resolved, patterns: sets,
                        groupsOf: isGroup ? expression.arguments.first?.string : nil, neverMatches: never)
     }
 }

@@ -184,7 +184,7 @@ public enum ConverterTable {
     }()
 
     static func mapConverter(_ name: String, method: MatchMethod, output: SampleType) -> ConverterDefinition {
-        ConverterDefinition(name, [.map(method), .string], required: 1, method.sampleType == .address ? .address : (method == .int ? .int : .string), output) { v, a, _ in
+        ConverterDefinition(name, [.map(method, output: output == .int ? "int" : output == .address ? "ip" : "str"), .string], required: 1, method.sampleType == .address ? .address : (method == .int ? .int : .string), output) { v, a, _ in
             guard case .map(let set) = a[0] else { return nil }
             let found = set.patterns.lookup(v) ?? (a.count > 1 ? a[1].string : nil)
             guard let found else { return nil }

@@ -1,4 +1,7 @@
 import Atomics
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How an ACL or a map compares a sample with its patterns (`-m <method>`).
 public enum MatchMethod: String, Sendable, CaseIterable {
@@ -333,32 +336,54 @@ final class PrefixTrie: @unchecked Sendable {
     }
 }
 
-/// The patterns of one ACL, map or pattern file, as the runtime API sees them: a reference
-/// (file name or id) whose compiled list can be replaced while traffic runs.
+/// One compiled use of a pattern reference: a match method and case rule over its entries,
+/// as an ACL or a map converter reads them. Readers load the compiled list without a lock; a
+/// runtime change stores a new one.
 public final class PatternSet: Sendable {
-    public let name: String
+    public let reference: PatternReference
     public let method: MatchMethod
     public let caseInsensitive: Bool
-    /// Readers load it without a lock; a runtime update stores a new list.
+    /// `str`, `int` or `ip` for a map converter (what `get map` reports); nil for an ACL.
+    public let mapOutput: String?
     private let current: ManagedAtomic<CompiledPatterns>
 
-    init(name: String, compiled: CompiledPatterns) {
-        self.name = name
+    init(reference: PatternReference, compiled: CompiledPatterns, mapOutput: String?) {
+        self.reference = reference
         method = compiled.method
         caseInsensitive = compiled.caseInsensitive
+        self.mapOutput = mapOutput
         current = ManagedAtomic(compiled)
     }
 
     public var patterns: CompiledPatterns { current.load(ordering: .acquiring) }
 
-    public func replace(_ compiled: CompiledPatterns) { current.store(compiled, ordering: .releasing) }
+    func replace(_ compiled: CompiledPatterns) { current.store(compiled, ordering: .releasing) }
+
+    /// Whether lookups go through a tree or hash (HAProxy's `idx=tree`) rather than a list.
+    public var indexedAsTree: Bool {
+        switch method {
+        case .str, .meth, .ip: return true
+        case .beg: return !caseInsensitive
+        default: return false
+        }
+    }
 }
 
-/// Pattern and map files, read once at load however many rules use them.
+extension PatternFileStore: Equatable {
+    /// The files are what the rules loaded; rules compare by where they were declared.
+    public static func == (a: PatternFileStore, b: PatternFileStore) -> Bool { true }
+}
+
+/// Every pattern reference of the configuration (pattern files, map files, the inline
+/// patterns of each ACL), numbered in creation order as the runtime API shows them. Files are
+/// read once at load however many rules use them.
 public final class PatternFileStore: @unchecked Sendable {
     private var files: [String: [PatternEntry]] = [:]
+    private var fileReferences: [String: PatternReference] = [:]
     private var sets: [String: PatternSet] = [:]
-    private var nextID = 0
+    public private(set) var references: [PatternReference] = []
+    /// Entry ids, unique across references (the runtime API prints them).
+    let entryIDs = EntryIDs()
 
     public init() {}
 
@@ -379,44 +404,81 @@ public final class PatternFileStore: @unchecked Sendable {
             if withValues {
                 let key = line.prefix { $0 != " " && $0 != "\t" }
                 let value = line[key.endIndex...].drop { $0 == " " || $0 == "\t" }
-                out.append(PatternEntry(key: String(key), value: String(value), id: nextID))
+                out.append(PatternEntry(key: String(key), value: String(value), id: entryIDs.next()))
             } else {
-                out.append(PatternEntry(key: String(line), value: nil, id: nextID))
+                out.append(PatternEntry(key: String(line), value: nil, id: entryIDs.next()))
             }
-            nextID += 1
         }
         files[cacheKey] = out
         return out
     }
 
-    /// A map file compiled for `method` (shared by every rule that names it so).
-    func map(_ path: String, method: MatchMethod) throws(Failure) -> PatternSet {
-        let key = "\(method.rawValue):\(path)"
-        if let set = sets[key] { return set }
+    /// The reference of a file, created on first use; `user` joins its description.
+    func fileReference(_ path: String, entries: [PatternEntry], kind: PatternReference.Kind, user: String) -> PatternReference {
+        if let existing = fileReferences[path] {
+            existing.noteUser(user, kind: kind)
+            return existing
+        }
+        let reference = PatternReference(id: references.count, file: path, kind: kind,
+                                         description: "pattern loaded from file '\(path)' used by \(user)",
+                                         entries: entries, ids: entryIDs)
+        references.append(reference)
+        fileReferences[path] = reference
+        return reference
+    }
+
+    /// The inline patterns of one ACL line.
+    func inlineReference(_ keys: [String], description: String) -> PatternReference {
+        let entries = keys.map { PatternEntry(key: $0, value: nil, id: entryIDs.next()) }
+        let reference = PatternReference(id: references.count, file: nil, kind: .acl, description: description,
+                                         entries: entries, ids: entryIDs)
+        references.append(reference)
+        return reference
+    }
+
+    /// The reference named `#<id>` or by its file.
+    public func reference(named name: String) -> PatternReference? {
+        if name.hasPrefix("#") {
+            guard let id = Int(name.dropFirst()), id >= 0, id < references.count else { return nil }
+            return references[id]
+        }
+        return fileReferences[name]
+    }
+
+    /// A map file compiled for `method` (shared by every converter that reads it so).
+    func map(_ path: String, method: MatchMethod, output: String, user: String) throws(Failure) -> PatternSet {
         guard let entries = entries(path, withValues: true) else {
             throw Failure(message: "unable to load map file '\(path)'")
         }
-        let compiled: CompiledPatterns
+        let reference = fileReference(path, entries: entries, kind: .map, user: user)
+        let key = "\(method.rawValue):\(output):\(path)"
+        if let set = sets[key] { return set }
         do {
-            compiled = try CompiledPatterns(method: method, caseInsensitive: false, entries: entries)
+            let set = try reference.use(method: method, caseInsensitive: false, mapOutput: output)
+            sets[key] = set
+            return set
         } catch {
             throw Failure(message: "file '\(path)': \(error.message)")
         }
-        let set = PatternSet(name: path, compiled: compiled)
-        sets[key] = set
-        return set
-    }
-
-    /// Every map and pattern file loaded, by name.
-    public var loadedSets: [PatternSet] { Array(sets.values) }
-
-    func allocateID() -> Int {
-        defer { nextID += 1 }
-        return nextID
     }
 }
 
-extension PatternFileStore: Equatable {
-    /// The files are what the rules loaded; rules compare by where they were declared.
-    public static func == (a: PatternFileStore, b: PatternFileStore) -> Bool { true }
+/// Hands out entry ids.
+final class EntryIDs: @unchecked Sendable {
+    private let lock = PatternLock()
+    private var last = 0
+    func next() -> Int { lock.withLock { last += 1; return last } }
+}
+
+/// A pthread mutex held for short, non-blocking work (CLI threads and load, never the request
+/// path).
+final class PatternLock: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
 }

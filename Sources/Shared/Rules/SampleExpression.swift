@@ -16,8 +16,8 @@ public enum ArgumentKind: Sendable {
     case string, int, variable, regex, backend, userlist
     /// An integer or a variable name (`add(txn.x)`, `add(3)`).
     case intOrVariable
-    /// A map file, compiled for a match method (`map_beg(file)`).
-    case map(MatchMethod)
+    /// A map file, compiled for a match method (`map_beg(file)`), and the output type's name.
+    case map(MatchMethod, output: String)
 }
 
 /// What a fetch produced: nothing, one sample, or every occurrence (headers, cookies) when
@@ -141,8 +141,11 @@ public struct ConverterDefinition: Sendable {
 /// already loaded (one `PatternSet` per file and match method, shared by every user).
 public final class RuleCompilationContext {
     public var patternFiles: PatternFileStore
-    public init(patternFiles: PatternFileStore = PatternFileStore()) {
+    /// Where the rule being compiled was declared (pattern references describe their users).
+    public var location: SourceLocation?
+    public init(patternFiles: PatternFileStore = PatternFileStore(), location: SourceLocation? = nil) {
         self.patternFiles = patternFiles
+        self.location = location
     }
 }
 
@@ -287,9 +290,10 @@ public enum SampleExpressionParser {
                 }
             case .variable:
                 do { out.append(.variable(try VariableName.parse(text))) } catch { throw Failure(message: error.message) }
-            case .map(let method):
+            case .map(let method, let output):
+                let user = "map at " + (context.location.map { "file '\($0.file)' line \($0.line)" } ?? "file '' line 0")
                 do {
-                    out.append(.map(try context.patternFiles.map(text, method: method)))
+                    out.append(.map(try context.patternFiles.map(text, method: method, output: output, user: user)))
                 } catch {
                     throw Failure(message: error.message)
                 }

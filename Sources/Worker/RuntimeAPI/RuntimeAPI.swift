@@ -95,6 +95,7 @@ extension RuntimeAPI {
         ]
         list += infoCommands()
         list += proxyCommands()
+        list += mapCommands()
         list += serverReportCommands()
         list += sessionCommands()
         list += serverCommands()
