@@ -4,6 +4,8 @@
 # Each binary serves N1 then N2 requests (one keep-alive connection, then one connection per
 # request) from a sequential client; the difference over N2 - N1 removes start-up and exit.
 # Usage: bench/instructions.sh BINARY [BINARY...]      (about a minute per binary)
+# RULES=1 sends the requests to the rules frontend (keep-alive only); any binary that takes
+# HAProxy's command line works, Debian's haproxy included.
 set -euo pipefail
 binaries=(); for b in "$@"; do binaries+=("$(realpath "$b")"); done
 cd "$(dirname "$0")"
@@ -17,8 +19,9 @@ count() { # binary requests mode -> total instructions
   strip --strip-debug -o "$OUT/measured.bin" "$1" || { echo "cannot read $1" >&2; exit 1; }
   valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" "$OUT/measured.bin" -db -f proxy.cfg > "$OUT/valgrind.log" 2>&1 &
   local pid=$!; pids+=("$pid")
-  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_HTTP_PORT") 2>/dev/null && break; sleep 0.1; done
-  python3 sequential_client.py "$PROXY_HTTP_PORT" "$2" "$3"
+  local port=$PROXY_HTTP_PORT; [ -n "${RULES:-}" ] && port=$PROXY_RULES_PORT
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  python3 sequential_client.py "$port" "$2" "$3"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   awk '/^summary:/ { print $2 }' "$OUT/callgrind.out"
 }
@@ -26,6 +29,6 @@ count() { # binary requests mode -> total instructions
 printf "%-40s %18s %22s\n" binary "instr/request (ka)" "instr/connection (close)"
 for bin in "${binaries[@]}"; do
   ka=$(( ($(count "$bin" "$N2" keep) - $(count "$bin" "$N1" keep)) / (N2 - N1) ))
-  cl=$(( ($(count "$bin" "$N2" close) - $(count "$bin" "$N1" close)) / (N2 - N1) ))
+  if [ -n "${RULES:-}" ]; then cl=-; else cl=$(( ($(count "$bin" "$N2" close) - $(count "$bin" "$N1" close)) / (N2 - N1) )); fi
   printf "%-40s %18s %22s\n" "$bin" "$ka" "$cl"
 done

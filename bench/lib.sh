@@ -2,19 +2,22 @@
 # Expects DURATION and OUT set, and the current directory to be bench/.
 DIR=$(cd "$OUT" && pwd)
 export NGINX_PORT=${NGINX_PORT:-18001} PROXY_HTTP_PORT=${PROXY_HTTP_PORT:-18002} PROXY_TCP_PORT=${PROXY_TCP_PORT:-18003}
+export PROXY_RULES_PORT=${PROXY_RULES_PORT:-18004} BENCH_DIR=$DIR
 # The proxy's CPUs (taskset list) and threads; nginx and wrk stay on cpu0.
 PROXY_CPUS=${PROXY_CPUS:-1}
 NBTHREAD=${NBTHREAD:-1}
 
 head -c 16384 /dev/urandom > "$OUT/www/16k"
 [ -s "$OUT/www/64m" ] || head -c $((64 << 20)) /dev/urandom > "$OUT/www/64m"
+# The rules scenario's map: 10,000 host names.
+[ -s "$OUT/hosts.map" ] || for i in $(seq 0 9999); do echo "host$i.example.com tier$((i % 7))"; done > "$OUT/hosts.map"
 sed -e "s#__DIR__#$DIR#g" -e "s#__NGINX_PORT__#$NGINX_PORT#g" nginx.conf > "$OUT/nginx.conf"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
 
-for p in $NGINX_PORT $PROXY_HTTP_PORT $PROXY_TCP_PORT; do
+for p in $NGINX_PORT $PROXY_HTTP_PORT $PROXY_TCP_PORT $PROXY_RULES_PORT; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is already in use; stop what listens there first" >&2; exit 1; fi
 done
 taskset -c 0 nginx -c "$DIR/nginx.conf"
@@ -28,7 +31,12 @@ scenarios=(
   "close-50|http|-t1 -c50 CLOSE /small"
   "16k-50|http|-t1 -c50 /16k"
   "tcp-bulk-4|tcp|-t1 -c4 /64m"
+  "rules-50|rules|-t1 -c50 /small"
 )
+# ONLY='keepalive-50|rules-50' runs just the scenarios whose names match.
+if [ -n "${ONLY:-}" ]; then
+  kept=(); for s in "${scenarios[@]}"; do [[ "${s%%|*}" =~ ^(${ONLY})$ ]] && kept+=("$s"); done; scenarios=("${kept[@]}")
+fi
 
 run_wrk() { # port args... ; prints "rps mbps p99"
   local port=$1; shift
@@ -58,7 +66,7 @@ stop_proxy() {
   for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
   kill -9 "$1" 2>/dev/null || true
   for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_HTTP_PORT") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_TCP_PORT") 2>/dev/null || return 0
+    (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_HTTP_PORT") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_TCP_PORT") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_RULES_PORT") 2>/dev/null || return 0
     sleep 0.05
   done
 }

@@ -4,7 +4,8 @@
 # nginx and wrk are pinned to cpu0, the proxy to cpu1 (taskset), so that the proxies are
 # measured on a core of their own.
 # Usage: bench/run.sh [seconds-per-scenario]   (HASP=path/to/hasp to override the binary;
-# NBTHREAD=2 PROXY_CPUS=0,1 to run both proxies with two threads on both cores)
+# NBTHREAD=2 PROXY_CPUS=0,1 to run both proxies with two threads on both cores;
+# ONLY='keepalive-50|rules-50' to run some scenarios)
 set -euo pipefail
 cd "$(dirname "$0")"
 DURATION=${1:-10}
@@ -26,7 +27,7 @@ for s in "${scenarios[@]}"; do
     esac
     if [ -n "$pid" ]; then
       pids+=("$pid")
-      port=$([ "$kind" = tcp ] && echo $PROXY_TCP_PORT || echo $PROXY_HTTP_PORT)
+      case $kind in tcp) port=$PROXY_TCP_PORT ;; rules) port=$PROXY_RULES_PORT ;; *) port=$PROXY_HTTP_PORT ;; esac
       wait_port "$port"
       kill -0 "$pid" 2>/dev/null || { echo "$target failed to start:"; cat "$OUT/proxy-$target.log"; exit 1; }
     fi

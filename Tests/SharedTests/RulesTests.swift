@@ -18,10 +18,14 @@ final class FakeSampleContext: SampleContext {
     var requestMethod: String? = "GET"
     var requestTarget: String? = "/static/img.png?a=1&b=two"
     var requestVersion: String? = "1.1"
+    var requestPath: String? { requestTarget.flatMap { URLParts.path($0) }.map(String.init) }
     var requestHeaderLines: [(name: String, value: String)] = [
         ("Host", "www.example.com:8080"), ("X-Forwarded-For", "1.1.1.1, 2.2.2.2"), ("X-Forwarded-For", "3.3.3.3"),
         ("Cookie", "a=1; sid=xyz"), ("Content-Length", "12"),
     ]
+    func headerValues(_ name: String, response: Bool) -> [String] {
+        (response ? responseHeaderLines : requestHeaderLines).filter { $0.name.lowercased() == name }.map(\.value)
+    }
     var requestBody: [UInt8]? = nil
     var requestPayload: [UInt8]? = nil
     func capturedRequestHeader(_ index: Int) -> String? { nil }
@@ -345,8 +349,8 @@ final class FakeSampleContext: SampleContext {
         var list = Userlist(name: "L", location: SourceLocation(file: "t", line: 1))
         list.users["bob"] = Userlist.User(name: "bob", password: sha512, isHashed: true, groups: ["admin"])
         list.users["eve"] = Userlist.User(name: "eve", password: "clear", isHashed: false, groups: [])
-        func header(_ credentials: String) -> [(name: String, value: String)] {
-            [("Authorization", "Basic " + Data(credentials.utf8).base64EncodedString())]
+        func header(_ credentials: String) -> [String] {
+            ["Basic " + Data(credentials.utf8).base64EncodedString()]
         }
         #expect(BasicAuth.authenticate(header("bob:secret"), in: list) == "bob")
         #expect(BasicAuth.authenticate(header("bob:nope"), in: list) == nil)

@@ -4,7 +4,7 @@
 extension ConfigParser {
     /// The HTTP actions by the rule sets that accept them; one table for parsing, hints and
     /// the man page.
-    static let httpActionNames: [(name: String, stages: RuleStage)] = [
+    public static let httpActionNames: [(name: String, stages: RuleStage)] = [
         ("allow", [.httpRequest, .httpResponse]), ("deny", [.httpRequest, .httpResponse]), ("tarpit", .httpRequest),
         ("reject", [.httpRequest]), ("auth", .httpRequest), ("redirect", [.httpRequest, .httpResponse]),
         ("return", [.httpRequest, .httpResponse]),
@@ -237,7 +237,9 @@ extension ConfigParser {
             return parseRedirect(args, stage: stage, prefix: prefix).map { .redirect($0) }
         case "set-header", "add-header":
             guard exactly(2), let value = format(args[1]) else { return nil }
-            return verb == "set-header" ? .setHeader(args[0], value) : .addHeader(args[0], value)
+            // Header names are written lowercase, as HAProxy's HTTP/1 output does.
+            let name = args[0].lowercased()
+            return verb == "set-header" ? .setHeader(name, value) : .addHeader(name, value)
         case "early-hint":
             guard exactly(2), let value = format(args[1]) else { return nil }
             return .earlyHint(args[0], value)

@@ -1,14 +1,22 @@
 /// One ACL test: a sample expression, how to compare it, and the patterns. An `acl` line or
 /// an anonymous `{ ... }` condition.
-public struct ACLTest: Sendable {
-    public var expression: SampleExpression
-    public var method: MatchMethod
+public final class ACLTest: Sendable {
+    public let expression: SampleExpression
+    public let method: MatchMethod
     /// The pattern files first, then the line's own patterns (each a runtime-API reference).
-    public var patterns: [PatternSet]
+    public let patterns: [PatternSet]
     /// `http_auth_group(<userlist>)`: the patterns are group names of that userlist.
-    public var groupsOf: String?
+    public let groupsOf: String?
     /// The test will never match (no pattern): HAProxy warns and keeps it.
-    public var neverMatches: Bool
+    public let neverMatches: Bool
+
+    init(expression: SampleExpression, method: MatchMethod, patterns: [PatternSet], groupsOf: String?, neverMatches: Bool) {
+        self.expression = expression
+        self.method = method
+        self.patterns = patterns
+        self.groupsOf = groupsOf
+        self.neverMatches = neverMatches
+    }
 
     public func matches(_ context: SampleContext) -> Bool {
         if neverMatches { return false }

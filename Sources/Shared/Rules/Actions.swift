@@ -77,10 +77,16 @@ public enum HTTPAction: Sendable {
     case ignored(String)
 }
 
-public struct HTTPRule: Sendable {
-    public var action: HTTPAction
-    public var condition: RuleCondition?
-    public var location: SourceLocation
+public final class HTTPRule: Sendable {
+    public let action: HTTPAction
+    public let condition: RuleCondition?
+    public let location: SourceLocation
+
+    public init(action: HTTPAction, condition: RuleCondition?, location: SourceLocation) {
+        self.action = action
+        self.condition = condition
+        self.location = location
+    }
 }
 
 /// One action of a `tcp-request` / `tcp-response` rule.
@@ -100,26 +106,45 @@ public enum TCPAction: Sendable {
     case ignored(String)
 }
 
-public struct TCPRule: Sendable {
+public final class TCPRule: Sendable {
     public enum Phase: String, Sendable { case connection, session, content }
-    public var phase: Phase
-    public var action: TCPAction
-    public var condition: RuleCondition?
-    public var location: SourceLocation
+    public let phase: Phase
+    public let action: TCPAction
+    public let condition: RuleCondition?
+    public let location: SourceLocation
+
+    public init(phase: Phase, action: TCPAction, condition: RuleCondition?, location: SourceLocation) {
+        self.phase = phase
+        self.action = action
+        self.condition = condition
+        self.location = location
+    }
 }
 
 /// `use_backend <name|fmt> [if|unless cond]`.
-public struct BackendSwitchRule: Sendable {
-    public var target: LogFormatString
-    public var condition: RuleCondition?
-    public var location: SourceLocation
+public final class BackendSwitchRule: Sendable {
+    public let target: LogFormatString
+    public let condition: RuleCondition?
+    public let location: SourceLocation
+
+    public init(target: LogFormatString, condition: RuleCondition?, location: SourceLocation) {
+        self.target = target
+        self.condition = condition
+        self.location = location
+    }
     /// The name when it is fixed (checked at load).
     public var fixedName: String? { target.constant }
 }
 
 /// `use-server <server> [if|unless cond]`.
-public struct ServerSwitchRule: Sendable {
-    public var server: LogFormatString
-    public var condition: RuleCondition?
-    public var location: SourceLocation
+public final class ServerSwitchRule: Sendable {
+    public let server: LogFormatString
+    public let condition: RuleCondition?
+    public let location: SourceLocation
+
+    public init(server: LogFormatString, condition: RuleCondition?, location: SourceLocation) {
+        self.server = server
+        self.condition = condition
+        self.location = location
+    }
 }

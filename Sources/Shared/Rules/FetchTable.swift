@@ -97,15 +97,21 @@ public enum FetchTable {
 
     // MARK: - HTTP
 
-    static func header(_ name: String, _ occurrence: Int64?, split: Bool, lines: [(name: String, value: String)], all: Bool) -> FetchResult {
+    /// `lines` are the values of the header's lines; `split` cuts them at commas.
+    static func header(_ occurrence: Int64?, split: Bool, lines: [String], all: Bool) -> FetchResult {
+        if lines.isEmpty { return .none }
+        // The common case: one line, one value.
+        if occurrence == nil || occurrence == 0, lines.count == 1, !split || !lines[0].utf8.contains(UInt8(ascii: ",")) {
+            return .one(.string(lines[0]))
+        }
         var values: [String] = []
-        for line in lines where line.name.utf8.count == name.utf8.count && line.name.lowercased() == name.lowercased() {
-            if split {
-                for part in line.value.split(separator: ",", omittingEmptySubsequences: false) {
+        for line in lines {
+            if split, line.utf8.contains(UInt8(ascii: ",")) {
+                for part in line.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
                     values.append(String(Substring(part).trimmingBlanks()))
                 }
             } else {
-                values.append(line.value)
+                values.append(line)
             }
         }
         if let occurrence, occurrence != 0 {
@@ -117,11 +123,11 @@ public enum FetchTable {
         return all ? .many(values.map { .string($0) }) : .one(.string(values[values.count - 1]))
     }
 
-    static func headerCount(_ name: String?, split: Bool, lines: [(name: String, value: String)]) -> Int64 {
-        guard let name else { return Int64(lines.count) }
+    static func headerCount(_ name: String?, split: Bool, response: Bool, _ c: SampleContext) -> Int64 {
+        guard let name else { return Int64((response ? c.responseHeaderLines : c.requestHeaderLines).count) }
         var n: Int64 = 0
-        for line in lines where line.name.lowercased() == name.lowercased() {
-            n += split ? Int64(line.value.split(separator: ",", omittingEmptySubsequences: false).count) : 1
+        for value in c.headerValues(name, response: response) {
+            n += split ? Int64(value.split(separator: ",", omittingEmptySubsequences: false).count) : 1
         }
         return n
     }
@@ -133,7 +139,7 @@ public enum FetchTable {
                 let values = c.requestHeaderLines.map { SampleValue.string($0.value) }
                 return values.isEmpty ? .none : (all ? .many(values) : .one(values[values.count - 1]))
             }
-            return header(name, a.count > 1 ? a[1].int : nil, split: split, lines: c.requestHeaderLines, all: all)
+            return header(a.count > 1 ? a[1].int : nil, split: split, lines: c.headerValues(name, response: false), all: all)
         }
     }
 
@@ -143,7 +149,7 @@ public enum FetchTable {
                 let values = c.responseHeaderLines.map { SampleValue.string($0.value) }
                 return values.isEmpty ? .none : (all ? .many(values) : .one(values[values.count - 1]))
             }
-            return header(name, a.count > 1 ? a[1].int : nil, split: split, lines: c.responseHeaderLines, all: all)
+            return header(a.count > 1 ? a[1].int : nil, split: split, lines: c.headerValues(name, response: true), all: all)
         }
     }
 
@@ -155,11 +161,11 @@ public enum FetchTable {
         }
     }
 
-    static func cookies(_ name: String?, headerName: String, lines: [(name: String, value: String)], all: Bool, setCookie: Bool) -> FetchResult {
+    static func cookies(_ name: String?, lines: [String], all: Bool, setCookie: Bool) -> FetchResult {
         var values: [String] = []
-        for line in lines where line.name.lowercased() == headerName {
-            let items: [Substring] = setCookie ? [line.value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]]
-                : line.value.split(separator: ";", omittingEmptySubsequences: false)
+        for line in lines {
+            let items: [Substring] = setCookie ? [line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]]
+                : line.split(separator: ";", omittingEmptySubsequences: false)
             for item in items {
                 let trimmed = Substring(item).trimmingBlanks()
                 let parts = trimmed.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -175,7 +181,7 @@ public enum FetchTable {
     static let httpFetches: [FetchDefinition] = [
         FetchDefinition("method", .method, .httpRequest) { c, _, _ in c.requestMethod.map { .one(.string($0)) } ?? .none },
         FetchDefinition("path", .string, .httpRequestHeaders) { c, _, _ in
-            c.requestTarget.flatMap { URLParts.path($0) }.map { .one(.string(String($0))) } ?? .none
+            c.requestPath.map { .one(.string($0)) } ?? .none
         },
         FetchDefinition("pathq", .string, .httpRequestHeaders) { c, _, _ in
             c.requestTarget.flatMap { URLParts.pathAndQuery($0) }.map { .one(.string(String($0))) } ?? .none
@@ -204,60 +210,59 @@ public enum FetchTable {
         },
         FetchDefinition("base", .string, .httpRequestHeaders) { c, _, _ in
             guard let target = c.requestTarget, let path = URLParts.path(target) else { return .none }
-            guard case .one(let host) = header("host", nil, split: false, lines: c.requestHeaderLines, all: false),
-                  let h = host.asString else { return .one(.string(String(path))) }
-            return .one(.string(h + path))
+            guard let host = c.headerValues("host", response: false).last else { return .one(.string(String(path))) }
+            return .one(.string(host + path))
         },
         FetchDefinition("req.ver", .string, .httpRequest) { c, _, _ in c.requestVersion.map { .one(.string($0)) } ?? .none },
         FetchDefinition("req_ver", .string, .httpRequest) { c, _, _ in c.requestVersion.map { .one(.string($0)) } ?? .none },
-        FetchDefinition("hdr", [.string, .int], .string, .httpRequestHeaders, requestHeader(true)),
-        FetchDefinition("req.hdr", [.string, .int], .string, .httpRequestHeaders, requestHeader(true)),
-        FetchDefinition("fhdr", [.string, .int], .string, .httpRequestHeaders, requestHeader(false)),
-        FetchDefinition("req.fhdr", [.string, .int], .string, .httpRequestHeaders, requestHeader(false)),
-        FetchDefinition("hdr_cnt", [.string], .int, .httpRequestHeaders) { c, a, _ in
-            .one(.int(headerCount(a.first?.string, split: true, lines: c.requestHeaderLines)))
+        FetchDefinition("hdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(true)),
+        FetchDefinition("req.hdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(true)),
+        FetchDefinition("fhdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(false)),
+        FetchDefinition("req.fhdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(false)),
+        FetchDefinition("hdr_cnt", [.headerName], .int, .httpRequestHeaders) { c, a, _ in
+            .one(.int(headerCount(a.first?.string, split: true, response: false, c)))
         },
-        FetchDefinition("req.hdr_cnt", [.string], .int, .httpRequestHeaders) { c, a, _ in
-            .one(.int(headerCount(a.first?.string, split: true, lines: c.requestHeaderLines)))
+        FetchDefinition("req.hdr_cnt", [.headerName], .int, .httpRequestHeaders) { c, a, _ in
+            .one(.int(headerCount(a.first?.string, split: true, response: false, c)))
         },
-        FetchDefinition("req.fhdr_cnt", [.string], .int, .httpRequestHeaders) { c, a, _ in
-            .one(.int(headerCount(a.first?.string, split: false, lines: c.requestHeaderLines)))
+        FetchDefinition("req.fhdr_cnt", [.headerName], .int, .httpRequestHeaders) { c, a, _ in
+            .one(.int(headerCount(a.first?.string, split: false, response: false, c)))
         },
-        FetchDefinition("hdr_val", [.string, .int], .int, .httpRequestHeaders) { c, a, all in
+        FetchDefinition("hdr_val", [.headerName, .int], .int, .httpRequestHeaders) { c, a, all in
             map(requestHeader(true)(c, a, all)) { $0.asInt.map { .int($0) } }
         },
-        FetchDefinition("req.hdr_val", [.string, .int], .int, .httpRequestHeaders) { c, a, all in
+        FetchDefinition("req.hdr_val", [.headerName, .int], .int, .httpRequestHeaders) { c, a, all in
             map(requestHeader(true)(c, a, all)) { $0.asInt.map { .int($0) } }
         },
-        FetchDefinition("hdr_ip", [.string, .int], .address, .httpRequestHeaders) { c, a, all in
+        FetchDefinition("hdr_ip", [.headerName, .int], .address, .httpRequestHeaders) { c, a, all in
             map(requestHeader(true)(c, a, all)) { $0.cast(to: .address) }
         },
-        FetchDefinition("req.hdr_ip", [.string, .int], .address, .httpRequestHeaders) { c, a, all in
+        FetchDefinition("req.hdr_ip", [.headerName, .int], .address, .httpRequestHeaders) { c, a, all in
             map(requestHeader(true)(c, a, all)) { $0.cast(to: .address) }
         },
         FetchDefinition("req.hdrs", .string, .httpRequestHeaders) { c, _, _ in
             .one(.string(c.requestHeaderLines.map { "\($0.name): \($0.value)\r\n" }.joined() + "\r\n"))
         },
         FetchDefinition("req.cook", [.string], .string, .httpRequestHeaders) { c, a, all in
-            cookies(a.first?.string, headerName: "cookie", lines: c.requestHeaderLines, all: all, setCookie: false)
+            cookies(a.first?.string, lines: c.headerValues("cookie", response: false), all: all, setCookie: false)
         },
         FetchDefinition("cook", [.string], .string, .httpRequestHeaders) { c, a, all in
-            cookies(a.first?.string, headerName: "cookie", lines: c.requestHeaderLines, all: all, setCookie: false)
+            cookies(a.first?.string, lines: c.headerValues("cookie", response: false), all: all, setCookie: false)
         },
         FetchDefinition("req.cook_cnt", [.string], .int, .httpRequestHeaders) { c, a, _ in
-            if case .many(let v) = cookies(a.first?.string, headerName: "cookie", lines: c.requestHeaderLines, all: true, setCookie: false) {
+            if case .many(let v) = cookies(a.first?.string, lines: c.headerValues("cookie", response: false), all: true, setCookie: false) {
                 return .one(.int(Int64(v.count)))
             }
             return .one(.int(0))
         },
         FetchDefinition("cook_cnt", [.string], .int, .httpRequestHeaders) { c, a, _ in
-            if case .many(let v) = cookies(a.first?.string, headerName: "cookie", lines: c.requestHeaderLines, all: true, setCookie: false) {
+            if case .many(let v) = cookies(a.first?.string, lines: c.headerValues("cookie", response: false), all: true, setCookie: false) {
                 return .one(.int(Int64(v.count)))
             }
             return .one(.int(0))
         },
         FetchDefinition("req.cook_val", [.string], .int, .httpRequestHeaders) { c, a, all in
-            map(cookies(a.first?.string, headerName: "cookie", lines: c.requestHeaderLines, all: all, setCookie: false)) {
+            map(cookies(a.first?.string, lines: c.headerValues("cookie", response: false), all: all, setCookie: false)) {
                 $0.asInt.map { .int($0) }
             }
         },
@@ -272,22 +277,21 @@ public enum FetchTable {
         },
         FetchDefinition("http_auth", [.userlist], required: 1, .bool, .httpRequestHeaders) { c, a, _ in
             guard let list = c.userlist(named: a[0].string ?? "") else { return .one(.bool(false)) }
-            return .one(.bool(BasicAuth.authenticate(c.requestHeaderLines, in: list) != nil))
+            return .one(.bool(BasicAuth.authenticate(c.headerValues("authorization", response: false), in: list) != nil))
         },
         FetchDefinition("http_auth_group", [.userlist], required: 1, .string, .httpRequestHeaders) { c, a, _ in
             guard let list = c.userlist(named: a[0].string ?? ""),
-                  let user = BasicAuth.authenticate(c.requestHeaderLines, in: list) else { return .none }
+                  let user = BasicAuth.authenticate(c.headerValues("authorization", response: false), in: list) else { return .none }
             return .one(.string(user))
         },
         FetchDefinition("http_auth_user", .string, .httpRequestHeaders) { c, _, _ in
-            BasicAuth.credentials(c.requestHeaderLines).map { .one(.string($0.user)) } ?? .none
+            BasicAuth.credentials(c.headerValues("authorization", response: false)).map { .one(.string($0.user)) } ?? .none
         },
         FetchDefinition("http_auth_pass", .string, .httpRequestHeaders) { c, _, _ in
-            BasicAuth.credentials(c.requestHeaderLines).map { .one(.string($0.password)) } ?? .none
+            BasicAuth.credentials(c.headerValues("authorization", response: false)).map { .one(.string($0.password)) } ?? .none
         },
         FetchDefinition("http_auth_type", .string, .httpRequestHeaders) { c, _, _ in
-            guard case .one(let v) = header("authorization", nil, split: false, lines: c.requestHeaderLines, all: false),
-                  let s = v.asString else { return .none }
+            guard let s = c.headerValues("authorization", response: false).last else { return .none }
             return .one(.string(String(s.prefix { $0 != " " })))
         },
         FetchDefinition("capture.req.hdr", [.int], required: 1, .string, .httpRequest) { c, a, _ in
@@ -300,20 +304,20 @@ public enum FetchTable {
         FetchDefinition("capture.req.uri", .string, .httpRequest) { c, _, _ in c.requestTarget.map { .one(.string($0)) } ?? .none },
         FetchDefinition("capture.req.ver", .string, .httpRequest) { c, _, _ in c.requestVersion.map { .one(.string("HTTP/" + $0)) } ?? .none },
         FetchDefinition("status", .int, .httpResponse) { c, _, _ in c.responseStatus.map { .one(.int(Int64($0))) } ?? .none },
-        FetchDefinition("res.hdr", [.string, .int], .string, .httpResponseHeaders, responseHeader(true)),
-        FetchDefinition("shdr", [.string, .int], .string, .httpResponseHeaders, responseHeader(true)),
-        FetchDefinition("res.fhdr", [.string, .int], .string, .httpResponseHeaders, responseHeader(false)),
-        FetchDefinition("res.hdr_cnt", [.string], .int, .httpResponseHeaders) { c, a, _ in
-            .one(.int(headerCount(a.first?.string, split: true, lines: c.responseHeaderLines)))
+        FetchDefinition("res.hdr", [.headerName, .int], .string, .httpResponseHeaders, responseHeader(true)),
+        FetchDefinition("shdr", [.headerName, .int], .string, .httpResponseHeaders, responseHeader(true)),
+        FetchDefinition("res.fhdr", [.headerName, .int], .string, .httpResponseHeaders, responseHeader(false)),
+        FetchDefinition("res.hdr_cnt", [.headerName], .int, .httpResponseHeaders) { c, a, _ in
+            .one(.int(headerCount(a.first?.string, split: true, response: true, c)))
         },
-        FetchDefinition("res.hdr_val", [.string, .int], .int, .httpResponseHeaders) { c, a, all in
+        FetchDefinition("res.hdr_val", [.headerName, .int], .int, .httpResponseHeaders) { c, a, all in
             map(responseHeader(true)(c, a, all)) { $0.asInt.map { .int($0) } }
         },
         FetchDefinition("res.cook", [.string], .string, .httpResponseHeaders) { c, a, all in
-            cookies(a.first?.string, headerName: "set-cookie", lines: c.responseHeaderLines, all: all, setCookie: true)
+            cookies(a.first?.string, lines: c.headerValues("set-cookie", response: true), all: all, setCookie: true)
         },
         FetchDefinition("scook", [.string], .string, .httpResponseHeaders) { c, a, all in
-            cookies(a.first?.string, headerName: "set-cookie", lines: c.responseHeaderLines, all: all, setCookie: true)
+            cookies(a.first?.string, lines: c.headerValues("set-cookie", response: true), all: all, setCookie: true)
         },
         FetchDefinition("res.ver", .string, .httpResponse) { c, _, _ in c.responseStatus != nil ? .one(.string("1.1")) : .none },
     ]
@@ -352,40 +356,75 @@ public enum FetchTable {
 }
 
 extension Substring {
+    /// Without leading and trailing spaces and tabs (on the UTF-8 bytes).
     func trimmingBlanks() -> Substring {
-        var s = self
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return s
+        let u = utf8
+        var start = u.startIndex, end = u.endIndex
+        while start != end, u[start] == 32 || u[start] == 9 { start = u.index(after: start) }
+        while end != start {
+            let before = u.index(before: end)
+            guard u[before] == 32 || u[before] == 9 else { break }
+            end = before
+        }
+        return self[start..<end]
     }
 }
 
-/// The parts of a request target.
+/// The parts of a request target, found on its UTF-8 bytes (no Character walking: rules read
+/// them for every request).
 public enum URLParts {
-    /// `scheme://authority` of an absolute target.
+    /// The offset just past `scheme://` of an absolute target, if it is one.
+    static func authorityStart(_ u: String.UTF8View) -> String.Index? {
+        var i = u.startIndex
+        var sawColon = false
+        while i != u.endIndex {
+            let c = u[i]
+            if c == UInt8(ascii: "/") || c == UInt8(ascii: "?") { break }
+            if c == UInt8(ascii: ":") {
+                let a = u.index(after: i)
+                guard a != u.endIndex, u[a] == UInt8(ascii: "/") else { return nil }
+                let b = u.index(after: a)
+                guard b != u.endIndex, u[b] == UInt8(ascii: "/") else { return nil }
+                sawColon = true
+                i = u.index(after: b)
+                break
+            }
+            i = u.index(after: i)
+        }
+        return sawColon ? i : nil
+    }
+
+    /// `scheme://authority` of an absolute target: the authority.
     public static func authority(_ target: String) -> Substring? {
-        guard let scheme = target.range(of: "://") else { return nil }
-        let rest = target[scheme.upperBound...]
-        return rest.prefix { $0 != "/" && $0 != "?" }
+        let u = target.utf8
+        guard let start = authorityStart(u) else { return nil }
+        var end = start
+        while end != u.endIndex, u[end] != UInt8(ascii: "/"), u[end] != UInt8(ascii: "?") { end = u.index(after: end) }
+        return target[start..<end]
     }
 
     /// The path and query: the target without scheme and authority.
     public static func pathAndQuery(_ target: String) -> Substring? {
-        if target.first == "/" || target == "*" { return Substring(target) }
-        guard let scheme = target.range(of: "://") else { return Substring(target) }
-        let rest = target[scheme.upperBound...]
-        guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "" }
-        return rest[slash...]
+        let u = target.utf8
+        guard let first = u.first else { return Substring(target) }
+        if first == UInt8(ascii: "/") || first == UInt8(ascii: "*") { return Substring(target) }
+        guard let start = authorityStart(u) else { return Substring(target) }
+        var i = start
+        while i != u.endIndex, u[i] != UInt8(ascii: "/"), u[i] != UInt8(ascii: "?") { i = u.index(after: i) }
+        return target[i...]
     }
 
     public static func path(_ target: String) -> Substring? {
         guard let pq = pathAndQuery(target) else { return nil }
-        return pq.prefix { $0 != "?" }
+        let u = pq.utf8
+        guard let q = u.firstIndex(of: UInt8(ascii: "?")) else { return pq }
+        return pq[pq.startIndex..<q]
     }
 
     public static func query(_ target: String) -> Substring? {
-        guard let q = target.firstIndex(of: "?") else { return nil }
-        return target[target.index(after: q)...]
+        let u = target.utf8
+        guard let q = u.firstIndex(of: UInt8(ascii: "?")) else { return nil }
+        return target[u.index(after: q)...]
     }
 
     /// The values of `name` (every parameter without a name) in a query string.
@@ -402,9 +441,10 @@ public enum URLParts {
 
 /// `Authorization: Basic` credentials against a userlist.
 public enum BasicAuth {
-    public static func credentials(_ lines: [(name: String, value: String)]) -> (user: String, password: String)? {
-        guard let line = lines.first(where: { $0.name.lowercased() == "authorization" }) else { return nil }
-        let parts = line.value.split(separator: " ", maxSplits: 1)
+    /// `values`: the `Authorization` header's lines.
+    public static func credentials(_ values: [String]) -> (user: String, password: String)? {
+        guard let line = values.first else { return nil }
+        let parts = line.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "basic",
               let data = Data(base64Encoded: String(parts[1].trimmingBlanks())) else { return nil }
         let text = String(decoding: data, as: UTF8.self)
@@ -413,8 +453,8 @@ public enum BasicAuth {
     }
 
     /// The user name when the credentials are valid in `list`.
-    public static func authenticate(_ lines: [(name: String, value: String)], in list: Userlist) -> String? {
-        guard let (user, password) = credentials(lines), let entry = list.users[user] else { return nil }
+    public static func authenticate(_ values: [String], in list: Userlist) -> String? {
+        guard let (user, password) = credentials(values), let entry = list.users[user] else { return nil }
         if entry.isHashed {
             guard let hashed = PasswordHash.crypt(password, setting: entry.password), hashed == entry.password else { return nil }
         } else if entry.password != password {

@@ -3,7 +3,7 @@ import Foundation
 /// A log-format string as rule arguments use it (`set-header X %[src]`, `lf-string`): text,
 /// `%[sample]` expressions and `%` variables, compiled once. The log-format lines of
 /// `log-format` share the compiler.
-public struct LogFormatString: Sendable, CustomStringConvertible {
+public final class LogFormatString: Sendable, CustomStringConvertible {
     public enum Variable: String, Sendable, CaseIterable {
         case ci, cp, fi, fp, f, ft, b, s, ST, r, H, pid, ID, t, T, Ts, ms, HM, HU, HP, HQ, HV, bi, bp, si, sp, fc, bc
     }
@@ -14,8 +14,8 @@ public struct LogFormatString: Sendable, CustomStringConvertible {
         case variable(Variable, quoted: Bool)
     }
 
-    public var segments: [Segment]
-    public var source: String
+    public let segments: [Segment]
+    public let source: String
     public var description: String { source }
 
     /// A string without any `%`: the value is fixed.

@@ -118,6 +118,8 @@ public final class CompiledPatterns: AtomicReference, Sendable {
     private let networks: [(network: IPNetwork, index: Int)]
     private let bins: [[UInt8]]
     private let lowered: [String]
+    /// `dir` and `dom` patterns, trimmed of delimiters.
+    private let words: [[UInt8]]
 
     public struct Invalid: Error, Sendable {
         public var message: String
@@ -183,6 +185,9 @@ public final class CompiledPatterns: AtomicReference, Sendable {
         self.networks = networks.sorted { $0.0.prefix > $1.0.prefix || ($0.0.prefix == $1.0.prefix && $0.1 < $1.1) }
         self.bins = bins
         self.lowered = lowered
+        words = method == .dir || method == .dom
+            ? lowered.map { Self.wordPattern($0, delimiters: method == .dir ? Self.directoryDelimiters : Self.domainDelimiters) }
+            : []
         self.prefixes = trie
     }
 
@@ -252,45 +257,81 @@ public final class CompiledPatterns: AtomicReference, Sendable {
             return exact[caseInsensitive ? s.lowercased() : s]
         case .beg:
             guard let s = value.asString else { return nil }
-            if let prefixes { return prefixes.longestMatch(Array(s.utf8)) }
+            if let prefixes { return prefixes.longestMatch(s.utf8) }
             let l = s.lowercased()
-            return lowered.firstIndex { l.hasPrefix($0) }
+            return lowered.firstIndex { Self.bytesHavePrefix(l.utf8, $0.utf8) }
         case .end:
             guard let s = value.asString else { return nil }
             let l = caseInsensitive ? s.lowercased() : s
-            return lowered.firstIndex { l.hasSuffix($0) }
+            return lowered.firstIndex { Self.bytesHaveSuffix(l.utf8, $0.utf8) }
         case .sub:
             guard let s = value.asString else { return nil }
             let l = caseInsensitive ? s.lowercased() : s
-            return lowered.firstIndex { $0.isEmpty || l.contains($0) }
-        case .dir:
+            return lowered.firstIndex { $0.isEmpty || Self.bytesContain(l.utf8, $0.utf8) }
+        case .dir, .dom:
             guard let s = value.asString else { return nil }
-            let l = caseInsensitive ? s.lowercased() : s
-            return lowered.firstIndex { Self.matchWord(l, $0, delimiters: "/?") }
-        case .dom:
-            guard let s = value.asString else { return nil }
-            let l = caseInsensitive ? s.lowercased() : s
-            return lowered.firstIndex { Self.matchWord(l, $0, delimiters: "/?.:") }
+            var l = caseInsensitive ? s.lowercased() : s
+            let delimiters = method == .dir ? Self.directoryDelimiters : Self.domainDelimiters
+            return l.withUTF8 { text in words.firstIndex { Self.matchWord(text, $0, delimiters: delimiters) } }
         case .reg:
             guard let s = value.asString else { return nil }
             return regexes.firstIndex { $0.matches(s) }
         }
     }
 
-    /// The pattern appears in `text` as a whole word between delimiters (or the ends).
-    static func matchWord(_ text: String, _ pattern: String, delimiters: String) -> Bool {
-        let delims = Set(delimiters.utf8)
+    // Byte comparisons: patterns are compared as HAProxy does, on bytes, not on Characters.
+    static func bytesHavePrefix(_ s: String.UTF8View, _ p: String.UTF8View) -> Bool {
+        guard p.count <= s.count else { return false }
+        return s.prefix(p.count).elementsEqual(p)
+    }
+
+    static func bytesHaveSuffix(_ s: String.UTF8View, _ p: String.UTF8View) -> Bool {
+        guard p.count <= s.count else { return false }
+        return s.suffix(p.count).elementsEqual(p)
+    }
+
+    static func bytesContain(_ s: String.UTF8View, _ p: String.UTF8View) -> Bool {
+        let n = p.count, m = s.count
+        guard n <= m else { return false }
+        var s = String(s), p = String(p)
+        return s.withUTF8 { sb in
+            p.withUTF8 { pb in
+                guard let first = pb.first else { return true }
+                var i = 0
+                while i + n <= m {
+                    if sb[i] == first, memcmp(sb.baseAddress! + i, pb.baseAddress!, n) == 0 { return true }
+                    i += 1
+                }
+                return false
+            }
+        }
+    }
+
+    static let directoryDelimiters: [Bool] = delimiterTable("/?")
+    static let domainDelimiters: [Bool] = delimiterTable("/?.:")
+    static func delimiterTable(_ chars: String) -> [Bool] {
+        var table = [Bool](repeating: false, count: 256)
+        for c in chars.utf8 { table[Int(c)] = true }
+        return table
+    }
+
+    /// A `dir`/`dom` pattern without its leading and trailing delimiters.
+    static func wordPattern(_ pattern: String, delimiters: [Bool]) -> [UInt8] {
         var p = Array(pattern.utf8)
-        while let f = p.first, delims.contains(f) { p.removeFirst() }
-        while let l = p.last, delims.contains(l) { p.removeLast() }
-        let t = Array(text.utf8)
-        guard !p.isEmpty else { return false }
-        guard t.count >= p.count else { return false }
+        while let f = p.first, delimiters[Int(f)] { p.removeFirst() }
+        while let l = p.last, delimiters[Int(l)] { p.removeLast() }
+        return p
+    }
+
+    /// The pattern appears in `text` as a whole word between delimiters (or the ends).
+    static func matchWord(_ t: UnsafeBufferPointer<UInt8>, _ p: [UInt8], delimiters: [Bool]) -> Bool {
+        guard !p.isEmpty, t.count >= p.count else { return false }
         var i = 0
         while i + p.count <= t.count {
-            if (i == 0 || delims.contains(t[i - 1])), t[i..<(i + p.count)].elementsEqual(p),
-               i + p.count == t.count || delims.contains(t[i + p.count]) {
-                return true
+            if i == 0 || delimiters[Int(t[i - 1])], i + p.count == t.count || delimiters[Int(t[i + p.count])] {
+                var same = true
+                for j in 0..<p.count where t[i + j] != p[j] { same = false; break }
+                if same { return true }
             }
             i += 1
         }
@@ -304,35 +345,39 @@ public final class CompiledPatterns: AtomicReference, Sendable {
     }
 }
 
-/// A byte trie of prefixes: the longest pattern that begins the subject.
+/// A byte trie of prefixes: the longest pattern that begins the subject. Each node keeps its
+/// children as a short list of (byte, node) pairs: fan-out is small, and a scan beats hashing.
 final class PrefixTrie: @unchecked Sendable {
-    private var children: [[UInt8: Int]] = [[:]]
-    private var terminal: [Int?] = [nil]
+    private var labels: [[UInt8]] = [[]]
+    private var targets: [[Int32]] = [[]]
+    private var terminal: [Int32] = [-1]
 
     func insert(_ key: [UInt8], index: Int) {
         var node = 0
         for b in key {
-            if let next = children[node][b] {
-                node = next
+            if let i = labels[node].firstIndex(of: b) {
+                node = Int(targets[node][i])
             } else {
-                children.append([:])
-                terminal.append(nil)
-                children[node][b] = children.count - 1
-                node = children.count - 1
+                labels.append([])
+                targets.append([])
+                terminal.append(-1)
+                labels[node].append(b)
+                targets[node].append(Int32(labels.count - 1))
+                node = labels.count - 1
             }
         }
-        if terminal[node] == nil { terminal[node] = index }
+        if terminal[node] < 0 { terminal[node] = Int32(index) }
     }
 
-    func longestMatch(_ subject: [UInt8]) -> Int? {
+    func longestMatch(_ subject: String.UTF8View) -> Int? {
         var node = 0
         var best = terminal[0]
         for b in subject {
-            guard let next = children[node][b] else { break }
-            node = next
-            if let t = terminal[node] { best = t }
+            guard let i = labels[node].firstIndex(of: b) else { break }
+            node = Int(targets[node][i])
+            if terminal[node] >= 0 { best = terminal[node] }
         }
-        return best
+        return best >= 0 ? Int(best) : nil
     }
 }
 
@@ -397,16 +442,25 @@ public final class PatternFileStore: @unchecked Sendable {
         if let cached = files[cacheKey] { return cached }
         guard let bytes = FileReader.read(path) else { return nil }
         var out: [PatternEntry] = []
-        for raw in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true) {
-            var line = raw.drop { $0 == " " || $0 == "\t" }
-            while let l = line.last, l == " " || l == "\t" || l == "\r" { line = line.dropLast() }
-            if line.isEmpty || line.first == "#" { continue }
+        func blank(_ c: UInt8) -> Bool { c == 32 || c == 9 || c == 13 }
+        var lineStart = 0
+        while lineStart < bytes.count {
+            var lineEnd = lineStart
+            while lineEnd < bytes.count, bytes[lineEnd] != 10 { lineEnd += 1 }
+            var a = lineStart, b = lineEnd
+            lineStart = lineEnd + 1
+            while a < b, blank(bytes[a]) { a += 1 }
+            while b > a, blank(bytes[b - 1]) { b -= 1 }
+            if a == b || bytes[a] == UInt8(ascii: "#") { continue }
             if withValues {
-                let key = line.prefix { $0 != " " && $0 != "\t" }
-                let value = line[key.endIndex...].drop { $0 == " " || $0 == "\t" }
-                out.append(PatternEntry(key: String(key), value: String(value), id: entryIDs.next()))
+                var k = a
+                while k < b, bytes[k] != 32, bytes[k] != 9 { k += 1 }
+                var v = k
+                while v < b, blank(bytes[v]) { v += 1 }
+                out.append(PatternEntry(key: String(decoding: bytes[a..<k], as: UTF8.self),
+                                        value: String(decoding: bytes[v..<b], as: UTF8.self), id: entryIDs.next()))
             } else {
-                out.append(PatternEntry(key: String(line), value: nil, id: entryIDs.next()))
+                out.append(PatternEntry(key: String(decoding: bytes[a..<b], as: UTF8.self), value: nil, id: entryIDs.next()))
             }
         }
         files[cacheKey] = out
@@ -448,7 +502,7 @@ public final class PatternFileStore: @unchecked Sendable {
     /// A map file compiled for `method` (shared by every converter that reads it so).
     func map(_ path: String, method: MatchMethod, output: String, user: String) throws(Failure) -> PatternSet {
         guard let entries = entries(path, withValues: true) else {
-            throw Failure(message: "unable to load map file '\(path)'")
+            throw Failure(message: "failed to open pattern file <\(path)>.")
         }
         let reference = fileReference(path, entries: entries, kind: .map, user: user)
         let key = "\(method.rawValue):\(output):\(path)"

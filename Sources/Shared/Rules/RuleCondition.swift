@@ -1,6 +1,6 @@
 /// `if|unless <terms>`: ORs (`||`, `or`) of ANDs of ACLs, each possibly negated with `!`.
 /// Evaluation is lazy: an AND stops at its first false term, the OR at its first true AND.
-public struct RuleCondition: Sendable, CustomStringConvertible {
+public final class RuleCondition: Sendable, CustomStringConvertible {
     public enum Term: Sendable {
         case named(NamedACL)
         case anonymous(ACLTest)
@@ -20,9 +20,15 @@ public struct RuleCondition: Sendable, CustomStringConvertible {
         }
     }
 
-    public var unless: Bool
-    public var alternatives: [[(negated: Bool, term: Term)]]
-    public var source: String
+    public let unless: Bool
+    public let alternatives: [[(negated: Bool, term: Term)]]
+    public let source: String
+
+    init(unless: Bool, alternatives: [[(negated: Bool, term: Term)]], source: String) {
+        self.unless = unless
+        self.alternatives = alternatives
+        self.source = source
+    }
 
     public var description: String { source }
 

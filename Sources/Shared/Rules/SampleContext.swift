@@ -22,10 +22,15 @@ public protocol SampleContext: AnyObject {
     // HTTP request
     var requestMethod: String? { get }
     var requestTarget: String? { get }
+    /// The target's path (no scheme, authority or query): many ACLs read it.
+    var requestPath: String? { get }
     /// `1.0`, `1.1`.
     var requestVersion: String? { get }
     /// Every request header line, in order, as name and value.
     var requestHeaderLines: [(name: String, value: String)] { get }
+    /// The values of every line of one header, in order; `name` is lowercase. (The fetches
+    /// that name a header use this: no other line is turned into strings.)
+    func headerValues(_ name: String, response: Bool) -> [String]
     var requestBody: [UInt8]? { get }
     /// The whole request head as received (`req.len`, `req.payload` before HTTP parsing).
     var requestPayload: [UInt8]? { get }

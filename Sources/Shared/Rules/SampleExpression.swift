@@ -16,6 +16,8 @@ public enum ArgumentKind: Sendable {
     case string, int, variable, regex, backend, userlist
     /// An integer or a variable name (`add(txn.x)`, `add(3)`).
     case intOrVariable
+    /// A header name: compared without regard to case, so stored lowercase.
+    case headerName
     /// A map file, compiled for a match method (`map_beg(file)`), and the output type's name.
     case map(MatchMethod, output: String)
 }
@@ -37,12 +39,19 @@ public enum FetchResult {
 }
 
 /// `fetch(args),converter(args),...` parsed once at load.
-public struct SampleExpression: Sendable, CustomStringConvertible {
-    public var fetch: FetchDefinition
-    public var arguments: [SampleArgument]
-    public var converters: [ConverterCall]
+public final class SampleExpression: Sendable, CustomStringConvertible {
+    public let fetch: FetchDefinition
+    public let arguments: [SampleArgument]
+    public let converters: [ConverterCall]
     /// The text it was compiled from (messages, equality).
-    public var source: String
+    public let source: String
+
+    init(fetch: FetchDefinition, arguments: [SampleArgument], converters: [ConverterCall], source: String) {
+        self.fetch = fetch
+        self.arguments = arguments
+        self.converters = converters
+        self.source = source
+    }
 
     public var description: String { source }
 
@@ -82,19 +91,19 @@ public struct SampleExpression: Sendable, CustomStringConvertible {
 }
 
 public struct ConverterCall: Sendable {
-    public var definition: ConverterDefinition
-    public var arguments: [SampleArgument]
+    public let definition: ConverterDefinition
+    public let arguments: [SampleArgument]
 }
 
 /// A fetch: name, arguments, output type, what it reads, and what it does.
-public struct FetchDefinition: Sendable {
-    public var name: String
-    public var arguments: [ArgumentKind]
-    public var required: Int
-    public var output: SampleType
-    public var uses: SampleUse
+public final class FetchDefinition: Sendable {
+    public let name: String
+    public let arguments: [ArgumentKind]
+    public let required: Int
+    public let output: SampleType
+    public let uses: SampleUse
     /// `all` is true when an ACL wants every occurrence.
-    public var evaluate: @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult
+    public let evaluate: @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult
 
     public init(_ name: String, _ arguments: [ArgumentKind] = [], required: Int = 0, _ output: SampleType, _ uses: SampleUse,
                 _ evaluate: @escaping @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult) {
@@ -106,20 +115,20 @@ public struct FetchDefinition: Sendable {
         self.evaluate = evaluate
     }
 
-    public init(_ name: String, _ output: SampleType, _ uses: SampleUse,
+    public convenience init(_ name: String, _ output: SampleType, _ uses: SampleUse,
                 _ evaluate: @escaping @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult) {
         self.init(name, [], required: 0, output, uses, evaluate)
     }
 }
 
 /// A converter: input and output types, arguments, and the transformation.
-public struct ConverterDefinition: Sendable {
-    public var name: String
-    public var arguments: [ArgumentKind]
-    public var required: Int
-    public var input: SampleType
-    public var output: SampleType
-    public var apply: @Sendable (SampleValue, [SampleArgument], SampleContext) -> SampleValue?
+public final class ConverterDefinition: Sendable {
+    public let name: String
+    public let arguments: [ArgumentKind]
+    public let required: Int
+    public let input: SampleType
+    public let output: SampleType
+    public let apply: @Sendable (SampleValue, [SampleArgument], SampleContext) -> SampleValue?
 
     public init(_ name: String, _ arguments: [ArgumentKind] = [], required: Int = 0, _ input: SampleType, _ output: SampleType,
                 _ apply: @escaping @Sendable (SampleValue, [SampleArgument], SampleContext) -> SampleValue?) {
@@ -131,7 +140,7 @@ public struct ConverterDefinition: Sendable {
         self.apply = apply
     }
 
-    public init(_ name: String, _ input: SampleType, _ output: SampleType,
+    public convenience init(_ name: String, _ input: SampleType, _ output: SampleType,
                 _ apply: @escaping @Sendable (SampleValue, [SampleArgument], SampleContext) -> SampleValue?) {
         self.init(name, [], required: 0, input, output, apply)
     }
@@ -277,6 +286,8 @@ public enum SampleExpressionParser {
             switch kinds[index] {
             case .string, .backend, .userlist:
                 out.append(.string(text))
+            case .headerName:
+                out.append(.string(text.lowercased()))
             case .int:
                 guard let n = Int64(text) else {
                     throw Failure(message: "failed to parse '\(text)' as type 'signed integer' at position \(index + 1) for \(what)")
@@ -295,7 +306,7 @@ public enum SampleExpressionParser {
                 do {
                     out.append(.map(try context.patternFiles.map(text, method: method, output: output, user: user)))
                 } catch {
-                    throw Failure(message: error.message)
+                    throw Failure(message: "invalid args in \(what) : \(error.message)")
                 }
             case .regex:
                 do {

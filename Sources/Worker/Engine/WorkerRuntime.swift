@@ -19,6 +19,8 @@ final class Frontend: Sendable {
     let hasResponseRules: Bool
     /// A TCP frontend buffers the first bytes for its content rules (`tcp-request inspect-delay`).
     let inspectsContent: Bool
+    /// Its rules, by reference.
+    let rules: ProxyRuleSet
     /// Its connections are parsed as HTTP: `mode http`, or a TCP frontend whose backend is in
     /// `mode http` (HAProxy upgrades such a stream to HTTP).
     let servesHTTP: Bool
@@ -39,6 +41,12 @@ final class Frontend: Sendable {
         gate = AcceptGate(limit: settings.maxconn ?? 0)
         self.globalGate = globalGate
         servesHTTP = settings.mode == .http || backend?.settings.mode == .http
+        // A `listen` section is its own backend: one rule set for both roles.
+        if let backend, backend.settings.kind == .listen, backend.name == settings.name {
+            self.rules = backend.rules
+        } else {
+            self.rules = ProxyRuleSet(settings)
+        }
         let rules = settings.rules
         let backendRules = backend?.settings.rules
         routesRequests = !rules.httpRequest.isEmpty || !rules.useBackends.isEmpty || rules.monitorURI != nil
@@ -50,8 +58,15 @@ final class Frontend: Sendable {
         inspectsContent = (rules.inspectDelay ?? 0) > 0 && (rules.tcpRequest.contains { $0.phase == .content } || !rules.useBackends.isEmpty)
     }
 
-    /// `tcp-request connection` then `tcp-request session` rules: false when one rejects.
-    func acceptsConnection(_ context: StreamContext) -> Bool {
+    enum ConnectionVerdict {
+        case reject
+        /// `expectProxy`: `expect-proxy layer4` asked for a PROXY header first.
+        case accept(expectProxy: Bool)
+    }
+
+    /// `tcp-request connection` then `tcp-request session` rules.
+    func acceptsConnection(_ context: StreamContext) -> ConnectionVerdict {
+        var expectProxy = false
         for phase in [TCPRule.Phase.connection, .session] {
             for rule in settings.rules.tcpRequest where rule.phase == phase {
                 if let condition = rule.condition, !condition.matches(context) { continue }
@@ -59,7 +74,10 @@ final class Frontend: Sendable {
                 case .accept: break
                 case .reject:
                     counters.deniedRequests.wrappingIncrement(ordering: .relaxed)
-                    return false
+                    return .reject
+                case .expectProxy:
+                    expectProxy = true
+                    continue
                 case .setVar(let name, let e):
                     if let v = e.evaluate(context) { context.setVariable(name, v) }
                     continue
@@ -81,7 +99,7 @@ final class Frontend: Sendable {
                 break
             }
         }
-        return true
+        return .accept(expectProxy: expectProxy)
     }
 
     var name: String { settings.name }

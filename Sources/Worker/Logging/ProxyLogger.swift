@@ -6,6 +6,13 @@ import Glibc
 /// Syslog levels, most severe first (`emerg` is 0).
 enum LogLevel: Int, Sendable {
     case emerg = 0, alert, crit, err, warning, notice, info, debug
+
+    /// A level by its syslog name; nil for `silent` (and unknown names).
+    init?(name: String) {
+        let names = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+        guard let index = names.firstIndex(of: name) else { return nil }
+        self.init(rawValue: index)
+    }
 }
 
 /// The `log` targets of one proxy (its own and, with `log global`, the global ones), and the

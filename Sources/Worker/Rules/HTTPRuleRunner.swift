@@ -142,10 +142,10 @@ enum HTTPRuleRunner {
                 return .answer(build(reply, context: c, cause: ("L", "R")))
             case .setHeader(let name, let format):
                 let value = format.evaluate(c)
-                editHead(stage, c) { $0.setHeader(name.lowercased(), value) }
+                editHead(stage, c) { $0.setHeader(name, value) }
             case .addHeader(let name, let format):
                 let value = format.evaluate(c)
-                editHead(stage, c) { $0.addHeader(name.lowercased(), value) }
+                editHead(stage, c) { $0.addHeader(name, value) }
             case .delHeader(let name, let match):
                 editHead(stage, c) { head in
                     switch match {
@@ -170,13 +170,11 @@ enum HTTPRuleRunner {
                     }
                 }
             case .setRequestLine(let part, let format):
-                guard c.request != nil else { continue }
                 let value = format.evaluate(c)
-                c.request!.setRequestLinePart(part, value)
+                c.editRequest { $0.setRequestLinePart(part, value) }
             case .replaceRequestLine(let part, let regex, let format):
-                guard let head = c.request else { continue }
+                guard let target = c.requestTarget else { continue }
                 let template = format.evaluate(c)
-                let target = String(head.target)
                 let subject: String
                 switch part {
                 case .path: subject = String(URLParts.path(target) ?? "")
@@ -184,7 +182,7 @@ enum HTTPRuleRunner {
                 default: subject = target
                 }
                 if let replaced = RegexReplace.replaceWhole(subject, regex: regex, template: template) {
-                    c.request!.setRequestLinePart(part == .uri ? .uri : part, replaced)
+                    c.editRequest { $0.setRequestLinePart(part, replaced) }
                 }
             case .setVar(let name, let expression):
                 if let v = expression.evaluate(c) { c.setVariable(name, v) }
@@ -204,8 +202,7 @@ enum HTTPRuleRunner {
             case .waitForBody(let ms, let atLeast):
                 if stage == .httpRequest, c.body == nil { return .waitForBody(milliseconds: ms, atLeast: atLeast, resume: index - 1) }
             case .setStatus(let code, let reason):
-                guard c.response != nil else { continue }
-                c.response!.setStatus(code, reason: reason)
+                c.editResponse { $0.setStatus(code, reason: reason) }
             case .setTimeout(let server, let expression):
                 if let ms = expression.evaluate(c)?.asInt { c.timeoutOverride = (server, ms) }
             case .setSource(let expression):
@@ -213,10 +210,9 @@ enum HTTPRuleRunner {
             case .setDestination(let expression):
                 if let v = expression.evaluate(c) { c.overrideAddress(v, source: false) }
             case .normalizeURI(let kind):
-                guard let head = c.request else { continue }
-                let target = String(head.target)
+                guard let target = c.requestTarget else { continue }
                 let normalized = URINormalizer.apply(kind, to: target)
-                if normalized != target { c.request!.setRequestLinePart(.uri, normalized) }
+                if normalized != target { c.editRequest { $0.setRequestLinePart(.uri, normalized) } }
             case .earlyHint, .ignored:
                 break
             }
@@ -225,13 +221,7 @@ enum HTTPRuleRunner {
     }
 
     static func editHead(_ stage: RuleStage, _ c: StreamContext, _ edit: (inout MessageHead) -> Void) {
-        if stage == .httpRequest {
-            guard c.request != nil else { return }
-            edit(&c.request!)
-        } else {
-            guard c.response != nil else { return }
-            edit(&c.response!)
-        }
+        if stage == .httpRequest { c.editRequest(edit) } else { c.editResponse(edit) }
     }
 
     /// `return` / `deny` with their own content.
@@ -263,7 +253,7 @@ enum HTTPRuleRunner {
             if r.kind == .prefix {
                 location = (value == "/" ? "" : value) + path
             } else {
-                let host = c.requestHeaderLines.first { $0.name.lowercased() == "host" }?.value ?? ""
+                let host = c.headerValues("host", response: false).first ?? ""
                 location = value + "://" + host + path
             }
             if !r.dropQuery, let query { location += "?" + query }

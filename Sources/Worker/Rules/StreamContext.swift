@@ -24,8 +24,41 @@ final class StreamContext: SampleContext {
     var clientSocket: SocketAddress?
     var localSocket: SocketAddress?
 
-    var request: MessageHead? { didSet { requestLines = nil } }
-    var response: MessageHead? { didSet { responseLines = nil } }
+    /// The heads rules read and edit. Edits go through `editRequest`/`editResponse`, in place
+    /// (a property observer would copy the whole head for every edit).
+    var request: MessageHead? {
+        get { storedRequest }
+        set {
+            storedRequest = newValue
+            requestEdited()
+        }
+    }
+    private var storedRequest: MessageHead?
+    /// The request line's parts as strings, made once per request (rules read them often).
+    private var target: String?
+    private var method: String?
+    private var path: String?
+    private var requestValues: [(name: String, values: [String])] = []
+    var response: MessageHead? {
+        get { storedResponse }
+        set {
+            storedResponse = newValue
+            responseLines = nil
+        }
+    }
+    private var storedResponse: MessageHead?
+
+    func editRequest(_ body: (inout MessageHead) -> Void) {
+        guard storedRequest != nil else { return }
+        body(&storedRequest!)
+        requestEdited()
+    }
+
+    func editResponse(_ body: (inout MessageHead) -> Void) {
+        guard storedResponse != nil else { return }
+        body(&storedResponse!)
+        responseLines = nil
+    }
     private var requestLines: [(name: String, value: String)]?
     private var responseLines: [(name: String, value: String)]?
     var body: [UInt8]?
@@ -33,7 +66,8 @@ final class StreamContext: SampleContext {
     var payload: [UInt8]?
 
     private var sessionVariables: [String: SampleValue] = [:]
-    private var transactionVariables: [String: SampleValue] = [:]
+    /// `txn.`, `req.`, `res.` variables: a short list (names compared, not hashed).
+    private var transactionVariables: [(name: VariableName, value: SampleValue)] = []
     /// Bytes the variables of each scope use, against `tune.vars.*-max-size`.
     private var sessionBytes = 0
     private var transactionBytes = 0
@@ -64,8 +98,14 @@ final class StreamContext: SampleContext {
     }
 
     /// The request head changed: cached header lines are stale.
-    func requestEdited() { requestLines = nil }
-    func responseEdited() { responseLines = nil }
+    /// The request head changed: what was derived from it is stale.
+    private func requestEdited() {
+        requestLines = nil
+        target = nil
+        method = nil
+        path = nil
+        if !requestValues.isEmpty { requestValues.removeAll(keepingCapacity: true) }
+    }
 
     // MARK: - SampleContext
 
@@ -133,9 +173,41 @@ final class StreamContext: SampleContext {
         }
     }
 
-    var requestMethod: String? { request.map { String($0.method) } }
-    var requestTarget: String? { request.map { String($0.target) } }
-    var requestVersion: String? { request.map { "1.\($0.versionMinor)" } }
+    var requestMethod: String? {
+        if let method { return method }
+        guard let m = storedRequest?.method else { return nil }
+        let text = String(m)
+        method = text
+        return text
+    }
+
+    var requestTarget: String? {
+        if let target { return target }
+        guard let t = storedRequest?.target else { return nil }
+        let text = String(t)
+        target = text
+        return text
+    }
+
+    var requestPath: String? {
+        if let path { return path }
+        guard let target = requestTarget, let p = URLParts.path(target) else { return nil }
+        let text = String(p)
+        path = text
+        return text
+    }
+
+    func headerValues(_ name: String, response: Bool) -> [String] {
+        if response { return storedResponse?.allValuesInPlace(lowercasedName: name) ?? [] }
+        // Rules ask for the same few headers again and again (`Host` above all): a short list
+        // compared by name is cheaper than hashing.
+        let length = name.utf8.count
+        for entry in requestValues where entry.name.utf8.count == length && entry.name == name { return entry.values }
+        let values = storedRequest?.allValuesInPlace(lowercasedName: name) ?? []
+        requestValues.append((name, values))
+        return values
+    }
+    var requestVersion: String? { storedRequest.map { $0.versionMinor == 0 ? "1.0" : "1.1" } }
 
     var requestHeaderLines: [(name: String, value: String)] {
         if let requestLines { return requestLines }
@@ -150,7 +222,7 @@ final class StreamContext: SampleContext {
     func capturedRequestHeader(_ index: Int) -> String? { index < requestCaptures.count ? requestCaptures[index] : nil }
     func capturedResponseHeader(_ index: Int) -> String? { index < responseCaptures.count ? responseCaptures[index] : nil }
 
-    var responseStatus: Int? { response?.status }
+    var responseStatus: Int? { storedResponse?.status }
     var responseHeaderLines: [(name: String, value: String)] {
         if let responseLines { return responseLines }
         let lines = response?.headerFields.map { ($0.name, $0.value) } ?? []
@@ -162,7 +234,13 @@ final class StreamContext: SampleContext {
         switch name.scope {
         case .proc: return runtime.processVariables.get(name.name)
         case .sess: return sessionVariables[name.name]
-        case .txn, .req, .res, .check: return transactionVariables[name.description]
+        case .txn, .req, .res, .check:
+            let length = name.name.utf8.count
+            for entry in transactionVariables where entry.name.scope == name.scope && entry.name.name.utf8.count == length
+                && entry.name.name == name.name {
+                return entry.value
+            }
+            return nil
         }
     }
 
@@ -178,11 +256,16 @@ final class StreamContext: SampleContext {
             sessionBytes += delta
             sessionVariables[name.name] = value
         case .txn, .req, .res, .check:
-            let key = name.description
-            let delta = (value.map(Self.size) ?? 0) - (transactionVariables[key].map(Self.size) ?? 0)
+            let index = transactionVariables.firstIndex { $0.name == name }
+            let delta = (value.map(Self.size) ?? 0) - (index.map { Self.size(transactionVariables[$0].value) } ?? 0)
             if let limit, transactionBytes + delta > limit { return }
             transactionBytes += delta
-            transactionVariables[key] = value
+            switch (index, value) {
+            case (let i?, let v?): transactionVariables[i].value = v
+            case (let i?, nil): transactionVariables.remove(at: i)
+            case (nil, let v?): transactionVariables.append((name, v))
+            case (nil, nil): break
+            }
         }
     }
 
@@ -216,4 +299,38 @@ final class StreamContext: SampleContext {
 
     var epochSeconds: Int64 { Int64(Date().timeIntervalSince1970) }
     func random(below: UInt64) -> UInt64 { UInt64.random(in: 0..<below) }
+}
+
+/// One proxy's rules as the streams run them: built once from its `ProxyRules`, read by
+/// reference (the configuration structs are large; copying them per request costs).
+final class ProxyRuleSet: Sendable {
+    let name: String
+    let httpRequest: [HTTPRule]
+    let httpResponse: [HTTPRule]
+    let httpAfterResponse: [HTTPRule]
+    /// `tcp-request content` rules (run before `http-request` in HTTP streams).
+    let tcpContent: [TCPRule]
+    let useBackends: [BackendSwitchRule]
+    let useServers: [ServerSwitchRule]
+    let monitorURI: String?
+    let monitorFail: [RuleCondition]
+    let errorFiles: [Int: [UInt8]]
+    let timeouts: Timeouts
+
+    init(_ settings: ProxySettings) {
+        let rules = settings.rules
+        name = settings.name
+        httpRequest = rules.httpRequest
+        httpResponse = rules.httpResponse
+        httpAfterResponse = rules.httpAfterResponse
+        tcpContent = rules.tcpRequest.filter { $0.phase == .content }
+        useBackends = rules.useBackends
+        useServers = rules.useServers
+        monitorURI = rules.monitorURI
+        monitorFail = rules.monitorFail
+        errorFiles = settings.errorFiles
+        timeouts = settings.timeouts
+    }
+
+    var hasResponseRules: Bool { !httpResponse.isEmpty || !httpAfterResponse.isEmpty }
 }

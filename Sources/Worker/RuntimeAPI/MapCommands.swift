@@ -263,8 +263,10 @@ final class CLISampleContext: SampleContext {
     func proxyFigure(_ figure: ProxyFigure, proxy: String?, server: String?) -> Int64? { nil }
     var requestMethod: String? { nil }
     var requestTarget: String? { nil }
+    var requestPath: String? { nil }
     var requestVersion: String? { nil }
     var requestHeaderLines: [(name: String, value: String)] { [] }
+    func headerValues(_ name: String, response: Bool) -> [String] { [] }
     var requestBody: [UInt8]? { nil }
     var requestPayload: [UInt8]? { nil }
     func capturedRequestHeader(_ index: Int) -> String? { nil }

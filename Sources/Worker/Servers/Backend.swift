@@ -21,6 +21,8 @@ import Shared
 /// lives on while sessions still hold it.
 public final class Backend: Sendable {
     public let settings: ProxySettings
+    /// Its rules, by reference.
+    let rules: ProxyRuleSet
 
     private struct State {
         var servers: [Server]
@@ -65,6 +67,7 @@ public final class Backend: Sendable {
 
     init(settings: ProxySettings, loopCount: Int, firstServerID: Int) {
         self.settings = settings
+        rules = ProxyRuleSet(settings)
         self.loopCount = loopCount
         var servers: [Server] = []
         for (i, s) in settings.servers.enumerated() {
@@ -207,7 +210,7 @@ public final class Backend: Sendable {
     func takeSlotFor(_ server: Server) -> Bool { takeSlot(server) }
 
     /// Whether this backend has `http-response` or `http-after-response` rules.
-    var hasResponseRules: Bool { !settings.rules.httpResponse.isEmpty || !settings.rules.httpAfterResponse.isEmpty }
+    var hasResponseRules: Bool { rules.hasResponseRules }
 
     private func takeSlot(_ server: Server) -> Bool {
         let limit = server.maxconn

@@ -56,10 +56,15 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         context.fireChannelActive()
         streams.clientSocket = context.channel.remoteAddress
         streams.localSocket = context.channel.localAddress
-        if frontend.hasConnectionRules, !frontend.acceptsConnection(streams) {
-            terminationCause = ("P", "R")
-            context.close(promise: nil)
-            return
+        if frontend.hasConnectionRules {
+            switch frontend.acceptsConnection(streams) {
+            case .reject:
+                terminationCause = ("P", "R")
+                context.close(promise: nil)
+                return
+            case .accept(let expectProxy):
+                if expectProxy { awaitingProxyHeader = true }
+            }
         }
         if awaitingProxyHeader {
             // Reading stays manual: one read at a time until the header is complete.
@@ -96,7 +101,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         let buffered = received?.readableBytes ?? 0
         let final = final || buffered >= runtime.bufferSize
         streams.payload = received.map { Array($0.readableBytesView) } ?? []
-        rules: for rule in frontend.settings.rules.tcpRequest where rule.phase == .content {
+        rules: for rule in frontend.rules.tcpContent {
             if let condition = rule.condition, !condition.matches(streams) {
                 if !final, condition.readsRequestContent {
                     context.read()
@@ -212,7 +217,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
 
     /// The first `use_backend` rule that matches and names a backend, else the default one.
     private func chooseBackend() -> Backend? {
-        for rule in frontend.settings.rules.useBackends {
+        for rule in frontend.rules.useBackends {
             if let condition = rule.condition, !condition.matches(streams) { continue }
             if let backend = runtime.backends[rule.target.evaluate(streams)] {
                 streams.backend = backend

@@ -94,8 +94,10 @@ enum H1Serializer {
         }
         let extraHopByHop = head.connectionNames
         var contentLengthWritten = false
+        let removed = head.removedMask
         head.bytes.withUnsafeReadableBytes { p in
-            for f in head.fields {
+            for (index, f) in head.fields.enumerated() {
+                if removed != 0, head.isRemoved(index) { continue }
                 if f.kind.isHopByHop && !(keepUpgrade && f.kind == .upgrade) { continue }
                 if dropTransferEncoding && f.kind == .transferEncoding { continue }
                 if f.kind == .contentLength, head.contentLengthNeedsRewrite, let length = head.contentLength {
@@ -119,6 +121,16 @@ enum H1Serializer {
                 out.writeStaticString(crlf)
             }
         }
+        for field in head.addedFields {
+            // Lines rules added: framing stays the parser's, hop-by-hop headers stay out.
+            let kind = field.kind
+            if kind.isHopByHop && !(keepUpgrade && kind == .upgrade) { continue }
+            if kind == .contentLength || kind == .transferEncoding { continue }
+            out.writeString(field.name)
+            out.writeStaticString(": ")
+            out.writeString(field.value)
+            out.writeStaticString(crlf)
+        }
     }
 
     /// The same rules over an edited list. Content-Length is written as the parser read it:
@@ -140,7 +152,7 @@ enum H1Serializer {
                 out.writeStaticString(crlf)
                 continue
             }
-            if kind == .other, !extraHopByHop.isEmpty, extraHopByHop.contains(field.name.lowercased()) { continue }
+            if kind == .other, !extraHopByHop.isEmpty, extraHopByHop.contains(field.lowercasedName) { continue }
             out.writeString(field.name)
             out.writeStaticString(": ")
             out.writeString(field.value)

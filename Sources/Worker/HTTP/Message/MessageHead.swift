@@ -92,36 +92,86 @@ struct MessageHead {
     func name(_ f: HeaderField) -> String { string(f.nameStart, f.nameEnd) }
     func value(_ f: HeaderField) -> String { string(f.valueStart, f.valueEnd) }
 
+    /// Whether raw field `f` (its name at `f.nameStart..<f.nameEnd`) has lowercase name `w`.
+    @inline(__always)
+    private static func rawName(_ p: UnsafeRawBufferPointer, _ f: HeaderField, is w: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard f.nameEnd - f.nameStart == w.count else { return false }
+        for i in 0..<w.count {
+            let c = p[f.nameStart + i]
+            if ((c >= 65 && c <= 90) ? c | 0x20 : c) != w[i] { return false }
+        }
+        return true
+    }
+
     /// The first value of a header, by case-insensitive name.
     func value(named name: String) -> String? {
         if let edited = editedFields {
             return edited.first { $0.hasName(name) }?.value
         }
-        let wanted = Array(name.lowercased().utf8)
-        return bytes.withUnsafeReadableBytes { p -> String? in
-            for f in fields where f.nameEnd - f.nameStart == wanted.count {
-                var same = true
-                for i in 0..<wanted.count {
-                    let c = p[f.nameStart + i]
-                    if ((c >= 65 && c <= 90) ? c | 0x20 : c) != wanted[i] { same = false; break }
+        var wanted = name.lowercased()
+        let raw = wanted.withUTF8 { w in
+            bytes.withUnsafeReadableBytes { p -> String? in
+                for (i, f) in fields.enumerated() where !isRemoved(i) && Self.rawName(p, f, is: w) {
+                    return String(decoding: UnsafeRawBufferPointer(rebasing: p[f.valueStart..<f.valueEnd]), as: UTF8.self)
                 }
-                if same { return String(decoding: UnsafeRawBufferPointer(rebasing: p[f.valueStart..<f.valueEnd]), as: UTF8.self) }
+                return nil
             }
-            return nil
         }
+        return raw ?? addedFields.first { $0.hasName(name) }?.value
+    }
+
+    /// The value of every line of a header, in order; `name` must be lowercase. Only the
+    /// matching lines become strings.
+    func allValues(lowercasedName name: String) -> [String] {
+        if let edited = editedFields {
+            return edited.filter { $0.hasName(name) }.map(\.value)
+        }
+        var out: [String] = []
+        var wanted = name
+        wanted.withUTF8 { w in
+            bytes.withUnsafeReadableBytes { p in
+                for (i, f) in fields.enumerated() where !isRemoved(i) && Self.rawName(p, f, is: w) {
+                    out.append(String(decoding: UnsafeRawBufferPointer(rebasing: p[f.valueStart..<f.valueEnd]), as: UTF8.self))
+                }
+            }
+        }
+        for f in addedFields where f.hasName(name) { out.append(f.value) }
+        return out
+    }
+
+    /// `allValues` through a mutable access: a head stored in a class is then read in place
+    /// instead of being copied for the call.
+    mutating func allValuesInPlace(lowercasedName name: String) -> [String] {
+        allValues(lowercasedName: name)
     }
 
     // MARK: - Editing (the interface rules use)
 
-    /// The header lines once something edited them; nil while the parsed lines stand.
+    // Edits are an overlay on the parsed lines: `set-header`, `add-header` and `del-header`
+    // mark parsed lines removed and append new ones, so untouched lines are still written from
+    // their bytes. Edits that rewrite values in place (`replace-header`...) turn the head into
+    // an owned list (`editedFields`).
+
+    /// Parsed lines removed by an edit (bit i: `fields[i]`).
+    private(set) var removedMask: UInt64 = 0
+    /// Lines added by edits, after the parsed ones.
+    private(set) var addedFields: [HTTPField] = []
+    /// The header lines once an edit needed them all as an owned list; nil while the parsed
+    /// lines (and the overlay) stand.
     private(set) var editedFields: [HTTPField]?
 
-    var isEdited: Bool { editedFields != nil }
+    var isEdited: Bool { editedFields != nil || removedMask != 0 || !addedFields.isEmpty }
+
+    @inline(__always) func isRemoved(_ index: Int) -> Bool { index < 64 && removedMask & (1 << UInt64(index)) != 0 }
 
     /// Every header line, in order.
     var headerFields: [HTTPField] {
         if let editedFields { return editedFields }
-        return fields.map { HTTPField(name: name($0), value: value($0)) }
+        var list: [HTTPField] = []
+        list.reserveCapacity(fields.count + addedFields.count)
+        for (i, f) in fields.enumerated() where !isRemoved(i) { list.append(HTTPField(name: name(f), value: value(f), kind: f.kind)) }
+        list.append(contentsOf: addedFields)
+        return list
     }
 
     /// Every value of a header, by case-insensitive name, one per line (values are not split
@@ -136,15 +186,47 @@ struct MessageHead {
         var list = headerFields
         change(&list)
         editedFields = list
+        removedMask = 0
+        addedFields = []
+    }
+
+    /// Marks every parsed line named `name` removed; false when that needs the owned list
+    /// (more than 64 lines).
+    private mutating func removeRaw(_ name: String) -> Bool {
+        var wanted = name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? name.lowercased() : name
+        var mask = removedMask
+        // Local copies (references): a closure capturing `self` here would copy the head.
+        let fields = self.fields
+        let bytes = self.bytes
+        let fits = wanted.withUTF8 { w in
+            bytes.withUnsafeReadableBytes { p -> Bool in
+                for (i, f) in fields.enumerated() where Self.rawName(p, f, is: w) {
+                    guard i < 64 else { return false }
+                    mask |= 1 << UInt64(i)
+                }
+                return true
+            }
+        }
+        if fits { removedMask = mask }
+        return fits
     }
 
     /// Appends a header line (`http-request add-header`).
     mutating func addHeader(_ name: String, _ value: String) {
-        edit { $0.append(HTTPField(name: name, value: value)) }
+        if editedFields != nil {
+            editedFields!.append(HTTPField(name: name, value: value))
+        } else {
+            addedFields.append(HTTPField(name: name, value: value))
+        }
     }
 
     /// Replaces every line of a header by one (`set-header`).
     mutating func setHeader(_ name: String, _ value: String) {
+        if editedFields == nil, removeRaw(name) {
+            addedFields.removeAll { $0.hasName(name) }
+            addedFields.append(HTTPField(name: name, value: value))
+            return
+        }
         edit { list in
             list.removeAll { $0.hasName(name) }
             list.append(HTTPField(name: name, value: value))
@@ -154,6 +236,10 @@ struct MessageHead {
     /// Removes every line of a header (`del-header`).
     mutating func removeHeader(_ name: String) {
         guard contains(name) else { return }
+        if editedFields == nil, removeRaw(name) {
+            addedFields.removeAll { $0.hasName(name) }
+            return
+        }
         edit { $0.removeAll { $0.hasName(name) } }
     }
 
@@ -183,18 +269,45 @@ struct MessageHead {
 
 /// One header line as an owned name and value (the name keeps the spelling it arrived with).
 struct HTTPField: Equatable, Sendable {
-    var name: String
+    /// The name keeps its spelling; its kind is classified once, when the field is made.
+    var name: String { didSet { kind = Self.classify(name) } }
     var value: String
-
-    func hasName(_ other: String) -> Bool {
-        name.utf8.count == other.utf8.count && name.lowercased() == other.lowercased()
-    }
-
     /// The kind the proxy interprets it as (hop-by-hop, framing...).
-    var kind: HeaderKind {
-        var bytes = Array(name.utf8)
-        return bytes.withUnsafeMutableBytes { HeaderKind.classify(UnsafeRawBufferPointer($0), 0, $0.count) }
+    private(set) var kind: HeaderKind
+
+    init(name: String, value: String) {
+        self.name = name
+        self.value = value
+        kind = Self.classify(name)
     }
+
+    init(name: String, value: String, kind: HeaderKind) {
+        self.name = name
+        self.value = value
+        self.kind = kind
+    }
+
+    static func classify(_ name: String) -> HeaderKind {
+        var name = name
+        return name.withUTF8 { HeaderKind.classify(UnsafeRawBufferPointer($0), 0, $0.count) }
+    }
+
+    /// The name, lowercase (only allocates when it has capitals).
+    var lowercasedName: String {
+        name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? name.lowercased() : name
+    }
+
+    /// ASCII case-insensitive comparison, without allocating.
+    func hasName(_ other: String) -> Bool {
+        guard name.utf8.count == other.utf8.count else { return false }
+        for (a, b) in zip(name.utf8, other.utf8) where a != b {
+            let la = (a >= 65 && a <= 90) ? a | 0x20 : a
+            let lb = (b >= 65 && b <= 90) ? b | 0x20 : b
+            if la != lb { return false }
+        }
+        return true
+    }
+
 }
 
 /// What a mux produces for a message body after its head: HTTP/1 framing, HTTP/2 DATA and

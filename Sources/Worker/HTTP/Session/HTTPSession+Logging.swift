@@ -59,10 +59,16 @@ extension HTTPSession {
         let client = ExchangeLog.client(clientAddress)
         let counts = runtime.connectionCounts(frontend, slot, backend: frontend.backend)
         let now = MonotonicClock.milliseconds()
+        // `set-log-level`: a rule may silence the line or change its level.
+        var level = log.level(termination: termination, separateErrors: frontend.settings.options.logSeparateErrors)
+        if let wanted = streams.logLevel {
+            guard let chosen = LogLevel(name: wanted) else { return }
+            level = chosen
+        }
         let line = logFormat == .tcp
             ? log.tcpLine(client: client, frontend: frontend.name, termination: termination, counts: counts, endMono: now)
             : log.httpLine(client: client, frontend: frontend.name, termination: termination, counts: counts, endMono: now)
-        logger.emit(log.level(termination: termination, separateErrors: frontend.settings.options.logSeparateErrors), line)
+        logger.emit(level, line)
     }
 
     /// `Connect from <ci>:<cp> to <fi>:<fp> (<frontend>/<mode>)`.

@@ -15,19 +15,15 @@ extension HTTPSession {
     /// switching rules, then the backend's rules. The request head in `streams` may be
     /// edited on the way.
     func routeRequest() -> Routing {
-        let rules = frontend.settings.rules
+        let rules = frontend.rules
         let c = streams
         if let uri = rules.monitorURI, let target = c.requestTarget, URLParts.path(target).map(String.init) == uri {
             let failing = rules.monitorFail.contains { $0.matches(c) }
             sendAnswer(LocalAnswer.errorPage(failing ? 503 : 200, errorFiles: [:], cause: ("-", "-")))
             return .handled
         }
-        for rule in rules.tcpRequest where rule.phase == .content {
-            if let condition = rule.condition, !condition.matches(c) { continue }
-            if !applyTCPContentAction(rule.action) { return .handled }
-            if case .accept = rule.action { break }
-        }
-        if !runRequestRules(rules.httpRequest, proxy: frontend.settings) { return .handled }
+        if !runContentRules(rules.tcpContent) { return .handled }
+        if !runRequestRules(rules) { return .handled }
         var chosen = frontend.backend
         for rule in rules.useBackends {
             if let condition = rule.condition, !condition.matches(c) { continue }
@@ -38,21 +34,26 @@ extension HTTPSession {
             }
         }
         c.backend = chosen
-        if let backend = chosen, backend.settings.name != frontend.name {
-            let backendRules = backend.settings.rules
-            for rule in backendRules.tcpRequest where rule.phase == .content {
-                if let condition = rule.condition, !condition.matches(c) { continue }
-                if !applyTCPContentAction(rule.action) { return .handled }
-                if case .accept = rule.action { break }
-            }
-            if !runRequestRules(backendRules.httpRequest, proxy: backend.settings) { return .handled }
+        if let backend = chosen, backend.rules !== rules {
+            if !runContentRules(backend.rules.tcpContent) { return .handled }
+            if !runRequestRules(backend.rules) { return .handled }
         }
         return .backend(chosen)
     }
 
+    /// `tcp-request content` rules in an HTTP stream: false when one closed the connection.
+    func runContentRules(_ rules: [TCPRule]) -> Bool {
+        for rule in rules {
+            if let condition = rule.condition, !condition.matches(streams) { continue }
+            if !applyTCPContentAction(rule.action) { return false }
+            if case .accept = rule.action { break }
+        }
+        return true
+    }
+
     /// `use-server` rules of the backend: the first that matches and names one of its servers.
     func chooseServer(_ backend: Backend) -> Server? {
-        let rules = backend.settings.rules.useServers
+        let rules = backend.rules.useServers
         guard !rules.isEmpty else { return nil }
         streams.backend = backend
         for rule in rules {
@@ -93,7 +94,8 @@ extension HTTPSession {
     }
 
     /// One proxy's `http-request` rules; false when they answered or closed.
-    func runRequestRules(_ rules: [HTTPRule], proxy: ProxySettings) -> Bool {
+    func runRequestRules(_ proxy: ProxyRuleSet) -> Bool {
+        let rules = proxy.httpRequest
         guard !rules.isEmpty else { return true }
         switch HTTPRuleRunner.run(rules, stage: .httpRequest, context: streams, errorFiles: proxy.errorFiles, proxyName: proxy.name) {
         case .proceed:
@@ -119,7 +121,7 @@ extension HTTPSession {
         }
     }
 
-    private func runRequestRulesFrom(_ rules: [HTTPRule], _ start: Int, proxy: ProxySettings) -> Bool {
+    private func runRequestRulesFrom(_ rules: [HTTPRule], _ start: Int, proxy: ProxyRuleSet) -> Bool {
         switch HTTPRuleRunner.run(rules, from: start + 1, stage: .httpRequest, context: streams, errorFiles: proxy.errorFiles,
                                   proxyName: proxy.name) {
         case .proceed, .waitForBody:
@@ -146,7 +148,7 @@ extension HTTPSession {
     }
 
     /// `tarpit`: nothing happens for `timeout tarpit` (else `timeout connect`), then the answer.
-    func tarpit(_ answer: LocalAnswer, proxy: ProxySettings) {
+    func tarpit(_ answer: LocalAnswer, proxy: ProxyRuleSet) {
         let delay = proxy.timeouts.tarpit ?? proxy.timeouts.connect ?? 0
         _ = try? context.channel.syncOptions?.setOption(.autoRead, value: false)
         clientReading = false
@@ -167,11 +169,10 @@ extension HTTPSession {
     func applyResponseRules(_ head: MessageHead) -> MessageHead? {
         let c = streams
         c.response = head
-        var proxies: [ProxySettings] = []
-        if let backend = slot?.backend ?? c.backend, backend.settings.name != frontend.name { proxies.append(backend.settings) }
-        proxies.append(frontend.settings)
-        for proxy in proxies where !proxy.rules.httpResponse.isEmpty {
-            switch HTTPRuleRunner.run(proxy.rules.httpResponse, stage: .httpResponse, context: c, errorFiles: proxy.errorFiles,
+        let backendRules = (slot?.backend ?? c.backend)?.rules
+        let lists = backendRules.map { $0 === frontend.rules ? [$0] : [$0, frontend.rules] } ?? [frontend.rules]
+        for proxy in lists where !proxy.httpResponse.isEmpty {
+            switch HTTPRuleRunner.run(proxy.httpResponse, stage: .httpResponse, context: c, errorFiles: proxy.errorFiles,
                                       proxyName: proxy.name) {
             case .proceed, .waitForBody:
                 continue
@@ -206,13 +207,11 @@ extension HTTPSession {
     /// `http-after-response` rules (backend's, then frontend's) on `streams.response`.
     func runAfterResponseRules() {
         let c = streams
-        if let backend = slot?.backend ?? c.backend, backend.settings.name != frontend.name,
-           !backend.settings.rules.httpAfterResponse.isEmpty {
-            _ = HTTPRuleRunner.run(backend.settings.rules.httpAfterResponse, stage: .httpAfterResponse, context: c,
-                                   errorFiles: [:], proxyName: backend.name)
+        if let backend = (slot?.backend ?? c.backend)?.rules, backend !== frontend.rules, !backend.httpAfterResponse.isEmpty {
+            _ = HTTPRuleRunner.run(backend.httpAfterResponse, stage: .httpAfterResponse, context: c, errorFiles: [:], proxyName: backend.name)
         }
-        if !frontend.settings.rules.httpAfterResponse.isEmpty {
-            _ = HTTPRuleRunner.run(frontend.settings.rules.httpAfterResponse, stage: .httpAfterResponse, context: c,
+        if !frontend.rules.httpAfterResponse.isEmpty {
+            _ = HTTPRuleRunner.run(frontend.rules.httpAfterResponse, stage: .httpAfterResponse, context: c,
                                    errorFiles: [:], proxyName: frontend.name)
         }
     }
@@ -236,8 +235,7 @@ extension HTTPSession {
     }
 
     var hasAfterResponseRules: Bool {
-        !frontend.settings.rules.httpAfterResponse.isEmpty
-            || !((slot?.backend ?? streams.backend)?.settings.rules.httpAfterResponse.isEmpty ?? true)
+        !frontend.rules.httpAfterResponse.isEmpty || !((slot?.backend ?? streams.backend)?.rules.httpAfterResponse.isEmpty ?? true)
     }
 }
 

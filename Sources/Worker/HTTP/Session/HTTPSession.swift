@@ -74,7 +74,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     var awaitingProxyHeader: Bool
     var announcedClient: SocketAddress?
     /// The client as the proxy reports it: the one a PROXY header announced, else the peer.
-    var clientAddress: SocketAddress? { announcedClient ?? context?.channel.remoteAddress }
+    /// (`set-src` changes what the rules hold, and so what logs and `forwardfor` report.)
+    var clientAddress: SocketAddress? { streams.clientSocket ?? announcedClient ?? context?.channel.remoteAddress }
     /// Where an idle connection goes when this worker drains (set by a soft stop).
     var drainHandover: (SocketTable, HandoverSink)?
     /// Reading from the client is on (it is switched off only for back-pressure).
@@ -131,9 +132,15 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         streams.localSocket = context.channel.localAddress
         syncTimer()
         context.fireChannelActive()
-        if frontend.hasConnectionRules, !frontend.acceptsConnection(streams) {
-            exchange.terminationCause = "P"
-            closeClient()
+        if frontend.hasConnectionRules {
+            switch frontend.acceptsConnection(streams) {
+            case .reject:
+                exchange.terminationCause = "P"
+                closeClient()
+            case .accept(let expectProxy):
+                // `tcp-request connection expect-proxy layer4`: a PROXY header comes first.
+                if expectProxy { awaitingProxyHeader = true }
+            }
         }
     }
 
