@@ -17,7 +17,9 @@ let package = Package(
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .target(
             name: "Shared",
-            dependencies: ["CHaspSys", "CPCRE2", .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["CHaspSys", "CPCRE2", .product(name: "Atomics", package: "swift-atomics")],
+            // Rules run on the request path: no dynamic exclusivity checks in release builds.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         .target(
             name: "Worker",

@@ -263,7 +263,7 @@ extension ConfigParser {
                     return nil
                 }
             }
-            return .delHeader(args[0], match)
+            return .delHeader(match.isExact ? args[0].lowercased() : args[0], match)
         case "replace-header", "replace-value":
             guard exactly(3), let r = regex(args[1]), let value = format(args[2]) else { return nil }
             return .replaceHeader(args[0], r, value, eachValue: verb == "replace-value")

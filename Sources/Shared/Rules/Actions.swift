@@ -42,6 +42,8 @@ public enum RequestLinePart: String, Sendable {
 public enum HeaderNameMatch: Sendable {
     case exact, prefix, suffix, substring
     case regex(Regex)
+
+    public var isExact: Bool { if case .exact = self { return true } else { return false } }
 }
 
 /// One action of an `http-request`, `http-response` or `http-after-response` rule.

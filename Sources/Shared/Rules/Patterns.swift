@@ -281,13 +281,17 @@ public final class CompiledPatterns: AtomicReference, Sendable {
 
     // Byte comparisons: patterns are compared as HAProxy does, on bytes, not on Characters.
     static func bytesHavePrefix(_ s: String.UTF8View, _ p: String.UTF8View) -> Bool {
-        guard p.count <= s.count else { return false }
-        return s.prefix(p.count).elementsEqual(p)
+        let n = p.count
+        guard n <= s.count else { return false }
+        var s = String(s), p = String(p)
+        return s.withUTF8 { sb in p.withUTF8 { pb in n == 0 || memcmp(sb.baseAddress!, pb.baseAddress!, n) == 0 } }
     }
 
     static func bytesHaveSuffix(_ s: String.UTF8View, _ p: String.UTF8View) -> Bool {
-        guard p.count <= s.count else { return false }
-        return s.suffix(p.count).elementsEqual(p)
+        let n = p.count, m = s.count
+        guard n <= m else { return false }
+        var s = String(s), p = String(p)
+        return s.withUTF8 { sb in p.withUTF8 { pb in n == 0 || memcmp(sb.baseAddress! + (m - n), pb.baseAddress!, n) == 0 } }
     }
 
     static func bytesContain(_ s: String.UTF8View, _ p: String.UTF8View) -> Bool {

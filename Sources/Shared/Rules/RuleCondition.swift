@@ -20,29 +20,57 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
         }
     }
 
+    /// One term of the flattened condition: the ANDed terms of an alternative follow each
+    /// other, the last one of each alternative `endsGroup` (one flat list: walking nested
+    /// arrays costs a retain per level and per element on every request).
+    struct Step: Sendable {
+        let negated: Bool
+        let endsGroup: Bool
+        let named: NamedACL?
+        let test: ACLTest?
+    }
+
     public let unless: Bool
     public let alternatives: [[(negated: Bool, term: Term)]]
     public let source: String
+    private let steps: ContiguousArray<Step>
 
     init(unless: Bool, alternatives: [[(negated: Bool, term: Term)]], source: String) {
         self.unless = unless
         self.alternatives = alternatives
         self.source = source
+        var steps = ContiguousArray<Step>()
+        for group in alternatives {
+            for (index, (negated, term)) in group.enumerated() {
+                let last = index == group.count - 1
+                switch term {
+                case .named(let acl): steps.append(Step(negated: negated, endsGroup: last, named: acl, test: nil))
+                case .anonymous(let test): steps.append(Step(negated: negated, endsGroup: last, named: nil, test: test))
+                }
+            }
+        }
+        self.steps = steps
     }
 
     public var description: String { source }
 
     public func matches(_ context: SampleContext) -> Bool {
-        var any = false
-        for all in alternatives {
-            var ok = true
-            for (negated, term) in all where term.matches(context) == negated {
-                ok = false
-                break
+        var groupHolds = true
+        var index = 0
+        let count = steps.count
+        while index < count {
+            if groupHolds {
+                let hit: Bool
+                if let test = steps[index].test { hit = test.matches(context) } else { hit = steps[index].named!.matches(context) }
+                if hit == steps[index].negated { groupHolds = false }
             }
-            if ok { any = true; break }
+            if steps[index].endsGroup {
+                if groupHolds { return !unless }
+                groupHolds = true
+            }
+            index += 1
         }
-        return any != unless
+        return unless
     }
 
     /// Whether a test reads the request contents (`req.len`, `req.ssl_sni`...): its answer may

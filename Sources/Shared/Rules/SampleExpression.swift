@@ -61,6 +61,7 @@ public final class SampleExpression: Sendable, CustomStringConvertible {
     /// The single value of the expression (the last occurrence of a multi-valued fetch).
     public func evaluate(_ context: SampleContext) -> SampleValue? {
         guard var value = fetch.evaluate(context, arguments, false).last else { return nil }
+        if converters.isEmpty { return value }
         for call in converters {
             guard let input = value.cast(to: call.definition.input),
                   let output = call.definition.apply(input, call.arguments, context) else { return nil }
@@ -72,6 +73,14 @@ public final class SampleExpression: Sendable, CustomStringConvertible {
     /// Every value, for an ACL: each occurrence goes through the converters.
     public func evaluateAll(_ context: SampleContext, _ body: (SampleValue) -> Bool) {
         let result = fetch.evaluate(context, arguments, true)
+        if converters.isEmpty {
+            switch result {
+            case .none: return
+            case .one(let v): _ = body(v)
+            case .many(let all): for v in all where body(v) { return }
+            }
+            return
+        }
         func convert(_ v: SampleValue) -> SampleValue? {
             var value = v
             for call in converters {

@@ -108,7 +108,7 @@ struct MessageHead {
         if let edited = editedFields {
             return edited.first { $0.hasName(name) }?.value
         }
-        var wanted = name.lowercased()
+        var wanted = Self.lowercase(name)
         let raw = wanted.withUTF8 { w in
             bytes.withUnsafeReadableBytes { p -> String? in
                 for (i, f) in fields.enumerated() where !isRemoved(i) && Self.rawName(p, f, is: w) {
@@ -137,6 +137,12 @@ struct MessageHead {
         }
         for f in addedFields where f.hasName(name) { out.append(f.value) }
         return out
+    }
+
+    /// `name` lowercase; names rules pass are already, so this rarely allocates.
+    static func lowercase(_ name: String) -> String {
+        for c in name.utf8 where c >= 65 && c <= 90 { return name.lowercased() }
+        return name
     }
 
     /// `allValues` through a mutable access: a head stored in a class is then read in place
@@ -192,8 +198,9 @@ struct MessageHead {
 
     /// Marks every parsed line named `name` removed; false when that needs the owned list
     /// (more than 64 lines).
+    /// `name` is lowercase (rules lowercase header names when they load).
     private mutating func removeRaw(_ name: String) -> Bool {
-        var wanted = name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? name.lowercased() : name
+        var wanted = name
         var mask = removedMask
         // Local copies (references): a closure capturing `self` here would copy the head.
         let fields = self.fields
@@ -222,7 +229,7 @@ struct MessageHead {
 
     /// Replaces every line of a header by one (`set-header`).
     mutating func setHeader(_ name: String, _ value: String) {
-        if editedFields == nil, removeRaw(name) {
+        if editedFields == nil, removeRaw(Self.lowercase(name)) {
             addedFields.removeAll { $0.hasName(name) }
             addedFields.append(HTTPField(name: name, value: value))
             return
@@ -236,7 +243,7 @@ struct MessageHead {
     /// Removes every line of a header (`del-header`).
     mutating func removeHeader(_ name: String) {
         guard contains(name) else { return }
-        if editedFields == nil, removeRaw(name) {
+        if editedFields == nil, removeRaw(Self.lowercase(name)) {
             addedFields.removeAll { $0.hasName(name) }
             return
         }
@@ -300,6 +307,7 @@ struct HTTPField: Equatable, Sendable {
     /// ASCII case-insensitive comparison, without allocating.
     func hasName(_ other: String) -> Bool {
         guard name.utf8.count == other.utf8.count else { return false }
+        if name == other { return true }
         for (a, b) in zip(name.utf8, other.utf8) where a != b {
             let la = (a >= 65 && a <= 90) ? a | 0x20 : a
             let lb = (b >= 65 && b <= 90) ? b | 0x20 : b
