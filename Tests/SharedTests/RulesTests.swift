@@ -104,11 +104,17 @@ final class FakeSampleContext: SampleContext {
         #expect(try value("str(a:b:c),field(-1,:)") == .string("c"))
         #expect(try value("str(a:b:c),field(2,:,0)") == .string("b:c"))
         #expect(try value("str(/a//b/c),word(2,/)") == .string("b"))
+        #expect(try value("str(/foo),field(3,/)") == nil)
+        #expect(try value("str(/foo),word(2,/)") == nil)
+        #expect(try value("str(/foo//bar),field(3,/)") == .string(""))
         #expect(try value("str(aaa-bbb),regsub(a,X,g)") == .string("XXX-bbb"))
         #expect(try value("str(aaa-bbb),regsub(a,X)") == .string("Xaa-bbb"))
         #expect(try value("str(192.168.1.77),ipmask(24)")?.asString == "192.168.1.0")
         #expect(try value("str(2001:db8::1),ipmask(24,64)")?.asString == "2001:db8::")
         #expect(try value("str(a%20b%2Fc),url_dec") == .string("a b/c"))
+        // `+` is a space in the query only, unless the argument says so for the path too.
+        #expect(try value("str(/bla+%20?foo=bar%2B42+42%20),url_dec") == .string("/bla+ ?foo=bar+42 42 "))
+        #expect(try value("str(/bla+%20?foo=bar%2B42+42%20),url_dec(1)") == .string("/bla  ?foo=bar+42 42 "))
         #expect(try value("int(7),div(2)") == .int(3))
         #expect(try value("int(7),div(0)") == .int(Int64.max))
         #expect(try value("int(7),mod(3)") == .int(1))
@@ -334,7 +340,7 @@ final class FakeSampleContext: SampleContext {
         let f = try LogFormatString.parse("%[src]:%cp via %f %[hdr(host),lower] 100%% %{+Q}[method]", context: RuleCompilationContext())
         #expect(f.evaluate(FakeSampleContext()) == "10.0.0.1:40000 via fe www.example.com:8080 100% \"GET\"")
         let missing = try LogFormatString.parse("[%[req.cook(none)]]", context: RuleCompilationContext())
-        #expect(missing.evaluate(FakeSampleContext()) == "[-]")
+        #expect(missing.evaluate(FakeSampleContext()) == "[]")
         #expect(throws: LogFormatString.Failure.self) { try LogFormatString.parse("%[nope]", context: RuleCompilationContext()) }
         #expect(throws: LogFormatString.Failure.self) { try LogFormatString.parse("%zz", context: RuleCompilationContext()) }
     }

@@ -430,12 +430,17 @@ extension ConfigParser {
             while j < w.count {
                 switch w[j] {
                 case "except" where j + 1 < w.count:
-                    p.options.forwardForExceptLocal = w[j + 1].hasPrefix("127.")
+                    guard let network = IPNetwork.parse(w[j + 1]) else {
+                        parsingAlert("invalid address '\(w[j + 1])' for 'except' in 'option forwardfor'.")
+                        return
+                    }
+                    p.options.forwardForExcept = network
                     j += 2
                 case "header" where j + 1 < w.count:
                     p.options.forwardForHeader = w[j + 1]
                     j += 2
                 case "if-none":
+                    p.options.forwardForIfNone = true
                     j += 1
                 default:
                     parsingAlert("'option forwardfor' only supports optional values 'except', 'header' and 'if-none'.")

@@ -19,6 +19,7 @@ extension ConfigParser {
         ("set-var-fmt(*)", [.httpRequest, .httpResponse, .httpAfterResponse]),
         ("unset-var(*)", [.httpRequest, .httpResponse, .httpAfterResponse]),
         ("set-log-level", [.httpRequest, .httpResponse, .httpAfterResponse]), ("set-nice", [.httpRequest, .httpResponse]),
+        ("allow", .httpAfterResponse),
         ("capture", [.httpRequest, .httpResponse]), ("wait-for-body", [.httpRequest, .httpResponse]),
         ("set-timeout", .httpRequest), ("set-dst", .httpRequest), ("set-src", .httpRequest),
         ("set-dst-port", .httpRequest), ("set-src-port", .httpRequest),
@@ -374,6 +375,12 @@ extension ConfigParser {
                     parsingAlert(prefix + "failed to open file '\(value)'.")
                     return nil
                 }
+                if bytes.isEmpty, k == "file" {
+                    // An empty file is no payload (no content-type needed).
+                    reply.body = .none
+                    i += 2
+                    continue
+                }
                 if k == "lf-file" {
                     guard let f = compileFormat(String(decoding: bytes, as: UTF8.self), stage: stage, context: prefix) else { return nil }
                     reply.body = .format(f)
@@ -398,7 +405,7 @@ extension ConfigParser {
                 return nil
             }
         }
-        if hasPayload, reply.contentType == nil {
+        if hasPayload, reply.contentType == nil, reply.body.hasContent {
             parsingAlert(prefix + "a content-type must be specified when a payload is set.")
             return nil
         }

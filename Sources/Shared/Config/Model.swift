@@ -216,7 +216,10 @@ public struct ProxyOptions: Sendable, Equatable {
     public var tcpLog = false
     public var forwardFor = false
     public var forwardForHeader = "X-Forwarded-For"
-    public var forwardForExceptLocal = false
+    /// `option forwardfor except <network>`: clients there get no header.
+    public var forwardForExcept: IPNetwork? = nil
+    /// `option forwardfor if-none`: only when the request has no such header yet.
+    public var forwardForIfNone = false
     public var dontLogNull = false
     public var idleCloseOnResponse = false
     public var logHealthChecks = false

@@ -150,3 +150,13 @@ public final class ServerSwitchRule: Sendable {
         self.location = location
     }
 }
+
+extension LocalReply.Body {
+    public var isErrorPage: Bool { if case .errorPage = self { return true } else { return false } }
+    public var hasContent: Bool {
+        switch self {
+        case .bytes, .format: return true
+        default: return false
+        }
+    }
+}

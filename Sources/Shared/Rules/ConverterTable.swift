@@ -73,6 +73,7 @@ public enum ConverterTable {
             guard let colon = afterBracket.lastIndex(of: ":") else { return .int(0) }
             return .int(Int64(afterBracket[afterBracket.index(after: colon)...]) ?? 0)
         },
+        // `+` is a space in the query string; with a non-zero argument, in the path too.
         string("url_dec", [.int]) { s, a, _ in URLDecode.decode(s, plusAsSpace: (a.first?.int ?? 0) != 0) },
         string("url_enc") { s, _, _ in s.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?"))) },
         string("json", [.string]) { s, _, _ in JSONEscape.escape(s) },
@@ -118,7 +119,8 @@ public enum ConverterTable {
     static func pick(_ parts: [Substring], _ index: Int, _ count: Int, joiner: String) -> String? {
         guard index != 0 else { return nil }
         let start = index > 0 ? index - 1 : parts.count + index
-        guard start >= 0, start < parts.count else { return "" }
+        // A field that does not exist is no sample (an empty one is an empty string).
+        guard start >= 0, start < parts.count else { return nil }
         let end = count <= 0 ? parts.count : min(parts.count, start + count)
         return parts[start..<end].joined(separator: joiner)
     }
@@ -216,13 +218,15 @@ enum URLDecode {
         var out: [UInt8] = []
         let b = Array(s.utf8)
         var i = 0
+        var inQuery = false
         while i < b.count {
+            if b[i] == UInt8(ascii: "?") { inQuery = true }
             if b[i] == UInt8(ascii: "%") {
                 guard i + 2 < b.count, let h = CompiledPatterns.hexDigit(b[i + 1]), let l = CompiledPatterns.hexDigit(b[i + 2]) else { return nil }
                 out.append(h << 4 | l)
                 i += 3
             } else {
-                out.append(plusAsSpace && b[i] == UInt8(ascii: "+") ? 32 : b[i])
+                out.append((plusAsSpace || inQuery) && b[i] == UInt8(ascii: "+") ? 32 : b[i])
                 i += 1
             }
         }

@@ -124,10 +124,10 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
             case .literal(let s):
                 out += s
             case .sample(let expression, let quoted):
+                // In rule arguments a missing sample is an empty string, quoted or not (as in
+                // HAProxy; logs print "-" instead).
                 if let v = expression.evaluate(context)?.asString {
                     out += quoted ? "\"\(v)\"" : v
-                } else {
-                    out += quoted ? "\"\"" : "-"
                 }
             case .variable(let v, let quoted):
                 let text = Self.value(v, context) ?? "-"

@@ -49,7 +49,7 @@ public struct IPNetwork: Sendable, Equatable {
     public var address: IPv6Address
     public var prefix: Int
 
-    func contains(_ v: IPv6Address) -> Bool {
+    public func contains(_ v: IPv6Address) -> Bool {
         if prefix == 0 { return true }
         let hiMask: UInt64 = prefix >= 64 ? ~0 : ~0 << UInt64(64 - prefix)
         let loMask: UInt64 = prefix <= 64 ? 0 : (prefix >= 128 ? ~0 : ~0 << UInt64(128 - prefix))
@@ -85,7 +85,7 @@ public struct IPNetwork: Sendable, Equatable {
         return IPNetwork(address: v6, prefix: prefix)
     }
 
-    static func sampleAddress(_ v: SampleValue) -> IPv6Address? {
+    public static func sampleAddress(_ v: SampleValue) -> IPv6Address? {
         switch v {
         case .ipv4(let a): return IPv6Address(mappedFrom: a)
         case .ipv6(let a): return a

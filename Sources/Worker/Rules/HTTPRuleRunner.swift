@@ -233,7 +233,11 @@ enum HTTPRuleRunner {
         case .format(let f): body = Array(f.evaluate(c).utf8)
         case .none, .errorPage: break
         }
-        var headers: [(String, String)] = reply.headers.map { ($0.name.lowercased(), $0.value.evaluate(c)) }
+        // `hdr` lines whose value comes out empty are left out.
+        var headers: [(String, String)] = reply.headers.compactMap { h in
+            let value = h.value.evaluate(c)
+            return value.isEmpty ? nil : (h.name.lowercased(), value)
+        }
         headers.append(("content-length", String(body.count)))
         if let type = reply.contentType, !body.isEmpty || reply.body.hasContent { headers.append(("content-type", type)) }
         return LocalAnswer.make(status: reply.status, headers: headers, body: body, cause: cause)
@@ -270,15 +274,6 @@ enum HTTPRuleRunner {
     }
 }
 
-extension LocalReply.Body {
-    var isErrorPage: Bool { if case .errorPage = self { return true } else { return false } }
-    var hasContent: Bool {
-        switch self {
-        case .bytes, .format: return true
-        default: return false
-        }
-    }
-}
 
 extension MessageHead {
     /// `set-path`, `set-query`, `set-uri`, `set-method`... on the request line.

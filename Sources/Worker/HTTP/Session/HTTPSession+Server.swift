@@ -104,12 +104,21 @@ extension HTTPSession: ServerDialerClient {
         return exchange.policy.frontendKeepsServer && exchange.policy.backendKeepsServer ? .none : .close
     }
 
-    /// `option forwardfor`: the frontend's header name wins over the backend's.
+    /// `option forwardfor`: the frontend's settings win over the backend's; `except` leaves
+    /// out clients of a network, `if-none` requests that already carry the header.
     func forwardedFor() -> (name: String, address: String)? {
         let front = frontend.settings.options
         let back = slot?.backend.settings.options
-        guard front.forwardFor || (back?.forwardFor ?? false), let ip = clientAddress?.ipAddress else { return nil }
-        return (front.forwardFor ? front.forwardForHeader : back!.forwardForHeader, ip)
+        guard front.forwardFor || (back?.forwardFor ?? false), let client = clientAddress, let ip = client.ipAddress else { return nil }
+        let options = front.forwardFor ? front : back!
+        if let except = options.forwardForExcept, let sample = StreamContext.sample(client),
+           let address = IPNetwork.sampleAddress(sample), except.contains(address) {
+            return nil
+        }
+        // `if-none` holds only when no side asks for the header always.
+        let always = (front.forwardFor && !front.forwardForIfNone) || (back.map { $0.forwardFor && !$0.forwardForIfNone } ?? false)
+        if !always, request?.contains(options.forwardForHeader) ?? false { return nil }
+        return (options.forwardForHeader, ip)
     }
 
     func detachServer(close: Bool) {
