@@ -345,6 +345,49 @@ func exchange(_ port: Int, _ request: String) throws -> String {
     }
 }
 
+extension RulesDifferentialTests {
+    /// `http-errors` sections, `errorfiles` and `http-error`: the proxy's own pages.
+    @Test(.enabled(if: RulesDifferentialTests.available, "needs Debian's haproxy"))
+    func errorPagesMatchHAProxy() throws {
+        let dir = try TempDir()
+        let page = try dir.write("403.http", "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 9\r\n\r\nno entry\n")
+        func answers(_ binary: String) throws -> [Answer] {
+            let run = try ProxyRun(binary) { port, socket in
+                """
+                global
+                    stats socket \(socket) level admin
+                http-errors site
+                    errorfile 403 \(page)
+                defaults
+                    mode http
+                    timeout client 2s
+                    timeout server 2s
+                    timeout connect 2s
+                frontend f
+                    bind 127.0.0.1:\(port)
+                    errorfiles site
+                    http-error status 429 content-type text/plain string "slow down" hdr x-why limit
+                    http-request deny if { path /d }
+                    http-request deny deny_status 429 if { path /l }
+                    http-request return status 429 default-errorfiles if { path /r }
+                    http-request deny deny_status 404 if { path /n }
+
+                """
+            }
+            defer { run.stop() }
+            let config = try String(contentsOfFile: run.dir.path("proxy.cfg"), encoding: .utf8)
+            let port = Int(config.components(separatedBy: "bind 127.0.0.1:")[1].prefix { $0.isNumber })!
+            return try ["/d", "/l", "/r", "/n"].map {
+                Answer(try exchange(port, "GET \($0) HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+                       keep: ["content-type", "content-length", "x-why", "cache-control"])
+            }
+        }
+        let theirs = try answers(Self.haproxy), ours = try answers(HaspBinary.path)
+        #expect(theirs.count == 4 && theirs[0].body == "no entry\n" && theirs[1].body == "slow down")
+        for (a, b) in zip(theirs, ours) { #expect(a == b, "haproxy: \(a)\nhasp:    \(b)") }
+    }
+}
+
 /// A minimal TLS 1.2 ClientHello carrying a server name, enough for SNI inspection.
 enum TLSHello {
     static func clientHello(serverName: String) -> [UInt8] {

@@ -434,6 +434,11 @@ final class FakeSampleContext: SampleContext {
         #expect(f.rules.useBackends[1].fixedName == nil)
     }
 
+    @Test func errorfilesNeedAnHTTPErrorsSection() {
+        let result = parse("    errorfiles nosuch")
+        #expect(result.diagnostics.map(\.text).contains("config : parsing [t.cfg:8] : unknown http-errors section 'nosuch' in proxy 'f'."))
+    }
+
     @Test func aclsInAnonymousDefaultsAreRefused() {
         let result = ConfigParser.parse([ConfigParser.Source(name: "t.cfg", text: "defaults\n    acl x path /\n")])
         #expect(result.diagnostics.map(\.text).contains("config : parsing [t.cfg:2] : 'acl' not allowed in anonymous 'defaults' section."))

@@ -14,7 +14,7 @@ extension ConfigParser {
         "http-check", "tcp-check", "acl", "http-response", "tcp-request", "tcp-response", "stats", "capture",
         "compression", "cookie", "stick-table", "stick", "monitor-uri", "errorloc", "errorloc302", "errorloc303",
         "http-after-response", "unique-id-format", "unique-id-header", "log-format", "default-server",
-        "use-server", "redirect", "monitor", "force-persist", "ignore-persist",
+        "use-server", "redirect", "monitor", "force-persist", "ignore-persist", "errorfiles", "http-error",
     ]
 
     /// The status codes `errorfile` may replace.
@@ -161,28 +161,23 @@ extension ConfigParser {
                 p.logTargets.append(target)
             }
         case "errorfile":
-            guard w.count >= 3, !w[1].isEmpty, !w[2].isEmpty else {
-                parsingAlert("errorfile : expects <status_code> and <file> as arguments.")
+            if let (code, bytes) = parseErrorFile(w) { p.errorFiles[code] = bytes }
+        case "errorfiles":
+            guard w.count >= 2 else {
+                parsingAlert("'errorfiles' expects <name> as argument.")
                 return
             }
-            guard w.count == 3 else {
-                parsingAlert("errorfile : expects exactly two arguments.")
-                return
+            var codes: [Int] = []
+            for word in w.dropFirst(2) {
+                guard let code = Int(word), Self.errorFileCodes.contains(code) else {
+                    parsingAlert("'errorfiles' : status code '\(word)' not handled.")
+                    return
+                }
+                codes.append(code)
             }
-            let code = Int(w[1]) ?? 0
-            guard Self.errorFileCodes.contains(code) else {
-                parsingAlert("errorfile : status code '\(code)' not handled.")
-                return
-            }
-            guard let bytes = FileReader.read(w[2]) else {
-                parsingAlert("errorfile : error opening file '\(w[2])'.")
-                return
-            }
-            guard bytes.starts(with: Array("HTTP/".utf8)) else {
-                parsingAlert("errorfile : '\(w[2])': invalid error message: unable to parse headers (error offset: 0)")
-                return
-            }
-            p.errorFiles[code] = bytes
+            p.errorFileSections.append(ErrorFileImport(section: w[1], codes: codes, location: here))
+        case "http-error":
+            parseHTTPError(w, &p)
         case "disabled": p.disabled = true
         case "enabled": p.disabled = false
         case "id":
@@ -212,6 +207,97 @@ extension ConfigParser {
         default:
             unknownKeyword(k, section: p.kind.rawValue, candidates: Self.proxyKeywords)
         }
+    }
+
+    /// `errorfile <code> <file>` (in proxies and `http-errors` sections).
+    mutating func parseErrorFile(_ w: [String]) -> (Int, [UInt8])? {
+        guard w.count >= 3, !w[1].isEmpty, !w[2].isEmpty else {
+            parsingAlert("errorfile : expects <status_code> and <file> as arguments.")
+            return nil
+        }
+        guard w.count == 3 else {
+            parsingAlert("errorfile : expects exactly two arguments.")
+            return nil
+        }
+        let code = Int(w[1]) ?? 0
+        guard Self.errorFileCodes.contains(code) else {
+            parsingAlert("errorfile : status code '\(code)' not handled.")
+            return nil
+        }
+        guard let bytes = FileReader.read(w[2]) else {
+            parsingAlert("errorfile : error opening file '\(w[2])'.")
+            return nil
+        }
+        guard bytes.starts(with: Array("HTTP/".utf8)) else {
+            parsingAlert("errorfile : '\(w[2])': invalid error message: unable to parse headers (error offset: 0)")
+            return nil
+        }
+        return (code, bytes)
+    }
+
+    /// `http-error status <code> [content-type <t>] [string|file|errorfile <x>|default-errorfiles]
+    /// [hdr <name> <value>]*`: the proxy's answer for that status, made once at load.
+    mutating func parseHTTPError(_ w: [String], _ p: inout ProxySettings) {
+        let prefix = "parsing [\(file):\(lineNumber)] : 'http-error' : "
+        guard w.count >= 3, w[1] == "status", let code = Int(w[2]), Self.errorFileCodes.contains(code) else {
+            alert(prefix + "expects 'status <code>' with a status code HAProxy handles.")
+            return
+        }
+        var contentType: String? = nil
+        var body: [UInt8]? = nil
+        var headers: [(String, String)] = []
+        var i = 3
+        while i < w.count {
+            let value = i + 1 < w.count ? w[i + 1] : nil
+            switch w[i] {
+            case "content-type":
+                guard let value else { alert(prefix + "'content-type' expects an argument."); return }
+                contentType = value
+                i += 2
+            case "string":
+                guard let value else { alert(prefix + "'string' expects <str> as argument."); return }
+                body = Array(value.utf8)
+                i += 2
+            case "file", "errorfile":
+                guard let value, let bytes = FileReader.read(value) else {
+                    alert(prefix + "failed to open file '\(value ?? "")'.")
+                    return
+                }
+                if w[i] == "errorfile" {
+                    p.errorFiles[code] = bytes
+                    return
+                }
+                body = bytes
+                i += 2
+            case "default-errorfiles":
+                p.errorFiles[code] = nil
+                return
+            case "hdr":
+                guard i + 2 < w.count else { alert(prefix + "'hdr' expects <name> and <value> as arguments."); return }
+                guard !w[i + 2].contains("%") else {
+                    alert(prefix + "log-format values in 'http-error' are not supported by Hasp yet.")
+                    return
+                }
+                headers.append((w[i + 1].lowercased(), w[i + 2]))
+                i += 3
+            case "lf-string", "lf-file", "errorfiles":
+                alert(prefix + "'\(w[i])' is not supported by Hasp yet in 'http-error'.")
+                return
+            default:
+                alert(prefix + "unknown keyword '\(w[i])'.")
+                return
+            }
+        }
+        if let body, !body.isEmpty, contentType == nil {
+            alert(prefix + "a content-type must be specified when a payload is set.")
+            return
+        }
+        var text = "HTTP/1.1 \(code) \(HTTPReasonPhrase.text(code))\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        text += "content-length: \(body?.count ?? 0)\r\n"
+        if let contentType, body != nil { text += "content-type: \(contentType)\r\n" }
+        text += "\r\n"
+        p.errorFiles[code] = Array(text.utf8) + (body ?? [])
     }
 
     mutating func parseBind(_ w: [String], _ p: inout ProxySettings) {

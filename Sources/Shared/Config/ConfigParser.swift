@@ -29,6 +29,7 @@ public struct ConfigParser {
         case global
         case proxy(ProxySettings)
         case userlist(Userlist)
+        case httpErrors(String, [Int: [UInt8]])
         /// A section Hasp recognises but does not implement; its lines are skipped.
         case ignored(String)
     }
@@ -199,9 +200,9 @@ public struct ConfigParser {
 
     // MARK: - Sections
 
-    static let sectionKeywords: Set<String> = ["global", "defaults", "frontend", "backend", "listen", "userlist"]
+    static let sectionKeywords: Set<String> = ["global", "defaults", "frontend", "backend", "listen", "userlist", "http-errors"]
     static let ignoredSections: Set<String> = [
-        "peers", "resolvers", "mailers", "program", "http-errors", "ring", "cache",
+        "peers", "resolvers", "mailers", "program", "ring", "cache",
         "crt-store", "traces", "log-forward",
     ]
 
@@ -251,6 +252,13 @@ public struct ConfigParser {
         case .userlist(var list):
             parseUserlistLine(words, &list)
             section = .userlist(list)
+        case .httpErrors(let name, var pages):
+            if words[0] == "errorfile" {
+                if let (code, bytes) = parseErrorFile(words) { pages[code] = bytes }
+            } else {
+                unknownKeyword(words[0], section: "http-errors", candidates: ["errorfile"])
+            }
+            section = .httpErrors(name, pages)
         case .ignored:
             break
         }
@@ -261,6 +269,15 @@ public struct ConfigParser {
         let keyword = words[0]
         if keyword == "global" {
             section = .global
+            return
+        }
+        if keyword == "http-errors" {
+            guard words.count >= 2 else {
+                parsingAlert(Self.missingSectionName["http-errors"]!)
+                section = .ignored(keyword)
+                return
+            }
+            section = .httpErrors(words[1], [:])
             return
         }
         if keyword == "userlist" {
@@ -328,6 +345,9 @@ public struct ConfigParser {
     }
 
     mutating func closeSection() {
+        if case .httpErrors(let name, let pages) = section {
+            config.httpErrors[name] = pages
+        }
         if case .userlist(var list) = section {
             list.resolveGroupMembers()
             for user in list.users.values.sorted(by: { $0.name < $1.name }) {
@@ -351,6 +371,21 @@ public struct ConfigParser {
     }
 
     // MARK: - Cross-checks
+
+    /// `errorfiles <name>`: the section's pages, under the proxy's own `errorfile`s.
+    mutating func resolveErrorFileSections() {
+        for index in config.proxies.indices {
+            for use in config.proxies[index].errorFileSections {
+                guard let pages = config.httpErrors[use.section] else {
+                    diagnostics.append(Diagnostic(.alert, "config : parsing [\(use.location)] : unknown http-errors section '\(use.section)' in proxy '\(config.proxies[index].name)'."))
+                    continue
+                }
+                for (code, bytes) in pages where use.codes.isEmpty || use.codes.contains(code) {
+                    if config.proxies[index].errorFiles[code] == nil { config.proxies[index].errorFiles[code] = bytes }
+                }
+            }
+        }
+    }
 
     /// Every `track` names an existing server that is checked (or tracks one that is).
     mutating func checkTracking() {
@@ -444,6 +479,7 @@ public struct ConfigParser {
                 warn("\(proxy.kind.rawValue) '\(proxy.name)' has no 'bind' directive. Please declare it as a backend if this was intended.")
             }
         }
+        resolveErrorFileSections()
         checkTracking()
         for proxy in config.proxies {
             let t = proxy.timeouts

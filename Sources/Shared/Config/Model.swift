@@ -9,6 +9,8 @@ public struct Configuration: Sendable, Equatable {
     public var files: [String] = []
     /// `userlist` sections.
     public var userlists: [String: Userlist] = [:]
+    /// `http-errors` sections: their pages by status.
+    public var httpErrors: [String: [Int: [UInt8]]] = [:]
     /// The map and pattern files the rules loaded.
     public var patternFiles = PatternFileStore()
 
@@ -295,6 +297,14 @@ public enum ServerAddress: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// `errorfiles <name> [<code>...]` in a proxy.
+public struct ErrorFileImport: Sendable, Equatable {
+    public var section: String
+    /// Empty: every page of the section.
+    public var codes: [Int]
+    public var location: SourceLocation
+}
+
 public enum ServerStateSource: String, Sendable, Equatable {
     case none, global, local
 }
@@ -385,6 +395,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var checks = ProxyCheckSettings()
     /// `errorfile <code> <file>`: whole HTTP responses that replace the built-in ones.
     public var errorFiles: [Int: [UInt8]] = [:]
+    /// `errorfiles <http-errors section> [<code>...]`, resolved once every section is read.
+    public var errorFileSections: [ErrorFileImport] = []
     /// `log global` (use the global targets) and the proxy's own `log` lines.
     public var logGlobal = false
     public var logTargets: [LogTarget] = []
