@@ -570,15 +570,8 @@ extension ConfigParser {
             parsingWarning("'use_backend' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability.")
             return
         }
-        guard w.count >= 2 else { parsingAlert("'use_backend' requires a backend name."); return }
-        let (words, conditionWords) = Self.splitCondition(w, from: 1)
-        guard words.count == 1 else {
-            parsingAlert("'use_backend' : expects 'if' or 'unless' followed by a condition, got '\(words[1])'.")
-            return
-        }
-        guard let target = compileFormat(words[0], stage: .backendSwitching, context: "'use_backend' : ") else { return }
-        guard let condition = compileCondition(conditionWords, p, stage: .backendSwitching, what: "switching rule",
-                                               ruleName: "use_backend") else { return }
+        guard let (target, condition) = parseSwitchingRule(w, p, stage: .backendSwitching, object: "backend",
+                                                           what: "switching rule") else { return }
         p.rules.useBackends.append(BackendSwitchRule(target: target, condition: condition, location: here))
     }
 
@@ -587,16 +580,24 @@ extension ConfigParser {
             parsingAlert("'use-server' not allowed in '\(p.kind.rawValue)' section.")
             return
         }
-        guard w.count >= 2 else { parsingAlert("'use-server' requires a server name."); return }
+        guard let (server, condition) = parseSwitchingRule(w, p, stage: .serverSwitching, object: "server",
+                                                           what: "server switching rule") else { return }
+        p.rules.useServers.append(ServerSwitchRule(server: server, condition: condition, location: here))
+    }
+
+    /// `<keyword> <name|fmt> [if|unless <condition>]`: the target and the condition.
+    mutating func parseSwitchingRule(_ w: [String], _ p: ProxySettings, stage: RuleStage, object: String,
+                                     what: String) -> (LogFormatString, RuleCondition?)? {
+        let keyword = w[0]
+        guard w.count >= 2 else { parsingAlert("'\(keyword)' requires a \(object) name."); return nil }
         let (words, conditionWords) = Self.splitCondition(w, from: 1)
         guard words.count == 1 else {
-            parsingAlert("'use-server' : expects 'if' or 'unless' followed by a condition, got '\(words[1])'.")
-            return
+            parsingAlert("'\(keyword)' : expects 'if' or 'unless' followed by a condition, got '\(words[1])'.")
+            return nil
         }
-        guard let server = compileFormat(words[0], stage: .serverSwitching, context: "'use-server' : ") else { return }
-        guard let condition = compileCondition(conditionWords, p, stage: .serverSwitching, what: "server switching rule",
-                                               ruleName: "use-server") else { return }
-        p.rules.useServers.append(ServerSwitchRule(server: server, condition: condition, location: here))
+        guard let target = compileFormat(words[0], stage: stage, context: "'\(keyword)' : ") else { return nil }
+        guard let condition = compileCondition(conditionWords, p, stage: stage, what: what, ruleName: keyword) else { return nil }
+        return (target, condition)
     }
 
     /// `redirect ...` as a proxy keyword: an `http-request redirect` rule.

@@ -60,8 +60,14 @@ public final class SampleExpression: Sendable, CustomStringConvertible {
 
     /// The single value of the expression (the last occurrence of a multi-valued fetch).
     public func evaluate(_ context: SampleContext) -> SampleValue? {
-        guard var value = fetch.evaluate(context, arguments, false).last else { return nil }
+        guard let value = fetch.evaluate(context, arguments, false).last else { return nil }
         if converters.isEmpty { return value }
+        return convert(value, context)
+    }
+
+    /// The value through every converter (nil when one has no answer).
+    private func convert(_ first: SampleValue, _ context: SampleContext) -> SampleValue? {
+        var value = first
         for call in converters {
             guard let input = value.cast(to: call.definition.input),
                   let output = call.definition.apply(input, call.arguments, context) else { return nil }
@@ -81,20 +87,11 @@ public final class SampleExpression: Sendable, CustomStringConvertible {
             }
             return
         }
-        func convert(_ v: SampleValue) -> SampleValue? {
-            var value = v
-            for call in converters {
-                guard let input = value.cast(to: call.definition.input),
-                      let output = call.definition.apply(input, call.arguments, context) else { return nil }
-                value = output
-            }
-            return value
-        }
         switch result {
         case .none: return
-        case .one(let v): if let c = convert(v) { _ = body(c) }
+        case .one(let v): if let c = convert(v, context) { _ = body(c) }
         case .many(let all):
-            for v in all { if let c = convert(v), body(c) { return } }
+            for v in all { if let c = convert(v, context), body(c) { return } }
         }
     }
 }

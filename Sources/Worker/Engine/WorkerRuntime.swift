@@ -68,35 +68,16 @@ final class Frontend: Sendable {
     func acceptsConnection(_ context: StreamContext) -> ConnectionVerdict {
         var expectProxy = false
         for phase in [TCPRule.Phase.connection, .session] {
-            for rule in settings.rules.tcpRequest where rule.phase == phase {
+            rules: for rule in settings.rules.tcpRequest where rule.phase == phase {
                 if let condition = rule.condition, !condition.matches(context) { continue }
-                switch rule.action {
-                case .accept: break
+                switch TCPRuleRunner.apply(rule.action, context) {
+                case .next: continue
+                case .expectProxy: expectProxy = true
+                case .accept: break rules
                 case .reject:
                     counters.deniedRequests.wrappingIncrement(ordering: .relaxed)
                     return .reject
-                case .expectProxy:
-                    expectProxy = true
-                    continue
-                case .setVar(let name, let e):
-                    if let v = e.evaluate(context) { context.setVariable(name, v) }
-                    continue
-                case .setVarFormat(let name, let f):
-                    context.setVariable(name, .string(f.evaluate(context)))
-                    continue
-                case .unsetVar(let name):
-                    context.setVariable(name, nil)
-                    continue
-                case .setSource(let e):
-                    if let v = e.evaluate(context) { context.overrideAddress(v, source: true) }
-                    continue
-                case .setDestination(let e):
-                    if let v = e.evaluate(context) { context.overrideAddress(v, source: false) }
-                    continue
-                default:
-                    continue
                 }
-                break
             }
         }
         return .accept(expectProxy: expectProxy)

@@ -109,8 +109,8 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                 }
                 continue
             }
-            switch rule.action {
-            case .accept, .switchToHTTP:
+            switch TCPRuleRunner.apply(rule.action, streams) {
+            case .accept:
                 break rules
             case .reject:
                 finishInspection()
@@ -118,22 +118,8 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                 terminationCause = ("P", "R")
                 context.close(promise: nil)
                 return
-            case .setVar(let name, let e):
-                if let v = e.evaluate(streams) { streams.setVariable(name, v) }
-            case .setVarFormat(let name, let f):
-                streams.setVariable(name, .string(f.evaluate(streams)))
-            case .unsetVar(let name):
-                streams.setVariable(name, nil)
-            case .capture(let e, let length):
-                streams.capture(e.evaluate(streams)?.asString.map { String($0.utf8.prefix(length)) ?? $0 }, slot: nil, response: false)
-            case .setSource(let e):
-                if let v = e.evaluate(streams) { streams.overrideAddress(v, source: true) }
-            case .setDestination(let e):
-                if let v = e.evaluate(streams) { streams.overrideAddress(v, source: false) }
-            case .setLogLevel(let level):
-                streams.logLevel = level
-            case .expectProxy, .ignored:
-                break
+            case .next, .expectProxy:
+                continue
             }
         }
         finishInspection()

@@ -45,10 +45,23 @@ extension HTTPSession {
     func runContentRules(_ rules: [TCPRule]) -> Bool {
         for rule in rules {
             if let condition = rule.condition, !condition.matches(streams) { continue }
-            if !applyTCPContentAction(rule.action) { return false }
-            if case .accept = rule.action { break }
+            switch TCPRuleRunner.apply(rule.action, streams) {
+            case .next, .expectProxy: continue
+            case .accept: return true
+            case .reject:
+                closeByRule()
+                return false
+            }
         }
         return true
+    }
+
+    /// A rule rejected the request: the connection closes without an answer (logged `P`).
+    func closeByRule() {
+        countDenied()
+        exchange.terminationCause = "P"
+        clientIn.discard()
+        closeClient()
     }
 
     /// `use-server` rules of the backend: the first that matches and names one of its servers.
@@ -63,47 +76,21 @@ extension HTTPSession {
         return nil
     }
 
-    /// `tcp-request content` in an HTTP stream: false when it closed the connection.
-    func applyTCPContentAction(_ action: TCPAction) -> Bool {
-        let c = streams
-        switch action {
-        case .reject:
-            frontend.counters.deniedRequests.wrappingIncrement(ordering: .relaxed)
-            exchange.terminationCause = "P"
-            clientIn.discard()
-            closeClient()
-            return false
-        case .setVar(let name, let e):
-            if let v = e.evaluate(c) { c.setVariable(name, v) }
-        case .setVarFormat(let name, let f):
-            c.setVariable(name, .string(f.evaluate(c)))
-        case .unsetVar(let name):
-            c.setVariable(name, nil)
-        case .capture(let e, let length):
-            c.capture(e.evaluate(c)?.asString.map { String($0.utf8.prefix(length)) ?? $0 }, slot: nil, response: false)
-        case .setSource(let e):
-            if let v = e.evaluate(c) { c.overrideAddress(v, source: true) }
-        case .setDestination(let e):
-            if let v = e.evaluate(c) { c.overrideAddress(v, source: false) }
-        case .setLogLevel(let level):
-            c.logLevel = level
-        case .accept, .expectProxy, .switchToHTTP, .ignored:
-            break
-        }
-        return true
-    }
-
-    /// One proxy's `http-request` rules; false when they answered or closed.
-    func runRequestRules(_ proxy: ProxyRuleSet) -> Bool {
+    /// One proxy's `http-request` rules (from rule `start` on); false when they answered or
+    /// closed.
+    func runRequestRules(_ proxy: ProxyRuleSet, from start: Int = 0) -> Bool {
         let rules = proxy.httpRequest
-        guard !rules.isEmpty else { return true }
-        switch HTTPRuleRunner.run(rules, stage: .httpRequest, context: streams, errorFiles: proxy.errorFiles, proxyName: proxy.name) {
+        guard start < rules.count else { return true }
+        switch HTTPRuleRunner.run(rules, from: start, stage: .httpRequest, context: streams, errorFiles: proxy.errorFiles,
+                                  proxyName: proxy.name) {
         case .proceed:
             return true
         case .waitForBody(_, _, let resume):
-            // The body is only available when it arrived with the head (see `peekBody`).
-            streams.body = clientIn.peekWholeBody(length: min(runtime.bufferSize, request?.contentLength ?? 0)) ?? []
-            return runRequestRulesFrom(rules, resume, proxy: proxy)
+            // The body is only available when it arrived with the head (see `peekWholeBody`).
+            if streams.body == nil {
+                streams.body = clientIn.peekWholeBody(length: min(runtime.bufferSize, request?.contentLength ?? 0)) ?? []
+            }
+            return runRequestRules(proxy, from: resume + 1)
         case .answer(let answer):
             if answer.denied { countDenied() }
             sendAnswer(answer)
@@ -113,32 +100,7 @@ extension HTTPSession {
             tarpit(answer, proxy: proxy)
             return false
         case .reject:
-            countDenied()
-            exchange.terminationCause = "P"
-            clientIn.discard()
-            closeClient()
-            return false
-        }
-    }
-
-    private func runRequestRulesFrom(_ rules: [HTTPRule], _ start: Int, proxy: ProxyRuleSet) -> Bool {
-        switch HTTPRuleRunner.run(rules, from: start + 1, stage: .httpRequest, context: streams, errorFiles: proxy.errorFiles,
-                                  proxyName: proxy.name) {
-        case .proceed, .waitForBody:
-            return true
-        case .answer(let answer):
-            if answer.denied { countDenied() }
-            sendAnswer(answer)
-            return false
-        case .tarpit(let answer):
-            countDenied()
-            tarpit(answer, proxy: proxy)
-            return false
-        case .reject:
-            countDenied()
-            exchange.terminationCause = "P"
-            clientIn.discard()
-            closeClient()
+            closeByRule()
             return false
         }
     }
