@@ -141,6 +141,25 @@ final class FakeSampleContext: SampleContext {
         #expect(try value("str(x),concat(<,txn.greeting,>)", c) == .string("x<hello>"))
     }
 
+    @Test func extremeValuesNeverTrap() throws {
+        #expect(try value("int(-9223372036854775808),div(-1)") == .int(Int64.max))
+        #expect(try value("int(-9223372036854775808),mod(-1)") == .int(0))
+        // Saturated, as haproxy 2.6 answers.
+        #expect(try value("int(9223372036854775807),add(1)") == .int(Int64.max))
+        #expect(try value("int(-9223372036854775808),sub(1)") == .int(Int64.min))
+        #expect(try value("int(4611686018427387904),mul(4)") == .int(Int64.max))
+        #expect(try value("int(-9223372036854775808),neg") == .int(Int64.max))
+        #expect(try value("str(hello),bytes(2,-1)") == nil)
+        #expect(try value("str(hello),bytes(9)") == nil)
+        #expect(try value("date(9223372036854775807,us)") != nil)
+        let c = FakeSampleContext()
+        c.requestPayload = [1, 2, 3]
+        #expect(try value("req.payload(1,-5)", c) == nil)
+        #expect(try value("req.payload(2,9223372036854775807)", c) == nil)
+        #expect(try ACLCompiler.compile(["int(5)", "lt", "-9223372036854775808"], context: RuleCompilationContext()) { _ in }.matches(c) == false)
+        #expect(try ACLCompiler.compile(["int(5)", "gt", "9223372036854775807"], context: RuleCompilationContext()) { _ in }.matches(c) == false)
+    }
+
     @Test func aMissingSampleGivesNoSampleNotACrash() throws {
         let c = FakeSampleContext()
         c.requestHeaderLines = []

@@ -24,7 +24,9 @@ public enum ConverterTable {
             guard let b = v.asBinary else { return nil }
             let offset = Int(a[0].int ?? 0)
             guard offset >= 0, offset <= b.count else { return nil }
-            let end = a.count > 1 ? min(b.count, offset + Int(a[1].int ?? 0)) : b.count
+            let length = a.count > 1 ? Int(a[1].int ?? 0) : b.count - offset
+            guard length >= 0 else { return nil }
+            let end = min(b.count, offset &+ length)
             return .binary(Array(b[offset..<end]))
         },
         string("field", [.int, .string, .int], required: 2) { s, a, _ in
@@ -139,16 +141,22 @@ public enum ConverterTable {
         }
     }
 
+    static func saturate(_ r: (partialValue: Int64, overflow: Bool), positive: Bool) -> Int64 {
+        r.overflow ? (positive ? Int64.max : Int64.min) : r.partialValue
+    }
+
     static let arithmetic: [ConverterDefinition] = [
-        arithmetic("add") { $0 &+ $1 },
-        arithmetic("sub") { $0 &- $1 },
-        arithmetic("mul") { $0 &* $1 },
-        arithmetic("div") { $1 == 0 ? Int64.max : $0 / $1 },
-        arithmetic("mod") { $1 == 0 ? 0 : $0 % $1 },
+        // Saturated, as HAProxy computes them.
+        arithmetic("add") { saturate($0.addingReportingOverflow($1), positive: $1 > 0) },
+        arithmetic("sub") { saturate($0.subtractingReportingOverflow($1), positive: $1 < 0) },
+        arithmetic("mul") { saturate($0.multipliedReportingOverflow(by: $1), positive: ($0 < 0) == ($1 < 0)) },
+        // No trap on bad input: a zero divisor and Int64.min / -1 give HAProxy's saturated values.
+        arithmetic("div") { $1 == 0 ? Int64.max : $0.dividedReportingOverflow(by: $1).overflow ? Int64.max : $0 / $1 },
+        arithmetic("mod") { $1 == 0 ? 0 : $0.remainderReportingOverflow(dividingBy: $1).overflow ? 0 : $0 % $1 },
         arithmetic("and") { $0 & $1 },
         arithmetic("or") { $0 | $1 },
         arithmetic("xor") { $0 ^ $1 },
-        ConverterDefinition("neg", .int, .int) { v, _, _ in v.asInt.map { .int(0 &- $0) } },
+        ConverterDefinition("neg", .int, .int) { v, _, _ in v.asInt.map { .int($0 == Int64.min ? Int64.max : -$0) } },
         ConverterDefinition("cpl", .int, .int) { v, _, _ in v.asInt.map { .int(~$0) } },
     ]
 

@@ -73,10 +73,10 @@ public enum FetchTable {
             return .one(.int(Int64(range == 0 ? 0 : c.random(below: range))))
         },
         FetchDefinition("date", [.int, .string], .int, .internalState) { c, a, _ in
-            var now = c.epochSeconds + (a.first?.int ?? 0)
+            var now = c.epochSeconds &+ (a.first?.int ?? 0)
             switch a.count > 1 ? a[1].string ?? "s" : "s" {
-            case "ms": now *= 1000
-            case "us": now *= 1_000_000
+            case "ms": now = now &* 1000
+            case "us": now = now &* 1_000_000
             default: break
             }
             return .one(.int(now))
@@ -330,8 +330,9 @@ public enum FetchTable {
         FetchDefinition("req.payload", [.int, .int], required: 2, .binary, .requestContent) { c, a, _ in
             guard let p = c.requestPayload else { return .none }
             let offset = Int(a[0].int ?? 0), length = Int(a[1].int ?? 0)
-            let end = length == 0 ? p.count : offset + length
-            guard offset >= 0, end <= p.count, offset <= end else { return .none }
+            guard offset >= 0, length >= 0, offset <= p.count else { return .none }
+            let end = length == 0 ? p.count : offset &+ length
+            guard end <= p.count, offset <= end else { return .none }
             return .one(.binary(Array(p[offset..<end])))
         },
         FetchDefinition("req.ssl_sni", .string, .requestContent) { c, _, _ in

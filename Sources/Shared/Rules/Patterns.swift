@@ -197,9 +197,9 @@ public final class CompiledPatterns: AtomicReference, Sendable {
             switch op {
             case "eq": return IntRange(low: n, high: n)
             case "le": return IntRange(low: nil, high: n)
-            case "lt": return IntRange(low: nil, high: n - 1)
+            case "lt": return n == Int64.min ? IntRange(low: 1, high: 0) : IntRange(low: nil, high: n - 1)
             case "ge": return IntRange(low: n, high: nil)
-            default: return IntRange(low: n + 1, high: nil)
+            default: return n == Int64.max ? IntRange(low: 1, high: 0) : IntRange(low: n + 1, high: nil)
             }
         }
         if let colon = text.firstIndex(of: ":") {
