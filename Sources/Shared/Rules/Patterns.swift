@@ -101,6 +101,12 @@ public struct PatternEntry: Sendable {
     public var key: String
     public var value: String?
     public var id: Int
+
+    public init(key: String, value: String?, id: Int) {
+        self.key = key
+        self.value = value
+        self.id = id
+    }
 }
 
 /// A list of patterns compiled for one match method: the entries of an ACL, an ACL file or a
