@@ -266,6 +266,24 @@ func exchange(_ port: Int, _ request: String) throws -> String {
         }
     }
 
+    @Test func declaredCapturesAreReadByFetches() throws {
+        let app = try TestBackend(name: "app")
+        defer { app.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: httpConfig(port: port, servers: [("a", app.port)], frontendExtra: """
+            capture request header User-Agent len 5
+            capture request header Host len 32
+            http-request capture req.hdr(x-id) len 8
+            capture response header X-Backend len 16
+            http-request set-header X-Seen "%[capture.req.hdr(0)]|%[capture.req.hdr(1)]|%[capture.req.hdr(2)]"
+            http-response set-header X-Resp "%[capture.res.hdr(0)]"
+        """), waitFor: [port])
+        defer { hasp.stop() }
+        let answer = try exchange(port, "GET /echo/c HTTP/1.1\r\nHost: example\r\nUser-Agent: curl/8.0\r\nX-Id: 1234567890\r\nConnection: close\r\n\r\n")
+        #expect(answer.contains("x-seen: curl/|example|12345678"), "\(answer)")
+        #expect(Answer(answer, keep: ["x-resp"]).headers["x-resp"] == "app")
+    }
+
     @Test func forwardforExceptAndIfNone() throws {
         let app = try TestBackend(name: "app")
         defer { app.stop() }

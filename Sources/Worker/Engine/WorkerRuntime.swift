@@ -50,11 +50,13 @@ final class Frontend: Sendable {
         let rules = settings.rules
         let backendRules = backend?.settings.rules
         routesRequests = !rules.httpRequest.isEmpty || !rules.useBackends.isEmpty || rules.monitorURI != nil
+            || rules.requestCaptures.contains { $0.name != nil }
             || rules.tcpRequest.contains { $0.phase == .content }
             || !(backendRules?.httpRequest.isEmpty ?? true) || !(backendRules?.useServers.isEmpty ?? true)
             || (backendRules?.tcpRequest.contains { $0.phase == .content } ?? false)
         hasConnectionRules = rules.tcpRequest.contains { $0.phase != .content }
         hasResponseRules = !rules.httpResponse.isEmpty || !rules.httpAfterResponse.isEmpty
+            || rules.responseCaptures.contains { $0.name != nil }
         inspectsContent = (rules.inspectDelay ?? 0) > 0 && (rules.tcpRequest.contains { $0.phase == .content } || !rules.useBackends.isEmpty)
     }
 

@@ -316,6 +316,10 @@ final class ProxyRuleSet: Sendable {
     let monitorFail: [RuleCondition]
     let errorFiles: [Int: [UInt8]]
     let timeouts: Timeouts
+    /// `capture request header <name> len <n>` / `capture response header`: slot, lowercase
+    /// name, length.
+    let requestHeaderCaptures: [(slot: Int, name: String, length: Int)]
+    let responseHeaderCaptures: [(slot: Int, name: String, length: Int)]
 
     init(_ settings: ProxySettings) {
         let rules = settings.rules
@@ -330,7 +334,22 @@ final class ProxyRuleSet: Sendable {
         monitorFail = rules.monitorFail
         errorFiles = settings.errorFiles
         timeouts = settings.timeouts
+        requestHeaderCaptures = rules.requestCaptures.enumerated().compactMap { slot, capture in
+            capture.name.map { (slot, $0.lowercased(), capture.length) }
+        }
+        responseHeaderCaptures = rules.responseCaptures.enumerated().compactMap { slot, capture in
+            capture.name.map { (slot, $0.lowercased(), capture.length) }
+        }
     }
 
-    var hasResponseRules: Bool { !httpResponse.isEmpty || !httpAfterResponse.isEmpty }
+    var hasResponseRules: Bool { !httpResponse.isEmpty || !httpAfterResponse.isEmpty || !responseHeaderCaptures.isEmpty }
+
+    /// Fills the declared header captures of one side (the last value of each header,
+    /// truncated to its length, as HAProxy keeps it).
+    func captureHeaders(_ c: StreamContext, response: Bool) {
+        for capture in response ? responseHeaderCaptures : requestHeaderCaptures {
+            guard let value = c.headerValues(capture.name, response: response).last else { continue }
+            c.capture(String(value.utf8.prefix(capture.length)) ?? value, slot: capture.slot, response: response)
+        }
+    }
 }

@@ -17,6 +17,7 @@ extension HTTPSession {
     func routeRequest() -> Routing {
         let rules = frontend.rules
         let c = streams
+        rules.captureHeaders(c, response: false)
         if let uri = rules.monitorURI, let target = c.requestTarget, URLParts.path(target).map(String.init) == uri {
             let failing = rules.monitorFail.contains { $0.matches(c) }
             sendAnswer(LocalAnswer.errorPage(failing ? 503 : 200, errorFiles: [:], cause: ("-", "-")))
@@ -131,6 +132,7 @@ extension HTTPSession {
     func applyResponseRules(_ head: MessageHead) -> MessageHead? {
         let c = streams
         c.response = head
+        frontend.rules.captureHeaders(c, response: true)
         let backendRules = (slot?.backend ?? c.backend)?.rules
         let lists = backendRules.map { $0 === frontend.rules ? [$0] : [$0, frontend.rules] } ?? [frontend.rules]
         for proxy in lists where !proxy.httpResponse.isEmpty {
