@@ -6,207 +6,258 @@ import Glibc
 extension ConfigParser {
     // MARK: - proxies
 
-    static let proxyKeywords = [
-        "mode", "bind", "default_backend", "use_backend", "server", "default-server", "balance", "hash-type",
-        "timeout", "maxconn", "retries", "option", "no", "http-reuse", "http-request", "log", "errorfile",
-        "disabled", "enabled", "id", "description", "fullconn", "contimeout", "clitimeout", "srvtimeout",
-        "load-server-state-from-file", "server-state-file-name",
-        "http-check", "tcp-check", "acl", "http-response", "tcp-request", "tcp-response", "stats", "capture",
-        "compression", "cookie", "stick-table", "stick", "monitor-uri", "errorloc", "errorloc302", "errorloc303",
-        "http-after-response", "unique-id-format", "unique-id-header", "log-format", "default-server",
-        "use-server", "redirect", "monitor", "force-persist", "ignore-persist", "errorfiles", "http-error",
-    ]
-
     /// The status codes `errorfile` may replace.
     static let errorFileCodes: Set<Int> = [200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504]
 
-    /// Keywords that take at most this many arguments; one more is refused as HAProxy does.
-    static let proxyKeywordMaximumArguments: [String: Int] = [
-        "mode": 1, "default_backend": 1, "maxconn": 1, "retries": 1, "fullconn": 1, "id": 1,
-        "http-reuse": 1, "disabled": 0, "enabled": 0, "load-server-state-from-file": 1,
-        "server-state-file-name": 1, "monitor-uri": 1,
-    ]
+    /// A proxy keyword: its names, how many arguments it takes at most, where it is valid, and
+    /// its parser. One table gives dispatch, "did you mean" hints and the argument check.
+    struct ProxyKeyword: Sendable {
+        let names: [String]
+        let maximumArguments: Int?
+        let parse: @Sendable (inout ConfigParser, [String], inout ProxySettings) -> Void
+    }
 
-    mutating func parseProxy(_ w: [String], _ p: inout ProxySettings) {
-        let k = w[0]
-        let caps = p.capabilities
-        if let maximum = Self.proxyKeywordMaximumArguments[k], w.count - 1 > maximum {
-            parsingAlert("'\(k)' cannot handle unexpected argument '\(w[maximum + 1])'.")
-            return
-        }
-        switch k {
-        case "mode":
+    static let proxyKeywordTable: [ProxyKeyword] = [
+        ProxyKeyword(names: ["mode"], maximumArguments: 1) { parser, w, p in
             guard w.count >= 2, let mode = ProxyMode(rawValue: w[1]) else {
-                parsingAlert("unknown proxy mode '\(w.count > 1 ? w[1] : "")'.")
+                parser.parsingAlert("unknown proxy mode '\(w.count > 1 ? w[1] : "")'.")
                 return
             }
             p.mode = mode
-        case "bind":
+        },
+        ProxyKeyword(names: ["bind"], maximumArguments: nil) { parser, w, p in
+            let caps = p.capabilities
             guard caps.contains(.frontend), p.kind != .defaults else {
-                parsingAlert("'bind' not allowed in '\(p.kind.rawValue)' section.")
+                parser.parsingAlert("'bind' not allowed in '\(p.kind.rawValue)' section.")
                 return
             }
-            parseBind(w, &p)
-        case "default_backend":
+            parser.parseBind(w, &p)
+        },
+        ProxyKeyword(names: ["default_backend"], maximumArguments: 1) { parser, w, p in
+            let caps = p.capabilities
             guard caps.contains(.frontend) else {
-                parsingWarning("'default_backend' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability.")
+                parser.parsingWarning("'default_backend' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability.")
                 return
             }
-            guard w.count >= 2 else { parsingAlert("'default_backend' expects a backend name."); return }
+            guard w.count >= 2 else { parser.parsingAlert("'default_backend' expects a backend name."); return }
             p.defaultBackend = w[1]
-            p.defaultBackendLocation = here
-        case "use_backend":
-            parseUseBackend(w, &p)
-        case "use-server":
-            parseUseServer(w, &p)
-        case "acl":
-            parseACL(w, &p)
-        case "http-request":
-            parseHTTPRule(w, &p, stage: .httpRequest)
-        case "http-response":
-            parseHTTPRule(w, &p, stage: .httpResponse)
-        case "http-after-response":
-            parseHTTPRule(w, &p, stage: .httpAfterResponse)
-        case "tcp-request":
-            parseTCPRule(w, &p, response: false)
-        case "tcp-response":
-            parseTCPRule(w, &p, response: true)
-        case "redirect":
-            parseProxyRedirect(w, &p)
-        case "monitor":
-            parseMonitor(w, &p)
-        case "monitor-uri":
-            guard w.count >= 2 else { parsingAlert("'monitor-uri' expects an URI."); return }
+            p.defaultBackendLocation = parser.here
+        },
+        ProxyKeyword(names: ["use_backend"], maximumArguments: nil) { parser, w, p in
+            parser.parseUseBackend(w, &p)
+        },
+        ProxyKeyword(names: ["use-server"], maximumArguments: nil) { parser, w, p in
+            parser.parseUseServer(w, &p)
+        },
+        ProxyKeyword(names: ["acl"], maximumArguments: nil) { parser, w, p in
+            parser.parseACL(w, &p)
+        },
+        ProxyKeyword(names: ["http-request"], maximumArguments: nil) { parser, w, p in
+            parser.parseHTTPRule(w, &p, stage: .httpRequest)
+        },
+        ProxyKeyword(names: ["http-response"], maximumArguments: nil) { parser, w, p in
+            parser.parseHTTPRule(w, &p, stage: .httpResponse)
+        },
+        ProxyKeyword(names: ["http-after-response"], maximumArguments: nil) { parser, w, p in
+            parser.parseHTTPRule(w, &p, stage: .httpAfterResponse)
+        },
+        ProxyKeyword(names: ["tcp-request"], maximumArguments: nil) { parser, w, p in
+            parser.parseTCPRule(w, &p, response: false)
+        },
+        ProxyKeyword(names: ["tcp-response"], maximumArguments: nil) { parser, w, p in
+            parser.parseTCPRule(w, &p, response: true)
+        },
+        ProxyKeyword(names: ["redirect"], maximumArguments: nil) { parser, w, p in
+            parser.parseProxyRedirect(w, &p)
+        },
+        ProxyKeyword(names: ["monitor"], maximumArguments: nil) { parser, w, p in
+            parser.parseMonitor(w, &p)
+        },
+        ProxyKeyword(names: ["monitor-uri"], maximumArguments: 1) { parser, w, p in
+            guard w.count >= 2 else { parser.parsingAlert("'monitor-uri' expects an URI."); return }
             p.rules.monitorURI = w[1]
-        case "capture":
-            parseCapture(w, &p)
-        case "force-persist", "ignore-persist":
-            let (_, condition) = Self.splitCondition(w, from: 1)
+        },
+        ProxyKeyword(names: ["capture"], maximumArguments: nil) { parser, w, p in
+            parser.parseCapture(w, &p)
+        },
+        ProxyKeyword(names: ["force-persist", "ignore-persist"], maximumArguments: nil) { parser, w, p in
+            let k = w[0]
+            let (_, condition) = ConfigParser.splitCondition(w, from: 1)
             guard condition != nil else {
-                parsingAlert("'\(k)' requires either 'if' or 'unless' followed by a condition.")
+                parser.parsingAlert("'\(k)' requires either 'if' or 'unless' followed by a condition.")
                 return
             }
-            _ = compileCondition(condition, p, stage: .httpRequest, what: "a '\(k)' rule condition", ruleName: k)
-        case "server":
+            _ = parser.compileCondition(condition, p, stage: .httpRequest, what: "a '\(k)' rule condition", ruleName: k)
+        },
+        ProxyKeyword(names: ["server"], maximumArguments: nil) { parser, w, p in
+            let caps = p.capabilities
             guard caps.contains(.backend), p.kind != .defaults else {
-                parsingAlert("'server' not allowed in '\(p.kind.rawValue)' section.")
+                parser.parsingAlert("'server' not allowed in '\(p.kind.rawValue)' section.")
                 return
             }
-            parseServer(w, &p)
-        case "default-server":
+            parser.parseServer(w, &p)
+        },
+        ProxyKeyword(names: ["default-server"], maximumArguments: nil) { parser, w, p in
+            let caps = p.capabilities
             guard caps.contains(.backend) else {
-                parsingAlert("'default-server' not allowed in '\(p.kind.rawValue)' section.")
+                parser.parsingAlert("'default-server' not allowed in '\(p.kind.rawValue)' section.")
                 return
             }
-            parseDefaultServer(w, &p)
-        case "balance":
-            parseBalance(w, &p)
-        case "hash-type":
+            parser.parseDefaultServer(w, &p)
+        },
+        ProxyKeyword(names: ["balance"], maximumArguments: nil) { parser, w, p in
+            parser.parseBalance(w, &p)
+        },
+        ProxyKeyword(names: ["hash-type"], maximumArguments: nil) { parser, w, p in
             guard w.count >= 2 else {
-                parsingAlert("'hash-type' only supports 'consistent' and 'map-based'.")
+                parser.parsingAlert("'hash-type' only supports 'consistent' and 'map-based'.")
                 return
             }
             switch w[1] {
             case "map-based": p.hashType = .mapBased
             case "consistent": p.hashType = .consistent
-            default: parsingAlert("'hash-type' only supports 'consistent' and 'map-based'.")
+            default: parser.parsingAlert("'hash-type' only supports 'consistent' and 'map-based'.")
             }
-        case "timeout":
-            parseTimeout(w, &p)
-        case "contimeout", "clitimeout", "srvtimeout":
-            parsingAlert("the '\(k)' directive is not supported anymore since HAProxy 2.1. Use 'timeout \(["contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"][k]!)'.")
-        case "maxconn":
+        },
+        ProxyKeyword(names: ["timeout"], maximumArguments: nil) { parser, w, p in
+            parser.parseTimeout(w, &p)
+        },
+        ProxyKeyword(names: ["contimeout", "clitimeout", "srvtimeout"], maximumArguments: nil) { parser, w, p in
+            let k = w[0]
+            parser.parsingAlert("the '\(k)' directive is not supported anymore since HAProxy 2.1. Use 'timeout \(["contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"][k]!)'.")
+        },
+        ProxyKeyword(names: ["maxconn"], maximumArguments: 1) { parser, w, p in
+            let caps = p.capabilities
             guard w.count >= 2, let n = Int(w[1]), n >= 0 else {
-                parsingAlert("'maxconn' expects an integer argument.")
+                parser.parsingAlert("'maxconn' expects an integer argument.")
                 return
             }
             guard caps.contains(.frontend) else {
-                parsingWarning("'maxconn' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability. Maybe you want 'fullconn' instead ?")
+                parser.parsingWarning("'maxconn' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability. Maybe you want 'fullconn' instead ?")
                 return
             }
             p.maxconn = n
-        case "retries":
+        },
+        ProxyKeyword(names: ["retries"], maximumArguments: 1) { parser, w, p in
             guard w.count >= 2, let n = Int(w[1]), n >= 0 else {
-                parsingAlert("'retries' expects an integer argument (dispatch counts for one).")
+                parser.parsingAlert("'retries' expects an integer argument (dispatch counts for one).")
                 return
             }
             p.retries = n
-        case "option":
-            parseOption(w, from: 1, negated: false, &p)
-        case "no":
+        },
+        ProxyKeyword(names: ["option"], maximumArguments: nil) { parser, w, p in
+            parser.parseOption(w, from: 1, negated: false, &p)
+        },
+        ProxyKeyword(names: ["no"], maximumArguments: nil) { parser, w, p in
             if w.count == 2, w[1] == "log" {
                 p.logGlobal = false
                 p.logTargets = []
                 return
             }
             guard w.count >= 3, w[1] == "option" else {
-                parsingAlert("'no' only supports 'option'.")
+                parser.parsingAlert("'no' only supports 'option'.")
                 return
             }
-            parseOption(w, from: 2, negated: true, &p)
-        case "http-reuse":
+            parser.parseOption(w, from: 2, negated: true, &p)
+        },
+        ProxyKeyword(names: ["http-reuse"], maximumArguments: 1) { parser, w, p in
             guard w.count >= 2, let reuse = HTTPReuse(rawValue: w[1]) else {
-                parsingAlert("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'.")
+                parser.parsingAlert("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'.")
                 return
             }
             p.httpReuse = reuse
-        case "log":
+        },
+        ProxyKeyword(names: ["log"], maximumArguments: nil) { parser, w, p in
             guard w.count >= 2 else {
-                parsingAlert("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
+                parser.parsingAlert("'log' expects either <address[:port]> and <facility> or 'global' as arguments.")
                 return
             }
             if w[1] == "global" {
                 p.logGlobal = true
-            } else if let target = parseLogTarget(w) {
+            } else if let target = parser.parseLogTarget(w) {
                 p.logTargets.append(target)
             }
-        case "errorfile":
-            if let (code, bytes) = parseErrorFile(w) { p.errorFiles[code] = bytes }
-        case "errorfiles":
+        },
+        ProxyKeyword(names: ["errorfile"], maximumArguments: nil) { parser, w, p in
+            if let (code, bytes) = parser.parseErrorFile(w) { p.errorFiles[code] = bytes }
+        },
+        ProxyKeyword(names: ["errorfiles"], maximumArguments: nil) { parser, w, p in
             guard w.count >= 2 else {
-                parsingAlert("'errorfiles' expects <name> as argument.")
+                parser.parsingAlert("'errorfiles' expects <name> as argument.")
                 return
             }
             var codes: [Int] = []
             for word in w.dropFirst(2) {
-                guard let code = Int(word), Self.errorFileCodes.contains(code) else {
-                    parsingAlert("'errorfiles' : status code '\(word)' not handled.")
+                guard let code = Int(word), ConfigParser.errorFileCodes.contains(code) else {
+                    parser.parsingAlert("'errorfiles' : status code '\(word)' not handled.")
                     return
                 }
                 codes.append(code)
             }
-            p.errorFileSections.append(ErrorFileImport(section: w[1], codes: codes, location: here))
-        case "http-error":
-            parseHTTPError(w, &p)
-        case "disabled": p.disabled = true
-        case "enabled": p.disabled = false
-        case "id":
+            p.errorFileSections.append(ErrorFileImport(section: w[1], codes: codes, location: parser.here))
+        },
+        ProxyKeyword(names: ["http-error"], maximumArguments: nil) { parser, w, p in
+            parser.parseHTTPError(w, &p)
+        },
+        ProxyKeyword(names: ["disabled"], maximumArguments: 0) { parser, w, p in
+            p.disabled = true
+        },
+        ProxyKeyword(names: ["enabled"], maximumArguments: 0) { parser, w, p in
+            p.disabled = false
+        },
+        ProxyKeyword(names: ["id"], maximumArguments: 1) { parser, w, p in
             guard w.count >= 2, let n = Int(w[1]), n > 0 else {
-                parsingAlert("'id' expects a positive integer argument.")
+                parser.parsingAlert("'id' expects a positive integer argument.")
                 return
             }
-        case "description", "fullconn":
-            break
-        case "load-server-state-from-file":
+        },
+        // Accepted; Hasp has no use for them.
+        ProxyKeyword(names: ["description", "fullconn"], maximumArguments: nil) { _, _, _ in },
+        ProxyKeyword(names: ["load-server-state-from-file"], maximumArguments: 1) { parser, w, p in
             guard w.count >= 2, let source = ServerStateSource(rawValue: w[1]) else {
-                parsingAlert("'load-server-state-from-file' expects 'global', 'local' or 'none'. Got '\(w.count >= 2 ? w[1] : "")'")
+                parser.parsingAlert("'load-server-state-from-file' expects 'global', 'local' or 'none'. Got '\(w.count >= 2 ? w[1] : "")'")
                 return
             }
             p.loadServerState = source
-        case "server-state-file-name":
+        },
+        ProxyKeyword(names: ["server-state-file-name"], maximumArguments: 1) { parser, w, p in
             p.serverStateFileName = w.count >= 2 && w[1] != "use-backend-name" ? w[1] : nil
-        case "http-check", "tcp-check":
+        },
+        ProxyKeyword(names: ["http-check", "tcp-check"], maximumArguments: nil) { parser, w, p in
+            let k = w[0]
+            let caps = p.capabilities
             guard caps.contains(.backend) else {
-                parsingWarning("'\(k)' ignored because \(p.kind.rawValue) '\(p.name)' has no backend capability.")
+                parser.parsingWarning("'\(k)' ignored because \(p.kind.rawValue) '\(p.name)' has no backend capability.")
                 return
             }
-            parseCheckRule(w, &p)
-        case "stats", "compression", "cookie", "stick-table", "stick", "errorloc", "errorloc302", "errorloc303",
-             "unique-id-format", "unique-id-header", "log-format":
-            parsingAlert("'\(k)' is not supported by Hasp yet.")
-        default:
+            parser.parseCheckRule(w, &p)
+        },
+        ProxyKeyword(names: ["stats", "compression", "cookie", "stick-table", "stick", "errorloc", "errorloc302", "errorloc303",
+                         "unique-id-format", "unique-id-header", "log-format"], maximumArguments: nil) { parser, w, _ in
+            parser.parsingAlert("'\(w[0])' is not supported by Hasp yet.")
+        },
+    ]
+
+    static let proxyKeywordsByName: [String: ProxyKeyword] = {
+        var table: [String: ProxyKeyword] = [:]
+        for keyword in proxyKeywordTable { for name in keyword.names { table[name] = keyword } }
+        return table
+    }()
+
+    /// Every proxy keyword (for "did you mean").
+    static var proxyKeywords: [String] { proxyKeywordTable.flatMap(\.names) }
+
+    mutating func parseProxy(_ w: [String], _ p: inout ProxySettings) {
+        let k = w[0]
+        guard let keyword = Self.proxyKeywordsByName[k] else {
             unknownKeyword(k, section: p.kind.rawValue, candidates: Self.proxyKeywords)
+            return
         }
+        if let maximum = keyword.maximumArguments, w.count - 1 > maximum {
+            parsingAlert("'\(k)' cannot handle unexpected argument '\(w[maximum + 1])'.")
+            return
+        }
+        keyword.parse(&self, w, &p)
     }
 
     /// `errorfile <code> <file>` (in proxies and `http-errors` sections).
