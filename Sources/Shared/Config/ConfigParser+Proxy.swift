@@ -524,11 +524,12 @@ extension ConfigParser {
     static let supportedOptions = [
         "redispatch", "httplog", "tcplog", "forwardfor", "http-keep-alive", "http-server-close", "httpclose",
         "dontlognull", "idle-close-on-response", "log-health-checks", "log-separate-errors", "allbackups", "httpchk", "tcp-check",
+        "http-buffer-request",
     ]
     /// Options an ordinary configuration uses that Hasp accepts without acting on them yet.
     static let acceptedOptions: Set<String> = [
         "abortonclose", "splice-auto", "splice-request", "splice-response",
-        "tcpka", "clitcpka", "srvtcpka", "http-buffer-request", "allbackups",
+        "tcpka", "clitcpka", "srvtcpka", "allbackups",
         "dontlog-normal", "prefer-last-server", "persist", "nolinger", "independent-streams", "http-pretend-keepalive",
         "http-no-delay", "logasap", "contstats", "socket-stats", "checkcache", "http-ignore-probes",
         "tcp-smart-accept", "tcp-smart-connect", "accept-invalid-http-request", "accept-invalid-http-response",
@@ -550,6 +551,7 @@ extension ConfigParser {
         case "log-health-checks": p.options.logHealthChecks = !negated
         case "log-separate-errors": p.options.logSeparateErrors = !negated
         case "allbackups": p.options.allBackups = !negated
+        case "http-buffer-request": p.options.bufferRequest = !negated
         case "httpchk":
             if negated { p.checks.kind = .connect } else { parseHTTPCheckOption(w, from: i, &p) }
         case "tcp-check":

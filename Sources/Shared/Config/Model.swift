@@ -222,6 +222,8 @@ public struct ProxyOptions: Sendable, Equatable {
     public var forwardForExcept: IPNetwork? = nil
     /// `option forwardfor if-none`: only when the request has no such header yet.
     public var forwardForIfNone = false
+    /// `option http-buffer-request`: the request body is read before rules and routing.
+    public var bufferRequest = false
     public var dontLogNull = false
     public var idleCloseOnResponse = false
     public var logHealthChecks = false

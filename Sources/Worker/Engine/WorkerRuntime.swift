@@ -19,6 +19,9 @@ final class Frontend: Sendable {
     let hasResponseRules: Bool
     /// A TCP frontend buffers the first bytes for its content rules (`tcp-request inspect-delay`).
     let inspectsContent: Bool
+    /// HTTP requests read their body before rules and routing: `option http-buffer-request`
+    /// (until `timeout http-request`, then 408) or a `wait-for-body` rule (its time, then on).
+    let bodyWait: (milliseconds: Int64, continues: Bool)?
     /// Its rules, by reference.
     let rules: ProxyRuleSet
     /// Its connections are parsed as HTTP: `mode http`, or a TCP frontend whose backend is in
@@ -50,6 +53,7 @@ final class Frontend: Sendable {
         let rules = settings.rules
         let backendRules = backend?.settings.rules
         routesRequests = !rules.httpRequest.isEmpty || !rules.useBackends.isEmpty || rules.monitorURI != nil
+            || settings.options.bufferRequest
             || rules.requestCaptures.contains { $0.name != nil }
             || rules.tcpRequest.contains { $0.phase == .content }
             || !(backendRules?.httpRequest.isEmpty ?? true) || !(backendRules?.useServers.isEmpty ?? true)
@@ -57,6 +61,18 @@ final class Frontend: Sendable {
         hasConnectionRules = rules.tcpRequest.contains { $0.phase != .content }
         hasResponseRules = !rules.httpResponse.isEmpty || !rules.httpAfterResponse.isEmpty
             || rules.responseCaptures.contains { $0.name != nil }
+        let requestTimeout = settings.timeouts.httpRequest ?? settings.timeouts.client ?? 0
+        var waitRule: Int64? = nil
+        for rule in rules.httpRequest + (backendRules?.httpRequest ?? []) {
+            if case .waitForBody(let ms, _) = rule.action { waitRule = ms; break }
+        }
+        if settings.options.bufferRequest || backend?.settings.options.bufferRequest == true {
+            bodyWait = (requestTimeout, false)
+        } else if let waitRule {
+            bodyWait = (waitRule, true)
+        } else {
+            bodyWait = nil
+        }
         inspectsContent = (rules.inspectDelay ?? 0) > 0 && (rules.tcpRequest.contains { $0.phase == .content } || !rules.useBackends.isEmpty)
     }
 

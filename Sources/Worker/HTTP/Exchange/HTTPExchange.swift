@@ -11,6 +11,9 @@ struct HTTPExchange {
     enum Phase: Equatable {
         /// Between requests (or before the first one).
         case idle
+        /// A request head arrived and its body is being read, not forwarded, before rules and
+        /// routing run (`option http-buffer-request`, `wait-for-body`).
+        case bufferingBody
         /// A request head arrived; waiting for a server slot or a connection.
         case connecting
         /// The request is being sent and/or the response received.
@@ -87,7 +90,24 @@ struct HTTPExchange {
     var isClosed: Bool { phase == .closed }
 
     /// An exchange is under way: a soft stop waits for its end before moving the connection.
-    var isBusy: Bool { phase == .connecting || phase == .exchanging || phase == .responding }
+    var isBusy: Bool { phase == .connecting || phase == .exchanging || phase == .responding || phase == .bufferingBody }
+
+    /// When the body wait ends before the body is whole: `true` for `wait-for-body` (the
+    /// request goes on with what came), `false` for `option http-buffer-request` (408).
+    private(set) var bodyWaitContinues = false
+
+    /// Reads the request's body before going on, for at most `milliseconds` (0: no limit).
+    mutating func bodyWanted(now: ExchangeTime, milliseconds: Int64, continuesAtDeadline: Bool) {
+        phase = .bufferingBody
+        bodyWaitContinues = continuesAtDeadline
+        arm(.request, after: milliseconds, now: now)
+    }
+
+    /// The body is whole (or as much as the buffer holds): rules and routing go on.
+    mutating func bodyBuffered() {
+        phase = .idle
+        timer = nil
+    }
 
     // MARK: - Timer
 
@@ -391,6 +411,7 @@ struct HTTPExchange {
         switch phase {
         case .tunnel: return .shutServerOutput
         case .idle: return nothingBuffered ? .close : .none
+        case .bufferingBody: return .abort
         case .exchanging, .connecting: return requestEnded ? .none : .abort
         default: return .none
         }
@@ -408,6 +429,8 @@ struct HTTPExchange {
         case serverTimeout
         /// The tunnel went silent in both directions.
         case closeTunnel
+        /// `wait-for-body` waited long enough: go on with the body as it is.
+        case bodyWaitOver
     }
 
     /// The deadline's task ran at `now`. It may have run early (the deadline moved later, or
@@ -433,6 +456,10 @@ struct HTTPExchange {
         timer = nil
         switch which {
         case .request:
+            if phase == .bufferingBody, bodyWaitContinues {
+                phase = .idle
+                return .bodyWaitOver
+            }
             requestEnded = false
             return .respond(.requestTimeout)
         case .keepAlive:
@@ -497,7 +524,7 @@ struct HTTPExchange {
     var stateCharacter: Character {
         if isQueued { return "Q" }
         switch phase {
-        case .idle: return "R"
+        case .idle, .bufferingBody: return "R"
         case .connecting: return "C"
         case .exchanging: return responseStarted ? "D" : (requestEnded ? "H" : "D")
         case .responding: return "R"

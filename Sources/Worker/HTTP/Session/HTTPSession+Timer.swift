@@ -53,6 +53,8 @@ extension HTTPSession {
         case .closeTunnel:
             connection?.close()
             closeClient()
+        case .bodyWaitOver:
+            resumeBufferedRequest()
         }
         syncTimer()
     }

@@ -369,6 +369,9 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                     if next == .nextRequest { nextRequest() }
                     return
                 }
+            case .bufferingBody:
+                guard bufferedBodyComplete else { return }
+                resumeBufferedRequest()
             case .connecting, .tunnel, .closed:
                 return
             }
@@ -452,11 +455,41 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         frontend.counters.requests.wrappingIncrement(ordering: .relaxed)
         frontend.counters.requestRate.tick()
         if logger != nil, logFormat != .connect { beginExchangeLog(head) }
+        // `option http-buffer-request` / `wait-for-body`: the body is read first (a body
+        // with Content-Length; a chunked one goes on at once).
+        if let wait = frontend.bodyWait, !clientIn.bodyEnded, let length = head.contentLength, length > 0,
+           clientIn.bufferedBytes < min(length, headLimit) {
+            exchange.bodyWanted(now: clock.now(), milliseconds: wait.milliseconds, continuesAtDeadline: wait.continues)
+            syncTimer()
+            return
+        }
+        serveRequest(head)
+    }
+
+    /// The buffered body is whole, the buffer is full, or `wait-for-body` waited enough.
+    func resumeBufferedRequest() {
+        guard let head = request else { return }
+        if exchange.phase == .bufferingBody { exchange.bodyBuffered() }
+        syncTimer()
+        serveRequest(head)
+    }
+
+    /// Whether the body being buffered is whole, or fills what the proxy buffers.
+    var bufferedBodyComplete: Bool {
+        guard let length = request?.contentLength else { return true }
+        return clientIn.bufferedBytes >= min(length, headLimit)
+    }
+
+    /// Rules, routing, then a server for the request.
+    func serveRequest(_ head: MessageHead) {
         var chosen = frontend.backend
         var forcedServer: Server? = nil
         if frontend.routesRequests {
             streams.beginTransaction()
             streams.request = head
+            if frontend.bodyWait != nil {
+                streams.body = clientIn.peekWholeBody(length: min(head.contentLength ?? 0, headLimit)) ?? []
+            }
             switch routeRequest() {
             case .handled:
                 return

@@ -1,0 +1,89 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import Shared
+import Testing
+@testable import Worker
+
+/// `option http-buffer-request` and `wait-for-body`: the body is read before rules and
+/// routing, whatever the packets it comes in; a body that does not come in time gets 408 (or,
+/// for `wait-for-body`, the request goes on with what came).
+@Suite struct BodyBufferingTests {
+    static func config(_ frontend: String) -> String {
+        """
+        defaults
+            mode http
+            timeout connect 4s
+            timeout client 30s
+            timeout server 10s
+            timeout http-request 5s
+        frontend fe
+            bind 127.0.0.1:8080
+        \(frontend)
+            default_backend be
+        backend be
+            server s1 127.0.0.1:9000
+        """
+    }
+
+    static let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+    @Test func aBodyInPiecesIsWholeBeforeTheRulesRun() throws {
+        let proxy = try EmbeddedProxy(Self.config("""
+            option http-buffer-request
+            http-request deny if { req.body -m sub secret }
+            http-request set-header X-Len %[req.body_len]
+        """))
+        let client = try proxy.client()
+        try client.send("POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nharml")
+        // Nothing goes to a server while the body is incomplete.
+        #expect(proxy.connector.attempts == 0)
+        try client.send("ess!")
+        #expect(proxy.connector.attempts == 0)
+        try client.send("!")
+        let forwarded = try proxy.server.written()
+        #expect(forwarded.contains("x-len: 10\r\n") && forwarded.hasSuffix("\r\n\r\nharmless!!"))
+        try proxy.server.send(Self.ok)
+        #expect(try client.written() == Self.ok)
+
+        let second = try proxy.client()
+        try second.send("POST /b HTTP/1.1\r\nhost: x\r\ncontent-length: 9\r\n\r\nsec")
+        try second.send("ret!!!")
+        #expect(try second.written().hasPrefix("HTTP/1.1 403 Forbidden\r\n"))
+    }
+
+    @Test func aBodyThatDoesNotComeGets408() throws {
+        let proxy = try EmbeddedProxy(Self.config("    option http-buffer-request"))
+        let client = try proxy.client()
+        try client.send("POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc")
+        proxy.advance(ms: 4_999)
+        #expect(try client.written().isEmpty)
+        proxy.advance(ms: 1)
+        #expect(try client.written().hasPrefix("HTTP/1.1 408 Request Time-out\r\n"))
+        #expect(proxy.connector.attempts == 0)
+    }
+
+    @Test func waitForBodyGoesOnWithWhatCameAtItsDeadline() throws {
+        let proxy = try EmbeddedProxy(Self.config("""
+            http-request wait-for-body time 1s
+            http-request set-header X-Len %[req.body_len]
+        """))
+        let client = try proxy.client()
+        try client.send("POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc")
+        proxy.advance(ms: 999)
+        #expect(proxy.connector.attempts == 0)
+        proxy.advance(ms: 1)
+        let forwarded = try proxy.server.written()
+        #expect(forwarded.contains("x-len: 3\r\n") && forwarded.hasSuffix("\r\n\r\nabc"))
+        try client.send("defghij")
+        #expect(try proxy.server.written() == "defghij")
+    }
+
+    @Test func withoutTheOptionTheBodyStreams() throws {
+        let proxy = try EmbeddedProxy(Self.config(""))
+        let client = try proxy.client()
+        try client.send("POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc")
+        #expect(proxy.connector.attempts == 1)
+        #expect(try proxy.server.written().hasSuffix("\r\n\r\nabc"))
+    }
+}
