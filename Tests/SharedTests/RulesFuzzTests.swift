@@ -6,17 +6,8 @@ import Testing
 /// from a fixed-seed generator (odd bytes, huge and negative numbers, empty strings), either
 /// fails to compile with a message or evaluates to a sample or to none.
 @Suite struct RulesFuzzTests {
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func pick<T>(_ list: [T]) -> T { list[Int(next() % UInt64(list.count))] }
-    }
+    /// The same deterministic generator as the master-worker fuzz tests.
+    typealias Generator = MasterWorkerFuzzTests.Generator
 
     static let arguments = ["", "0", "1", "-1", "2", "-9223372036854775808", "9223372036854775807", "64", "/", ":", ",",
                             "a", "host", "txn.x", "proc.y", "sess.z", "(", "[a-", "\\1", "%", "x-forwarded-for", "1.2.3.4/8"]
@@ -62,4 +53,8 @@ import Testing
         // The generator must reach the evaluator, or this test proves nothing.
         #expect(compiled > 1_000)
     }
+}
+
+extension MasterWorkerFuzzTests.Generator {
+    mutating func pick<T>(_ list: [T]) -> T { list[Int(next() % UInt64(list.count))] }
 }
