@@ -400,6 +400,10 @@ public final class PatternSet: Sendable {
     public let caseInsensitive: Bool
     /// `str`, `int` or `ip` for a map converter (what `get map` reports); nil for an ACL.
     public let mapOutput: String?
+    /// The list loaded with the configuration, read as long as the runtime API changed nothing
+    /// (loading a class reference atomically costs far more than a flag).
+    private let initial: CompiledPatterns
+    private let changed = ManagedAtomic<Bool>(false)
     private let current: ManagedAtomic<CompiledPatterns>
 
     init(reference: PatternReference, compiled: CompiledPatterns, mapOutput: String?) {
@@ -407,12 +411,18 @@ public final class PatternSet: Sendable {
         method = compiled.method
         caseInsensitive = compiled.caseInsensitive
         self.mapOutput = mapOutput
+        initial = compiled
         current = ManagedAtomic(compiled)
     }
 
-    public var patterns: CompiledPatterns { current.load(ordering: .acquiring) }
+    public var patterns: CompiledPatterns {
+        changed.load(ordering: .acquiring) ? current.load(ordering: .acquiring) : initial
+    }
 
-    func replace(_ compiled: CompiledPatterns) { current.store(compiled, ordering: .releasing) }
+    func replace(_ compiled: CompiledPatterns) {
+        current.store(compiled, ordering: .releasing)
+        changed.store(true, ordering: .releasing)
+    }
 
     /// Whether lookups go through a tree or hash (HAProxy's `idx=tree`) rather than a list.
     public var indexedAsTree: Bool {
