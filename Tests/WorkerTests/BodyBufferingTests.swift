@@ -52,6 +52,23 @@ import Testing
         #expect(try second.written().hasPrefix("HTTP/1.1 403 Forbidden\r\n"))
     }
 
+    @Test func aChunkedBodyIsBufferedAndDechunkedForTheRules() throws {
+        let proxy = try EmbeddedProxy(Self.config("""
+            option http-buffer-request
+            http-request set-header X-Body %[req.body]
+        """))
+        let client = try proxy.client()
+        try client.send("POST /a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n4\r\nwiki\r\n")
+        #expect(proxy.connector.attempts == 0)
+        try client.send("5\r\npedia\r\n0\r\n")
+        #expect(proxy.connector.attempts == 0)
+        try client.send("\r\n")
+        let forwarded = try proxy.server.written()
+        // The rules saw the payload; the server gets the body in its original framing.
+        #expect(forwarded.contains("x-body: wikipedia\r\n"))
+        #expect(forwarded.hasSuffix("\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\n\r\n"))
+    }
+
     @Test func aBodyThatDoesNotComeGets408() throws {
         let proxy = try EmbeddedProxy(Self.config("    option http-buffer-request"))
         let client = try proxy.client()

@@ -96,7 +96,8 @@ struct HTTPExchange {
     /// request goes on with what came), `false` for `option http-buffer-request` (408).
     private(set) var bodyWaitContinues = false
 
-    /// Reads the request's body before going on, for at most `milliseconds` (0: no limit).
+    /// Reads the request's body (any framing) before going on, for at most `milliseconds`
+    /// (0: no limit).
     mutating func bodyWanted(now: ExchangeTime, milliseconds: Int64, continuesAtDeadline: Bool) {
         phase = .bufferingBody
         bodyWaitContinues = continuesAtDeadline

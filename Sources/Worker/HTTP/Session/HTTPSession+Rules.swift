@@ -210,4 +210,31 @@ extension H1Reader {
         guard let buffer, length > 0 else { return nil }
         return Array(buffer.readableBytesView.prefix(length))
     }
+
+    /// The body buffered so far, without consuming it: its payload (de-chunked) and whether it
+    /// is complete or fills `limit` bytes of buffer. A framing error counts as complete: the
+    /// request goes on and the forwarding path refuses it.
+    func peekBufferedBody(_ framing: BodyFraming, limit: Int, lineLimit: Int) -> (payload: [UInt8], complete: Bool) {
+        guard var copy = buffer else { return ([], framing == .none) }
+        switch framing {
+        case .length(let n):
+            let have = min(n, copy.readableBytes)
+            return (Array(copy.readableBytesView.prefix(min(have, limit))), copy.readableBytes >= min(n, limit))
+        case .chunked:
+            let full = copy.readableBytes >= limit
+            var reader = BodyReader(.chunked, dechunk: true, lineLimit: lineLimit)
+            var payload: [UInt8] = []
+            do {
+                while let slice = try reader.consume(&copy) {
+                    payload.append(contentsOf: slice.readableBytesView)
+                    if reader.isDone { break }
+                }
+            } catch {
+                return (payload, true)
+            }
+            return (payload, reader.isDone || full)
+        default:
+            return ([], true)
+        }
+    }
 }

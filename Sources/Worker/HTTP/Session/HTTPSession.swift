@@ -455,10 +455,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         frontend.counters.requests.wrappingIncrement(ordering: .relaxed)
         frontend.counters.requestRate.tick()
         if logger != nil, logFormat != .connect { beginExchangeLog(head) }
-        // `option http-buffer-request` / `wait-for-body`: the body is read first (a body
-        // with Content-Length; a chunked one goes on at once).
-        if let wait = frontend.bodyWait, !clientIn.bodyEnded, let length = head.contentLength, length > 0,
-           clientIn.bufferedBytes < min(length, headLimit) {
+        // `option http-buffer-request` / `wait-for-body`: the body is read first.
+        if let wait = frontend.bodyWait, !clientIn.bodyEnded, !bufferedBodyComplete {
             exchange.bodyWanted(now: clock.now(), milliseconds: wait.milliseconds, continuesAtDeadline: wait.continues)
             syncTimer()
             return
@@ -475,9 +473,12 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     }
 
     /// Whether the body being buffered is whole, or fills what the proxy buffers.
-    var bufferedBodyComplete: Bool {
-        guard let length = request?.contentLength else { return true }
-        return clientIn.bufferedBytes >= min(length, headLimit)
+    var bufferedBodyComplete: Bool { peekedBody.complete }
+
+    /// The request body buffered so far (de-chunked), and whether it is complete.
+    var peekedBody: (payload: [UInt8], complete: Bool) {
+        guard let head = request else { return ([], true) }
+        return clientIn.peekBufferedBody(HeadParser.requestFraming(head), limit: headLimit, lineLimit: runtime.bufferSize)
     }
 
     /// Rules, routing, then a server for the request.
@@ -487,9 +488,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         if frontend.routesRequests {
             streams.beginTransaction()
             streams.request = head
-            if frontend.bodyWait != nil {
-                streams.body = clientIn.peekWholeBody(length: min(head.contentLength ?? 0, headLimit)) ?? []
-            }
+            if frontend.bodyWait != nil { streams.body = peekedBody.payload }
             switch routeRequest() {
             case .handled:
                 return
