@@ -524,7 +524,7 @@ extension ConfigParser {
     static let supportedOptions = [
         "redispatch", "httplog", "tcplog", "forwardfor", "http-keep-alive", "http-server-close", "httpclose",
         "dontlognull", "idle-close-on-response", "log-health-checks", "log-separate-errors", "allbackups", "httpchk", "tcp-check",
-        "http-buffer-request",
+        "http-buffer-request", "originalto",
     ]
     /// Options an ordinary configuration uses that Hasp accepts without acting on them yet.
     static let acceptedOptions: Set<String> = [
@@ -534,7 +534,7 @@ extension ConfigParser {
         "http-no-delay", "logasap", "contstats", "socket-stats", "checkcache", "http-ignore-probes",
         "tcp-smart-accept", "tcp-smart-connect", "accept-invalid-http-request", "accept-invalid-http-response",
         "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "disable-h2-upgrade", "http-use-htx",
-        "originalto", "transparent", "http_proxy", "http-use-proxy-header",
+        "transparent", "http_proxy", "http-use-proxy-header",
     ]
 
     mutating func parseOption(_ w: [String], from i: Int, negated: Bool, _ p: inout ProxySettings) {
@@ -552,6 +552,26 @@ extension ConfigParser {
         case "log-separate-errors": p.options.logSeparateErrors = !negated
         case "allbackups": p.options.allBackups = !negated
         case "http-buffer-request": p.options.bufferRequest = !negated
+        case "originalto":
+            p.options.originalTo = !negated
+            var j = i + 1
+            while j < w.count {
+                switch w[j] {
+                case "except" where j + 1 < w.count:
+                    guard let network = IPNetwork.parse(w[j + 1]) else {
+                        parsingAlert("invalid address '\(w[j + 1])' for 'except' in 'option originalto'.")
+                        return
+                    }
+                    p.options.originalToExcept = network
+                    j += 2
+                case "header" where j + 1 < w.count:
+                    p.options.originalToHeader = w[j + 1]
+                    j += 2
+                default:
+                    parsingAlert("'option originalto' only supports optional values 'except' and 'header'.")
+                    return
+                }
+            }
         case "httpchk":
             if negated { p.checks.kind = .connect } else { parseHTTPCheckOption(w, from: i, &p) }
         case "tcp-check":

@@ -224,6 +224,11 @@ public struct ProxyOptions: Sendable, Equatable {
     public var forwardForIfNone = false
     /// `option http-buffer-request`: the request body is read before rules and routing.
     public var bufferRequest = false
+    /// `option originalto [except <network>] [header <name>]`: the address the client
+    /// connected to, for the server.
+    public var originalTo = false
+    public var originalToHeader = "X-Original-To"
+    public var originalToExcept: IPNetwork? = nil
     public var dontLogNull = false
     public var idleCloseOnResponse = false
     public var logHealthChecks = false

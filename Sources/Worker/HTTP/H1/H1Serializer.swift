@@ -17,7 +17,8 @@ enum H1Serializer {
     /// The request head as the server gets it: HTTP/1.1, hop-by-hop headers removed, then
     /// `Connection` and `X-Forwarded-For` as the proxy decides.
     static func requestHead(_ head: MessageHead, connection: ServerConnectionHeader,
-                            forwardedFor: (name: String, address: String)?, allocator: ByteBufferAllocator) -> ByteBuffer {
+                            forwardedFor: (name: String, address: String)?, originalTo: (name: String, address: String)? = nil,
+                            allocator: ByteBufferAllocator) -> ByteBuffer {
         var out = allocator.buffer(capacity: head.bytes.readableBytes + 96)
         out.writeString(String(head.method))
         out.writeStaticString(" ")
@@ -29,7 +30,7 @@ enum H1Serializer {
         case .close: out.writeStaticString("connection: close\r\n")
         case .none: break
         }
-        if let (name, address) = forwardedFor {
+        for (name, address) in [forwardedFor, originalTo].compactMap({ $0 }) {
             out.writeString(name)
             out.writeStaticString(": ")
             out.writeString(address)

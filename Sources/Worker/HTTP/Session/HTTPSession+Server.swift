@@ -87,7 +87,7 @@ extension HTTPSession: ServerDialerClient {
         if exchangeLog != nil { noteConnected(c) }
         serverIn.discard()
         let requestHead = H1Serializer.requestHead(head, connection: serverConnectionHeader(), forwardedFor: forwardedFor(),
-                                                   allocator: c.channel.allocator)
+                                                   originalTo: originalTo(), allocator: c.channel.allocator)
         countRequestBytes(requestHead.readableBytes)
         c.channel.write(requestHead, promise: nil)
         serverNeedsFlush = true
@@ -119,6 +119,21 @@ extension HTTPSession: ServerDialerClient {
         let always = (front.forwardFor && !front.forwardForIfNone) || (back.map { $0.forwardFor && !$0.forwardForIfNone } ?? false)
         if !always, request?.contains(options.forwardForHeader) ?? false { return nil }
         return (options.forwardForHeader, ip)
+    }
+
+    /// `option originalto`: the address the client connected to (changed by `set-dst`),
+    /// unless it is in the `except` network.
+    func originalTo() -> (name: String, address: String)? {
+        let front = frontend.settings.options
+        let back = slot?.backend.settings.options
+        guard front.originalTo || (back?.originalTo ?? false), let local = streams.localSocket ?? context.channel.localAddress,
+              let ip = local.ipAddress else { return nil }
+        let options = front.originalTo ? front : back!
+        if let except = options.originalToExcept, let sample = StreamContext.sample(local),
+           let address = IPNetwork.sampleAddress(sample), except.contains(address) {
+            return nil
+        }
+        return (options.originalToHeader, ip)
     }
 
     func detachServer(close: Bool) {
