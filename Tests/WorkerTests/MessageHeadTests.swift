@@ -73,4 +73,22 @@ import Testing
         #expect(String(buffer: H1Serializer.responseHead(head, clientMinor: 1, connection: .none, dechunk: false, allocator: allocator))
                 == "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nServer: hasp\r\n\r\n")
     }
+
+    @Test func editsThatWouldSplitTheMessageAreNotMade() throws {
+        var head = try request(Self.original)
+        head.setHeader("X-A", "v\r\nX-Injected: 1")
+        head.addHeader("X-B", "v\nx")
+        head.replaceHeaderValues("accept", { _ in "a\r\n" })
+        #expect(!head.isEdited)
+        head.setRequestLinePart(.path, "/a b")
+        head.setRequestLinePart(.uri, "/a\r\nX: 1")
+        #expect(head.target == "/p")
+        head.setRequestLinePart(.path, "/q")
+        #expect(head.target == "/q")
+    }
+
+    @Test func anUnparsableErrorfileBecomesTheBuiltIn500() {
+        let answer = LocalAnswer.raw(Array("HTTP/1.1 nonsense\r\n\r\n".utf8), cause: ("P", "R"))
+        #expect(answer.head.status == 500 && answer.body.isEmpty)
+    }
 }

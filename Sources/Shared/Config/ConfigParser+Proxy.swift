@@ -554,24 +554,9 @@ extension ConfigParser {
         case "http-buffer-request": p.options.bufferRequest = !negated
         case "originalto":
             p.options.originalTo = !negated
-            var j = i + 1
-            while j < w.count {
-                switch w[j] {
-                case "except" where j + 1 < w.count:
-                    guard let network = IPNetwork.parse(w[j + 1]) else {
-                        parsingAlert("invalid address '\(w[j + 1])' for 'except' in 'option originalto'.")
-                        return
-                    }
-                    p.options.originalToExcept = network
-                    j += 2
-                case "header" where j + 1 < w.count:
-                    p.options.originalToHeader = w[j + 1]
-                    j += 2
-                default:
-                    parsingAlert("'option originalto' only supports optional values 'except' and 'header'.")
-                    return
-                }
-            }
+            guard let o = parseAddressHeaderOption(w, from: i + 1, option: "originalto", allowsIfNone: false) else { return }
+            p.options.originalToExcept = o.except ?? p.options.originalToExcept
+            p.options.originalToHeader = o.header ?? p.options.originalToHeader
         case "httpchk":
             if negated { p.checks.kind = .connect } else { parseHTTPCheckOption(w, from: i, &p) }
         case "tcp-check":
@@ -585,30 +570,44 @@ extension ConfigParser {
         case "httpclose": p.options.connectionMode = negated ? .keepAlive : .close
         case "forwardfor":
             p.options.forwardFor = !negated
-            var j = i + 1
-            while j < w.count {
-                switch w[j] {
-                case "except" where j + 1 < w.count:
-                    guard let network = IPNetwork.parse(w[j + 1]) else {
-                        parsingAlert("invalid address '\(w[j + 1])' for 'except' in 'option forwardfor'.")
-                        return
-                    }
-                    p.options.forwardForExcept = network
-                    j += 2
-                case "header" where j + 1 < w.count:
-                    p.options.forwardForHeader = w[j + 1]
-                    j += 2
-                case "if-none":
-                    p.options.forwardForIfNone = true
-                    j += 1
-                default:
-                    parsingAlert("'option forwardfor' only supports optional values 'except', 'header' and 'if-none'.")
-                    return
-                }
-            }
+            guard let o = parseAddressHeaderOption(w, from: i + 1, option: "forwardfor", allowsIfNone: true) else { return }
+            p.options.forwardForExcept = o.except ?? p.options.forwardForExcept
+            p.options.forwardForHeader = o.header ?? p.options.forwardForHeader
+            if o.ifNone { p.options.forwardForIfNone = true }
         default:
             if Self.acceptedOptions.contains(name) { return }
             parsingAlert("unknown option '\(name)'.")
         }
+    }
+
+    /// The arguments of `option forwardfor` and `option originalto`: `except <network>`,
+    /// `header <name>` and (forwardfor) `if-none`; nil after an error (reported).
+    mutating func parseAddressHeaderOption(_ w: [String], from start: Int, option: String, allowsIfNone: Bool)
+        -> (except: IPNetwork?, header: String?, ifNone: Bool)?
+    {
+        var result: (except: IPNetwork?, header: String?, ifNone: Bool) = (nil, nil, false)
+        var j = start
+        while j < w.count {
+            switch w[j] {
+            case "except" where j + 1 < w.count:
+                guard let network = IPNetwork.parse(w[j + 1]) else {
+                    parsingAlert("invalid address '\(w[j + 1])' for 'except' in 'option \(option)'.")
+                    return nil
+                }
+                result.except = network
+                j += 2
+            case "header" where j + 1 < w.count:
+                result.header = w[j + 1]
+                j += 2
+            case "if-none" where allowsIfNone:
+                result.ifNone = true
+                j += 1
+            default:
+                parsingAlert(allowsIfNone ? "'option \(option)' only supports optional values 'except', 'header' and 'if-none'."
+                             : "'option \(option)' only supports optional values 'except' and 'header'.")
+                return nil
+            }
+        }
+        return result
     }
 }

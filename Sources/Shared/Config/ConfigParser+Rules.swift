@@ -150,9 +150,6 @@ extension ConfigParser {
             alert(text)
             return
         }
-        if p.kind != .defaults, !p.rules.useBackends.isEmpty, stage == .httpRequest, p.capabilities.contains(.frontend) {
-            // HAProxy evaluates http-request rules before use_backend whatever their order.
-        }
         let (actionWords, conditionWords) = Self.splitCondition(w, from: 1)
         let prefix = "error detected in \(p.kind == .listen ? "proxy" : p.kind.rawValue) '\(p.name)' while parsing '\(keyword) \(verb)' rule : "
         guard var action = parseHTTPAction(actionWords, stage: stage, prefix: prefix, p) else { return }

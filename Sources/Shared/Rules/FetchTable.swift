@@ -395,6 +395,12 @@ public enum URLParts {
         return sawColon ? i : nil
     }
 
+    /// `scheme://authority` of an absolute target, the whole prefix (empty for an origin form).
+    public static func schemeAndAuthority(_ target: String) -> Substring {
+        guard let authority = authority(target) else { return "" }
+        return target[target.startIndex..<authority.endIndex]
+    }
+
     /// `scheme://authority` of an absolute target: the authority.
     public static func authority(_ target: String) -> Substring? {
         let u = target.utf8

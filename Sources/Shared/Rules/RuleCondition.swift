@@ -26,27 +26,20 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
     struct Step: Sendable {
         let negated: Bool
         let endsGroup: Bool
-        let named: NamedACL?
-        let test: ACLTest?
+        let term: Term
     }
 
     public let unless: Bool
-    public let alternatives: [[(negated: Bool, term: Term)]]
     public let source: String
     private let steps: ContiguousArray<Step>
 
     init(unless: Bool, alternatives: [[(negated: Bool, term: Term)]], source: String) {
         self.unless = unless
-        self.alternatives = alternatives
         self.source = source
         var steps = ContiguousArray<Step>()
         for group in alternatives {
             for (index, (negated, term)) in group.enumerated() {
-                let last = index == group.count - 1
-                switch term {
-                case .named(let acl): steps.append(Step(negated: negated, endsGroup: last, named: acl, test: nil))
-                case .anonymous(let test): steps.append(Step(negated: negated, endsGroup: last, named: nil, test: test))
-                }
+                steps.append(Step(negated: negated, endsGroup: index == group.count - 1, term: term))
             }
         }
         self.steps = steps
@@ -60,9 +53,7 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
         let count = steps.count
         while index < count {
             if groupHolds {
-                let hit: Bool
-                if let test = steps[index].test { hit = test.matches(context) } else { hit = steps[index].named!.matches(context) }
-                if hit == steps[index].negated { groupHolds = false }
+                if steps[index].term.matches(context) == steps[index].negated { groupHolds = false }
             }
             if steps[index].endsGroup {
                 if groupHolds { return !unless }
@@ -81,12 +72,12 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
 
     /// Every ACL test used, for the stage check.
     var allTests: [(name: String?, test: ACLTest)] {
-        alternatives.flatMap { $0.flatMap { entry -> [(String?, ACLTest)] in
-            switch entry.term {
+        steps.flatMap { step -> [(String?, ACLTest)] in
+            switch step.term {
             case .named(let acl): return acl.tests.map { (acl.name, $0) }
             case .anonymous(let t): return [(nil, t)]
             }
-        } }
+        }
     }
 }
 

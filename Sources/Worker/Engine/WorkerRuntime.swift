@@ -15,8 +15,8 @@ final class Frontend: Sendable {
     let routesRequests: Bool
     /// `tcp-request connection` / `session` rules run when a connection is accepted.
     let hasConnectionRules: Bool
-    /// `http-response` / `http-after-response` rules of the frontend.
-    let hasResponseRules: Bool
+    /// `http-response` / `http-after-response` rules or response captures of the frontend.
+    var hasResponseRules: Bool { rules.hasResponseRules }
     /// A TCP frontend buffers the first bytes for its content rules (`tcp-request inspect-delay`).
     let inspectsContent: Bool
     /// HTTP requests read their body before rules and routing: `option http-buffer-request`
@@ -59,8 +59,6 @@ final class Frontend: Sendable {
             || !(backendRules?.httpRequest.isEmpty ?? true) || !(backendRules?.useServers.isEmpty ?? true)
             || (backendRules?.tcpRequest.contains { $0.phase == .content } ?? false)
         hasConnectionRules = rules.tcpRequest.contains { $0.phase != .content }
-        hasResponseRules = !rules.httpResponse.isEmpty || !rules.httpAfterResponse.isEmpty
-            || rules.responseCaptures.contains { $0.name != nil }
         let requestTimeout = settings.timeouts.httpRequest ?? settings.timeouts.client ?? 0
         var waitRule: Int64? = nil
         for rule in rules.httpRequest + (backendRules?.httpRequest ?? []) {

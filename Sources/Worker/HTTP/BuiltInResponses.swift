@@ -13,33 +13,9 @@ enum BuiltInResponse: Int, Sendable {
     case serviceUnavailable = 503
     case gatewayTimeout = 504
 
-    var reason: String {
-        switch self {
-        case .badRequest: return "Bad request"
-        case .forbidden: return "Forbidden"
-        case .requestTimeout: return "Request Time-out"
-        case .internalError: return "Internal Server Error"
-        case .badGateway: return "Bad Gateway"
-        case .serviceUnavailable: return "Service Unavailable"
-        case .gatewayTimeout: return "Gateway Time-out"
-        }
-    }
-
-    var explanation: String {
-        switch self {
-        case .badRequest: return "Your browser sent an invalid request."
-        case .forbidden: return "Request forbidden by administrative rules."
-        case .requestTimeout: return "Your browser didn't send a complete request in time."
-        case .internalError: return "An internal server error occurred."
-        case .badGateway: return "The server returned an invalid or incomplete response."
-        case .serviceUnavailable: return "No server is available to handle this request."
-        case .gatewayTimeout: return "The server didn't respond in time."
-        }
-    }
-
-    var body: String {
-        "<html><body><h1>\(rawValue) \(reason)</h1>\n\(explanation)\n</body></html>\n"
-    }
+    /// HAProxy's reason phrase and page for the status (`ErrorPages`, shared with rules).
+    var reason: String { ErrorPages.page(rawValue).reason }
+    var body: String { ErrorPages.page(rawValue).body }
 
     /// Whether the connection is closed after this response whatever the client asked.
     var closesConnection: Bool { self == .badRequest || self == .requestTimeout }

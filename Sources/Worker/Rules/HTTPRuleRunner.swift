@@ -14,8 +14,8 @@ struct LocalAnswer {
     /// Builds the answer from a status, headers and body.
     static func make(status: Int, reason: String? = nil, headers: [(String, String)], body: [UInt8],
                      cause: (Character, Character)) -> LocalAnswer {
-        var text = "HTTP/1.1 \(status) \(reason ?? HTTPStatusText.reason(status))\r\n"
-        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        var text = "HTTP/1.1 \(status) \(reason ?? HTTPReasonPhrase.text(status))\r\n"
+        for (name, value) in headers where MessageHead.isSafeValue(value) { text += "\(name): \(value)\r\n" }
         text += "\r\n"
         return parse(Array(text.utf8), body: body, cause: cause)
     }
@@ -79,7 +79,7 @@ enum ErrorPages {
         case 502: (reason, text) = ("Bad Gateway", "The server returned an invalid or incomplete response.")
         case 503: (reason, text) = ("Service Unavailable", "No server is available to handle this request.")
         case 504: (reason, text) = ("Gateway Time-out", "The server didn't respond in time.")
-        default: (reason, text) = (HTTPStatusText.reason(status), "")
+        default: (reason, text) = (HTTPReasonPhrase.text(status), "")
         }
         return (reason, "<html><body><h1>\(status) \(reason)</h1>\n\(text)\n</body></html>\n")
     }
@@ -277,7 +277,9 @@ enum HTTPRuleRunner {
 
 extension MessageHead {
     /// `set-path`, `set-query`, `set-uri`, `set-method`... on the request line.
+    /// A value with a blank or a line break would break the request line: it is not applied.
     mutating func setRequestLinePart(_ part: RequestLinePart, _ value: String) {
+        guard !value.utf8.contains(where: { $0 == 32 || $0 == 9 || $0 == 13 || $0 == 10 || $0 == 0 }) else { return }
         let current = String(target)
         switch part {
         case .method:
@@ -288,11 +290,9 @@ extension MessageHead {
             return
         case .path:
             let query = URLParts.query(current)
-            let prefix = URLParts.authority(current).map { a in String(current[current.startIndex..<current.range(of: "://")!.upperBound]) + a } ?? ""
-            target = Substring(prefix + value + (query.map { "?" + $0 } ?? ""))
+            target = Substring(String(URLParts.schemeAndAuthority(current)) + value + (query.map { "?" + $0 } ?? ""))
         case .pathq:
-            let prefix = URLParts.authority(current).map { a in String(current[current.startIndex..<current.range(of: "://")!.upperBound]) + a } ?? ""
-            target = Substring(prefix + value)
+            target = Substring(String(URLParts.schemeAndAuthority(current)) + value)
         case .query:
             let base = current.firstIndex(of: "?").map { String(current[..<$0]) } ?? current
             let q = value.hasPrefix("?") ? String(value.dropFirst()) : value

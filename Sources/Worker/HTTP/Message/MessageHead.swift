@@ -1,4 +1,5 @@
 import NIOCore
+import Shared
 
 /// One header line of a parsed head, as byte ranges into the head's bytes.
 struct HeaderField {
@@ -139,6 +140,12 @@ struct MessageHead {
         return out
     }
 
+    /// A value rules computed (from decoded input, say) may hold a line break: written out, it
+    /// would split the message. Such an edit is not made.
+    static func isSafeValue(_ value: String) -> Bool {
+        !value.utf8.contains { $0 == 13 || $0 == 10 || $0 == 0 }
+    }
+
     /// `name` lowercase; names rules pass are already, so this rarely allocates.
     static func lowercase(_ name: String) -> String {
         for c in name.utf8 where c >= 65 && c <= 90 { return name.lowercased() }
@@ -220,6 +227,7 @@ struct MessageHead {
 
     /// Appends a header line (`http-request add-header`).
     mutating func addHeader(_ name: String, _ value: String) {
+        guard Self.isSafeValue(value) else { return }
         if editedFields != nil {
             editedFields!.append(HTTPField(name: name, value: value))
         } else {
@@ -229,6 +237,7 @@ struct MessageHead {
 
     /// Replaces every line of a header by one (`set-header`).
     mutating func setHeader(_ name: String, _ value: String) {
+        guard Self.isSafeValue(value) else { return }
         if editedFields == nil, removeRaw(Self.lowercase(name)) {
             addedFields.removeAll { $0.hasName(name) }
             addedFields.append(HTTPField(name: name, value: value))
@@ -262,15 +271,22 @@ struct MessageHead {
     /// `set-status <code> [reason <text>]`: without a reason, the code's standard one.
     mutating func setStatus(_ code: Int, reason: String?) {
         status = code
-        reasonOverride = reason ?? HTTPStatusText.reason(code)
+        reasonOverride = reason ?? HTTPReasonPhrase.text(code)
     }
 
     /// Rewrites each value of a header (`replace-header` / `replace-value`).
     mutating func replaceHeaderValues(_ name: String, _ transform: (String) -> String) {
         guard contains(name) else { return }
-        edit { list in
-            for i in list.indices where list[i].hasName(name) { list[i].value = transform(list[i].value) }
+        var list = headerFields
+        var changed = false
+        for i in list.indices where list[i].hasName(name) {
+            let value = transform(list[i].value)
+            if value != list[i].value, Self.isSafeValue(value) {
+                list[i].value = value
+                changed = true
+            }
         }
+        if changed { edit { $0 = list } }
     }
 }
 

@@ -88,11 +88,6 @@ extension HTTPSession {
     }
 }
 
-/// Reason phrases for locally generated responses.
-enum HTTPStatusText {
-    static func reason(_ code: Int) -> String { HTTPReasonPhrase.text(code) }
-}
-
 extension Substring {
     func trimmingSpaces() -> Substring {
         var s = self

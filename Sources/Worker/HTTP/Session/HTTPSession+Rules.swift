@@ -87,10 +87,8 @@ extension HTTPSession {
         case .proceed:
             return true
         case .waitForBody(_, _, let resume):
-            // The body is only available when it arrived with the head (see `peekWholeBody`).
-            if streams.body == nil {
-                streams.body = clientIn.peekWholeBody(length: min(runtime.bufferSize, request?.contentLength ?? 0)) ?? []
-            }
+            // A backend's `wait-for-body` (the frontend's buffers before any rule): what came.
+            if streams.body == nil { streams.body = peekedBody.payload }
             return runRequestRules(proxy, from: resume + 1)
         case .answer(let answer):
             if answer.denied { countDenied() }
@@ -204,13 +202,6 @@ extension HTTPSession {
 }
 
 extension H1Reader {
-    /// A body that is already whole in the buffer (Content-Length framing), copied without
-    /// consuming it: what `wait-for-body` and `req.body` see.
-    func peekWholeBody(length: Int) -> [UInt8]? {
-        guard let buffer, length > 0 else { return nil }
-        return Array(buffer.readableBytesView.prefix(length))
-    }
-
     /// The body buffered so far, without consuming it: its payload (de-chunked) and whether it
     /// is complete or fills `limit` bytes of buffer. A framing error counts as complete: the
     /// request goes on and the forwarding path refuses it.

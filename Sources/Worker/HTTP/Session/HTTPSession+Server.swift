@@ -104,36 +104,45 @@ extension HTTPSession: ServerDialerClient {
         return exchange.policy.frontendKeepsServer && exchange.policy.backendKeepsServer ? .none : .close
     }
 
-    /// `option forwardfor`: the frontend's settings win over the backend's; `except` leaves
-    /// out clients of a network, `if-none` requests that already carry the header.
+    /// `option forwardfor`: the client's address; `if-none` leaves requests that carry the
+    /// header alone unless a side asks for it always.
     func forwardedFor() -> (name: String, address: String)? {
-        let front = frontend.settings.options
         let back = slot?.backend.settings.options
-        guard front.forwardFor || (back?.forwardFor ?? false), let client = clientAddress, let ip = client.ipAddress else { return nil }
-        let options = front.forwardFor ? front : back!
-        if let except = options.forwardForExcept, let sample = StreamContext.sample(client),
-           let address = IPNetwork.sampleAddress(sample), except.contains(address) {
-            return nil
-        }
-        // `if-none` holds only when no side asks for the header always.
+        guard let (options, header) = addressHeader(\.forwardFor, back: back, address: clientAddress,
+                                                    except: \.forwardForExcept, name: \.forwardForHeader) else { return nil }
+        let front = frontend.settings.options
         let always = (front.forwardFor && !front.forwardForIfNone) || (back.map { $0.forwardFor && !$0.forwardForIfNone } ?? false)
         if !always, request?.contains(options.forwardForHeader) ?? false { return nil }
-        return (options.forwardForHeader, ip)
+        return header
     }
 
-    /// `option originalto`: the address the client connected to (changed by `set-dst`),
-    /// unless it is in the `except` network.
+    /// `option originalto`: the address the client connected to (as `set-dst` leaves it).
     func originalTo() -> (name: String, address: String)? {
+        addressHeader(\.originalTo, back: slot?.backend.settings.options, address: streams.localSocket ?? context.channel.localAddress,
+                      except: \.originalToExcept, name: \.originalToHeader)?.header
+    }
+
+    /// An address header one of the proxies asks for (the frontend's settings win), unless the
+    /// address lies in its `except` network.
+    private func addressHeader(_ enabled: KeyPath<ProxyOptions, Bool>, back: ProxyOptions?, address: SocketAddress?,
+                               except: KeyPath<ProxyOptions, IPNetwork?>, name: KeyPath<ProxyOptions, String>)
+        -> (options: ProxyOptions, header: (name: String, address: String))?
+    {
         let front = frontend.settings.options
-        let back = slot?.backend.settings.options
-        guard front.originalTo || (back?.originalTo ?? false), let local = streams.localSocket ?? context.channel.localAddress,
-              let ip = local.ipAddress else { return nil }
-        let options = front.originalTo ? front : back!
-        if let except = options.originalToExcept, let sample = StreamContext.sample(local),
-           let address = IPNetwork.sampleAddress(sample), except.contains(address) {
+        let options: ProxyOptions
+        if front[keyPath: enabled] {
+            options = front
+        } else if let back, back[keyPath: enabled] {
+            options = back
+        } else {
             return nil
         }
-        return (options.originalToHeader, ip)
+        guard let address, let ip = address.ipAddress else { return nil }
+        if let network = options[keyPath: except], let sample = StreamContext.sample(address),
+           let v6 = IPNetwork.sampleAddress(sample), network.contains(v6) {
+            return nil
+        }
+        return (options, (options[keyPath: name], ip))
     }
 
     func detachServer(close: Bool) {
