@@ -114,11 +114,11 @@ struct RuntimeFixture {
         #expect(try f.ask("show stat nope 1 -1") == "No such proxy.\n\n")
 
         let typed = try f.ask("show stat typed")
-        #expect(typed.hasPrefix("F.1.0.0.pxname.1:KNSV:str:fe\nF.1.0.1.svname.1:KNSV:str:FRONTEND\n"))
-        #expect(typed.contains("\nS.2.1.1.svname.1:KNSV:str:s1\n"))
+        #expect(typed.hasPrefix("F.1.0.0.pxname.1:KNS:str:fe\nF.1.0.1.svname.1:KNS:str:FRONTEND\n"))
+        #expect(typed.contains("\nS.2.1.1.svname.1:KNS:str:s1\n"))
         let typedInfo = try f.ask("show info typed desc")
-        #expect(typedInfo.hasPrefix("0.Name.1:POSV:str:Hasp:\""))
-        #expect(typedInfo.contains("\n6.Pid.1:SGPV:u32:\(f.hasp.pid):\""))
+        #expect(typedInfo.hasPrefix("0.Name.1:POS:str:Hasp:\""))
+        #expect(typedInfo.contains("\n6.Pid.1:SGP:u32:\(f.hasp.pid):\""))
 
         let statJSON = try f.ask("show stat json")
         let objects = try #require(try JSONSerialization.jsonObject(with: Data(statJSON.utf8)) as? [[[String: Any]]])

@@ -11,8 +11,8 @@ struct TypedValue {
     var text: String
     var description: String = ""
 
-    /// Tags as printed: the three letters and `V` (the value is volatile, never persistent).
-    var typedTags: String { tags + "V" }
+    /// Tags as printed: the three letters (HAProxy 2.6 prints no fourth one).
+    var typedTags: String { tags }
 
     var typedValue: String { "\(kind.rawValue):\(text)" }
 
