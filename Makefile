@@ -11,7 +11,7 @@ DEB_BENCH_PACKAGES := haproxy nginx-light wrk python3
 # traffic logs with halog (from the haproxy package).
 DEB_TEST_PACKAGES := hatop tmux haproxy
 
-.PHONY: all build release run test unit-test deps test-deps bench-deps install-packages check bench clean install
+.PHONY: all build release run test unit-test deps test-deps bench-deps install-packages check bench clean install promtool browser-test
 
 all: release
 
@@ -22,6 +22,26 @@ deps:
 
 test-deps: deps
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_TEST_PACKAGES)"
+	@$(MAKE) --no-print-directory promtool
+
+# Prometheus' linter, which the exporter's tests run. Only the tool is taken from Debian's
+# `prometheus` package (installing the package would also start a Prometheus server).
+PROMTOOL := .build/tools/promtool
+promtool:
+	@if [ ! -x $(PROMTOOL) ] && ! command -v promtool >/dev/null; then \
+	  echo "fetching promtool from Debian's prometheus package"; \
+	  tmp=$$(mktemp -d) && cd $$tmp && \
+	  { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; } && \
+	  dpkg-deb -x prometheus_*.deb root && cd - >/dev/null && \
+	  mkdir -p .build/tools && cp $$tmp/root/usr/bin/promtool $(PROMTOOL) && rm -rf $$tmp; \
+	fi
+
+# The statistics page in a real browser: headless Chromium loads the page, submits the admin
+# form and the test checks the server changed state (about a minute; installs chromium).
+browser-test: release
+	@$(MAKE) --no-print-directory install-packages PACKAGES="chromium"
+	$(SWIFT) build --build-tests
+	HASP_BINARY=$(CURDIR)/.build/release/hasp HASP_BROWSER_TEST=1 $(SWIFT) test --skip-build --filter StatsBrowserTests
 
 bench-deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_BENCH_PACKAGES)"

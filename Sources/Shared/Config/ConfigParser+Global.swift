@@ -24,7 +24,7 @@ extension ConfigParser {
         "ca-base", "crt-base", "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites",
         "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
         "ssl-default-server-options", "ssl-dh-param-file", "tune.ssl.default-dh-param", "log-send-hostname",
-        "node", "description", "localpeer", "insecure-fork-wanted",
+        "localpeer", "insecure-fork-wanted",
         "expose-experimental-directives", "cpu-map", "ulimit-n",
         "busy-polling",
     ]
@@ -39,6 +39,10 @@ extension ConfigParser {
             return n
         }
         switch k {
+        case "node":
+            config.global.node = w.count >= 2 ? w[1] : ""
+        case "description":
+            config.global.processDescription = w.dropFirst().joined(separator: " ")
         case "log-tag":
             guard w.count >= 2, !w[1].isEmpty else { parsingAlert("'log-tag' expects a tag for use in syslog."); return }
             config.global.logTag = w[1]

@@ -212,7 +212,11 @@ extension ConfigParser {
             }
         },
         // Accepted; Hasp has no use for them.
-        ProxyKeyword(names: ["description", "fullconn"], maximumArguments: nil) { _, _, _ in },
+        ProxyKeyword(names: ["description"], maximumArguments: nil) { _, w, p in
+            p.proxyDescription = w.dropFirst().joined(separator: " ")
+        },
+        ProxyKeyword(names: ["fullconn"], maximumArguments: nil) { _, _, _ in },
+        ProxyKeyword(names: ["stats"], maximumArguments: nil) { parser, w, p in parser.parseStats(w, &p) },
         ProxyKeyword(names: ["load-server-state-from-file"], maximumArguments: 1) { parser, w, p in
             guard w.count >= 2, let source = ServerStateSource(rawValue: w[1]) else {
                 parser.parsingAlert("'load-server-state-from-file' expects 'global', 'local' or 'none'. Got '\(w.count >= 2 ? w[1] : "")'")
@@ -232,7 +236,7 @@ extension ConfigParser {
             }
             parser.parseCheckRule(w, &p)
         },
-        ProxyKeyword(names: ["stats", "compression", "cookie", "stick-table", "stick", "errorloc", "errorloc302", "errorloc303",
+        ProxyKeyword(names: ["compression", "cookie", "stick-table", "stick", "errorloc", "errorloc302", "errorloc303",
                          "unique-id-format", "unique-id-header", "log-format"], maximumArguments: nil) { parser, w, _ in
             parser.parsingAlert("'\(w[0])' is not supported by Hasp yet.")
         },

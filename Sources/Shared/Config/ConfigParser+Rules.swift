@@ -226,6 +226,10 @@ extension ConfigParser {
             return .reject
         case "auth":
             if args.isEmpty { return .auth(realm: nil) }
+            if args == ["realm"] {
+                parsingAlert(prefix + "missing realm value.")
+                return nil
+            }
             guard args.count == 2, args[0] == "realm" else {
                 parsingAlert(prefix + "expects 'realm' for 'auth', but got '\(args[0])'.")
                 return nil
@@ -330,6 +334,16 @@ extension ConfigParser {
         case "set-nice", "set-mark", "set-tos", "set-src-port", "set-dst-port", "disable-l7-retry", "strict-mode",
              "wait-for-handshake":
             return .ignored(verb)
+        case "use-service":
+            guard let name = args.first else {
+                parsingAlert(prefix + "'use-service' expects a service name..")
+                return nil
+            }
+            guard let service = HTTPService(rawValue: name) else {
+                parsingAlert(prefix + "'\(name)' unknown service name..")
+                return nil
+            }
+            return .useService(service)
         default:
             parsingAlert(prefix + "'\(verb)' is not supported by Hasp yet.")
             return nil
@@ -435,6 +449,17 @@ extension ConfigParser {
                 action = .switchToHTTP
             case "set-mark", "set-tos", "set-nice", "set-src-port", "set-dst-port":
                 action = .ignored(verb)
+            case "use-service":
+                guard let name = args.first else {
+                    parsingAlert(prefix + "'use-service' expects a service name..")
+                    return
+                }
+                if HTTPService(rawValue: name) == .prometheusExporter {
+                    parsingAlert("Prometheus exporter service only available on 'http-request' rulesets")
+                } else {
+                    parsingAlert(prefix + "'\(name)' unknown service name..")
+                }
+                return
             default:
                 var text = "parsing [\(file):\(lineNumber)] : '\(keyword) \(phase.rawValue)' expects \(Self.tcpActionNames.map { "'\($0)'" }.joined(separator: ", ")), but got '\(verb)'"
                 if let s = Suggestion.closest(to: verb, in: Self.tcpActionNames) { text += " Did you mean '\(s)' maybe ?" }

@@ -481,6 +481,7 @@ public struct ConfigParser {
         }
         resolveErrorFileSections()
         checkTracking()
+        checkStatsPages()
         for proxy in config.proxies {
             let t = proxy.timeouts
             let needsClient = proxy.capabilities.contains(.frontend)

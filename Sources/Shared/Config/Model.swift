@@ -68,6 +68,9 @@ public struct GlobalSettings: Sendable, Equatable {
     public var spreadChecks = 0
     /// `log-tag`: the program name in syslog lines.
     public var logTag = "hasp"
+    /// `node` and `description`: shown on the statistics page.
+    public var node: String? = nil
+    public var processDescription: String? = nil
     /// `master-worker` in the global section: the same as -W.
     public var masterWorker = false
     /// `tune.http.maxhdr`: a head with this many header lines or more is refused.
@@ -407,6 +410,12 @@ public struct ProxySettings: Sendable, Equatable {
     /// `log global` (use the global targets) and the proxy's own `log` lines.
     public var logGlobal = false
     public var logTargets: [LogTarget] = []
+    /// The statistics page (`stats ...`), nil when the proxy serves none.
+    public var stats: StatsSettings? = nil
+    /// Whether `stats` is this section's own (a first `stats` line replaces inherited ones).
+    public var statsDeclaredHere = false
+    /// `description <text>`.
+    public var proxyDescription: String? = nil
 
     public init(kind: ProxyKind, name: String, location: SourceLocation) {
         self.kind = kind
@@ -426,6 +435,8 @@ public struct ProxySettings: Sendable, Equatable {
         copy.servers = []
         // Only a named defaults section can hold rules; a proxy built `from` it runs them first.
         copy.rules.useBackends = []
+        copy.statsDeclaredHere = false
+        copy.proxyDescription = nil
         copy.disabled = false
         copy.id = 0
         copy.checks.inheritedHTTPSteps = !checks.httpSteps.isEmpty

@@ -75,8 +75,15 @@ public enum HTTPAction: Sendable {
     case setStatus(Int, reason: String?)
     case earlyHint(String, LogFormatString)
     case normalizeURI(String)
+    /// `use-service <name>`: an applet of the proxy answers the request.
+    case useService(HTTPService)
     /// Accepted and without effect here (`set-nice`, `set-mark`, `disable-l7-retry`...).
     case ignored(String)
+}
+
+/// The services `http-request use-service` can hand a request to.
+public enum HTTPService: String, Sendable {
+    case prometheusExporter = "prometheus-exporter"
 }
 
 public final class HTTPRule: Sendable {

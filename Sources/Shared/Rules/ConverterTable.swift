@@ -221,8 +221,8 @@ public enum ConverterTable {
 }
 
 /// `%`-decoding of URL components.
-enum URLDecode {
-    static func decode(_ s: String, plusAsSpace: Bool) -> String? {
+public enum URLDecode {
+    public static func decode(_ s: String, plusAsSpace: Bool) -> String? {
         var out: [UInt8] = []
         let b = Array(s.utf8)
         var i = 0

@@ -36,6 +36,7 @@ public final class Engine: Sendable {
         let threads = configuration.global.nbthread ?? System.coreCount
         runtime = WorkerRuntime(configuration: configuration, threads: max(1, threads))
         finished = runtime.group.next().makePromise(of: Int32.self)
+        _ = api
     }
 
     /// Binds every `bind` line of the configuration itself (standalone mode).
@@ -83,6 +84,7 @@ public final class Engine: Sendable {
             if let api = box { return api }
             let made = RuntimeAPI(runtime: runtime, engine: self)
             box = made
+            runtime.runtimeAPI.withLockedValue { $0 = made }
             return made
         }
     }
@@ -262,7 +264,10 @@ public final class Engine: Sendable {
             defer { done = true }
             return !done
         }
-        if first { finished.succeed(code) }
+        if first {
+            runtime.stopBackgroundWork()
+            finished.succeed(code)
+        }
     }
 }
 

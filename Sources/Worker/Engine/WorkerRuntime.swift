@@ -24,6 +24,9 @@ final class Frontend: Sendable {
     let bodyWait: (milliseconds: Int64, continues: Bool)?
     /// Its rules, by reference.
     let rules: ProxyRuleSet
+    /// The `stats uri` of every statistics page a request here may reach: a POST to one reads
+    /// its body (the admin form) before the rules.
+    let statsURIs: [String]
     /// Its connections are parsed as HTTP: `mode http`, or a TCP frontend whose backend is in
     /// `mode http` (HAProxy upgrades such a stream to HTTP).
     let servesHTTP: Bool
@@ -37,8 +40,10 @@ final class Frontend: Sendable {
     /// Its `log` targets, if any (looked up once, not per connection).
     let logger: ProxyLogger?
 
-    init(settings: ProxySettings, backend: Backend?, globalGate: AcceptGate, logger: ProxyLogger? = nil) {
+    init(settings: ProxySettings, backend: Backend?, globalGate: AcceptGate, logger: ProxyLogger? = nil,
+         statsURIs: [String] = []) {
         self.settings = settings
+        self.statsURIs = statsURIs
         self.backend = backend
         self.logger = logger
         gate = AcceptGate(limit: settings.maxconn ?? 0)
@@ -58,6 +63,7 @@ final class Frontend: Sendable {
             || rules.tcpRequest.contains { $0.phase == .content }
             || !(backendRules?.httpRequest.isEmpty ?? true) || !(backendRules?.useServers.isEmpty ?? true)
             || (backendRules?.tcpRequest.contains { $0.phase == .content } ?? false)
+            || (settings.mode == .http && settings.stats != nil) || (backend?.settings.mode == .http && backend?.settings.stats != nil)
         hasConnectionRules = rules.tcpRequest.contains { $0.phase != .content }
         let requestTimeout = settings.timeouts.httpRequest ?? settings.timeouts.client ?? 0
         var waitRule: Int64? = nil
@@ -172,6 +178,37 @@ public final class WorkerRuntime: Sendable {
     let processVariables = ProcessVariables()
     /// `tune.vars.*-max-size`.
     let variableLimits: [VariableScope: Int]
+    /// The process's start (`Uptime`, `Start_time_sec`).
+    let startedAt = WallClock.seconds()
+    let startedAtMs = MonotonicClock.milliseconds()
+    /// Where work that must not run on an event loop goes (the statistics page reads counters
+    /// that live on every loop, and may list thousands of servers): one thread, started on
+    /// first use.
+    private let backgroundPool = NIOLockedValueBox<NIOThreadPool?>(nil)
+    /// The runtime API, once the engine made it: the statistics page renders its reports.
+    let runtimeAPI = NIOLockedValueBox<RuntimeAPI?>(nil)
+
+    /// Runs `work` off the event loops; the result comes back on `loop`.
+    func offLoop<T: Sendable>(on loop: EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T> {
+        let pool = backgroundPool.withLockedValue { pool in
+            if let pool { return pool }
+            let made = NIOThreadPool(numberOfThreads: 1)
+            made.start()
+            pool = made
+            return made
+        }
+        return pool.runIfActive(eventLoop: loop, work)
+    }
+
+    /// Stops the background thread (the engine is done).
+    func stopBackgroundWork() {
+        let pool = backgroundPool.withLockedValue { pool in
+            defer { pool = nil }
+            return pool
+        }
+        pool?.shutdownGracefully { _ in }
+        runtimeAPI.withLockedValue { $0 = nil }
+    }
 
     public convenience init(configuration: Configuration, threads: Int) {
         self.init(configuration: configuration, threads: threads, connector: nil, clock: MonotonicExchangeClock())
@@ -211,11 +248,13 @@ public final class WorkerRuntime: Sendable {
         self.loggers = loggers
         let globalGate = AcceptGate(limit: configuration.global.maxconn ?? 0)
         self.globalGate = globalGate
+        let statsURIs = Set(configuration.proxies.compactMap { $0.kind != .defaults && $0.mode == .http ? $0.stats?.uri : nil }).sorted()
         frontends = configuration.proxies.filter { $0.capabilities.contains(.frontend) }.map { proxy in
             let target = proxy.defaultBackend
             var backend = target.flatMap { backends[$0] }
             if backend == nil, proxy.kind == .listen, !proxy.servers.isEmpty { backend = backends[proxy.name] }
-            return Frontend(settings: proxy, backend: backend, globalGate: globalGate, logger: loggers[proxy.name])
+            return Frontend(settings: proxy, backend: backend, globalGate: globalGate, logger: loggers[proxy.name],
+                            statsURIs: statsURIs)
         }
         linkTrackedServers()
     }

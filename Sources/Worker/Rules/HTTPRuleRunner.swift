@@ -99,11 +99,21 @@ enum HTTPRuleRunner {
         /// `wait-for-body`: the body (up to the limit) must be read before the rules go on;
         /// `resume` is the index of the rule to continue from.
         case waitForBody(milliseconds: Int64, atLeast: Int?, resume: Int)
+        /// `use-service`: the service answers.
+        case service(HTTPService)
     }
 
-    /// `errorFiles` are the proxy's pages for deny/tarpit/auth.
+    /// The 401 that asks for credentials of `realm`.
+    static func authChallenge(realm: String, errorFiles: [Int: [UInt8]]) -> LocalAnswer {
+        var answer = LocalAnswer.errorPage(401, errorFiles: errorFiles, cause: ("P", "R"),
+                                           extraHeaders: [("www-authenticate", "Basic realm=\"\(realm)\"")])
+        if errorFiles[401] != nil { answer.head.addHeader("www-authenticate", "Basic realm=\"\(realm)\"") }
+        return answer
+    }
+
+    /// `errorFiles` are the proxy's pages for deny/tarpit/auth; `defaultRealm` is what `auth` without a realm names (the proxy).
     static func run(_ rules: [HTTPRule], from start: Int = 0, stage: RuleStage, context c: StreamContext,
-                    errorFiles: [Int: [UInt8]], proxyName: String) -> Outcome {
+                    errorFiles: [Int: [UInt8]], defaultRealm: String) -> Outcome {
         var index = start
         while index < rules.count {
             let rule = rules[index]
@@ -127,11 +137,7 @@ enum HTTPRuleRunner {
             case .reject:
                 return .reject
             case .auth(let realm):
-                let name = realm ?? proxyName
-                var answer = LocalAnswer.errorPage(401, errorFiles: errorFiles, cause: ("P", "R"),
-                                                   extraHeaders: [("www-authenticate", "Basic realm=\"\(name)\"")])
-                if errorFiles[401] != nil { answer.head.addHeader("www-authenticate", "Basic realm=\"\(name)\"") }
-                return .answer(answer)
+                return .answer(authChallenge(realm: realm ?? defaultRealm, errorFiles: errorFiles))
             case .redirect(let redirect):
                 guard let answer = redirectAnswer(redirect, context: c) else { continue }
                 return .answer(answer)
@@ -213,6 +219,8 @@ enum HTTPRuleRunner {
                 guard let target = c.requestTarget else { continue }
                 let normalized = URINormalizer.apply(kind, to: target)
                 if normalized != target { c.editRequest { $0.setRequestLinePart(.uri, normalized) } }
+            case .useService(let service):
+                return .service(service)
             case .earlyHint, .ignored:
                 break
             }

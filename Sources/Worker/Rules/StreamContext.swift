@@ -320,6 +320,8 @@ final class ProxyRuleSet: Sendable {
     /// name, length.
     let requestHeaderCaptures: [(slot: Int, name: String, length: Int)]
     let responseHeaderCaptures: [(slot: Int, name: String, length: Int)]
+    /// The statistics page (`stats enable`...), in an HTTP proxy.
+    let stats: StatsSettings?
 
     init(_ settings: ProxySettings) {
         let rules = settings.rules
@@ -334,6 +336,7 @@ final class ProxyRuleSet: Sendable {
         monitorFail = rules.monitorFail
         errorFiles = settings.errorFiles
         timeouts = settings.timeouts
+        stats = settings.mode == .http ? settings.stats : nil
         requestHeaderCaptures = rules.requestCaptures.enumerated().compactMap { slot, capture in
             capture.name.map { (slot, $0.lowercased(), capture.length) }
         }

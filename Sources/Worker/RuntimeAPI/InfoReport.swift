@@ -31,7 +31,8 @@ extension RuntimeAPI {
         let warnings = DiagnosticPrinter.shared.startupLog.filter { $0.hasPrefix("[WARNING]") }.count
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        let node = String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let hostName = String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let node = runtime.configuration.global.node ?? hostName
         let uptimeText = Uptime(seconds: uptime).info
 
         let rows: [(Int, String, String, TypedValue.Kind, String, String)] = [
@@ -71,7 +72,7 @@ extension RuntimeAPI {
             (48, "Run_queue", "MGP", .u32, "0", "Tasks waiting to run"),
             (49, "Idle_pct", "MaP", .u32, "100", "Share of time the event loops were idle"),
             (50, "node", "COS", .str, node, "Node name (the host name)"),
-            (51, "description", "COS", .str, "", "Node description"),
+            (51, "description", "COS", .str, runtime.configuration.global.processDescription ?? "", "Node description"),
             (52, "Stopping", "MGP", .u32, stopping ? "1" : "0", "1 while this worker is stopping (draining)"),
             (53, "Jobs", "MGP", .u32, "\(current + listeners)", "Active jobs (connections and listeners)"),
             (54, "Unstoppable Jobs", "MGP", .u32, "0", "Jobs that a soft-stop does not end"),

@@ -11,8 +11,8 @@ public final class RuntimeAPI: @unchecked Sendable {
     let runtime: WorkerRuntime
     let engine: Engine
     /// Wall-clock and monotonic start, for `Uptime` and `Start_time_sec`.
-    let startedAt = WallClock.seconds()
-    let startedAtMs = MonotonicClock.milliseconds()
+    var startedAt: Int { runtime.startedAt }
+    var startedAtMs: Int { runtime.startedAtMs }
     /// `stats timeout`.
     let idleTimeoutMs: Int
     let table: CLICommandTable<RuntimeSession>

@@ -98,8 +98,11 @@ struct StatReport {
     }
 
     func render(_ scope: StatScope, _ format: ReportFormat) -> String {
-        let rows = collect(scope, format)
-        switch format.style {
+        render(collect(scope, format), style: format.style)
+    }
+
+    func render(_ rows: [Row], style: ReportFormat.Style) -> String {
+        switch style {
         case .plain:
             return Self.csvHeader + rows.map { row in row.values.map { Self.csvField($0) + "," }.joined() + "-,\n" }.joined()
         case .typed:
@@ -126,16 +129,32 @@ struct StatReport {
         }
     }
 
+    /// A JSON Schema of the `json` output (`;json-schema` on the statistics page).
+    static let jsonSchema = """
+    {"$schema":"http://json-schema.org/draft-04/schema#","title":"Hasp statistics","description":"The statistics of \
+    show stat json: an array of objects (frontends, backends, servers), each an array of typed fields.","type":"array",\
+    "items":{"type":"array","items":{"type":"object","required":["objType","proxyId","id","field","processNum","tags","value"],\
+    "properties":{"objType":{"enum":["Frontend","Backend","Server","Listener"]},"proxyId":{"type":"integer","minimum":0},\
+    "id":{"type":"integer","minimum":0},"field":{"type":"object","required":["pos","name"],"properties":{"pos":\
+    {"type":"integer","minimum":0},"name":{"type":"string"}}},"processNum":{"type":"integer","minimum":1},"tags":{"type":\
+    "object","required":["origin","nature","scope"],"properties":{"origin":{"enum":["Metric","Status","Key","Config",\
+    "Product","Unknown"]},"nature":{"enum":["Gauge","Limit","Min","Max","Rate","Counter","Duration","Age","Time","Name",\
+    "Output","Avg","Unknown"]},"scope":{"enum":["Cluster","Process","Service","System","Unknown"]}}},"value":{"type":\
+    "object","required":["type","value"],"properties":{"type":{"enum":["s32","s64","u32","u64","str"]},"value":{}}}}}}}
+
+    """
+
     /// Quoted only when it holds a comma or a double quote.
     static func csvField(_ s: String) -> String {
         guard s.contains(",") || s.contains("\"") else { return s }
         return "\"" + s.replacingAll("\"", with: "\"\"") + "\""
     }
 
-    func collect(_ scope: StatScope, _ format: ReportFormat) -> [Row] {
+    /// The rows of the proxies in `scope` that `including` accepts, in configuration order.
+    func collect(_ scope: StatScope, _ format: ReportFormat, including: (ProxySettings) -> Bool = { _ in true }) -> [Row] {
         let runtime = api.runtime
         var rows: [Row] = []
-        for proxy in runtime.configuration.proxies where scope.includes(proxy) {
+        for proxy in runtime.configuration.proxies where scope.includes(proxy) && including(proxy) {
             if scope.types & 1 != 0, let frontend = runtime.frontends.first(where: { $0.settings.id == proxy.id }) {
                 rows.append(frontendRow(frontend))
             }
@@ -325,7 +344,9 @@ struct StatReport {
             row.set([("h1req", c.requests.load(ordering: .relaxed)), ("sess_other", 0), ("h1sess", b.totalSessions.load(ordering: .relaxed)),
                      ("h2sess", 0), ("h3sess", 0), ("req_other", 0), ("h2req", 0), ("h3req", 0)])
         }
-        row["status"] = active.isEmpty && backup.isEmpty ? "DOWN" : "UP"
+        // A backend without servers is UP, as in HAProxy (it may answer by itself: the stats
+        // page, `http-request return`...).
+        row["status"] = active.isEmpty && backup.isEmpty && !b.servers.isEmpty ? "DOWN" : "UP"
         row["algo"] = b.settings.balance.name
         return row
     }

@@ -14,6 +14,10 @@ struct HTTPExchange {
         /// A request head arrived and its body is being read, not forwarded, before rules and
         /// routing run (`option http-buffer-request`, `wait-for-body`).
         case bufferingBody
+        /// The proxy makes the answer itself away from the event loop (the statistics page)
+        /// or streams it (the Prometheus exporter); a half-close from the client does not stop
+        /// it, but closes the connection after it.
+        case answering
         /// A request head arrived; waiting for a server slot or a connection.
         case connecting
         /// The request is being sent and/or the response received.
@@ -90,7 +94,14 @@ struct HTTPExchange {
     var isClosed: Bool { phase == .closed }
 
     /// An exchange is under way: a soft stop waits for its end before moving the connection.
-    var isBusy: Bool { phase == .connecting || phase == .exchanging || phase == .responding || phase == .bufferingBody }
+    var isBusy: Bool {
+        phase == .connecting || phase == .exchanging || phase == .responding || phase == .bufferingBody || phase == .answering
+    }
+
+    /// The answer will be the proxy's own, made or sent over several turns of the loop.
+    mutating func answerDeferred() {
+        phase = .answering
+    }
 
     /// When the body wait ends before the body is whole: `true` for `wait-for-body` (the
     /// request goes on with what came), `false` for `option http-buffer-request` (408).
@@ -413,6 +424,9 @@ struct HTTPExchange {
         case .tunnel: return .shutServerOutput
         case .idle: return nothingBuffered ? .close : .none
         case .bufferingBody: return .abort
+        case .answering:
+            closeAfterResponse = true
+            return .none
         case .exchanging, .connecting: return requestEnded ? .none : .abort
         default: return .none
         }
@@ -525,7 +539,7 @@ struct HTTPExchange {
     var stateCharacter: Character {
         if isQueued { return "Q" }
         switch phase {
-        case .idle, .bufferingBody: return "R"
+        case .idle, .bufferingBody, .answering: return "R"
         case .connecting: return "C"
         case .exchanging: return responseStarted ? "D" : (requestEnded ? "H" : "D")
         case .responding: return "R"

@@ -25,6 +25,7 @@ extension HTTPSession {
         }
         if !runContentRules(rules.tcpContent) { return .handled }
         if !runRequestRules(rules) { return .handled }
+        if serveStatsIfAsked(rules) { return .handled }
         var chosen = frontend.backend
         for rule in rules.useBackends {
             if let condition = rule.condition, !condition.matches(c) { continue }
@@ -38,6 +39,7 @@ extension HTTPSession {
         if let backend = chosen, backend.rules !== rules {
             if !runContentRules(backend.rules.tcpContent) { return .handled }
             if !runRequestRules(backend.rules) { return .handled }
+            if serveStatsIfAsked(backend.rules) { return .handled }
         }
         return .backend(chosen)
     }
@@ -83,7 +85,7 @@ extension HTTPSession {
         let rules = proxy.httpRequest
         guard start < rules.count else { return true }
         switch HTTPRuleRunner.run(rules, from: start, stage: .httpRequest, context: streams, errorFiles: proxy.errorFiles,
-                                  proxyName: proxy.name) {
+                                  defaultRealm: proxy.name) {
         case .proceed:
             return true
         case .waitForBody(_, _, let resume):
@@ -93,6 +95,9 @@ extension HTTPSession {
         case .answer(let answer):
             if answer.denied { countDenied() }
             sendAnswer(answer)
+            return false
+        case .service(let service):
+            serve(service)
             return false
         case .tarpit(let answer):
             countDenied()
@@ -135,8 +140,8 @@ extension HTTPSession {
         let lists = backendRules.map { $0 === frontend.rules ? [$0] : [$0, frontend.rules] } ?? [frontend.rules]
         for proxy in lists where !proxy.httpResponse.isEmpty {
             switch HTTPRuleRunner.run(proxy.httpResponse, stage: .httpResponse, context: c, errorFiles: proxy.errorFiles,
-                                      proxyName: proxy.name) {
-            case .proceed, .waitForBody:
+                                      defaultRealm: proxy.name) {
+            case .proceed, .waitForBody, .service:
                 continue
             case .answer(var answer), .tarpit(var answer):
                 if answer.denied {
@@ -170,11 +175,11 @@ extension HTTPSession {
     func runAfterResponseRules() {
         let c = streams
         if let backend = (slot?.backend ?? c.backend)?.rules, backend !== frontend.rules, !backend.httpAfterResponse.isEmpty {
-            _ = HTTPRuleRunner.run(backend.httpAfterResponse, stage: .httpAfterResponse, context: c, errorFiles: [:], proxyName: backend.name)
+            _ = HTTPRuleRunner.run(backend.httpAfterResponse, stage: .httpAfterResponse, context: c, errorFiles: [:], defaultRealm: backend.name)
         }
         if !frontend.rules.httpAfterResponse.isEmpty {
             _ = HTTPRuleRunner.run(frontend.rules.httpAfterResponse, stage: .httpAfterResponse, context: c,
-                                   errorFiles: [:], proxyName: frontend.name)
+                                   errorFiles: [:], defaultRealm: frontend.name)
         }
     }
 

@@ -372,7 +372,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             case .bufferingBody:
                 guard bufferedBodyComplete else { return }
                 resumeBufferedRequest()
-            case .connecting, .tunnel, .closed:
+            case .connecting, .answering, .tunnel, .closed:
                 return
             }
         }
@@ -456,12 +456,19 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         frontend.counters.requestRate.tick()
         if logger != nil, logFormat != .connect { beginExchangeLog(head) }
         // `option http-buffer-request` / `wait-for-body`: the body is read first.
-        if let wait = frontend.bodyWait, !clientIn.bodyEnded, !bufferedBodyComplete {
+        if let wait = frontend.bodyWait ?? statsBodyWait(head), !clientIn.bodyEnded, !bufferedBodyComplete {
             exchange.bodyWanted(now: clock.now(), milliseconds: wait.milliseconds, continuesAtDeadline: wait.continues)
             syncTimer()
             return
         }
         serveRequest(head)
+    }
+
+    /// The statistics page's admin form is read whole, for `timeout http-request`.
+    func statsBodyWait(_ head: MessageHead) -> (milliseconds: Int64, continues: Bool)? {
+        guard statsBodyWanted(head) else { return nil }
+        let timeouts = frontend.settings.timeouts
+        return (timeouts.httpRequest ?? timeouts.client ?? 10_000, true)
     }
 
     /// The buffered body is whole, the buffer is full, or `wait-for-body` waited enough.
