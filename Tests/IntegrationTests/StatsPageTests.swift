@@ -144,6 +144,7 @@ import Glibc
         #expect(Self.headerValue(raw, "cache-control") == "no-cache")
         #expect(Self.headerValue(raw, "content-type")?.hasPrefix("text/html") == true)
         let page = Self.body(raw)
+        #expect(Self.headerValue(raw, "content-length") == String(page.utf8.count))
         #expect(page.contains("<title>Statistics Report for Hasp on edge-1</title>"))
         #expect(page.contains("front tier"))
         for proxy in ["stats", "web", "app", "prom", "readonly"] { #expect(page.contains("id=\"\(proxy)\"")) }
@@ -170,6 +171,12 @@ import Glibc
     @Test func exportsAreShowStatFormats() throws {
         let f = try Fixture()
         defer { f.stop() }
+        // Keep-alive: the page, then its CSV, on one connection.
+        let client = try RawClient(port: f.port)
+        let auth = "Authorization: Basic \(Data("admin:s3cret".utf8).base64EncodedString())\r\n"
+        try client.send("GET /stats HTTP/1.1\r\nHost: h\r\n\(auth)\r\nGET /stats;csv HTTP/1.1\r\nHost: h\r\n\(auth)Connection: close\r\n\r\n")
+        let both = String(decoding: client.readToEnd(), as: UTF8.self)
+        #expect(both.components(separatedBy: "HTTP/1.1 200 OK\r\n").count == 3 && both.contains("\n# pxname,svname,"))
         let csv = Self.body(try f.get("/stats;csv;norefresh"))
         let stat = try f.run.ask("show stat")
         #expect(csv.split(separator: "\n").first == stat.split(separator: "\n").first)

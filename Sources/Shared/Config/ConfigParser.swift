@@ -247,9 +247,13 @@ public struct ConfigParser {
         case .global:
             parseGlobal(words)
         case .proxy(var proxy):
+            // The section lets go of its copy first: edited while shared, the proxy's arrays
+            // (10,000 `server` lines) would be copied whole on every line.
+            section = .none
             parseProxy(words, &proxy)
             section = .proxy(proxy)
         case .userlist(var list):
+            section = .none
             parseUserlistLine(words, &list)
             section = .userlist(list)
         case .httpErrors(let name, var pages):

@@ -65,6 +65,7 @@ struct StatsService {
         if let refresh = settings.refreshSeconds, refresh > 0, !request.noRefresh {
             headers.append(("refresh", String(refresh)))
         }
+        headers.append(("content-length", String(body.utf8.count)))
         return LocalAnswer.make(status: 200, headers: headers, body: Array(body.utf8), cause: ("P", "R"))
     }
 
