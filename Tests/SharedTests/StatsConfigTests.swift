@@ -119,3 +119,63 @@ import Testing
         #expect(alerts(tcp).contains { $0.contains("Prometheus exporter service only available on 'http-request' rulesets") })
     }
 }
+
+/// Log formats, unique IDs, captures and log targets in the configuration.
+@Suite struct LogConfigTests {
+    func frontend(_ body: String) -> ConfigParser.Result {
+        parse(StatsConfigTests.head + "frontend f\n    bind 127.0.0.1:8404\n" + body)
+    }
+
+    @Test func theLastFormatWins() throws {
+        let custom = frontend("    option httplog\n    log-format \"%ci %ST\"\n")
+        #expect(custom.configuration.proxies.last?.logging.format?.source == "%ci %ST")
+        #expect(custom.configuration.proxies.last?.logging.kind == .custom)
+        let http = frontend("    log-format \"%ci\"\n    option httplog clf\n")
+        #expect(http.configuration.proxies.last?.logging.kind == .httpCLF)
+        #expect(http.configuration.proxies.last?.logging.format?.source.hasPrefix("%{+Q}o %{-Q}ci - - [%trg]") == true)
+        let none = frontend("    option httplog\n    no option httplog\n")
+        #expect(none.configuration.proxies.last?.logging.format == nil)
+        // `option httplog` in a TCP proxy falls back to the TCP format.
+        let tcp = parse("listen t\n    mode tcp\n    bind 127.0.0.1:8405\n    option httplog\n")
+        #expect(tcp.configuration.proxies.last?.logging.kind == .tcp)
+    }
+
+    @Test func keywordsAndTheirErrors() {
+        let good = frontend("""
+                option httpslog
+                log-format-sd "[exampleSDID@1234 x=\\"y\\"]"
+                error-log-format "%ci"
+                unique-id-format "%{+X}o%ci:%cp_%Ts_%rt:%pid"
+                unique-id-header X-Unique-ID
+                declare capture request len 10
+                declare capture response len 20
+                log-tag edge
+                option dontlog-normal
+                log stdout len 200 format raw local0
+
+            """)
+        #expect(alerts(good).isEmpty, "\(alerts(good))")
+        let f = good.configuration.proxies.last!
+        #expect(f.logging.uniqueIDHeader == "X-Unique-ID" && f.logging.tag == "edge" && f.options.dontLogNormal)
+        #expect(f.rules.requestCaptures.count == 1 && f.rules.responseCaptures.count == 1)
+        #expect(f.logTargets.first?.length == 200)
+        let cases: [(String, String)] = [
+            ("log-format", "log-format expects an argument."),
+            ("log-format a b", "log-format expects only one argument, don't forget to escape spaces!"),
+            ("log-format %zz", "failed to parse log-format : no such format variable 'zz'."),
+            ("unique-id-format", "unique-id-format expects an argument."),
+            ("unique-id-header", "unique-id-header expects an argument."),
+            ("declare capture", "'declare capture' requires a direction ('request' or 'response')"),
+            ("declare capture request", "'declare capture' requires a capture length ('len')"),
+            ("declare capture request len x", "'declare capture': cannot parse the length 'len'."),
+            ("option httplog foo", "keyword 'httplog' only supports option 'clf'."),
+            ("option tcplog x", "'option tcplog' cannot handle unexpected argument 'x'."),
+            ("log-tag", "'log-tag' expects a tag for use in syslog."),
+            ("log stdout len 10 local0", "log : invalid log length '10', must be between 80 and 65535"),
+        ]
+        for (line, message) in cases {
+            let r = frontend("    \(line)\n")
+            #expect(alerts(r).contains { $0.contains(message) }, "\(line): \(alerts(r))")
+        }
+    }
+}

@@ -23,7 +23,7 @@ extension ConfigParser {
     static let globalAcceptedSilently: Set<String> = [
         "ca-base", "crt-base", "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites",
         "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
-        "ssl-default-server-options", "ssl-dh-param-file", "tune.ssl.default-dh-param", "log-send-hostname",
+        "ssl-default-server-options", "ssl-dh-param-file", "tune.ssl.default-dh-param",
         "localpeer", "insecure-fork-wanted",
         "expose-experimental-directives", "cpu-map", "ulimit-n",
         "busy-polling",
@@ -39,6 +39,8 @@ extension ConfigParser {
             return n
         }
         switch k {
+        case "log-send-hostname":
+            config.global.logHostname = w.count >= 2 ? w[1] : LogDate.hostname
         case "node":
             config.global.node = w.count >= 2 ? w[1] : ""
         case "description":
@@ -262,7 +264,15 @@ extension ConfigParser {
                 }
                 target.format = w[i + 1]
                 i += 2
-            case "len", "sample", "profile": i += 2
+            case "len":
+                let text = i + 1 < w.count ? w[i + 1] : ""
+                guard let n = Int(text), (80...65535).contains(n) else {
+                    parsingAlert("log : invalid log length '\(text)', must be between 80 and 65535")
+                    return nil
+                }
+                target.length = n
+                i += 2
+            case "sample", "profile": i += 2
             default:
                 positional.append(w[i])
                 i += 1

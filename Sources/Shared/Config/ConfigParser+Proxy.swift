@@ -236,20 +236,20 @@ extension ConfigParser {
             }
             parser.parseCheckRule(w, &p)
         },
-        ProxyKeyword(names: ["compression", "cookie", "stick-table", "stick", "errorloc", "errorloc302", "errorloc303",
-                         "unique-id-format", "unique-id-header", "log-format"], maximumArguments: nil) { parser, w, _ in
+        ProxyKeyword(names: ["compression", "cookie", "stick-table", "stick", "errorloc", "errorloc302", "errorloc303"],
+                     maximumArguments: nil) { parser, w, _ in
             parser.parsingAlert("'\(w[0])' is not supported by Hasp yet.")
         },
     ]
 
     static let proxyKeywordsByName: [String: ProxyKeyword] = {
         var table: [String: ProxyKeyword] = [:]
-        for keyword in proxyKeywordTable { for name in keyword.names { table[name] = keyword } }
+        for keyword in proxyKeywordTable + loggingKeywordTable { for name in keyword.names { table[name] = keyword } }
         return table
     }()
 
     /// Every proxy keyword (for "did you mean").
-    static var proxyKeywords: [String] { proxyKeywordTable.flatMap(\.names) }
+    static var proxyKeywords: [String] { (proxyKeywordTable + loggingKeywordTable).flatMap(\.names) }
 
     mutating func parseProxy(_ w: [String], _ p: inout ProxySettings) {
         let k = w[0]
@@ -435,7 +435,7 @@ extension ConfigParser {
     }
 
     static let supportedOptions = [
-        "redispatch", "httplog", "tcplog", "forwardfor", "http-keep-alive", "http-server-close", "httpclose",
+        "redispatch", "httplog", "httpslog", "tcplog", "dontlog-normal", "forwardfor", "http-keep-alive", "http-server-close", "httpclose",
         "dontlognull", "idle-close-on-response", "log-health-checks", "log-separate-errors", "allbackups", "httpchk", "tcp-check",
         "http-buffer-request", "originalto",
     ]
@@ -443,7 +443,7 @@ extension ConfigParser {
     static let acceptedOptions: Set<String> = [
         "abortonclose", "splice-auto", "splice-request", "splice-response",
         "tcpka", "clitcpka", "srvtcpka", "allbackups",
-        "dontlog-normal", "prefer-last-server", "persist", "nolinger", "independent-streams", "http-pretend-keepalive",
+        "prefer-last-server", "persist", "nolinger", "independent-streams", "http-pretend-keepalive",
         "http-no-delay", "logasap", "contstats", "socket-stats", "checkcache", "http-ignore-probes",
         "tcp-smart-accept", "tcp-smart-connect", "accept-invalid-http-request", "accept-invalid-http-response",
         "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "disable-h2-upgrade", "http-use-htx",
@@ -455,11 +455,10 @@ extension ConfigParser {
         let name = w[i]
         switch name {
         case "redispatch": p.options.redispatch = !negated
-        case "httplog":
-            p.options.httpLog = !negated
-            p.options.httpLogLocation = negated ? nil : here
-        case "tcplog": p.options.tcpLog = !negated
+        case "httplog", "httpslog", "tcplog":
+            parseLogOption(name, arguments: w[(i + 1)...], negated: negated, &p)
         case "dontlognull": p.options.dontLogNull = !negated
+        case "dontlog-normal": p.options.dontLogNormal = !negated
         case "idle-close-on-response": p.options.idleCloseOnResponse = !negated
         case "log-health-checks": p.options.logHealthChecks = !negated
         case "log-separate-errors": p.options.logSeparateErrors = !negated

@@ -474,10 +474,12 @@ public struct ConfigParser {
                     diagnostics.append(Diagnostic(.alert, "config : http \(kind) '\(proxy.name)' (\(proxy.location)) tries to use incompatible tcp backend '\(backend.name)' (\(backend.location)) \(use) (see 'mode')."))
                 }
             }
-            if proxy.mode == .tcp, let location = proxy.options.httpLogLocation {
+            if proxy.mode == .tcp, proxy.options.httpLog, let location = proxy.options.httpLogLocation {
                 warn("parsing [\(location)] : 'option httplog' not usable with \(proxy.kind == .listen ? "proxy" : proxy.kind.rawValue) '\(proxy.name)' (needs 'mode http'). Falling back to 'option tcplog'.")
                 config.proxies[index].options.httpLog = false
                 config.proxies[index].options.tcpLog = true
+                config.proxies[index].logging.kind = .tcp
+                config.proxies[index].logging.format = defaultLogFormat(.tcp)
             }
             if proxy.binds.isEmpty && proxy.kind == .frontend {
                 warn("\(proxy.kind.rawValue) '\(proxy.name)' has no 'bind' directive. Please declare it as a backend if this was intended.")

@@ -66,6 +66,8 @@ public struct GlobalSettings: Sendable, Equatable {
     public var runtimeStateHandoff = true
     /// `spread-checks <0..50>`: the percentage by which check intervals are randomly spread.
     public var spreadChecks = 0
+    /// `log-send-hostname [<name>]`: the host name RFC 3164 lines carry (none by default).
+    public var logHostname: String? = nil
     /// `log-tag`: the program name in syslog lines.
     public var logTag = "hasp"
     /// `node` and `description`: shown on the statistics page.
@@ -102,6 +104,8 @@ public struct LogTarget: Sendable, Equatable {
     public var level: String?
     public var minLevel: String? = nil
     public var format: String?
+    /// `len <n>`: longest line sent (HAProxy's default is 1024 bytes).
+    public var length: Int? = nil
     public init(address: String, facility: String? = nil, level: String? = nil, format: String? = nil) {
         self.address = address
         self.facility = facility
@@ -233,6 +237,8 @@ public struct ProxyOptions: Sendable, Equatable {
     public var originalToHeader = "X-Original-To"
     public var originalToExcept: IPNetwork? = nil
     public var dontLogNull = false
+    /// `option dontlog-normal`: only exchanges that show a problem are logged.
+    public var dontLogNormal = false
     public var idleCloseOnResponse = false
     public var logHealthChecks = false
     /// `option log-separate-errors`: traffic lines that show a problem go out at `err`.
@@ -378,6 +384,34 @@ public struct BindSettings: Sendable, Equatable {
     }
 }
 
+/// What a proxy's traffic log lines look like, and its unique request IDs.
+public struct ProxyLogSettings: Sendable, Equatable {
+    /// Where the format comes from (the last of `option httplog|httpslog|tcplog` and
+    /// `log-format` wins).
+    public enum Kind: Sendable, Equatable { case http, httpCLF, https, tcp, custom }
+    public var kind: Kind = .custom
+    /// The line of each exchange or session; nil: HAProxy's "Connect from" line at accept.
+    public var format: LogFormatString? = nil
+    /// `log-format-sd`: the structured-data part of RFC 5424 lines.
+    public var structuredData: LogFormatString? = nil
+    /// `error-log-format`: accepted (it applies to TLS handshake errors).
+    public var errorFormat: LogFormatString? = nil
+    /// `unique-id-format` and `unique-id-header`.
+    public var uniqueIDFormat: LogFormatString? = nil
+    public var uniqueIDHeader: String? = nil
+    /// `log-tag` of the proxy (else the global one).
+    public var tag: String? = nil
+
+    public init() {}
+
+    private var signature: [String] {
+        [String(describing: kind), format?.source ?? "-", structuredData?.source ?? "-", errorFormat?.source ?? "-",
+         uniqueIDFormat?.source ?? "-", uniqueIDHeader ?? "-", tag ?? "-"]
+    }
+
+    public static func == (a: ProxyLogSettings, b: ProxyLogSettings) -> Bool { a.signature == b.signature }
+}
+
 public struct ProxySettings: Sendable, Equatable {
     public var kind: ProxyKind
     public var name: String
@@ -410,6 +444,8 @@ public struct ProxySettings: Sendable, Equatable {
     /// `log global` (use the global targets) and the proxy's own `log` lines.
     public var logGlobal = false
     public var logTargets: [LogTarget] = []
+    /// Log formats, unique IDs and the proxy's syslog tag.
+    public var logging = ProxyLogSettings()
     /// The statistics page (`stats ...`), nil when the proxy serves none.
     public var stats: StatsSettings? = nil
     /// Whether `stats` is this section's own (a first `stats` line replaces inherited ones).

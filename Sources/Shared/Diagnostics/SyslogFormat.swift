@@ -5,15 +5,20 @@ import Glibc
 /// Log lines as syslog daemons and HAProxy's users expect them, for every `log ... format`.
 public enum SyslogFormat {
     /// `message` for `format`, with the priority `facility * 8 + level`, ending with a line feed.
-    public static func line(_ message: String, facility: Int, level: Int, format: String, tag: String, pid: Int, now: Int) -> String {
+    /// `structuredData` is the RFC 5424 part (`log-format-sd`).
+    /// `hostname` goes into RFC 3164 lines (`log-send-hostname`).
+    public static func line(_ message: String, facility: Int, level: Int, format: String, tag: String, pid: Int, now: Int,
+                            structuredData: String? = nil, hostname: String? = nil) -> String {
         let priority = "<\(facility * 8 + level)>"
         switch format {
         case "raw": return message + "\n"
         case "short", "priority": return priority + message + "\n"
         case "iso": return LogDate.iso8601(now) + " " + message + "\n"
         case "timed": return priority + LogDate.rfc3164(now) + " " + message + "\n"
-        case "rfc5424": return "\(priority)1 \(LogDate.iso8601(now)) \(LogDate.hostname) \(tag) \(pid) - - \(message)\n"
-        default: return priority + LogDate.rfc3164(now) + " \(tag)[\(pid)]: " + message + "\n"
+        case "rfc5424":
+            let sd = structuredData.flatMap { $0.isEmpty ? nil : $0 } ?? "-"
+            return "\(priority)1 \(LogDate.iso8601(now)) \(hostname ?? LogDate.hostname) \(tag) \(pid) - \(sd) \(message)\n"
+        default: return priority + LogDate.rfc3164(now) + (hostname.map { " " + $0 } ?? "") + " \(tag)[\(pid)]: " + message + "\n"
         }
     }
 }
@@ -44,6 +49,16 @@ public enum LogDate {
         let ms = (micros / 1000) % 1000
         let msText = ms < 10 ? "00\(ms)" : (ms < 100 ? "0\(ms)" : "\(ms)")
         return "\(two(t.tm_mday))/\(months[Int(t.tm_mon)])/\(1900 + Int(t.tm_year)):\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec)).\(msText)"
+    }
+
+    /// `25/Nov/2026:16:30:40 +0000` in UTC (`%T`, `%trg`) or local time (`%Tl`, `%trl`).
+    public static func clf(_ micros: Int, utc: Bool) -> String {
+        var seconds = time_t(micros / 1_000_000)
+        var t = tm()
+        if utc { gmtime_r(&seconds, &t) } else { localtime_r(&seconds, &t) }
+        let offset = utc ? 0 : Int(t.tm_gmtoff) / 60
+        let zone = (offset < 0 ? "-" : "+") + two(Int32(abs(offset) / 60)) + two(Int32(abs(offset) % 60))
+        return "\(two(t.tm_mday))/\(months[Int(t.tm_mon)])/\(1900 + Int(t.tm_year)):\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec)) \(zone)"
     }
 
     /// `2026-11-25T16:30:40.123456+00:00`.

@@ -21,6 +21,13 @@ public enum FetchTable {
         FetchDefinition("ssl_fc", .bool, .layer4) { c, _, _ in .one(.bool(c.isTLS)) },
         FetchDefinition("ssl_fc_sni", .string, .layer4) { c, _, _ in c.tlsServerName.map { .one(.string($0)) } ?? .none },
         FetchDefinition("ssl_fc_has_sni", .bool, .layer4) { c, _, _ in .one(.bool(c.tlsServerName != nil)) },
+        // The connection and TLS error fetches of `option httpslog`: no error on a plain
+        // connection, no TLS error code without TLS.
+        FetchDefinition("fc_err", .int, .layer4) { _, _, _ in .one(.int(0)) },
+        FetchDefinition("ssl_fc_err", .int, .layer4) { _, _, _ in .none },
+        FetchDefinition("ssl_c_err", .int, .layer4) { _, _, _ in .none },
+        FetchDefinition("ssl_c_ca_err", .int, .layer4) { _, _, _ in .none },
+        FetchDefinition("ssl_fc_is_resumed", .bool, .layer4) { c, _, _ in .one(.bool(false)) },
         FetchDefinition("fe_name", .string, .internalState) { c, _, _ in .one(.string(c.frontendName)) },
         FetchDefinition("be_name", .string, .backend) { c, _, _ in c.backendName.map { .one(.string($0)) } ?? .none },
         FetchDefinition("srv_name", .string, .server) { c, _, _ in c.serverName.map { .one(.string($0)) } ?? .none },
@@ -93,6 +100,7 @@ public enum FetchTable {
         FetchDefinition("hostname", .string, .internalState) { _, _, _ in .one(.string(ProcessInfo.processInfo.hostName)) },
         FetchDefinition("pid", .int, .internalState) { _, _, _ in .one(.int(Int64(ProcessInfo.processInfo.processIdentifier))) },
         FetchDefinition("uuid", [.int], .string, .internalState) { _, _, _ in .one(.string(UUID().uuidString.lowercased())) },
+        FetchDefinition("unique-id", .string, .httpRequestHeaders) { c, _, _ in c.uniqueID.map { .one(.string($0)) } ?? .none },
     ]
 
     // MARK: - HTTP

@@ -1,17 +1,92 @@
 import Foundation
 
-/// A log-format string as rule arguments use it (`set-header X %[src]`, `lf-string`): text,
-/// `%[sample]` expressions and `%` variables, compiled once. The log-format lines of
-/// `log-format` share the compiler.
+/// What a log line knows of the stream it describes (timers, bytes, termination state,
+/// captures...), for the `%` variables of a log-format string.
+public protocol LogRecord {
+    /// The text of a variable; nil prints `-`.
+    func value(_ variable: LogFormatString.Variable) -> LogFormatString.Value?
+    /// The declared header captures of one side (nil when none is declared).
+    func captures(response: Bool) -> [String?]?
+}
+
+/// A log-format string (`log-format`, `unique-id-format`, and the arguments of rules:
+/// `set-header X %[src]`, `lf-string`): text, `%[sample]` expressions and `%` variables with
+/// their `%{+Q,+X,+E}` options, compiled once.
+///
+/// Rules and logs render it differently, as in HAProxy: in a log line a run of blanks is one
+/// separator (printed once, and not again after a field that printed nothing), a missing value
+/// prints `-` and `+Q` quotes text; in a rule argument the text stays as written and a missing
+/// sample is empty.
 public final class LogFormatString: Sendable, CustomStringConvertible {
+    /// HAProxy 2.6's log-format variables.
     public enum Variable: String, Sendable, CaseIterable {
-        case ci, cp, fi, fp, f, ft, b, s, ST, r, H, pid, ID, t, T, Ts, ms, HM, HU, HP, HQ, HV, bi, bp, si, sp, fc, bc
+        case o, B, CC, CS, H, HM, HP, HQ, HU, HV, ID, ST, T, Ta, Tc, Td, Th, Ti, Tl, TR, Tr, Ts, Tt, Tu, Tw, Tq, U
+        case ac, b, bc, bi, bp, bq, ci, cp, f, fc, fi, fp, ft, hr, hrl, hs, hsl, lc, ms, pid, r, rc, rt, s, sc, si, sp, sq
+        case sslc, sslv, t, tr, trg, trl, ts, tsc
+
+        /// Whether `+X` prints it in hexadecimal (addresses, ports, counters, the timestamp).
+        var printsHex: Bool {
+            switch self {
+            case .ci, .cp, .fi, .fp, .bi, .bp, .si, .sp, .Ts, .rt, .lc, .pid: return true
+            default: return false
+            }
+        }
+
+        /// Whether the value is text (quoted by `+Q`, escaped by `+E`) rather than a number, a
+        /// date or a termination state.
+        var isText: Bool {
+            switch self {
+            case .B, .ST, .Ta, .Tc, .Td, .Th, .Ti, .TR, .Tr, .Ts, .Tt, .Tu, .Tw, .Tq, .U, .ac, .bc, .bp, .bq, .cp, .fc, .fp,
+                 .lc, .ms, .pid, .rc, .rt, .sc, .sp, .sq, .t, .tr, .trg, .trl, .T, .Tl, .ts, .tsc:
+                return false
+            default:
+                return true
+            }
+        }
+    }
+
+    /// A variable's value: text, a number (`+X` prints it in hexadecimal) or an IPv4 address.
+    public enum Value: Sendable {
+        case text(String)
+        case number(Int64)
+        case ipv4(UInt32, String)
+
+        var plain: String {
+            switch self {
+            case .text(let s): return s
+            case .number(let n): return String(n)
+            case .ipv4(_, let s): return s
+            }
+        }
+
+        func hex(width: Int) -> String {
+            switch self {
+            case .text(let s): return s
+            case .number(let n):
+                let digits = String(UInt64(bitPattern: n), radix: 16, uppercase: true)
+                return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+            case .ipv4(let v, _):
+                let digits = String(v, radix: 16, uppercase: true)
+                return String(repeating: "0", count: 8 - digits.count) + digits
+            }
+        }
+    }
+
+    /// `%{+Q}` quote, `%{+X}` hexadecimal, `%{+E}` escape `"`, `\` and `]`.
+    public struct Options: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        public static let quote = Options(rawValue: 1)
+        public static let hex = Options(rawValue: 2)
+        public static let escape = Options(rawValue: 4)
     }
 
     public enum Segment: Sendable {
         case literal(String)
-        case sample(SampleExpression, quoted: Bool)
-        case variable(Variable, quoted: Bool)
+        /// A run of blanks between fields.
+        case separator(String)
+        case sample(SampleExpression, Options)
+        case variable(Variable, Options)
     }
 
     public let segments: [Segment]
@@ -21,8 +96,14 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
     /// A string without any `%`: the value is fixed.
     public var constant: String? {
         if segments.isEmpty { return "" }
-        if segments.count == 1, case .literal(let s) = segments[0] { return s }
-        return nil
+        var text = ""
+        for segment in segments {
+            switch segment {
+            case .literal(let s), .separator(let s): text += s
+            default: return nil
+            }
+        }
+        return text
     }
 
     public init(literal: String) {
@@ -37,12 +118,23 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
     public static func parse(_ text: String, context: RuleCompilationContext) throws(Failure) -> LogFormatString {
         var segments: [Segment] = []
         var literal = ""
-        var i = text.startIndex
+        var blanks = ""
+        // `%o`: options for every variable that follows.
+        var defaults: Options = []
         func flush() {
             if !literal.isEmpty { segments.append(.literal(literal)); literal = "" }
+            if !blanks.isEmpty { segments.append(.separator(blanks)); blanks = "" }
         }
+        var i = text.startIndex
         while i < text.endIndex {
             let c = text[i]
+            if c == " " || c == "\t" {
+                if !literal.isEmpty { segments.append(.literal(literal)); literal = "" }
+                blanks.append(c)
+                i = text.index(after: i)
+                continue
+            }
+            if !blanks.isEmpty { segments.append(.separator(blanks)); blanks = "" }
             guard c == "%" else {
                 literal.append(c)
                 i = text.index(after: i)
@@ -57,13 +149,22 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
                 i = text.index(after: j)
                 continue
             }
-            var quoted = false
+            var options = defaults
             if text[j] == "{" {
                 guard let close = text[j...].firstIndex(of: "}") else {
-                    throw Failure(message: "missing '}' in log-format string '\(text)'")
+                    let last = text[text.index(after: j)...].split(separator: ",").last.map(String.init) ?? ""
+                    throw Failure(message: "truncated line after '\(last)'")
                 }
-                let options = text[text.index(after: j)..<close]
-                quoted = options.split(separator: ",").contains("+Q")
+                for item in text[text.index(after: j)..<close].split(separator: ",") {
+                    let flag: Options
+                    switch item.dropFirst() {
+                    case "Q": flag = .quote
+                    case "X": flag = .hex
+                    case "E": flag = .escape
+                    default: flag = []
+                    }
+                    if item.hasPrefix("-") { options.remove(flag) } else { options.insert(flag) }
+                }
                 j = text.index(after: close)
             }
             flush()
@@ -79,7 +180,7 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
                 guard rest.first == "]" else {
                     throw Failure(message: "missing ']' after sample expression in log-format string '\(text)'")
                 }
-                segments.append(.sample(expression, quoted: quoted))
+                segments.append(.sample(expression, options))
                 i = rest.index(after: rest.startIndex)
                 continue
             }
@@ -99,7 +200,11 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
             guard let matched else {
                 throw Failure(message: "no such format variable '\(name)'. If you wanted to emit the '%' character verbatim, you need to use '%%'")
             }
-            segments.append(.variable(matched, quoted: quoted))
+            if matched == .o {
+                defaults = options
+            } else {
+                segments.append(.variable(matched, options))
+            }
             i = text.index(j, offsetBy: length)
         }
         flush()
@@ -116,50 +221,130 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
         segments.compactMap { if case .sample(let e, _) = $0 { return e } else { return nil } }
     }
 
+    /// The variables used.
+    public var variables: [Variable] {
+        segments.compactMap { if case .variable(let v, _) = $0 { return v } else { return nil } }
+    }
+
+    // MARK: - Rule arguments
+
     public func evaluate(_ context: SampleContext) -> String {
         if segments.count == 1, case .literal(let s) = segments[0] { return s }
         var out = ""
         for segment in segments {
             switch segment {
-            case .literal(let s):
+            case .literal(let s), .separator(let s):
                 out += s
-            case .sample(let expression, let quoted):
+            case .sample(let expression, let options):
                 // In rule arguments a missing sample is an empty string, quoted or not (as in
                 // HAProxy; logs print "-" instead).
                 if let v = expression.evaluate(context)?.asString {
-                    out += quoted ? "\"\(v)\"" : v
+                    out += options.contains(.quote) ? "\"\(v)\"" : v
                 }
-            case .variable(let v, let quoted):
-                let text = Self.value(v, context) ?? "-"
-                out += quoted ? "\"\(text)\"" : text
+            case .variable(let v, let options):
+                let text = Self.contextValue(v, context)?.plain ?? "-"
+                out += options.contains(.quote) && v.isText ? "\"\(text)\"" : text
             }
         }
         return out
     }
 
-    static func value(_ v: Variable, _ c: SampleContext) -> String? {
+    // MARK: - Log lines
+
+    /// The log line: variables from `record` (else from the context), samples from `context`.
+    public func render(_ record: LogRecord, context: SampleContext?) -> String {
+        var out = ""
+        var afterSeparator = true
+        for segment in segments {
+            switch segment {
+            case .literal(let s):
+                out += s
+                afterSeparator = false
+            case .separator:
+                if !afterSeparator { out += " " }
+                afterSeparator = true
+            case .sample(let expression, let options):
+                if let v = context.flatMap({ expression.evaluate($0) })?.asString {
+                    Self.append(.text(v), isText: true, options, to: &out)
+                } else {
+                    out += options.contains(.quote) ? "\"\"" : "-"
+                }
+                afterSeparator = false
+            case .variable(let v, let options):
+                switch v {
+                case .hr, .hs:
+                    guard let captures = record.captures(response: v == .hs) else { continue }
+                    let inner = "{" + captures.map { Self.escaped($0 ?? "", options) }.joined(separator: "|") + "}"
+                    out += options.contains(.quote) ? "\"\(inner)\"" : inner
+                case .hrl, .hsl:
+                    guard let captures = record.captures(response: v == .hsl) else { continue }
+                    out += captures.map { value in
+                        guard let value else { return "-" }
+                        let text = Self.escaped(value, options)
+                        return options.contains(.quote) ? "\"\(text)\"" : text
+                    }.joined(separator: " ")
+                default:
+                    if let value = record.value(v) ?? context.flatMap({ Self.contextValue(v, $0) }) {
+                        Self.append(value, isText: v.isText, v.printsHex ? options : options.subtracting(.hex),
+                                    width: v == .ci || v == .fi || v == .bi || v == .si || v == .Ts ? 8 : 4, to: &out)
+                    } else {
+                        out += options.contains(.quote) && v.isText ? "\"\"" : "-"
+                    }
+                }
+                afterSeparator = false
+            }
+        }
+        return out
+    }
+
+    private static func append(_ value: Value, isText: Bool, _ options: Options, width: Int = 8, to out: inout String) {
+        if options.contains(.hex), case .text = value {} else if options.contains(.hex) {
+            out += value.hex(width: width)
+            return
+        }
+        let text = escaped(value.plain, options)
+        out += isText && options.contains(.quote) ? "\"\(text)\"" : text
+    }
+
+    private static func escaped(_ text: String, _ options: Options) -> String {
+        guard options.contains(.escape), text.contains(where: { $0 == "\"" || $0 == "\\" || $0 == "]" }) else { return text }
+        var out = ""
+        for c in text {
+            if c == "\"" || c == "\\" || c == "]" { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+
+    /// The variables a sample context knows (rule arguments, and log lines for what the record
+    /// leaves out).
+    static func contextValue(_ v: Variable, _ c: SampleContext) -> Value? {
         switch v {
-        case .ci: return c.clientAddress?.asString
-        case .cp: return c.clientPort.map(String.init)
-        case .fi: return c.localAddress?.asString
-        case .fp: return c.localPort.map(String.init)
-        case .f, .ft: return c.frontendName
-        case .b: return c.backendName
-        case .s: return c.serverName
-        case .ST: return c.responseStatus.map(String.init)
-        case .HM: return c.requestMethod
-        case .HU, .HP: return c.requestTarget
-        case .HQ: return c.requestTarget.flatMap { URLParts.query($0) }.map { "?" + $0 } ?? ""
-        case .HV: return c.requestVersion.map { "HTTP/" + $0 }
+        case .ci: return c.clientAddress.map(address)
+        case .cp: return c.clientPort.map { .number(Int64($0)) }
+        case .fi: return c.localAddress.map(address)
+        case .fp: return c.localPort.map { .number(Int64($0)) }
+        case .f, .ft: return .text(c.frontendName)
+        case .b: return c.backendName.map { .text($0) }
+        case .s: return c.serverName.map { .text($0) }
+        case .ST: return c.responseStatus.map { .number(Int64($0)) }
+        case .HM: return c.requestMethod.map { .text($0) }
+        case .HU: return c.requestTarget.map { .text($0) }
+        case .HP: return c.requestTarget.map { .text(URLParts.path($0).map(String.init) ?? $0) }
+        case .HQ: return .text(c.requestTarget.flatMap { URLParts.query($0) }.map { "?" + $0 } ?? "")
+        case .HV: return c.requestVersion.map { .text("HTTP/" + $0) }
         case .r:
             guard let m = c.requestMethod, let t = c.requestTarget else { return nil }
-            return "\(m) \(t) HTTP/\(c.requestVersion ?? "1.1")"
-        case .H: return ProcessInfo.processInfo.hostName
-        case .pid: return String(ProcessInfo.processInfo.processIdentifier)
-        case .Ts: return String(c.epochSeconds)
-        case .t, .T: return String(c.epochSeconds)
-        case .ms: return "000"
-        case .ID, .bi, .bp, .si, .sp, .fc, .bc: return nil
+            return .text("\(m) \(t) HTTP/\(c.requestVersion ?? "1.1")")
+        case .H: return .text(LogDate.hostname)
+        case .pid: return .number(Int64(ProcessInfo.processInfo.processIdentifier))
+        case .Ts: return .number(c.epochSeconds)
+        default: return nil
         }
+    }
+
+    private static func address(_ value: SampleValue) -> Value {
+        if case .ipv4(let v) = value { return .ipv4(v, value.asString ?? "-") }
+        return .text(value.asString ?? "-")
     }
 }

@@ -50,6 +50,13 @@ public protocol SampleContext: AnyObject {
     /// Seconds since the epoch (`date`), and a random number (`rand`).
     var epochSeconds: Int64 { get }
     func random(below: UInt64) -> UInt64
+
+    /// The request's `unique-id-format` value (`unique-id`), if the proxy has one.
+    var uniqueID: String? { get }
+}
+
+extension SampleContext {
+    public var uniqueID: String? { nil }
 }
 
 /// The proxy figures fetches can read.

@@ -34,6 +34,9 @@ final class Frontend: Sendable {
     let currentSessions = ManagedAtomic<Int>(0)
     let counters = ProxyCounters()
     let shutDown = ManagedAtomic<Bool>(false)
+    /// Traffic lines logged so far (`%lc`).
+    private let logLines = ManagedAtomic<Int>(0)
+    func nextLogLine() -> Int { logLines.loadThenWrappingIncrement(ordering: .relaxed) }
     /// This frontend's `maxconn`, and the process-wide one (shared by every frontend).
     let gate: AcceptGate
     let globalGate: AcceptGate
@@ -178,6 +181,9 @@ public final class WorkerRuntime: Sendable {
     let processVariables = ProcessVariables()
     /// `tune.vars.*-max-size`.
     let variableLimits: [VariableScope: Int]
+    /// Streams (HTTP requests, TCP sessions) started so far: `%rt`.
+    private let streams = ManagedAtomic<Int>(0)
+    func nextStreamID() -> Int { streams.loadThenWrappingIncrement(ordering: .relaxed) }
     /// The process's start (`Uptime`, `Start_time_sec`).
     let startedAt = WallClock.seconds()
     let startedAtMs = MonotonicClock.milliseconds()
@@ -243,7 +249,8 @@ public final class WorkerRuntime: Sendable {
         var sinks: [String: LogSink] = [:]
         var loggers: [String: ProxyLogger] = [:]
         for proxy in configuration.proxies where proxy.kind != .defaults {
-            loggers[proxy.name] = ProxyLogger.make(for: proxy, global: configuration.global.logTargets, sinks: &sinks, tag: configuration.global.logTag)
+            loggers[proxy.name] = ProxyLogger.make(for: proxy, global: configuration.global.logTargets, sinks: &sinks,
+                                                   tag: configuration.global.logTag, hostname: configuration.global.logHostname)
         }
         self.loggers = loggers
         let globalGate = AcceptGate(limit: configuration.global.maxconn ?? 0)

@@ -1,13 +1,22 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 import Shared
 
-/// Which line a frontend logs for its traffic: HAProxy's `option httplog`, `option tcplog`, or
-/// without either the one-line "Connect from" notice at accept time.
+/// What a proxy logs for its traffic: a line per exchange or session in its log format
+/// (`option httplog|tcplog`, `log-format`), or HAProxy's "Connect from" line at accept.
 enum TrafficLogFormat {
-    case http, tcp, connect
+    case connect
+    case formatted(LogFormatString)
 
-    init(_ options: ProxyOptions) {
-        self = options.httpLog ? .http : (options.tcpLog ? .tcp : .connect)
+    init(_ settings: ProxySettings) {
+        self = settings.logging.format.map { .formatted($0) } ?? .connect
+    }
+
+    var format: LogFormatString? {
+        if case .formatted(let f) = self { return f }
+        return nil
     }
 }
 
@@ -34,6 +43,14 @@ struct ExchangeLog {
     var requestLine = "<BADREQ>"
     var backend: String
     var server = "<NOSRV>"
+    /// How long the connection was idle before the request (`%Ti`).
+    var idleMs = 0
+    /// The stream's number in the process (`%rt`).
+    var streamID = 0
+    var uniqueID: String?
+    /// The server connection's two ends (`%si:%sp`, `%bi:%bp`).
+    var serverAddress: SocketAddress?
+    var sourceAddress: SocketAddress?
 
     init(frontend: String, startedMono: Int) {
         startedWall = WallClock.microseconds()
@@ -71,33 +88,146 @@ struct ExchangeLog {
         "Connect from \(Self.client(client)) to \(Self.client(listener)) (\(frontend)/\(mode))"
     }
 
-    /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r`
-    func httpLine(client: String, frontend: String, termination: String, counts: String, endMono: Int) -> String {
-        let received = headersMono >= 0 ? headersMono - startedMono : -1
-        let total = endMono - startedMono
-        let retriesText = redispatched ? "+\(retries)" : "\(retries)"
-        return "\(client) [\(LogDate.haproxy(startedWall))] \(frontend) \(backend)/\(server) "
-            + "\(received)/\(connectStartMono >= 0 || queuedMono >= 0 ? queueMs : -1)/\(connectMs)/\(responseMs)/\(total) "
-            + "\(status) \(bytesOut) - - \(termination)-- \(counts)/\(retriesText) 0/0 \"\(requestLine)\""
-    }
-
-    /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
-    func tcpLine(client: String, frontend: String, termination: String, counts: String, endMono: Int) -> String {
-        let retriesText = redispatched ? "+\(retries)" : "\(retries)"
-        return "\(client) [\(LogDate.haproxy(startedWall))] \(frontend) \(backend)/\(server) "
-            + "\(connectStartMono >= 0 || queuedMono >= 0 ? queueMs : -1)/\(connectMs)/\(endMono - startedMono) "
-            + "\(bytesOut) \(termination) \(counts)/\(retriesText) 0/0"
-    }
 }
 
 extension WorkerRuntime {
-    /// `%ac/%fc/%bc/%sc` (without the retries). HAProxy logs once the stream has left its
-    /// backend and server, so they do not count the stream being logged.
-    func connectionCounts(_ frontend: Frontend, _ slot: (backend: Backend, server: Server)?, backend: Backend?) -> String {
+    /// `%ac/%fc/%bc/%sc`. HAProxy logs once the stream has left its backend and server, so they
+    /// do not count the stream being logged.
+    func connectionCounts(_ frontend: Frontend, _ slot: (backend: Backend, server: Server)?,
+                          backend: Backend?) -> TrafficLogRecord.Counts {
         let active = frontends.reduce(0) { $0 + $1.currentSessions.load(ordering: .relaxed) }
         let own = slot == nil ? 0 : 1
         let be = max(0, ((slot?.backend ?? backend)?.currentSessions.load(ordering: .relaxed) ?? 0) - own)
         let srv = max(0, (slot?.server.currentServed ?? 0) - own)
-        return "\(active)/\(frontend.currentSessions.load(ordering: .relaxed))/\(be)/\(srv)"
+        return TrafficLogRecord.Counts(active: active, frontend: frontend.currentSessions.load(ordering: .relaxed),
+                                       backend: be, server: srv)
+    }
+}
+
+/// One log line's facts, gathered when the exchange (or session) ends: the `%` variables of
+/// its log format read them.
+struct TrafficLogRecord: LogRecord {
+    struct Counts {
+        var active = 0, frontend = 0, backend = 0, server = 0
+    }
+
+    var log: ExchangeLog
+    /// `%ts`: two characters, `--` for a normal end.
+    var termination: String
+    var counts: Counts
+    var client: SocketAddress?
+    var listener: SocketAddress?
+    /// The server's address (`%si:%sp`) and the proxy's end of that connection (`%bi:%bp`).
+    var serverAddress: SocketAddress?
+    var sourceAddress: SocketAddress?
+    var frontendName: String
+    var endMono: Int
+    /// `%lc`: lines this frontend logged before this one.
+    var lineNumber = 0
+    var requestCaptures: [String?]? = nil
+    var responseCaptures: [String?]? = nil
+    /// TCP sessions: `%t` is the accept date and there is no request.
+    var isTCP = false
+
+    func captures(response: Bool) -> [String?]? { response ? responseCaptures : requestCaptures }
+
+    /// The request line's parts (`%HM`, `%HU`, `%HV`).
+    private var requestParts: [Substring]? {
+        let parts = log.requestLine.split(separator: " ", omittingEmptySubsequences: false)
+        return parts.count == 3 ? parts : nil
+    }
+
+    private var requestReceived: Int { log.headersMono >= 0 ? log.headersMono - log.startedMono : -1 }
+    private var active: Int { endMono - log.startedMono }
+    private var total: Int { active + (isTCP ? 0 : log.idleMs) }
+    private var queue: Int { log.connectStartMono >= 0 || log.queuedMono >= 0 ? log.queueMs : -1 }
+    /// The accept date: the request date less the idle time before it.
+    private var acceptWall: Int { log.startedWall - (isTCP ? 0 : log.idleMs * 1000) }
+
+    func value(_ v: LogFormatString.Variable) -> LogFormatString.Value? {
+        func n(_ x: Int) -> LogFormatString.Value { .number(Int64(x)) }
+        switch v {
+        case .ci: return Self.ip(client)
+        case .cp: return Self.port(client)
+        case .fi: return Self.ip(listener)
+        case .fp: return Self.port(listener)
+        case .si: return Self.ip(serverAddress)
+        case .sp: return Self.port(serverAddress)
+        case .bi: return Self.ip(sourceAddress)
+        case .bp: return Self.port(sourceAddress)
+        case .f, .ft: return .text(frontendName)
+        case .b: return .text(log.backend)
+        case .s: return .text(log.server)
+        case .t: return .text(LogDate.haproxy(acceptWall))
+        case .tr: return .text(LogDate.haproxy(log.startedWall))
+        case .trg: return .text(LogDate.clf(log.startedWall, utc: true))
+        case .trl: return .text(LogDate.clf(log.startedWall, utc: false))
+        case .T: return .text(LogDate.clf(acceptWall, utc: true))
+        case .Tl: return .text(LogDate.clf(acceptWall, utc: false))
+        case .Ts: return n(acceptWall / 1_000_000)
+        case .ms:
+            let ms = (acceptWall / 1000) % 1000
+            return .text(ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)")
+        case .Th: return n(0)
+        case .Ti: return n(isTCP ? 0 : log.idleMs)
+        case .TR: return n(requestReceived)
+        case .Tq: return n(requestReceived >= 0 ? log.idleMs + requestReceived : -1)
+        case .Tw: return n(queue)
+        case .Tc: return n(log.connectMs)
+        case .Tr: return n(log.responseMs)
+        case .Ta: return n(active)
+        case .Tt: return n(total)
+        case .Tu: return n(active)
+        case .Td:
+            let q = requestReceived >= 0 ? log.idleMs + requestReceived : -1
+            guard q >= 0, queue >= 0, log.connectMs >= 0, log.responseMs >= 0 else { return n(-1) }
+            return n(total - q - queue - log.connectMs - log.responseMs)
+        case .ST: return n(log.status)
+        case .B: return n(log.bytesOut)
+        case .U: return n(log.bytesIn)
+        case .CC, .CS: return nil
+        case .ts: return .text(termination)
+        case .tsc: return .text(termination + "--")
+        case .ac: return n(counts.active)
+        case .fc: return n(counts.frontend)
+        case .bc: return n(counts.backend)
+        case .sc: return n(counts.server)
+        case .rc: return log.redispatched ? .text("+\(log.retries)") : n(log.retries)
+        case .sq, .bq: return n(0)
+        case .r: return isTCP ? nil : .text(log.requestLine)
+        case .HM: return requestParts.map { .text(String($0[0])) }
+        case .HU: return requestParts.map { .text(String($0[1])) }
+        case .HP: return requestParts.map { .text(String(URLParts.path(String($0[1])) ?? $0[1])) }
+        case .HQ: return requestParts.map { .text(URLParts.query(String($0[1])).map { "?" + $0 } ?? "") }
+        case .HV: return requestParts.map { .text(String($0[2])) }
+        case .ID: return log.uniqueID.map { .text($0) }
+        case .H: return .text(LogDate.hostname)
+        case .pid: return n(Int(getpid()))
+        case .lc: return n(lineNumber)
+        case .rt: return n(log.streamID)
+        case .sslc, .sslv: return nil
+        case .hr, .hrl, .hs, .hsl, .o: return nil
+        }
+    }
+
+    private static func ip(_ address: SocketAddress?) -> LogFormatString.Value? {
+        switch address {
+        case .v4(let a)?:
+            return .ipv4(UInt32(bigEndian: a.address.sin_addr.s_addr), address?.ipAddress ?? "-")
+        case .v6?:
+            return address?.ipAddress.map { .text($0) }
+        case .unixDomainSocket?:
+            return .text("unix")
+        case nil:
+            return nil
+        }
+    }
+
+    private static func port(_ address: SocketAddress?) -> LogFormatString.Value? {
+        switch address {
+        case .v4?, .v6?: return address?.port.map { .number(Int64($0)) }
+        case .unixDomainSocket?: return .number(1)
+        case nil: return nil
+        }
     }
 }

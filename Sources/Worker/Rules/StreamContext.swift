@@ -77,6 +77,8 @@ final class StreamContext: SampleContext {
     var responseCaptures: [String?] = []
     /// `set-log-level`: nil keeps the default; "silent" suppresses the log line.
     var logLevel: String?
+    /// `unique-id-format`'s value for the current request.
+    var uniqueID: String?
 
     init(runtime: WorkerRuntime, frontend: Frontend) {
         self.runtime = runtime
@@ -95,6 +97,7 @@ final class StreamContext: SampleContext {
         backend = nil
         server = nil
         logLevel = nil
+        uniqueID = nil
     }
 
     /// The request head changed: cached header lines are stale.
@@ -322,6 +325,9 @@ final class ProxyRuleSet: Sendable {
     let responseHeaderCaptures: [(slot: Int, name: String, length: Int)]
     /// The statistics page (`stats enable`...), in an HTTP proxy.
     let stats: StatsSettings?
+    /// Capture slots declared (`capture ... header`, `declare capture`, `http-request capture`).
+    let requestCaptureCount: Int
+    let responseCaptureCount: Int
 
     init(_ settings: ProxySettings) {
         let rules = settings.rules
@@ -337,6 +343,8 @@ final class ProxyRuleSet: Sendable {
         errorFiles = settings.errorFiles
         timeouts = settings.timeouts
         stats = settings.mode == .http ? settings.stats : nil
+        requestCaptureCount = rules.requestCaptures.count
+        responseCaptureCount = rules.responseCaptures.count
         requestHeaderCaptures = rules.requestCaptures.enumerated().compactMap { slot, capture in
             capture.name.map { (slot, $0.lowercased(), capture.length) }
         }

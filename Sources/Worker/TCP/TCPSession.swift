@@ -164,11 +164,13 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     /// Picks a server (or queues) once the client is known.
     private func dispatch(_ context: ChannelHandlerContext) {
         if let logger {
-            if TrafficLogFormat(frontend.settings.options) == .connect {
+            if frontend.settings.logging.format == nil {
                 logger.emit(.info, ExchangeLog.connectLine(client: clientAddress, listener: context.channel.localAddress,
                                                            frontend: frontend.name, mode: "TCP"))
             } else {
                 log = ExchangeLog(frontend: frontend.name, startedMono: createdAtMs)
+                log!.startedWall -= (MonotonicClock.milliseconds() - createdAtMs) * 1000
+                log!.streamID = runtime.nextStreamID()
             }
         }
         guard let backend = chooseBackend() else {
@@ -240,7 +242,11 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         }
         finished = true
         connected = true
-        if log != nil { log!.connectMs = MonotonicClock.milliseconds() - log!.connectStartMono }
+        if log != nil {
+            log!.connectMs = MonotonicClock.milliseconds() - log!.connectStartMono
+            log!.serverAddress = serverChannel.remoteAddress
+            log!.sourceAddress = serverChannel.localAddress
+        }
         let timeouts = backend.settings.timeouts
         let inactivity = timeouts.tunnel ?? max(frontend.settings.timeouts.client ?? 0, timeouts.server ?? 0)
         let (clientRelay, serverRelay) = RelayHandler.matchedPair(timeoutMs: inactivity)
@@ -297,12 +303,21 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         finishInspection()
         // `option dontlognull`: a session that carried nothing either way is not logged.
         let null = log.map { $0.bytesIn == 0 && $0.bytesOut == 0 && terminationCause == nil } ?? false
-        if let log, let logger, !(null && frontend.settings.options.dontLogNull) {
+        if let log, let logger, let format = frontend.settings.logging.format, !(null && frontend.settings.options.dontLogNull) {
             let termination = terminationCause.map { "\($0.0)\($0.1)" } ?? "--"
-            let counts = runtime.connectionCounts(frontend, slot, backend: frontend.backend)
-            logger.emit(log.level(termination: termination, separateErrors: frontend.settings.options.logSeparateErrors),
-                        log.tcpLine(client: ExchangeLog.client(clientAddress), frontend: frontend.name,
-                                          termination: termination, counts: counts, endMono: MonotonicClock.milliseconds()))
+            let options = frontend.settings.options
+            let normal = log.level(termination: termination, separateErrors: true) == .info
+            if !(options.dontLogNormal && normal) {
+                let record = TrafficLogRecord(log: log, termination: termination,
+                                              counts: runtime.connectionCounts(frontend, slot, backend: frontend.backend),
+                                              client: clientAddress, listener: streams.localSocket,
+                                              serverAddress: log.serverAddress, sourceAddress: log.sourceAddress,
+                                              frontendName: frontend.name, endMono: MonotonicClock.milliseconds(),
+                                              lineNumber: frontend.nextLogLine(), isTCP: true)
+                let sd = frontend.settings.logging.structuredData.map { $0.render(record, context: streams) }
+                logger.emit(log.level(termination: termination, separateErrors: options.logSeparateErrors),
+                            format.render(record, context: streams), structuredData: sd)
+            }
             self.log = nil
         }
         dialer.detach()

@@ -26,7 +26,7 @@ extension HTTPSession {
         if let custom = (slot?.backend ?? (exchange.phase == .idle ? nil : frontend.backend))?.settings.errorFiles[response.rawValue]
             ?? frontend.settings.errorFiles[response.rawValue] {
             countResponse(status: response.rawValue)
-            if logger != nil, logFormat != .connect { noteLocalResponse(response.rawValue, cause: flags) }
+            if logger != nil, logFormat.format != nil { noteLocalResponse(response.rawValue, cause: flags) }
             writeLocal(custom, closes: true)
             return
         }
@@ -36,7 +36,7 @@ extension HTTPSession {
         if close, !response.closesConnection { text += "connection: close\r\n" }
         text += "\r\n" + response.body
         countResponse(status: response.rawValue)
-        if logger != nil, logFormat != .connect { noteLocalResponse(response.rawValue, cause: flags) }
+        if logger != nil, logFormat.format != nil { noteLocalResponse(response.rawValue, cause: flags) }
         writeLocal(text, closes: close)
     }
 

@@ -6,9 +6,14 @@ import Shared
 extension HTTPSession {
     func beginExchangeLog(_ head: MessageHead) {
         let now = MonotonicClock.milliseconds()
-        var log = ExchangeLog(frontend: frontend.name, startedMono: firstByteMono >= 0 ? firstByteMono : now)
+        let started = firstByteMono >= 0 ? firstByteMono : now
+        var log = ExchangeLog(frontend: frontend.name, startedMono: started)
         log.headersMono = now
         log.requestLine = "\(head.method) \(head.target) HTTP/1.\(head.versionMinor)"
+        log.idleMs = max(0, started - idleSinceMono)
+        log.streamID = streamID
+        // `%U`: the request as it came (its body is added as it is read).
+        log.bytesIn = head.bytes.readableBytes
         exchangeLog = log
         firstByteMono = -1
     }
@@ -17,6 +22,8 @@ extension HTTPSession {
         let now = MonotonicClock.milliseconds()
         exchangeLog!.server = c.server.name
         exchangeLog!.connectedMono = now
+        exchangeLog!.serverAddress = c.channel.remoteAddress
+        exchangeLog!.sourceAddress = c.channel.localAddress
         // A reused connection took no time to establish.
         exchangeLog!.connectMs = exchangeLog!.connectStartMono >= 0 && !exchange.usedReusedConnection
             ? now - exchangeLog!.connectStartMono : 0
@@ -32,7 +39,10 @@ extension HTTPSession {
     func noteLocalResponse(_ status: Int, cause: (Character, Character)) {
         if exchangeLog == nil {
             // A request that could not even be parsed (or never came).
-            exchangeLog = ExchangeLog(frontend: frontend.name, startedMono: firstByteMono >= 0 ? firstByteMono : createdAtMs)
+            let started = firstByteMono >= 0 ? firstByteMono : createdAtMs
+            exchangeLog = ExchangeLog(frontend: frontend.name, startedMono: started)
+            exchangeLog!.idleMs = max(0, started - idleSinceMono)
+            exchangeLog!.streamID = streamID
             firstByteMono = -1
         }
         exchangeLog!.status = status
@@ -53,22 +63,48 @@ extension HTTPSession {
 
     /// Sends the exchange's line; `cause` `-` is a normal end (state `-` too).
     func logExchange(_ cause: Character, state: Character? = nil) {
-        guard let log = exchangeLog, let logger else { return }
+        guard let log = exchangeLog, let logger, let format = logFormat.format else { return }
         exchangeLog = nil
         let termination = cause == "-" ? "--" : "\(cause)\(state ?? exchange.stateCharacter)"
-        let client = ExchangeLog.client(clientAddress)
-        let counts = runtime.connectionCounts(frontend, slot, backend: frontend.backend)
-        let now = MonotonicClock.milliseconds()
+        let options = frontend.settings.options
+        // `option dontlog-normal`: only what shows a problem.
+        if options.dontLogNormal, log.level(termination: termination, separateErrors: true) == .info { return }
         // `set-log-level`: a rule may silence the line or change its level.
-        var level = log.level(termination: termination, separateErrors: frontend.settings.options.logSeparateErrors)
+        var level = log.level(termination: termination, separateErrors: options.logSeparateErrors)
         if let wanted = streams.logLevel {
             guard let chosen = LogLevel(name: wanted) else { return }
             level = chosen
         }
-        let line = logFormat == .tcp
-            ? log.tcpLine(client: client, frontend: frontend.name, termination: termination, counts: counts, endMono: now)
-            : log.httpLine(client: client, frontend: frontend.name, termination: termination, counts: counts, endMono: now)
-        logger.emit(level, line)
+        var record = TrafficLogRecord(log: log, termination: termination,
+                                      counts: runtime.connectionCounts(frontend, slot, backend: frontend.backend),
+                                      client: clientAddress, listener: streams.localSocket ?? context.channel.localAddress,
+                                      serverAddress: log.serverAddress, sourceAddress: log.sourceAddress,
+                                      frontendName: frontend.name, endMono: MonotonicClock.milliseconds(),
+                                      lineNumber: frontend.nextLogLine())
+        let rules = frontend.rules
+        if rules.requestCaptureCount > 0 { record.requestCaptures = Self.slots(streams.requestCaptures, rules.requestCaptureCount) }
+        if rules.responseCaptureCount > 0 { record.responseCaptures = Self.slots(streams.responseCaptures, rules.responseCaptureCount) }
+        let sd = frontend.settings.logging.structuredData.map { $0.render(record, context: streams) }
+        logger.emit(level, format.render(record, context: streams), structuredData: sd)
+    }
+
+    /// `unique-id-format`: the request's ID, made when its head arrives (so that rules, the
+    /// `unique-id-header` and the log line see the same one).
+    func makeUniqueID(_ format: LogFormatString, _ head: MessageHead) {
+        var log = exchangeLog ?? ExchangeLog(frontend: frontend.name, startedMono: MonotonicClock.milliseconds())
+        log.streamID = streamID
+        log.requestLine = "\(head.method) \(head.target) HTTP/1.\(head.versionMinor)"
+        let record = TrafficLogRecord(log: log, termination: "--", counts: TrafficLogRecord.Counts(), client: clientAddress,
+                                      listener: streams.localSocket ?? context.channel.localAddress, serverAddress: nil,
+                                      sourceAddress: nil, frontendName: frontend.name, endMono: MonotonicClock.milliseconds())
+        let id = format.render(record, context: streams)
+        uniqueID = id
+        exchangeLog?.uniqueID = id
+    }
+
+    /// The captured values of `count` declared slots.
+    static func slots(_ values: [String?], _ count: Int) -> [String?] {
+        (0..<count).map { $0 < values.count ? values[$0] : nil }
     }
 
     /// `Connect from <ci>:<cp> to <fi>:<fp> (<frontend>/<mode>)`.

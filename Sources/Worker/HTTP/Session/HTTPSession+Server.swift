@@ -364,6 +364,8 @@ extension HTTPSession: ServerDialerClient {
     func nextRequest() {
         request = nil
         response = nil
+        idleSinceMono = MonotonicClock.milliseconds()
+        streamID = runtime.nextStreamID()
         exchange.waitNextRequest(now: clock.now())
         if let (table, sink) = drainHandover, exchange.takeHandOver() {
             drainHandover = nil

@@ -64,6 +64,12 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     let logFormat: TrafficLogFormat
     var exchangeLog: ExchangeLog?
     var firstByteMono = -1
+    /// Since when the connection waits for its next request (`%Ti`).
+    var idleSinceMono = MonotonicClock.milliseconds()
+    /// The current stream's number in the process (`%rt`).
+    var streamID = 0
+    /// The current request's `unique-id-format` value.
+    var uniqueID: String?
     /// The termination flags of the local response being written.
     var localCause: (Character, Character)?
 
@@ -91,7 +97,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         headLimit = max(1024, runtime.bufferSize - runtime.configuration.global.maxRewrite)
         logger = frontend.logger
         streams = StreamContext(runtime: runtime, frontend: frontend)
-        logFormat = TrafficLogFormat(frontend.settings.options)
+        logFormat = TrafficLogFormat(frontend.settings)
         let options = frontend.settings.options
         let backendMode = frontend.backend?.settings.options.connectionMode ?? .keepAlive
         exchange = HTTPExchange(
@@ -124,7 +130,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         runtime.sessions(on: context.eventLoop).add(self)
         frontend.sessionOpened()
         listenerGate?.opened()
-        if logger != nil, logFormat == .connect { logConnect(context.channel, mode: "HTTP") }
+        // As in HAProxy, a connection's first stream exists from the accept; the next ones
+        // start with each request after it.
+        streamID = runtime.nextStreamID()
+        if logger != nil, logFormat.format == nil { logConnect(context.channel, mode: "HTTP") }
         let closeAfterFirst = runtime.isStopping
             && (!runtime.handingOver.load(ordering: .relaxed) || runtime.sessions(on: context.eventLoop).draining)
         exchange.opened(now: clock.now(), closeAfterFirst: closeAfterFirst)
@@ -357,6 +366,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                     requestBodyFailed()
                     return
                 }
+                if let slice, exchangeLog != nil { exchangeLog!.bytesIn += slice.readableBytes }
                 if let slice, forwarding, let c = connection {
                     countRequestBytes(slice.readableBytes)
                     c.channel.write(slice, promise: nil)
@@ -454,7 +464,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             stoppingWithoutHandOver: runtime.isStopping && drainHandover == nil && !handingOver)
         frontend.counters.requests.wrappingIncrement(ordering: .relaxed)
         frontend.counters.requestRate.tick()
-        if logger != nil, logFormat != .connect { beginExchangeLog(head) }
+        if logger != nil, logFormat.format != nil { beginExchangeLog(head) }
+        uniqueID = nil
         // `option http-buffer-request` / `wait-for-body`: the body is read first.
         if let wait = frontend.bodyWait ?? statsBodyWait(head), !clientIn.bodyEnded, !bufferedBodyComplete {
             exchange.bodyWanted(now: clock.now(), milliseconds: wait.milliseconds, continuesAtDeadline: wait.continues)
@@ -492,9 +503,14 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     func serveRequest(_ head: MessageHead) {
         var chosen = frontend.backend
         var forcedServer: Server? = nil
+        let uniqueIDFormat = frontend.settings.logging.uniqueIDFormat
         if frontend.routesRequests {
             streams.beginTransaction()
             streams.request = head
+            if let format = uniqueIDFormat {
+                makeUniqueID(format, head)
+                streams.uniqueID = uniqueID
+            }
             if frontend.bodyWait != nil { streams.body = peekedBody.payload }
             switch routeRequest() {
             case .handled:
@@ -504,7 +520,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             }
             request = streams.request
             if let backend = chosen { forcedServer = chooseServer(backend) }
+        } else if let format = uniqueIDFormat {
+            makeUniqueID(format, head)
         }
+        if let name = frontend.settings.logging.uniqueIDHeader, let id = uniqueID { request?.addHeader(name, id) }
         guard let backend = chosen else {
             sendBuiltIn(.serviceUnavailable)
             return
