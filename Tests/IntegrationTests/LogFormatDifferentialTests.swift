@@ -187,3 +187,74 @@ extension LogFormatDifferentialTests {
         #expect(ours.echoed == theirs.echoed && theirs.echoed == "x-req-id: id-N")
     }
 }
+
+extension LogFormatDifferentialTests {
+    /// Connections that end before a request is whole: a probe that sends nothing (logged
+    /// unless `option dontlognull`), a head cut halfway (always logged), a request that never
+    /// comes (`timeout http-request`). The lines, and where they go: a `ring` section read
+    /// with `show events`.
+    @Test(.enabled(if: StatsDifferentialTests.available, "needs Debian's haproxy"))
+    func abandonedRequestsAndRingsMatchHAProxy() throws {
+        func run(_ binary: String) throws -> (lines: [String], sinks: String, missing: String) {
+            let plain = try Ports.free(), quiet = try Ports.free()
+            let dir = try TempDir()
+            let socket = dir.path("admin.sock")
+            let path = try dir.write("proxy.cfg", """
+                global
+                    stats socket \(socket) level admin
+                ring traffic
+                    description "Traffic lines"
+                    format raw
+                    maxlen 300
+                    size 65536
+                defaults
+                    mode http
+                    log ring@traffic local0
+                    option httplog
+                    timeout client 2s
+                    timeout server 2s
+                    timeout connect 1s
+                    timeout http-request 300ms
+                frontend plain
+                    bind 127.0.0.1:\(plain)
+                    http-request return status 200 content-type text/plain string ok
+                frontend quiet
+                    bind 127.0.0.1:\(quiet)
+                    option dontlognull
+                    http-request return status 200 content-type text/plain string ok
+
+                """)
+            let child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
+            defer { child.stop() }
+            try eventually("\(binary): the stats socket") { (try? CLIClient.ask(socket, "show info")) != nil }
+            for port in [plain, quiet] {
+                try eventually("\(binary) on \(port)") { Ports.isAccepting(port) }   // a probe: sends nothing
+                let cut = try RawClient(port: port)
+                try cut.send("GET / HT")
+                cut.shutdownWrite()
+                _ = cut.readToEnd()
+                _ = try exchange(port, "GET /fine HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                let idle = try RawClient(port: port)
+                _ = idle.readToEnd()   // the 408 after `timeout http-request`
+            }
+            func lines() throws -> [String] {
+                try CLIClient.ask(socket, "show events traffic").split(separator: "\n").map {
+                    $0.replacingOccurrences(of: #"127\.0\.0\.1:\d+ \[[^\]]+\]"#, with: "CLIENT [DATE]", options: .regularExpression)
+                        .replacingOccurrences(of: #" -?\d+/-?\d+/-?\d+/-?\d+/-?\d+ (\d{3}) \d+ "#, with: " T $1 B ", options: .regularExpression)
+                        .replacingOccurrences(of: #" \d+/\d+/\d+/\d+/\d+ "#, with: " N/N/N/N/N ", options: .regularExpression)
+                }
+            }
+            try eventually("\(binary): the lines") { try lines().count >= 6 }
+            let sinks = try CLIClient.ask(socket, "show events")
+            let missing = try CLIClient.ask(socket, "show events nope")
+            return (try lines().sorted(), sinks, missing)
+        }
+        let theirs = try run(RulesDifferentialTests.haproxy), ours = try run(HaspBinary.path)
+        // plain: the probe, the cut head, the request, the 408; quiet: the cut head, the request.
+        #expect(theirs.lines.count == 6, "\(theirs.lines)")
+        #expect(ours.lines == theirs.lines, "\nhaproxy:\n\(theirs.lines.joined(separator: "\n"))\nhasp:\n\(ours.lines.joined(separator: "\n"))")
+        #expect(theirs.sinks.contains("    traffic    : type=buffer, 0 dropped, Traffic lines\n"))
+        #expect(ours.sinks == theirs.sinks)
+        #expect(ours.missing == theirs.missing && theirs.missing == "No such event sink\n")
+    }
+}

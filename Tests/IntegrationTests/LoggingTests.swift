@@ -125,6 +125,8 @@ import Glibc
                 mode http
                 log global
                 option httplog
+                # the readiness probe would be logged as a <BADREQ> otherwise, as in HAProxy
+                option dontlognull
                 timeout connect 2s
                 timeout client 10s
                 timeout server 10s

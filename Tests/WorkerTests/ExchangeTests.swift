@@ -248,7 +248,7 @@ import Testing
         do { let r = idle.clientInputEnded(nothingBuffered: true); #expect(r == .close) }
         var pending = HTTPExchange(timeouts: Self.timeouts(), policy: .init())
         pending.opened(now: 0, closeAfterFirst: false)
-        do { let r = pending.clientInputEnded(nothingBuffered: false); #expect(r == .none) }
+        do { let r = pending.clientInputEnded(nothingBuffered: false); #expect(r == .refuseIncompleteHead) }
     }
 
     @Test func retriesThenRedispatchAsHAProxyDoes() {

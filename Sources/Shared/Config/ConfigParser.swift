@@ -30,6 +30,7 @@ public struct ConfigParser {
         case proxy(ProxySettings)
         case userlist(Userlist)
         case httpErrors(String, [Int: [UInt8]])
+        case ring(RingSettings)
         /// A section Hasp recognises but does not implement; its lines are skipped.
         case ignored(String)
     }
@@ -200,9 +201,9 @@ public struct ConfigParser {
 
     // MARK: - Sections
 
-    static let sectionKeywords: Set<String> = ["global", "defaults", "frontend", "backend", "listen", "userlist", "http-errors"]
+    static let sectionKeywords: Set<String> = ["global", "defaults", "frontend", "backend", "listen", "userlist", "http-errors", "ring"]
     static let ignoredSections: Set<String> = [
-        "peers", "resolvers", "mailers", "program", "ring", "cache",
+        "peers", "resolvers", "mailers", "program", "cache",
         "crt-store", "traces", "log-forward",
     ]
 
@@ -256,6 +257,9 @@ public struct ConfigParser {
             section = .none
             parseUserlistLine(words, &list)
             section = .userlist(list)
+        case .ring(var ring):
+            parseRingLine(words, &ring)
+            section = .ring(ring)
         case .httpErrors(let name, var pages):
             if words[0] == "errorfile" {
                 if let (code, bytes) = parseErrorFile(words) { pages[code] = bytes }
@@ -282,6 +286,15 @@ public struct ConfigParser {
                 return
             }
             section = .httpErrors(words[1], [:])
+            return
+        }
+        if keyword == "ring" {
+            guard words.count >= 2 else {
+                parsingAlert(Self.missingSectionName["ring"]!)
+                section = .ignored(keyword)
+                return
+            }
+            section = .ring(RingSettings(name: words[1]))
             return
         }
         if keyword == "userlist" {
@@ -351,6 +364,9 @@ public struct ConfigParser {
     mutating func closeSection() {
         if case .httpErrors(let name, let pages) = section {
             config.httpErrors[name] = pages
+        }
+        if case .ring(let ring) = section {
+            config.rings[ring.name] = ring
         }
         if case .userlist(var list) = section {
             list.resolveGroupMembers()

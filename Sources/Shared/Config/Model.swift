@@ -11,6 +11,8 @@ public struct Configuration: Sendable, Equatable {
     public var userlists: [String: Userlist] = [:]
     /// `http-errors` sections: their pages by status.
     public var httpErrors: [String: [Int: [UInt8]]] = [:]
+    /// `ring` sections.
+    public var rings: [String: RingSettings] = [:]
     /// The map and pattern files the rules loaded.
     public var patternFiles = PatternFileStore()
 
@@ -98,6 +100,19 @@ public struct UnixBindSettings: Sendable, Equatable {
 
 /// One `log` line: where (`/dev/log`, `127.0.0.1:514`, `stdout`...), with which facility,
 /// up to which level (and capped at `minLevel`), in which format.
+/// A `ring` section: an in-memory buffer of log lines (`log ring@<name>`, `show events`).
+public struct RingSettings: Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    /// The format of the lines it keeps (`raw` unless told).
+    public var format = "raw"
+    /// `maxlen`: lines are cut to this length.
+    public var maxLength: Int?
+    /// `size`: the bytes it keeps; the oldest lines go first.
+    public var size = 16_384
+    public init(name: String) { self.name = name }
+}
+
 public struct LogTarget: Sendable, Equatable {
     public var address: String
     public var facility: String?

@@ -175,6 +175,8 @@ public final class WorkerRuntime: Sendable {
     let errorCaptures = ErrorCaptures()
     /// Each proxy's `log` targets (absent when it logs nowhere).
     let loggers: [String: ProxyLogger]
+    /// The in-memory event sinks: `buf0` and the `ring` sections (`show events`).
+    let eventRings: [EventRing]
     /// The running checks of each server (by server identity).
     let checkers = NIOLockedValueBox<[ObjectIdentifier: [HealthChecker]]>([:])
     /// `proc.` variables.
@@ -247,10 +249,16 @@ public final class WorkerRuntime: Sendable {
         }
         self.backends = backends
         var sinks: [String: LogSink] = [:]
+        // HAProxy's own `buf0` ring (for traces; empty here) and the `ring` sections.
+        let rings = [EventRing(RingSettings(name: "buf0"))]
+            + configuration.rings.values.sorted { $0.name < $1.name }.map { EventRing($0) }
+        eventRings = rings
+        let ringsByName = Dictionary(uniqueKeysWithValues: rings.map { ($0.name, $0) })
         var loggers: [String: ProxyLogger] = [:]
         for proxy in configuration.proxies where proxy.kind != .defaults {
             loggers[proxy.name] = ProxyLogger.make(for: proxy, global: configuration.global.logTargets, sinks: &sinks,
-                                                   tag: configuration.global.logTag, hostname: configuration.global.logHostname)
+                                                   tag: configuration.global.logTag, hostname: configuration.global.logHostname,
+                                                   rings: ringsByName)
         }
         self.loggers = loggers
         let globalGate = AcceptGate(limit: configuration.global.maxconn ?? 0)

@@ -13,6 +13,8 @@ final class LogSink: Sendable {
         /// stdout or stderr, written by a thread of its own: a terminal or pipe that does not
         /// keep up must not stall an event loop.
         case stream(BackgroundWriter)
+        /// A `ring` section's memory.
+        case ring(EventRing)
     }
 
     private let destination: Destination
@@ -20,8 +22,12 @@ final class LogSink: Sendable {
 
     private init(_ destination: Destination) { self.destination = destination }
 
-    /// Opens `address` as HAProxy reads it; nil when it cannot be used.
-    static func open(_ address: String) -> LogSink? {
+    /// Opens `address` as HAProxy reads it; nil when it cannot be used. `ring@<name>` is one of
+    /// `rings`.
+    static func open(_ address: String, rings: [String: EventRing] = [:]) -> LogSink? {
+        if address.hasPrefix("ring@") {
+            return rings[String(address.dropFirst(5))].map { LogSink(.ring($0)) }
+        }
         switch address {
         case "stdout": return LogSink(.stream(BackgroundWriter.standardOutput))
         case "stderr": return LogSink(.stream(BackgroundWriter.standardError))
@@ -77,10 +83,54 @@ final class LogSink: Sendable {
             if sent < 0 { dropped.withLockedValue { $0 += 1 } }
         case .stream(let writer):
             writer.write(line)
+        case .ring(let ring):
+            ring.append(line)
         }
+    }
+
+    /// The ring behind a `ring@<name>` target (its format and length win over the target's).
+    var ring: EventRing? {
+        if case .ring(let r) = destination { return r }
+        return nil
     }
 
     deinit {
         if case .datagram(let fd) = destination { close(fd) }
+    }
+}
+
+/// An in-memory buffer of lines (a `ring` section), the oldest dropped first once it holds
+/// `size` bytes. Appended to from any loop, read by `show events`.
+final class EventRing: Sendable {
+    let settings: RingSettings
+    private let state = NIOLockedValueBox<(lines: [[UInt8]], start: Int, bytes: Int)>(([], 0, 0))
+
+    init(_ settings: RingSettings) { self.settings = settings }
+
+    var name: String { settings.name }
+
+    func append(_ line: [UInt8]) {
+        var line = line
+        if let max = settings.maxLength, line.count > max {
+            line = Array(line.prefix(max - 1)) + [10]
+        }
+        state.withLockedValue { s in
+            s.lines.append(line)
+            s.bytes += line.count
+            while s.bytes > settings.size, s.start < s.lines.count {
+                s.bytes -= s.lines[s.start].count
+                s.start += 1
+            }
+            // Compact now and then rather than on every drop.
+            if s.start > 1024, s.start * 2 > s.lines.count {
+                s.lines.removeFirst(s.start)
+                s.start = 0
+            }
+        }
+    }
+
+    /// The lines it holds, oldest first.
+    var contents: [[UInt8]] {
+        state.withLockedValue { Array($0.lines[$0.start...]) }
     }
 }

@@ -41,14 +41,14 @@ final class ProxyLogger: Sendable {
 
     /// The logger of `proxy`, or nil when it logs nowhere.
     static func make(for proxy: ProxySettings, global: [LogTarget], sinks: inout [String: LogSink], tag: String,
-                     hostname: String? = nil) -> ProxyLogger? {
+                     hostname: String? = nil, rings: [String: EventRing] = [:]) -> ProxyLogger? {
         let targets = (proxy.logGlobal ? global : []) + proxy.logTargets
         var routes: [Route] = []
         for target in targets {
             let sink: LogSink
             if let existing = sinks[target.address] {
                 sink = existing
-            } else if let opened = LogSink.open(target.address) {
+            } else if let opened = LogSink.open(target.address, rings: rings) {
                 sinks[target.address] = opened
                 sink = opened
             } else {
@@ -59,7 +59,8 @@ final class ProxyLogger: Sendable {
                                 facility: target.facility.flatMap { LogTarget.facilities.firstIndex(of: $0) } ?? 16,
                                 maxLevel: target.level.flatMap { LogTarget.levels.firstIndex(of: $0) } ?? 7,
                                 minLevel: target.minLevel.flatMap { LogTarget.levels.firstIndex(of: $0) } ?? 0,
-                                format: target.format ?? "rfc3164", maxLength: target.length ?? 1024))
+                                format: sink.ring?.settings.format ?? target.format ?? "rfc3164",
+                                maxLength: target.length ?? sink.ring?.settings.maxLength ?? 1024))
         }
         return routes.isEmpty ? nil : ProxyLogger(routes: routes, tag: proxy.logging.tag ?? tag, hostname: hostname)
     }
@@ -77,7 +78,8 @@ final class ProxyLogger: Sendable {
     /// feed.
     func line(_ message: String, route: Route, level: Int, now: Int, structuredData: String? = nil) -> String {
         let text = SyslogFormat.line(message, facility: route.facility, level: level, format: route.format, tag: tag,
-                                     pid: pid, now: now, structuredData: structuredData, hostname: hostname)
+                                     pid: pid, now: now, structuredData: structuredData,
+                                     hostname: hostname ?? (route.sink.ring != nil ? "localhost" : nil))
         guard text.utf8.count > route.maxLength else { return text }
         return String(decoding: text.utf8.prefix(route.maxLength - 1), as: UTF8.self) + "\n"
     }

@@ -100,6 +100,7 @@ extension RuntimeAPI {
         list += sessionCommands()
         list += serverCommands()
         list += dynamicServerCommands()
+        list += eventCommands()
         return list
     }
 

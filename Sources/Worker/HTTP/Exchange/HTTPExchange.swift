@@ -415,6 +415,9 @@ struct HTTPExchange {
         case close
         /// The request can never be complete.
         case abort
+        /// A head that stopped halfway will not be completed: answer 400 (the client may still
+        /// read), as HAProxy does.
+        case refuseIncompleteHead
     }
 
     /// The client finished sending: answer what it asked, then close.
@@ -422,7 +425,7 @@ struct HTTPExchange {
         clientInputClosed = true
         switch phase {
         case .tunnel: return .shutServerOutput
-        case .idle: return nothingBuffered ? .close : .none
+        case .idle: return nothingBuffered ? .close : .refuseIncompleteHead
         case .bufferingBody: return .abort
         case .answering:
             closeAfterResponse = true

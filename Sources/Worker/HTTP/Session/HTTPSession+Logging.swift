@@ -37,6 +37,9 @@ extension HTTPSession {
 
     /// A response the proxy writes itself; the log goes out in `writeLocal`.
     func noteLocalResponse(_ status: Int, cause: (Character, Character)) {
+        // `option dontlognull`: a connection that never sent a byte is not logged, even when
+        // its wait ends in a 408.
+        if exchangeLog == nil, firstByteMono < 0, exchange.requestsDone == 0, frontend.settings.options.dontLogNull { return }
         if exchangeLog == nil {
             // A request that could not even be parsed (or never came).
             let started = firstByteMono >= 0 ? firstByteMono : createdAtMs
@@ -47,6 +50,22 @@ extension HTTPSession {
         }
         exchangeLog!.status = status
         localCause = cause
+    }
+
+    /// The client closed before its request was whole: HAProxy counts and logs a `<BADREQ>` 400
+    /// (`CR`), for a connection that sent nothing too unless `option dontlognull` (a probe).
+    func noteAbandonedRequest() {
+        let sentSomething = firstByteMono >= 0
+        guard sentSomething || (exchange.requestsDone == 0 && !frontend.settings.options.dontLogNull) else { return }
+        countResponse(status: 400)
+        guard logger != nil, logFormat.format != nil else { return }
+        let started = firstByteMono >= 0 ? firstByteMono : (exchange.requestsDone == 0 ? createdAtMs : idleSinceMono)
+        exchangeLog = ExchangeLog(frontend: frontend.name, startedMono: started)
+        exchangeLog!.startedWall -= (MonotonicClock.milliseconds() - started) * 1000
+        exchangeLog!.status = 400
+        exchangeLog!.streamID = streamID
+        exchange.terminationCause = "C"
+        firstByteMono = -1
     }
 
     /// HAProxy's termination flags for the built-in responses.

@@ -160,6 +160,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     func teardown() {
         guard !exchange.isClosed else { return }
+        if exchangeLog == nil, exchange.phase == .idle, exchange.clientInputClosed { noteAbandonedRequest() }
         if exchangeLog != nil {
             // A tunnel that ends is a normal end; otherwise the client left (or was killed).
             logExchange(exchange.terminationCause ?? (exchange.phase == .tunnel ? "-" : "C"))
@@ -437,6 +438,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         case .shutServerOutput: connection?.channel.close(mode: .output, promise: nil)
         case .close: closeClient()
         case .abort: abortExchange()
+        case .refuseIncompleteHead:
+            exchange.requestRejected()
+            frontend.counters.requestErrors.wrappingIncrement(ordering: .relaxed)
+            sendBuiltIn(.badRequest, cause: ("C", "R"))
         }
     }
 
