@@ -10,6 +10,52 @@ extension PrometheusExposition {
         MetricFamily(name: name, kind: .counter, help: help, source: source, httpOnly: http)
     }
 
+    /// Families several scopes share, in the order HAProxy writes them.
+    private static func sessionFamilies(_ p: String, limit: String) -> [MetricFamily] {
+        [
+            g(p + "current_sessions", "Sessions open now.", .column("scur")),
+            g(p + "max_sessions", "Highest number of open sessions seen.", .column("smax")),
+            g(p + "limit_sessions", "Limit on open sessions (\(limit)).", .column("slim")),
+            c(p + "sessions_total", "Sessions since the worker started.", .column("stot")),
+            c(p + "bytes_in_total", "Bytes received from clients.", .column("bin")),
+            c(p + "bytes_out_total", "Bytes sent to clients.", .column("bout")),
+        ]
+    }
+
+    private static func queueFamilies(_ p: String) -> [MetricFamily] {
+        [
+            g(p + "current_queue", "Requests waiting in the queue now.", .column("qcur")),
+            g(p + "max_queue", "Highest number of queued requests seen.", .column("qmax")),
+        ]
+    }
+
+    private static func compressionFamilies(_ p: String) -> [MetricFamily] {
+        [
+            c(p + "http_comp_bytes_in_total", "Bytes given to the HTTP compressor.", .column("comp_in"), http: true),
+            c(p + "http_comp_bytes_out_total", "Bytes out of the HTTP compressor.", .column("comp_out"), http: true),
+            c(p + "http_comp_bytes_bypassed_total", "Bytes not compressed for lack of resources.", .column("comp_byp"), http: true),
+            c(p + "http_comp_responses_total", "HTTP responses compressed.", .column("comp_rsp"), http: true),
+        ]
+    }
+
+    private static func averageTimeFamilies(_ p: String) -> [MetricFamily] {
+        [
+            g(p + "queue_time_average_seconds", "Average time in the queue over recent requests.", .milliseconds("qtime")),
+            g(p + "connect_time_average_seconds", "Average time to connect over recent requests.", .milliseconds("ctime")),
+            g(p + "response_time_average_seconds", "Average time to the response over recent requests.", .milliseconds("rtime")),
+            g(p + "total_time_average_seconds", "Average total time over recent requests.", .milliseconds("ttime")),
+        ]
+    }
+
+    private static func maxTimeFamilies(_ p: String) -> [MetricFamily] {
+        [
+            g(p + "max_queue_time_seconds", "Longest time in the queue seen.", .milliseconds("qtime_max")),
+            g(p + "max_connect_time_seconds", "Longest time to connect seen.", .milliseconds("ctime_max")),
+            g(p + "max_response_time_seconds", "Longest time to a response seen.", .milliseconds("rtime_max")),
+            g(p + "max_total_time_seconds", "Longest total time seen.", .milliseconds("ttime_max")),
+        ]
+    }
+
     static let families: [PrometheusScope: [MetricFamily]] = [
         .global: process,
         .frontend: frontend,
@@ -87,13 +133,7 @@ extension PrometheusExposition {
 
     private static let frontend: [MetricFamily] = {
         let p = "haproxy_frontend_"
-        return [
-            g(p + "current_sessions", "Sessions open now.", .column("scur")),
-            g(p + "max_sessions", "Highest number of open sessions seen.", .column("smax")),
-            g(p + "limit_sessions", "Limit on open sessions (maxconn).", .column("slim")),
-            c(p + "sessions_total", "Sessions since the worker started.", .column("stot")),
-            c(p + "bytes_in_total", "Bytes received from clients.", .column("bin")),
-            c(p + "bytes_out_total", "Bytes sent to clients.", .column("bout")),
+        return sessionFamilies(p, limit: "maxconn") + [
             c(p + "requests_denied_total", "Requests denied by rules.", .column("dreq")),
             c(p + "responses_denied_total", "Responses denied by rules.", .column("dresp")),
             c(p + "request_errors_total", "Requests that could not be read or parsed.", .column("ereq")),
@@ -103,10 +143,7 @@ extension PrometheusExposition {
             c(p + "http_responses_total", "HTTP responses by class of status code.", .responseCodes, http: true),
             g(p + "http_requests_rate_max", "Highest number of HTTP requests per second seen.", .column("req_rate_max"), http: true),
             c(p + "http_requests_total", "HTTP requests received.", .column("req_tot"), http: true),
-            c(p + "http_comp_bytes_in_total", "Bytes given to the HTTP compressor.", .column("comp_in"), http: true),
-            c(p + "http_comp_bytes_out_total", "Bytes out of the HTTP compressor.", .column("comp_out"), http: true),
-            c(p + "http_comp_bytes_bypassed_total", "Bytes not compressed for lack of resources.", .column("comp_byp"), http: true),
-            c(p + "http_comp_responses_total", "HTTP responses compressed.", .column("comp_rsp"), http: true),
+        ] + compressionFamilies(p) + [
             g(p + "connections_rate_max", "Highest number of new connections per second seen.", .column("conn_rate_max")),
             c(p + "connections_total", "Connections accepted.", .column("conn_tot")),
             c(p + "intercepted_requests_total", "Requests answered by the proxy itself (redirects, statistics, services).", .column("intercepted"), http: true),
@@ -121,15 +158,7 @@ extension PrometheusExposition {
 
     private static let backend: [MetricFamily] = {
         let p = "haproxy_backend_"
-        return [
-            g(p + "current_queue", "Requests waiting in the queue now.", .column("qcur")),
-            g(p + "max_queue", "Highest number of queued requests seen.", .column("qmax")),
-            g(p + "current_sessions", "Sessions open now.", .column("scur")),
-            g(p + "max_sessions", "Highest number of open sessions seen.", .column("smax")),
-            g(p + "limit_sessions", "Limit on open sessions (fullconn).", .column("slim")),
-            c(p + "sessions_total", "Sessions since the worker started.", .column("stot")),
-            c(p + "bytes_in_total", "Bytes received from clients.", .column("bin")),
-            c(p + "bytes_out_total", "Bytes sent to clients.", .column("bout")),
+        return queueFamilies(p) + sessionFamilies(p, limit: "fullconn") + [
             c(p + "requests_denied_total", "Requests denied by rules.", .column("dreq")),
             c(p + "responses_denied_total", "Responses denied by rules.", .column("dresp")),
             c(p + "connection_errors_total", "Connections to servers that failed.", .column("econ")),
@@ -149,24 +178,15 @@ extension PrometheusExposition {
             c(p + "http_requests_total", "HTTP requests sent to the backend.", .column("req_tot"), http: true),
             c(p + "client_aborts_total", "Transfers the client aborted.", .column("cli_abrt")),
             c(p + "server_aborts_total", "Transfers the server aborted.", .column("srv_abrt")),
-            c(p + "http_comp_bytes_in_total", "Bytes given to the HTTP compressor.", .column("comp_in"), http: true),
-            c(p + "http_comp_bytes_out_total", "Bytes out of the HTTP compressor.", .column("comp_out"), http: true),
-            c(p + "http_comp_bytes_bypassed_total", "Bytes not compressed for lack of resources.", .column("comp_byp"), http: true),
-            c(p + "http_comp_responses_total", "HTTP responses compressed.", .column("comp_rsp"), http: true),
+        ] + compressionFamilies(p) + [
             g(p + "last_session_seconds", "Seconds since the last session (-1: never).", .column("lastsess")),
-            g(p + "queue_time_average_seconds", "Average time in the queue over recent requests.", .milliseconds("qtime")),
-            g(p + "connect_time_average_seconds", "Average time to connect over recent requests.", .milliseconds("ctime")),
-            g(p + "response_time_average_seconds", "Average time to the response over recent requests.", .milliseconds("rtime")),
-            g(p + "total_time_average_seconds", "Average total time over recent requests.", .milliseconds("ttime")),
+        ] + averageTimeFamilies(p) + [
             c(p + "failed_header_rewriting_total", "Header rewrites that failed.", .column("wrew")),
             c(p + "connection_attempts_total", "Connection attempts to servers.", .column("connect")),
             c(p + "connection_reuses_total", "Requests sent over an idle connection reused.", .column("reuse")),
             c(p + "http_cache_lookups_total", "HTTP cache lookups.", .column("cache_lookups"), http: true),
             c(p + "http_cache_hits_total", "HTTP cache hits.", .column("cache_hits"), http: true),
-            g(p + "max_queue_time_seconds", "Longest time in the queue seen.", .milliseconds("qtime_max")),
-            g(p + "max_connect_time_seconds", "Longest time to connect seen.", .milliseconds("ctime_max")),
-            g(p + "max_response_time_seconds", "Longest time to a response seen.", .milliseconds("rtime_max")),
-            g(p + "max_total_time_seconds", "Longest total time seen.", .milliseconds("ttime_max")),
+        ] + maxTimeFamilies(p) + [
             c(p + "internal_errors_total", "Internal errors.", .column("eint")),
             g(p + "uweight", "Sum of the configured weights of the active servers.", .column("uweight")),
             g(p + "agg_server_status", "Servers of the backend in each state.", .serverStates),
@@ -177,15 +197,7 @@ extension PrometheusExposition {
 
     private static let server: [MetricFamily] = {
         let p = "haproxy_server_"
-        return [
-            g(p + "current_queue", "Requests waiting for this server now.", .column("qcur")),
-            g(p + "max_queue", "Highest number of requests queued for this server.", .column("qmax")),
-            g(p + "current_sessions", "Sessions on this server now.", .column("scur")),
-            g(p + "max_sessions", "Highest number of sessions on this server.", .column("smax")),
-            g(p + "limit_sessions", "Limit on sessions on this server (maxconn).", .column("slim")),
-            c(p + "sessions_total", "Sessions since the worker started.", .column("stot")),
-            c(p + "bytes_in_total", "Bytes received from clients.", .column("bin")),
-            c(p + "bytes_out_total", "Bytes sent to clients.", .column("bout")),
+        return queueFamilies(p) + sessionFamilies(p, limit: "maxconn") + [
             c(p + "responses_denied_total", "Responses denied by rules.", .column("dresp")),
             c(p + "connection_errors_total", "Connections to this server that failed.", .column("econ")),
             c(p + "response_errors_total", "Responses that could not be read or parsed.", .column("eresp")),
@@ -208,19 +220,13 @@ extension PrometheusExposition {
             c(p + "client_aborts_total", "Transfers the client aborted.", .column("cli_abrt")),
             c(p + "server_aborts_total", "Transfers the server aborted.", .column("srv_abrt")),
             g(p + "last_session_seconds", "Seconds since the last session (-1: never).", .column("lastsess")),
-            g(p + "queue_time_average_seconds", "Average time in the queue over recent requests.", .milliseconds("qtime")),
-            g(p + "connect_time_average_seconds", "Average time to connect over recent requests.", .milliseconds("ctime")),
-            g(p + "response_time_average_seconds", "Average time to the response over recent requests.", .milliseconds("rtime")),
-            g(p + "total_time_average_seconds", "Average total time over recent requests.", .milliseconds("ttime")),
+        ] + averageTimeFamilies(p) + [
             c(p + "failed_header_rewriting_total", "Header rewrites that failed.", .column("wrew")),
             c(p + "connection_attempts_total", "Connection attempts to this server.", .column("connect")),
             c(p + "connection_reuses_total", "Requests sent over an idle connection reused.", .column("reuse")),
             g(p + "idle_connections_current", "Idle connections kept for reuse.", .column("srv_icur")),
             g(p + "idle_connections_limit", "Limit on idle connections kept (pool-max-conn).", .column("src_ilim")),
-            g(p + "max_queue_time_seconds", "Longest time in the queue seen.", .milliseconds("qtime_max")),
-            g(p + "max_connect_time_seconds", "Longest time to connect seen.", .milliseconds("ctime_max")),
-            g(p + "max_response_time_seconds", "Longest time to a response seen.", .milliseconds("rtime_max")),
-            g(p + "max_total_time_seconds", "Longest total time seen.", .milliseconds("ttime_max")),
+        ] + maxTimeFamilies(p) + [
             c(p + "internal_errors_total", "Internal errors.", .column("eint")),
             g(p + "unsafe_idle_connections_current", "Idle connections that may only carry idempotent requests.", .column("idle_conn_cur")),
             g(p + "safe_idle_connections_current", "Idle connections safe for any request.", .column("safe_conn_cur")),
