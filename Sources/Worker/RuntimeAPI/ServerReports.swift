@@ -43,6 +43,28 @@ extension RuntimeAPI {
         return lines.map { $0 + "\n" }.joined()
     }
 
+    /// Pool counts of many servers on every event loop: a task per loop reads a batch of them
+    /// (small enough that a loop is held for well under a millisecond).
+    func poolSnapshots(of servers: [Server]) -> [ObjectIdentifier: [ServerConnectionPool.Snapshot]] {
+        guard !servers.isEmpty else { return [:] }
+        let batch = 1_024
+        let perLoop: [[ServerConnectionPool.Snapshot]] = runtime.loops.enumerated().map { index, loop in
+            var snapshots: [ServerConnectionPool.Snapshot] = []
+            snapshots.reserveCapacity(servers.count)
+            for start in stride(from: 0, to: servers.count, by: batch) {
+                let pools = servers[start..<min(start + batch, servers.count)].map { $0.pools[index] }
+                snapshots += (try? loop.submit { pools.map { $0.snapshot() } }.wait()) ?? pools.map { _ in ServerConnectionPool.Snapshot() }
+            }
+            return snapshots
+        }
+        var result: [ObjectIdentifier: [ServerConnectionPool.Snapshot]] = [:]
+        result.reserveCapacity(servers.count)
+        for (i, server) in servers.enumerated() {
+            result[ObjectIdentifier(server)] = perLoop.map { $0[i] }
+        }
+        return result
+    }
+
     /// Pool counts of one server on every event loop, read on each loop (bounded wait).
     func poolSnapshots(_ server: Server) -> [ServerConnectionPool.Snapshot] {
         runtime.loops.enumerated().map { index, loop in

@@ -38,6 +38,14 @@ struct StatScope {
 /// or JSON form. Columns Hasp has no value for stay empty, never shifted.
 struct StatReport {
     let api: RuntimeAPI
+    /// Every server's per-loop pool counts, read with one hop per event loop rather than one
+    /// per server and loop (thousands of servers would otherwise take seconds).
+    private let pools: [ObjectIdentifier: [ServerConnectionPool.Snapshot]]
+
+    init(api: RuntimeAPI) {
+        self.api = api
+        pools = api.poolSnapshots(of: api.runtime.backends.values.flatMap(\.servers))
+    }
 
     static let columns: [(name: String, tags: String, kind: TypedValue.Kind)] = [
         ("pxname", "KNS", .str), ("svname", "KNS", .str), ("qcur", "MGP", .u32), ("qmax", "MMP", .u32),
@@ -104,7 +112,16 @@ struct StatReport {
     func render(_ rows: [Row], style: ReportFormat.Style) -> String {
         switch style {
         case .plain:
-            return Self.csvHeader + rows.map { row in row.values.map { Self.csvField($0) + "," }.joined() + "-,\n" }.joined()
+            var out = Self.csvHeader
+            out.reserveCapacity(out.utf8.count + rows.count * 320)
+            for row in rows {
+                for value in row.values {
+                    out += Self.csvField(value)
+                    out += ","
+                }
+                out += "-,\n"
+            }
+            return out
         case .typed:
             return rows.map { row in
                 row.values.enumerated().compactMap { pos, value -> String? in
@@ -146,7 +163,7 @@ struct StatReport {
 
     /// Quoted only when it holds a comma or a double quote.
     static func csvField(_ s: String) -> String {
-        guard s.contains(",") || s.contains("\"") else { return s }
+        guard s.utf8.contains(where: { $0 == 44 || $0 == 34 }) else { return s }
         return "\"" + s.replacingAll("\"", with: "\"\"") + "\""
     }
 
@@ -210,7 +227,7 @@ struct StatReport {
 
     func serverRow(_ s: Server, _ b: Backend) -> Row {
         // Per-loop pool counts, read on each loop.
-        let pools = api.poolSnapshots(s)
+        let pools = self.pools[ObjectIdentifier(s)] ?? api.poolSnapshots(s)
         var row = Row(object: .server, proxyID: b.settings.id, id: s.id)
         let c = s.counters
         row["pxname"] = b.name

@@ -51,13 +51,16 @@ struct StatsService {
             body = StatsHTML.render(snapshot(request, admin: query.admin))
         case .csv:
             headers.append(("content-type", "text/plain"))
-            body = StatReport(api: api).render(rows(request), style: .plain)
+            let report = StatReport(api: api)
+            body = report.render(rows(request, report), style: .plain)
         case .json:
             headers.append(("content-type", "application/json"))
-            body = StatReport(api: api).render(rows(request), style: .json)
+            let report = StatReport(api: api)
+            body = report.render(rows(request, report), style: .json)
         case .typed:
             headers.append(("content-type", "text/plain"))
-            body = StatReport(api: api).render(rows(request), style: .typed)
+            let report = StatReport(api: api)
+            body = report.render(rows(request, report), style: .typed)
         case .jsonSchema:
             headers.append(("content-type", "application/json"))
             body = StatReport.jsonSchema
@@ -89,8 +92,7 @@ struct StatsService {
         return request.scopeIncludes(proxy.name)
     }
 
-    private func rows(_ request: StatsRequest) -> [StatReport.Row] {
-        let report = StatReport(api: api)
+    private func rows(_ request: StatsRequest, _ report: StatReport) -> [StatReport.Row] {
         var rows: [StatReport.Row] = []
         for proxy in runtime.configuration.proxies where lists(proxy, request) {
             let block = proxyRows(proxy, request, report)
