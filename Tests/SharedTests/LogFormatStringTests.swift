@@ -66,3 +66,20 @@ import Testing
         #expect(Set(LogFormatString.Variable.allCases.map(\.rawValue)) == Set(names))
     }
 }
+
+/// `-i` and `lower`/`upper` change ASCII letters only, as HAProxy's C library calls do.
+@Suite struct ASCIICaseTests {
+    @Test func onlyASCIILettersChangeCase() throws {
+        #expect("MiXeD-Ä/123".asciiLowercased == "mixed-Ä/123")
+        #expect("MiXeD-ä/123".asciiUppercased == "MIXED-ä/123")
+        let plain = "already lower"
+        #expect(plain.asciiLowercased == plain)
+        let context = RuleCompilationContext()
+        let lower = try SampleExpressionParser.parse("str(ÉCOLE Abc),lower", context: context)
+        #expect(lower.evaluate(FakeSampleContext())?.asString == "École abc")
+        let acl = try ACLCompiler.compile(["str(WWW.Example.COM)", "-i", "-m", "str", "www.example.com"], context: context) { _ in }
+        #expect(acl.matches(FakeSampleContext()))
+        let accented = try ACLCompiler.compile(["str(ÉCOLE)", "-i", "-m", "str", "école"], context: context) { _ in }
+        #expect(!accented.matches(FakeSampleContext()))
+    }
+}

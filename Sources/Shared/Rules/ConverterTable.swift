@@ -17,8 +17,8 @@ public enum ConverterTable {
     }
 
     static let stringConverters: [ConverterDefinition] = [
-        string("lower") { s, _, _ in s.lowercased() },
-        string("upper") { s, _, _ in s.uppercased() },
+        string("lower") { s, _, _ in s.asciiLowercased },
+        string("upper") { s, _, _ in s.asciiUppercased },
         ConverterDefinition("length", .string, .int) { v, _, _ in v.asString.map { .int(Int64($0.utf8.count)) } },
         ConverterDefinition("bytes", [.int, .int], required: 1, .binary, .binary) { v, a, _ in
             guard let b = v.asBinary else { return nil }

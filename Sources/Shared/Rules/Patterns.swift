@@ -147,13 +147,13 @@ public final class CompiledPatterns: AtomicReference, Sendable {
             let key = entry.key
             switch method {
             case .str, .meth:
-                let k = caseInsensitive ? key.lowercased() : key
+                let k = caseInsensitive ? key.asciiLowercased : key
                 if exact[k] == nil { exact[k] = index }
             case .beg where !caseInsensitive:
                 if trie == nil { trie = PrefixTrie() }
                 trie!.insert(Array(key.utf8), index: index)
             case .beg, .sub, .end, .dir, .dom:
-                lowered.append(caseInsensitive ? key.lowercased() : key)
+                lowered.append(caseInsensitive ? key.asciiLowercased : key)
             case .reg:
                 do {
                     regexes.append(try Regex(key, caseInsensitive: caseInsensitive))
@@ -260,23 +260,23 @@ public final class CompiledPatterns: AtomicReference, Sendable {
             return bins.firstIndex { $0 == b }
         case .str, .meth:
             guard let s = value.asString else { return nil }
-            return exact[caseInsensitive ? s.lowercased() : s]
+            return exact[caseInsensitive ? s.asciiLowercased : s]
         case .beg:
             guard let s = value.asString else { return nil }
             if let prefixes { return prefixes.longestMatch(s.utf8) }
-            let l = s.lowercased()
+            let l = s.asciiLowercased
             return lowered.firstIndex { Self.bytesHavePrefix(l.utf8, $0.utf8) }
         case .end:
             guard let s = value.asString else { return nil }
-            let l = caseInsensitive ? s.lowercased() : s
+            let l = caseInsensitive ? s.asciiLowercased : s
             return lowered.firstIndex { Self.bytesHaveSuffix(l.utf8, $0.utf8) }
         case .sub:
             guard let s = value.asString else { return nil }
-            let l = caseInsensitive ? s.lowercased() : s
+            let l = caseInsensitive ? s.asciiLowercased : s
             return lowered.firstIndex { $0.isEmpty || Self.bytesContain(l.utf8, $0.utf8) }
         case .dir, .dom:
             guard let s = value.asString else { return nil }
-            var l = caseInsensitive ? s.lowercased() : s
+            var l = caseInsensitive ? s.asciiLowercased : s
             let delimiters = method == .dir ? Self.directoryDelimiters : Self.domainDelimiters
             return l.withUTF8 { text in words.firstIndex { Self.matchWord(text, $0, delimiters: delimiters) } }
         case .reg:

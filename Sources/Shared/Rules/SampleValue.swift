@@ -288,3 +288,16 @@ public enum IPAddressText {
         return out
     }
 }
+
+extension String {
+    /// ASCII letters lowercased, the rest untouched (what HAProxy's `-i` and `lower` do, with
+    /// the C library's `tolower`). Without an uppercase letter, the string itself.
+    public var asciiLowercased: String { asciiCase(lower: true) }
+    public var asciiUppercased: String { asciiCase(lower: false) }
+
+    private func asciiCase(lower: Bool) -> String {
+        let range: ClosedRange<UInt8> = lower ? 65...90 : 97...122
+        guard utf8.contains(where: { range.contains($0) }) else { return self }
+        return String(decoding: utf8.map { range.contains($0) ? $0 ^ 0x20 : $0 }, as: UTF8.self)
+    }
+}
