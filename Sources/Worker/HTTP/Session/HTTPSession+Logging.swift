@@ -87,7 +87,7 @@ extension HTTPSession {
         let termination = cause == "-" ? "--" : "\(cause)\(state ?? exchange.stateCharacter)"
         let options = frontend.settings.options
         // `option dontlog-normal`: only what shows a problem.
-        if options.dontLogNormal, log.level(termination: termination, separateErrors: true) == .info { return }
+        if options.dontLogNormal, log.isNormal(termination: termination) { return }
         // `set-log-level`: a rule may silence the line or change its level.
         var level = log.level(termination: termination, separateErrors: options.logSeparateErrors)
         if let wanted = streams.logLevel {

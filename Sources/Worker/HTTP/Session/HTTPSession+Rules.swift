@@ -116,16 +116,26 @@ extension HTTPSession {
     /// `tarpit`: nothing happens for `timeout tarpit` (else `timeout connect`), then the answer.
     func tarpit(_ answer: LocalAnswer, proxy: ProxyRuleSet) {
         let delay = proxy.timeouts.tarpit ?? proxy.timeouts.connect ?? 0
-        _ = try? context.channel.syncOptions?.setOption(.autoRead, value: false)
-        clientReading = false
+        holdClientReading()
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         _ = context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
             let session = bound.value
             guard !session.exchange.isClosed else { return }
-            session.clientReading = true
-            _ = try? session.context.channel.syncOptions?.setOption(.autoRead, value: true)
+            session.resumeClientReading()
             session.sendAnswer(answer)
         }
+    }
+
+    /// The client is not read while an answer waits (tarpit, one made off the loop): a
+    /// pipelined request stays in the socket until this one is answered.
+    func holdClientReading() {
+        _ = try? context.channel.syncOptions?.setOption(.autoRead, value: false)
+        clientReading = false
+    }
+
+    func resumeClientReading() {
+        clientReading = true
+        _ = try? context.channel.syncOptions?.setOption(.autoRead, value: true)
     }
 
     // MARK: - Responses
@@ -186,19 +196,24 @@ extension HTTPSession {
     /// Writes an answer of the proxy's own (after `http-after-response` rules).
     func sendAnswer(_ answer: LocalAnswer) {
         guard !exchange.isClosed else { return }
-        streams.response = answer.head
-        if hasAfterResponseRules { runAfterResponseRules() }
-        let head = streams.response ?? answer.head
+        let head = answerHead(answer)
         let close = exchange.returnCloses
         let connection: HTTPExchange.ClientConnectionHeader = close ? .close : (exchange.clientVersionMinor == 0 ? .keepAlive : .none)
         var out = H1Serializer.responseHead(head, clientMinor: exchange.clientVersionMinor, connection: connection, dechunk: false,
                                             extraCapacity: answer.body.count, allocator: context.channel.allocator)
         if request?.method != "HEAD" { out.writeBytes(answer.body) }
-        countResponse(status: head.status)
-        if exchangeLog != nil {
-            noteLocalResponse(head.status, cause: answer.cause)
-        }
         writeLocal(Array(out.readableBytesView), closes: close)
+    }
+
+    /// The head of a proxy's own answer once `http-after-response` rules saw it; the answer is
+    /// counted and noted for the log.
+    func answerHead(_ answer: LocalAnswer) -> MessageHead {
+        streams.response = answer.head
+        if hasAfterResponseRules { runAfterResponseRules() }
+        let head = streams.response ?? answer.head
+        countResponse(status: head.status)
+        if exchangeLog != nil { noteLocalResponse(head.status, cause: answer.cause) }
+        return head
     }
 
     var hasAfterResponseRules: Bool {

@@ -44,14 +44,12 @@ extension HTTPSession {
     /// Sends an answer computed off the event loop; the client is not read meanwhile.
     func answerOffLoop(_ make: @escaping @Sendable () -> LocalAnswer) {
         exchange.answerDeferred()
-        _ = try? context.channel.syncOptions?.setOption(.autoRead, value: false)
-        clientReading = false
+        holdClientReading()
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         runtime.offLoop(on: context.eventLoop, make).whenComplete { result in
             let session = bound.value
             guard !session.exchange.isClosed else { return }
-            session.clientReading = true
-            _ = try? session.context.channel.syncOptions?.setOption(.autoRead, value: true)
+            session.resumeClientReading()
             switch result {
             case .success(let answer): session.sendAnswer(answer)
             case .failure: session.sendAnswer(LocalAnswer.errorPage(500, errorFiles: [:], cause: ("P", "R")))
@@ -99,19 +97,14 @@ extension HTTPSession {
             sendAnswer(answer)
             return
         }
-        streams.response = answer.head
-        if hasAfterResponseRules { runAfterResponseRules() }
-        let head = streams.response ?? answer.head
+        let head = answerHead(answer)
         let chunked = exchange.clientVersionMinor > 0
         let close = exchange.returnCloses || !chunked
         let connection: HTTPExchange.ClientConnectionHeader = close ? .close : .none
         let out = H1Serializer.responseHead(head, clientMinor: 1, connection: connection, dechunk: false,
                                             allocator: context.channel.allocator)
-        countResponse(status: head.status)
-        if exchangeLog != nil { noteLocalResponse(head.status, cause: answer.cause) }
         exchange.answerDeferred()
-        _ = try? context.channel.syncOptions?.setOption(.autoRead, value: false)
-        clientReading = false
+        holdClientReading()
         writeStreamed(out)
         streamPiece(next, chunked: chunked, closes: close)
     }
@@ -123,8 +116,7 @@ extension HTTPSession {
             guard !session.exchange.isClosed else { return }
             guard case .success(let piece?) = result else {
                 // The end (or a failure, which ends the answer where it stands).
-                session.clientReading = true
-                _ = try? session.context.channel.syncOptions?.setOption(.autoRead, value: true)
+                session.resumeClientReading()
                 session.writeLocal(chunked ? Array("0\r\n\r\n".utf8) : [], closes: closes)
                 return
             }
