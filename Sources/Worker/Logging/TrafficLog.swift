@@ -66,6 +66,10 @@ struct ExchangeLog {
         if redispatched { self.redispatched = true }
     }
 
+    /// Nothing went wrong: no termination flag, no 5xx, no retry or redispatch (what
+    /// `option dontlog-normal` leaves out).
+    func isNormal(termination: String) -> Bool { level(termination: termination, separateErrors: true) == .info }
+
     /// `option log-separate-errors`: errors, timeouts, retries, redispatches and 5xx go out at
     /// `err` instead of `info`.
     func level(termination: String, separateErrors: Bool) -> LogLevel {

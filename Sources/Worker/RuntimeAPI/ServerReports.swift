@@ -28,7 +28,7 @@ extension RuntimeAPI {
                 guard let scope = StatScope.parse(rest, runtime: s.runtime) else {
                     return .error("No such proxy.\n")
                 }
-                return CLIReply(StatReport(api: s.api).render(scope, format))
+                return CLIReply(StatReport.show(s.api, scope, format))
             },
         ]
     }

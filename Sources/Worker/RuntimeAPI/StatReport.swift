@@ -42,9 +42,10 @@ struct StatReport {
     /// per server and loop (thousands of servers would otherwise take seconds).
     private let pools: [ObjectIdentifier: [ServerConnectionPool.Snapshot]]
 
-    init(api: RuntimeAPI) {
+    /// `withServers`: whether server rows will be asked for (their pool counts are read first).
+    init(api: RuntimeAPI, withServers: Bool = true) {
         self.api = api
-        pools = api.poolSnapshots(of: api.runtime.backends.values.flatMap(\.servers))
+        pools = withServers ? api.poolSnapshots(of: api.runtime.backends.values.flatMap(\.servers)) : [:]
     }
 
     static let columns: [(name: String, tags: String, kind: TypedValue.Kind)] = [
@@ -109,6 +110,12 @@ struct StatReport {
         render(collect(scope, format), style: format.style)
     }
 
+    /// `show stat`: the report and its rows, the servers' pool counts read only when server
+    /// rows are asked for.
+    static func show(_ api: RuntimeAPI, _ scope: StatScope, _ format: ReportFormat) -> String {
+        StatReport(api: api, withServers: scope.types & 4 != 0).render(scope, format)
+    }
+
     func render(_ rows: [Row], style: ReportFormat.Style) -> String {
         switch style {
         case .plain:
@@ -167,11 +174,11 @@ struct StatReport {
         return "\"" + s.replacingAll("\"", with: "\"\"") + "\""
     }
 
-    /// The rows of the proxies in `scope` that `including` accepts, in configuration order.
-    func collect(_ scope: StatScope, _ format: ReportFormat, including: (ProxySettings) -> Bool = { _ in true }) -> [Row] {
+    /// The rows of the proxies in `scope`, in configuration order.
+    func collect(_ scope: StatScope, _ format: ReportFormat) -> [Row] {
         let runtime = api.runtime
         var rows: [Row] = []
-        for proxy in runtime.configuration.proxies where scope.includes(proxy) && including(proxy) {
+        for proxy in runtime.configuration.proxies where scope.includes(proxy) {
             if scope.types & 1 != 0, let frontend = runtime.frontends.first(where: { $0.settings.id == proxy.id }) {
                 rows.append(frontendRow(frontend))
             }

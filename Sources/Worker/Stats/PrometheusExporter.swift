@@ -125,7 +125,7 @@ final class PrometheusExposition: @unchecked Sendable {
 
     private static func collect(api: RuntimeAPI, query: PrometheusQuery) -> [PrometheusScope: [Object]] {
         let runtime = api.runtime
-        let report = StatReport(api: api)
+        let report = StatReport(api: api, withServers: query.scopes.contains(.backend) || query.scopes.contains(.server))
         var result: [PrometheusScope: [Object]] = [:]
         for proxy in runtime.configuration.proxies where proxy.kind != .defaults && !proxy.disabled {
             let http = proxy.mode == .http

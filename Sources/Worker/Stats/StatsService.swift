@@ -49,18 +49,12 @@ struct StatsService {
         case .html:
             headers.append(("content-type", "text/html; charset=utf-8"))
             body = StatsHTML.render(snapshot(request, admin: query.admin))
-        case .csv:
-            headers.append(("content-type", "text/plain"))
+        case .csv, .json, .typed:
+            // The `show stat` formats, over the same rows.
+            let style: ReportFormat.Style = request.format == .csv ? .plain : request.format == .json ? .json : .typed
+            headers.append(("content-type", style == .json ? "application/json" : "text/plain"))
             let report = StatReport(api: api)
-            body = report.render(rows(request, report), style: .plain)
-        case .json:
-            headers.append(("content-type", "application/json"))
-            let report = StatReport(api: api)
-            body = report.render(rows(request, report), style: .json)
-        case .typed:
-            headers.append(("content-type", "text/plain"))
-            let report = StatReport(api: api)
-            body = report.render(rows(request, report), style: .typed)
+            body = report.render(rows(request, report), style: style)
         case .jsonSchema:
             headers.append(("content-type", "application/json"))
             body = StatReport.jsonSchema
@@ -133,11 +127,10 @@ struct StatsService {
         }
         var info: [String: String] = [:]
         for field in api.infoFields() { info[field.name] = field.text }
-        let global = runtime.configuration.global
         return StatsSnapshot(
             version: settings.hideVersion ? nil : HaspVersion.version,
-            node: settings.showNode.map { $0 ?? global.node ?? info["node"] ?? "" },
-            description: settings.showDescription.map { $0 ?? global.processDescription ?? "" },
+            node: settings.showNode.map { $0 ?? info["node"] ?? "" },
+            description: settings.showDescription.map { $0 ?? info["description"] ?? "" },
             pid: Int(getpid()),
             uptime: info["Uptime"] ?? "",
             info: info,

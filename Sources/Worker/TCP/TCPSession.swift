@@ -306,8 +306,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         if let log, let logger, let format = frontend.settings.logging.format, !(null && frontend.settings.options.dontLogNull) {
             let termination = terminationCause.map { "\($0.0)\($0.1)" } ?? "--"
             let options = frontend.settings.options
-            let normal = log.level(termination: termination, separateErrors: true) == .info
-            if !(options.dontLogNormal && normal) {
+            if !(options.dontLogNormal && log.isNormal(termination: termination)) {
                 let record = TrafficLogRecord(log: log, termination: termination,
                                               counts: runtime.connectionCounts(frontend, slot, backend: frontend.backend),
                                               client: clientAddress, listener: streams.localSocket,
