@@ -15,9 +15,12 @@ let package = Package(
         .target(name: "CHaspSys", linkerSettings: [.linkedLibrary("crypt")]),
         // Debian's PCRE2 (libpcre2-dev): the regular expressions of ACLs, converters and rules.
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        // Debian's OpenSSL 3 (libssl-dev): TLS termination and origination, through a thin C
+        // layer for the macros and callbacks Swift cannot express.
+        .target(name: "CHaspTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(
             name: "Shared",
-            dependencies: ["CHaspSys", "CPCRE2", .product(name: "Atomics", package: "swift-atomics")],
+            dependencies: ["CHaspSys", "CPCRE2", "CHaspTLS", .product(name: "Atomics", package: "swift-atomics")],
             // Rules run on the request path: no dynamic exclusivity checks in release builds.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
@@ -26,6 +29,7 @@ let package = Package(
             dependencies: [
                 "Shared",
                 "CHaspSys",
+                "CHaspTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

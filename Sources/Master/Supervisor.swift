@@ -120,7 +120,7 @@ final class Supervisor: @unchecked Sendable {
         installSignals()
         apply(.started(isReload: isReload))
         if isReload { reapExited() }
-        guard let (configuration, sources) = loadConfiguration() else {
+        guard let (configuration, sources, files) = loadConfiguration() else {
             apply(.loadFailed)
             return
         }
@@ -139,11 +139,11 @@ final class Supervisor: @unchecked Sendable {
         let settings = MasterMachine.Settings(maxReloads: configuration.global.mworkerMaxReloads,
                                               noExitOnFailure: configuration.global.noExitOnFailure,
                                               runtimeStateHandoff: configuration.global.runtimeStateHandoff)
-        apply(.loaded(MasterMachine.Load(sources: sources, listeners: listeners, settings: settings)))
+        apply(.loaded(MasterMachine.Load(sources: sources, files: files, listeners: listeners, settings: settings)))
     }
 
     /// Parses the files; on error prints the messages and returns nil.
-    private func loadConfiguration() -> (Configuration, [ConfigParser.Source])? {
+    private func loadConfiguration() -> (Configuration, [ConfigParser.Source], ConfigFiles.Bundle)? {
         let sources: [ConfigParser.Source]
         do {
             sources = try ConfigLoader.sources(for: options.configPaths)
@@ -151,14 +151,15 @@ final class Supervisor: @unchecked Sendable {
             printer.alert(error.message)
             return nil
         }
-        let result = ConfigParser.parse(sources)
+        let files = ConfigFiles()
+        let result = ConfigParser.parse(sources, files: files)
         for d in result.diagnostics { printer.emit(d) }
         if result.hasErrors { return nil }
         if result.hasWarnings, options.zeroWarning || result.configuration.global.zeroWarning {
             printer.alert("Some warnings were found and 'zero-warning' is set. Aborting.")
             return nil
         }
-        return (result.configuration, sources)
+        return (result.configuration, sources, files.recorded)
     }
 
     /// Starts a worker process with one end of a new channel on its fd 3; the hand-off follows

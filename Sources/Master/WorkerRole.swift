@@ -29,7 +29,7 @@ enum WorkerRole {
             exit(1)
         }
         // The master already printed the configuration's messages; only failures matter here.
-        let result = ConfigParser.parse(handoff.sources)
+        let result = ConfigParser.parse(handoff.sources, files: ConfigFiles(bundle: handoff.files))
         if result.hasErrors {
             printer.quiet = true
             for d in result.diagnostics where d.level == .alert { printer.emit(d) }

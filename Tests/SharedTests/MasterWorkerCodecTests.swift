@@ -36,6 +36,9 @@ enum CodecSamples {
         .adopt(frontend: "fe"),
         .cli,
         .stop,
+        .files(ConfigFiles.Bundle(files: ["/etc/ssl/a.pem": Array("-----BEGIN CERTIFICATE-----\n".utf8), "/empty": []],
+                                  directories: ["/etc/ssl": ["a.pem", "b.pem"], "/none": []])),
+        .files(ConfigFiles.Bundle()),
     ]
 
     /// Stand-ins for a message's descriptors: decoding only counts them, and closing -1 (as a
@@ -159,7 +162,7 @@ enum CodecSamples {
         for message in CodecSamples.messages {
             guard let text = LegacyVerbs.encode(message) else {
                 // Only the chunked hand-off has no one-datagram text form.
-                let chunked: [MasterWorkerMessage] = [.config([]), .runtimeState(RuntimeStateRecord()), .runtimeStateRequest, .listenerBatch([])]
+                let chunked: [MasterWorkerMessage] = [.config([]), .files(ConfigFiles.Bundle()), .runtimeState(RuntimeStateRecord()), .runtimeStateRequest, .listenerBatch([])]
                 #expect(chunked.map(\.verb).contains(message.verb))
                 continue
             }

@@ -8,8 +8,8 @@ final class FakeSampleContext: SampleContext {
     var clientPort: Int? = 40_000
     var localAddress: SampleValue? = .ipv4(0x7f00_0001)
     var localPort: Int? = 8080
-    var isTLS = false
-    var tlsServerName: String? = nil
+    var frontTLS: TLSSessionFacts? = nil
+    var backTLS: TLSSessionFacts? = nil
     var frontendName = "fe"
     var backendName: String? = "be"
     var serverName: String? = nil

@@ -17,13 +17,11 @@ extension ConfigParser {
         "hasp.idle-handover", "hasp.runtime-state-handoff", "server-state-file", "server-state-base", "cpu-map", "ulimit-n", "busy-polling",
         "tune.http.maxhdr", "ssl-server-verify", "max-spread-checks", "unix-bind", "profiling.tasks",
         "tune.idle-pool.shared", "tune.vars.global-max-size", "tune.vars.proc-max-size", "tune.vars.reqres-max-size",
-        "tune.vars.sess-max-size", "tune.vars.txn-max-size",
+        "tune.vars.sess-max-size", "tune.vars.txn-max-size", "ssl-default-bind-curves", "ssl-default-server-curves",
+        "tune.ssl.cachesize", "tune.ssl.lifetime", "tune.ssl.maxrecord",
     ]
 
     static let globalAcceptedSilently: Set<String> = [
-        "ca-base", "crt-base", "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites",
-        "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
-        "ssl-default-server-options", "ssl-dh-param-file", "tune.ssl.default-dh-param",
         "localpeer", "insecure-fork-wanted",
         "expose-experimental-directives", "cpu-map", "ulimit-n",
         "busy-polling",
@@ -31,6 +29,7 @@ extension ConfigParser {
 
     mutating func parseGlobal(_ w: [String]) {
         let k = w[0]
+        if parseGlobalTLS(w) { return }
         func intArg(_ name: String) -> Int? {
             guard w.count >= 2, let n = Int(w[1]) else {
                 parsingAlert("'\(name)' expects an integer argument.")

@@ -284,9 +284,13 @@ extension ConfigParser {
             }
         }
         var bind = BindSettings(addresses: addresses, location: here)
+        bind.text = w[1]
         let bindKeywords = ["name", "maxconn", "backlog", "accept-proxy", "mode", "user", "group", "uid", "gid",
                             "v4v6", "v6only", "transparent", "defer-accept", "tfo", "process", "thread", "id",
-                            "nice", "alpn", "ssl", "crt", "interface", "namespace", "level", "severity-output",
+                            "nice", "alpn", "ssl", "crt", "crt-list", "strict-sni", "ciphers", "ciphersuites", "curves", "ecdhe",
+                            "verify", "ca-file", "crl-file", "ca-verify-file", "ca-ignore-err", "crt-ignore-err",
+                            "ssl-min-ver", "ssl-max-ver", "no-tls-tickets", "prefer-client-ciphers", "allow-0rtt", "npn",
+                            "no-alpn", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "interface", "namespace", "level", "severity-output",
                             "expose-fd"]
         var i = 2
         while i < w.count {
@@ -331,10 +335,17 @@ extension ConfigParser {
             case "process", "thread", "id", "nice", "interface", "namespace":
                 guard needValue() != nil else { return }
                 i += 2
-            case "ssl", "crt", "alpn":
-                parsingAlert("'bind \(w[1])' : '\(option)' : TLS is not supported by Hasp yet.")
-                return
             default:
+                switch parseBindTLSKeyword(w, at: i, into: &bind) {
+                case .took(let n):
+                    i += n
+                    continue
+                case .failed(let message):
+                    parsingAlert("'bind \(w[1])' in section '\(p.kind.rawValue)' : \(message)")
+                    return
+                case .unknown:
+                    break
+                }
                 if let s = Suggestion.closest(to: option, in: bindKeywords) {
                     parsingAlert("'bind \(w[1])' in section '\(p.kind.rawValue)': unknown keyword '\(option)'; did you mean '\(s)' maybe ?")
                 } else {

@@ -44,6 +44,7 @@ extension ConfigParser {
                 warn("config : \(p.kind.rawValue) '\(p.name)' : server '\(name)' has neither service port nor check port. Check has been disabled.")
                 server.check = false
             }
+            guard checkServerTLS(server, proxy: p.name) else { return }
             p.servers.append(server)
         }
     }
@@ -89,7 +90,8 @@ extension ConfigParser {
         "downinter", "rise", "fall", "pool-max-conn", "pool-purge-delay", "pool-low-conn", "max-reuse", "id",
         "port", "addr", "slowstart", "on-error", "on-marked-down", "on-marked-up", "observe", "error-limit",
         "agent-check", "agent-port", "agent-inter", "agent-addr", "agent-send", "track", "cookie", "send-proxy",
-        "send-proxy-v2", "ssl", "verify", "sni", "alpn", "minconn", "resolvers", "init-addr", "resolve-prefer",
+        "send-proxy-v2", "ssl", "verify", "sni", "alpn", "ca-file", "crl-file", "crt", "check-ssl", "check-sni",
+        "verifyhost", "no-ssl-reuse", "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "no-ssl", "minconn", "resolvers", "init-addr", "resolve-prefer",
         "check-send-proxy", "no-backup", "proto", "tfo", "namespace", "no-agent-check",
     ]
 
@@ -197,10 +199,17 @@ extension ConfigParser {
             case "check-send-proxy": s.checks.sendProxy = true; i += 1
             case "send-proxy", "send-proxy-v2", "tfo":
                 i += 1
-            case "ssl", "verify", "sni", "alpn":
-                alert(prefix() + "'\(k)' : TLS is not supported by Hasp yet.")
-                return false
             default:
+                switch parseServerTLSKeyword(w, at: i, into: &s.tls) {
+                case .took(let n):
+                    i += n
+                    continue
+                case .failed(let message):
+                    alert(prefix() + message + (message.hasSuffix(".") ? "" : "."))
+                    return false
+                case .unknown:
+                    break
+                }
                 if let suggestion = Suggestion.closest(to: k, in: Self.serverKeywords) {
                     alert(prefix() + "unknown keyword '\(k)'; did you mean '\(suggestion)' maybe ?")
                 } else {

@@ -52,17 +52,22 @@ public struct ConfigParser {
     var fileHadError = false
     let lexer: LineLexer
     let conditions: ConditionEvaluator
+    /// Where TLS files come from (the disk, recorded; or what a master recorded).
+    let files: ConfigFiles
 
-    public init(lexer: LineLexer = LineLexer(), conditions: ConditionEvaluator = ConditionEvaluator()) {
+    public init(lexer: LineLexer = LineLexer(), conditions: ConditionEvaluator = ConditionEvaluator(),
+                files: ConfigFiles = ConfigFiles()) {
         self.lexer = lexer
         self.conditions = conditions
+        self.files = files
         currentDefaults = ProxySettings(kind: .defaults, name: "", location: SourceLocation(file: "", line: 0))
         // HAProxy's built-in default mode is tcp; a proxy without any defaults gets it.
     }
 
     public static func parse(_ sources: [Source], lexer: LineLexer = LineLexer(),
-                             conditions: ConditionEvaluator = ConditionEvaluator()) -> Result {
-        var parser = ConfigParser(lexer: lexer, conditions: conditions)
+                             conditions: ConditionEvaluator = ConditionEvaluator(),
+                             files: ConfigFiles = ConfigFiles()) -> Result {
+        var parser = ConfigParser(lexer: lexer, conditions: conditions, files: files)
         for source in sources { parser.parseFile(source) }
         parser.finish()
         return Result(configuration: parser.config, diagnostics: parser.diagnostics)
@@ -469,6 +474,7 @@ public struct ConfigParser {
     mutating func finish() {
         closeSection()
         applyUnixBind()
+        checkTLSBinds()
         for name in erroredFiles {
             diagnostics.append(Diagnostic(.alert, "config : Error(s) found in configuration file : \(name)"))
         }

@@ -81,6 +81,8 @@ public struct GlobalSettings: Sendable, Equatable {
     public var maxHeaders = 101
     /// `ssl-server-verify`: recorded for the TLS layer (Hasp has no TLS to servers yet).
     public var sslServerVerifyRequired = true
+    /// `ssl-default-*`, `ca-base`, `crt-base`, `tune.ssl.*`.
+    public var tls = GlobalTLSSettings()
     /// `max-spread-checks`: the longest window over which the first checks are spread.
     public var maxSpreadChecksMs: Int64? = nil
     /// `unix-bind`: defaults for UNIX socket listeners.
@@ -286,6 +288,8 @@ public struct ServerSettings: Sendable, Equatable {
     /// `proto <mux>`.
     public var proto: String? = nil
     public var id: Int? = nil
+    /// `ssl` and the other TLS keywords.
+    public var tls = ServerTLSSettings()
     public var location: SourceLocation
 
     public init(name: String, address: ServerAddress, location: SourceLocation) {
@@ -391,6 +395,10 @@ public struct BindSettings: Sendable, Equatable {
     public var unixMode: UInt32? = nil
     public var unixUser: String? = nil
     public var unixGroup: String? = nil
+    /// `ssl` and the other TLS keywords.
+    public var tls = BindTLSSettings()
+    /// The address argument as written (messages, `show ssl crt-list`).
+    public var text = ""
     public var location: SourceLocation
 
     public init(addresses: [ListenAddress], location: SourceLocation) {

@@ -15,7 +15,7 @@ public enum LegacyVerbs {
         case .adopt(let frontend): "ADOPT \(frontend)"
         case .cli: "CLI"
         case .stop: "STOP"
-        case .config, .runtimeState, .runtimeStateRequest, .listenerBatch: nil
+        case .config, .files, .runtimeState, .runtimeStateRequest, .listenerBatch: nil
         }
     }
 

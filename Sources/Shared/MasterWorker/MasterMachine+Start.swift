@@ -59,7 +59,7 @@ extension MasterMachine {
     }
 
     func handoff(for load: Load) -> WorkerHandoff {
-        WorkerHandoff(sources: load.sources, listeners: load.listeners.map {
+        WorkerHandoff(sources: load.sources, files: load.files, listeners: load.listeners.map {
             PassedListener(frontend: $0.frontend, address: $0.address, backlog: $0.backlog, fd: $0.fd)
         }, runtimeState: load.settings.runtimeStateHandoff ? state.runtimeState : RuntimeStateRecord())
     }

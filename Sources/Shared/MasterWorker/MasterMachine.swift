@@ -68,11 +68,15 @@ public struct MasterMachine {
     /// What a configuration load produced, for the worker to start.
     public struct Load: Sendable {
         public var sources: [ConfigParser.Source]
+        /// The TLS files the configuration names, read by the master.
+        public var files: ConfigFiles.Bundle
         public var listeners: [OwnedListener]
         public var settings: Settings
 
-        public init(sources: [ConfigParser.Source], listeners: [OwnedListener], settings: Settings) {
+        public init(sources: [ConfigParser.Source], files: ConfigFiles.Bundle = ConfigFiles.Bundle(),
+                    listeners: [OwnedListener], settings: Settings) {
             self.sources = sources
+            self.files = files
             self.listeners = listeners
             self.settings = settings
         }

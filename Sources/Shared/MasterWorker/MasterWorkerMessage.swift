@@ -27,6 +27,9 @@ public enum MasterWorkerMessage: Equatable, Sendable {
     case cli
     /// Master → worker: soft-stop. Handled, but the master signals SIGUSR1 instead.
     case stop
+    /// Master → new worker, right after `config` when the configuration names TLS files: their
+    /// contents as the master read them (the worker may not be able to read them itself).
+    case files(ConfigFiles.Bundle)
 
     /// A listener without its descriptor.
     public struct ListenerDescription: Equatable, Sendable {
@@ -64,6 +67,7 @@ public enum MasterWorkerMessage: Equatable, Sendable {
         case .adopt: "ADOPT"
         case .cli: "CLI"
         case .stop: "STOP"
+        case .files: "FILES"
         }
     }
 }
@@ -78,7 +82,7 @@ extension ConfigParser.Source: Equatable {
 public enum MasterWorkerCodec {
     enum Kind: UInt8 {
         case config = 1, runtimeState, runtimeStateRequest, listeners, listenerBatch, ack, go, ready
-        case handover, adopt, cli, stop
+        case handover, adopt, cli, stop, files
     }
 
     static func kind(of message: MasterWorkerMessage) -> Kind {
@@ -95,6 +99,7 @@ public enum MasterWorkerCodec {
         case .adopt: .adopt
         case .cli: .cli
         case .stop: .stop
+        case .files: .files
         }
     }
 
@@ -126,6 +131,15 @@ public enum MasterWorkerCodec {
             w.i32(pid)
         case .handover(let frontend), .adopt(let frontend):
             w.string(frontend)
+        case .files(let bundle):
+            w.array(bundle.files.sorted { $0.key < $1.key }) { w, entry in
+                w.string(entry.key)
+                w.data(entry.value)
+            }
+            w.array(bundle.directories.sorted { $0.key < $1.key }) { w, entry in
+                w.string(entry.key)
+                w.array(entry.value) { w, name in w.string(name) }
+            }
         case .runtimeStateRequest, .go, .cli, .stop:
             break
         }
@@ -167,6 +181,16 @@ public enum MasterWorkerCodec {
             message = .cli
         case .stop:
             message = .stop
+        case .files:
+            var bundle = ConfigFiles.Bundle()
+            for (path, bytes) in try r.array({ (r: inout WireReader) throws(WireError) in (try r.string(), try r.data()) }) {
+                bundle.files[path] = bytes
+            }
+            let directories = try r.array { (r: inout WireReader) throws(WireError) in
+                (try r.string(), try r.array { (r: inout WireReader) throws(WireError) in try r.string() })
+            }
+            for (path, names) in directories { bundle.directories[path] = names }
+            message = .files(bundle)
         }
         try r.expectEnd()
         guard message.descriptorCount == descriptorCount else {

@@ -10,12 +10,16 @@ public struct WorkerHandoff: Sendable {
     public typealias Listener = PassedListener
 
     public var sources: [ConfigParser.Source]
+    /// The TLS files the configuration names, as the master read them.
+    public var files: ConfigFiles.Bundle
     public var listeners: [Listener]
     /// What the previous worker changed at run time, to apply on top.
     public var runtimeState: RuntimeStateRecord
 
-    public init(sources: [ConfigParser.Source], listeners: [Listener], runtimeState: RuntimeStateRecord = RuntimeStateRecord()) {
+    public init(sources: [ConfigParser.Source], files: ConfigFiles.Bundle = ConfigFiles.Bundle(), listeners: [Listener],
+                runtimeState: RuntimeStateRecord = RuntimeStateRecord()) {
         self.sources = sources
+        self.files = files
         self.listeners = listeners
         self.runtimeState = runtimeState
     }
@@ -29,7 +33,8 @@ public struct WorkerHandoff: Sendable {
 
     /// What precedes the first batch.
     public var preamble: [MasterWorkerMessage] {
-        [.config(sources), .runtimeState(runtimeState), .listeners(count: listeners.count)]
+        (files.isEmpty ? [.config(sources)] : [.config(sources), .files(files)])
+            + [.runtimeState(runtimeState), .listeners(count: listeners.count)]
     }
 
     public static func message(for batch: [Listener]) -> MasterWorkerMessage {
@@ -63,7 +68,12 @@ public struct WorkerHandoff: Sendable {
         }
         let first = try next()
         guard case .config(let sources) = first.message else { throw unexpected(first, expecting: "CONFIG") }
-        let second = try next()
+        var second = try next()
+        var files = ConfigFiles.Bundle()
+        if case .files(let bundle) = second.message {
+            files = bundle
+            second = try next()
+        }
         guard case .runtimeState(let state) = second.message else { throw unexpected(second, expecting: "STATE") }
         let third = try next()
         guard case .listeners(let count) = third.message else { throw unexpected(third, expecting: "LISTENERS") }
@@ -78,6 +88,6 @@ public struct WorkerHandoff: Sendable {
         }
         let last = try next()
         guard last.message == .go else { throw unexpected(last, expecting: "GO") }
-        return WorkerHandoff(sources: sources, listeners: listeners, runtimeState: state)
+        return WorkerHandoff(sources: sources, files: files, listeners: listeners, runtimeState: state)
     }
 }

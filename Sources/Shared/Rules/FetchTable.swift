@@ -4,7 +4,7 @@ import Foundation
 /// reads, evaluation). Validity checks, "did you mean" hints and the man page list come
 /// from it.
 public enum FetchTable {
-    public static let all: [FetchDefinition] = connectionFetches + internalFetches + httpFetches + contentFetches
+    public static let all: [FetchDefinition] = connectionFetches + tlsFetches + internalFetches + httpFetches + contentFetches
     public static let byName: [String: FetchDefinition] = {
         var table: [String: FetchDefinition] = [:]
         for f in all where table[f.name] == nil { table[f.name] = f }
@@ -18,16 +18,8 @@ public enum FetchTable {
         FetchDefinition("src_port", .int, .layer4) { c, _, _ in c.clientPort.map { .one(.int(Int64($0))) } ?? .none },
         FetchDefinition("dst", .address, .layer4) { c, _, _ in c.localAddress.map { .one($0) } ?? .none },
         FetchDefinition("dst_port", .int, .layer4) { c, _, _ in c.localPort.map { .one(.int(Int64($0))) } ?? .none },
-        FetchDefinition("ssl_fc", .bool, .layer4) { c, _, _ in .one(.bool(c.isTLS)) },
-        FetchDefinition("ssl_fc_sni", .string, .layer4) { c, _, _ in c.tlsServerName.map { .one(.string($0)) } ?? .none },
-        FetchDefinition("ssl_fc_has_sni", .bool, .layer4) { c, _, _ in .one(.bool(c.tlsServerName != nil)) },
-        // The connection and TLS error fetches of `option httpslog`: no error on a plain
-        // connection, no TLS error code without TLS.
+        // The connection error of `option httpslog`: none once a stream exists.
         FetchDefinition("fc_err", .int, .layer4) { _, _, _ in .one(.int(0)) },
-        FetchDefinition("ssl_fc_err", .int, .layer4) { _, _, _ in .none },
-        FetchDefinition("ssl_c_err", .int, .layer4) { _, _, _ in .none },
-        FetchDefinition("ssl_c_ca_err", .int, .layer4) { _, _, _ in .none },
-        FetchDefinition("ssl_fc_is_resumed", .bool, .layer4) { c, _, _ in .one(.bool(false)) },
         FetchDefinition("fe_name", .string, .internalState) { c, _, _ in .one(.string(c.frontendName)) },
         FetchDefinition("be_name", .string, .backend) { c, _, _ in c.backendName.map { .one(.string($0)) } ?? .none },
         FetchDefinition("srv_name", .string, .server) { c, _, _ in c.serverName.map { .one(.string($0)) } ?? .none },

@@ -7,9 +7,9 @@ public protocol SampleContext: AnyObject {
     var clientPort: Int? { get }
     var localAddress: SampleValue? { get }
     var localPort: Int? { get }
-    /// The connection came over TLS (`ssl_fc`), and the name its client asked for.
-    var isTLS: Bool { get }
-    var tlsServerName: String? { get }
+    /// What the client connection's TLS negotiated (nil: plain), and the server connection's.
+    var frontTLS: TLSSessionFacts? { get }
+    var backTLS: TLSSessionFacts? { get }
 
     // Proxies
     var frontendName: String { get }

@@ -30,6 +30,9 @@ final class CheckConversation: @unchecked Sendable {
     private let readTimeoutMs: Int64
     private let bufferLimit: Int
     private let completion: (CheckReport) -> Void
+    /// `check-ssl` (or `ssl` without a check port): the check speaks TLS, and a connect-only
+    /// check passes at layer 6.
+    private let tls: (context: TLSClientContext, serverName: String?, session: TLSClientContext.SessionSlot?)?
 
     private var channel: Channel?
     private var buffer: [UInt8] = []
@@ -47,7 +50,9 @@ final class CheckConversation: @unchecked Sendable {
 
     init(loop: EventLoop, steps: [PlannedStep], style: CheckStyle, connectTimeoutMs: Int64, readTimeoutMs: Int64,
          bufferLimit: Int, target: @escaping @Sendable (String?, Int?) -> SocketAddress?,
+         tls: (context: TLSClientContext, serverName: String?, session: TLSClientContext.SessionSlot?)? = nil,
          completion: @escaping (CheckReport) -> Void) {
+        self.tls = tls
         self.loop = loop
         self.steps = steps
         self.style = style
@@ -85,7 +90,7 @@ final class CheckConversation: @unchecked Sendable {
         }
         guard !finished else { return }
         switch style {
-        case .connect: finish(CheckReport(status: .l4ok))
+        case .connect: finish(CheckReport(status: tls == nil ? .l4ok : .l6ok))
         case .tcpCheck:
             // HAProxy reports "(tcp-check)" unless the only rule was its implicit connect.
             if case .connect(_, _, _, let implicit) = steps[steps.count - 1] {
@@ -152,18 +157,54 @@ final class CheckConversation: @unchecked Sendable {
                         channel.close(promise: nil)
                         return
                     }
-                    self.channel = channel
-                    connected = true
-                    if sendProxy { channel.writeAndFlush(ByteBuffer(bytes: proxyHeader(channel)), promise: nil) }
-                    if awaitsInput { armTimer(readTimeoutMs) }
-                    index += 1
-                    advance()
+                    if let tls {
+                        startTLS(tls, on: channel, sendProxy: sendProxy)
+                        return
+                    }
+                    established(channel, sendProxy: sendProxy)
                 case .failure(let error):
                     var report = Self.connectFailure(error)
                     report.description += tcpCheckPlace
                     finish(report)
                 }
             }
+    }
+
+    /// The handshake comes after the PROXY header, if any; its failure is a layer 6 failure.
+    private func startTLS(_ tls: (context: TLSClientContext, serverName: String?, session: TLSClientContext.SessionSlot?),
+                          on channel: Channel, sendProxy: Bool) {
+        if sendProxy { channel.writeAndFlush(ByteBuffer(bytes: proxyHeader(channel)), promise: nil) }
+        let handler = TLSHandler(role: .client(tls.context, serverName: tls.serverName, session: tls.session),
+                                 handshakeTimeout: .milliseconds(max(1, readTimeoutMs)))
+        do {
+            try channel.pipeline.syncOperations.addHandler(handler, position: .first)
+        } catch {
+            channel.close(promise: nil)
+            return finish(CheckReport(status: .l6response, description: "SSL handshake failure"))
+        }
+        handler.handshakeFuture(on: loop).whenComplete { [self] result in
+            guard !finished else {
+                channel.close(promise: nil)
+                return
+            }
+            switch result {
+            case .success:
+                established(channel, sendProxy: false)
+            case .failure(let error):
+                channel.close(promise: nil)
+                let timedOut = (error as? TLSFailure) == .timeout
+                finish(CheckReport(status: timedOut ? .l6timeout : .l6response, description: timedOut ? "" : "SSL handshake failure"))
+            }
+        }
+    }
+
+    private func established(_ channel: Channel, sendProxy: Bool) {
+        self.channel = channel
+        connected = true
+        if sendProxy { channel.writeAndFlush(ByteBuffer(bytes: proxyHeader(channel)), promise: nil) }
+        if awaitsInput { armTimer(readTimeoutMs) }
+        index += 1
+        advance()
     }
 
     static func connectFailure(_ error: Error) -> CheckReport {

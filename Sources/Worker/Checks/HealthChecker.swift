@@ -71,6 +71,7 @@ final class HealthChecker: @unchecked Sendable {
             loop: loop, steps: steps, style: style, connectTimeoutMs: connectTimeoutMs,
             readTimeoutMs: readTimeoutMs, bufferLimit: runtime.bufferSize,
             target: { address, port in Self.destination(server, address: address, port: port, agent: agent) },
+            tls: agent ? nil : checkTLS(server),
             completion: { [self] report in finished(report) })
         running = conversation
         startedAt = MonotonicClock.milliseconds()
@@ -113,6 +114,15 @@ final class HealthChecker: @unchecked Sendable {
     }
 
     /// Where a check connects: the step's or the server's check address, else the server's.
+    /// Health checks speak TLS with `check-ssl`, or when the server has `ssl` and no check
+    /// port of its own, as in HAProxy; `check-sni` names the server.
+    func checkTLS(_ server: Server) -> (context: TLSClientContext, serverName: String?, session: TLSClientContext.SessionSlot?)? {
+        guard let context = server.tls else { return nil }
+        let settings = server.settings.tls
+        guard settings.checkSSL || (settings.enabled && server.settings.checks.port == nil) else { return nil }
+        return (context, settings.checkSNI, context.sessions.last)
+    }
+
     static func destination(_ server: Server, address: String?, port: Int?, agent: Bool) -> SocketAddress? {
         let checks = server.settings.checks
         let host = address ?? (agent ? checks.agentAddress : checks.address)

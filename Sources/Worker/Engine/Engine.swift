@@ -120,9 +120,18 @@ public final class Engine: Sendable {
             let runtime = self.runtime
             let isHTTP = frontend.servesHTTP
             // `bind ... maxconn`: this listener's own limit, on top of the frontend's.
-            let bind = frontend.settings.binds.first { $0.addresses.contains { $0.description == listener.address } }
+            let bindIndex = frontend.settings.binds.firstIndex { $0.addresses.contains { $0.description == listener.address } }
+            let bind = bindIndex.map { frontend.settings.binds[$0] }
             let listenerGate = bind?.maxconn.map { AcceptGate(limit: $0) }
             let acceptProxy = bind?.acceptProxy ?? false
+            // `bind ... ssl`: TLS below the session, with the bind's current contexts.
+            let tls: TLSBindSlot?
+            do {
+                tls = try bindIndex.flatMap { index in bind?.tls.enabled == true ? try runtime.tlsSlot(frontend, bindIndex: index) : nil }
+            } catch {
+                throw StartupError("\(error)")
+            }
+            let handshakeTimeout = frontend.settings.timeouts.client.map { TimeAmount.milliseconds($0) }
             // One listening channel per event loop, each on its own duplicate of the socket, as
             // HAProxy's threads each poll the listener: a connection is accepted, set up and
             // registered by the loop that serves it. With one channel for all loops, NIO sets a
@@ -150,6 +159,11 @@ public final class Engine: Sendable {
                     .childChannelInitializer { channel in
                         do {
                             let ops = channel.pipeline.syncOperations
+                            if let tls {
+                                let handler = TLSHandler(role: .server(tls.context), handshakeTimeout: handshakeTimeout)
+                                handler.onFailure = TLSFailureLog.reporter(frontend: frontend, bind: tls, channel: channel, handler: handler)
+                                try ops.addHandler(handler, name: "hasp.tls")
+                            }
                             if isHTTP {
                                 try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: acceptProxy), name: "hasp.session")
                             } else {

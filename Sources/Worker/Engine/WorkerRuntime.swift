@@ -195,6 +195,20 @@ public final class WorkerRuntime: Sendable {
     private let backgroundPool = NIOLockedValueBox<NIOThreadPool?>(nil)
     /// The runtime API, once the engine made it: the statistics page renders its reports.
     let runtimeAPI = NIOLockedValueBox<RuntimeAPI?>(nil)
+    /// The TLS contexts of the `bind ... ssl` lines, built when their listeners start.
+    let tlsBinds = NIOLockedValueBox<[TLSBindSlot]>([])
+
+    /// The TLS slot of a bind line (shared by its addresses), built on first use.
+    func tlsSlot(_ frontend: Frontend, bindIndex: Int) throws(TLSBuildError) -> TLSBindSlot {
+        let bind = frontend.settings.binds[bindIndex]
+        if let existing = tlsBinds.withLockedValue({ $0.first { $0.frontend == frontend.name && $0.bindIndex == bindIndex } }) {
+            return existing
+        }
+        let context = try TLSServerContext.build(bind, proxy: frontend.name, global: configuration.global.tls)
+        let slot = TLSBindSlot(frontend: frontend.name, bindIndex: bindIndex, bind: bind, context: context)
+        tlsBinds.withLockedValue { $0.append(slot) }
+        return slot
+    }
 
     /// Runs `work` off the event loops; the result comes back on `loop`.
     func offLoop<T: Sendable>(on loop: EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T> {
@@ -244,7 +258,7 @@ public final class WorkerRuntime: Sendable {
         var backends: [String: Backend] = [:]
         var serverID = 0
         for proxy in configuration.proxies where proxy.capabilities.contains(.backend) {
-            backends[proxy.name] = Backend(settings: proxy, loopCount: loops.count, firstServerID: serverID)
+            backends[proxy.name] = Backend(settings: proxy, loopCount: loops.count, firstServerID: serverID, global: configuration.global)
             serverID += proxy.servers.count
         }
         self.backends = backends

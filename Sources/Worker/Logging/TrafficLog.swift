@@ -132,6 +132,8 @@ struct TrafficLogRecord: LogRecord {
     var responseCaptures: [String?]? = nil
     /// TCP sessions: `%t` is the accept date and there is no request.
     var isTCP = false
+    /// The client connection's TLS (`%ft` ends with `~`, `%sslv`, `%sslc`).
+    var tls: TLSSessionFacts? = nil
 
     func captures(response: Bool) -> [String?]? { response ? responseCaptures : requestCaptures }
 
@@ -159,7 +161,8 @@ struct TrafficLogRecord: LogRecord {
         case .sp: return Self.port(serverAddress)
         case .bi: return Self.ip(sourceAddress)
         case .bp: return Self.port(sourceAddress)
-        case .f, .ft: return .text(frontendName)
+        case .f: return .text(frontendName)
+        case .ft: return .text(tls == nil ? frontendName : frontendName + "~")
         case .b: return .text(log.backend)
         case .s: return .text(log.server)
         case .t: return .text(LogDate.haproxy(acceptWall))
@@ -209,7 +212,8 @@ struct TrafficLogRecord: LogRecord {
         case .pid: return n(Int(getpid()))
         case .lc: return n(lineNumber)
         case .rt: return n(log.streamID)
-        case .sslc, .sslv: return nil
+        case .sslc: return tls?.cipher.map { .text($0) }
+        case .sslv: return tls?.protocolName.map { .text($0) }
         case .hr, .hrl, .hs, .hsl, .o: return nil
         }
     }

@@ -23,6 +23,10 @@ final class StreamContext: SampleContext {
     var server: Server?
     var clientSocket: SocketAddress?
     var localSocket: SocketAddress?
+    /// What the client connection's TLS negotiated (nil: plain), and the current server
+    /// connection's.
+    var clientTLS: TLSSessionFacts?
+    var serverTLS: TLSSessionFacts?
 
     /// The heads rules read and edit. Edits go through `editRequest`/`editResponse`, in place
     /// (a property observer would copy the whole head for every edit).
@@ -116,8 +120,8 @@ final class StreamContext: SampleContext {
     var clientPort: Int? { clientSocket?.port }
     var localAddress: SampleValue? { Self.sample(localSocket) }
     var localPort: Int? { localSocket?.port }
-    var isTLS: Bool { false }
-    var tlsServerName: String? { nil }
+    var frontTLS: TLSSessionFacts? { clientTLS }
+    var backTLS: TLSSessionFacts? { serverTLS }
 
     static func sample(_ address: SocketAddress?) -> SampleValue? {
         switch address {

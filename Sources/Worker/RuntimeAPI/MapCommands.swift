@@ -255,8 +255,8 @@ final class CLISampleContext: SampleContext {
     var clientPort: Int? { nil }
     var localAddress: SampleValue? { nil }
     var localPort: Int? { nil }
-    var isTLS: Bool { false }
-    var tlsServerName: String? { nil }
+    var frontTLS: TLSSessionFacts? { nil }
+    var backTLS: TLSSessionFacts? { nil }
     var frontendName: String { "" }
     var backendName: String? { nil }
     var serverName: String? { nil }

@@ -126,7 +126,7 @@ enum ServerStateReport {
                     "\(check?.last.status.haproxyCode ?? 1)", "\(check?.last.status.haproxyResult ?? 0)", "\(health)",
                     "\(check.map(Self.stateFlags) ?? 0)", "\(agent.map(Self.stateFlags) ?? 0)",
                     "0", server.settings.id == nil ? "0" : "1", "-", port, "-",
-                    "0", "\(server.settings.checks.port ?? 0)", server.settings.checks.address ?? "-",
+                    server.settings.tls.enabled ? "1" : "0", "\(server.settings.checks.port ?? 0)", server.settings.checks.address ?? "-",
                     server.settings.checks.agentAddress ?? "-", "\(server.settings.checks.agentPort ?? 0)",
                 ]
                 text += fields.joined(separator: " ") + "\n"

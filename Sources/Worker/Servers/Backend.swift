@@ -65,13 +65,17 @@ public final class Backend: Sendable {
     let downTransitions = ManagedAtomic<Int>(0)
     let loopCount: Int
 
-    init(settings: ProxySettings, loopCount: Int, firstServerID: Int) {
+    /// The global settings servers take their TLS defaults from.
+    let global: GlobalSettings
+
+    init(settings: ProxySettings, loopCount: Int, firstServerID: Int, global: GlobalSettings = GlobalSettings()) {
         self.settings = settings
+        self.global = global
         rules = ProxyRuleSet(settings)
         self.loopCount = loopCount
         var servers: [Server] = []
         for (i, s) in settings.servers.enumerated() {
-            servers.append(Server(settings: s, backendName: settings.name, id: s.id ?? (i + 1), loopCount: loopCount))
+            servers.append(Server(settings: s, backendName: settings.name, id: s.id ?? (i + 1), loopCount: loopCount, global: global))
         }
         state = NIOLockedValueBox(State(servers: servers,
                                         balancer: LoadBalancer(algorithm: settings.balance, hashType: settings.hashType,
@@ -259,7 +263,7 @@ public final class Backend: Sendable {
             let id = settings.id ?? (st.lastServerID + 1)
             st.lastServerID = max(st.lastServerID, id)
             let server = Server(settings: settings, backendName: name, id: id, loopCount: loopCount, isDynamic: true,
-                                addArguments: arguments)
+                                addArguments: arguments, global: global)
             st.servers.append(server)
             st.balancer.reset()
             refreshSnapshot(st.servers)

@@ -81,6 +81,13 @@ public final class Server: Sendable {
     let agentHost: SocketAddress?
 
     /// The health check (absent without `check`, or when the server tracks another) and the agent.
+    /// `ssl` / `check-ssl`: the TLS client context of the server's connections (nil: plain).
+    let tls: TLSClientContext?
+    /// The context could not be built: connections fail rather than leave in clear text.
+    let tlsUnusable: Bool
+    /// `sni <expression>`, evaluated per connection in the stream that opens it.
+    let sniExpression: SampleExpression?
+
     public let healthCheck: ServerCheck?
     public let agentCheck: ServerCheck?
     /// `track`: the server this one follows, and the servers that follow this one.
@@ -97,8 +104,17 @@ public final class Server: Sendable {
     let downSince = ManagedAtomic<Int>(0)
 
     init(settings: ServerSettings, backendName: String, id: Int, loopCount: Int, isDynamic: Bool = false,
-         addArguments: [String] = []) {
+         addArguments: [String] = [], global: GlobalSettings = GlobalSettings()) {
         self.settings = settings
+        do {
+            tls = try TLSClientContext.build(settings.tls, global: global, loops: loopCount)
+            tlsUnusable = false
+        } catch {
+            DiagnosticPrinter.shared.alert("config : 'server \(backendName)/\(settings.name)' : \(error.description).")
+            tls = nil
+            tlsUnusable = true
+        }
+        sniExpression = settings.tls.sni.flatMap { try? SampleExpressionParser.parse($0, context: RuleCompilationContext()) }
         self.backendName = backendName
         self.id = id
         self.isDynamic = isDynamic

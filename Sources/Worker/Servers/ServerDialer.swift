@@ -12,6 +12,12 @@ protocol ServerDialerClient: AnyObject {
     func dialerConnected(_ channel: Channel, to server: Server)
     /// Every attempt failed (retries and redispatch included): the session answers 503 or closes.
     func dialerFailed()
+    /// The TLS server name (SNI) to send to a server with `ssl` and `sni <expression>`.
+    func dialerServerName(for server: Server) -> String?
+}
+
+extension ServerDialerClient {
+    func dialerServerName(for server: Server) -> String? { nil }
 }
 
 /// Where server connections come from. Production opens sockets (`LoopConnectors`); unit
@@ -166,7 +172,7 @@ final class ServerDialer {
         guard let server, let backend else { return }
         // An attempt without an address counts too, so that `retries` ends it.
         attempts += 1
-        guard let address = server.socketAddress else {
+        guard let address = server.socketAddress, !server.tlsUnusable else {
             failed(server)
             return
         }
@@ -186,27 +192,67 @@ final class ServerDialer {
                     if current { dialer.failed(server) }
                     return
                 }
-                server.usedConnections.wrappingIncrement(ordering: .relaxed)
-                // The connect promise succeeds before the channel is fully active; a close in
-                // that window fires no channelInactive, so the close future settles the count.
-                channel.closeFuture.whenComplete { _ in server.usedConnections.wrappingDecrement(ordering: .relaxed) }
-                if server.settings.checks.observe == .layer4 {
-                    dialer.runtime.observe(server, layer: .layer4, error: false, what: "")
-                }
-                guard current, let client = dialer.client else {
-                    dialer.orphan(channel, server)
+                if let tls = server.tls, server.settings.tls.enabled {
+                    dialer.startTLS(tls, on: channel, to: server, generation: generation)
                     return
                 }
-                dialer.connecting = false
-                client.dialerConnected(channel, to: server)
+                dialer.established(channel, to: server, current: current)
             case .failure:
-                server.connectionErrors.wrappingIncrement(ordering: .relaxed)
-                if server.settings.checks.observe != nil {
-                    dialer.runtime.observe(server, layer: .layer4, error: true, what: "L4 unsuccessful connection")
-                }
-                if current { dialer.failed(server) }
+                dialer.connectFailed(server, current: current)
             }
         }
+    }
+
+    /// `server ... ssl`: the connection counts as made once its handshake succeeded; a failed
+    /// handshake is a failed attempt (retries, redispatch, 503).
+    private func startTLS(_ tls: TLSClientContext, on channel: Channel, to server: Server, generation: Int) {
+        let name = client?.dialerServerName(for: server)
+        let loopIndex = runtime.loopIndex(of: loop)
+        let handler = TLSHandler(role: .client(tls, serverName: name, session: tls.sessions[loopIndex]),
+                                 handshakeTimeout: nil)
+        do {
+            try channel.pipeline.syncOperations.addHandler(handler, name: "hasp.tls", position: .first)
+        } catch {
+            channel.close(promise: nil)
+            connectFailed(server, current: generation == self.generation && connecting && self.server === server)
+            return
+        }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        handler.handshakeFuture(on: loop).whenComplete { result in
+            let dialer = bound.value
+            let current = generation == dialer.generation && dialer.connecting && dialer.server === server
+            switch result {
+            case .success:
+                dialer.established(channel, to: server, current: current)
+            case .failure:
+                channel.close(promise: nil)
+                dialer.connectFailed(server, current: current)
+            }
+        }
+    }
+
+    private func established(_ channel: Channel, to server: Server, current: Bool) {
+        server.usedConnections.wrappingIncrement(ordering: .relaxed)
+        // The connect promise succeeds before the channel is fully active; a close in
+        // that window fires no channelInactive, so the close future settles the count.
+        channel.closeFuture.whenComplete { _ in server.usedConnections.wrappingDecrement(ordering: .relaxed) }
+        if server.settings.checks.observe == .layer4 {
+            runtime.observe(server, layer: .layer4, error: false, what: "")
+        }
+        guard current, let client else {
+            orphan(channel, server)
+            return
+        }
+        connecting = false
+        client.dialerConnected(channel, to: server)
+    }
+
+    private func connectFailed(_ server: Server, current: Bool) {
+        server.connectionErrors.wrappingIncrement(ordering: .relaxed)
+        if server.settings.checks.observe != nil {
+            runtime.observe(server, layer: .layer4, error: true, what: "L4 unsuccessful connection")
+        }
+        if current { failed(server) }
     }
 
     /// What to do after a failed attempt, as HAProxy does: up to `retries` more attempts, the

@@ -47,6 +47,9 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         self.context = context
         dialer = ServerDialer(runtime: runtime, loop: context.eventLoop, kind: .tcp,
                               connector: runtime.connectors[runtime.loopIndex(of: context.eventLoop)], client: self)
+        if let tls = try? context.pipeline.syncOperations.handler(type: TLSHandler.self) {
+            streams.clientTLS = tls.facts
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -233,6 +236,10 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         context.close(promise: nil)
     }
 
+    func dialerServerName(for server: Server) -> String? {
+        server.sniExpression?.evaluate(streams)?.asString
+    }
+
     /// The server connection is up: a relay pair takes over both channels.
     func dialerConnected(_ serverChannel: Channel, to server: Server) {
         let client = context.channel
@@ -307,12 +314,13 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             let termination = terminationCause.map { "\($0.0)\($0.1)" } ?? "--"
             let options = frontend.settings.options
             if !(options.dontLogNormal && log.isNormal(termination: termination)) {
-                let record = TrafficLogRecord(log: log, termination: termination,
+                var record = TrafficLogRecord(log: log, termination: termination,
                                               counts: runtime.connectionCounts(frontend, slot, backend: frontend.backend),
                                               client: clientAddress, listener: streams.localSocket,
                                               serverAddress: log.serverAddress, sourceAddress: log.sourceAddress,
                                               frontendName: frontend.name, endMono: MonotonicClock.milliseconds(),
                                               lineNumber: frontend.nextLogLine(), isTCP: true)
+                record.tls = streams.clientTLS
                 let sd = frontend.settings.logging.structuredData.map { $0.render(record, context: streams) }
                 logger.emit(log.level(termination: termination, separateErrors: options.logSeparateErrors),
                             format.render(record, context: streams), structuredData: sd)

@@ -100,6 +100,7 @@ extension HTTPSession {
                                       serverAddress: log.serverAddress, sourceAddress: log.sourceAddress,
                                       frontendName: frontend.name, endMono: MonotonicClock.milliseconds(),
                                       lineNumber: frontend.nextLogLine())
+        record.tls = streams.clientTLS
         let rules = frontend.rules
         if rules.requestCaptureCount > 0 { record.requestCaptures = Self.slots(streams.requestCaptures, rules.requestCaptureCount) }
         if rules.responseCaptureCount > 0 { record.responseCaptures = Self.slots(streams.responseCaptures, rules.responseCaptureCount) }

@@ -9,9 +9,11 @@ extension HTTPSession: ServerDialerClient {
     /// The session's own idle connection, then the loop's pool, then a new connection.
     func obtainConnection(to server: Server) {
         let reuse = slot?.backend.settings.httpReuse ?? .safe
+        // With `sni`, a connection serves only requests for the name it was opened with.
+        let name = server.sniExpression == nil ? nil : dialerServerName(for: server)
         if let own = ownIdle {
             ownIdle = nil
-            if own.server === server, !own.isClosed {
+            if own.server === server, !own.isClosed, own.serverName == name || server.sniExpression == nil {
                 server.reuses.wrappingIncrement(ordering: .relaxed)
                 attach(own, reused: true)
                 return
@@ -19,7 +21,7 @@ extension HTTPSession: ServerDialerClient {
             offerToPool(own)
         }
         let pool = server.pools[loopIndex]
-        while let pooled = pool.take(isFirstRequest: exchange.requestsDone == 0, reuse: reuse) {
+        while server.sniExpression == nil, let pooled = pool.take(isFirstRequest: exchange.requestsDone == 0, reuse: reuse) {
             pool.noteTaken(server: server)
             pooled.isPooled = false
             if pooled.isClosed { continue }
@@ -48,6 +50,11 @@ extension HTTPSession: ServerDialerClient {
             return
         }
         attach(connection, reused: false)
+    }
+
+    func dialerServerName(for server: Server) -> String? {
+        guard let expression = server.sniExpression else { return nil }
+        return expression.evaluate(streams)?.asString
     }
 
     func dialerFailed() {
@@ -81,6 +88,7 @@ extension HTTPSession: ServerDialerClient {
         }
         connection = c
         c.delegate = self
+        streams.serverTLS = c.tls
         c.requestCount += 1
         c.pool.noteUsed()
         exchange.serverAttached(now: clock.now(), reused: reused)
@@ -394,6 +402,11 @@ extension HTTPSession: ServerDialerClient {
     static func offer(_ c: ServerConnection, to runtime: WorkerRuntime) {
         c.delegate = nil
         guard !c.isClosed else { return }
+        // Connections opened for one SNI are not shared (HAProxy's private connections).
+        guard c.server.sniExpression == nil else {
+            c.close()
+            return
+        }
         let reuse = runtime.backends[c.server.backendName]?.settings.httpReuse ?? .safe
         if reuse != .never, c.pool.add(c, server: c.server, eventLoop: c.channel.eventLoop, inMaintenance: !c.server.keepsIdleConnections) {
             c.isPooled = true

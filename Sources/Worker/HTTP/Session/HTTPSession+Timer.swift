@@ -28,6 +28,11 @@ extension HTTPSession {
         timerTask = nil
         timerScheduledFor = nil
         guard !exchange.isClosed, exchange.timer != nil else { return }
+        // A handshake that outlasts the request timeout ends as a TLS failure, not with a 408.
+        if let tls = clientTLS, tls.state == .handshaking {
+            tls.expire()
+            return
+        }
         let action = exchange.timerFired(now: clock.now(), clientBuffered: !clientIn.isEmpty)
         switch action {
         case .none:

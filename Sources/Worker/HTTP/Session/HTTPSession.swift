@@ -86,6 +86,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     var drainHandover: (SocketTable, HandoverSink)?
     /// Reading from the client is on (it is switched off only for back-pressure).
     var clientReading = true
+    /// The TLS layer below this session (`bind ... ssl`).
+    var clientTLS: TLSHandler?
 
     init(runtime: WorkerRuntime, frontend: Frontend, listenerGate: AcceptGate? = nil, acceptProxy: Bool = false) {
         self.runtime = runtime
@@ -115,6 +117,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         loopIndex = runtime.loopIndex(of: context.eventLoop)
         dialer = ServerDialer(runtime: runtime, loop: context.eventLoop, kind: .http, connector: runtime.connectors[loopIndex],
                               client: self)
+        if let tls = try? context.pipeline.syncOperations.handler(type: TLSHandler.self) {
+            clientTLS = tls
+            streams.clientTLS = tls.facts
+        }
     }
 
     /// The context holds this handler for good: keeping it past removal is a cycle that leaks
@@ -257,7 +263,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// sink refuses it later, the connection stays and its next answer closes it.
     func handOver(_ table: SocketTable, to sink: @escaping HandoverSink) -> Bool {
         // The next worker would wait for a PROXY header the client will not send again.
-        guard !acceptsProxy, exchange.phase == .idle, !exchange.clientInputClosed, clientIn.isEmpty else { return false }
+        guard !acceptsProxy, clientTLS == nil, exchange.phase == .idle, !exchange.clientInputClosed, clientIn.isEmpty else { return false }
         let channel = context.channel
         guard let fd = table.descriptor(local: channel.localAddress, remote: channel.remoteAddress) else { return false }
         _ = try? channel.syncOptions?.setOption(.autoRead, value: false)

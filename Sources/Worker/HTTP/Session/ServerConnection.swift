@@ -1,4 +1,5 @@
 import NIOCore
+import Shared
 
 /// Receives what a server connection produces while a session owns it.
 protocol ServerConnectionDelegate: AnyObject {
@@ -20,12 +21,19 @@ final class ServerConnection {
     var isClosed = false
     /// Whether it sits in the pool (so that a close removes it from there).
     var isPooled = false
+    /// What its TLS negotiated (`server ... ssl`; nil for a plain connection), and the server
+    /// name it was opened for: a connection is reused only for the same name.
+    let tls: TLSSessionFacts?
 
     init(channel: Channel, server: Server, pool: ServerConnectionPool) {
         self.channel = channel
         self.server = server
         self.pool = pool
+        tls = (try? channel.pipeline.syncOperations.handler(type: TLSHandler.self))?.facts
     }
+
+    /// The SNI this connection sent.
+    var serverName: String? { tls?.serverName }
 
     func close() {
         guard !isClosed else { return }

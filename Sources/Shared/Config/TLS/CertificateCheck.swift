@@ -1,0 +1,71 @@
+import CHaspTLS
+
+/// Parse-time checks of TLS material with the same library that serves it, so `hasp -c` and a
+/// reload refuse what the workers could not load.
+public enum CertificateCheck {
+    public enum Failure: Error, Equatable {
+        case noCertificate
+        case noKey
+        case keyMismatch
+    }
+
+    /// Parses a PEM holding a certificate (and usually its chain and key); `key` is a
+    /// companion key file's contents. Returns whether the PEM itself holds a key.
+    public static func validate(_ pem: [UInt8], key: [UInt8]?) -> Result<Bool, Failure> {
+        var reason = [CChar](repeating: 0, count: 256)
+        let cert: OpaquePointer? = pem.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { c in
+                if let key {
+                    return key.withUnsafeBufferPointer { k in
+                        k.withMemoryRebound(to: CChar.self) { kc in
+                            hasp_cert_parse(c.baseAddress, c.count, kc.baseAddress, kc.count, &reason, reason.count)
+                        }
+                    }
+                }
+                return hasp_cert_parse(c.baseAddress, c.count, nil, 0, &reason, reason.count)
+            }
+        }
+        guard let cert else {
+            let text = String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if text.contains("no certificate") { return .failure(.noCertificate) }
+            if text.contains("no private key") { return .failure(.noKey) }
+            if text.contains("inconsistent") || text.contains("mismatch") { return .failure(.keyMismatch) }
+            return .failure(.noCertificate)
+        }
+        defer { hasp_cert_free(cert) }
+        return .success(hasp_cert_has_key(cert) != 0)
+    }
+
+    /// Whether the library accepts these lists (nil: not set). Returns the first refused one.
+    public enum PolicyRefusal: Equatable {
+        case ciphers(String), ciphersuites(String), curves(String), ecdhe(String)
+    }
+
+    public static func check(_ policy: TLSPolicy, server: Bool) -> PolicyRefusal? {
+        guard let ctx = server ? hasp_ctx_new_server() : hasp_ctx_new_client() else { return nil }
+        defer { SSL_CTX_free(ctx) }
+        defer { hasp_tls_clear_errors() }
+        if let c = policy.ciphers, SSL_CTX_set_cipher_list(ctx, c) != 1 { return .ciphers(c) }
+        if let c = policy.ciphersuites, SSL_CTX_set_ciphersuites(ctx, c) != 1 { return .ciphersuites(c) }
+        if let c = policy.curves, hasp_ctx_set_groups(ctx, c) != 1 { return .curves(c) }
+        if policy.curves == nil, let c = policy.ecdhe, hasp_ctx_set_groups(ctx, c) != 1 { return .ecdhe(c) }
+        return nil
+    }
+
+    /// Whether PEM bytes hold at least one certificate or CRL (`ca-file`, `crl-file`).
+    public static func countCertificates(_ pem: [UInt8], crl: Bool) -> Int {
+        guard let ctx = hasp_ctx_new_server() else { return 0 }
+        defer { SSL_CTX_free(ctx) }
+        return Int(pem.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { c in
+                crl ? hasp_ctx_add_crl_pem(ctx, c.baseAddress, c.count) : hasp_ctx_add_ca_pem(ctx, c.baseAddress, c.count, 0)
+            }
+        })
+    }
+
+    public static var libraryVersion: String {
+        guard let text = hasp_tls_version_text() else { return "" }
+        return String(validatingCString: text) ?? ""
+    }
+    public static var libraryVersionNumber: UInt { UInt(hasp_tls_version_number()) }
+}

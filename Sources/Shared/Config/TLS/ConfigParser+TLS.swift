@@ -1,0 +1,497 @@
+/// TLS keywords of `bind`, `server` and `global`, and the files they name.
+extension ConfigParser {
+    // MARK: - Shared policy keywords
+
+    /// Outcome of one keyword: how many words it took, not a keyword of this table, or an error.
+    enum KeywordOutcome: Equatable {
+        case took(Int)
+        case unknown
+        case failed(String)
+    }
+
+    /// Keywords of the protocol policy, on `bind`, `server`, crt-list lines and the
+    /// `ssl-default-*-options` statements.
+    static func applyPolicyKeyword(_ k: String, _ value: String?, to policy: inout TLSPolicy, server: Bool) -> KeywordOutcome {
+        func need() -> String? { value }
+        switch k {
+        case "ssl-min-ver", "ssl-max-ver":
+            guard let v = value else { return .failed("'\(k)' : missing the version argument") }
+            guard let version = TLSVersion(name: v) else { return .failed("'\(v)' : unknown ssl/tls version") }
+            if k == "ssl-min-ver" { policy.minVersion = version } else { policy.maxVersion = version }
+            return .took(2)
+        case "ciphers", "ciphersuites", "curves", "ecdhe":
+            guard let v = value else { return .failed("'\(k)' : missing the list argument") }
+            switch k {
+            case "ciphers": policy.ciphers = v
+            case "ciphersuites": policy.ciphersuites = v
+            case "curves": policy.curves = v
+            default: policy.ecdhe = v
+            }
+            return .took(2)
+        case "no-tls-tickets": policy.noTickets = true; return .took(1)
+        case "tls-tickets" where server: policy.noTickets = false; return .took(1)
+        case "prefer-client-ciphers" where !server: policy.preferClientCiphers = true; return .took(1)
+        default:
+            for version in TLSVersion.allCases {
+                if k == "no-" + version.keywordSuffix { policy.disabledVersions.insert(version); return .took(1) }
+                if k == "force-" + version.keywordSuffix { policy.forcedVersion = version; return .took(1) }
+            }
+            return .unknown
+        }
+    }
+
+    static func alpnList(_ text: String) -> [String] {
+        text.split(separator: ",", omittingEmptySubsequences: true).map(String.init)
+    }
+
+    /// `ca-ignore-err` / `crt-ignore-err`: `all` or a comma list of X509 error codes.
+    static func ignoredErrors(_ text: String) -> TLSIgnoredErrors? {
+        var result = TLSIgnoredErrors()
+        if text == "all" {
+            result.all = true
+            return result
+        }
+        for item in text.split(separator: ",") {
+            if let n = Int32(item), n >= 0 {
+                result.codes.append(n)
+            } else if let n = x509ErrorCodes[String(item)] {
+                result.codes.append(n)
+            } else {
+                return nil
+            }
+        }
+        return result
+    }
+
+    /// The X509 error names configurations use most, for lists written with names.
+    static let x509ErrorCodes: [String: Int32] = [
+        "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT": 2, "X509_V_ERR_UNABLE_TO_GET_CRL": 3,
+        "X509_V_ERR_CERT_SIGNATURE_FAILURE": 7, "X509_V_ERR_CRL_SIGNATURE_FAILURE": 8,
+        "X509_V_ERR_CERT_NOT_YET_VALID": 9, "X509_V_ERR_CERT_HAS_EXPIRED": 10,
+        "X509_V_ERR_CRL_NOT_YET_VALID": 11, "X509_V_ERR_CRL_HAS_EXPIRED": 12,
+        "X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT": 18, "X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN": 19,
+        "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY": 20, "X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE": 21,
+        "X509_V_ERR_CERT_CHAIN_TOO_LONG": 22, "X509_V_ERR_CERT_REVOKED": 23, "X509_V_ERR_INVALID_CA": 24,
+        "X509_V_ERR_INVALID_PURPOSE": 26, "X509_V_ERR_CERT_UNTRUSTED": 27, "X509_V_ERR_CERT_REJECTED": 28,
+        "X509_V_ERR_HOSTNAME_MISMATCH": 62,
+    ]
+
+    // MARK: - Files
+
+    struct TrustFileFailure: Error { var message: String }
+
+    func resolve(_ path: String, base: String?) -> String {
+        guard let base, !path.hasPrefix("/") else { return path }
+        return base.hasSuffix("/") ? base + path : base + "/" + path
+    }
+
+    /// The companions a certificate directory skips, as HAProxy does.
+    static let certificateCompanions = [".key", ".issuer", ".ocsp", ".sctl"]
+
+    /// Loads `crt <path>`: one PEM, or every certificate of a directory in name order. Returns
+    /// HAProxy's message on failure.
+    mutating func loadCertificates(_ given: String, into list: inout [TLSCertificateFile]) -> String? {
+        let path = resolve(given, base: config.global.tls.crtBase)
+        switch files.entry(path) {
+        case .failed(let reason):
+            return "unable to stat SSL certificate from file '\(path)' : \(reason)."
+        case .directory(let names):
+            let base = path.hasSuffix("/") ? path : path + "/"
+            for name in names where !name.hasPrefix(".") && !Self.certificateCompanions.contains(where: { name.hasSuffix($0) }) {
+                guard case .file(let bytes) = files.entry(base + name) else { continue }
+                if let failure = loadCertificate(base + name, bytes, into: &list) { return failure }
+            }
+            return nil
+        case .file(let bytes):
+            return loadCertificate(path, bytes, into: &list)
+        }
+    }
+
+    mutating func loadCertificate(_ path: String, _ pem: [UInt8], into list: inout [TLSCertificateFile]) -> String? {
+        switch CertificateCheck.validate(pem, key: nil) {
+        case .failure(.noCertificate):
+            return "unable to load certificate from file '\(path)'."
+        case .failure(.keyMismatch):
+            return "inconsistencies between private key and certificate loaded '\(path)'."
+        case .failure(.noKey):
+            return "No Private Key found in '\(path).key'."
+        case .success(true):
+            list.append(TLSCertificateFile(path: path, pem: pem))
+            return nil
+        case .success(false):
+            // The key lives beside the certificate, in `<path>.key`.
+            guard let key = files.file(path + ".key") else { return "No Private Key found in '\(path).key'." }
+            switch CertificateCheck.validate(pem, key: key) {
+            case .success:
+                list.append(TLSCertificateFile(path: path, pem: pem, key: key))
+                return nil
+            case .failure(.keyMismatch):
+                return "inconsistencies between private key and certificate loaded '\(path)'."
+            case .failure:
+                return "No Private Key found in '\(path).key'."
+            }
+        }
+    }
+
+    /// `ca-file`, `crl-file`, `ca-verify-file`: read now, checked to hold what they should.
+    mutating func loadTrustFile(_ k: String, _ given: String, crl: Bool) -> Swift.Result<TLSFileContents, TrustFileFailure> {
+        let path = resolve(given, base: config.global.tls.caBase)
+        guard case .file(let bytes) = files.entry(path) else {
+            return .failure(TrustFileFailure(message: "'\(k)' : unable to load \(crl ? "CRL" : "CA") file '\(path)'."))
+        }
+        guard CertificateCheck.countCertificates(bytes, crl: crl) > 0 else {
+            return .failure(TrustFileFailure(message: "'\(k)' : unable to load \(crl ? "CRL" : "CA") file '\(path)'."))
+        }
+        return .success(TLSFileContents(path: path, bytes: bytes))
+    }
+
+    /// `crt-list <file>`: one certificate a line, with `[options]` and SNI filters.
+    mutating func loadCertificateList(_ given: String, into tls: inout BindTLSSettings) -> String? {
+        let path = resolve(given, base: config.global.tls.crtBase)
+        guard case .file(let bytes) = files.entry(path) else {
+            let reason: String
+            if case .failed(let r) = files.entry(path) { reason = r } else { reason = "Is a directory" }
+            return "'crt-list' : cannot open file '\(path)' : \(reason)"
+        }
+        var number = 0
+        for rawLine in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+            number += 1
+            let line = rawLine.strippingBlanks()
+            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
+            var words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            let file = words.removeFirst()
+            var options: TLSBindOptions? = nil
+            if let first = words.first, first.hasPrefix("[") {
+                var block: [String] = []
+                var closed = false
+                while !words.isEmpty {
+                    var word = words.removeFirst()
+                    if block.isEmpty { word.removeFirst() }
+                    if word.hasSuffix("]") {
+                        word.removeLast()
+                        closed = true
+                    }
+                    if !word.isEmpty { block.append(word) }
+                    if closed { break }
+                }
+                guard closed else { return "'crt-list' : missing ']' in file '\(path)' at line \(number)." }
+                var parsed = TLSBindOptions()
+                var i = 0
+                while i < block.count {
+                    let k = block[i]
+                    let v = i + 1 < block.count ? block[i + 1] : nil
+                    switch k {
+                    case "alpn":
+                        guard let v else { return "'crt-list' : 'alpn' : missing the list in file '\(path)' at line \(number)." }
+                        parsed.alpn = Self.alpnList(v); i += 2
+                    case "no-alpn": parsed.alpn = []; i += 1
+                    case "npn": i += 2
+                    case "allow-0rtt", "no-ca-names": i += 1
+                    case "verify":
+                        guard let v, let mode = TLSVerifyMode(rawValue: v) else {
+                            return "'crt-list' : 'verify' : unknown verify method in file '\(path)' at line \(number)."
+                        }
+                        parsed.verify = mode; i += 2
+                    case "ca-file", "crl-file":
+                        guard let v else { return "'crt-list' : '\(k)' : missing file in '\(path)' at line \(number)." }
+                        switch loadTrustFile(k, v, crl: k == "crl-file") {
+                        case .failure(let failure): return failure.message
+                        case .success(let contents):
+                            if k == "ca-file" { parsed.caFile = contents } else { parsed.crlFile = contents }
+                        }
+                        i += 2
+                    default:
+                        switch Self.applyPolicyKeyword(k, v, to: &parsed.policy, server: false) {
+                        case .took(let n): i += n
+                        case .failed(let message): return "'crt-list' : \(message) in file '\(path)' at line \(number)."
+                        case .unknown: return "'crt-list' : unknown keyword '\(k)' in file '\(path)' at line \(number)."
+                        }
+                    }
+                }
+                options = parsed
+            }
+            var loaded: [TLSCertificateFile] = []
+            if let failure = loadCertificates(file, into: &loaded) { return failure }
+            for var cert in loaded {
+                cert.options = options
+                cert.filters = words
+                tls.certificates.append(cert)
+            }
+        }
+        return nil
+    }
+
+    // MARK: - bind
+
+    /// One TLS keyword of a `bind` line at `w[i]`.
+    mutating func parseBindTLSKeyword(_ w: [String], at i: Int, into bind: inout BindSettings) -> KeywordOutcome {
+        let k = w[i]
+        let value = i + 1 < w.count ? w[i + 1] : nil
+        switch k {
+        case "ssl": bind.tls.enabled = true; return .took(1)
+        case "strict-sni": bind.tls.strictSNI = true; return .took(1)
+        case "no-alpn": bind.tls.noALPN = true; bind.tls.alpn = []; return .took(1)
+        case "allow-0rtt": bind.tls.allow0RTT = true; return .took(1)
+        case "no-ca-names", "generate-certificates", "ssl-no-verify": return .took(1)
+        case "crt":
+            guard let value else { return .failed("'crt' : missing certificate location") }
+            if let failure = loadCertificates(value, into: &bind.tls.certificates) { return .failed(failure) }
+            bind.tls.crtLists.append(value)
+            return .took(2)
+        case "crt-list":
+            guard let value else { return .failed("'crt-list' : missing certificate location") }
+            if let failure = loadCertificateList(value, into: &bind.tls) { return .failed(failure) }
+            bind.tls.crtLists.append(value)
+            return .took(2)
+        case "alpn":
+            guard let value else { return .failed("'alpn' : missing the comma-delimited ALPN protocol suite") }
+            bind.tls.alpn = Self.alpnList(value)
+            if bind.tls.alpn!.contains("h2") {
+                warn("parsing [\(file):\(lineNumber)] : 'bind \(w[1])' : 'alpn' : Hasp does not serve HTTP/2 yet: 'h2' is not offered, the other protocols are.")
+            }
+            return .took(2)
+        case "npn":
+            guard value != nil else { return .failed("'npn' : missing the comma-delimited NPN protocol suite") }
+            return .took(2)
+        case "verify":
+            guard let value, let mode = TLSVerifyMode(rawValue: value) else {
+                return .failed("'verify' : unknown verify method '\(value ?? "")', only 'none', 'optional', and 'required' are supported")
+            }
+            bind.tls.verify = mode
+            return .took(2)
+        case "ca-file", "crl-file", "ca-verify-file":
+            guard let value else { return .failed("'\(k)' : missing \(k == "crl-file" ? "CRLfile" : "CAfile") path") }
+            switch loadTrustFile(k, value, crl: k == "crl-file") {
+            case .failure(let failure): return .failed(failure.message)
+            case .success(let contents):
+                switch k {
+                case "ca-file": bind.tls.caFile = contents
+                case "crl-file": bind.tls.crlFile = contents
+                default: bind.tls.caVerifyFile = contents
+                }
+            }
+            return .took(2)
+        case "ca-ignore-err", "crt-ignore-err":
+            guard let value, let set = Self.ignoredErrors(value) else {
+                return .failed("'\(k)' : missing error IDs list")
+            }
+            if k == "ca-ignore-err" { bind.tls.caIgnore = set } else { bind.tls.crtIgnore = set }
+            return .took(2)
+        case "ca-sign-file", "ca-sign-pass", "tls-ticket-keys", "sigalgs", "client-sigalgs", "ssl-default-crt":
+            guard value != nil else { return .failed("'\(k)' : missing argument") }
+            return .took(2)
+        default:
+            return Self.applyPolicyKeyword(k, value, to: &bind.tls.policy, server: false)
+        }
+    }
+
+    /// Checks made once the whole file is read, in HAProxy's words.
+    mutating func checkTLSBinds() {
+        for proxy in config.proxies where proxy.capabilities.contains(.frontend) {
+            for bind in proxy.binds where bind.tls.enabled {
+                let at = "for bind '\(bind.text)' at [\(bind.location)]"
+                if bind.tls.certificates.isEmpty {
+                    alert("Proxy '\(proxy.name)': no SSL certificate specified \(at) (use 'crt').")
+                    continue
+                }
+                let verify = bind.tls.verify ?? .none
+                if verify != .none, bind.tls.caFile == nil {
+                    alert("Proxy '\(proxy.name)': verify is enabled but no CA file specified \(at).")
+                }
+                var policies = [bind.tls.policy.over(config.global.tls.bindDefaults)]
+                policies += bind.tls.certificates.compactMap { $0.options?.policy.over(policies[0]) }
+                for policy in policies {
+                    if let refusal = CertificateCheck.check(policy, server: true) {
+                        alert("Proxy '\(proxy.name)': \(Self.describe(refusal)) \(at).")
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    static func describe(_ refusal: CertificateCheck.PolicyRefusal) -> String {
+        switch refusal {
+        case .ciphers(let c): "unable to set SSL cipher list to '\(c)'"
+        case .ciphersuites(let c): "unable to set TLS 1.3 cipher suites to '\(c)'"
+        case .curves(let c): "unable to set SSL curves list to '\(c)'"
+        case .ecdhe(let c): "unable to set elliptic named curve to '\(c)'"
+        }
+    }
+
+    // MARK: - server
+
+    mutating func parseServerTLSKeyword(_ w: [String], at i: Int, into tls: inout ServerTLSSettings) -> KeywordOutcome {
+        let k = w[i]
+        let value = i + 1 < w.count ? w[i + 1] : nil
+        switch k {
+        case "ssl": tls.enabled = true; return .took(1)
+        case "no-ssl": tls.enabled = false; return .took(1)
+        case "check-ssl": tls.checkSSL = true; return .took(1)
+        case "no-check-ssl": tls.checkSSL = false; return .took(1)
+        case "no-ssl-reuse": tls.noSSLReuse = true; return .took(1)
+        case "ssl-reuse": tls.noSSLReuse = false; return .took(1)
+        case "no-verifyhost": tls.verifyHost = nil; return .took(1)
+        case "allow-0rtt", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "no-send-proxy-v2-ssl", "no-send-proxy-v2-ssl-cn":
+            return .took(1)
+        case "verify":
+            guard let value, value == "none" || value == "required" else {
+                return .failed("'verify' : unknown verify method '\(value ?? "")', only 'none' and 'required' are supported")
+            }
+            tls.verify = TLSVerifyMode(rawValue: value)
+            return .took(2)
+        case "ca-file", "crl-file":
+            guard let value else { return .failed("'\(k)' : missing \(k == "ca-file" ? "CAfile" : "CRLfile") path") }
+            if k == "ca-file", value == "@system-ca" {
+                tls.systemCA = true
+                tls.caFile = nil
+                return .took(2)
+            }
+            switch loadTrustFile(k, value, crl: k == "crl-file") {
+            case .failure(let failure): return .failed(failure.message)
+            case .success(let contents):
+                if k == "ca-file" { tls.caFile = contents; tls.systemCA = false } else { tls.crlFile = contents }
+            }
+            return .took(2)
+        case "sni", "verifyhost", "check-sni":
+            guard let value else { return .failed("'\(k)' : missing \(k == "verifyhost" ? "hostname" : "SNI") argument") }
+            if k == "sni" {
+                do { _ = try SampleExpressionParser.parse(value, context: ruleContext) } catch {
+                    return .failed("'sni' : failed to parse sni expression: \(error.message)")
+                }
+            }
+            switch k {
+            case "sni": tls.sni = value
+            case "verifyhost": tls.verifyHost = value
+            default: tls.checkSNI = value
+            }
+            return .took(2)
+        case "alpn", "check-alpn":
+            guard let value else { return .failed("'\(k)' : missing the comma-delimited ALPN protocol suite") }
+            var list = Self.alpnList(value)
+            if list.contains("h2") {
+                warn("parsing [\(file):\(lineNumber)] : '\(k)' : Hasp does not speak HTTP/2 to servers yet: 'h2' is not offered, the other protocols are.")
+                list.removeAll { $0 == "h2" }
+            }
+            if k == "alpn" { tls.alpn = list } else { tls.checkALPN = list }
+            return .took(2)
+        case "npn":
+            guard value != nil else { return .failed("'npn' : missing the comma-delimited NPN protocol suite") }
+            return .took(2)
+        case "crt":
+            guard let value else { return .failed("'crt' : missing certificate file path") }
+            var loaded: [TLSCertificateFile] = []
+            if let failure = loadCertificates(value, into: &loaded) { return .failed(failure) }
+            tls.certificate = loaded.first
+            return .took(2)
+        case "sigalgs", "client-sigalgs":
+            guard value != nil else { return .failed("'\(k)' : missing argument") }
+            return .took(2)
+        default:
+            return Self.applyPolicyKeyword(k, value, to: &tls.policy, server: true)
+        }
+    }
+
+    /// A server with `ssl` and verification required must say what it trusts.
+    mutating func checkServerTLS(_ server: ServerSettings, proxy: String) -> Bool {
+        let tls = server.tls
+        guard tls.enabled || tls.checkSSL else { return true }
+        let verify = tls.verify ?? (config.global.sslServerVerifyRequired ? .required : .none)
+        if verify == .required, tls.caFile == nil, !tls.systemCA {
+            alert("[\(file):\(lineNumber)] : 'server \(proxy)/\(server.name)' : verify is enabled by default but no CA file specified. If you're running on a LAN where you're certain to trust the server's certificate, please set an explicit 'verify none' statement on the 'server' line, or use 'ssl-server-verify none' in the global section to disable server-side verifications by default.")
+            return false
+        }
+        if let refusal = CertificateCheck.check(tls.policy.over(config.global.tls.serverDefaults), server: false) {
+            alert("[\(file):\(lineNumber)] : 'server \(proxy)/\(server.name)' : \(Self.describe(refusal)).")
+            return false
+        }
+        return true
+    }
+
+    // MARK: - global
+
+    /// The TLS statements of `global`; false when `w[0]` is not one of them.
+    mutating func parseGlobalTLS(_ w: [String]) -> Bool {
+        let k = w[0]
+        switch k {
+        case "ssl-default-bind-options", "ssl-default-server-options":
+            var policy = k == "ssl-default-bind-options" ? config.global.tls.bindDefaults : config.global.tls.serverDefaults
+            var i = 1
+            while i < w.count {
+                switch Self.applyPolicyKeyword(w[i], i + 1 < w.count ? w[i + 1] : nil, to: &policy, server: k.contains("server")) {
+                case .took(let n): i += n
+                case .failed(let message):
+                    parsingAlert("\(message) on global statement '\(k)'.")
+                    return true
+                case .unknown:
+                    parsingAlert("unknown option '\(w[i])' on global statement '\(k)'.")
+                    return true
+                }
+            }
+            if k == "ssl-default-bind-options" { config.global.tls.bindDefaults = policy } else { config.global.tls.serverDefaults = policy }
+        case "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites", "ssl-default-bind-curves",
+             "ssl-default-server-ciphers", "ssl-default-server-ciphersuites", "ssl-default-server-curves":
+            guard w.count >= 2 else {
+                parsingAlert("global statement '\(k)' expects a cipher suite as an argument.")
+                return true
+            }
+            let bind = k.hasPrefix("ssl-default-bind")
+            var policy = bind ? config.global.tls.bindDefaults : config.global.tls.serverDefaults
+            if k.hasSuffix("ciphersuites") { policy.ciphersuites = w[1] } else if k.hasSuffix("ciphers") { policy.ciphers = w[1] } else { policy.curves = w[1] }
+            if bind { config.global.tls.bindDefaults = policy } else { config.global.tls.serverDefaults = policy }
+        case "ssl-default-bind-sigalgs", "ssl-default-server-sigalgs", "ssl-default-bind-client-sigalgs",
+             "ssl-default-server-client-sigalgs", "ssl-engine", "ssl-mode-async", "ssl-load-extra-files",
+             "ssl-load-extra-del-ext", "ssl-skip-self-issued-ca", "tune.ssl.maxrecord", "tune.ssl.force-private-cache",
+             "tune.ssl.capture-buffer-size", "tune.ssl.capture-cipherlist-size", "tune.ssl.ssl-ctx-cache-size",
+             "tune.ssl.keylog", "ssl-propquery", "ssl-provider", "ssl-provider-path", "issuers-chain-path":
+            break
+        case "ca-base", "crt-base":
+            guard w.count >= 2 else {
+                parsingAlert("'\(k)' expects a directory path as an argument.")
+                return true
+            }
+            if k == "ca-base" {
+                if config.global.tls.caBase != nil { parsingAlert("'ca-base' already specified. Continuing."); return true }
+                config.global.tls.caBase = w[1]
+            } else {
+                if config.global.tls.crtBase != nil { parsingAlert("'crt-base' already specified. Continuing."); return true }
+                config.global.tls.crtBase = w[1]
+            }
+        case "tune.ssl.default-dh-param":
+            guard w.count >= 2, let n = Int(w[1]), n >= 1024 else {
+                parsingAlert("'\(k)' expects an integer argument >= 1024.")
+                return true
+            }
+            config.global.tls.defaultDHParam = n
+        case "ssl-dh-param-file":
+            guard w.count >= 2 else { parsingAlert("'\(k)' expects a file path as an argument."); return true }
+            config.global.tls.dhParamFile = w[1]
+        case "tune.ssl.cachesize", "tune.ssl.lifetime":
+            guard w.count >= 2 else { parsingAlert("'\(k)' expects an integer argument."); return true }
+            if k == "tune.ssl.cachesize" {
+                guard let n = Int(w[1]), n >= 0 else { parsingAlert("'\(k)' expects a positive integer argument."); return true }
+                config.global.tls.cacheSize = n
+            } else {
+                do {
+                    let ms = try Units.milliseconds(w[1], defaultUnitMs: 1000)
+                    config.global.tls.lifetimeSeconds = Int(ms / 1000)
+                } catch {
+                    parsingAlert("'\(k)' expects a time argument.")
+                }
+            }
+        default:
+            return false
+        }
+        return true
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces, tabs and CR.
+    func strippingBlanks() -> String {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" || f == "\r" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\r" { s.removeLast() }
+        return String(s)
+    }
+}

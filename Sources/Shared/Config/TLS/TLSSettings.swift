@@ -1,0 +1,200 @@
+/// TLS protocol versions as configurations name them (`ssl-min-ver TLSv1.2`).
+public enum TLSVersion: Int, Sendable, Comparable, CaseIterable {
+    case sslv3 = 0x300, tlsv10 = 0x301, tlsv11 = 0x302, tlsv12 = 0x303, tlsv13 = 0x304
+
+    public init?(name: String) {
+        guard let v = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = v
+    }
+
+    public var name: String {
+        switch self {
+        case .sslv3: "SSLv3"
+        case .tlsv10: "TLSv1.0"
+        case .tlsv11: "TLSv1.1"
+        case .tlsv12: "TLSv1.2"
+        case .tlsv13: "TLSv1.3"
+        }
+    }
+
+    /// The `no-...` and `force-...` keyword suffix (`no-tlsv11`).
+    public var keywordSuffix: String {
+        switch self {
+        case .sslv3: "sslv3"
+        case .tlsv10: "tlsv10"
+        case .tlsv11: "tlsv11"
+        case .tlsv12: "tlsv12"
+        case .tlsv13: "tlsv13"
+        }
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// The protocol policy shared by `bind` lines, `server` lines and the global
+/// `ssl-default-bind-*` / `ssl-default-server-*` defaults. Nil means "not said here".
+public struct TLSPolicy: Sendable, Equatable {
+    public var minVersion: TLSVersion? = nil
+    public var maxVersion: TLSVersion? = nil
+    /// `no-sslv3` ... `no-tlsv13`.
+    public var disabledVersions: Set<TLSVersion> = []
+    /// `force-sslv3` ... `force-tlsv13`: this version only.
+    public var forcedVersion: TLSVersion? = nil
+    public var ciphers: String? = nil
+    public var ciphersuites: String? = nil
+    /// `curves` (a colon list); `ecdhe` names one curve.
+    public var curves: String? = nil
+    public var ecdhe: String? = nil
+    public var noTickets: Bool? = nil
+    public var preferClientCiphers: Bool? = nil
+
+    public init() {}
+
+    /// This policy with what `defaults` says wherever this one says nothing.
+    public func over(_ defaults: TLSPolicy) -> TLSPolicy {
+        var p = self
+        if p.minVersion == nil { p.minVersion = defaults.minVersion }
+        if p.maxVersion == nil { p.maxVersion = defaults.maxVersion }
+        if p.disabledVersions.isEmpty { p.disabledVersions = defaults.disabledVersions }
+        if p.forcedVersion == nil { p.forcedVersion = defaults.forcedVersion }
+        if p.ciphers == nil { p.ciphers = defaults.ciphers }
+        if p.ciphersuites == nil { p.ciphersuites = defaults.ciphersuites }
+        if p.curves == nil { p.curves = defaults.curves }
+        if p.ecdhe == nil { p.ecdhe = defaults.ecdhe }
+        if p.noTickets == nil { p.noTickets = defaults.noTickets }
+        if p.preferClientCiphers == nil { p.preferClientCiphers = defaults.preferClientCiphers }
+        return p
+    }
+
+    /// The versions this policy allows, as a min/max pair (nil: OpenSSL's own bound).
+    public var versionRange: (min: TLSVersion?, max: TLSVersion?) {
+        if let forced = forcedVersion { return (forced, forced) }
+        var low = minVersion
+        var high = maxVersion
+        // `no-tlsv1x` options trim the ends of the range, as the library applies them.
+        let all = TLSVersion.allCases
+        if !disabledVersions.isEmpty {
+            let allowed = all.filter { version in
+                !disabledVersions.contains(version) && (low.map { version >= $0 } ?? true) && (high.map { version <= $0 } ?? true)
+            }
+            if let first = allowed.first, let last = allowed.last {
+                if low == nil || first > low! { low = first }
+                if high == nil || last < high! { high = last }
+            }
+        }
+        return (low, high)
+    }
+}
+
+public enum TLSVerifyMode: String, Sendable, Equatable {
+    case none, optional, required
+}
+
+/// Certificate verification errors to accept (`ca-ignore-err`, `crt-ignore-err`).
+public struct TLSIgnoredErrors: Sendable, Equatable {
+    public var all = false
+    public var codes: [Int32] = []
+    public init() {}
+}
+
+/// A certificate as loaded at parse time: its PEM bytes (and its key's, when the key is in a
+/// companion `.key` file), so that a worker builds its contexts without reading the disk.
+public struct TLSCertificateFile: Sendable, Equatable {
+    /// The path the configuration names, which `show ssl cert` and the runtime API use.
+    public var path: String
+    public var pem: [UInt8]
+    public var key: [UInt8]?
+    /// Options of its `crt-list` line, and its SNI filters (empty: the names in the
+    /// certificate). A filter starting with `!` excludes a name.
+    public var options: TLSBindOptions? = nil
+    public var filters: [String] = []
+
+    public init(path: String, pem: [UInt8], key: [UInt8]? = nil) {
+        self.path = path
+        self.pem = pem
+        self.key = key
+    }
+}
+
+/// Options a `crt-list` line may override for its certificate.
+public struct TLSBindOptions: Sendable, Equatable {
+    public var policy = TLSPolicy()
+    public var alpn: [String]? = nil
+    public var verify: TLSVerifyMode? = nil
+    public var caFile: TLSFileContents? = nil
+    public var crlFile: TLSFileContents? = nil
+    public init() {}
+}
+
+/// A file read at parse time: its path, for messages, and its bytes.
+public struct TLSFileContents: Sendable, Equatable {
+    public var path: String
+    public var bytes: [UInt8]
+    public init(path: String, bytes: [UInt8]) {
+        self.path = path
+        self.bytes = bytes
+    }
+}
+
+/// `bind ... ssl`.
+public struct BindTLSSettings: Sendable, Equatable {
+    public var enabled = false
+    /// `crt` and `crt-list` entries, in order: the first certificate is the default one.
+    public var certificates: [TLSCertificateFile] = []
+    /// The `crt`/`crt-list` arguments as given (`show ssl crt-list`).
+    public var crtLists: [String] = []
+    public var strictSNI = false
+    public var policy = TLSPolicy()
+    /// `alpn` as configured (nil: none offered, as HAProxy 2.6 does by default).
+    public var alpn: [String]? = nil
+    public var noALPN = false
+    public var verify: TLSVerifyMode? = nil
+    public var caFile: TLSFileContents? = nil
+    public var caVerifyFile: TLSFileContents? = nil
+    public var crlFile: TLSFileContents? = nil
+    public var caIgnore = TLSIgnoredErrors()
+    public var crtIgnore = TLSIgnoredErrors()
+    public var allow0RTT = false
+
+    public init() {}
+}
+
+/// `server ... ssl` (and `default-server`).
+public struct ServerTLSSettings: Sendable, Equatable {
+    public var enabled = false
+    public var verify: TLSVerifyMode? = nil
+    public var caFile: TLSFileContents? = nil
+    /// `ca-file @system-ca`.
+    public var systemCA = false
+    public var crlFile: TLSFileContents? = nil
+    /// `sni <expression>`, as written.
+    public var sni: String? = nil
+    public var verifyHost: String? = nil
+    /// `crt`: the client certificate presented to the server.
+    public var certificate: TLSCertificateFile? = nil
+    public var alpn: [String]? = nil
+    public var policy = TLSPolicy()
+    public var noSSLReuse = false
+    /// `check-ssl`: health checks over TLS even when traffic is not.
+    public var checkSSL = false
+    public var checkSNI: String? = nil
+    public var checkALPN: [String]? = nil
+
+    public init() {}
+}
+
+/// The global TLS settings.
+public struct GlobalTLSSettings: Sendable, Equatable {
+    public var bindDefaults = TLSPolicy()
+    public var serverDefaults = TLSPolicy()
+    public var caBase: String? = nil
+    public var crtBase: String? = nil
+    /// `tune.ssl.default-dh-param`: DHE allowed up to this size (nil: DHE off without DH params).
+    public var defaultDHParam: Int? = nil
+    public var dhParamFile: String? = nil
+    /// `tune.ssl.cachesize` (sessions; 0 = off) and `tune.ssl.lifetime` (seconds).
+    public var cacheSize = 20_000
+    public var lifetimeSeconds = 300
+
+    public init() {}
+}

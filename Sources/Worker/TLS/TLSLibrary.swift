@@ -1,0 +1,123 @@
+import CHaspTLS
+import Shared
+
+/// Small conversions between OpenSSL's C world and Swift values.
+enum TLSLibrary {
+    static func string(_ pointer: UnsafePointer<CChar>?) -> String? {
+        guard let pointer else { return nil }
+        return String(validatingCString: pointer)
+    }
+
+    static func string(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The oldest error of this thread's OpenSSL queue: its code, its reason ("http request")
+    /// and OpenSSL's full line ("error:0A00009C:SSL routines::http request"). Clears the queue.
+    static func takeError() -> (code: UInt, reason: String?, full: String?) {
+        var reason = [CChar](repeating: 0, count: 256)
+        var code: UInt = 0
+        guard hasp_tls_take_reason(&reason, reason.count, &code) != 0 else { return (0, nil, nil) }
+        var full = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &full, full.count)
+        return (code, string(reason), string(full))
+    }
+
+    /// What fetches and `show ssl cert` tell of a certificate.
+    static func certificateFacts(_ x509: OpaquePointer) -> CertificateFacts {
+        var text = [CChar](repeating: 0, count: 4096)
+        func read(_ call: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> String {
+            text.withUnsafeMutableBufferPointer { buffer in
+                buffer[0] = 0
+                _ = call(buffer.baseAddress!, buffer.count)
+            }
+            return string(text)
+        }
+        let subject = read { hasp_x509_subject(x509, $0, $1) }
+        let issuer = read { hasp_x509_issuer(x509, $0, $1) }
+        let commonNames = read { hasp_x509_common_names(x509, $0, $1) }.split(separator: "\n").map(String.init)
+        let dnsNames = read { hasp_x509_dns_names(x509, $0, $1) }.split(separator: "\n").map(String.init)
+        let signature = read { hasp_x509_sig_alg(x509, $0, $1) }
+        let key = read { hasp_x509_key_alg(x509, $0, $1) }
+        var serial = [UInt8](repeating: 0, count: 64)
+        serial = Array(serial.prefix(Int(hasp_x509_serial(x509, &serial, serial.count))))
+        var sha1 = [UInt8](repeating: 0, count: 20)
+        if hasp_x509_sha1(x509, &sha1) == 0 { sha1 = [] }
+        var asn1 = [CChar](repeating: 0, count: 64), printed = [CChar](repeating: 0, count: 64)
+        _ = hasp_x509_not_before(x509, &asn1, asn1.count, &printed, printed.count)
+        let notBefore = string(asn1), notBeforePrinted = string(printed)
+        _ = hasp_x509_not_after(x509, &asn1, asn1.count, &printed, printed.count)
+        let notAfter = string(asn1), notAfterPrinted = string(printed)
+        let size = Int(hasp_x509_der(x509, nil, 0))
+        var der = [UInt8](repeating: 0, count: max(0, size))
+        if size > 0 { _ = hasp_x509_der(x509, &der, der.count) }
+        return CertificateFacts(subject: subject, issuer: issuer, serial: serial, sha1: sha1, notBefore: notBefore,
+                                notAfter: notAfter, notBeforePrinted: notBeforePrinted, notAfterPrinted: notAfterPrinted,
+                                version: Int(hasp_x509_version(x509)), signatureAlgorithm: signature, keyAlgorithm: key,
+                                der: der, commonNames: commonNames, dnsNames: dnsNames)
+    }
+
+    /// ALPN protocol names in wire form (each preceded by its length).
+    static func alpnWire(_ names: [String]) -> [UInt8] {
+        var wire: [UInt8] = []
+        for name in names where !name.isEmpty && name.utf8.count < 256 {
+            wire.append(UInt8(name.utf8.count))
+            wire.append(contentsOf: name.utf8)
+        }
+        return wire
+    }
+
+    /// A parsed certificate (leaf, chain, key) from PEM bytes. The caller frees it.
+    static func parseCertificate(_ file: TLSCertificateFile) -> OpaquePointer? {
+        var reason = [CChar](repeating: 0, count: 256)
+        return file.pem.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { c in
+                if let key = file.key {
+                    return key.withUnsafeBufferPointer { k in
+                        k.withMemoryRebound(to: CChar.self) { kc in
+                            hasp_cert_parse(c.baseAddress, c.count, kc.baseAddress, kc.count, &reason, reason.count)
+                        }
+                    }
+                }
+                return hasp_cert_parse(c.baseAddress, c.count, nil, 0, &reason, reason.count)
+            }
+        }
+    }
+
+    /// Applies a protocol policy to a context. Returns what the library refused, if anything.
+    static func apply(_ policy: TLSPolicy, to ctx: OpaquePointer) -> String? {
+        let range = policy.versionRange
+        _ = hasp_ctx_set_versions(ctx, range.min.map { Int32($0.rawValue) } ?? -1, range.max.map { Int32($0.rawValue) } ?? -1)
+        var flags: Int32 = 0
+        for version in policy.disabledVersions {
+            switch version {
+            case .sslv3: flags |= HASP_NO_SSLV3
+            case .tlsv10: flags |= HASP_NO_TLSV10
+            case .tlsv11: flags |= HASP_NO_TLSV11
+            case .tlsv12: flags |= HASP_NO_TLSV12
+            case .tlsv13: flags |= HASP_NO_TLSV13
+            }
+        }
+        if policy.noTickets == true { flags |= HASP_NO_TICKETS }
+        if policy.preferClientCiphers == true { flags |= HASP_PREFER_CLIENT_CIPHERS }
+        hasp_ctx_set_flags(ctx, flags)
+        defer { hasp_tls_clear_errors() }
+        if let c = policy.ciphers, SSL_CTX_set_cipher_list(ctx, c) != 1 { return "unable to set SSL cipher list to '\(c)'" }
+        if let c = policy.ciphersuites, SSL_CTX_set_ciphersuites(ctx, c) != 1 { return "unable to set TLS 1.3 cipher suites to '\(c)'" }
+        if let c = policy.curves ?? policy.ecdhe, hasp_ctx_set_groups(ctx, c) != 1 { return "unable to set SSL curves list to '\(c)'" }
+        return nil
+    }
+
+    static func loadTrust(_ file: TLSFileContents, into ctx: OpaquePointer, crl: Bool, sendNames: Bool) -> Bool {
+        file.bytes.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { c in
+                crl ? hasp_ctx_add_crl_pem(ctx, c.baseAddress, c.count) > 0
+                    : hasp_ctx_add_ca_pem(ctx, c.baseAddress, c.count, sendNames ? 1 : 0) > 0
+            }
+        }
+    }
+}
+
+struct TLSBuildError: Error, CustomStringConvertible {
+    var description: String
+}

@@ -1,0 +1,185 @@
+import CHaspTLS
+import NIOConcurrencyHelpers
+import Shared
+
+/// The TLS side of one `bind ... ssl` line: one OpenSSL context per certificate, built once
+/// (never per connection), and the SNI table that picks among them during the handshake.
+/// Immutable once built; a runtime certificate update builds a new one and swaps it in the
+/// bind's `TLSBindSlot`, so handshakes in progress keep the one they started with.
+final class TLSServerContext: @unchecked Sendable {
+    struct Entry {
+        let ctx: OpaquePointer
+        let file: TLSCertificateFile
+        let facts: CertificateFacts
+        /// The names this certificate answers: its SNI filters, else its CN and DNS SANs.
+        let names: [String]
+        let excluded: Set<String>
+        let policy: TLSPolicy?
+    }
+
+    let entries: [Entry]
+    let strictSNI: Bool
+    private let exact: [String: Int]
+    /// `*.example.com` entries, by what follows the first label (`example.com`).
+    private let wildcard: [String: Int]
+
+    var defaultContext: OpaquePointer { entries[0].ctx }
+
+    private init(entries: [Entry], strictSNI: Bool) {
+        self.entries = entries
+        self.strictSNI = strictSNI
+        var exact: [String: Int] = [:]
+        var wildcard: [String: Int] = [:]
+        for (index, entry) in entries.enumerated() {
+            for name in entry.names where name != "*" {
+                let lower = name.asciiLowercased
+                if lower.hasPrefix("*.") {
+                    let rest = String(lower.dropFirst(2))
+                    if wildcard[rest] == nil { wildcard[rest] = index }
+                } else if exact[lower] == nil {
+                    exact[lower] = index
+                }
+            }
+        }
+        self.exact = exact
+        self.wildcard = wildcard
+    }
+
+    deinit {
+        for entry in entries { SSL_CTX_free(entry.ctx) }
+    }
+
+    /// The certificate for a server name: exact names first, then a wildcard covering its
+    /// first label (unless the line excludes the name); nil when nothing matches.
+    func entryIndex(for serverName: String?) -> Int? {
+        guard let serverName, !serverName.isEmpty else { return nil }
+        let name = serverName.asciiLowercased
+        if let index = exact[name] { return index }
+        if let dot = name.firstIndex(of: "."), let index = wildcard[String(name[name.index(after: dot)...])],
+           !entries[index].excluded.contains(name) {
+            return index
+        }
+        return nil
+    }
+
+    /// Called by OpenSSL while reading the ClientHello. Returns 1 to refuse the handshake.
+    fileprivate func select(_ ssl: OpaquePointer, _ serverName: String?) -> Int32 {
+        guard let index = entryIndex(for: serverName) else { return strictSNI ? 1 : 0 }
+        guard index != 0 else { return 0 }
+        let entry = entries[index]
+        SSL_set_SSL_CTX(ssl, entry.ctx)
+        hasp_ssl_adopt_verify(ssl, entry.ctx)
+        if let policy = entry.policy {
+            if let c = policy.ciphers { SSL_set_cipher_list(ssl, c) }
+            if let c = policy.ciphersuites { SSL_set_ciphersuites(ssl, c) }
+        }
+        return 0
+    }
+
+    /// The facts of the certificate a context serves (`ssl_f_*`).
+    func facts(for ctx: OpaquePointer?) -> CertificateFacts? {
+        entries.first { $0.ctx == ctx }?.facts ?? entries.first?.facts
+    }
+
+    /// Builds every context of a bind. Errors name the bind and what failed, as HAProxy does.
+    static func build(_ bind: BindSettings, proxy: String, global: GlobalTLSSettings) throws(TLSBuildError) -> TLSServerContext {
+        hasp_tls_init()
+        let at = "for bind '\(bind.text)' at [\(bind.location)]"
+        guard !bind.tls.certificates.isEmpty else {
+            throw TLSBuildError(description: "Proxy '\(proxy)': no SSL certificate specified \(at) (use 'crt').")
+        }
+        let basePolicy = bind.tls.policy.over(global.bindDefaults)
+        // Sessions are cached per listener: the id context says which.
+        let sessionContext = Array("hasp:\(proxy):\(bind.text)".utf8.prefix(32))
+        var entries: [Entry] = []
+        for file in bind.tls.certificates {
+            guard let ctx = hasp_ctx_new_server() else {
+                throw TLSBuildError(description: "Proxy '\(proxy)': unable to allocate SSL context \(at).")
+            }
+            var keep = false
+            defer { if !keep { SSL_CTX_free(ctx) } }
+            let options = file.options
+            let policy = (options?.policy ?? TLSPolicy()).over(basePolicy)
+            if let refused = TLSLibrary.apply(policy, to: ctx) {
+                throw TLSBuildError(description: "Proxy '\(proxy)': \(refused) \(at).")
+            }
+            if let bits = global.defaultDHParam { _ = hasp_ctx_set_dh_auto(ctx, Int32(bits)) }
+            hasp_ctx_set_session_cache(ctx, global.cacheSize, global.lifetimeSeconds, sessionContext, UInt32(sessionContext.count))
+            // ALPN: HTTP/2 is not served yet, so `h2` is never chosen.
+            let alpn = (options?.alpn ?? bind.tls.alpn ?? []).filter { $0 != "h2" }
+            if !alpn.isEmpty, !bind.tls.noALPN {
+                let wire = TLSLibrary.alpnWire(alpn)
+                _ = wire.withUnsafeBufferPointer { hasp_ctx_set_alpn_server(ctx, $0.baseAddress, UInt32($0.count)) }
+            }
+            let verify = options?.verify ?? bind.tls.verify ?? .none
+            if verify != .none {
+                guard let ca = options?.caFile ?? bind.tls.caFile else {
+                    throw TLSBuildError(description: "Proxy '\(proxy)': verify is enabled but no CA file specified \(at).")
+                }
+                guard TLSLibrary.loadTrust(ca, into: ctx, crl: false, sendNames: bind.tls.caVerifyFile == nil) else {
+                    throw TLSBuildError(description: "Proxy '\(proxy)': unable to load CA file '\(ca.path)' \(at).")
+                }
+                if let extra = bind.tls.caVerifyFile { _ = TLSLibrary.loadTrust(extra, into: ctx, crl: false, sendNames: false) }
+                if let crl = options?.crlFile ?? bind.tls.crlFile, !TLSLibrary.loadTrust(crl, into: ctx, crl: true, sendNames: false) {
+                    throw TLSBuildError(description: "Proxy '\(proxy)': unable to configure CRL file '\(crl.path)' \(at).")
+                }
+            }
+            let caIgnore = bind.tls.caIgnore, crtIgnore = bind.tls.crtIgnore
+            _ = caIgnore.codes.withUnsafeBufferPointer { ca in
+                crtIgnore.codes.withUnsafeBufferPointer { crt in
+                    hasp_ctx_set_verify(ctx, verify == .none ? 0 : verify == .optional ? 1 : 2,
+                                        ca.baseAddress, Int32(ca.count), caIgnore.all ? 1 : 0,
+                                        crt.baseAddress, Int32(crt.count), crtIgnore.all ? 1 : 0)
+                }
+            }
+            guard let cert = TLSLibrary.parseCertificate(file) else {
+                throw TLSBuildError(description: "Proxy '\(proxy)': unable to load certificate from file '\(file.path)' \(at).")
+            }
+            defer { hasp_cert_free(cert) }
+            var reason = [CChar](repeating: 0, count: 256)
+            guard hasp_cert_use(ctx, cert, &reason, reason.count) == 1 else {
+                throw TLSBuildError(description: "Proxy '\(proxy)': inconsistencies between private key and certificate loaded '\(file.path)' \(at).")
+            }
+            let facts = TLSLibrary.certificateFacts(hasp_cert_leaf(cert))
+            let included = file.filters.filter { !$0.hasPrefix("!") }
+            let excluded = Set(file.filters.filter { $0.hasPrefix("!") }.map { String($0.dropFirst()).asciiLowercased })
+            let names = included.isEmpty ? facts.commonNames + facts.dnsNames : included
+            keep = true
+            entries.append(Entry(ctx: ctx, file: file, facts: facts, names: names, excluded: excluded, policy: file.options?.policy))
+        }
+        let context = TLSServerContext(entries: entries, strictSNI: bind.tls.strictSNI)
+        let arg = Unmanaged.passUnretained(context).toOpaque()
+        for entry in entries { hasp_ctx_set_sni_callback(entry.ctx, serverNameCallback, arg) }
+        return context
+    }
+}
+
+/// OpenSSL's server-name callback: the context travels as the unretained argument (every
+/// handshake's `TLSHandler` holds its context, so it outlives the handshake).
+private let serverNameCallback: hasp_sni_cb = { ssl, name, arg in
+    guard let ssl, let arg else { return 0 }
+    let context = Unmanaged<TLSServerContext>.fromOpaque(arg).takeUnretainedValue()
+    return context.select(ssl, name.flatMap { String(validatingCString: $0) })
+}
+
+/// The current TLS context of one bind; swapped whole by runtime certificate updates.
+final class TLSBindSlot: Sendable {
+    let frontend: String
+    let bindIndex: Int
+    let bind: BindSettings
+    private let current: NIOLockedValueBox<TLSServerContext>
+
+    /// How logs name the listener: its `name`, else its position in the frontend.
+    var label: String { bind.name ?? "\(bindIndex + 1)" }
+
+    init(frontend: String, bindIndex: Int, bind: BindSettings, context: TLSServerContext) {
+        self.frontend = frontend
+        self.bindIndex = bindIndex
+        self.bind = bind
+        current = NIOLockedValueBox(context)
+    }
+
+    var context: TLSServerContext { current.withLockedValue { $0 } }
+
+    func replace(_ context: TLSServerContext) { current.withLockedValue { $0 = context } }
+}

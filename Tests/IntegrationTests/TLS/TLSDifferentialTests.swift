@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The same TLS configuration and clients through Debian's haproxy and through hasp: the
+/// certificate each name gets, what the TLS fetches say, client-certificate checks and the
+/// handshake failure log lines must be the same.
+@Suite(.serialized, .enabled(if: TLSMaterial.opensslAvailable && StatsDifferentialTests.available, "needs openssl and Debian's haproxy"))
+struct TLSDifferentialTests {
+    struct Outcome: Equatable {
+        var answers: [String]
+        var logs: [String]
+    }
+
+    static func outcome(_ binary: String, _ tls: TLSMaterial, certs: String) throws -> Outcome {
+        let dir = try TempDir()
+        let ports = [try Ports.free(), try Ports.free()]
+        let path = try dir.write("proxy.cfg", """
+            global
+                log stdout format raw local0
+            defaults
+                mode http
+                log global
+                timeout client 5s
+                timeout server 5s
+                timeout connect 2s
+            frontend fe
+                bind 127.0.0.1:\(ports[0]) ssl crt \(certs) alpn http/1.1
+                bind 127.0.0.1:\(ports[1]) name mtls ssl crt \(tls.a) verify optional ca-file \(tls.ca) ssl-min-ver TLSv1.2
+                http-request return status 200 content-type text/plain lf-string "sni=%[ssl_fc_sni] has_sni=%[ssl_fc_has_sni] crt=%[ssl_f_s_dn] issuer=%[ssl_f_i_dn] proto=%[ssl_fc_protocol] alpn=%[ssl_fc_alpn] c_used=%[ssl_c_used] c_verify=%[ssl_c_verify] c_dn=%[ssl_c_s_dn] c_cn=%[ssl_c_s_dn(CN)] c_i=%[ssl_c_i_dn] c_err=%[ssl_c_err] ssl=%[ssl_fc]\\n"
+            """)
+        let child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
+        defer { child.stop() }
+        try eventually("\(binary) listening") { ports.allSatisfy(Ports.isAccepting) }
+        var answers: [String] = []
+        for name in ["a.test", "www.a.test", "x.w.test", "y.z.w.test", "b.test", "other.test"] {
+            answers.append(try curl(["-sk", "--resolve", "\(name):\(ports[0]):127.0.0.1", "https://\(name):\(ports[0])/"]).stdout)
+        }
+        answers.append(try curl(["-sk", "https://127.0.0.1:\(ports[0])/"]).stdout)
+        answers.append(try curl(["-sk", "--tls-max", "1.2", "--resolve", "a.test:\(ports[0]):127.0.0.1", "https://a.test:\(ports[0])/"]).stdout)
+        answers.append(try curl(["-sk", "--cert", tls.client, "https://127.0.0.1:\(ports[1])/"]).stdout)
+        answers.append(try curl(["-sk", "https://127.0.0.1:\(ports[1])/"]).stdout)
+        answers.append("rogue: \(try curl(["-sk", "--cert", tls.rogue, "https://127.0.0.1:\(ports[1])/"]).status)")
+        answers.append("tls1.1: " + (try sClient(ports[0], serverName: "a.test", arguments: ["-tls1_1"]).contains("alert protocol version") ? "refused" : "accepted"))
+        let plain = try RawClient(port: ports[0])
+        try plain.send("GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        _ = plain.readToEnd()
+        try eventually("\(binary): the failures' log lines") { child.stdout.components(separatedBy: "SSL").count >= 4 }
+        // Log lines without the client port and the date.
+        let logs = child.stdout.split(separator: "\n").filter { $0.contains("SSL") }.map { line -> String in
+            guard let close = line.firstIndex(of: "]") else { return String(line) }
+            return String(line[line.index(after: close)...])
+        }.sorted()
+        return Outcome(answers: answers, logs: logs)
+    }
+
+    @Test func sameCertificatesFetchesAndFailuresAsHAProxy() throws {
+        let tls = try TLSMaterial()
+        let certs = try tls.directory([("00-a.pem", tls.a), ("b.pem", tls.b), ("wild.pem", tls.wild)])
+        let theirs = try Self.outcome(RulesDifferentialTests.haproxy, tls, certs: certs)
+        let ours = try Self.outcome(HaspBinary.path, tls, certs: certs)
+        #expect(theirs.answers.count == ours.answers.count)
+        for (a, b) in zip(theirs.answers, ours.answers) { #expect(a == b, "\nhaproxy: \(a)\nhasp:    \(b)") }
+        #expect(ours.logs == theirs.logs, "\nhaproxy:\n\(theirs.logs.joined(separator: "\n"))\nhasp:\n\(ours.logs.joined(separator: "\n"))")
+    }
+}

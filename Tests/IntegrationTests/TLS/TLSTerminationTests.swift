@@ -1,0 +1,168 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `bind ... ssl`: the real binary terminating TLS for curl and `openssl s_client`, with the
+/// certificates of `TLSMaterial`.
+@Suite(.serialized, .enabled(if: TLSMaterial.opensslAvailable, "needs the openssl command"))
+struct TLSTerminationTests {
+    /// What the TLS fetches say, answered by the proxy itself.
+    static let facts = #"http-request return status 200 content-type text/plain lf-string "sni=%[ssl_fc_sni] crt=%[ssl_f_s_dn(CN)] proto=%[ssl_fc_protocol] alpn=%[ssl_fc_alpn] c_used=%[ssl_c_used] c_verify=%[ssl_c_verify] c_dn=%[ssl_c_s_dn] c_cn=%[ssl_c_s_dn(CN)] c_issuer=%[ssl_c_i_dn(CN)] ssl=%[ssl_fc]\n""#
+
+    static func https(_ port: Int, _ name: String?, _ extra: [String] = []) throws -> (status: Int32, stdout: String, stderr: String) {
+        let host = name ?? "127.0.0.1"
+        let resolve = name.map { ["--resolve", "\($0):\(port):127.0.0.1"] } ?? []
+        return try curl(["-k"] + resolve + extra + ["https://\(host):\(port)/"], timeout: 10)
+    }
+
+    @Test func sniPicksAmongThreeCertificatesTheFirstIsTheDefaultAndStrictSNIRefuses() throws {
+        let tls = try TLSMaterial()
+        let certs = try tls.directory([("00-a.pem", tls.a), ("b.pem", tls.b), ("wild.pem", tls.wild), (".hidden.pem", tls.b)])
+        let ports = [try Ports.free(), try Ports.free()]
+        let hasp = try Hasp(config: """
+            defaults
+                mode http
+                timeout client 5s
+                timeout server 5s
+                timeout connect 2s
+            frontend fe
+                bind 127.0.0.1:\(ports[0]) ssl crt \(certs)
+                bind 127.0.0.1:\(ports[1]) ssl crt \(tls.a) crt \(tls.b) strict-sni
+                \(Self.facts)
+            """, waitFor: ports)
+        defer { hasp.stop() }
+        let expected: [(String?, String)] = [
+            ("a.test", "a.test"), ("www.a.test", "a.test"), ("x.w.test", "*.w.test"),
+            // A wildcard covers one label only; unknown names and no SNI get the first one.
+            ("y.z.w.test", "a.test"), ("b.test", "b.test"), ("unknown.test", "a.test"), (nil, "a.test"),
+        ]
+        for (name, cn) in expected {
+            let answer = try Self.https(ports[0], name)
+            #expect(answer.status == 0, "\(name ?? "no SNI"): \(answer.stderr)")
+            #expect(answer.stdout.contains("crt=\(cn) "), "\(name ?? "no SNI") → \(answer.stdout)")
+            #expect(answer.stdout.contains("sni=\(name ?? "") "), "\(answer.stdout)")
+            #expect(answer.stdout.contains("ssl=1"), "\(answer.stdout)")
+        }
+        #expect(try Self.https(ports[1], "b.test").stdout.contains("crt=b.test "))
+        #expect(try Self.https(ports[1], "unknown.test").status != 0, "strict-sni must refuse an unknown name")
+        #expect(try Self.https(ports[1], nil).status != 0, "strict-sni must refuse a client without SNI")
+    }
+
+    @Test func alpnNeverSelectsHTTP2AndOldProtocolsAreRefused() throws {
+        let tls = try TLSMaterial()
+        let ports = [try Ports.free(), try Ports.free(), try Ports.free()]
+        let hasp = try Hasp(config: """
+            defaults
+                mode http
+                timeout client 5s
+                timeout server 5s
+                timeout connect 2s
+            frontend fe
+                bind 127.0.0.1:\(ports[0]) ssl crt \(tls.a) alpn h2,http/1.1
+                bind 127.0.0.1:\(ports[1]) ssl crt \(tls.a) ssl-min-ver TLSv1.3
+                bind 127.0.0.1:\(ports[2]) ssl crt \(tls.a)
+                \(Self.facts)
+            """, waitFor: ports)
+        defer { hasp.stop() }
+        #expect(hasp.child.stderr.contains("'alpn' : Hasp does not serve HTTP/2 yet"), "\(hasp.child.stderr)")
+        let h2 = try curl(["-k", "--http2", "-w", "version=%{http_version}", "https://127.0.0.1:\(ports[0])/"])
+        #expect(h2.stdout.contains("alpn=http/1.1 "), "\(h2.stdout)")
+        #expect(h2.stdout.contains("version=1.1"), "\(h2.stdout)")
+        // No `alpn`: nothing is negotiated, as HAProxy 2.6 does.
+        #expect(try Self.https(ports[2], "a.test").stdout.contains("alpn= "))
+        // TLS 1.2 is the floor by default; `ssl-min-ver TLSv1.3` raises it.
+        #expect(try sClient(ports[2], serverName: "a.test", arguments: ["-tls1_1"]).contains("alert protocol version"))
+        #expect(try Self.https(ports[2], "a.test", ["--tls-max", "1.2"]).stdout.contains("proto=TLSv1.2 "))
+        #expect(try Self.https(ports[1], "a.test", ["--tls-max", "1.2"]).status != 0)
+        #expect(try Self.https(ports[1], "a.test").stdout.contains("proto=TLSv1.3 "))
+    }
+
+    @Test func clientCertificatesAreVerifiedAndFailuresAreLogged() throws {
+        let tls = try TLSMaterial()
+        let port = try Ports.free()
+        let hasp = try Hasp(config: """
+            global
+                log stdout format raw local0
+            defaults
+                mode http
+                log global
+                timeout client 5s
+                timeout server 5s
+                timeout connect 2s
+            frontend fe
+                bind 127.0.0.1:\(port) ssl crt \(tls.a) verify required ca-file \(tls.ca)
+                \(Self.facts)
+            """, waitFor: [port])
+        defer { hasp.stop() }
+        let trusted = try Self.https(port, "a.test", ["--cert", tls.client])
+        #expect(trusted.stdout.contains("c_used=1 c_verify=0 c_dn=/CN=client c_cn=client c_issuer=Hasp-Test-CA "), "\(trusted)")
+        #expect(try Self.https(port, "a.test").status != 0, "no certificate under verify required")
+        #expect(try Self.https(port, "a.test", ["--cert", tls.rogue]).status != 0, "an untrusted certificate")
+        try eventually("the handshake failure's log line") {
+            hasp.child.stdout.contains("] fe/1: SSL client certificate not trusted")
+        }
+        // Plain HTTP on the TLS port is a handshake failure, logged with HAProxy's words.
+        let raw = try RawClient(port: port)
+        try raw.send("GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        _ = raw.readToEnd()
+        try eventually("the plain request's log line") { hasp.child.stdout.contains("] fe/1: SSL handshake failure") }
+    }
+
+    @Test func theHTTPSRedirectPatternAndTLSInTCPMode() throws {
+        let tls = try TLSMaterial()
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let ports = [try Ports.free(), try Ports.free()]
+        let hasp = try Hasp(config: """
+            defaults
+                timeout client 5s
+                timeout server 5s
+                timeout connect 2s
+            frontend web
+                mode http
+                bind 127.0.0.1:\(ports[0])
+                http-request redirect scheme https code 301 if !{ ssl_fc }
+            listen tcp-tls
+                mode tcp
+                bind 127.0.0.1:\(ports[1]) ssl crt \(tls.a)
+                server app 127.0.0.1:\(backend.port)
+            """, waitFor: ports)
+        defer { hasp.stop() }
+        let redirect = try curl(["-si", "http://example.test:\(ports[0])/path?q=1", "--connect-to", "example.test:\(ports[0]):127.0.0.1:\(ports[0])"])
+        #expect(redirect.stdout.contains("HTTP/1.1 301"), "\(redirect.stdout)")
+        #expect(redirect.stdout.lowercased().contains("location: https://example.test:\(ports[0])/path?q=1"), "\(redirect.stdout)")
+        // TCP mode: the bytes under TLS reach the server in clear.
+        let answer = try Self.https(ports[1], "a.test")
+        #expect(answer.status == 0, "\(answer.stderr)")
+        #expect(!answer.stdout.isEmpty)
+    }
+
+    @Test func badCertificatesAreRefusedWithTheFileAndLine() throws {
+        let tls = try TLSMaterial()
+        let garbage = try tls.dir.write("garbage.pem", "not a certificate\n")
+        let keyless = tls.dir.path("a.crt")
+        let mismatch = try tls.dir.write("mismatch.pem", (try String(contentsOfFile: tls.dir.path("a.crt"), encoding: .utf8))
+                                          + (try String(contentsOfFile: tls.dir.path("b.key"), encoding: .utf8)))
+        let cases: [(String, String)] = [
+            ("crt \(garbage)", "'bind 127.0.0.1:1' in section 'frontend' : unable to load certificate from file '\(garbage)'."),
+            ("crt \(keyless)", "No Private Key found in '\(keyless).key'."),
+            ("crt \(mismatch)", "inconsistencies between private key and certificate loaded '\(mismatch)'."),
+            ("crt \(tls.dir.path("missing.pem"))", "unable to stat SSL certificate from file '\(tls.dir.path("missing.pem"))' : No such file or directory."),
+            ("", "Proxy 'fe': no SSL certificate specified for bind '127.0.0.1:1' at [@CFG@:3] (use 'crt')."),
+            ("crt \(tls.a) ciphers NOPE", "Proxy 'fe': unable to set SSL cipher list to 'NOPE' for bind '127.0.0.1:1' at [@CFG@:3]."),
+            ("crt \(tls.a) verify required", "Proxy 'fe': verify is enabled but no CA file specified for bind '127.0.0.1:1' at [@CFG@:3]."),
+        ]
+        for (options, message) in cases {
+            let dir = try TempDir()
+            let path = try dir.write("hasp.cfg", "frontend fe\n    mode http\n    bind 127.0.0.1:1 ssl \(options)\n")
+            let result = try run(HaspBinary.path, ["-c", "-f", path])
+            #expect(result.status == 1, "\(options): \(result.stderr)")
+            let wanted = message.replacingOccurrences(of: "@CFG@", with: path)
+            #expect(result.stderr.contains(wanted), "\(options):\n\(result.stderr)")
+            #expect(!result.stderr.contains("PRIVATE KEY-----"))
+        }
+    }
+}
