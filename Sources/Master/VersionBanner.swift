@@ -17,6 +17,10 @@ enum VersionBanner {
             return short + "Running on: \(uname())\n"
                 + "Build options :\n  Swift 6, SwiftNIO event loops, posix_spawn workers\n\n"
                 + "Feature list : " + HaspVersion.features.sorted().map { "+\($0)" }.joined(separator: " ") + "\n\n"
+                + "Running on OpenSSL version : \(CertificateCheck.libraryVersion)\n"
+                + "OpenSSL library supports TLS extensions : yes\n"
+                + "OpenSSL library supports SNI : yes\n"
+                + "OpenSSL library supports : TLSv1.0 TLSv1.1 TLSv1.2 TLSv1.3\n\n"
                 + "Available polling systems :\n      epoll : pref=300,  test result OK\n\n"
                 + "Available multiplexer protocols :\n         h1 : mode=HTTP  side=FE|BE\n       none : mode=TCP   side=FE|BE\n"
         case .full:

@@ -6,5 +6,5 @@ public enum HaspVersion {
     /// against it so that existing configurations keep selecting the branches written for HAProxy.
     public static let compatibilityVersion = "3.3"
     /// Names accepted by `feature()`: only what this build really has.
-    public static let features: Set<String> = ["EPOLL", "POLL", "THREAD"]
+    public static let features: Set<String> = ["EPOLL", "POLL", "THREAD", "OPENSSL", "PCRE2", "LIBCRYPT"]
 }

@@ -123,6 +123,31 @@ struct TLSConfigTests {
         #expect(alerts(badSNI).first?.contains("'sni' : failed to parse sni expression") == true, "\(alerts(badSNI))")
     }
 
+    @Test func conditionsAboutTheTLSLibrary() throws {
+        let openssl = ConditionEvaluator(isDefined: { _ in false }, tlsLibrary: "OpenSSL 3.0.19 27 Jan 2026")
+        #expect(try openssl.evaluate("ssllib_name_startswith(OpenSSL)"))
+        #expect(try !openssl.evaluate("ssllib_name_startswith(AWS-LC)"))
+        #expect(try openssl.evaluate("openssl_version_atleast(1.1.1) && openssl_version_atleast(3.0.0)"))
+        #expect(try !openssl.evaluate("openssl_version_atleast(3.1.0)"))
+        #expect(try openssl.evaluate("openssl_version_before(3.1.0) && !openssl_version_before(3.0.19)"))
+        #expect(try !openssl.evaluate("awslc_api_atleast(1)") && !openssl.evaluate("awslc_api_before(100)"))
+        #expect(try openssl.evaluate("feature(OPENSSL)"))
+        #expect(throws: ConditionEvaluator.Failure.self) { try openssl.evaluate("openssl_version_atleast(x.y)") }
+        // A file written for HAProxy's test suite: the block for this library is the one kept.
+        let result = ConfigParser.parse([ConfigParser.Source(name: "t.cfg", text: """
+            .if ssllib_name_startswith(AWS-LC)
+            frontend aws
+            .elif openssl_version_atleast(1.1.1)
+            frontend modern
+            .else
+            frontend old
+            .endif
+                mode http
+            """)], conditions: openssl)
+        #expect(alerts(result).isEmpty, "\(alerts(result))")
+        #expect(result.configuration.proxies.map { $0.name } == ["modern"])
+    }
+
     @Test func globalOptionErrorsUseHAProxysWords() {
         #expect(alerts(Self.parse("global\n ssl-default-bind-options foo\n", files: [:])).first
                 == "config : parsing [t.cfg:2] : unknown option 'foo' on global statement 'ssl-default-bind-options'.")

@@ -1,6 +1,8 @@
 /// Evaluates the expressions of `.if`/`.elif` blocks and of `-cc`:
 /// `defined()`, `feature()`, `streq()`, `strneq()`, `strstr()`, `version_atleast()`, `version_before()`,
-/// numbers, `!`, `&&`, `||` and parentheses (`&&` binds tighter than `||`).
+/// `ssllib_name_startswith()`, `openssl_version_atleast()`, `openssl_version_before()`,
+/// `awslc_api_atleast()`, `awslc_api_before()`, numbers, `!`, `&&`, `||` and parentheses
+/// (`&&` binds tighter than `||`).
 public struct ConditionEvaluator: Sendable {
     public struct Failure: Error, Equatable, Sendable {
         public var message: String
@@ -9,15 +11,25 @@ public struct ConditionEvaluator: Sendable {
     public var isDefined: @Sendable (String) -> Bool
     public var features: Set<String>
     public var version: String
+    /// The TLS library as it names itself ("OpenSSL 3.0.19 27 Jan 2026").
+    public var tlsLibrary: String
 
     public init(
         isDefined: @escaping @Sendable (String) -> Bool = { ProcessEnvironment.get($0) != nil },
         features: Set<String> = HaspVersion.features,
-        version: String = HaspVersion.compatibilityVersion
+        version: String = HaspVersion.compatibilityVersion,
+        tlsLibrary: String = CertificateCheck.libraryVersion
     ) {
         self.isDefined = isDefined
         self.features = features
         self.version = version
+        self.tlsLibrary = tlsLibrary
+    }
+
+    /// The library's version number ("3.0.19"), the second word of its name.
+    var tlsLibraryVersion: String {
+        let words = tlsLibrary.split(separator: " ")
+        return words.count > 1 ? String(words[1]) : ""
     }
 
     public func evaluate(_ text: String) throws(Failure) -> Bool {
@@ -55,6 +67,19 @@ public struct ConditionEvaluator: Sendable {
             }
             return have < wanted
         case "enabled": try need(1); return false
+        case "ssllib_name_startswith": try need(1); return tlsLibrary.hasPrefix(args[0])
+        case "openssl_version_atleast", "openssl_version_before":
+            try need(1)
+            guard tlsLibrary.hasPrefix("OpenSSL") else { return false }
+            guard let wanted = VersionNumber(args[0]), let have = VersionNumber(tlsLibraryVersion) else {
+                throw Failure(message: "invalid version '\(args[0])' in '\(text)'")
+            }
+            return name == "openssl_version_atleast" ? have >= wanted : have < wanted
+        case "awslc_api_atleast", "awslc_api_before":
+            // The library is OpenSSL, not AWS-LC: neither holds.
+            try need(1)
+            guard Int(args[0]) != nil else { throw Failure(message: "invalid version '\(args[0])' in '\(text)'") }
+            return false
         default:
             throw Failure(message: "unknown conditional expression function '\(name)' in '\(text)'")
         }
