@@ -446,6 +446,15 @@ int hasp_x509_key_alg(X509 *x, char *out, size_t outlen) {
     return 1;
 }
 
+int hasp_x509_key_oid_name(X509 *x, char *out, size_t outlen) {
+    ASN1_OBJECT *obj = NULL;
+    X509_PUBKEY *pub = X509_get_X509_PUBKEY(x);
+    if (!pub || X509_PUBKEY_get0_param(&obj, NULL, NULL, NULL, pub) != 1 || !obj) { snprintf(out, outlen, "unknown"); return 0; }
+    const char *name = OBJ_nid2ln(OBJ_obj2nid(obj));
+    snprintf(out, outlen, "%s", name ? name : "unknown");
+    return 1;
+}
+
 int hasp_x509_version(X509 *x) { return (int)X509_get_version(x) + 1; }
 
 int hasp_x509_der(X509 *x, unsigned char *out, size_t outlen) {

@@ -96,6 +96,8 @@ int hasp_x509_sha1(X509 *x, unsigned char out[20]);
 /* Signature and key algorithm names ("ecdsa-with-SHA256", "EC256"...). */
 int hasp_x509_sig_alg(X509 *x, char *out, size_t outlen);
 int hasp_x509_key_alg(X509 *x, char *out, size_t outlen);
+/* The public key's algorithm as its OID's long name ("id-ecPublicKey", "rsaEncryption"). */
+int hasp_x509_key_oid_name(X509 *x, char *out, size_t outlen);
 int hasp_x509_version(X509 *x);
 /* DER encoding; returns its length (call with NULL to get the size). */
 int hasp_x509_der(X509 *x, unsigned char *out, size_t outlen);

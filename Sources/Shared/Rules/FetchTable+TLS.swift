@@ -76,7 +76,7 @@ extension FetchTable {
             fetch("_notbefore", .string) { .string($0.notBefore) },
             fetch("_version", .int) { .int(Int64($0.version)) },
             fetch("_sig_alg", .string) { .string($0.signatureAlgorithm) },
-            fetch("_key_alg", .string) { .string($0.keyAlgorithm) },
+            fetch("_key_alg", .string) { .string($0.keyAlgorithmName) },
             fetch("_der", .binary) { .binary($0.der) },
         ]
     }

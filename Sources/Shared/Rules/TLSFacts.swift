@@ -42,7 +42,9 @@ public struct CertificateFacts: Sendable, Equatable {
     public var notAfterPrinted: String
     public var version: Int
     public var signatureAlgorithm: String
+    /// "EC256", "RSA2048" (`show ssl cert`), and the key's OID name (`ssl_c_key_alg`).
     public var keyAlgorithm: String
+    public var keyAlgorithmName: String = ""
     public var der: [UInt8]
     public var commonNames: [String]
     public var dnsNames: [String]

@@ -197,6 +197,8 @@ public final class WorkerRuntime: Sendable {
     let runtimeAPI = NIOLockedValueBox<RuntimeAPI?>(nil)
     /// The TLS contexts of the `bind ... ssl` lines, built when their listeners start.
     let tlsBinds = NIOLockedValueBox<[TLSBindSlot]>([])
+    /// What the runtime API changes in them (`set ssl cert`...).
+    let tlsCertificates: TLSCertificateStore
 
     /// The TLS slot of a bind line (shared by its addresses), built on first use.
     func tlsSlot(_ frontend: Frontend, bindIndex: Int) throws(TLSBuildError) -> TLSBindSlot {
@@ -285,6 +287,8 @@ public final class WorkerRuntime: Sendable {
             return Frontend(settings: proxy, backend: backend, globalGate: globalGate, logger: loggers[proxy.name],
                             statsURIs: statsURIs)
         }
+        let binds = tlsBinds
+        tlsCertificates = TLSCertificateStore(slots: { binds.withLockedValue { $0 } })
         linkTrackedServers()
     }
 

@@ -101,6 +101,7 @@ extension RuntimeAPI {
         list += serverCommands()
         list += dynamicServerCommands()
         list += eventCommands()
+        list += tlsCommands()
         return list
     }
 

@@ -39,8 +39,10 @@ enum TLSLibrary {
         let dnsNames = read { hasp_x509_dns_names(x509, $0, $1) }.split(separator: "\n").map(String.init)
         let signature = read { hasp_x509_sig_alg(x509, $0, $1) }
         let key = read { hasp_x509_key_alg(x509, $0, $1) }
+        let keyName = read { hasp_x509_key_oid_name(x509, $0, $1) }
         var serial = [UInt8](repeating: 0, count: 64)
-        serial = Array(serial.prefix(Int(hasp_x509_serial(x509, &serial, serial.count))))
+        let serialLength = Int(hasp_x509_serial(x509, &serial, serial.count))
+        serial.removeLast(serial.count - serialLength)
         var sha1 = [UInt8](repeating: 0, count: 20)
         if hasp_x509_sha1(x509, &sha1) == 0 { sha1 = [] }
         var asn1 = [CChar](repeating: 0, count: 64), printed = [CChar](repeating: 0, count: 64)
@@ -51,10 +53,12 @@ enum TLSLibrary {
         let size = Int(hasp_x509_der(x509, nil, 0))
         var der = [UInt8](repeating: 0, count: max(0, size))
         if size > 0 { _ = hasp_x509_der(x509, &der, der.count) }
-        return CertificateFacts(subject: subject, issuer: issuer, serial: serial, sha1: sha1, notBefore: notBefore,
+        var facts = CertificateFacts(subject: subject, issuer: issuer, serial: serial, sha1: sha1, notBefore: notBefore,
                                 notAfter: notAfter, notBeforePrinted: notBeforePrinted, notAfterPrinted: notAfterPrinted,
                                 version: Int(hasp_x509_version(x509)), signatureAlgorithm: signature, keyAlgorithm: key,
                                 der: der, commonNames: commonNames, dnsNames: dnsNames)
+        facts.keyAlgorithmName = keyName
+        return facts
     }
 
     /// ALPN protocol names in wire form (each preceded by its length).
@@ -120,4 +124,13 @@ enum TLSLibrary {
 
 struct TLSBuildError: Error, CustomStringConvertible {
     var description: String
+}
+
+extension TLSLibrary {
+    /// The facts of a parsed certificate's chain, in order.
+    static func chainFacts(_ cert: OpaquePointer) -> [CertificateFacts] {
+        (0..<Int(hasp_cert_chain_count(cert))).compactMap { index in
+            hasp_cert_chain_at(cert, Int32(index)).map { certificateFacts($0) }
+        }
+    }
 }

@@ -162,24 +162,27 @@ private let serverNameCallback: hasp_sni_cb = { ssl, name, arg in
     return context.select(ssl, name.flatMap { String(validatingCString: $0) })
 }
 
-/// The current TLS context of one bind; swapped whole by runtime certificate updates.
+/// The current TLS context of one bind and the settings it was built from; both are replaced
+/// together by runtime certificate updates (`commit ssl cert`, `add ssl crt-list`...).
 final class TLSBindSlot: Sendable {
     let frontend: String
     let bindIndex: Int
-    let bind: BindSettings
-    private let current: NIOLockedValueBox<TLSServerContext>
+    private let current: NIOLockedValueBox<(context: TLSServerContext, settings: BindSettings)>
 
     /// How logs name the listener: its `name`, else its position in the frontend.
-    var label: String { bind.name ?? "\(bindIndex + 1)" }
+    let label: String
 
     init(frontend: String, bindIndex: Int, bind: BindSettings, context: TLSServerContext) {
         self.frontend = frontend
         self.bindIndex = bindIndex
-        self.bind = bind
-        current = NIOLockedValueBox(context)
+        label = bind.name ?? "\(bindIndex + 1)"
+        current = NIOLockedValueBox((context, bind))
     }
 
-    var context: TLSServerContext { current.withLockedValue { $0 } }
+    var context: TLSServerContext { current.withLockedValue { $0.context } }
+    var settings: BindSettings { current.withLockedValue { $0.settings } }
 
-    func replace(_ context: TLSServerContext) { current.withLockedValue { $0 = context } }
+    func replace(_ context: TLSServerContext, settings: BindSettings) {
+        current.withLockedValue { $0 = (context, settings) }
+    }
 }

@@ -30,7 +30,7 @@ struct TLSDifferentialTests {
             frontend fe
                 bind 127.0.0.1:\(ports[0]) ssl crt \(certs) alpn http/1.1
                 bind 127.0.0.1:\(ports[1]) name mtls ssl crt \(tls.a) verify optional ca-file \(tls.ca) ssl-min-ver TLSv1.2
-                http-request return status 200 content-type text/plain lf-string "sni=%[ssl_fc_sni] has_sni=%[ssl_fc_has_sni] crt=%[ssl_f_s_dn] issuer=%[ssl_f_i_dn] proto=%[ssl_fc_protocol] alpn=%[ssl_fc_alpn] c_used=%[ssl_c_used] c_verify=%[ssl_c_verify] c_dn=%[ssl_c_s_dn] c_cn=%[ssl_c_s_dn(CN)] c_i=%[ssl_c_i_dn] c_err=%[ssl_c_err] ssl=%[ssl_fc]\\n"
+                http-request return status 200 content-type text/plain lf-string "sni=%[ssl_fc_sni] has_sni=%[ssl_fc_has_sni] crt=%[ssl_f_s_dn] issuer=%[ssl_f_i_dn] proto=%[ssl_fc_protocol] alpn=%[ssl_fc_alpn] c_used=%[ssl_c_used] c_verify=%[ssl_c_verify] c_dn=%[ssl_c_s_dn] c_cn=%[ssl_c_s_dn(CN)] c_i=%[ssl_c_i_dn] c_err=%[ssl_c_err] ssl=%[ssl_fc] c_serial=%[ssl_c_serial,hex] c_sha1=%[ssl_c_sha1,hex] c_notafter=%[ssl_c_notafter] f_serial=%[ssl_f_serial,hex] f_sha1=%[ssl_f_sha1,hex] f_notbefore=%[ssl_f_notbefore] f_version=%[ssl_f_version] f_sig=%[ssl_f_sig_alg] f_key=%[ssl_f_key_alg] cipher=%[ssl_fc_cipher] keysize=%[ssl_fc_use_keysize] ca_err=%[ssl_c_ca_err] resumed=%[ssl_fc_is_resumed]\\n"
             """)
         let child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
         defer { child.stop() }

@@ -100,6 +100,7 @@ extension ConfigParser {
             for name in names where !name.hasPrefix(".") && !Self.certificateCompanions.contains(where: { name.hasSuffix($0) }) {
                 guard case .file(let bytes) = files.entry(base + name) else { continue }
                 if let failure = loadCertificate(base + name, bytes, into: &list) { return failure }
+                list[list.count - 1].list = path
             }
             return nil
         case .file(let bytes):
@@ -158,67 +159,97 @@ extension ConfigParser {
             number += 1
             let line = rawLine.strippingBlanks()
             guard !line.isEmpty, !line.hasPrefix("#") else { continue }
-            var words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-            let file = words.removeFirst()
-            var options: TLSBindOptions? = nil
-            if let first = words.first, first.hasPrefix("[") {
-                var block: [String] = []
-                var closed = false
-                while !words.isEmpty {
-                    var word = words.removeFirst()
-                    if block.isEmpty { word.removeFirst() }
-                    if word.hasSuffix("]") {
-                        word.removeLast()
-                        closed = true
-                    }
-                    if !word.isEmpty { block.append(word) }
-                    if closed { break }
-                }
-                guard closed else { return "'crt-list' : missing ']' in file '\(path)' at line \(number)." }
-                var parsed = TLSBindOptions()
-                var i = 0
-                while i < block.count {
-                    let k = block[i]
-                    let v = i + 1 < block.count ? block[i + 1] : nil
-                    switch k {
-                    case "alpn":
-                        guard let v else { return "'crt-list' : 'alpn' : missing the list in file '\(path)' at line \(number)." }
-                        parsed.alpn = Self.alpnList(v); i += 2
-                    case "no-alpn": parsed.alpn = []; i += 1
-                    case "npn": i += 2
-                    case "allow-0rtt", "no-ca-names": i += 1
-                    case "verify":
-                        guard let v, let mode = TLSVerifyMode(rawValue: v) else {
-                            return "'crt-list' : 'verify' : unknown verify method in file '\(path)' at line \(number)."
-                        }
-                        parsed.verify = mode; i += 2
-                    case "ca-file", "crl-file":
-                        guard let v else { return "'crt-list' : '\(k)' : missing file in '\(path)' at line \(number)." }
-                        switch loadTrustFile(k, v, crl: k == "crl-file") {
-                        case .failure(let failure): return failure.message
-                        case .success(let contents):
-                            if k == "ca-file" { parsed.caFile = contents } else { parsed.crlFile = contents }
-                        }
-                        i += 2
-                    default:
-                        switch Self.applyPolicyKeyword(k, v, to: &parsed.policy, server: false) {
-                        case .took(let n): i += n
-                        case .failed(let message): return "'crt-list' : \(message) in file '\(path)' at line \(number)."
-                        case .unknown: return "'crt-list' : unknown keyword '\(k)' in file '\(path)' at line \(number)."
-                        }
-                    }
-                }
-                options = parsed
+            let entry: CrtListLine
+            switch Self.crtListLine(line, files: files, caBase: config.global.tls.caBase) {
+            case .failure(let failure): return "'crt-list' : \(failure.message) in file '\(path)' at line \(number)."
+            case .success(let parsed): entry = parsed
             }
             var loaded: [TLSCertificateFile] = []
-            if let failure = loadCertificates(file, into: &loaded) { return failure }
+            if let failure = loadCertificates(entry.file, into: &loaded) { return failure }
+            let (options, words, optionWords) = (entry.options, entry.filters, entry.optionWords)
             for var cert in loaded {
                 cert.options = options
                 cert.filters = words
+                cert.list = path
+                cert.line = number
+                cert.optionWords = optionWords
                 tls.certificates.append(cert)
             }
         }
         return nil
+    }
+
+    /// One line of a crt-list: `<crtfile> [<options>] [[!]<snifilter> ...]`.
+    public struct CrtListLine: Sendable {
+        public var file: String
+        public var options: TLSBindOptions?
+        public var optionWords: [String]
+        public var filters: [String]
+    }
+
+    public struct CrtListFailure: Error { public var message: String }
+
+    /// Parses a crt-list line (also what `add ssl crt-list` receives); `ca-file` and `crl-file`
+    /// options are read through `files`.
+    public static func crtListLine(_ line: String, files: ConfigFiles, caBase: String?) -> Swift.Result<CrtListLine, CrtListFailure> {
+        var words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard !words.isEmpty else { return .failure(CrtListFailure(message: "empty line")) }
+        let file = words.removeFirst()
+        guard let first = words.first, first.hasPrefix("[") else {
+            return .success(CrtListLine(file: file, options: nil, optionWords: [], filters: words))
+        }
+        var block: [String] = []
+        var closed = false
+        var opened = false
+        while !words.isEmpty {
+            var word = words.removeFirst()
+            if !opened {
+                word.removeFirst()
+                opened = true
+            }
+            if word.hasSuffix("]") {
+                word.removeLast()
+                closed = true
+            }
+            if !word.isEmpty { block.append(word) }
+            if closed { break }
+        }
+        guard closed else { return .failure(CrtListFailure(message: "missing ']'")) }
+        var parsed = TLSBindOptions()
+        var i = 0
+        while i < block.count {
+            let k = block[i]
+            let v = i + 1 < block.count ? block[i + 1] : nil
+            switch k {
+            case "alpn":
+                guard let v else { return .failure(CrtListFailure(message: "'alpn' : missing the list")) }
+                parsed.alpn = alpnList(v); i += 2
+            case "no-alpn": parsed.alpn = []; i += 1
+            case "npn": i += 2
+            case "allow-0rtt", "no-ca-names": i += 1
+            case "verify":
+                guard let v, let mode = TLSVerifyMode(rawValue: v) else {
+                    return .failure(CrtListFailure(message: "'verify' : unknown verify method"))
+                }
+                parsed.verify = mode; i += 2
+            case "ca-file", "crl-file":
+                guard let v else { return .failure(CrtListFailure(message: "'\(k)' : missing file")) }
+                let path = v.hasPrefix("/") || caBase == nil ? v : caBase! + "/" + v
+                guard let bytes = files.file(path), CertificateCheck.countCertificates(bytes, crl: k == "crl-file") > 0 else {
+                    return .failure(CrtListFailure(message: "'\(k)' : unable to load \(k == "crl-file" ? "CRL" : "CA") file '\(path)'"))
+                }
+                let contents = TLSFileContents(path: path, bytes: bytes)
+                if k == "ca-file" { parsed.caFile = contents } else { parsed.crlFile = contents }
+                i += 2
+            default:
+                switch applyPolicyKeyword(k, v, to: &parsed.policy, server: false) {
+                case .took(let n): i += n
+                case .failed(let message): return .failure(CrtListFailure(message: message))
+                case .unknown: return .failure(CrtListFailure(message: "unknown keyword '\(k)'"))
+                }
+            }
+        }
+        return .success(CrtListLine(file: file, options: parsed, optionWords: block, filters: words))
     }
 
     // MARK: - bind

@@ -108,6 +108,11 @@ public struct TLSCertificateFile: Sendable, Equatable {
     /// certificate). A filter starting with `!` excludes a name.
     public var options: TLSBindOptions? = nil
     public var filters: [String] = []
+    /// The crt-list (or directory) the certificate came from, its line there, and the
+    /// `[options]` words as written (`show ssl crt-list`).
+    public var list: String? = nil
+    public var line = 0
+    public var optionWords: [String] = []
 
     public init(path: String, pem: [UInt8], key: [UInt8]? = nil) {
         self.path = path
