@@ -9,7 +9,7 @@ DEB_PACKAGES := curl ca-certificates pkg-config libpcre2-dev libcrypt-dev libssl
 DEB_BENCH_PACKAGES := haproxy nginx-light wrk python3
 # The test suite also drives hatop (in a tmux pane) against the runtime API, and reads the
 # traffic logs with halog (from the haproxy package).
-DEB_TEST_PACKAGES := hatop tmux haproxy openssl
+DEB_TEST_PACKAGES := hatop tmux haproxy openssl python3
 
 .PHONY: all build release run test unit-test deps test-deps bench-deps install-packages check bench clean install promtool browser-test
 

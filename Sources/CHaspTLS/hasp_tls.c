@@ -108,7 +108,9 @@ void hasp_ctx_set_session_cache(SSL_CTX *ctx, long size, long lifetime, const un
     if (size <= 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     } else {
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+        // No automatic flush: OpenSSL would walk the whole cache every 255 new sessions (a
+        // full cache evicts its oldest entry anyway).
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR);
         SSL_CTX_sess_set_cache_size(ctx, size);
     }
     if (lifetime > 0) SSL_CTX_set_timeout(ctx, lifetime);

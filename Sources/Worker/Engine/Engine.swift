@@ -160,14 +160,17 @@ public final class Engine: Sendable {
                         do {
                             let ops = channel.pipeline.syncOperations
                             if let tls {
+                                // With TLS, the PROXY header (in clear, first) is read below it.
+                                if acceptProxy { try ops.addHandler(ProxyHeaderReader(), name: "hasp.proxy-header") }
                                 let handler = TLSHandler(role: .server(tls.context), handshakeTimeout: handshakeTimeout)
                                 handler.onFailure = TLSFailureLog.reporter(frontend: frontend, bind: tls, channel: channel, handler: handler)
                                 try ops.addHandler(handler, name: "hasp.tls")
                             }
+                            let sessionReadsProxyHeader = acceptProxy && tls == nil
                             if isHTTP {
-                                try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: acceptProxy), name: "hasp.session")
+                                try ops.addHandler(HTTPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: sessionReadsProxyHeader), name: "hasp.session")
                             } else {
-                                try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: acceptProxy), name: "hasp.session")
+                                try ops.addHandler(TCPSession(runtime: runtime, frontend: frontend, listenerGate: listenerGate, acceptProxy: sessionReadsProxyHeader), name: "hasp.session")
                             }
                             return channel.eventLoop.makeSucceededVoidFuture()
                         } catch {

@@ -208,8 +208,10 @@ final class ServerDialer {
     private func startTLS(_ tls: TLSClientContext, on channel: Channel, to server: Server, generation: Int) {
         let name = client?.dialerServerName(for: server)
         let loopIndex = runtime.loopIndex(of: loop)
+        // `timeout connect` bounds the handshake too, as in HAProxy.
+        let timeout = backend?.settings.timeouts.connect.map { TimeAmount.milliseconds(max(1, $0)) }
         let handler = TLSHandler(role: .client(tls, serverName: name, session: tls.sessions[loopIndex]),
-                                 handshakeTimeout: nil)
+                                 handshakeTimeout: timeout)
         do {
             try channel.pipeline.syncOperations.addHandler(handler, name: "hasp.tls", position: .first)
         } catch {

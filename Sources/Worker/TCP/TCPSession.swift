@@ -32,6 +32,10 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     /// `tcp-request inspect-delay` with content rules: the first bytes are buffered and
     /// inspected before a backend is chosen.
     private var inspecting = false
+    /// `bind ... ssl`: the TLS layer below; the backend is chosen once its handshake is over,
+    /// so that rules and `sni` expressions see the client's SNI, as in HAProxy.
+    private var clientTLS: TLSHandler?
+    private var awaitingHandshake = false
     private var inspectTimer: Scheduled<Void>?
 
     init(runtime: WorkerRuntime, frontend: Frontend, listenerGate: AcceptGate? = nil, acceptProxy: Bool = false) {
@@ -48,6 +52,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         dialer = ServerDialer(runtime: runtime, loop: context.eventLoop, kind: .tcp,
                               connector: runtime.connectors[runtime.loopIndex(of: context.eventLoop)], client: self)
         if let tls = try? context.pipeline.syncOperations.handler(type: TLSHandler.self) {
+            clientTLS = tls
             streams.clientTLS = tls.facts
         }
     }
@@ -74,7 +79,25 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             context.read()
             return
         }
+        if let tls = clientTLS, tls.state == .handshaking {
+            awaitingHandshake = true
+            return
+        }
         begin(context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let announced = event as? ProxyHeaderReceived {
+            announcedClient = announced.source
+            if let source = announced.source { streams.clientSocket = source }
+            return
+        }
+        if event is TLSHandshakeCompleted, awaitingHandshake {
+            awaitingHandshake = false
+            begin(context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     /// Inspects the first bytes when content rules wait for them, else picks a backend now.
@@ -143,6 +166,13 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             return
         }
         guard awaitingProxyHeader else {
+            // Bytes before the relay exists (TLS decrypts what came with the handshake) wait
+            // for it with the rest of what was received.
+            if !connected {
+                var bytes = unwrapInboundIn(data)
+                if received == nil { received = bytes } else { received!.writeBuffer(&bytes) }
+                return
+            }
             context.fireChannelRead(data)
             return
         }

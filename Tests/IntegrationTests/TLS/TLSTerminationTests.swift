@@ -140,6 +140,58 @@ struct TLSTerminationTests {
         #expect(!answer.stdout.isEmpty)
     }
 
+    @Test func aProxyHeaderBeforeTheHandshakeAndSNIRoutingOfTerminatedTCP() throws {
+        let tls = try TLSMaterial()
+        let ports = [try Ports.free(), try Ports.free(), try Ports.free(), try Ports.free()]
+        let hasp = try Hasp(config: """
+            defaults
+                timeout client 5s
+                timeout server 5s
+                timeout connect 2s
+            frontend fe
+                mode http
+                bind 127.0.0.1:\(ports[0]) accept-proxy ssl crt \(tls.a)
+                \(Self.facts.replacingOccurrences(of: "sni=", with: "src=%[src] sni="))
+            listen tcp-sni
+                mode tcp
+                bind 127.0.0.1:\(ports[1]) ssl crt \(tls.a) crt \(tls.b)
+                use_backend to-b if { ssl_fc_sni b.test }
+                server a 127.0.0.1:\(ports[2])
+            backend to-b
+                mode tcp
+                server b 127.0.0.1:\(ports[3])
+            listen app-a
+                mode http
+                bind 127.0.0.1:\(ports[2])
+                http-request return status 200 content-type text/plain string "app a"
+            listen app-b
+                mode http
+                bind 127.0.0.1:\(ports[3])
+                http-request return status 200 content-type text/plain string "app b"
+            """, waitFor: ports)
+        defer { hasp.stop() }
+        // The PROXY header travels in clear before the ClientHello.
+        let script = """
+            import socket, ssl
+            s = socket.create_connection(("127.0.0.1", \(ports[0])))
+            s.sendall(b"PROXY TCP4 10.9.8.7 127.0.0.1 40000 443\\r\\n")
+            c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE
+            t = c.wrap_socket(s, server_hostname="a.test")
+            t.sendall(b"GET / HTTP/1.1\\r\\nhost: a.test\\r\\nconnection: close\\r\\n\\r\\n")
+            data = b""
+            while True:
+                chunk = t.recv(4096)
+                if not chunk: break
+                data += chunk
+            print(data.decode())
+            """
+        let proxied = try run("/usr/bin/python3", ["-c", script])
+        #expect(proxied.stdout.contains("src=10.9.8.7 sni=a.test "), "\(proxied)")
+        // In TCP mode the backend is chosen once the handshake told the SNI.
+        #expect(try Self.https(ports[1], "b.test").stdout == "app b")
+        #expect(try Self.https(ports[1], "a.test").stdout == "app a")
+    }
+
     @Test func badCertificatesAreRefusedWithTheFileAndLine() throws {
         let tls = try TLSMaterial()
         let garbage = try tls.dir.write("garbage.pem", "not a certificate\n")

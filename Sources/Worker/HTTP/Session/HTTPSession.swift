@@ -435,6 +435,11 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let announced = event as? ProxyHeaderReceived {
+            announcedClient = announced.source
+            if let source = announced.source { streams.clientSocket = source }
+            return
+        }
         guard let event = event as? ChannelEvent, event == .inputClosed else {
             context.fireUserInboundEventTriggered(event)
             return
