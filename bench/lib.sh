@@ -66,7 +66,7 @@ stop_proxy() {
   for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
   kill -9 "$1" 2>/dev/null || true
   for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_HTTP_PORT") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_TCP_PORT") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_RULES_PORT") 2>/dev/null || return 0
+    (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_HTTP_PORT") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_TCP_PORT") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_RULES_PORT") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/${PROXY_EC_PORT:-1}") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/${PROXY_RSA_PORT:-1}") 2>/dev/null || return 0
     sleep 0.05
   done
 }
