@@ -198,7 +198,9 @@ int hasp_ctx_set_verify(SSL_CTX *ctx, int mode, const int *ca_ignore, int ca_cou
     return 1;
 }
 
-int hasp_ctx_add_ca_pem(SSL_CTX *ctx, const char *pem, size_t len, int send_names) {
+/* Adds the certificates (unless crl_only) and the CRLs of a PEM to the context's store.
+ * Returns how many of the wanted kind were added, or -1 when the PEM does not parse. */
+static int add_pem_to_store(SSL_CTX *ctx, const char *pem, size_t len, int crl_only, int send_names) {
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (!bio) return -1;
     STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
@@ -208,34 +210,29 @@ int hasp_ctx_add_ca_pem(SSL_CTX *ctx, const char *pem, size_t len, int send_name
     int count = 0;
     for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
         X509_INFO *info = sk_X509_INFO_value(infos, i);
-        if (info->x509) {
+        if (info->x509 && !crl_only) {
             X509_STORE_add_cert(store, info->x509);
             if (send_names) SSL_CTX_add_client_CA(ctx, info->x509);
             count++;
         }
-        if (info->crl) X509_STORE_add_crl(store, info->crl);
+        if (info->crl) {
+            X509_STORE_add_crl(store, info->crl);
+            if (crl_only) count++;
+        }
     }
     sk_X509_INFO_pop_free(infos, X509_INFO_free);
     ERR_clear_error();
     return count;
 }
 
+int hasp_ctx_add_ca_pem(SSL_CTX *ctx, const char *pem, size_t len, int send_names) {
+    return add_pem_to_store(ctx, pem, len, 0, send_names);
+}
+
 int hasp_ctx_add_crl_pem(SSL_CTX *ctx, const char *pem, size_t len) {
-    BIO *bio = BIO_new_mem_buf(pem, (int)len);
-    if (!bio) return -1;
-    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
-    BIO_free(bio);
-    if (!infos) return -1;
-    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-    int count = 0;
-    for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
-        X509_INFO *info = sk_X509_INFO_value(infos, i);
-        if (info->crl) { X509_STORE_add_crl(store, info->crl); count++; }
-    }
-    sk_X509_INFO_pop_free(infos, X509_INFO_free);
-    if (count == 0) return -1;
-    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
-    ERR_clear_error();
+    int count = add_pem_to_store(ctx, pem, len, 1, 0);
+    if (count <= 0) return -1;
+    X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     return count;
 }
 

@@ -15,7 +15,9 @@ extension ConfigParser {
     /// Builds the settings of `add server <b>/<name> <addr> [kw]*` from `words` (the address and
     /// the keywords). The `default-server` line is not applied, as in HAProxy. On error, the
     /// message without any file or line prefix.
+    /// `global` gives the TLS defaults (`ssl-server-verify`, `ca-base`, `crt-base`...).
     public static func dynamicServer(name: String, words: [String], proxy: ProxySettings,
+                                     global: GlobalSettings = GlobalSettings(),
                                      backend: (String) -> ProxySettings? = { _ in nil }) -> Swift.Result<ServerSettings, DynamicServerRefusal> {
         guard let addressWord = words.first else {
             return .failure(DynamicServerRefusal("'server' expects <name> and <addr>[:<port>] as arguments."))
@@ -33,6 +35,7 @@ extension ConfigParser {
         }
         var parser = ConfigParser()
         parser.file = "CLI"
+        parser.config.global = global
         // Unlike configuration servers, a dynamic server ignores `default-server` unless told `from`.
         let line = ["server", name] + words
         let template: ServerSettings
@@ -43,7 +46,8 @@ extension ConfigParser {
         }
         var server = instantiate(template, name: name, address: address, location: SourceLocation(file: "CLI", line: 0))
         let label = "server \(proxy.name)/\(name)"
-        guard parser.parseServerKeywords(line, from: first, into: &server, proxy: proxy, label: label) else {
+        guard parser.parseServerKeywords(line, from: first, into: &server, proxy: proxy, label: label),
+              parser.checkServerTLS(server, proxy: proxy.name) else {
             let text = parser.diagnostics.last?.text ?? "config : invalid keyword"
             let prefix = "config : [CLI:0] : '\(label)' : "
             return .failure(DynamicServerRefusal(text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text))

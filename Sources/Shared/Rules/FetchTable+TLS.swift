@@ -27,7 +27,8 @@ extension FetchTable {
         front("ssl_fc_alpn", .string) { $0.alpn.map { .string($0) } },
         front("ssl_fc_use_keysize", .int) { .int(Int64($0.cipherBits)) },
         front("ssl_fc_alg_keysize", .int) { .int(Int64($0.cipherBits)) },
-        front("ssl_fc_is_resumed", .bool) { .bool($0.resumed) },
+        // HAProxy answers 0 on a plain connection here (`option httpslog` prints it).
+        FetchDefinition("ssl_fc_is_resumed", .bool, .layer4) { c, _, _ in .one(.bool(c.frontTLS?.resumed ?? false)) },
         front("ssl_fc_session_reused", .bool) { .bool($0.resumed) },
         front("ssl_fc_has_crt", .bool) { .bool($0.peerCertificate != nil) },
         front("ssl_fc_err", .int) { .int(Int64($0.errorCode & 0xFF_FFFF)) },

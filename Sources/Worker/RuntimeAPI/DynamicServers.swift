@@ -29,7 +29,7 @@ extension RuntimeAPI {
         }
         if backend.server(named: name) != nil { return .error("Already exists a server with the same name in backend.\n") }
         let settings: ServerSettings
-        switch ConfigParser.dynamicServer(name: name, words: Array(args.dropFirst()), proxy: backend.settings, backend: { runtime.backend(named: $0)?.settings }) {
+        switch ConfigParser.dynamicServer(name: name, words: Array(args.dropFirst()), proxy: backend.settings, global: runtime.configuration.global, backend: { runtime.backend(named: $0)?.settings }) {
         case .success(let made): settings = made
         case .failure(let refusal): return .error(refusal.message + "\n")
         }

@@ -54,7 +54,7 @@ extension RuntimeAPI {
                     continue
                 }
                 let arguments = f.addArguments
-                guard case .success(let settings) = ConfigParser.dynamicServer(name: name, words: arguments, proxy: backend.settings, backend: { runtime.backend(named: $0)?.settings }),
+                guard case .success(let settings) = ConfigParser.dynamicServer(name: name, words: arguments, proxy: backend.settings, global: runtime.configuration.global, backend: { runtime.backend(named: $0)?.settings }),
                       case .success(let added) = backend.add(settings, arguments: arguments) else {
                     printer.warning("Server \(backendName)/\(name) added at run time was dropped: its settings no longer apply.")
                     continue

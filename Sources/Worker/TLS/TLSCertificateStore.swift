@@ -209,14 +209,22 @@ final class TLSCertificateStore: Sendable {
             line = n
         }
         var found = false
+        var emptied = false
         let result = rebuild(global: global) { settings in
             let before = settings.tls.certificates.count
             settings.tls.certificates.removeAll { $0.list == list && $0.path == path && (line == nil || $0.line == line) }
-            if settings.tls.certificates.isEmpty { return false }
+            // A bind keeps at least one certificate.
+            if settings.tls.certificates.isEmpty {
+                emptied = true
+                return false
+            }
             if settings.tls.certificates.count != before { found = true }
             return settings.tls.certificates.count != before
         }
         if case .failure(let failure) = result { return .failure(.message("\(failure)\n")) }
+        if emptied, !found {
+            return .failure(.message("Can't delete '\(certificate)': it is the last certificate of a bind line using crtlist '\(list)'!\n"))
+        }
         guard found else { return .failure(.message("entry '\(certificate)' not found in crtlist '\(list)'!\n")) }
         return .success("Entry '\(certificate)' deleted in crtlist '\(list)'!\n")
     }

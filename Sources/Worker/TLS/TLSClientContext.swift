@@ -97,16 +97,7 @@ final class TLSClientContext: @unchecked Sendable {
             }
         }
         _ = hasp_ctx_set_verify(ctx, verify == .required ? 1 : 0, nil, 0, 0, nil, 0, 0)
-        if let file = tls.certificate {
-            guard let cert = TLSLibrary.parseCertificate(file) else {
-                throw TLSBuildError(description: "unable to load certificate from file '\(file.path)'")
-            }
-            defer { hasp_cert_free(cert) }
-            var reason = [CChar](repeating: 0, count: 256)
-            guard hasp_cert_use(ctx, cert, &reason, reason.count) == 1 else {
-                throw TLSBuildError(description: "inconsistencies between private key and certificate loaded '\(file.path)'")
-            }
-        }
+        if let file = tls.certificate, case .failure(let failure) = TLSLibrary.use(file, in: ctx) { throw failure }
         keep = true
         return TLSClientContext(context: ctx, alpnWire: TLSLibrary.alpnWire(override ?? tls.alpn ?? []), verify: verify,
                                 settings: tls, loops: loops)

@@ -88,6 +88,20 @@ enum TLSLibrary {
         }
     }
 
+    /// Installs a certificate (leaf, chain, key) into a context; returns its leaf's facts, or
+    /// HAProxy's reason when it does not load.
+    static func use(_ file: TLSCertificateFile, in ctx: OpaquePointer) -> Result<CertificateFacts, TLSBuildError> {
+        guard let cert = parseCertificate(file) else {
+            return .failure(TLSBuildError(description: "unable to load certificate from file '\(file.path)'"))
+        }
+        defer { hasp_cert_free(cert) }
+        var reason = [CChar](repeating: 0, count: 256)
+        guard hasp_cert_use(ctx, cert, &reason, reason.count) == 1 else {
+            return .failure(TLSBuildError(description: "inconsistencies between private key and certificate loaded '\(file.path)'"))
+        }
+        return .success(certificateFacts(hasp_cert_leaf(cert)))
+    }
+
     /// Applies a protocol policy to a context. Returns what the library refused, if anything.
     static func apply(_ policy: TLSPolicy, to ctx: OpaquePointer) -> String? {
         let range = policy.versionRange

@@ -132,15 +132,11 @@ final class TLSServerContext: @unchecked Sendable {
                                         crt.baseAddress, Int32(crt.count), crtIgnore.all ? 1 : 0)
                 }
             }
-            guard let cert = TLSLibrary.parseCertificate(file) else {
-                throw TLSBuildError(description: "Proxy '\(proxy)': unable to load certificate from file '\(file.path)' \(at).")
+            let facts: CertificateFacts
+            switch TLSLibrary.use(file, in: ctx) {
+            case .failure(let failure): throw TLSBuildError(description: "Proxy '\(proxy)': \(failure.description) \(at).")
+            case .success(let leaf): facts = leaf
             }
-            defer { hasp_cert_free(cert) }
-            var reason = [CChar](repeating: 0, count: 256)
-            guard hasp_cert_use(ctx, cert, &reason, reason.count) == 1 else {
-                throw TLSBuildError(description: "Proxy '\(proxy)': inconsistencies between private key and certificate loaded '\(file.path)' \(at).")
-            }
-            let facts = TLSLibrary.certificateFacts(hasp_cert_leaf(cert))
             let included = file.filters.filter { !$0.hasPrefix("!") }
             let excluded = Set(file.filters.filter { $0.hasPrefix("!") }.map { String($0.dropFirst()).asciiLowercased })
             let names = included.isEmpty ? facts.commonNames + facts.dnsNames : included

@@ -78,6 +78,37 @@ struct TLSOriginationTests {
         }
     }
 
+    @Test func dynamicServersSpeakTLSAndAreCheckedLikeConfiguredOnes() throws {
+        let tls = try TLSMaterial()
+        let server = try TLSEchoServer(certificate: tls.a, dir: tls.dir)
+        defer { server.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: """
+            global
+                stats socket @DIR@/admin.sock level admin
+            defaults
+                mode http
+                timeout client 5s
+                timeout server 5s
+                timeout connect 2s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                default_backend be
+            backend be
+                balance roundrobin
+            """, waitFor: [port])
+        defer { hasp.stop() }
+        let socket = hasp.dir.path("admin.sock")
+        try eventually("the stats socket") { FileManager.default.fileExists(atPath: socket) }
+        let refused = try CLIClient.ask(socket, "add server be/s1 127.0.0.1:\(server.port) ssl")
+        #expect(refused.contains("verify is enabled by default but no CA file specified"), "\(refused)")
+        let added = try CLIClient.ask(socket, "add server be/s1 127.0.0.1:\(server.port) ssl verify required ca-file \(tls.ca) sni str(a.test)")
+        #expect(added.contains("New server registered."), "\(added)")
+        _ = try CLIClient.ask(socket, "enable server be/s1")
+        let answer = try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/"])
+        #expect(answer.stdout == "200", "\(answer)")
+    }
+
     @Test func sniRoutingInTCPModeWithoutTermination() throws {
         let tls = try TLSMaterial()
         let serverA = try TLSEchoServer(certificate: tls.a, dir: tls.dir)
