@@ -104,6 +104,15 @@ struct TLSTerminationTests {
         try eventually("the handshake failure's log line") {
             hasp.child.stdout.contains("] fe/1: SSL client certificate not trusted")
         }
+        // A client that leaves in the middle of a record disturbs nobody else.
+        let truncated = try RawClient(port: port)
+        try truncated.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])
+        truncated.shutdownWrite()
+        _ = truncated.readToEnd()
+        try eventually("the truncated handshake's log line") {
+            hasp.child.stdout.contains("] fe/1: Connection closed during SSL handshake")
+        }
+        #expect(try Self.https(port, "a.test", ["--cert", tls.client]).stdout.contains("c_used=1"))
         // Plain HTTP on the TLS port is a handshake failure, logged with HAProxy's words.
         let raw = try RawClient(port: port)
         try raw.send("GET / HTTP/1.1\r\nhost: a\r\n\r\n")
