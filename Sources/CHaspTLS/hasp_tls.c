@@ -623,16 +623,55 @@ int hasp_conn_set_session(hasp_conn *c, SSL_SESSION *s) { return SSL_set_session
 
 struct sni_hook { hasp_sni_cb cb; void *arg; };
 
-static int servername_cb(SSL *ssl, int *alert, void *arg) {
+/* The host name of a raw server_name extension (RFC 6066: list length, type, name length,
+ * name), into `out`; NULL when absent or malformed. */
+static const char *host_name(const unsigned char *p, size_t len, char *out, size_t outlen) {
+    if (len < 5) return NULL;
+    size_t list = ((size_t)p[0] << 8) | p[1];
+    if (list + 2 > len || p[2] != TLSEXT_NAMETYPE_host_name) return NULL;
+    size_t n = ((size_t)p[3] << 8) | p[4];
+    if (n == 0 || n + 5 > len || n >= outlen) return NULL;
+    memcpy(out, p + 5, n);
+    out[n] = 0;
+    return out;
+}
+
+/* Runs before OpenSSL picks the version and the cipher, so the context chosen by name decides
+ * them (a servername callback would come too late for that). */
+static int client_hello_cb(SSL *ssl, int *alert, void *arg) {
     (void)arg;
     struct sni_hook *hook = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sni_index);
-    if (!hook) return SSL_TLSEXT_ERR_OK;
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (!hook) return SSL_CLIENT_HELLO_SUCCESS;
+    const unsigned char *ext = NULL;
+    size_t len = 0;
+    char buffer[256];
+    const char *name = NULL;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1) name = host_name(ext, len, buffer, sizeof(buffer));
     if (hook->cb(ssl, name, hook->arg) != 0) {
         *alert = SSL_AD_UNRECOGNIZED_NAME;
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
+        return SSL_CLIENT_HELLO_ERROR;
     }
-    return SSL_TLSEXT_ERR_OK;
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+int hasp_ssl_set_policy(SSL *ssl, int min_version, int max_version, int flags, const char *ciphers,
+                        const char *suites, const char *groups) {
+    if (min_version >= 0) SSL_set_min_proto_version(ssl, min_version);
+    if (max_version >= 0) SSL_set_max_proto_version(ssl, max_version);
+    uint64_t set = 0;
+    if (flags & HASP_NO_SSLV3) set |= SSL_OP_NO_SSLv3;
+    if (flags & HASP_NO_TLSV10) set |= SSL_OP_NO_TLSv1;
+    if (flags & HASP_NO_TLSV11) set |= SSL_OP_NO_TLSv1_1;
+    if (flags & HASP_NO_TLSV12) set |= SSL_OP_NO_TLSv1_2;
+    if (flags & HASP_NO_TLSV13) set |= SSL_OP_NO_TLSv1_3;
+    if (flags & HASP_NO_TICKETS) set |= SSL_OP_NO_TICKET;
+    SSL_set_options(ssl, set);
+    int ok = 1;
+    if (ciphers) ok &= SSL_set_cipher_list(ssl, ciphers);
+    if (suites) ok &= SSL_set_ciphersuites(ssl, suites);
+    if (groups) ok &= (int)SSL_set1_groups_list(ssl, groups);
+    ERR_clear_error();
+    return ok;
 }
 
 void hasp_ctx_set_sni_callback(SSL_CTX *ctx, hasp_sni_cb cb, void *arg) {
@@ -643,7 +682,7 @@ void hasp_ctx_set_sni_callback(SSL_CTX *ctx, hasp_sni_cb cb, void *arg) {
     void *old = SSL_CTX_get_ex_data(ctx, sni_index);
     SSL_CTX_set_ex_data(ctx, sni_index, hook);
     free(old);
-    SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
 }
 
 void hasp_ssl_adopt_verify(SSL *ssl, SSL_CTX *ctx) {

@@ -153,12 +153,18 @@ SSL_SESSION *hasp_conn_session(hasp_conn *c);
 int hasp_conn_set_session(hasp_conn *c, SSL_SESSION *s);
 
 /* Server name callback: called with the SSL, the name (NULL without SNI) and `arg`; returns 0
- * to go on (after switching context with SSL_set_SSL_CTX if wanted), 1 to refuse the handshake. */
+ * to go on (after switching context with SSL_set_SSL_CTX if wanted), 1 to refuse the handshake.
+ * It runs from OpenSSL's ClientHello callback, before the protocol version and the cipher are
+ * chosen, so a context picked by name brings its own versions and ciphers (hasp_ssl_set_policy). */
 typedef int (*hasp_sni_cb)(SSL *ssl, const char *name, void *arg);
 void hasp_ctx_set_sni_callback(SSL_CTX *ctx, hasp_sni_cb cb, void *arg);
 /* Copies verification settings (mode and depth) from a context to a connection, after a
  * context switch by SNI (SSL_set_SSL_CTX keeps the first context's). */
 void hasp_ssl_adopt_verify(SSL *ssl, SSL_CTX *ctx);
+/* A connection's own protocol policy (a crt-list line's): version bounds (-1: leave), the
+ * HASP_NO_* flags, cipher lists and groups (NULL: leave). Returns 0 when a list is refused. */
+int hasp_ssl_set_policy(SSL *ssl, int min_version, int max_version, int flags, const char *ciphers,
+                        const char *suites, const char *groups);
 
 /* Client hello peeking for `req.ssl_sni` and friends is plain parsing, done in Swift. */
 

@@ -102,10 +102,8 @@ enum TLSLibrary {
         return .success(certificateFacts(hasp_cert_leaf(cert)))
     }
 
-    /// Applies a protocol policy to a context. Returns what the library refused, if anything.
-    static func apply(_ policy: TLSPolicy, to ctx: OpaquePointer) -> String? {
-        let range = policy.versionRange
-        _ = hasp_ctx_set_versions(ctx, range.min.map { Int32($0.rawValue) } ?? -1, range.max.map { Int32($0.rawValue) } ?? -1)
+    /// The `HASP_NO_*` flags of a policy.
+    static func flags(_ policy: TLSPolicy) -> Int32 {
         var flags: Int32 = 0
         for version in policy.disabledVersions {
             switch version {
@@ -118,7 +116,14 @@ enum TLSLibrary {
         }
         if policy.noTickets == true { flags |= HASP_NO_TICKETS }
         if policy.preferClientCiphers == true { flags |= HASP_PREFER_CLIENT_CIPHERS }
-        hasp_ctx_set_flags(ctx, flags)
+        return flags
+    }
+
+    /// Applies a protocol policy to a context. Returns what the library refused, if anything.
+    static func apply(_ policy: TLSPolicy, to ctx: OpaquePointer) -> String? {
+        let range = policy.versionRange
+        _ = hasp_ctx_set_versions(ctx, range.min.map { Int32($0.rawValue) } ?? -1, range.max.map { Int32($0.rawValue) } ?? -1)
+        hasp_ctx_set_flags(ctx, flags(policy))
         defer { hasp_tls_clear_errors() }
         if let c = policy.ciphers, SSL_CTX_set_cipher_list(ctx, c) != 1 { return "unable to set SSL cipher list to '\(c)'" }
         if let c = policy.ciphersuites, SSL_CTX_set_ciphersuites(ctx, c) != 1 { return "unable to set TLS 1.3 cipher suites to '\(c)'" }

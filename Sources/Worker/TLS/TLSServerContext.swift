@@ -69,9 +69,12 @@ final class TLSServerContext: @unchecked Sendable {
         let entry = entries[index]
         SSL_set_SSL_CTX(ssl, entry.ctx)
         hasp_ssl_adopt_verify(ssl, entry.ctx)
+        // The connection took its versions and ciphers from the default context: a crt-list
+        // line's own policy replaces them (this runs before they are chosen).
         if let policy = entry.policy {
-            if let c = policy.ciphers { SSL_set_cipher_list(ssl, c) }
-            if let c = policy.ciphersuites { SSL_set_ciphersuites(ssl, c) }
+            let range = policy.versionRange
+            _ = hasp_ssl_set_policy(ssl, range.min.map { Int32($0.rawValue) } ?? -1, range.max.map { Int32($0.rawValue) } ?? -1,
+                                    TLSLibrary.flags(policy), policy.ciphers, policy.ciphersuites, policy.curves ?? policy.ecdhe)
         }
         return 0
     }

@@ -51,6 +51,34 @@ struct TLSTerminationTests {
         #expect(try Self.https(ports[1], nil).status != 0, "strict-sni must refuse a client without SNI")
     }
 
+    @Test func crtListLinesBringTheirOwnOptions() throws {
+        let tls = try TLSMaterial()
+        let list = try tls.dir.write("list.txt", """
+            # the default, then a line that only speaks TLS 1.3 and one with its own names
+            \(tls.a)
+            \(tls.b) [ssl-min-ver TLSv1.3 alpn http/1.1] b.test
+            \(tls.wild) [verify none] *.w.test !secret.w.test
+
+            """)
+        let port = try Ports.free()
+        let hasp = try Hasp(config: """
+            defaults
+                mode http
+                timeout client 5s
+                timeout server 5s
+                timeout connect 2s
+            frontend fe
+                bind 127.0.0.1:\(port) ssl crt-list \(list)
+                \(Self.facts)
+            """, waitFor: [port])
+        defer { hasp.stop() }
+        #expect(try Self.https(port, "a.test", ["--tls-max", "1.2"]).stdout.contains("crt=a.test proto=TLSv1.2 alpn= "))
+        #expect(try Self.https(port, "b.test", ["--tls-max", "1.2"]).status != 0, "b.test's line asks for TLS 1.3")
+        #expect(try Self.https(port, "b.test").stdout.contains("crt=b.test proto=TLSv1.3 alpn=http/1.1 "))
+        #expect(try Self.https(port, "x.w.test").stdout.contains("crt=*.w.test "))
+        #expect(try Self.https(port, "secret.w.test").stdout.contains("crt=a.test "), "excluded from the wildcard line")
+    }
+
     @Test func alpnNeverSelectsHTTP2AndOldProtocolsAreRefused() throws {
         let tls = try TLSMaterial()
         let ports = [try Ports.free(), try Ports.free(), try Ports.free()]
