@@ -7,7 +7,7 @@
 #                   them as much as by the proxy: the proxy's own CPU time per connection
 #                   (from /proc) is the figure to compare.
 #   ka-tls          keep-alive HTTPS, wrk -c50.
-# Usage: bench/run-tls.sh [seconds-per-scenario]   (HASP=..., CLIENTS=4)
+# Usage: bench/run-tls.sh [seconds-per-scenario]   (HASP=..., CLIENTS=4, ONLY='ka-tls|hs-ec')
 set -euo pipefail
 cd "$(dirname "$0")"
 DURATION=${1:-10}
@@ -47,6 +47,7 @@ handshakes() { # port -> "connections conn/s"
 printf "%-8s %-8s %12s %16s  %s\n" scenario target "conn|req/s" "proxy us/conn" notes
 declare -A result
 for scenario in hs-ec hs-rsa ka-tls; do
+  [[ -n "${ONLY:-}" && ! "$scenario" =~ ^(${ONLY})$ ]] && continue
   for target in haproxy hasp; do
     case $target in haproxy) bin=$HAPROXY ;; hasp) bin=$HASP ;; esac
     pid=$(start_tls_proxy "$bin" "$target")
