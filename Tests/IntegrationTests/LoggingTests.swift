@@ -69,7 +69,9 @@ import Glibc
         try eventually("the relayed request") { backend.requests.load(ordering: .relaxed) >= 3 }
         #expect(try CLIClient.ask(admin, "shutdown sessions server relay/t1") == "\n")
         try eventually("the tcplog line") { line(containing: " KD ") != nil }
-        #expect(matches(line(containing: " KD ")!, #"\] relay relay/t1 0/\d+/\d+ 0 KD \d+/1/0/0/0 0/0\n$"#), "\(line(containing: " KD ")!)")
+        // (`%fc/%bc/%sc` are not pinned: on a loaded machine the readiness probe's own session
+        // may still be open, and hold the server, when this line is written.)
+        #expect(matches(line(containing: " KD ")!, #"\] relay relay/t1 0/\d+/\d+ 0 KD \d+/\d+/\d+/\d+/0 0/0\n$"#), "\(line(containing: " KD ")!)")
         // The harness's readiness probe opened an empty session: dontlognull leaves it out.
         #expect(!syslog.received.contains { $0.contains(" relay relay/t1 ") && $0.contains(" -- ") })
 
