@@ -93,21 +93,22 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Completes when the handshake succeeded, fails when it did not.
     func handshakeFuture(on loop: EventLoop) -> EventLoopFuture<Void> {
-        if let handshakePromise { return handshakePromise.futureResult }
-        let promise = loop.makePromise(of: Void.self)
-        handshakePromise = promise
         switch state {
-        case .open: promise.succeed(())
-        case .closed: promise.fail(TLSFailure.handshake(facts.errorText))
-        case .handshaking: break
+        case .open:
+            return loop.makeSucceededVoidFuture()
+        case .closed:
+            return loop.makeFailedFuture(TLSFailure.handshake(facts.errorText))
+        case .handshaking:
+            if let handshakePromise { return handshakePromise.futureResult }
+            let promise = loop.makePromise(of: Void.self)
+            handshakePromise = promise
+            return promise.futureResult
         }
-        return promise.futureResult
     }
 
     // MARK: - Lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if handshakePromise == nil { handshakePromise = context.eventLoop.makePromise(of: Void.self) }
         if connection == nil {
             fail(context, .handshake("cannot create the TLS connection"))
             return
@@ -137,7 +138,14 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         state = .closed
         failPendingWrites()
-        handshakePromise?.fail(TLSFailure.closedDuringHandshake)
+        settleHandshake(.failure(TLSFailure.closedDuringHandshake))
+    }
+
+    /// Completes the handshake promise once; a later `handshakeFuture` answers from `state`.
+    private func settleHandshake(_ result: Result<Void, Error>) {
+        guard let promise = handshakePromise else { return }
+        handshakePromise = nil
+        promise.completeWith(result)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -230,7 +238,7 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             timer = nil
             recordFacts(connection)
             flushCiphertext(context)
-            handshakePromise?.succeed(())
+            settleHandshake(.success(()))
             context.fireUserInboundEventTriggered(TLSHandshakeCompleted())
             drainPendingWrites(context)
             // Application data may have come with the last handshake flight.
@@ -330,7 +338,7 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 flushCiphertext(context)
             }
             if mode == .all {
-                if state == .handshaking { handshakePromise?.fail(TLSFailure.closedDuringHandshake) }
+                if state == .handshaking { settleHandshake(.failure(TLSFailure.closedDuringHandshake)) }
                 state = .closed
                 failPendingWrites()
             }
@@ -414,7 +422,7 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // The alert OpenSSL prepared goes out before the close.
         flushCiphertext(context)
         failPendingWrites()
-        handshakePromise?.fail(failure)
+        settleHandshake(.failure(failure))
         onFailure?(failure)
         onFailure = nil
         if closing { context.close(promise: nil) }
