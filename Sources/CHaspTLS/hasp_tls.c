@@ -85,7 +85,8 @@ int hasp_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version) {
     return ok;
 }
 
-void hasp_ctx_set_flags(SSL_CTX *ctx, int flags) {
+/* The SSL_OP_* bits of HASP_NO_* flags. */
+static uint64_t options_of(int flags) {
     uint64_t set = 0;
     if (flags & HASP_NO_SSLV3) set |= SSL_OP_NO_SSLv3;
     if (flags & HASP_NO_TLSV10) set |= SSL_OP_NO_TLSv1;
@@ -93,7 +94,11 @@ void hasp_ctx_set_flags(SSL_CTX *ctx, int flags) {
     if (flags & HASP_NO_TLSV12) set |= SSL_OP_NO_TLSv1_2;
     if (flags & HASP_NO_TLSV13) set |= SSL_OP_NO_TLSv1_3;
     if (flags & HASP_NO_TICKETS) set |= SSL_OP_NO_TICKET;
-    SSL_CTX_set_options(ctx, set);
+    return set;
+}
+
+void hasp_ctx_set_flags(SSL_CTX *ctx, int flags) {
+    SSL_CTX_set_options(ctx, options_of(flags));
     if (flags & HASP_PREFER_CLIENT_CIPHERS) SSL_CTX_clear_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
 }
 
@@ -658,14 +663,7 @@ int hasp_ssl_set_policy(SSL *ssl, int min_version, int max_version, int flags, c
                         const char *suites, const char *groups) {
     if (min_version >= 0) SSL_set_min_proto_version(ssl, min_version);
     if (max_version >= 0) SSL_set_max_proto_version(ssl, max_version);
-    uint64_t set = 0;
-    if (flags & HASP_NO_SSLV3) set |= SSL_OP_NO_SSLv3;
-    if (flags & HASP_NO_TLSV10) set |= SSL_OP_NO_TLSv1;
-    if (flags & HASP_NO_TLSV11) set |= SSL_OP_NO_TLSv1_1;
-    if (flags & HASP_NO_TLSV12) set |= SSL_OP_NO_TLSv1_2;
-    if (flags & HASP_NO_TLSV13) set |= SSL_OP_NO_TLSv1_3;
-    if (flags & HASP_NO_TICKETS) set |= SSL_OP_NO_TICKET;
-    SSL_set_options(ssl, set);
+    SSL_set_options(ssl, options_of(flags));
     int ok = 1;
     if (ciphers) ok &= SSL_set_cipher_list(ssl, ciphers);
     if (suites) ok &= SSL_set_ciphersuites(ssl, suites);
