@@ -155,9 +155,11 @@ extension ConfigParser {
             return "'crt-list' : cannot open file '\(path)' : \(reason)"
         }
         var number = 0
-        for rawLine in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+        // Lines end at LF bytes (a CRLF pair is one Character, which a split on "\n" misses).
+        for rawLine in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             number += 1
-            let line = rawLine.strippingBlanks()
+            let text = Substring(decoding: rawLine.last == UInt8(ascii: "\r") ? rawLine.dropLast() : rawLine, as: UTF8.self)
+            let line = String(text.trimmingBlanks())
             guard !line.isEmpty, !line.hasPrefix("#") else { continue }
             let entry: CrtListLine
             switch Self.crtListLine(line, files: files, caBase: config.global.tls.caBase) {
@@ -514,15 +516,5 @@ extension ConfigParser {
             return false
         }
         return true
-    }
-}
-
-extension Substring {
-    /// Without leading and trailing spaces, tabs and CR.
-    func strippingBlanks() -> String {
-        var s = self
-        while let f = s.first, f == " " || f == "\t" || f == "\r" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" || l == "\r" { s.removeLast() }
-        return String(s)
     }
 }
