@@ -236,7 +236,10 @@ extension ConfigParser {
             }
             parser.parseCheckRule(w, &p)
         },
-        ProxyKeyword(names: ["compression", "cookie", "stick-table", "stick", "errorloc", "errorloc302", "errorloc303"],
+        ProxyKeyword(names: ["stick-table"], maximumArguments: nil) { parser, w, p in
+            parser.parseProxyStickTable(w, &p)
+        },
+        ProxyKeyword(names: ["compression", "cookie", "stick", "errorloc", "errorloc302", "errorloc303"],
                      maximumArguments: nil) { parser, w, _ in
             parser.parsingAlert("'\(w[0])' is not supported by Hasp yet.")
         },

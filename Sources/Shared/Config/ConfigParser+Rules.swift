@@ -28,15 +28,22 @@ extension ConfigParser {
         ("set-tos", [.httpRequest, .httpResponse]), ("strict-mode", [.httpRequest, .httpResponse, .httpAfterResponse]),
         ("silent-drop", [.httpRequest, .httpResponse]), ("wait-for-handshake", .httpRequest),
         ("track-sc(*)", [.httpRequest, .httpResponse]), ("use-service", .httpRequest),
+        ("sc-inc-gpc(*)", [.httpRequest, .httpResponse]), ("sc-inc-gpc0(*)", [.httpRequest, .httpResponse]),
+        ("sc-inc-gpc1(*)", [.httpRequest, .httpResponse]), ("sc-add-gpc(*)", [.httpRequest, .httpResponse]),
+        ("sc-set-gpt(*)", [.httpRequest, .httpResponse]), ("sc-set-gpt0(*)", [.httpRequest, .httpResponse]),
     ]
 
     static let tcpActionNames: [String] = [
         "accept", "reject", "set-var(*)", "set-var-fmt(*)", "unset-var(*)", "capture", "expect-proxy", "set-src",
         "set-dst", "set-log-level", "switch-mode", "silent-drop", "set-mark", "set-tos", "set-nice", "track-sc(*)",
         "do-resolve(*)", "use-service", "set-src-port", "set-dst-port", "close", "sc-inc-gpc0(*)", "sc-set-gpt0(*)",
+        "sc-inc-gpc(*)", "sc-inc-gpc1(*)", "sc-add-gpc(*)", "sc-set-gpt(*)",
     ]
 
-    var ruleContext: RuleCompilationContext { RuleCompilationContext(patternFiles: config.patternFiles, location: here) }
+    var ruleContext: RuleCompilationContext {
+        RuleCompilationContext(patternFiles: config.patternFiles, location: here, proxyName: currentProxyName,
+                               tableReferences: tableReferences)
+    }
 
     // MARK: - acl
 
@@ -143,7 +150,7 @@ extension ConfigParser {
             return
         }
         let verb = w[1]
-        let base = verb.firstIndex(of: "(").map { String(verb[..<$0]) + "(*)" } ?? verb
+        let base = verb.hasPrefix("track-sc") ? "track-sc(*)" : verb.firstIndex(of: "(").map { String(verb[..<$0]) + "(*)" } ?? verb
         guard names.contains(base) else {
             var text = "parsing [\(file):\(lineNumber)]: '\(keyword)' expects \(names.map { "'\($0)'" }.joined(separator: ", ")), but got '\(verb)'."
             if let s = Suggestion.closest(to: verb, in: names) { text += " Did you mean '\(s)' maybe ?" }
@@ -211,6 +218,12 @@ extension ConfigParser {
             guard !args.isEmpty else { parsingAlert(prefix + "expects a sample expression."); return nil }
             if verb.hasPrefix("set-var-fmt(") { return format(args[0]).map { .setVarFormat(name, $0) } }
             return compileSample(args[0], stage: stage, context: prefix).map { .setVar(name, $0) }
+        }
+        switch parseStickAction(verb, args, stage: stage, prefix: prefix, p) {
+        case (true, nil): return nil
+        case (true, .track(let t)?): return .track(t)
+        case (true, .counter(let c)?): return .stickCounter(c)
+        default: break
         }
         switch verb {
         case "allow":
@@ -413,8 +426,14 @@ extension ConfigParser {
                 }
             }
         } else if verb.hasPrefix("track-sc") || verb.hasPrefix("sc-") {
-            parsingAlert(prefix + "'\(verb)' needs stick tables, which Hasp does not support yet.")
-            return
+            switch parseStickAction(verb, args, stage: stage, prefix: prefix, p) {
+            case (_, .track(let t)?): action = .track(t)
+            case (_, .counter(let c)?): action = .stickCounter(c)
+            case (true, nil): return
+            case (false, _):
+                alert("parsing [\(file):\(lineNumber)] : '\(keyword) \(phase.rawValue)' expects \(Self.tcpActionNames.map { "'\($0)'" }.joined(separator: ", ")), but got '\(verb)'")
+                return
+            }
         } else {
             switch verb {
             case "accept": action = .accept

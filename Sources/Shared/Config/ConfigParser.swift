@@ -31,6 +31,7 @@ public struct ConfigParser {
         case userlist(Userlist)
         case httpErrors(String, [Int: [UInt8]])
         case ring(RingSettings)
+        case peers(PeersSettings)
         /// A section Hasp recognises but does not implement; its lines are skipped.
         case ignored(String)
     }
@@ -54,6 +55,10 @@ public struct ConfigParser {
     let conditions: ConditionEvaluator
     /// Where TLS files come from (the disk, recorded; or what a master recorded).
     let files: ConfigFiles
+    /// Stick tables named by rules, checked at the end.
+    let tableReferences = StickTableReferences()
+    /// The proxy section being read (the default table of `src_*` fetches).
+    var currentProxyName: String?
 
     public init(lexer: LineLexer = LineLexer(), conditions: ConditionEvaluator = ConditionEvaluator(),
                 files: ConfigFiles = ConfigFiles()) {
@@ -206,9 +211,9 @@ public struct ConfigParser {
 
     // MARK: - Sections
 
-    static let sectionKeywords: Set<String> = ["global", "defaults", "frontend", "backend", "listen", "userlist", "http-errors", "ring"]
+    static let sectionKeywords: Set<String> = ["global", "defaults", "frontend", "backend", "listen", "userlist", "http-errors", "ring", "peers"]
     static let ignoredSections: Set<String> = [
-        "peers", "resolvers", "mailers", "program", "cache",
+        "resolvers", "mailers", "program", "cache",
         "crt-store", "traces", "log-forward",
     ]
 
@@ -265,6 +270,10 @@ public struct ConfigParser {
         case .ring(var ring):
             parseRingLine(words, &ring)
             section = .ring(ring)
+        case .peers(var peers):
+            section = .none
+            parsePeersLine(words, &peers)
+            section = .peers(peers)
         case .httpErrors(let name, var pages):
             if words[0] == "errorfile" {
                 if let (code, bytes) = parseErrorFile(words) { pages[code] = bytes }
@@ -300,6 +309,20 @@ public struct ConfigParser {
                 return
             }
             section = .ring(RingSettings(name: words[1]))
+            return
+        }
+        if keyword == "peers" {
+            guard words.count >= 2 else {
+                parsingAlert(Self.missingSectionName["peers"]!)
+                section = .ignored(keyword)
+                return
+            }
+            if let existing = config.peers[words[1]] {
+                alert("parsing [\(file):\(lineNumber)] : 'peers' section '\(words[1])' has the same name as another peers section declared at \(existing.location).")
+                section = .ignored(keyword)
+                return
+            }
+            section = .peers(PeersSettings(name: words[1], location: here))
             return
         }
         if keyword == "userlist" {
@@ -364,6 +387,7 @@ public struct ConfigParser {
             alert("Parsing [\(file):\(lineNumber)]: \(kind.rawValue) '\(name)' has the same name as \(existing.kind.rawValue) '\(name)' declared at \(existing.location).")
         }
         section = .proxy(base.inherit(as: kind, name: name, location: here))
+        currentProxyName = name.isEmpty ? nil : name
     }
 
     mutating func closeSection() {
@@ -372,6 +396,9 @@ public struct ConfigParser {
         }
         if case .ring(let ring) = section {
             config.rings[ring.name] = ring
+        }
+        if case .peers(let peers) = section {
+            config.peers[peers.name] = peers
         }
         if case .userlist(var list) = section {
             list.resolveGroupMembers()
@@ -393,6 +420,7 @@ public struct ConfigParser {
             }
         }
         section = .none
+        currentProxyName = nil
     }
 
     // MARK: - Cross-checks
@@ -509,6 +537,7 @@ public struct ConfigParser {
         }
         resolveErrorFileSections()
         checkTracking()
+        checkStickTables()
         checkStatsPages()
         for proxy in config.proxies {
             let t = proxy.timeouts

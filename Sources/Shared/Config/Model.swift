@@ -15,8 +15,16 @@ public struct Configuration: Sendable, Equatable {
     public var rings: [String: RingSettings] = [:]
     /// The map and pattern files the rules loaded.
     public var patternFiles = PatternFileStore()
+    /// `peers` sections, by name.
+    public var peers: [String: PeersSettings] = [:]
 
     public init() {}
+
+    /// Every stick table: the proxies' (named after them) and the `peers` sections' tables
+    /// (named `<peers>/<table>`), in declaration order.
+    public var stickTables: [StickTableDefinition] {
+        proxies.compactMap(\.stickTable) + peers.values.sorted { $0.location.line < $1.location.line }.flatMap(\.tables)
+    }
 
     public func proxy(named name: String) -> ProxySettings? {
         proxies.first { $0.name == name }
@@ -475,6 +483,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var statsDeclaredHere = false
     /// `description <text>`.
     public var proxyDescription: String? = nil
+    /// `stick-table ...`: the proxy's table, named after it.
+    public var stickTable: StickTableDefinition? = nil
 
     public init(kind: ProxyKind, name: String, location: SourceLocation) {
         self.kind = kind
@@ -496,10 +506,43 @@ public struct ProxySettings: Sendable, Equatable {
         copy.rules.useBackends = []
         copy.statsDeclaredHere = false
         copy.proxyDescription = nil
+        copy.stickTable = nil
         copy.disabled = false
         copy.id = 0
         copy.checks.inheritedHTTPSteps = !checks.httpSteps.isEmpty
         copy.checks.inheritedTCPSteps = !checks.tcpSteps.isEmpty
         return copy
+    }
+}
+
+
+/// A `peers` section: the nodes sharing its tables, and the tables it declares.
+public struct PeersSettings: Sendable, Equatable {
+    public var name: String
+    public var location: SourceLocation
+    public var peers: [PeerSettings] = []
+    /// `bind <addr>:<port>` (with `server` lines, the local peer's listener).
+    public var bind: String?
+    public var disabled = false
+    /// `table <name> ...`, named `<section>/<name>`.
+    public var tables: [StickTableDefinition] = []
+
+    public init(name: String, location: SourceLocation) {
+        self.name = name
+        self.location = location
+    }
+}
+
+/// `peer <name> <addr>:<port>` or `server <name> [<addr>:<port>]`.
+public struct PeerSettings: Sendable, Equatable {
+    public var name: String
+    public var address: String?
+    public var location: SourceLocation
+    public var viaServerKeyword = false
+
+    public init(name: String, address: String?, location: SourceLocation) {
+        self.name = name
+        self.address = address
+        self.location = location
     }
 }

@@ -136,6 +136,9 @@ public enum ACLCompiler {
         }
         let expression: SampleExpression
         do {
+            let wasACL = context.compilingACL
+            context.compilingACL = true
+            defer { context.compilingACL = wasACL }
             expression = try SampleExpressionParser.parse(text, context: context)
         } catch {
             throw Failure(message: "ACL keyword '\(aclName)' : \(error.message).")

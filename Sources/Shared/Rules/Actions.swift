@@ -77,6 +77,9 @@ public enum HTTPAction: Sendable {
     case normalizeURI(String)
     /// `use-service <name>`: an applet of the proxy answers the request.
     case useService(HTTPService)
+    /// `track-scN`, `sc-inc-gpc*`, `sc-set-gpt*`, `sc-add-gpc`.
+    case track(StickTrackAction)
+    case stickCounter(StickCounterAction)
     /// Accepted and without effect here (`set-nice`, `set-mark`, `disable-l7-retry`...).
     case ignored(String)
 }
@@ -112,6 +115,8 @@ public enum TCPAction: Sendable {
     case setLogLevel(String)
     /// `switch-mode http`: the stream is parsed as HTTP (already so for HTTP frontends).
     case switchToHTTP
+    case track(StickTrackAction)
+    case stickCounter(StickCounterAction)
     case ignored(String)
 }
 

@@ -3,6 +3,7 @@ import Foundation
 /// Every converter Hasp knows, in one declarative table.
 public enum ConverterTable {
     public static let all: [ConverterDefinition] = stringConverters + arithmetic + hashes + mapConverters + misc
+        + StickFetches.converters
     public static let byName: [String: ConverterDefinition] = {
         var table: [String: ConverterDefinition] = [:]
         for c in all where table[c.name] == nil { table[c.name] = c }
@@ -216,7 +217,6 @@ public enum ConverterTable {
         ConverterDefinition("http_date", [.int, .string], .int, .string) { v, a, _ in
             v.asInt.map { .string(TimeFormat.format(epoch: $0 + (a.first?.int ?? 0), format: "%a, %d %b %Y %H:%M:%S GMT", utc: true)) }
         },
-        ConverterDefinition("in_table", [.string], required: 1, .any, .bool) { _, _, _ in .bool(false) },
     ]
 }
 

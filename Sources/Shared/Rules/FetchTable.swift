@@ -5,6 +5,7 @@ import Foundation
 /// from it.
 public enum FetchTable {
     public static let all: [FetchDefinition] = connectionFetches + tlsFetches + internalFetches + httpFetches + contentFetches
+        + StickFetches.fetches
     public static let byName: [String: FetchDefinition] = {
         var table: [String: FetchDefinition] = [:]
         for f in all where table[f.name] == nil { table[f.name] = f }

@@ -53,10 +53,18 @@ public protocol SampleContext: AnyObject {
 
     /// The request's `unique-id-format` value (`unique-id`), if the proxy has one.
     var uniqueID: String? { get }
+
+    // Stick tables
+    /// The running worker's tables (nil where there are none, e.g. on the runtime API).
+    var stickTables: StickTableRegistry? { get }
+    /// The stream's tracked entries (`sc0`..`sc2`), nil before anything is tracked.
+    var stickCounters: StickCounters? { get }
 }
 
 extension SampleContext {
     public var uniqueID: String? { nil }
+    public var stickTables: StickTableRegistry? { nil }
+    public var stickCounters: StickCounters? { nil }
 }
 
 /// The proxy figures fetches can read.

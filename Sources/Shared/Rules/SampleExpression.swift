@@ -20,6 +20,10 @@ public enum ArgumentKind: Sendable {
     case headerName
     /// A map file, compiled for a match method (`map_beg(file)`), and the output type's name.
     case map(MatchMethod, output: String)
+    /// A stick table's name, checked once the whole configuration is read. Left out, it names
+    /// the rule's own proxy when `defaultsToProxy` (`src_conn_cur`), else nothing
+    /// (`sc0_conn_cur`: the tracked entry's table).
+    case table(defaultsToProxy: Bool)
 }
 
 /// What a fetch produced: nothing, one sample, or every occurrence (headers, cookies) when
@@ -158,10 +162,37 @@ public final class RuleCompilationContext {
     public var patternFiles: PatternFileStore
     /// Where the rule being compiled was declared (pattern references describe their users).
     public var location: SourceLocation?
-    public init(patternFiles: PatternFileStore = PatternFileStore(), location: SourceLocation? = nil) {
+    /// The proxy whose rule this is: the stick table a `src_*` fetch reads by default.
+    public var proxyName: String?
+    /// Where stick tables are named, to be checked when every table is known.
+    public var tableReferences: StickTableReferences?
+    /// Compiling an ACL (messages say "ACL keyword" rather than "sample fetch keyword").
+    public var compilingACL = false
+
+    public init(patternFiles: PatternFileStore = PatternFileStore(), location: SourceLocation? = nil,
+                proxyName: String? = nil, tableReferences: StickTableReferences? = nil) {
         self.patternFiles = patternFiles
         self.location = location
+        self.proxyName = proxyName
+        self.tableReferences = tableReferences
     }
+}
+
+/// The stick tables rules name, each with what names it, for the checks made once every table
+/// is declared.
+public final class StickTableReferences {
+    public struct Reference {
+        public var table: String
+        public var proxy: String
+        public var location: SourceLocation?
+        /// HAProxy's description of the user, e.g. "arg 1 of ACL keyword 'src_conn_cur'".
+        public var user: String
+        /// A `track-sc` action: "Proxy 'fe': unable to find table 'x' referenced by track-sc0."
+        public var trackCounter: Int?
+    }
+    public private(set) var all: [Reference] = []
+    public init() {}
+    public func add(_ reference: Reference) { all.append(reference) }
 }
 
 /// Parses sample expressions: `name(arg,arg),conv(arg),conv`.
@@ -260,7 +291,8 @@ public enum SampleExpressionParser {
             throw Failure(message: "unknown fetch method '\(first.name)'.")
         }
         let arguments = try compileArguments(first.arguments ?? [], kinds: fetch.arguments, required: fetch.required,
-                                             what: "fetch method '\(fetch.name)'", context: context)
+                                             what: "fetch method '\(fetch.name)'", context: context,
+                                             user: (context.compilingACL ? "ACL keyword '" : "sample fetch keyword '") + fetch.name + "'")
         var converters: [ConverterCall] = []
         var type = fetch.output
         for element in elements.dropFirst() {
@@ -271,7 +303,8 @@ public enum SampleExpressionParser {
                 throw Failure(message: "converter '\(converter.name)' cannot be applied.")
             }
             let args = try compileArguments(element.arguments ?? [], kinds: converter.arguments, required: converter.required,
-                                            what: "converter '\(converter.name)'", context: context)
+                                            what: "converter '\(converter.name)'", context: context,
+                                            user: "converter '" + converter.name + "'")
             converters.append(ConverterCall(definition: converter, arguments: args))
             type = converter.output
         }
@@ -280,7 +313,7 @@ public enum SampleExpressionParser {
     }
 
     static func compileArguments(_ raw: [String], kinds: [ArgumentKind], required: Int, what: String,
-                                 context: RuleCompilationContext) throws(Failure) -> [SampleArgument] {
+                                 context: RuleCompilationContext, user: String = "") throws(Failure) -> [SampleArgument] {
         if raw.count < required {
             throw Failure(message: "\(what) expects at least \(required) argument(s)")
         }
@@ -292,6 +325,9 @@ public enum SampleExpressionParser {
             switch kinds[index] {
             case .string, .backend, .userlist:
                 out.append(.string(text))
+            case .table:
+                out.append(.string(text))
+                noteTable(text, argument: index + 1, user: user, context: context)
             case .headerName:
                 out.append(.string(text.lowercased()))
             case .int:
@@ -322,6 +358,16 @@ public enum SampleExpressionParser {
                 }
             }
         }
+        // A table left out names the rule's own proxy where the fetch says so.
+        if out.count < kinds.count, case .table(defaultsToProxy: true) = kinds[out.count], let proxy = context.proxyName {
+            out.append(.string(proxy))
+            noteTable(proxy, argument: out.count, user: user, context: context)
+        }
         return out
+    }
+
+    private static func noteTable(_ name: String, argument: Int, user: String, context: RuleCompilationContext) {
+        context.tableReferences?.add(.init(table: name, proxy: context.proxyName ?? "", location: context.location,
+                                           user: "arg \(argument) of \(user)"))
     }
 }

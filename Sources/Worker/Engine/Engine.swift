@@ -184,6 +184,7 @@ public final class Engine: Sendable {
             ListenerSocket.relisten(listener.fd, backlog: listener.backlog)
         }
         runtime.startChecks()
+        runtime.startStickTablePurge()
     }
 
     /// `shutdown frontend`: closes its listeners; its open connections go on.

@@ -95,7 +95,7 @@ final class Frontend: Sendable {
         for phase in [TCPRule.Phase.connection, .session] {
             rules: for rule in settings.rules.tcpRequest where rule.phase == phase {
                 if let condition = rule.condition, !condition.matches(context) { continue }
-                switch TCPRuleRunner.apply(rule.action, context) {
+                switch TCPRuleRunner.apply(rule, context) {
                 case .next: continue
                 case .expectProxy: expectProxy = true
                 case .accept: break rules
@@ -105,6 +105,8 @@ final class Frontend: Sendable {
                 }
             }
         }
+        // The connection is a session now: its trackers count it.
+        context.stickCounters?.countSession()
         return .accept(expectProxy: expectProxy)
     }
 
@@ -199,6 +201,8 @@ public final class WorkerRuntime: Sendable {
     let tlsBinds = NIOLockedValueBox<[TLSBindSlot]>([])
     /// What the runtime API changes in them (`set ssl cert`...).
     let tlsCertificates: TLSCertificateStore
+    /// The stick tables, shared by every loop.
+    let stickTables: StickTableRegistry
 
     /// The TLS slot of a bind line (shared by its addresses), built on first use.
     func tlsSlot(_ frontend: Frontend, bindIndex: Int) throws(TLSBuildError) -> TLSBindSlot {
@@ -289,7 +293,28 @@ public final class WorkerRuntime: Sendable {
         }
         let binds = tlsBinds
         tlsCertificates = TLSCertificateStore(slots: { binds.withLockedValue { $0 } })
+        stickTables = StickTableRegistry(configuration.stickTables)
         linkTrackedServers()
+    }
+
+    /// Removes expired stick table entries, a bounded batch per table and lock hold, so a
+    /// purge never keeps the loops waiting on a table for long.
+    func purgeStickTables() {
+        for table in stickTables.tables where table.definition.expire != nil {
+            let now = table.now
+            for _ in 0..<64 {
+                if table.withStorage({ $0.purge(now: now, limit: 1_000) }) < 1_000 { break }
+            }
+        }
+    }
+
+    /// Purges the tables every second on the first loop (a purge takes short lock holds).
+    func startStickTablePurge() {
+        guard !stickTables.isEmpty, let loop = loops.first else { return }
+        loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] task in
+            guard let self else { task.cancel(); return }
+            self.purgeStickTables()
+        }
     }
 
     func loopIndex(of loop: EventLoop) -> Int {

@@ -221,6 +221,11 @@ enum HTTPRuleRunner {
                 if normalized != target { c.editRequest { $0.setRequestLinePart(.uri, normalized) } }
             case .useService(let service):
                 return .service(service)
+            case .track(let track):
+                c.track(track, level: .stream, countsRequest: stage == .httpRequest)
+                if stage == .httpResponse, let status = c.responseStatus { c.stickCounters?.countStatus(status) }
+            case .stickCounter(let action):
+                c.stickCounters?.apply(action, context: c)
             case .earlyHint, .ignored:
                 break
             }

@@ -83,6 +83,12 @@ final class StreamContext: SampleContext {
     var logLevel: String?
     /// `unique-id-format`'s value for the current request.
     var uniqueID: String?
+    /// The entries `track-sc` rules track, made by the first of them.
+    private(set) var counters: StickCounters?
+    /// What the current stream moved and answered, for its trackers (`bytes_in_cnt`...).
+    var streamBytesIn: Int64 = 0
+    var streamBytesOut: Int64 = 0
+    var streamStatus: Int?
 
     init(runtime: WorkerRuntime, frontend: Frontend) {
         self.runtime = runtime
@@ -90,6 +96,9 @@ final class StreamContext: SampleContext {
     }
 
     func beginTransaction() {
+        streamBytesIn = 0
+        streamBytesOut = 0
+        streamStatus = nil
         transactionVariables.removeAll(keepingCapacity: true)
         transactionBytes = 0
         timeoutOverride = nil
@@ -112,6 +121,40 @@ final class StreamContext: SampleContext {
         method = nil
         path = nil
         if !requestValues.isEmpty { requestValues.removeAll(keepingCapacity: true) }
+    }
+
+    // MARK: - Stick tables
+
+    var stickTables: StickTableRegistry? { runtime.stickTables }
+    var stickCounters: StickCounters? { counters }
+
+    /// `track-scN <key> [table <t>]`.
+    func track(_ action: StickTrackAction, level: StickCounters.Level, countsRequest: Bool) {
+        if let counters, counters.isTracking(action.counter, level) { return }
+        guard let table = runtime.stickTables[action.table], let value = action.key.evaluate(self),
+              let key = StickKey(value, type: table.keyType) else { return }
+        let counters = self.counters ?? StickCounters()
+        self.counters = counters
+        counters.track(action.counter, key: key, in: table, level: level, countsRequest: countsRequest)
+    }
+
+    /// The stream (an HTTP exchange, a TCP session) ended: its trackers count what it did
+    /// and let their entries go.
+    func endStickStream() {
+        guard let counters else { return }
+        if let status = streamStatus { counters.countStatus(status) }
+        counters.countBytes(in: streamBytesIn, out: streamBytesOut)
+        streamBytesIn = 0
+        streamBytesOut = 0
+        streamStatus = nil
+        counters.endStream()
+    }
+
+    /// The connection closed: the connection's trackers let go too.
+    func endStickSession() {
+        guard let counters else { return }
+        endStickStream()
+        counters.endSession()
     }
 
     // MARK: - SampleContext

@@ -13,8 +13,8 @@ enum TCPRuleRunner {
         case expectProxy
     }
 
-    static func apply(_ action: TCPAction, _ c: StreamContext) -> Verdict {
-        switch action {
+    static func apply(_ rule: TCPRule, _ c: StreamContext) -> Verdict {
+        switch rule.action {
         case .accept, .switchToHTTP: return .accept
         case .reject: return .reject
         case .expectProxy: return .expectProxy
@@ -32,6 +32,12 @@ enum TCPRuleRunner {
             if let v = e.evaluate(c) { c.overrideAddress(v, source: false) }
         case .setLogLevel(let level):
             c.logLevel = level
+        case .track(let track):
+            // Connection and session rules track for the whole connection; content rules,
+            // for the current stream.
+            c.track(track, level: rule.phase == .content ? .stream : .session, countsRequest: false)
+        case .stickCounter(let action):
+            c.stickCounters?.apply(action, context: c)
         case .ignored:
             break
         }

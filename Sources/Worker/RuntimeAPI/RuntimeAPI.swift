@@ -102,6 +102,7 @@ extension RuntimeAPI {
         list += dynamicServerCommands()
         list += eventCommands()
         list += tlsCommands()
+        list += stickTableCommands()
         return list
     }
 

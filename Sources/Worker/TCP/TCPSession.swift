@@ -28,7 +28,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     private var announcedClient: SocketAddress?
     private var clientAddress: SocketAddress? { announcedClient ?? context?.channel.remoteAddress }
     /// What rules read: the addresses, the bytes buffered for inspection, variables.
-    private let streams: StreamContext
+    let streams: StreamContext
     /// `tcp-request inspect-delay` with content rules: the first bytes are buffered and
     /// inspected before a backend is chosen.
     private var inspecting = false
@@ -135,7 +135,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
                 }
                 continue
             }
-            switch TCPRuleRunner.apply(rule.action, streams) {
+            switch TCPRuleRunner.apply(rule, streams) {
             case .accept:
                 break rules
             case .reject:
@@ -295,12 +295,14 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             backend.counters.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed)
             frontend.counters.bytesIn.wrappingIncrement(by: $0, ordering: .relaxed)
             if logging { bound.value.log?.bytesIn += $0 }
+            bound.value.streams.streamBytesIn &+= Int64($0)
         }
         serverRelay.onBytes = {
             server.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
             backend.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
             frontend.counters.bytesOut.wrappingIncrement(by: $0, ordering: .relaxed)
             if logging { bound.value.log?.bytesOut += $0 }
+            bound.value.streams.streamBytesOut &+= Int64($0)
         }
         do {
             try serverChannel.pipeline.syncOperations.addHandler(serverRelay)
@@ -357,6 +359,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             }
             self.log = nil
         }
+        streams.endStickSession()
         dialer.detach()
         finished = true
         runtime.sessions(on: context.eventLoop).remove(self)

@@ -2,6 +2,7 @@
 /// and, once a server is chosen, for its backend and server.
 extension HTTPSession {
     func countResponse(status: Int) {
+        streams.streamStatus = status
         frontend.counters.countResponse(status: status)
         if let (backend, server) = slot {
             backend.counters.countResponse(status: status)
@@ -10,6 +11,7 @@ extension HTTPSession {
     }
 
     func countResponseBytes(_ n: Int) {
+        streams.streamBytesOut &+= Int64(n)
         frontend.counters.bytesOut.wrappingIncrement(by: n, ordering: .relaxed)
         if exchangeLog != nil { exchangeLog!.bytesOut += n }
         if let (backend, server) = slot {

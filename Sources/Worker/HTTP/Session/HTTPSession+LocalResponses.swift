@@ -47,11 +47,13 @@ extension HTTPSession {
     func writeLocal(_ bytes: [UInt8], closes: Bool) {
         // Local answers are counted here; forwarded bytes where they are written.
         frontend.counters.bytesOut.wrappingIncrement(by: bytes.count, ordering: .relaxed)
+        streams.streamBytesOut &+= Int64(bytes.count)
         if exchangeLog != nil {
             exchangeLog!.bytesOut += bytes.count
             logExchange(localCause?.0 ?? "-", state: localCause?.1)
             localCause = nil
         }
+        streams.endStickStream()
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         context.write(wrapOutboundOut(buffer), promise: nil)

@@ -57,6 +57,8 @@ extension HTTPSession {
     func noteAbandonedRequest() {
         let sentSomething = firstByteMono >= 0
         guard sentSomething || (exchange.requestsDone == 0 && !frontend.settings.options.dontLogNull) else { return }
+        // HAProxy counts it as a request (and a client error) for the tracked entries too.
+        streams.stickCounters?.countHTTPRequest()
         countResponse(status: 400)
         guard logger != nil, logFormat.format != nil else { return }
         let started = firstByteMono >= 0 ? firstByteMono : (exchange.requestsDone == 0 ? createdAtMs : idleSinceMono)

@@ -24,6 +24,8 @@ extension HTTPSession {
             return .handled
         }
         if !runContentRules(rules.tcpContent) { return .handled }
+        // A new request for the entries the connection (or its content rules) tracks.
+        c.stickCounters?.countHTTPRequest()
         if !runRequestRules(rules) { return .handled }
         if serveStatsIfAsked(rules) { return .handled }
         var chosen = frontend.backend
@@ -48,7 +50,7 @@ extension HTTPSession {
     func runContentRules(_ rules: [TCPRule]) -> Bool {
         for rule in rules {
             if let condition = rule.condition, !condition.matches(streams) { continue }
-            switch TCPRuleRunner.apply(rule.action, streams) {
+            switch TCPRuleRunner.apply(rule, streams) {
             case .next, .expectProxy: continue
             case .accept: return true
             case .reject:

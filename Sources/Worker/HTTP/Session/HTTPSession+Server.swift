@@ -335,6 +335,7 @@ extension HTTPSession: ServerDialerClient {
     /// The response is complete: settle the server connection, then the client side.
     func finishResponse() {
         if exchangeLog != nil { logExchange("-") }
+        streams.endStickStream()
         var usable: Bool? = nil
         if let c = connection {
             let maxReuse = c.server.settings.maxReuse

@@ -171,6 +171,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             // A tunnel that ends is a normal end; otherwise the client left (or was killed).
             logExchange(exchange.terminationCause ?? (exchange.phase == .tunnel ? "-" : "C"))
         }
+        streams.endStickSession()
         exchange.closed()
         stopTimerTask()
         if let c = connection {
@@ -373,7 +374,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                     requestBodyFailed()
                     return
                 }
-                if let slice, exchangeLog != nil { exchangeLog!.bytesIn += slice.readableBytes }
+                if let slice {
+                    streams.streamBytesIn &+= Int64(slice.readableBytes)
+                    if exchangeLog != nil { exchangeLog!.bytesIn += slice.readableBytes }
+                }
                 if let slice, forwarding, let c = connection {
                     countRequestBytes(slice.readableBytes)
                     c.channel.write(slice, promise: nil)
@@ -522,6 +526,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         let uniqueIDFormat = frontend.settings.logging.uniqueIDFormat
         if frontend.routesRequests {
             streams.beginTransaction()
+            streams.streamBytesIn = Int64(head.bytes.readableBytes)
             streams.request = head
             if let format = uniqueIDFormat {
                 makeUniqueID(format, head)
