@@ -239,7 +239,10 @@ extension ConfigParser {
         ProxyKeyword(names: ["stick-table"], maximumArguments: nil) { parser, w, p in
             parser.parseProxyStickTable(w, &p)
         },
-        ProxyKeyword(names: ["compression", "cookie", "stick", "errorloc", "errorloc302", "errorloc303"],
+        ProxyKeyword(names: ["stick"], maximumArguments: nil) { parser, w, p in
+            parser.parseStickRule(w, &p)
+        },
+        ProxyKeyword(names: ["compression", "cookie", "errorloc", "errorloc302", "errorloc303"],
                      maximumArguments: nil) { parser, w, _ in
             parser.parsingAlert("'\(w[0])' is not supported by Hasp yet.")
         },
@@ -451,13 +454,13 @@ extension ConfigParser {
     static let supportedOptions = [
         "redispatch", "httplog", "httpslog", "tcplog", "dontlog-normal", "forwardfor", "http-keep-alive", "http-server-close", "httpclose",
         "dontlognull", "idle-close-on-response", "log-health-checks", "log-separate-errors", "allbackups", "httpchk", "tcp-check",
-        "http-buffer-request", "originalto",
+        "http-buffer-request", "originalto", "persist",
     ]
     /// Options an ordinary configuration uses that Hasp accepts without acting on them yet.
     static let acceptedOptions: Set<String> = [
         "abortonclose", "splice-auto", "splice-request", "splice-response",
         "tcpka", "clitcpka", "srvtcpka", "allbackups",
-        "prefer-last-server", "persist", "nolinger", "independent-streams", "http-pretend-keepalive",
+        "prefer-last-server", "nolinger", "independent-streams", "http-pretend-keepalive",
         "http-no-delay", "logasap", "contstats", "socket-stats", "checkcache", "http-ignore-probes",
         "tcp-smart-accept", "tcp-smart-connect", "accept-invalid-http-request", "accept-invalid-http-response",
         "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "disable-h2-upgrade", "http-use-htx",
@@ -469,6 +472,7 @@ extension ConfigParser {
         let name = w[i]
         switch name {
         case "redispatch": p.options.redispatch = !negated
+        case "persist": p.options.persist = !negated
         case "httplog", "httpslog", "tcplog":
             parseLogOption(name, arguments: w[(i + 1)...], negated: negated, &p)
         case "dontlognull": p.options.dontLogNull = !negated

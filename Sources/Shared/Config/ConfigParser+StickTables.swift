@@ -317,6 +317,43 @@ extension ConfigParser {
         return (true, .counter(StickCounterAction(counter: counter, kind: kind, index: index, operation: operation)))
     }
 
+    // MARK: - stick rules
+
+    /// `stick match|on|store-request|store-response <pattern> [table <t>] [if|unless <cond>]`.
+    mutating func parseStickRule(_ w: [String], _ p: inout ProxySettings) {
+        guard p.kind != .defaults else {
+            parsingAlert("'stick' not allowed in 'defaults' section.")
+            return
+        }
+        guard p.capabilities.contains(.backend) else {
+            parsingWarning("'stick' ignored because \(p.kind.rawValue) '\(p.name)' has no backend capability.")
+            return
+        }
+        guard w.count >= 2, let kind = StickRule.Kind(rawValue: w[1]) else {
+            parsingAlert("'stick' expects 'on', 'match', or 'store'.")
+            return
+        }
+        let (words, conditionWords) = Self.splitCondition(w, from: 2)
+        guard let patternText = words.first else {
+            parsingAlert("'stick \(kind.rawValue)' expects a fetch method.")
+            return
+        }
+        var table = p.name
+        if words.count > 1 {
+            guard words[1] == "table", words.count == 3 else {
+                parsingAlert("'stick \(kind.rawValue)' : unknown argument '\(words[1])'.")
+                return
+            }
+            table = words[2]
+        }
+        let stage: RuleStage = kind == .storeResponse ? .httpResponse : .httpRequest
+        let prefix = "'stick \(kind.rawValue)' : "
+        guard let pattern = compileSample(patternText, stage: stage, context: prefix) else { return }
+        guard let condition = compileCondition(conditionWords, p, stage: stage, what: "'stick \(kind.rawValue)' condition",
+                                               ruleName: "stick") else { return }
+        p.rules.stickRules.append(StickRule(kind: kind, pattern: pattern, table: table, condition: condition, location: here))
+    }
+
     // MARK: - Checks
 
     /// Every table a rule names exists, every `peers` a table names too.
@@ -331,6 +368,30 @@ extension ConfigParser {
                 let at = reference.location.map { "parsing [\($0)]: " } ?? ""
                 alert("\(at)unable to find table '\(reference.table)' referenced in \(reference.user) in proxy '\(reference.proxy)'.")
             }
+        }
+        // Tables that stick rules use store the server (`server_id`, `server_key`), as in HAProxy.
+        var persistenceTables: Set<String> = []
+        for proxy in config.proxies {
+            for rule in proxy.rules.stickRules {
+                guard known.contains(rule.table) else {
+                    alert("Proxy '\(proxy.name)': unable to find stick-table '\(rule.table)'.")
+                    continue
+                }
+                persistenceTables.insert(rule.table)
+            }
+        }
+        func addServerData(_ table: inout StickTableDefinition) {
+            guard persistenceTables.contains(table.name) else { return }
+            for kind in [StickDataKind.serverID, .serverKey] where table.stored(kind) == nil {
+                table.stored.append(StickStoredData(kind: kind))
+            }
+            table.stored.sort { $0.kind < $1.kind }
+        }
+        for index in config.proxies.indices where config.proxies[index].stickTable != nil {
+            addServerData(&config.proxies[index].stickTable!)
+        }
+        for name in config.peers.keys {
+            for index in config.peers[name]!.tables.indices { addServerData(&config.peers[name]!.tables[index]) }
         }
         for proxy in config.proxies {
             if let peers = proxy.stickTable?.peers, config.peers[peers] == nil {

@@ -244,6 +244,8 @@ public enum HashType: Sendable, Equatable {
 
 public struct ProxyOptions: Sendable, Equatable {
     public var redispatch = false
+    /// `option persist`: a request that sticks to a down server still goes to it.
+    public var persist = false
     public var httpLog = false
     /// Where `option httplog` was set (a TCP frontend falls back to tcplog with a warning).
     public var httpLogLocation: SourceLocation? = nil
@@ -367,6 +369,8 @@ public struct ProxyRules: Sendable, Equatable {
     public var responseInspectDelay: Int64? = nil
     public var useBackends: [BackendSwitchRule] = []
     public var useServers: [ServerSwitchRule] = []
+    /// `stick match|on|store-request|store-response`.
+    public var stickRules: [StickRule] = []
     /// `monitor-uri` and `monitor fail` conditions.
     public var monitorURI: String? = nil
     public var monitorFail: [RuleCondition] = []
@@ -379,14 +383,14 @@ public struct ProxyRules: Sendable, Equatable {
 
     public var isEmpty: Bool {
         httpRequest.isEmpty && httpResponse.isEmpty && httpAfterResponse.isEmpty && tcpRequest.isEmpty
-            && tcpResponse.isEmpty && useBackends.isEmpty && useServers.isEmpty && monitorURI == nil
+            && tcpResponse.isEmpty && useBackends.isEmpty && useServers.isEmpty && monitorURI == nil && stickRules.isEmpty
     }
 
     private var signature: [String] {
         httpRequest.map { "rq\($0.location)" } + httpResponse.map { "rs\($0.location)" }
             + httpAfterResponse.map { "ar\($0.location)" } + tcpRequest.map { "tq\($0.location)" }
             + tcpResponse.map { "ts\($0.location)" } + useBackends.map { "ub\($0.location)" }
-            + useServers.map { "us\($0.location)" } + acls.keys.sorted()
+            + useServers.map { "us\($0.location)" } + stickRules.map { "st\($0.location)" } + acls.keys.sorted()
             + [monitorURI ?? "", String(monitorFail.count), String(inspectDelay ?? -1)]
             + requestCaptures.map { "\($0.name ?? "")/\($0.length)" } + responseCaptures.map { "\($0.name ?? "")/\($0.length)" }
     }

@@ -63,3 +63,28 @@ extension StickCounters {
         }
     }
 }
+
+/// `stick match|on|store-request|store-response <pattern> [table <t>] [if|unless <cond>]`:
+/// persistence by a key the table maps to a server.
+public final class StickRule: Sendable {
+    public enum Kind: String, Sendable {
+        case match, on, storeRequest = "store-request", storeResponse = "store-response"
+        /// Looks the key up to pick the server.
+        public var matches: Bool { self == .match || self == .on }
+        /// Stores the request's key with the server that served it.
+        public var storesRequest: Bool { self == .on || self == .storeRequest }
+    }
+    public let kind: Kind
+    public let pattern: SampleExpression
+    public let table: String
+    public let condition: RuleCondition?
+    public let location: SourceLocation
+
+    public init(kind: Kind, pattern: SampleExpression, table: String, condition: RuleCondition?, location: SourceLocation) {
+        self.kind = kind
+        self.pattern = pattern
+        self.table = table
+        self.condition = condition
+        self.location = location
+    }
+}

@@ -65,6 +65,7 @@ final class Frontend: Sendable {
             || rules.requestCaptures.contains { $0.name != nil }
             || rules.tcpRequest.contains { $0.phase == .content }
             || !(backendRules?.httpRequest.isEmpty ?? true) || !(backendRules?.useServers.isEmpty ?? true)
+            || !(backendRules?.stickRules.isEmpty ?? true)
             || (backendRules?.tcpRequest.contains { $0.phase == .content } ?? false)
             || (settings.mode == .http && settings.stats != nil) || (backend?.settings.mode == .http && backend?.settings.stats != nil)
         hasConnectionRules = rules.tcpRequest.contains { $0.phase != .content }

@@ -89,6 +89,8 @@ final class StreamContext: SampleContext {
     var streamBytesIn: Int64 = 0
     var streamBytesOut: Int64 = 0
     var streamStatus: Int?
+    /// The keys `stick on|store-request` rules store once the server is known.
+    var pendingStickStores: [(table: StickTable, key: StickKey)] = []
 
     init(runtime: WorkerRuntime, frontend: Frontend) {
         self.runtime = runtime
@@ -99,6 +101,7 @@ final class StreamContext: SampleContext {
         streamBytesIn = 0
         streamBytesOut = 0
         streamStatus = nil
+        if !pendingStickStores.isEmpty { pendingStickStores.removeAll() }
         transactionVariables.removeAll(keepingCapacity: true)
         transactionBytes = 0
         timeoutOverride = nil
@@ -362,6 +365,7 @@ final class ProxyRuleSet: Sendable {
     let tcpContent: [TCPRule]
     let useBackends: [BackendSwitchRule]
     let useServers: [ServerSwitchRule]
+    let stickRules: [StickRule]
     let monitorURI: String?
     let monitorFail: [RuleCondition]
     let errorFiles: [Int: [UInt8]]
@@ -385,6 +389,7 @@ final class ProxyRuleSet: Sendable {
         tcpContent = rules.tcpRequest.filter { $0.phase == .content }
         useBackends = rules.useBackends
         useServers = rules.useServers
+        stickRules = rules.stickRules
         monitorURI = rules.monitorURI
         monitorFail = rules.monitorFail
         errorFiles = settings.errorFiles

@@ -276,3 +276,89 @@ struct StickTableTests {
         }
     }
 }
+
+/// `stick on|match|store-request|store-response`: a key keeps sending its client to one
+/// server, as haproxy does (and moves when that server goes into maintenance).
+@Suite(.serialized, .enabled(if: StickTableTests.haproxyAvailable, "needs Debian's haproxy"))
+struct StickPersistenceTests {
+    static let config = """
+        global
+            stats socket @SOCK@ level admin
+        defaults
+            mode http
+            timeout client 5s
+            timeout server 5s
+            timeout connect 1s
+        frontend fe
+            bind 127.0.0.1:@PORT0@
+            use_backend by_header if { path_beg /h }
+            use_backend by_response if { path_beg /r }
+            default_backend by_source
+        backend by_source
+            balance roundrobin
+            stick-table type ip size 1k expire 30s
+            stick on src
+            server s1 127.0.0.1:@PORT1@
+            server s2 127.0.0.1:@PORT2@
+        backend by_header
+            balance roundrobin
+            stick-table type string len 32 size 1k expire 30s srvkey addr
+            stick match req.hdr(x-user)
+            stick store-request req.hdr(x-user)
+            server s1 127.0.0.1:@PORT1@
+            server s2 127.0.0.1:@PORT2@
+        backend by_response
+            balance roundrobin
+            stick-table type string len 32 size 1k expire 30s
+            stick match req.cook(sid)
+            stick store-response res.cook(sid)
+            server s1 127.0.0.1:@PORT1@
+            server s2 127.0.0.1:@PORT2@
+        listen app1
+            bind 127.0.0.1:@PORT1@
+            http-response set-header set-cookie sid=one
+            http-request return status 200 content-type text/plain string "s1"
+        listen app2
+            bind 127.0.0.1:@PORT2@
+            http-request return status 200 content-type text/plain string "s2"
+        """
+
+    static func answers(_ binary: String) throws -> [String] {
+        let proxy = try StickTableTests.start(binary, config, ports: 3)
+        defer { proxy.stop() }
+        let port = proxy.ports[0]
+        func get(_ path: String, _ headers: [String] = []) throws -> String {
+            path + " " + headers.joined(separator: ",") + " -> "
+                + (try curl(["-s"] + headers.flatMap { ["-H", $0] } + ["http://127.0.0.1:\(port)\(path)"]).stdout)
+        }
+        func table(_ name: String) throws -> String {
+            let text = StickTableTests.normalized(try CLIClient.ask(proxy.socket, "show table \(name)"))
+            // `srvkey addr` holds a port each run chooses.
+            return text.replacingOccurrences(of: ":\(proxy.ports[1])", with: ":P1").replacingOccurrences(of: ":\(proxy.ports[2])", with: ":P2")
+        }
+        var out: [String] = []
+        for _ in 0..<3 { out.append(try get("/")) }
+        out.append(try table("by_source"))
+        out.append(try CLIClient.ask(proxy.socket, "disable server by_source/s1"))
+        out.append(try get("/"))
+        out.append(try table("by_source"))
+        out.append(try CLIClient.ask(proxy.socket, "enable server by_source/s1"))
+        out.append(try get("/"))
+        for user in ["ann", "bob", "ann", "cid", "bob", "ann"] { out.append(try get("/h", ["x-user: \(user)"])) }
+        out.append(try table("by_header"))
+        for cookie in [[], ["cookie: sid=one"], ["cookie: sid=one"], ["cookie: sid=two"]] { out.append(try get("/r", cookie)) }
+        out.append(try table("by_response"))
+        return out
+    }
+
+    @Test func stickRulesSendClientsBackToTheirServerAsHAProxyDoes() throws {
+        let theirs = try Self.answers(StickTableTests.haproxy)
+        let ours = try Self.answers(HaspBinary.path)
+        #expect(theirs.count == ours.count)
+        for (a, b) in zip(theirs, ours) { #expect(a == b, "\nhaproxy: \(a)\nhasp:    \(b)") }
+        // Both servers served someone, and the tables name them.
+        #expect(ours.contains { $0.hasSuffix("-> s1") } && ours.contains { $0.hasSuffix("-> s2") }, "\(ours)")
+        #expect(ours.contains { $0.contains("server_id=2 server_key=s2") }, "\(ours)")
+        #expect(ours.contains { $0.contains("key=ann ") && $0.contains("server_key=127.0.0.1:P") }, "\(ours)")
+    }
+}

@@ -243,6 +243,7 @@ extension HTTPSession: ServerDialerClient {
         response = head
         serverIn.expectBody(framing, dechunk: dechunk, lineLimit: runtime.bufferSize)
         countResponse(status: head.status)
+        if let (backend, server) = slot, !backend.rules.stickRules.isEmpty { storeSticking(backend, server, response: head) }
         if let (_, server) = slot, server.settings.checks.observe == .layer7 {
             let failed = head.status >= 500 && head.status != 501 && head.status != 505
             runtime.observe(server, layer: .layer7, error: failed, what: "Wrong http response")

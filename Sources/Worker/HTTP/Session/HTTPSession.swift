@@ -540,7 +540,13 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                 chosen = backend
             }
             request = streams.request
-            if let backend = chosen { forcedServer = chooseServer(backend) }
+            if let backend = chosen {
+                forcedServer = chooseServer(backend)
+                if !backend.rules.stickRules.isEmpty {
+                    let sticky = stickyServer(backend)
+                    if forcedServer == nil { forcedServer = sticky }
+                }
+            }
         } else if let format = uniqueIDFormat {
             makeUniqueID(format, head)
         }
