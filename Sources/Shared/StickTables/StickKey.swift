@@ -46,22 +46,8 @@ public enum StickKey: Hashable, Sendable {
             self.init(.string(text), type: type)
         case .binary(let length):
             // Binary keys are written in hexadecimal.
-            var bytes: [UInt8] = []
-            var digits = text.utf8.makeIterator()
-            while let high = digits.next() {
-                guard let low = digits.next(), let h = Self.hexValue(high), let l = Self.hexValue(low) else { return nil }
-                bytes.append(h << 4 | l)
-            }
+            guard let bytes = CompiledPatterns.hexBytes(text) else { return nil }
             self.init(.binary(Array(bytes.prefix(length))), type: type)
-        }
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
         }
     }
 
