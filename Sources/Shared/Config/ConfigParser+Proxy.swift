@@ -81,13 +81,13 @@ extension ConfigParser {
             parser.parseCapture(w, &p)
         },
         ProxyKeyword(names: ["force-persist", "ignore-persist"], maximumArguments: nil) { parser, w, p in
-            let k = w[0]
-            let (_, condition) = ConfigParser.splitCondition(w, from: 1)
-            guard condition != nil else {
-                parser.parsingAlert("'\(k)' requires either 'if' or 'unless' followed by a condition.")
-                return
-            }
-            _ = parser.compileCondition(condition, p, stage: .httpRequest, what: "a '\(k)' rule condition", ruleName: k)
+            parser.parsePersistRule(w, &p)
+        },
+        ProxyKeyword(names: ["cookie"], maximumArguments: nil) { parser, w, p in
+            parser.parseCookie(w, &p)
+        },
+        ProxyKeyword(names: ["dynamic-cookie-key"], maximumArguments: 1) { parser, w, p in
+            parser.parseDynamicCookieKey(w, &p)
         },
         ProxyKeyword(names: ["server"], maximumArguments: nil) { parser, w, p in
             let caps = p.capabilities
@@ -242,7 +242,7 @@ extension ConfigParser {
         ProxyKeyword(names: ["stick"], maximumArguments: nil) { parser, w, p in
             parser.parseStickRule(w, &p)
         },
-        ProxyKeyword(names: ["compression", "cookie", "errorloc", "errorloc302", "errorloc303"],
+        ProxyKeyword(names: ["compression", "errorloc", "errorloc302", "errorloc303"],
                      maximumArguments: nil) { parser, w, _ in
             parser.parsingAlert("'\(w[0])' is not supported by Hasp yet.")
         },

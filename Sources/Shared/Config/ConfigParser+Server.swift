@@ -188,7 +188,14 @@ extension ConfigParser {
                 guard let n = integer(1...Int(Int32.max)) else { return false }
                 s.checks.errorLimit = n
                 i += 2
-            case "cookie", "minconn", "resolvers", "init-addr", "resolve-prefer", "namespace":
+            case "cookie":
+                guard let value else {
+                    alert(prefix() + "'\(k)' expects <value> as argument..")
+                    return false
+                }
+                s.cookie = value
+                i += 2
+            case "minconn", "resolvers", "init-addr", "resolve-prefer", "namespace":
                 guard value != nil else {
                     alert(prefix() + "'\(k)' expects an argument.")
                     return false

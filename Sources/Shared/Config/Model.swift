@@ -294,6 +294,8 @@ public struct ServerSettings: Sendable, Equatable {
     /// `track [<backend>/]<server>`: the server follows that server's health instead of being
     /// checked itself; the tracked server cannot be deleted at run time.
     public var track: String? = nil
+    /// `cookie <value>`: the persistence cookie value naming this server.
+    public var cookie: String? = nil
     public var checks = ServerCheckSettings()
     /// `proto <mux>`.
     public var proto: String? = nil
@@ -371,6 +373,8 @@ public struct ProxyRules: Sendable, Equatable {
     public var useServers: [ServerSwitchRule] = []
     /// `stick match|on|store-request|store-response`.
     public var stickRules: [StickRule] = []
+    /// `force-persist` / `ignore-persist`.
+    public var persistRules: [PersistRule] = []
     /// `monitor-uri` and `monitor fail` conditions.
     public var monitorURI: String? = nil
     public var monitorFail: [RuleCondition] = []
@@ -390,7 +394,7 @@ public struct ProxyRules: Sendable, Equatable {
         httpRequest.map { "rq\($0.location)" } + httpResponse.map { "rs\($0.location)" }
             + httpAfterResponse.map { "ar\($0.location)" } + tcpRequest.map { "tq\($0.location)" }
             + tcpResponse.map { "ts\($0.location)" } + useBackends.map { "ub\($0.location)" }
-            + useServers.map { "us\($0.location)" } + stickRules.map { "st\($0.location)" } + acls.keys.sorted()
+            + useServers.map { "us\($0.location)" } + stickRules.map { "st\($0.location)" } + persistRules.map { "pe\($0.location)" } + acls.keys.sorted()
             + [monitorURI ?? "", String(monitorFail.count), String(inspectDelay ?? -1)]
             + requestCaptures.map { "\($0.name ?? "")/\($0.length)" } + responseCaptures.map { "\($0.name ?? "")/\($0.length)" }
     }
@@ -489,6 +493,10 @@ public struct ProxySettings: Sendable, Equatable {
     public var proxyDescription: String? = nil
     /// `stick-table ...`: the proxy's table, named after it.
     public var stickTable: StickTableDefinition? = nil
+    /// `cookie ...`: cookie persistence.
+    public var cookie: CookieSettings? = nil
+    /// `dynamic-cookie-key`: what `cookie ... dynamic` hashes servers' addresses with.
+    public var dynamicCookieKey: String? = nil
 
     public init(kind: ProxyKind, name: String, location: SourceLocation) {
         self.kind = kind

@@ -40,6 +40,8 @@ struct ExchangeLog {
     var bytesIn = 0
     var retries = 0
     var redispatched = false
+    /// The persistence cookie's two `%tsc` characters (`--` without `cookie`).
+    var cookieFlags = "--"
     var requestLine = "<BADREQ>"
     var backend: String
     var server = "<NOSRV>"
@@ -194,7 +196,7 @@ struct TrafficLogRecord: LogRecord {
         case .U: return n(log.bytesIn)
         case .CC, .CS: return nil
         case .ts: return .text(termination)
-        case .tsc: return .text(termination + "--")
+        case .tsc: return .text(termination + log.cookieFlags)
         case .ac: return n(counts.active)
         case .fc: return n(counts.frontend)
         case .bc: return n(counts.backend)

@@ -366,6 +366,7 @@ final class ProxyRuleSet: Sendable {
     let useBackends: [BackendSwitchRule]
     let useServers: [ServerSwitchRule]
     let stickRules: [StickRule]
+    let persistRules: [PersistRule]
     let monitorURI: String?
     let monitorFail: [RuleCondition]
     let errorFiles: [Int: [UInt8]]
@@ -390,6 +391,7 @@ final class ProxyRuleSet: Sendable {
         useBackends = rules.useBackends
         useServers = rules.useServers
         stickRules = rules.stickRules
+        persistRules = rules.persistRules
         monitorURI = rules.monitorURI
         monitorFail = rules.monitorFail
         errorFiles = settings.errorFiles

@@ -266,6 +266,9 @@ struct StatReport {
         row["status"] = Self.status(s)
         checkFields(&row, s)
         row["addr"] = s.configuredAddress.description
+        if let value = b.settings.cookie.map({ s.persistenceCookie($0, dynamicKey: b.settings.dynamicCookieKey) }) ?? s.settings.cookie {
+            row["cookie"] = value
+        }
         return row
     }
 
@@ -372,6 +375,7 @@ struct StatReport {
         // page, `http-request return`...).
         row["status"] = active.isEmpty && backup.isEmpty && !b.servers.isEmpty ? "DOWN" : "UP"
         row["algo"] = b.settings.balance.name
+        if let cookie = b.settings.cookie { row["cookie"] = cookie.name }
         return row
     }
 }

@@ -215,6 +215,11 @@ public final class Backend: Sendable {
 
     /// Whether this backend has `http-response` or `http-after-response` rules.
     var hasResponseRules: Bool { rules.hasResponseRules }
+    /// Requests may go to a server chosen by persistence (cookie, `use-server`, stick rules)
+    /// rather than by the balancer.
+    var persists: Bool {
+        settings.cookie != nil || !rules.useServers.isEmpty || !rules.stickRules.isEmpty || !rules.persistRules.isEmpty
+    }
 
     private func takeSlot(_ server: Server) -> Bool {
         let limit = server.maxconn

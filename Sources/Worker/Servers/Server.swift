@@ -208,6 +208,38 @@ public final class Server: Sendable {
     public var adminState: ServerAdminState { ServerAdminState(rawValue: admin.load(ordering: .relaxed)) }
     public var socketAddress: SocketAddress? { address.load(ordering: .acquiring).value.resolved }
     public var configuredAddress: ServerAddress { address.load(ordering: .acquiring).value.configured }
+    /// Not stopped, in HAProxy's sense: up (or starting, or draining), so persistence still
+    /// sends it the clients that stick to it.
+    public var isRunning: Bool {
+        let op = operationalState
+        return !adminState.inMaintenance && (op == .running || op == .starting)
+            && hasAddress.load(ordering: .relaxed) && !deleted.load(ordering: .relaxed)
+    }
+
+    /// The persistence cookie value naming this server: its `cookie` setting, or with
+    /// `cookie ... dynamic`, the XXH64 of the backend's key, the server's address and port
+    /// (the port as 4 bytes in network order), in 16 hex digits, as HAProxy derives it.
+    public func persistenceCookie(_ cookie: CookieSettings, dynamicKey: String?) -> String? {
+        if let value = settings.cookie { return value }
+        guard cookie.dynamic, let dynamicKey, let address = socketAddress else { return nil }
+        var bytes = Array(dynamicKey.utf8)
+        let port: Int
+        switch address {
+        case .v4(let a):
+            withUnsafeBytes(of: a.address.sin_addr.s_addr) { bytes.append(contentsOf: $0) }
+            port = address.port ?? 0
+        case .v6(let a):
+            withUnsafeBytes(of: a.address.sin6_addr) { bytes.append(contentsOf: $0) }
+            port = address.port ?? 0
+        default:
+            return nil
+        }
+        bytes.append(contentsOf: [UInt8(truncatingIfNeeded: port >> 24), UInt8(truncatingIfNeeded: port >> 16),
+                                  UInt8(truncatingIfNeeded: port >> 8), UInt8(truncatingIfNeeded: port)])
+        let hash = String(XXH64.hash(bytes), radix: 16)
+        return String(repeating: "0", count: 16 - hash.count) + hash
+    }
+
     /// May take new traffic from the balancer.
     public var isUsable: Bool {
         let state = adminState

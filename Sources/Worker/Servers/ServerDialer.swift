@@ -117,12 +117,14 @@ final class ServerDialer {
         }
     }
 
-    /// `use-server`: that server when it is usable and has a free slot, else the balancer's pick.
-    func acquire(_ backend: Backend, forcing server: Server) -> Acquisition {
-        guard server.isUsable, backend.takeSlotFor(server) else { return acquire(backend, key: BalanceKey()) }
+    /// Persistence (cookie, `use-server`, stick table): that server when it has a free slot,
+    /// else the balancer's pick with `key`. The caller checked the server may take the request
+    /// (running, or persistence forced: a draining server keeps its persistent clients).
+    func acquire(_ backend: Backend, forcing server: Server, key: BalanceKey) -> Acquisition {
+        guard backend.takeSlotFor(server) else { return acquire(backend, key: key) }
         release()
         self.backend = backend
-        key = BalanceKey()
+        self.key = key
         attempts = 0
         redispatched = false
         hold(server, on: backend, counted: true)

@@ -34,8 +34,13 @@ struct StickTableTests {
 
     /// Starts `binary` on a configuration whose `@PORTn@` and `@SOCK@` are filled in.
     static func start(_ binary: String, _ config: String, ports count: Int = 1) throws -> Running {
+        try start(binary, config, on: try (0..<count).map { _ in try Ports.free() })
+    }
+
+    /// Starts on given ports (a differential test gives both proxies the same ones when an
+    /// answer depends on them).
+    static func start(_ binary: String, _ config: String, on ports: [Int]) throws -> Running {
         let dir = try TempDir()
-        let ports = try (0..<count).map { _ in try Ports.free() }
         let socket = dir.path("admin.sock")
         var text = config.replacingOccurrences(of: "@SOCK@", with: socket)
         for (i, port) in ports.enumerated() { text = text.replacingOccurrences(of: "@PORT\(i)@", with: String(port)) }

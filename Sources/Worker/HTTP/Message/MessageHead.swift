@@ -259,6 +259,28 @@ struct MessageHead {
         edit { $0.removeAll { $0.hasName(name) } }
     }
 
+    /// Rewrites the lines of a header one by one: the n-th line takes the n-th value, or goes
+    /// when it is nil (cookie persistence edits `Cookie` and `Set-Cookie` lines in place).
+    mutating func rewriteLines(_ name: String, _ values: [String?]) {
+        edit { list in
+            var n = 0
+            var result: [HTTPField] = []
+            result.reserveCapacity(list.count)
+            for var field in list {
+                guard field.hasName(name) else {
+                    result.append(field)
+                    continue
+                }
+                let value = n < values.count ? values[n] : field.value
+                n += 1
+                guard let value, Self.isSafeValue(value) else { continue }
+                field.value = value
+                result.append(field)
+            }
+            list = result
+        }
+    }
+
     /// Removes the header lines whose name passes `test` (`del-header -m beg|end|sub|reg`).
     mutating func removeHeaders(where test: (String) -> Bool) {
         guard headerFields.contains(where: { test($0.name) }) else { return }

@@ -7,23 +7,25 @@ extension HTTPSession {
     /// The server the request's key sticks to, when it may take the request (up, or any
     /// state with `option persist`); nil lets the balancer choose. Notes the keys that
     /// `stick on|store-request` store once a server answered.
-    func stickyServer(_ backend: Backend) -> Server? {
+    func stickyServer(_ backend: Backend, assigned: Bool) -> Server? {
         let c = streams
         var chosen: Server?
         for rule in backend.rules.stickRules where rule.kind != .storeResponse {
+            // Only the first store of each table applies (the others are fallbacks).
+            if rule.kind.storesRequest, c.pendingStickStores.contains(where: { $0.0.name == rule.table }) { continue }
             if let condition = rule.condition, !condition.matches(c) { continue }
             guard let table = runtime.stickTables[rule.table], let value = rule.pattern.evaluate(c),
                   let key = StickKey(value, type: table.keyType) else { continue }
             if rule.kind.storesRequest { c.pendingStickStores.append((table, key)) }
-            guard rule.kind.matches, chosen == nil else { continue }
+            guard rule.kind.matches else { continue }
             let now = table.now
             let id: Int64? = table.withStorage { s in
                 guard let slot = s.find(key, now: now) else { return nil }
                 s.touch(slot, now: now)
                 return s.value(slot, .serverID, now: now)
             }
-            if let id, id > 0, let server = backend.server(named: "#\(id)"),
-               server.isUsable || backend.settings.options.persist {
+            if !assigned, chosen == nil, let id, id > 0, let server = backend.server(named: "#\(id)"),
+               persistenceAccepts(server, backend) {
                 chosen = server
             }
         }

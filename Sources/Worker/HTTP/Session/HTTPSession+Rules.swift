@@ -76,7 +76,8 @@ extension HTTPSession {
         streams.backend = backend
         for rule in rules {
             if let condition = rule.condition, !condition.matches(streams) { continue }
-            if let server = backend.server(named: rule.server.evaluate(streams)) { return server }
+            // A server that is down is skipped, unless persistence is forced.
+            if let server = backend.server(named: rule.server.evaluate(streams)), persistenceAccepts(server, backend) { return server }
         }
         return nil
     }

@@ -224,6 +224,9 @@ extension HTTPSession: ServerDialerClient {
             guard let edited = applyResponseRules(head) else { return }
             head = edited
         }
+        if let (backend, server) = slot, let cookie = backend.settings.cookie {
+            applyCookiePersistence(&head, backend, server, cookie)
+        }
         if exchangeLog != nil { noteResponse(head.status) }
         let connectionHeader: HTTPExchange.ClientConnectionHeader
         let dechunk: Bool

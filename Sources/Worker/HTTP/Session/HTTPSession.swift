@@ -70,6 +70,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     var streamID = 0
     /// The current request's `unique-id-format` value.
     var uniqueID: String?
+    /// What persistence decided for the current request.
+    var persistence = ExchangePersistence()
     /// The termination flags of the local response being written.
     var localCause: (Character, Character)?
 
@@ -540,15 +542,15 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                 chosen = backend
             }
             request = streams.request
-            if let backend = chosen {
-                forcedServer = chooseServer(backend)
-                if !backend.rules.stickRules.isEmpty {
-                    let sticky = stickyServer(backend)
-                    if forcedServer == nil { forcedServer = sticky }
-                }
-            }
         } else if let format = uniqueIDFormat {
             makeUniqueID(format, head)
+        }
+        if let backend = chosen, backend.persists {
+            if !frontend.routesRequests {
+                streams.beginTransaction()
+                streams.request = request ?? head
+            }
+            forcedServer = persistentServer(backend)
         }
         if let name = frontend.settings.logging.uniqueIDHeader, let id = uniqueID { request?.addHeader(name, id) }
         guard let backend = chosen else {
@@ -560,7 +562,8 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         exchange.serverWanted(backend: backend.settings.timeouts, frontend: frontend.settings.timeouts,
                               backendKeepsServer: backend.settings.options.connectionMode == .keepAlive)
         if frontend.routesRequests, let (server, ms) = streams.timeoutOverride { exchange.overrideTimeout(server: server, milliseconds: ms) }
-        let acquisition = forcedServer.map { dialer.acquire(backend, forcing: $0) } ?? dialer.acquire(backend, key: balanceKey(backend, request ?? head))
+        let key = balanceKey(backend, request ?? head)
+        let acquisition = forcedServer.map { dialer.acquire(backend, forcing: $0, key: key) } ?? dialer.acquire(backend, key: key)
         switch acquisition {
         case .server(let server):
             obtainConnection(to: server)
