@@ -110,4 +110,49 @@ import Testing
         #expect(StickKey(text: "6162", type: .binary(length: 3))?.text(.binary(length: 3)) == "616200")
         #expect(StickKey(text: "::1", type: .ipv6)?.text(.ipv6) == "::1")
     }
+
+    @Test func snapshotsCarryEntriesToTheNextTableAndConvertChangedData() throws {
+        let clock = TestClock()
+        let old = try Self.table("stick-table type string len 8 size 10 expire 10s store gpc0,http_req_rate(10s),conn_cur,conn_cnt", clock: clock)
+        old.withStorage { s in
+            for (i, name) in ["ann", "bob", "cid"].enumerated() {
+                let slot = s.findOrCreate(StickKey.bytes(Array(name.utf8) + [UInt8](repeating: 0, count: 8 - name.count)), now: clock.now)!
+                s.set(slot, .gpc0, Int64(i + 1), now: clock.now)
+                s.add(slot, .httpReqRate, 4, now: clock.now)
+                s.set(slot, .connCur, 2, now: clock.now)
+            }
+        }
+        clock.advance(3_000)
+        var snapshot = old.snapshot(batch: 2)
+        #expect(snapshot.entries.count == 3)
+        // Through the wire, inside a runtime state record, next to a fact of a later kind.
+        var w = WireWriter()
+        RuntimeStateRecord(entries: [.deleted(backend: "b", server: "s")], tables: [snapshot]).encode(into: &w)
+        var r = WireReader(w.bytes)
+        let record = try RuntimeStateRecord(from: &r)
+        #expect(record.tables == [snapshot] && record.entries.count == 1)
+        snapshot = record.tables[0]
+
+        // The new definition drops conn_cnt, adds gpc1, and keeps a shorter expiry.
+        let new = try Self.table("stick-table type string len 8 size 2 expire 5s store gpc0,gpc1,http_req_rate(10s),conn_cur", clock: clock)
+        #expect(new.load(snapshot) == nil)
+        let now = clock.now
+        let rows = new.withStorage { s in
+            s.slots().map { slot in
+                (s.key(slot).text(.string(length: 8)), s.value(slot, .gpc0, now: now)!, s.value(slot, .gpc1, now: now)!,
+                 s.value(slot, .httpReqRate, now: now)!, s.value(slot, .connCur, now: now)!, s.remaining(slot, now: now))
+            }.sorted { $0.0 < $1.0 }
+        }
+        // Size 2: the entries expiring last stay; the counters and the rate's window are intact;
+        // conn_cur restarts (the connections stayed with the old worker).
+        #expect(rows.count == 2)
+        for row in rows {
+            #expect(row.2 == 0 && row.3 == 4 && row.4 == 0 && row.5 <= 5_000 && row.5 > 0, "\(row)")
+            #expect(row.1 == (row.0 == "bob" ? 2 : 3), "\(row)")
+        }
+        // Another key type cannot be converted.
+        let other = try Self.table("stick-table type ip size 10 expire 10s store gpc0", clock: clock)
+        #expect(other.load(snapshot) == "Stick table 't' starts empty: its key type changed from 'string len 8' to 'ip'.")
+        #expect(other.used == 0)
+    }
 }

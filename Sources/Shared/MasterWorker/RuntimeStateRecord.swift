@@ -44,15 +44,29 @@ public struct RuntimeStateRecord: Equatable, Sendable {
     }
 
     public var entries: [Entry]
+    /// The worker's stick tables, so that a reload keeps rate limits and persistence.
+    public var tables: [StickTableSnapshot]
 
-    public init(entries: [Entry] = []) { self.entries = entries }
+    public init(entries: [Entry] = [], tables: [StickTableSnapshot] = []) {
+        self.entries = entries
+        self.tables = tables
+    }
 
-    public var isEmpty: Bool { entries.isEmpty }
+    public var isEmpty: Bool { entries.isEmpty && tables.isEmpty }
 
     // MARK: - Binary form (protocol 1)
 
+    /// Tags 1 and 2 are the entries; tags 3 and above carry a length-prefixed body (3: a stick
+    /// table), so that a reader skips the kinds it does not know.
     public func encode(into w: inout WireWriter) {
-        w.array(entries) { w, entry in
+        w.u32(UInt32(clamping: entries.count + tables.count))
+        for table in tables {
+            w.u8(3)
+            var body = WireWriter()
+            table.encode(into: &body)
+            w.data(body.bytes)
+        }
+        for entry in entries {
             switch entry {
             case .deleted(let backend, let server):
                 w.u8(1)
@@ -76,20 +90,33 @@ public struct RuntimeStateRecord: Equatable, Sendable {
     }
 
     public init(from r: inout WireReader) throws(WireError) {
-        entries = try r.array { (r: inout WireReader) throws(WireError) -> Entry in
+        var entries: [Entry] = []
+        var tables: [StickTableSnapshot] = []
+        let count = Int(try r.u32())
+        guard count <= r.remaining else { throw .badLength }
+        for _ in 0..<count {
             switch try r.u8() {
             case 1:
-                return .deleted(backend: try r.string(), server: try r.string())
+                entries.append(.deleted(backend: try r.string(), server: try r.string()))
             case 2:
-                return .server(ServerState(
+                entries.append(.server(ServerState(
                     backend: try r.string(), name: try r.string(), dynamic: try r.bool(), adminBits: try r.int(),
                     weight: try r.int(), initialWeight: try r.int(), maxconn: try r.int(), initialMaxconn: try r.int(),
                     address: try r.string(), initialAddress: try r.string(),
-                    addArguments: try r.array { (r: inout WireReader) throws(WireError) in try r.string() }))
-            case let tag:
-                throw .invalid("runtime state entry \(tag)")
+                    addArguments: try r.array { (r: inout WireReader) throws(WireError) in try r.string() })))
+            case 3:
+                var body = WireReader(try r.data())
+                tables.append(try StickTableSnapshot(from: &body))
+                try body.expectEnd()
+            case 0:
+                throw .invalid("runtime state entry 0")
+            default:
+                // A later kind of fact: its body is skipped.
+                _ = try r.data()
             }
         }
+        self.entries = entries
+        self.tables = tables
     }
 
     // MARK: - Text form (protocol 0)
@@ -113,5 +140,6 @@ public struct RuntimeStateRecord: Equatable, Sendable {
                 maxconn: maxconn, initialMaxconn: initialMaxconn, address: f[9], initialAddress: f[10], addArguments: arguments)))
         }
         self.entries = entries
+        tables = []
     }
 }

@@ -64,15 +64,15 @@ public struct StickTableStorage: Sendable {
     public let expire: Int64?
     public let noPurge: Bool
 
-    private var index: [StickKey: Int32] = [:]
+    var index: [StickKey: Int32] = [:]
     private(set) var keys: [StickKey] = []
-    private var expires: [Int64] = []
+    var expires: [Int64] = []
     private(set) var refs: [Int32] = []
     private var older: [Int32] = []
     private var newer: [Int32] = []
     private var oldest: Int32 = -1
     private var newest: Int32 = -1
-    private var rows: [Int64] = []
+    var rows: [Int64] = []
     private var freeSlots: [Int32] = []
     /// `server_key` values, interned: a row holds an index + 1.
     private var serverKeys: [String] = []

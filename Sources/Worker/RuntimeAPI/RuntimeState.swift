@@ -20,13 +20,44 @@ extension RuntimeAPI {
                     addArguments: s.addArguments)))
             }
         }
-        return RuntimeStateRecord(entries: entries)
+        return RuntimeStateRecord(entries: entries, tables: stickTableSnapshots())
+    }
+
+    /// The stick tables' entries for the next worker, within what one message may carry.
+    func stickTableSnapshots() -> [StickTableSnapshot] {
+        let tables = runtime.stickTables.tables
+        guard !tables.isEmpty else { return [] }
+        // A message holds 64 MB; the tables share 48 of them, by their row sizes.
+        let budget = (48 << 20) / tables.count
+        return tables.map { table in
+            let perEntry = 64 + 8 * StickDataLayout(table.definition.stored).width
+            let limit = max(1, budget / perEntry)
+            let snapshot = table.snapshot(limit: limit)
+            if snapshot.entries.count == limit, table.used > limit {
+                DiagnosticPrinter.shared.warning("Stick table '\(table.name)': \(limit) of its \(table.used) entries go to the next worker (the hand-over is limited to 48 MB).")
+            }
+            return snapshot
+        }
+    }
+
+    /// Loads the previous worker's stick tables into this worker's (before it serves).
+    func loadStickTables(_ snapshots: [StickTableSnapshot]) {
+        for snapshot in snapshots {
+            guard let table = runtime.stickTables[snapshot.name] else {
+                if !snapshot.entries.isEmpty {
+                    DiagnosticPrinter.shared.warning("Stick table '\(snapshot.name)' no longer exists: its \(snapshot.entries.count) entries are dropped.")
+                }
+                continue
+            }
+            if let warning = table.load(snapshot) { DiagnosticPrinter.shared.warning(warning) }
+        }
     }
 
     /// Applies a previous worker's state on top of this worker's configuration, before it
     /// serves. What cannot apply any more is dropped with a warning.
     public func applyRuntimeState(_ record: RuntimeStateRecord) {
         let printer = DiagnosticPrinter.shared
+        loadStickTables(record.tables)
         for entry in record.entries {
             let f: RuntimeStateRecord.ServerState
             switch entry {

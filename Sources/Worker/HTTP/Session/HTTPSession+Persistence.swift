@@ -19,15 +19,22 @@ extension HTTPSession {
             if rule.kind.storesRequest { c.pendingStickStores.append((table, key)) }
             guard rule.kind.matches else { continue }
             let now = table.now
-            let id: Int64? = table.withStorage { s in
+            let found: (id: Int64?, serverKey: String?)? = table.withStorage { s in
                 guard let slot = s.find(key, now: now) else { return nil }
                 s.touch(slot, now: now)
-                return s.value(slot, .serverID, now: now)
+                return (s.value(slot, .serverID, now: now), s.serverKey(slot))
             }
-            if !assigned, chosen == nil, let id, id > 0, let server = backend.server(named: "#\(id)"),
-               persistenceAccepts(server, backend) {
-                chosen = server
+            guard !assigned, chosen == nil, let found else { continue }
+            // The server's name (or address) first, as HAProxy looks it up: it survives a
+            // reload that renumbers servers; then its id.
+            var server: Server? = nil
+            if let serverKey = found.serverKey {
+                server = table.definition.serverKeyByAddress
+                    ? backend.servers.first { Self.addressText($0.socketAddress) == serverKey }
+                    : backend.servers.first { $0.name == serverKey }
             }
+            if server == nil, let id = found.id, id > 0 { server = backend.server(named: "#\(id)") }
+            if let server, persistenceAccepts(server, backend) { chosen = server }
         }
         return chosen
     }
