@@ -25,7 +25,7 @@ for round in $(seq "$ROUNDS"); do
     for which in "${order[@]}"; do
       bin=$([ "$which" = old ] && echo "$OLD" || echo "$NEW")
       pid=$(start_proxy "$bin" "$which"); pids+=("$pid")
-      case $kind in tcp) port=$PROXY_TCP_PORT ;; rules) port=$PROXY_RULES_PORT ;; ratelimit) port=$PROXY_RATELIMIT_PORT ;; *) port=$PROXY_HTTP_PORT ;; esac
+      case $kind in tcp) port=$PROXY_TCP_PORT ;; rules) port=$PROXY_RULES_PORT ;; ratelimit) port=$PROXY_RATELIMIT_PORT ;; cookie) port=$PROXY_COOKIE_PORT ;; *) port=$PROXY_HTTP_PORT ;; esac
       wait_port "$port"
       read -r rps mbps p99 notes < <(run_wrk "$port" $args)
       stop_proxy "$pid"

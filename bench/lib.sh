@@ -2,7 +2,8 @@
 # Expects DURATION and OUT set, and the current directory to be bench/.
 DIR=$(cd "$OUT" && pwd)
 export NGINX_PORT=${NGINX_PORT:-18001} PROXY_HTTP_PORT=${PROXY_HTTP_PORT:-18002} PROXY_TCP_PORT=${PROXY_TCP_PORT:-18003}
-export PROXY_RULES_PORT=${PROXY_RULES_PORT:-18004} PROXY_RATELIMIT_PORT=${PROXY_RATELIMIT_PORT:-18005} BENCH_DIR=$DIR
+export PROXY_RULES_PORT=${PROXY_RULES_PORT:-18004} PROXY_RATELIMIT_PORT=${PROXY_RATELIMIT_PORT:-18005}
+export PROXY_COOKIE_PORT=${PROXY_COOKIE_PORT:-18006} BENCH_DIR=$DIR
 # The proxy's CPUs (taskset list) and threads; nginx and wrk stay on cpu0.
 PROXY_CPUS=${PROXY_CPUS:-1}
 NBTHREAD=${NBTHREAD:-1}
@@ -17,7 +18,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
 
-for p in $NGINX_PORT $PROXY_HTTP_PORT $PROXY_TCP_PORT $PROXY_RULES_PORT $PROXY_RATELIMIT_PORT; do
+for p in $NGINX_PORT $PROXY_HTTP_PORT $PROXY_TCP_PORT $PROXY_RULES_PORT $PROXY_RATELIMIT_PORT $PROXY_COOKIE_PORT; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is already in use; stop what listens there first" >&2; exit 1; fi
 done
 taskset -c 0 nginx -c "$DIR/nginx.conf"
@@ -33,6 +34,7 @@ scenarios=(
   "tcp-bulk-4|tcp|-t1 -c4 /64m"
   "rules-50|rules|-t1 -c50 /small"
   "ratelimit-50|ratelimit|-t1 -c50 /small"
+  "cookie-50|cookie|-t1 -c50 /small"
 )
 # ONLY='keepalive-50|rules-50' runs just the scenarios whose names match.
 if [ -n "${ONLY:-}" ]; then

@@ -27,7 +27,7 @@ for s in "${scenarios[@]}"; do
     esac
     if [ -n "$pid" ]; then
       pids+=("$pid")
-      case $kind in tcp) port=$PROXY_TCP_PORT ;; rules) port=$PROXY_RULES_PORT ;; ratelimit) port=$PROXY_RATELIMIT_PORT ;; *) port=$PROXY_HTTP_PORT ;; esac
+      case $kind in tcp) port=$PROXY_TCP_PORT ;; rules) port=$PROXY_RULES_PORT ;; ratelimit) port=$PROXY_RATELIMIT_PORT ;; cookie) port=$PROXY_COOKIE_PORT ;; *) port=$PROXY_HTTP_PORT ;; esac
       wait_port "$port"
       kill -0 "$pid" 2>/dev/null || { echo "$target failed to start:"; cat "$OUT/proxy-$target.log"; exit 1; }
     fi

@@ -54,7 +54,7 @@ extension HTTPSession {
     /// strips the server's part).
     func cookieServer(_ backend: Backend, _ cookie: CookieSettings) -> Server? {
         guard var head = request else { return nil }
-        let lines = head.values(named: "cookie")
+        let lines = head.allValues(lowercasedName: "cookie")
         guard !lines.isEmpty else { return nil }
         let key = backend.settings.dynamicCookieKey
         let servers = backend.servers
@@ -91,7 +91,7 @@ extension HTTPSession {
             persistence.clientState = .down
         }
         let serverCookie = server.persistenceCookie(cookie, dynamicKey: backend.settings.dynamicCookieKey)
-        let setCookies = head.values(named: "set-cookie")
+        let setCookies = head.allValues(lowercasedName: "set-cookie")
         var state = ServerCookieState.none
         if !setCookies.isEmpty {
             let (lines, found) = CookiePersistence.rewriteResponse(lines: setCookies, settings: cookie, serverCookie: serverCookie,
@@ -108,7 +108,7 @@ extension HTTPSession {
             state = serverCookie != nil && direct ? .updated : .inserted
             if cookie.noCache, let method = request?.method {
                 let response = head
-                let cacheable = CookiePersistence.isCacheable(method: method, status: head.status) { response.values(named: $0) }
+                let cacheable = CookiePersistence.isCacheable(method: method, status: head.status) { response.allValues(lowercasedName: $0) }
                 if cacheable { head.addHeader("cache-control", "private") }
             }
         }
