@@ -4,10 +4,7 @@ extension ConfigParser {
     /// `cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve]
     /// [httponly] [secure] [domain <d>]* [maxidle <t>] [maxlife <t>] [dynamic] [attr <v>]*`.
     mutating func parseCookie(_ w: [String], _ p: inout ProxySettings) {
-        guard p.capabilities.contains(.backend) else {
-            parsingWarning("'cookie' ignored because \(p.kind.rawValue) '\(p.name)' has no backend capability.")
-            return
-        }
+        guard hasCapability(.backend, for: "cookie", in: p) else { return }
         guard w.count >= 2, !w[1].isEmpty else {
             parsingAlert("'cookie' expects <cookie_name> as argument.")
             return
@@ -107,10 +104,7 @@ extension ConfigParser {
 
     /// `dynamic-cookie-key <secret>`: the key hashed with a server's address into its cookie.
     mutating func parseDynamicCookieKey(_ w: [String], _ p: inout ProxySettings) {
-        guard p.capabilities.contains(.backend) else {
-            parsingWarning("'dynamic-cookie-key' ignored because \(p.kind.rawValue) '\(p.name)' has no backend capability.")
-            return
-        }
+        guard hasCapability(.backend, for: "dynamic-cookie-key", in: p) else { return }
         guard w.count >= 2, !w[1].isEmpty else {
             parsingAlert("'dynamic-cookie-key' expects <secret_key> as argument.")
             return
@@ -125,10 +119,7 @@ extension ConfigParser {
             parsingAlert("'\(k)' not allowed in 'defaults' section.")
             return
         }
-        guard p.capabilities.contains(.backend) else {
-            parsingWarning("'\(k)' ignored because \(p.kind.rawValue) '\(p.name)' has no backend capability.")
-            return
-        }
+        guard hasCapability(.backend, for: k, in: p) else { return }
         let (_, conditionWords) = ConfigParser.splitCondition(w, from: 1)
         guard conditionWords != nil else {
             parsingAlert("'\(k)' requires either 'if' or 'unless' followed by a condition.")

@@ -34,11 +34,7 @@ extension ConfigParser {
             parser.parseBind(w, &p)
         },
         ProxyKeyword(names: ["default_backend"], maximumArguments: 1) { parser, w, p in
-            let caps = p.capabilities
-            guard caps.contains(.frontend) else {
-                parser.parsingWarning("'default_backend' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability.")
-                return
-            }
+            guard parser.hasCapability(.frontend, for: "default_backend", in: p) else { return }
             guard w.count >= 2 else { parser.parsingAlert("'default_backend' expects a backend name."); return }
             p.defaultBackend = w[1]
             p.defaultBackendLocation = parser.here
@@ -127,15 +123,11 @@ extension ConfigParser {
             parser.parsingAlert("the '\(k)' directive is not supported anymore since HAProxy 2.1. Use 'timeout \(["contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"][k]!)'.")
         },
         ProxyKeyword(names: ["maxconn"], maximumArguments: 1) { parser, w, p in
-            let caps = p.capabilities
             guard w.count >= 2, let n = Int(w[1]), n >= 0 else {
                 parser.parsingAlert("'maxconn' expects an integer argument.")
                 return
             }
-            guard caps.contains(.frontend) else {
-                parser.parsingWarning("'maxconn' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability. Maybe you want 'fullconn' instead ?")
-                return
-            }
+            guard parser.hasCapability(.frontend, for: "maxconn", in: p, hint: " Maybe you want 'fullconn' instead ?") else { return }
             p.maxconn = n
         },
         ProxyKeyword(names: ["retries"], maximumArguments: 1) { parser, w, p in
@@ -229,11 +221,7 @@ extension ConfigParser {
         },
         ProxyKeyword(names: ["http-check", "tcp-check"], maximumArguments: nil) { parser, w, p in
             let k = w[0]
-            let caps = p.capabilities
-            guard caps.contains(.backend) else {
-                parser.parsingWarning("'\(k)' ignored because \(p.kind.rawValue) '\(p.name)' has no backend capability.")
-                return
-            }
+            guard parser.hasCapability(.backend, for: k, in: p) else { return }
             parser.parseCheckRule(w, &p)
         },
         ProxyKeyword(names: ["stick-table"], maximumArguments: nil) { parser, w, p in

@@ -499,10 +499,7 @@ extension ConfigParser {
             parsingAlert("'use_backend' not allowed in 'defaults' section.")
             return
         }
-        guard p.capabilities.contains(.frontend) else {
-            parsingWarning("'use_backend' ignored because \(p.kind.rawValue) '\(p.name)' has no frontend capability.")
-            return
-        }
+        guard hasCapability(.frontend, for: "use_backend", in: p) else { return }
         guard let (target, condition) = parseSwitchingRule(w, p, stage: .backendSwitching, object: "backend",
                                                            what: "switching rule") else { return }
         p.rules.useBackends.append(BackendSwitchRule(target: target, condition: condition, location: here))

@@ -325,10 +325,7 @@ extension ConfigParser {
             parsingAlert("'stick' not allowed in 'defaults' section.")
             return
         }
-        guard p.capabilities.contains(.backend) else {
-            parsingWarning("'stick' ignored because \(p.kind.rawValue) '\(p.name)' has no backend capability.")
-            return
-        }
+        guard hasCapability(.backend, for: "stick", in: p) else { return }
         guard w.count >= 2, let kind = StickRule.Kind(rawValue: w[1]) else {
             parsingAlert("'stick' expects 'on', 'match', or 'store'.")
             return

@@ -94,6 +94,15 @@ public struct ConfigParser {
     mutating func parsingAlert(_ text: String) { alert("parsing [\(file):\(lineNumber)] : \(text)") }
     mutating func parsingWarning(_ text: String) { warn("parsing [\(file):\(lineNumber)] : \(text)") }
 
+    /// HAProxy's `warnifnotcap`: whether section `p` has `capability`; when it has not, warns
+    /// that `keyword` is ignored (`hint` follows the message).
+    mutating func hasCapability(_ capability: ProxyCapabilities, for keyword: String, in p: ProxySettings, hint: String = "") -> Bool {
+        guard !p.capabilities.contains(capability) else { return true }
+        let side = capability == .frontend ? "frontend" : "backend"
+        parsingWarning("'\(keyword)' ignored because \(p.kind.rawValue) '\(p.name)' has no \(side) capability.\(hint)")
+        return false
+    }
+
     // MARK: - Files and lines
 
     mutating func parseFile(_ source: Source) {

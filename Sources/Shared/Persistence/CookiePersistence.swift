@@ -263,7 +263,7 @@ enum CookieLine {
                 value = body[body.index(after: eq)...]
                 hasValue = true
             }
-            items.append(Item(delimiter: delimiter, text: text, leading: leading, name: trim(name), value: trim(value), hasValue: hasValue))
+            items.append(Item(delimiter: delimiter, text: text, leading: leading, name: name.trimmingBlanks(), value: value.trimmingBlanks(), hasValue: hasValue))
         }
         while index < line.endIndex {
             let c = line[index]
@@ -285,13 +285,6 @@ enum CookieLine {
         }
         finish(at: line.endIndex)
         return items
-    }
-
-    static func trim(_ s: Substring) -> Substring {
-        var s = s
-        while let f = s.first, isSpace(f) { s = s.dropFirst() }
-        while let l = s.last, isSpace(l) { s = s.dropLast() }
-        return s
     }
 
     /// The line without the dropped items, mending delimiters as HAProxy does; nil when nothing
@@ -328,8 +321,8 @@ enum CookieLine {
         let end = line.firstIndex(of: ";") ?? line.endIndex
         let pair = line[..<end]
         guard let eq = pair.firstIndex(of: "=") else { return nil }
-        let name = trim(pair[..<eq])
-        let value = trim(pair[pair.index(after: eq)...])
+        let name = pair[..<eq].trimmingBlanks()
+        let value = pair[pair.index(after: eq)...].trimmingBlanks()
         return (name, value.startIndex..<value.endIndex)
     }
 }
@@ -340,14 +333,14 @@ extension CookiePersistence {
     /// header forbidding it. `lines(name)` gives a response header's lines.
     public static func isCacheable(method: Substring, status: Int, lines: (String) -> [String]) -> Bool {
         func values(_ name: String) -> [Substring] {
-            lines(name).flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map { CookieLine.trim($0) } }
+            lines(name).flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingBlanks() } }
         }
         var cacheable = ["GET", "HEAD", "OPTIONS", "TRACE"].contains(method)
         switch status {
         case 200, 203, 204, 206, 300, 301, 404, 405, 410, 414, 501: break
         default: cacheable = false
         }
-        if lines("pragma").first.map({ CookieLine.trim(Substring($0)).lowercased() == "no-cache" }) == true { return false }
+        if lines("pragma").first.map({ Substring($0).trimmingBlanks().lowercased() == "no-cache" }) == true { return false }
         var nullMaxAge = false
         var freshness = false
         for raw in values("cache-control") {

@@ -359,7 +359,7 @@ public enum FetchTable {
 
 extension Substring {
     /// Without leading and trailing spaces and tabs (on the UTF-8 bytes).
-    func trimmingBlanks() -> Substring {
+    public func trimmingBlanks() -> Substring {
         let u = utf8
         var start = u.startIndex, end = u.endIndex
         while start != end, u[start] == 32 || u[start] == 9 { start = u.index(after: start) }

@@ -26,7 +26,7 @@ struct HTTPCheckResponse: Equatable {
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let name = line[..<colon].lowercased()
-            let value = String(line[line.index(after: colon)...].trimmingSpaces())
+            let value = String(line[line.index(after: colon)...].trimmingBlanks())
             if name == "content-length" { length = Int(value) }
             if name == "transfer-encoding", value.lowercased().contains("chunked") { chunked = true }
         }
@@ -68,7 +68,7 @@ struct HTTPCheckResponse: Equatable {
         while true {
             guard let lineEnd = (i..<max(i, bytes.count - 1)).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }) else { return nil }
             let sizeText = String(decoding: bytes[i..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingSpaces(), radix: 16) else { return nil }
+            guard let size = Int(sizeText.trimmingBlanks(), radix: 16) else { return nil }
             i = lineEnd + 2
             if size == 0 { return out }
             guard bytes.count >= i + size + 2 else { return nil }

@@ -86,13 +86,7 @@ struct StickTableTests {
 
     @Test func connectionCountLimitRejectsTheConnectionBeyondTheLimit() throws {
         let proxy = try Self.start(HaspBinary.path, """
-            global
-                stats socket @SOCK@ level admin
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 1s
+            \(Self.common)
             frontend fe
                 bind 127.0.0.1:@PORT0@
                 stick-table type ip size 1k expire 30s store conn_cur,conn_cnt
@@ -195,13 +189,7 @@ struct StickTableTests {
     @Test(.enabled(if: StickTableTests.haproxyAvailable, "needs Debian's haproxy"))
     func tableCommandsMatchHAProxy() throws {
         let config = """
-            global
-                stats socket @SOCK@ level admin
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 1s
+            \(Self.common)
             frontend fe
                 bind 127.0.0.1:@PORT0@
                 stick-table type ip size 100k expire 30s store http_req_rate(10s),conn_cur,gpc(2),gpc_rate(2,5s),gpt(2),conn_cnt,sess_cnt,http_req_cnt,server_id

@@ -157,7 +157,7 @@ enum HeadParser {
                     head.hasTransferEncoding = true
                     // Only "chunked" as the final coding is framed; anything after chunked is invalid.
                     let text = String(decoding: UnsafeRawBufferPointer(rebasing: p[vs..<ve]), as: UTF8.self).lowercased()
-                    let codings = text.split(separator: ",").map { $0.trimmingSpaces() }
+                    let codings = text.split(separator: ",").map { $0.trimmingBlanks() }
                     if head.chunked { return false }
                     if let last = codings.last, last == "chunked" {
                         if codings.dropLast().contains("chunked") { return false }
@@ -178,7 +178,7 @@ enum HeadParser {
                     }
                     let text = String(decoding: value, as: UTF8.self).lowercased()
                     for token in text.split(separator: ",") {
-                        let t = token.trimmingSpaces()
+                        let t = token.trimmingBlanks()
                         switch t {
                         case "close": head.connectionClose = true
                         case "keep-alive": head.connectionKeepAlive = true

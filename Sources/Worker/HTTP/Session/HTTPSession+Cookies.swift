@@ -10,7 +10,6 @@ struct ExchangePersistence {
     var clientState: ClientCookieState = .none
     var lastSeen: Int64 = 0
     var firstSeen: Int64 = 0
-    var isPost = false
 }
 
 /// Cookie persistence (`cookie <name> insert|rewrite|prefix|...`, `server ... cookie <v>`):
@@ -19,6 +18,7 @@ extension HTTPSession {
     /// The server persistence sends the request to, in HAProxy's order: the cookie,
     /// `use-server` rules, then stick tables; nil lets the balancer choose.
     func persistentServer(_ backend: Backend) -> Server? {
+        streams.backend = backend
         applyPersistRules(backend)
         var server: Server? = nil
         if let cookie = backend.settings.cookie { server = cookieServer(backend, cookie) }
@@ -37,7 +37,6 @@ extension HTTPSession {
     /// `force-persist` / `ignore-persist`: the first rule whose condition matches.
     func applyPersistRules(_ backend: Backend) {
         persistence = ExchangePersistence()
-        persistence.isPost = request?.method == "POST"
         for rule in backend.rules.persistRules where rule.condition.matches(streams) {
             if rule.kind == .force { persistence.force = true } else { persistence.ignore = true }
             break
@@ -101,7 +100,7 @@ extension HTTPSession {
         }
         let now = Int64(WallClock.seconds())
         if CookiePersistence.shouldInsert(settings: cookie, state: state, direct: direct, lastSeen: persistence.lastSeen,
-                                          firstSeen: persistence.firstSeen, now: now, isPost: persistence.isPost,
+                                          firstSeen: persistence.firstSeen, now: now, isPost: request?.method == "POST",
                                           ignorePersist: persistence.ignore) {
             head.addHeader("set-cookie", CookiePersistence.insertedCookie(settings: cookie, serverCookie: serverCookie,
                                                                          firstSeen: persistence.firstSeen, now: now))

@@ -73,7 +73,6 @@ extension HTTPSession {
     func chooseServer(_ backend: Backend) -> Server? {
         let rules = backend.rules.useServers
         guard !rules.isEmpty else { return nil }
-        streams.backend = backend
         for rule in rules {
             if let condition = rule.condition, !condition.matches(streams) { continue }
             // A server that is down is skipped, unless persistence is forced.
