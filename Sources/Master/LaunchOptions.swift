@@ -17,6 +17,8 @@ struct LaunchOptions {
     var pidfile: String? = nil
     var maxconn: Int? = nil
     var perProxyMaxconn: Int? = nil
+    /// `-L <name>`: the local peer's name.
+    var localPeer: String? = nil
     var chdir: String? = nil
     var softStopPids: [Int32] = []
     var terminatePids: [Int32] = []
@@ -30,6 +32,16 @@ struct LaunchOptions {
         case usage(String?)
         /// Print this alert and exit 1.
         case alert(String)
+    }
+
+    /// `-n` and `-N`: the limits the command line sets over the files'.
+    func applyLimits(to configuration: inout Configuration) {
+        if let n = maxconn { configuration.global.maxconn = n }
+        if let n = perProxyMaxconn {
+            for i in configuration.proxies.indices where configuration.proxies[i].maxconn == nil {
+                configuration.proxies[i].maxconn = n
+            }
+        }
     }
 
     static let usage = """
@@ -99,8 +111,10 @@ struct LaunchOptions {
             case "-N":
                 guard let n = Int(try value(a)), n > 0 else { throw .usage(nil) }
                 o.perProxyMaxconn = n
-            case "-m", "-L":
+            case "-m":
                 _ = try value(a)
+            case "-L":
+                o.localPeer = try value(a)
             case "-S":
                 guard i + 1 < arguments.count, !arguments[i + 1].hasPrefix("-") else {
                     throw .alert("Socket and optional bind parameters expected with the -S flag")

@@ -38,6 +38,21 @@ enum ListenerBinder {
                     }
                 }
             }
+            /// A socket the master holds for the workers under `name` (the same one at each reload).
+            func hold(_ address: ListenAddress, key: String, name: String, failure: (Error) -> String) throws {
+                if var old = existing[key] {
+                    old.frontend = name
+                    result.append(old)
+                    return
+                }
+                do {
+                    let fd = try ListenerSocket.open(address, backlog: 64)
+                    opened.append(fd)
+                    result.append(OwnedListener(key: key, fd: fd, frontend: name, address: address.description, backlog: 64))
+                } catch {
+                    throw StartupError(failure(error))
+                }
+            }
             // TCP stats sockets: two generations of workers cannot both bind the port, so the
             // master holds it and passes it like a frontend listener.
             for (index, socket) in configuration.global.statsSockets.enumerated() {
@@ -45,19 +60,14 @@ enum ListenerBinder {
                 case .ipv4, .ipv6: break
                 default: continue
                 }
-                let key = "stats#\(socket.address)"
-                let name = Engine.statsListenerName(index)
-                if var old = existing[key] {
-                    old.frontend = name
-                    result.append(old)
-                    continue
+                try hold(socket.address, key: "stats#\(socket.address)", name: Engine.statsListenerName(index)) {
+                    "Cannot create the stats socket \(socket.address): \($0)"
                 }
-                do {
-                    let fd = try ListenerSocket.open(socket.address, backlog: 64)
-                    opened.append(fd)
-                    result.append(OwnedListener(key: key, fd: fd, frontend: name, address: socket.address.description, backlog: 64))
-                } catch {
-                    throw StartupError("Cannot create the stats socket \(socket.address): \(error)")
+            }
+            // `peers` sections: held like the stats socket, so a reload keeps the port.
+            for (section, address) in configuration.peersListeners {
+                try hold(address, key: "peers#\(address)", name: Configuration.peersListenerName(section)) {
+                    "Starting peers \(section): \($0)"
                 }
             }
         } catch {

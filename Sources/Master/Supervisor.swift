@@ -152,7 +152,7 @@ final class Supervisor: @unchecked Sendable {
             return nil
         }
         let files = ConfigFiles()
-        let result = ConfigParser.parse(sources, files: files)
+        let result = ConfigParser.parse(sources, files: files, localPeer: options.localPeer)
         for d in result.diagnostics { printer.emit(d) }
         if result.hasErrors { return nil }
         if result.hasWarnings, options.zeroWarning || result.configuration.global.zeroWarning {

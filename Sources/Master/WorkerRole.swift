@@ -28,17 +28,21 @@ enum WorkerRole {
             printer.alert("worker: cannot receive the configuration from the master: \(error)")
             exit(1)
         }
+        // The worker runs with the master's arguments: `-L`, `-n` and `-N` apply here too.
+        let options = (try? LaunchOptions.parse(Array(CommandLine.arguments.dropFirst()))) ?? LaunchOptions()
         // The master already printed the configuration's messages; only failures matter here.
-        let result = ConfigParser.parse(handoff.sources, files: ConfigFiles(bundle: handoff.files))
+        let result = ConfigParser.parse(handoff.sources, files: ConfigFiles(bundle: handoff.files), localPeer: options.localPeer)
         if result.hasErrors {
             printer.quiet = true
             for d in result.diagnostics where d.level == .alert { printer.emit(d) }
             exit(1)
         }
+        var configuration = result.configuration
+        options.applyLimits(to: &configuration)
         let current = EngineSlot()
         let router = SignalRouter.forServingProcess(current)
 
-        let engine = Engine(configuration: result.configuration)
+        let engine = Engine(configuration: configuration)
         // Saved server states, then the previous worker's runtime changes, apply before the first
         // connection is accepted.
         engine.api.applyServerStateFiles()
@@ -54,7 +58,7 @@ enum WorkerRole {
         current.engine = engine
         // Serving: from now on stderr is written off the event loops.
         printer.writeInBackground()
-        Hasp.dropPrivilegesOrExit(result.configuration.global)
+        Hasp.dropPrivilegesOrExit(configuration.global)
         // At soft-stop, idle keep-alive connections travel to the master, which hands them to
         // the new worker (the sink owns and closes the duplicate it is given). From an event
         // loop it never blocks: a full channel fails the hand-over, and the connection stays to

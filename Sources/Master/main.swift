@@ -97,7 +97,7 @@ enum Hasp {
     /// the real load reports why).
     static func configuredGlobal(_ options: LaunchOptions) -> GlobalSettings? {
         guard let sources = try? ConfigLoader.sources(for: options.configPaths) else { return nil }
-        return ConfigParser.parse(sources).configuration.global
+        return ConfigParser.parse(sources, localPeer: options.localPeer).configuration.global
     }
 
     /// Parses the files; prints the messages; exits 1 on errors (and on warnings with -dW).
@@ -110,7 +110,7 @@ enum Hasp {
             printer.alert(error.message)
             exit(1)
         }
-        let result = ConfigParser.parse(sources)
+        let result = ConfigParser.parse(sources, localPeer: options.localPeer)
         var configuration = result.configuration
         if configuration.global.quiet && !options.verbose { printer.quiet = true }
         for diagnostic in result.diagnostics { printer.emit(diagnostic) }
@@ -126,12 +126,7 @@ enum Hasp {
                 StandardStreams.writeOutput("Configuration file is valid\n")
             }
         }
-        if let n = options.maxconn { configuration.global.maxconn = n }
-        if let n = options.perProxyMaxconn {
-            for i in configuration.proxies.indices where configuration.proxies[i].maxconn == nil {
-                configuration.proxies[i].maxconn = n
-            }
-        }
+        options.applyLimits(to: &configuration)
         return configuration
     }
 

@@ -117,4 +117,25 @@ import Glibc
         #expect(r.status == 1)
         #expect(r.stderr.contains("Starting frontend fe: cannot bind socket (Address already in use) [127.0.0.1:\(backend.port)]"))
     }
+
+    @Test func commandLineLimitsAndThePeerNameReachTheWorkers() throws {
+        let port = try Ports.free()
+        let config = """
+            global
+                stats socket @DIR@/admin.sock level admin
+            defaults
+                mode http
+                timeout client 1s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                http-request return status 200 content-type text/plain string "${HAPROXY_LOCALPEER}"
+            """
+        let hasp = try Hasp(config: config, waitFor: [port], arguments: ["-W", "-db", "-n", "77", "-L", "edge1"])
+        defer { hasp.stop() }
+        // The master listens first; the worker binds the unix socket once it serves.
+        try eventually("the worker") { FileManager.default.fileExists(atPath: hasp.dir.path("admin.sock")) }
+        let info = try CLIClient.ask(hasp.dir.path("admin.sock"), "show info")
+        #expect(info.contains("Maxconn: 77\n"))
+        #expect(try curl(["-s", "http://127.0.0.1:\(port)/"]).stdout == "edge1")
+    }
 }

@@ -22,7 +22,7 @@ extension ConfigParser {
     ]
 
     static let globalAcceptedSilently: Set<String> = [
-        "localpeer", "insecure-fork-wanted",
+        "insecure-fork-wanted",
         "expose-experimental-directives", "cpu-map", "ulimit-n",
         "busy-polling",
     ]
@@ -40,6 +40,16 @@ extension ConfigParser {
         switch k {
         case "log-send-hostname":
             config.global.logHostname = w.count >= 2 ? w[1] : LogDate.hostname
+        case "localpeer":
+            guard w.count >= 2, !w[1].isEmpty else { parsingAlert("'localpeer' expects a name as an argument."); return }
+            if localPeerOption != nil {
+                parsingWarning("'localpeer' ignored since it is already set by using the '-L' command line argument.")
+            } else if !config.peers.isEmpty {
+                parsingWarning("'localpeer' ignored since it is used after 'peers' section.")
+            } else {
+                config.localPeer = w[1]
+                ProcessEnvironment.set("HAPROXY_LOCALPEER", w[1])
+            }
         case "node":
             config.global.node = w.count >= 2 ? w[1] : ""
         case "description":

@@ -54,7 +54,8 @@ extension ConfigParser {
                 case "ipv6": keyType = .ipv6
                 case "integer": keyType = .integer
                 case "string", "binary":
-                    var length = 32
+                    // HAProxy's default key area is 32 bytes; a string needs one for its NUL.
+                    var length = text == "string" ? 31 : 32
                     if i < w.count, w[i] == "len" {
                         guard i + 1 < w.count, let n = Int(w[i + 1]), n > 0 else {
                             parsingAlert("\(keyword): unknown type '\(i + 1 < w.count ? w[i + 1] : "")'.")
@@ -199,19 +200,29 @@ extension ConfigParser {
                 parsingAlert("'\(keyword)' expects <name> and <addr>[:<port>] as arguments.")
                 return
             }
+            let isLocal = w[1] == config.localPeer
+            if keyword == "peer", section.bind != nil {
+                parsingAlert("mixing \"peer\" and \"bind\" line is forbidden")
+                return
+            }
+            if keyword == "server", isLocal, w.count >= 3 {
+                alert("[\(file):\(lineNumber)] : 'server \(section.name)/\(w[1])' : unknown keyword '\(w[2])'. Hint: no address was expected for this server.")
+                return
+            }
+            if isLocal, let existing = section.peers.first(where: { $0.name == w[1] }) {
+                parsingAlert("'\(keyword) \(w[1])' : local peer name already referenced at \(existing.location). \(w[1])")
+                return
+            }
             var peer = PeerSettings(name: w[1], address: w.count >= 3 ? w[2] : nil, location: here)
-            if keyword == "peer", peer.address == nil {
-                parsingAlert("'peer' expects <name> and <addr>[:<port>] as arguments.")
-                return
-            }
-            if let address = peer.address, !Self.hasPort(address) {
-                parsingAlert("'\(keyword)' : invalid address '\(address)'.")
-                return
-            }
             peer.viaServerKeyword = keyword == "server"
+            section.hasLocalPeer = section.hasLocalPeer || isLocal
             section.peers.append(peer)
         case "bind":
             guard w.count >= 2 else { parsingAlert("'bind' expects <addr>:<port> as argument."); return }
+            if section.peers.contains(where: { !$0.viaServerKeyword }) {
+                parsingAlert("mixing \"peer\" and \"bind\" line is forbidden")
+                return
+            }
             section.bind = w[1]
         case "table":
             guard w.count >= 2 else { parsingAlert("table: ID not provided."); return }
@@ -227,18 +238,15 @@ extension ConfigParser {
             section.disabled = true
         case "enabled":
             section.disabled = false
-        case "default-server", "default-bind", "log", "shards":
+        case "shards":
+            guard w.count >= 2, let n = Int(w[1]), n >= 0 else { parsingAlert("'shards' expects a positive integer argument."); return }
+            section.shards = n
+        case "default-server", "default-bind", "log":
             // Accepted: Hasp's peers use plain TCP with defaults of their own.
             break
         default:
             parsingAlert("unknown keyword '\(keyword)' in 'peers' section")
         }
-    }
-
-    /// `<host>:<port>` (peers have no default port).
-    static func hasPort(_ address: String) -> Bool {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return false }
-        return port > 0 && port < 65536
     }
 
     // MARK: - Actions
@@ -389,6 +397,9 @@ extension ConfigParser {
         }
         for name in config.peers.keys {
             for index in config.peers[name]!.tables.indices { addServerData(&config.peers[name]!.tables[index]) }
+        }
+        for section in config.peers.values.sorted(by: { $0.location.line < $1.location.line }) where !section.hasLocalPeer {
+            warn("Removing incomplete section 'peers \(section.name)' (no peer named '\(config.localPeer)').")
         }
         for proxy in config.proxies {
             if let peers = proxy.stickTable?.peers, config.peers[peers] == nil {

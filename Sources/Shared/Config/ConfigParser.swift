@@ -60,19 +60,26 @@ public struct ConfigParser {
     /// The proxy section being read (the default table of `src_*` fetches).
     var currentProxyName: String?
 
+    /// `-L <name>`: the local peer's name, over the `localpeer` keyword.
+    let localPeerOption: String?
+
     public init(lexer: LineLexer = LineLexer(), conditions: ConditionEvaluator = ConditionEvaluator(),
-                files: ConfigFiles = ConfigFiles()) {
+                files: ConfigFiles = ConfigFiles(), localPeer: String? = nil) {
         self.lexer = lexer
         self.conditions = conditions
         self.files = files
+        localPeerOption = localPeer
+        if let localPeer { config.localPeer = localPeer }
+        // As in HAProxy, the files may name the local peer `${HAPROXY_LOCALPEER}`.
+        ProcessEnvironment.set("HAPROXY_LOCALPEER", config.localPeer)
         currentDefaults = ProxySettings(kind: .defaults, name: "", location: SourceLocation(file: "", line: 0))
         // HAProxy's built-in default mode is tcp; a proxy without any defaults gets it.
     }
 
     public static func parse(_ sources: [Source], lexer: LineLexer = LineLexer(),
                              conditions: ConditionEvaluator = ConditionEvaluator(),
-                             files: ConfigFiles = ConfigFiles()) -> Result {
-        var parser = ConfigParser(lexer: lexer, conditions: conditions, files: files)
+                             files: ConfigFiles = ConfigFiles(), localPeer: String? = nil) -> Result {
+        var parser = ConfigParser(lexer: lexer, conditions: conditions, files: files, localPeer: localPeer)
         for source in sources { parser.parseFile(source) }
         parser.finish()
         return Result(configuration: parser.config, diagnostics: parser.diagnostics)

@@ -17,6 +17,8 @@ public struct Configuration: Sendable, Equatable {
     public var patternFiles = PatternFileStore()
     /// `peers` sections, by name.
     public var peers: [String: PeersSettings] = [:]
+    /// This process's name among peers: `-L`, else `localpeer`, else the host name.
+    public var localPeer = LogDate.hostname
 
     public init() {}
 
@@ -25,6 +27,18 @@ public struct Configuration: Sendable, Equatable {
     public var stickTables: [StickTableDefinition] {
         proxies.compactMap(\.stickTable) + peers.values.sorted { $0.location.line < $1.location.line }.flatMap(\.tables)
     }
+
+    /// The listening address of each `peers` section this process takes part in.
+    public var peersListeners: [(section: String, address: ListenAddress)] {
+        peers.values.sorted { $0.location.line < $1.location.line }.compactMap { section in
+            guard section.isActive, let text = section.listenAddress(localPeer: localPeer),
+                  let address = try? AddressParser.listenAddresses(text).first else { return nil }
+            return (section.name, address)
+        }
+    }
+
+    /// The name under which a `peers` section's listener is passed to workers.
+    public static func peersListenerName(_ section: String) -> String { "#peers:\(section)" }
 
     public func proxy(named name: String) -> ProxySettings? {
         proxies.first { $0.name == name }
@@ -538,6 +552,24 @@ public struct PeersSettings: Sendable, Equatable {
     public var disabled = false
     /// `table <name> ...`, named `<section>/<name>`.
     public var tables: [StickTableDefinition] = []
+    /// Whether a `peer` or `server` line names the local peer: without one, HAProxy removes
+    /// the section (its tables stay, unsynchronised).
+    public var hasLocalPeer = false
+    /// `shards <n>` (accepted; every peer gets every update).
+    public var shards: Int?
+
+    /// The address peers connect to: the `bind` line, or the local `peer` line's address.
+    public func listenAddress(localPeer: String) -> String? {
+        bind ?? peers.first { $0.name == localPeer }?.address
+    }
+
+    /// The other peers, with the address to connect to.
+    public func remotePeers(localPeer: String) -> [PeerSettings] {
+        peers.filter { $0.name != localPeer }
+    }
+
+    /// Whether this process takes part: a local peer, and not `disabled`.
+    public var isActive: Bool { hasLocalPeer && !disabled }
 
     public init(name: String, location: SourceLocation) {
         self.name = name

@@ -76,6 +76,8 @@ public struct StickTableStorage: Sendable {
     private var freeSlots: [Int32] = []
     /// `server_key` values, interned: a row holds an index + 1.
     private var serverKeys: [String] = []
+    /// Local changes in order, for the peers that share the table (nil when none does).
+    var updates: StickUpdateLog?
 
     init(layout: StickDataLayout, capacity: Int, expire: Int64?, noPurge: Bool) {
         self.layout = layout
@@ -101,7 +103,7 @@ public struct StickTableStorage: Sendable {
 
     /// The entry of `key`, created when absent (its expiry starts now). Nil when the table is
     /// full and nothing can be evicted.
-    public mutating func findOrCreate(_ key: StickKey, now: Int64) -> Int32? {
+    public mutating func findOrCreate(_ key: StickKey, now: Int64, local: Bool = true) -> Int32? {
         if let slot = index[key] {
             if isExpired(slot, now: now), refs[Int(slot)] == 0 {
                 // Expired but not purged yet: it starts again as a new entry.
@@ -131,7 +133,13 @@ public struct StickTableStorage: Sendable {
         index[key] = slot
         linkNewest(slot)
         expires[Int(slot)] = expire.map { now + $0 } ?? .max
+        if local { updates?.record(slot) }
         return slot
+    }
+
+    /// Starts recording local changes for peers.
+    public mutating func recordUpdates() {
+        if updates == nil { updates = StickUpdateLog() }
     }
 
     public func isExpired(_ slot: Int32, now: Int64) -> Bool { expires[Int(slot)] <= now }
@@ -187,6 +195,11 @@ public struct StickTableStorage: Sendable {
         return removed
     }
 
+    /// Whether `slot` holds an entry (a slot listed earlier may have been freed since).
+    public func isLive(_ slot: Int32) -> Bool {
+        Int(slot) < keys.count && index[keys[Int(slot)]] == slot
+    }
+
     /// Every live entry's slot (a snapshot for `show table` and hand-overs).
     public func slots() -> [Int32] { Array(index.values) }
 
@@ -205,6 +218,7 @@ public struct StickTableStorage: Sendable {
     }
 
     private mutating func remove(_ slot: Int32) {
+        updates?.forget(slot)
         index.removeValue(forKey: keys[Int(slot)])
         unlink(slot)
         keys[Int(slot)] = .integer(0)
@@ -255,6 +269,7 @@ public struct StickTableStorage: Sendable {
     public mutating func add(_ slot: Int32, _ kind: StickDataKind, _ amount: Int64, at index: Int = 0, now: Int64) -> Bool {
         guard let offset = layout.offset(kind, index) else { return false }
         let at = Int(slot) * layout.width + offset
+        updates?.record(slot)
         if kind.isRate {
             var (tick, current, previous) = (rows[at], rows[at + 1], rows[at + 2])
             FrequencyCounter.add(amount, now: now, period: layout.period(kind), tick: &tick, current: &current, previous: &previous)
@@ -270,6 +285,7 @@ public struct StickTableStorage: Sendable {
     public mutating func set(_ slot: Int32, _ kind: StickDataKind, _ value: Int64, at index: Int = 0, now: Int64) -> Bool {
         guard let offset = layout.offset(kind, index) else { return false }
         let at = Int(slot) * layout.width + offset
+        updates?.record(slot)
         if kind.isRate {
             (rows[at], rows[at + 1], rows[at + 2]) = (now, value, 0)
         } else {
@@ -293,20 +309,57 @@ public struct StickTableStorage: Sendable {
         rows[at + 2] = raw.previous
     }
 
+    // MARK: - Peers
+
+    /// Entries changed here after `cursor` (see `StickUpdateLog`); none when not recording.
+    public mutating func localChanges(after cursor: UInt64, limit: Int) -> [(slot: Int32, sequence: UInt64)] {
+        updates?.changes(after: cursor, limit: limit) ?? []
+    }
+
+    /// The newest local change's sequence number.
+    public var lastLocalChange: UInt64 { updates?.last ?? 0 }
+
+    /// A learned entry's expiry: `remaining` milliseconds from now, at most the table's delay.
+    public mutating func learnExpiry(_ slot: Int32, remaining: Int64?, now: Int64) {
+        guard let expire else { return }
+        expires[Int(slot)] = now + min(max(0, remaining ?? expire), expire)
+        if newest != slot {
+            unlink(slot)
+            linkNewest(slot)
+        }
+    }
+
+    /// Element `index` of a counter or flag as stored (no change is recorded: peers' values).
+    public func rawValue(_ slot: Int32, _ kind: StickDataKind, _ index: Int) -> Int64? {
+        guard !kind.isRate, let offset = layout.offset(kind, index) else { return nil }
+        return rows[Int(slot) * layout.width + offset]
+    }
+
+    public mutating func setRawValue(_ slot: Int32, _ kind: StickDataKind, _ index: Int, _ value: Int64) {
+        guard !kind.isRate, let offset = layout.offset(kind, index) else { return }
+        rows[Int(slot) * layout.width + offset] = value
+    }
+
     /// `server_key`: the server's name or address the entry sticks to.
     public func serverKey(_ slot: Int32) -> String? {
         guard let at = value(slot, .serverKey, now: 0), at > 0, Int(at) <= serverKeys.count else { return nil }
         return serverKeys[Int(at) - 1]
     }
 
-    public mutating func setServerKey(_ slot: Int32, _ key: String) {
+    public mutating func setServerKey(_ slot: Int32, _ key: String, local: Bool = true) {
         guard layout.offset(.serverKey) != nil else { return }
         let at: Int
         if let existing = serverKeys.firstIndex(of: key) { at = existing } else {
+            // Peers cannot grow the interned names without bound (a server name per server).
+            if !local, serverKeys.count >= 4096 { return }
             serverKeys.append(key)
             at = serverKeys.count - 1
         }
-        set(slot, .serverKey, Int64(at + 1), now: 0)
+        if local {
+            set(slot, .serverKey, Int64(at + 1), now: 0)
+        } else {
+            setRawValue(slot, .serverKey, 0, Int64(at + 1))
+        }
     }
 }
 
@@ -330,8 +383,8 @@ public final class StickTable: Sendable {
     public var used: Int { storage.withLock { $0.used } }
 
     /// Runs `body` with the storage locked; keep it short (event loops wait on the lock).
-    public func withStorage<Result: Sendable>(_ body: (inout StickTableStorage) -> Result) -> Result {
-        storage.withLock { body(&$0) }
+    public func withStorage<Result: Sendable, Failure: Error>(_ body: (inout StickTableStorage) throws(Failure) -> Result) throws(Failure) -> Result {
+        try storage.withLock { (value: inout StickTableStorage) throws(Failure) -> Result in try body(&value) }
     }
 }
 

@@ -171,7 +171,6 @@ extension StickTable {
 
 extension StickTableStorage {
     var slotCount: Int { keys.count }
-    func isLive(_ slot: Int32) -> Bool { index[keys[Int(slot)]] == slot }
     func expiryDate(_ slot: Int32) -> Int64 { expires[Int(slot)] }
     func row(_ slot: Int32) -> [Int64] {
         let base = Int(slot) * layout.width

@@ -66,6 +66,19 @@ public final class Engine: Sendable {
                     }
                 }
             }
+            for (section, address) in configuration.peersListeners {
+                let name = Configuration.peersListenerName(section)
+                if let fd = unclaimed.removeValue(forKey: address.description) {
+                    result.append(AdoptedListener(frontend: name, address: address.description, backlog: 64, fd: fd))
+                    continue
+                }
+                do {
+                    let fd = try ListenerSocket.open(address, backlog: 64)
+                    result.append(AdoptedListener(frontend: name, address: address.description, backlog: 64, fd: fd))
+                } catch {
+                    throw StartupError("Starting peers \(section): \(error)")
+                }
+            }
         } catch {
             for l in result { close(l.fd) }
             throw error
@@ -185,6 +198,7 @@ public final class Engine: Sendable {
         }
         runtime.startChecks()
         runtime.startStickTablePurge()
+        runtime.peers.start(listeners: listeners)
     }
 
     /// `shutdown frontend`: closes its listeners; its open connections go on.
@@ -223,6 +237,8 @@ public final class Engine: Sendable {
             channel.close().recover { _ in }
         }
         for server in statsSockets.withLockedValue({ $0 }) { server.stop() }
+        // The next process shares the tables with the peers from now on.
+        runtime.peers.stop()
         for frontend in runtime.frontends { reportStopped(frontend) }
         let table = sink == nil ? nil : SocketTable.build()
         for (index, loop) in runtime.loops.enumerated() {

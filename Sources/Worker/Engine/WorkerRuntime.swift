@@ -204,6 +204,8 @@ public final class WorkerRuntime: Sendable {
     let tlsCertificates: TLSCertificateStore
     /// The stick tables, shared by every loop.
     let stickTables: StickTableRegistry
+    /// The `peers` sections sharing them with other processes.
+    let peers: PeersService
 
     /// The TLS slot of a bind line (shared by its addresses), built on first use.
     func tlsSlot(_ frontend: Frontend, bindIndex: Int) throws(TLSBuildError) -> TLSBindSlot {
@@ -295,6 +297,7 @@ public final class WorkerRuntime: Sendable {
         let binds = tlsBinds
         tlsCertificates = TLSCertificateStore(slots: { binds.withLockedValue { $0 } })
         stickTables = StickTableRegistry(configuration.stickTables)
+        peers = PeersService(configuration: configuration, tables: stickTables, loop: loops[0])
         linkTrackedServers()
     }
 

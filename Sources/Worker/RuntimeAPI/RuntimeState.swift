@@ -58,6 +58,8 @@ extension RuntimeAPI {
     public func applyRuntimeState(_ record: RuntimeStateRecord) {
         let printer = DiagnosticPrinter.shared
         loadStickTables(record.tables)
+        // The previous worker's tables are as complete as the peers': nothing to learn at start.
+        if !record.tables.isEmpty { runtime.peers.markSynchronised() }
         for entry in record.entries {
             let f: RuntimeStateRecord.ServerState
             switch entry {

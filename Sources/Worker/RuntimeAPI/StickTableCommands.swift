@@ -21,6 +21,19 @@ extension RuntimeAPI {
                     return CLIReply(StickTableDump.render(table, tableIndex: index, query: query))
                 }
             },
+            Spec(["show", "peers"], usage: "show peers [dict|-] [<section>]",
+                 help: "dump peers connections and their states", level: .operator) { s, _, c in
+                var words = Array(c.words.dropFirst(2))
+                var dictionaries = false
+                if let first = words.first, first == "dict" || first == "-" {
+                    dictionaries = first == "dict"
+                    words.removeFirst()
+                }
+                guard let text = s.runtime.peers.report(section: words.first, dictionaries: dictionaries) else {
+                    return .error("No such peers\n")
+                }
+                return CLIReply(text.isEmpty ? "" : text + "\n")
+            },
             Spec(["clear", "table"], usage: "clear table <table> [<filter>]*",
                  help: "remove an entry from a table (filter: data/key)", level: .admin) { s, _, c in
                 guard c.words.count > 2 else {
