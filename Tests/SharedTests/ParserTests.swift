@@ -60,6 +60,7 @@ func warnings(_ r: ConfigParser.Result) -> [String] { r.diagnostics.filter { $0.
     backend app
         balance leastconn
         hash-type consistent
+        hash-balance-factor 150
         default-server inter 3s rise 3 fall 2 maxconn 10
         server a1 127.0.0.1:9001 weight 10 check
         server a2 127.0.0.1:9002 weight 20 maxqueue 5 backup disabled
@@ -111,7 +112,7 @@ func warnings(_ r: ConfigParser.Result) -> [String] { r.diagnostics.filter { $0.
         #expect(www.options.forwardFor && www.options.httpLog && www.options.dontLogNull)
 
         let app = try #require(c.proxy(named: "app"))
-        #expect(app.balance == .leastConnections && app.hashType == .consistent)
+        #expect(app.balance == .leastConnections && app.hashType == .consistent && app.hashBalanceFactor == 150)
         #expect(app.timeouts.server == 50_000 && app.timeouts.connect == 5_000 && app.timeouts.queue == 3_000)
         #expect(app.timeouts.tunnel == 3_600_000 && app.timeouts.clientFin == 1000 && app.timeouts.serverFin == 1000)
         #expect(app.retries == 2 && app.options.redispatch && app.httpReuse == .always)
@@ -131,7 +132,7 @@ func warnings(_ r: ConfigParser.Result) -> [String] { r.diagnostics.filter { $0.
         let admin = try #require(c.proxy(named: "admin"))
         #expect(admin.kind == .listen && admin.options.connectionMode == .close)
         let rule = try #require(admin.rules.httpRequest.first)
-        #expect(admin.rules.httpRequest.count == 1 && rule.location == SourceLocation(file: "t.cfg", line: 63))
+        #expect(admin.rules.httpRequest.count == 1 && rule.location == SourceLocation(file: "t.cfg", line: 64))
         guard case .reply(let reply) = rule.action, case .bytes(let body) = reply.body else {
             Issue.record("not a return rule: \(rule.action)")
             return
@@ -251,6 +252,8 @@ func warnings(_ r: ConfigParser.Result) -> [String] { r.diagnostics.filter { $0.
         ("global\n nbthread abc\n", "config : parsing [t.cfg:2] : 'nbthread' passed a missing or unparsable integer value in 'abc'"),
         ("global\n maxconn\n", "config : parsing [t.cfg:2] : 'maxconn' expects an integer argument."),
         ("backend be\n hash-type foo\n", "config : parsing [t.cfg:2] : 'hash-type' only supports 'consistent' and 'map-based'."),
+        ("backend be\n hash-balance-factor\n", "config : parsing [t.cfg:2] : 'hash-balance-factor' expects an integer argument."),
+        ("backend be\n hash-balance-factor 50\n", "config : parsing [t.cfg:2] : 'hash-balance-factor' must be 0 or greater than 100."),
         ("backend be\n http-reuse foo\n", "config : parsing [t.cfg:2] : 'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'."),
         ("frontend fe\n default_backend\n", "config : parsing [t.cfg:2] : 'default_backend' expects a backend name."),
         (".if foo(\n.endif\n", "config : parsing [t.cfg:1]: unparsable conditional expression 'foo(' in '.if'."),

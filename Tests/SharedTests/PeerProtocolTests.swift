@@ -62,7 +62,7 @@ import Testing
     @Test func handshakesAreCheckedInHAProxysOrder() {
         func status(_ lines: [String]) -> Int {
             switch PeerHandshake.check(lines, localName: "me", knownPeers: ["you"]) {
-            case .success: return 200
+            case .success(let name): return name == nil ? 100 : 200
             case .failure(let error): return error.status.rawValue
             }
         }
@@ -76,6 +76,10 @@ import Testing
         #expect(status(["HAProxyS 2.1", "him", "you 42 1"]) == 503)
         #expect(status(["HAProxyS 2.1", "me", "them 42 1"]) == 504)
         #expect(status(["HAProxyS 2.1", "me", "you"]) == 501)
+        // A bad line is answered before the next ones arrive.
+        #expect(status(["HAProxyX 2.1"]) == 501)
+        #expect(status(["HAProxyS 2.1", "him"]) == 503)
+        #expect(status(["HAProxyS 2.1", "me"]) == 100)
         #expect(PeerHandshake.hello(remote: "you", local: "me", pid: 7) == Array("HAProxyS 2.1\nyou\nme 7 1\n".utf8))
     }
 
@@ -104,8 +108,12 @@ import Testing
         // The default string length leaves room for the NUL in HAProxy's 32 bytes.
         #expect(PeerTableDefinition.wireKey(try Self.peersTable("type string size 1").keyType) == (6, 32))
 
-        // Cut anywhere but after the data types (where very old senders stop), a definition is refused.
-        for end in 1..<captured.count where end != 8 { #expect(PeerTableDefinition(payload: Array(captured.prefix(end))) == nil, "\(end)") }
+        // Cut in its identity, a definition is refused; cut in its parameters, it is ignored
+        // (HAProxy's answers); very old senders stop after the data types.
+        for end in 1..<8 { #expect(PeerTableDefinition(payload: Array(captured.prefix(end))) == nil, "\(end)") }
+        #expect(PeerTableDefinition(payload: Array(captured.prefix(8)))?.isUsable == true)
+        for end in 9..<captured.count { #expect(PeerTableDefinition(payload: Array(captured.prefix(end)))?.isUsable == false, "\(end)") }
+        #expect(PeerTableDefinition(payload: Array(arrays.prefix(14)))?.isUsable == false)
     }
 
     @Test func updatesAreReadAsHAProxyWritesThem() throws {
@@ -234,6 +242,43 @@ import Testing
             for n in 0..<100_000 { s.add(s.findOrCreate(.integer(Int64(n % 3)), now: 0)!, .gpc0, 1, now: 0); _ = s.localChanges(after: s.lastLocalChange - 1, limit: 1) }
             #expect(s.localChanges(after: 0, limit: 100).count == 3)
         }
+    }
+
+    @Test func learnedValuesReplaceAPendingLocalChangeAndHandedOverEntriesAreNotNews() throws {
+        let definition = try Self.peersTable("type ip size 10 expire 60s store http_req_rate(10s),gpc0,conn_cnt")
+        let table = StickTable(definition, clock: { 1_000_000 })
+        table.withStorage { $0.recordUpdates() }
+        _ = table.withStorage { s in s.add(s.findOrCreate(.integer(0x7F00_0001), now: 1_000_000)!, .gpc0, 5, now: 1_000_000) }
+        var names = PeerDictionary()
+        let payload: [UInt8] = [0x00, 0x00, 0x00, 0x07, 0x7F, 0x00, 0x00, 0x01, 0x02, 0x03, 0x0F, 0x02, 0x00]
+        _ = try table.withStorage { s in
+            try PeerUpdateCodec.apply(payload, type: PeerMessageCode.update, remote: PeerTableDefinition(definition, id: 1, name: "/t"),
+                                      to: &s, keyType: .ipv4, now: 1_000_000, dictionary: &names)
+        }
+        // The peer's values are the entry's now: nothing to send back.
+        table.withStorage { s in
+            #expect(s.localChanges(after: 0, limit: 10).isEmpty)
+            #expect(s.value(s.find(.integer(0x7F00_0001), now: 1_000_000)!, .gpc0, now: 1_000_000) == 2)
+        }
+        // A refreshed entry (a stick match) is news again.
+        table.withStorage { s in s.touch(s.find(.integer(0x7F00_0001), now: 1_000_000)!, now: 1_000_000) }
+        #expect(table.withStorage { $0.localChanges(after: 0, limit: 10).count } == 1)
+
+        // Entries handed over at a reload are loaded without being pushed again.
+        let next = StickTable(definition, clock: { 1_000_000 })
+        next.withStorage { $0.recordUpdates() }
+        #expect(next.load(table.snapshot()) == nil)
+        #expect(next.used == 1)
+        #expect(next.withStorage { $0.localChanges(after: 0, limit: 10).isEmpty })
+    }
+
+    @Test func ratesFromPeersCannotOverflowAReading() {
+        let huge: Int64 = 4_294_967_295
+        #expect(FrequencyCounter.read(now: 10, period: 3_000_000_000, tick: 0, current: huge, previous: huge) > huge)
+        #expect(FrequencyCounter.read(now: 3_000_000_010, period: 3_000_000_000, tick: 0, current: huge, previous: huge) > 0)
+        // Integer keys are HAProxy's 32-bit ones, whatever the sample.
+        #expect(StickKey(.int(-1), type: .integer) == .integer(4_294_967_295))
+        #expect(StickKey(.int(1 << 32 | 7), type: .integer) == .integer(7))
     }
 
     @Test func theLocalPeerIsNamedAsInHAProxy() {

@@ -91,6 +91,23 @@ import Testing
         #expect(moved < 100)
     }
 
+    @Test func hashBalanceFactorBoundsAServersLoad() {
+        let key = BalanceKey(uri: "/hot")
+        var plain = LoadBalancer(algorithm: .uri(depth: nil, length: nil, wholeURI: false), hashType: .consistent)
+        var c = servers([1, 1])
+        guard case .server(let home) = plain.pick(c, key: key) else { Issue.record("no server"); return }
+        let other = 1 - home
+        // Three requests in progress on the key's server: 4 x 125% = 5 slots, 2 or 3 each.
+        c[home].served = 3
+        #expect(plain.pick(c, key: key) == .server(home))
+        var bounded = LoadBalancer(algorithm: .uri(depth: nil, length: nil, wholeURI: false), hashType: .consistent, hashBalanceFactor: 125)
+        #expect(bounded.pick(c, key: key) == .server(other))
+        // Below its share, the key's server keeps its keys.
+        c[home].served = 0
+        c[other].served = 2
+        #expect(bounded.pick(c, key: key) == .server(home))
+    }
+
     @Test func uriHashIgnoresQueryUnlessWhole() {
         #expect(LoadBalancer.uriPart("/a/b?x=1", depth: nil, length: nil, whole: false) == "/a/b")
         #expect(LoadBalancer.uriPart("/a/b?x=1", depth: nil, length: nil, whole: true) == "/a/b?x=1")

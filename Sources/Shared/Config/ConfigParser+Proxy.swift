@@ -115,6 +115,19 @@ extension ConfigParser {
             default: parser.parsingAlert("'hash-type' only supports 'consistent' and 'map-based'.")
             }
         },
+        ProxyKeyword(names: ["hash-balance-factor"], maximumArguments: nil) { parser, w, p in
+            guard w.count >= 2, !w[1].isEmpty else {
+                parser.parsingAlert("'hash-balance-factor' expects an integer argument.")
+                return
+            }
+            // HAProxy reads the leading digits (atol).
+            let factor = Int(w[1].prefix { $0.isASCII && $0.isNumber }.prefix(9)) ?? 0
+            guard factor == 0 || factor > 100 else {
+                parser.parsingAlert("'hash-balance-factor' must be 0 or greater than 100.")
+                return
+            }
+            p.hashBalanceFactor = factor
+        },
         ProxyKeyword(names: ["timeout"], maximumArguments: nil) { parser, w, p in
             parser.parseTimeout(w, &p)
         },

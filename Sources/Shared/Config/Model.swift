@@ -478,6 +478,9 @@ public struct ProxySettings: Sendable, Equatable {
     public var defaultServer = DefaultServerSettings()
     public var balance: BalanceAlgorithm = .roundRobin
     public var hashType: HashType = .mapBased
+    /// `hash-balance-factor <f>`: with consistent hashing, no server takes more than `f`% of
+    /// the average load (0: off).
+    public var hashBalanceFactor = 0
     public var timeouts = Timeouts()
     public var maxconn: Int? = nil
     public var retries = 3

@@ -13,6 +13,9 @@ public struct PeerTableDefinition: Equatable, Sendable {
     public var arraySizes: [Int: Int] = [:]
     /// Periods of the rates sent (informative: each side reads with its own).
     public var periods: [Int: UInt64] = [:]
+    /// False when the expiry or the data types' parameters are cut or inconsistent: HAProxy
+    /// then ignores the definition (and the updates under it).
+    public var isUsable = true
 
     public init(id: UInt64, name: String, keyType: UInt64, keyLength: UInt64, dataTypes: UInt64, expire: UInt64) {
         self.id = id
@@ -51,7 +54,7 @@ public struct PeerTableDefinition: Equatable, Sendable {
     /// name, the key type and its length).
     public func matches(_ table: StickTableDefinition, name: String) -> Bool {
         let (type, length) = Self.wireKey(table.keyType)
-        return self.name == name && keyType == type && keyLength == length
+        return isUsable && self.name == name && keyType == type && keyLength == length
     }
 
     public var payload: [UInt8] {
@@ -74,8 +77,9 @@ public struct PeerTableDefinition: Equatable, Sendable {
         return out
     }
 
-    /// Reads a definition; nil when malformed. Parameters of data types this side does not
-    /// know end the list (they come last).
+    /// Reads a definition; nil when its identity (id, name, key, data types) is malformed, not
+    /// `isUsable` when the rest is. Parameters of data types this side does not know end the
+    /// list (they come last).
     public init?(payload p: [UInt8]) {
         var at = 0
         guard let id = PeerVarint.decode(p, at: &at), let nameLength = PeerVarint.decode(p, at: &at),
@@ -86,19 +90,23 @@ public struct PeerTableDefinition: Equatable, Sendable {
               let dataTypes = PeerVarint.decode(p, at: &at) else { return nil }
         self.init(id: id, name: name, keyType: keyType, keyLength: keyLength, dataTypes: dataTypes, expire: 0)
         // Very old senders stop here.
-        guard at < p.count else { return }
-        guard let expire = PeerVarint.decode(p, at: &at) else { return nil }
+        guard at < p.count else {
+            // Without parameters, arrays cannot be read.
+            isUsable = dataTypes & (1 << 22 | 1 << 23 | 1 << 24) == 0
+            return
+        }
+        guard let expire = PeerVarint.decode(p, at: &at) else { isUsable = false; return }
         self.expire = expire
         for bit in 0..<64 where dataTypes & (1 << UInt64(bit)) != 0 {
             guard let kind = StickDataKind(rawValue: bit) else { break }
             guard kind.isArray || kind.isRate else { continue }
-            guard let sent = PeerVarint.decode(p, at: &at), sent == UInt64(bit) else { return nil }
+            guard let sent = PeerVarint.decode(p, at: &at), sent == UInt64(bit) else { isUsable = false; return }
             if kind.isArray {
-                guard let count = PeerVarint.decode(p, at: &at), (1...100).contains(count) else { return nil }
+                guard let count = PeerVarint.decode(p, at: &at), (1...100).contains(count) else { isUsable = false; return }
                 arraySizes[bit] = Int(count)
             }
             if kind.isRate {
-                guard let period = PeerVarint.decode(p, at: &at) else { return nil }
+                guard let period = PeerVarint.decode(p, at: &at) else { isUsable = false; return }
                 periods[bit] = period
             }
         }
@@ -204,11 +212,14 @@ public enum PeerUpdateCodec {
                                                   Int64(min(previous, UInt64(UInt32.max))))))
                 } else {
                     let value = try varint(payload, &at)
-                    if kind != .connCur { scalars.append((kind, element, Int64(bitPattern: value))) }
+                    // A server id is signed (sent sign-extended); counts are not.
+                    let stored = kind == .serverID ? Int64(bitPattern: value) : Int64(clamping: value)
+                    if kind != .connCur { scalars.append((kind, element, stored)) }
                 }
             }
         }
         guard let slot = storage.findOrCreate(key, now: now, local: false) else { return id }
+        storage.forgetLocalChange(slot)
         for (kind, element, value) in scalars { storage.setRawValue(slot, kind, element, value) }
         for (kind, element, raw) in rates { storage.setRawRate(slot, kind, element, raw) }
         if let serverKey { storage.setServerKey(slot, serverKey, local: false) }

@@ -193,17 +193,19 @@ public enum PeerHandshake {
         Array("\(protocolName) \(version)\n\(remote)\n\(local) \(pid) 1\n".utf8)
     }
 
-    /// Checks a received hello's lines; the peer's name when it may go on, else the status to
-    /// answer.
-    public static func check(_ lines: [String], localName: String, knownPeers: Set<String>) -> Result<String, StatusError> {
-        guard lines.count == 3 else { return .failure(StatusError(.protocolError)) }
-        let prefix = protocolName + " "
-        guard lines[0].hasPrefix(prefix) else { return .failure(StatusError(.protocolError)) }
-        let version = lines[0].dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false)
-        guard version.count == 2, let major = UInt(version[0]), let minor = UInt(version[1]), major == 2, minor <= 1 else {
-            return .failure(StatusError(.badVersion))
+    /// Checks a received hello's lines as they arrive (a bad line is answered at once): the
+    /// peer's name once all three passed, nil while more are needed, else the status to answer.
+    public static func check(_ lines: [String], localName: String, knownPeers: Set<String>) -> Result<String?, StatusError> {
+        if let first = lines.first {
+            let prefix = protocolName + " "
+            guard first.hasPrefix(prefix) else { return .failure(StatusError(.protocolError)) }
+            let version = first.dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false)
+            guard version.count == 2, let major = UInt(version[0]), let minor = UInt(version[1]), major == 2, minor <= 1 else {
+                return .failure(StatusError(.badVersion))
+            }
         }
-        guard lines[1] == localName else { return .failure(StatusError(.localNameMismatch)) }
+        if lines.count >= 2, lines[1] != localName { return .failure(StatusError(.localNameMismatch)) }
+        guard lines.count >= 3 else { return .success(nil) }
         guard let space = lines[2].firstIndex(of: " ") else { return .failure(StatusError(.protocolError)) }
         let name = String(lines[2][..<space])
         guard knownPeers.contains(name) else { return .failure(StatusError(.unknownPeer)) }

@@ -44,7 +44,13 @@ public enum FrequencyCounter {
         // At very low rates, report the previous count rather than a value flapping
         // between 0 and 1.
         if curr == 0, past <= 1 { return past }
-        return (past * max(remain, 0) + curr * period) / period
+        // Counts learned from peers or long periods may not fit the products in 64 bits.
+        let (weighted, o1) = past.multipliedReportingOverflow(by: max(remain, 0))
+        let (current, o2) = curr.multipliedReportingOverflow(by: period)
+        let (sum, o3) = weighted.addingReportingOverflow(current)
+        guard o1 || o2 || o3 else { return sum / period }
+        let exact = (Double(past) * Double(max(remain, 0)) + Double(curr) * Double(period)) / Double(period)
+        return exact >= Double(Int64.max) ? .max : Int64(exact)
     }
 
     /// Sets the counter to `value` events in a period starting now (`set table`).

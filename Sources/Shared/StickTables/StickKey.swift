@@ -17,7 +17,8 @@ public enum StickKey: Hashable, Sendable {
             self = .ipv6(address)
         case .integer:
             guard let i = value.cast(to: .int), case .int(let n) = i else { return nil }
-            self = .integer(n)
+            // HAProxy's integer keys are 32-bit unsigned: the sample is cut to that.
+            self = .integer(Int64(UInt32(truncatingIfNeeded: n)))
         case .string(let length):
             guard let s = value.cast(to: .string), case .string(let text) = s else { return nil }
             self = .bytes(Array(text.utf8.prefix(length)))

@@ -76,6 +76,7 @@ public struct StickTableStorage: Sendable {
     private var freeSlots: [Int32] = []
     /// `server_key` values, interned: a row holds an index + 1.
     private var serverKeys: [String] = []
+    private var serverKeyIndex: [String: Int] = [:]
     /// Local changes in order, for the peers that share the table (nil when none does).
     var updates: StickUpdateLog?
 
@@ -146,6 +147,8 @@ public struct StickTableStorage: Sendable {
 
     /// The entry was updated: its expiry starts again.
     public mutating func touch(_ slot: Int32, now: Int64) {
+        // Peers learn that the entry is alive (HAProxy pushes a refreshed entry too).
+        updates?.record(slot)
         guard let expire else { return }
         expires[Int(slot)] = now + expire
         if newest != slot {
@@ -319,6 +322,22 @@ public struct StickTableStorage: Sendable {
     /// The newest local change's sequence number.
     public var lastLocalChange: UInt64 { updates?.last ?? 0 }
 
+    /// The newest local change's sequence number, as the origin of a resync that sends every
+    /// entry: the changes after it are numbered apart.
+    public mutating func resyncOrigin() -> UInt64 {
+        updates?.markRead()
+        return lastLocalChange
+    }
+
+    /// A peer's values replace the entry's: a local change not pushed yet is not pushed
+    /// (it would send the peer's values back).
+    public mutating func forgetLocalChange(_ slot: Int32) { updates?.forget(slot) }
+
+    /// Local changes start over (entries handed over at a reload are not news to peers).
+    public mutating func resetLocalChanges() {
+        if updates != nil { updates = StickUpdateLog() }
+    }
+
     /// A learned entry's expiry: `remaining` milliseconds from now, at most the table's delay.
     public mutating func learnExpiry(_ slot: Int32, remaining: Int64?, now: Int64) {
         guard let expire else { return }
@@ -349,11 +368,12 @@ public struct StickTableStorage: Sendable {
     public mutating func setServerKey(_ slot: Int32, _ key: String, local: Bool = true) {
         guard layout.offset(.serverKey) != nil else { return }
         let at: Int
-        if let existing = serverKeys.firstIndex(of: key) { at = existing } else {
+        if let existing = serverKeyIndex[key] { at = existing } else {
             // Peers cannot grow the interned names without bound (a server name per server).
-            if !local, serverKeys.count >= 4096 { return }
+            if !local, serverKeys.count >= 4096 || key.utf8.count > 256 { return }
             serverKeys.append(key)
             at = serverKeys.count - 1
+            serverKeyIndex[key] = at
         }
         if local {
             set(slot, .serverKey, Int64(at + 1), now: 0)

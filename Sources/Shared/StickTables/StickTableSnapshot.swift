@@ -165,6 +165,8 @@ extension StickTable {
             }
             start = end
         }
+        // Peers have these entries already: they are not news to push.
+        withStorage { $0.resetLocalChanges() }
         return nil
     }
 }

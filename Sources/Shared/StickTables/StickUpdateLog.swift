@@ -32,6 +32,10 @@ public struct StickUpdateLog: Sendable {
         if log.count > 4096, log.count > 2 * liveCount { compact() }
     }
 
+    /// Every change so far counts as read: later changes get numbers of their own (a session
+    /// that took `last` as its cursor without reading the changes must see the next ones).
+    mutating func markRead() { readUpTo = last }
+
     mutating func forget(_ slot: Int32) {
         let s = Int(slot)
         guard s < sequenceOf.count, sequenceOf[s] != 0 else { return }

@@ -60,6 +60,8 @@ public struct LoadBalancer: Sendable {
 
     public let algorithm: BalanceAlgorithm
     public let hashType: HashType
+    /// `hash-balance-factor`: bounded-load consistent hashing (0: off).
+    public let hashBalanceFactor: Int
     /// `option allbackups`: every usable backup server shares the load, not only the first.
     public let allBackups: Bool
     private var smoothWeights: [Int] = []
@@ -72,10 +74,11 @@ public struct LoadBalancer: Sendable {
     private var pool: [BalancerCandidate] = []
     private var free: [BalancerCandidate] = []
 
-    public init(algorithm: BalanceAlgorithm, hashType: HashType = .mapBased, allBackups: Bool = false,
+    public init(algorithm: BalanceAlgorithm, hashType: HashType = .mapBased, hashBalanceFactor: Int = 0, allBackups: Bool = false,
                 seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
         self.algorithm = algorithm
         self.hashType = hashType
+        self.hashBalanceFactor = hashBalanceFactor
         self.allBackups = allBackups
         self.random = SplitMix64(seed: seed)
     }
@@ -231,10 +234,36 @@ public struct LoadBalancer: Sendable {
                 let mid = (low + high) / 2
                 if ring[mid].hash < h { low = mid + 1 } else { high = mid }
             }
-            let index = ring[low == ring.count ? 0 : low].index
+            var position = low == ring.count ? 0 : low
+            if hashBalanceFactor > 0 {
+                // Bounded load: walk the ring past servers above their share, once round.
+                for _ in 0..<ring.count where !isWithinBalanceFactor(ring[position].index, pool) {
+                    position = (position + 1) % ring.count
+                }
+            }
+            let index = ring[position].index
             chosen = pool.first { $0.index == index }!
         }
         return chosen.hasFreeSlot ? .server(chosen.index) : .queue
+    }
+
+    /// HAProxy's bounded-load rule: the requests in progress plus this one, times the factor,
+    /// are shared out by weight (whole slots per unit of weight, the rest in proportion to the
+    /// cumulative weights); a server may take the request below its share (at least one).
+    private func isWithinBalanceFactor(_ index: Int, _ pool: [BalancerCandidate]) -> Bool {
+        var totalWeight = 0, served = 0, cumulative = 0
+        var candidate: BalancerCandidate?
+        for c in pool {
+            if c.index == index { candidate = c; cumulative = totalWeight }
+            totalWeight += c.weight
+            served += c.served
+        }
+        guard let candidate, totalWeight > 0 else { return true }
+        let slots = ((served + 1) * hashBalanceFactor + 99) / 100
+        let perWeight = slots / totalWeight, remainder = slots % totalWeight
+        var share = candidate.weight * perWeight
+        share += (cumulative + candidate.weight) * remainder / totalWeight - cumulative * remainder / totalWeight
+        return candidate.served < max(1, share)
     }
 
     /// Whether the ring was built for these candidates (compared without building a list).

@@ -60,10 +60,25 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
     /// We asked this peer for a resync and it has not finished.
     private var learning = false
     private var closedByCollision = false
+    /// Closing was asked before the channel was there (a collision while connecting).
+    private var closeRequested = false
+    /// The table the peer applies our updates to (the last defined or switched to).
+    private var lastSentTable: Int?
+    /// Since when the peer has not been reading what we send.
+    private var unwritableSince: NIODeadline?
+    /// When we finished teaching (the peer confirms, or after a while pushing resumes).
+    private var taughtAt: NIODeadline?
 
     /// Updates sent per table and turn; messages stay far below HAProxy's 16 kB limit.
     static let batch = 256
-    static let maxRemoteTables = 1024
+    /// Tables a peer may define on one session (ids beyond are an attack on memory).
+    static let maxRemoteTables = 64
+    static let maxTableName = 256
+    /// A hello slower than this, a peer not reading for this long: the connection closes.
+    static let handshakeTimeout = TimeAmount.seconds(5)
+    static let writeStallLimit = TimeAmount.seconds(10)
+    /// How long pushes wait for the confirmation of what we taught.
+    static let confirmationTimeout = TimeAmount.seconds(10)
 
     init(section: PeersSection, link: PeerLink?) {
         self.section = section
@@ -79,9 +94,15 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if link == nil, !section.register(handshaking: self) { closeRequested = true }
+        if closeRequested { context.close(promise: nil) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        if closeRequested {
+            context.close(promise: nil)
+            return
+        }
         guard case .connecting = state, let link else { return }
         state = .awaitingStatus
         link.lastStatus = "HSHK"
@@ -104,6 +125,13 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
         section.sessionClosed(self, collision: closedByCollision)
     }
 
+    var isHandshaking: Bool {
+        switch state {
+        case .connecting, .awaitingStatus, .awaitingHello: return true
+        case .established, .closed: return false
+        }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }
@@ -118,6 +146,7 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
 
     func close(collision: Bool = false) {
         closedByCollision = collision
+        closeRequested = true
         context?.close(promise: nil)
     }
 
@@ -129,7 +158,11 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
                 switch state {
                 case .awaitingStatus:
                     guard let line = try reader.line() else { return }
-                    guard let link else { return }
+                    // A session replaced meanwhile (a collision) goes no further.
+                    guard let link, link.session === self, !closeRequested else {
+                        close()
+                        return
+                    }
                     guard line == "200" else {
                         link.lastStatus = Int(line).flatMap(PeerHandshake.Status.init(rawValue:))?.name ?? "NONE"
                         close()
@@ -139,21 +172,23 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
                 case .awaitingHello(var lines):
                     guard let line = try reader.line() else { return }
                     lines.append(line)
-                    guard lines.count == 3 else {
-                        state = .awaitingHello(lines)
-                        continue
-                    }
                     let known = Set(section.links.map(\.name))
                     switch PeerHandshake.check(lines, localName: section.localName, knownPeers: known) {
                     case .failure(let error):
                         output.append(contentsOf: PeerHandshake.statusLine(error.status))
                         flush()
+                        state = .closed
+                        section.sessionClosed(self, collision: false)
                         close()
                         return
-                    case .success(let name):
+                    case .success(nil):
+                        state = .awaitingHello(lines)
+                    case .success(let name?):
                         guard !section.stopped, let link = section.adopt(self, as: name) else {
                             output.append(contentsOf: PeerHandshake.statusLine(.tryAgainLater))
                             flush()
+                            state = .closed
+                            section.sessionClosed(self, collision: false)
                             close()
                             return
                         }
@@ -172,7 +207,14 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
         } catch PeerFrameReader.Failure.tooLarge(let size) {
             refuse(PeerMessageCode.sizeLimit, "message of \(size) bytes exceeds the size limit")
         } catch {
-            refuse(PeerMessageCode.protocolError, "protocol error")
+            // A hello line that never ends is dropped without a word, as HAProxy does.
+            if isHandshaking {
+                state = .closed
+                section.sessionClosed(self, collision: false)
+                close()
+            } else {
+                refuse(PeerMessageCode.protocolError, "protocol error")
+            }
         }
     }
 
@@ -192,7 +234,7 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
         case PeerMessageCode.control:
             switch frame.type {
             case PeerMessageCode.resyncRequest:
-                teaching = Teaching(origins: section.tables.map { t in t.table.withStorage { $0.lastLocalChange } })
+                teaching = Teaching(origins: section.tables.map { t in t.table.withStorage { $0.resyncOrigin() } })
             case PeerMessageCode.resyncFinished, PeerMessageCode.resyncPartial:
                 PeerFrame.control(PeerMessageCode.resyncConfirm).encode(into: &output)
                 if learning {
@@ -201,10 +243,7 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
                 }
             case PeerMessageCode.resyncConfirm:
                 link?.confirms += 1
-                if let origins = awaitingConfirmation {
-                    awaitingConfirmation = nil
-                    for i in cursors.indices { cursors[i] = max(cursors[i], origins[i]) }
-                }
+                resumePushing()
             case PeerMessageCode.heartbeat:
                 link?.receivedHeartbeats += 1
             default:
@@ -214,8 +253,9 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
             switch frame.type {
             case PeerMessageCode.define:
                 guard let definition = PeerTableDefinition(payload: frame.payload) else { throw Malformed() }
-                // A peer shares a handful of tables: ids beyond that are an attack on memory.
-                guard remote[definition.id] != nil || remote.count < Self.maxRemoteTables else { throw Malformed() }
+                // A peer shares a handful of tables: more, or huge names, are an attack on memory.
+                guard remote[definition.id] != nil || remote.count < Self.maxRemoteTables,
+                      definition.name.utf8.count <= Self.maxTableName else { throw Malformed() }
                 let local = section.tables.firstIndex { definition.matches($0.table.definition, name: $0.wireName) }
                 var entry = remote[definition.id] ?? RemoteTable(definition: definition, local: local)
                 entry.definition = definition
@@ -287,11 +327,23 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
                 close()
                 return
             }
+            // A peer that does not read would make us buffer without end.
+            if context?.channel.isWritable == false {
+                let since = unwritableSince ?? now
+                unwritableSince = since
+                if now - since > Self.writeStallLimit {
+                    close()
+                    return
+                }
+            } else {
+                unwritableSince = nil
+            }
+            if let taughtAt, now - taughtAt > Self.confirmationTimeout { resumePushing() }
             pushUpdates()
             if now - lastSentAt >= PeersSection.heartbeatInterval { sendHeartbeat() }
             flush()
         case .awaitingStatus, .awaitingHello:
-            if now - openedAt > .seconds(5) { close() }
+            if now - openedAt > Self.handshakeTimeout { close() }
         case .connecting, .closed:
             break
         }
@@ -354,19 +406,35 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
             }
             sentNames = names
             guard !bytes.isEmpty else { continue }
-            define(index)
+            select(index)
             output.append(contentsOf: bytes)
             cursors[index] = sent
         }
     }
 
-    /// The definition of table `index` before its first update on this session.
-    private func define(_ index: Int) {
-        guard !defined[index] else { return }
-        defined[index] = true
+    /// Taught entries were confirmed (or the confirmation is late): live pushes go on after
+    /// what was taught.
+    private func resumePushing() {
+        taughtAt = nil
+        guard let origins = awaitingConfirmation else { return }
+        awaitingConfirmation = nil
+        for i in cursors.indices { cursors[i] = max(cursors[i], origins[i]) }
+    }
+
+    /// Makes table `index` the one the peer applies the next updates to: its definition the
+    /// first time on this session, a switch to its id after other tables' updates.
+    private func select(_ index: Int) {
+        defer { lastSentTable = index }
         let shared = section.tables[index]
-        PeerFrame(PeerMessageCode.stickTable, PeerMessageCode.define,
-                  PeerTableDefinition(shared.table.definition, id: shared.id, name: shared.wireName).payload).encode(into: &output)
+        if !defined[index] {
+            defined[index] = true
+            PeerFrame(PeerMessageCode.stickTable, PeerMessageCode.define,
+                      PeerTableDefinition(shared.table.definition, id: shared.id, name: shared.wireName).payload).encode(into: &output)
+        } else if lastSentTable != index {
+            var payload: [UInt8] = []
+            PeerVarint.encode(shared.id, into: &payload)
+            PeerFrame(PeerMessageCode.stickTable, PeerMessageCode.switch, payload).encode(into: &output)
+        }
     }
 
     /// One batch of a resync: every table is defined, then its entries follow with the time
@@ -380,9 +448,10 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
             if teaching.slots == nil {
                 teaching.slots = table.withStorage { $0.slots() }
                 teaching.position = 0
+                // Every table is defined again, even empty (HAProxy does so).
                 defined[teaching.table] = false
-                define(teaching.table)
             }
+            select(teaching.table)
             let slots = teaching.slots!
             let end = min(slots.count, teaching.position + budget)
             let chunk = slots[teaching.position..<end]
@@ -409,6 +478,7 @@ final class PeerSession: ChannelInboundHandler, @unchecked Sendable {
         if teaching.table >= section.tables.count {
             PeerFrame.control(section.synchronised ? PeerMessageCode.resyncFinished : PeerMessageCode.resyncPartial).encode(into: &output)
             awaitingConfirmation = teaching.origins
+            taughtAt = .now()
             self.teaching = nil
         } else {
             self.teaching = teaching

@@ -122,6 +122,9 @@ final class PeersSection: @unchecked Sendable {
     weak var teacher: PeerSession?
     let startedAt = NIODeadline.now()
     private var ticks = 0
+    /// Inbound connections still in their hello, bounded (each holds a descriptor).
+    private var handshaking: [ObjectIdentifier: PeerSession] = [:]
+    static let maxHandshaking = 32
     /// Read from other threads (`show info`), written each tick.
     let activeCount = ManagedAtomic(0)
     let connectedCount = ManagedAtomic(0)
@@ -142,7 +145,10 @@ final class PeersSection: @unchecked Sendable {
         }
         tables = shared
         for item in shared { item.table.withStorage { $0.recordUpdates() } }
-        links = settings.remotePeers(localPeer: configuration.localPeer).map { PeerLink($0, tables: shared.count) }
+        // A name listed twice is one peer (the first line), as HAProxy finds it by name.
+        var seen: Set<String> = []
+        links = settings.remotePeers(localPeer: configuration.localPeer).filter { seen.insert($0.name).inserted }
+            .map { PeerLink($0, tables: shared.count) }
     }
 
     func start(listenerFD: Int32?) {
@@ -175,11 +181,20 @@ final class PeersSection: @unchecked Sendable {
         listener?.close(promise: nil)
         listener = nil
         for link in links { link.session?.close() }
+        for session in handshaking.values { session.close() }
+    }
+
+    /// An inbound connection starts its hello; false when too many already are.
+    func register(handshaking session: PeerSession) -> Bool {
+        guard !stopped, handshaking.count < Self.maxHandshaking else { return false }
+        handshaking[ObjectIdentifier(session)] = session
+        return true
     }
 
     private func tick() {
         ticks += 1
         let now = NIODeadline.now()
+        for session in handshaking.values { session.tick(now: now) }
         for link in links {
             if let session = link.session {
                 session.tick(now: now)
@@ -217,6 +232,7 @@ final class PeersSection: @unchecked Sendable {
     /// A hello named `peer`: its session from now on (the newest connection wins, as in
     /// HAProxy); nil when the name is not a remote peer of the section.
     func adopt(_ session: PeerSession, as peer: String) -> PeerLink? {
+        handshaking.removeValue(forKey: ObjectIdentifier(session))
         guard let link = links.first(where: { $0.name == peer }) else { return nil }
         if let existing = link.session, existing !== session {
             link.collisions += 1
@@ -228,6 +244,7 @@ final class PeersSection: @unchecked Sendable {
     }
 
     func sessionClosed(_ session: PeerSession, collision: Bool) {
+        handshaking.removeValue(forKey: ObjectIdentifier(session))
         if teacher === session { teacher = nil }
         guard let link = session.link, link.session === session else { return }
         link.session = nil

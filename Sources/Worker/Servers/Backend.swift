@@ -79,6 +79,7 @@ public final class Backend: Sendable {
         }
         state = NIOLockedValueBox(State(servers: servers,
                                         balancer: LoadBalancer(algorithm: settings.balance, hashType: settings.hashType,
+                                                               hashBalanceFactor: settings.hashBalanceFactor,
                                                                allBackups: settings.options.allBackups,
                                                                seed: UInt64(truncatingIfNeeded: firstServerID &+ 0x5bd1e995)),
                                         lastServerID: servers.map(\.id).max() ?? 0))

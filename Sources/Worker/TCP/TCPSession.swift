@@ -214,7 +214,12 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         log?.backend = backend.name
         var key = BalanceKey()
         if case .source = backend.settings.balance { key.sourceAddress = BalanceKey.addressBytes(clientAddress) }
-        switch dialer.acquire(backend, key: key) {
+        // `stick match|on`: the connection goes back to the server its key sticks to.
+        let sticky = backend.rules.stickRules.isEmpty ? nil
+            : StickPersistence.server(backend, context: streams, runtime: runtime, assigned: false) {
+                $0.isRunning || backend.settings.options.persist
+            }
+        switch sticky.map({ dialer.acquire(backend, forcing: $0, key: key) }) ?? dialer.acquire(backend, key: key) {
         case .server:
             dialer.connect()
         case .queued:
@@ -279,6 +284,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         }
         finished = true
         connected = true
+        if !backend.rules.stickRules.isEmpty { StickPersistence.store(backend, server, context: streams) }
         if log != nil {
             log!.connectMs = MonotonicClock.milliseconds() - log!.connectStartMono
             log!.serverAddress = serverChannel.remoteAddress

@@ -18,11 +18,14 @@ struct PeersTests {
         peers mesh
             peer hasp 127.0.0.1:\(haspPeer)
             peer ha 127.0.0.1:\(haproxyPeer)
+            table paths type string len 32 size 1k expire 60s store gpc0
         frontend fe
             bind 127.0.0.1:\(http)
             stick-table type ip size 1k expire 60s peers mesh store http_req_rate(10s),gpc0,conn_cnt
             http-request track-sc0 src
             http-request sc-inc-gpc0(0)
+            http-request track-sc1 path table mesh/paths
+            http-request sc-inc-gpc0(1)
             http-request return status 200
         """
     }
@@ -32,7 +35,8 @@ struct PeersTests {
         let socket: String
         let http: Int
         func table() throws -> String { try CLIClient.ask(socket, "show table fe") }
-        func request() throws { #expect(try StickTableTests.status(http) == 200) }
+        func request(_ path: String = "/") throws { #expect(try StickTableTests.status(http, path) == 200) }
+        func paths() throws -> String { try CLIClient.ask(socket, "show table mesh/paths") }
     }
 
     struct Pair {
@@ -75,10 +79,17 @@ struct PeersTests {
         try eventually("haproxy's entry on hasp") { Self.counter(try hasp.table()) == 3 }
         #expect(try hasp.table().contains("conn_cnt=3"))
 
-        // Tracked on hasp on top of that, seen by haproxy with the sum.
-        for _ in 0..<2 { try hasp.request() }
-        try eventually("hasp's changes on haproxy") { Self.counter(try ha.table()) == 5 }
-        #expect(Self.counter(try hasp.table()) == 5)
+        // Tracked on hasp on top of that, seen by haproxy with the sum; each request changes
+        // both tables, so the updates of one follow the other's on the session.
+        for path in ["/a", "/b", "/a"] { try hasp.request(path) }
+        try eventually("hasp's changes on haproxy") { Self.counter(try ha.table()) == 6 }
+        #expect(Self.counter(try hasp.table()) == 6)
+        try eventually("the second table on haproxy") {
+            let paths = try ha.paths()
+            return paths.contains("key=/a use=0 exp=") && paths.contains(" gpc0=2\n") && paths.contains("key=/b ")
+        }
+        try ha.request("/b")
+        try eventually("haproxy's second table on hasp") { try hasp.paths().contains(Regex(#"key=/b use=0 exp=\d+ gpc0=2\n"#)) }
 
         let peers = try CLIClient.ask(hasp.socket, "show peers")
         #expect(peers.contains("id=mesh "))
@@ -117,6 +128,11 @@ struct PeersTests {
             try client.send(hello)
             return client
         }
+        // A connection that says nothing is closed after the hello's delay.
+        let silent = try RawClient(port: peerPort, timeout: 10)
+        let openedAt = Date()
+        // A bad first line is answered at once.
+        #expect(String(decoding: try handshake("HAProxyX 2.1\n").readToEnd(), as: UTF8.self) == "501\n")
         // Handshake refusals: the status, then the close.
         #expect(String(decoding: try handshake("HAProxyS 3.0\nhasp\nha 1 1\n").readToEnd(), as: UTF8.self) == "502\n")
         #expect(String(decoding: try handshake("HAProxyX 2.1\nhasp\nha 1 1\n").readToEnd(), as: UTF8.self) == "501\n")
@@ -146,6 +162,8 @@ struct PeersTests {
         try short.send(definition + [0x0A, 0x80, 0x06, 0, 0, 0, 1, 0x7F, 0])
         #expect(short.readToEnd().suffix(2) == [0x01, 0x00])
 
+        #expect(silent.readToEnd().isEmpty)
+        #expect(Date().timeIntervalSince(openedAt) < 9)
         try eventually("the log lines") {
             hasp.child.stderr.contains("Peers mesh: protocol error from peer 'ha', disconnected.")
                 && hasp.child.stderr.contains("exceeds the size limit from peer 'ha', disconnected.")

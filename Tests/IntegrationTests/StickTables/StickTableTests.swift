@@ -311,6 +311,17 @@ struct StickPersistenceTests {
             stick store-response res.cook(sid)
             server s1 127.0.0.1:@PORT1@
             server s2 127.0.0.1:@PORT2@
+        frontend fe_tcp
+            mode tcp
+            bind 127.0.0.1:@PORT3@
+            default_backend by_source_tcp
+        backend by_source_tcp
+            mode tcp
+            balance roundrobin
+            stick-table type ip size 1k expire 30s
+            stick on src
+            server s1 127.0.0.1:@PORT1@
+            server s2 127.0.0.1:@PORT2@
         listen app1
             bind 127.0.0.1:@PORT1@
             http-response set-header set-cookie sid=one
@@ -321,10 +332,10 @@ struct StickPersistenceTests {
         """
 
     static func answers(_ binary: String) throws -> [String] {
-        let proxy = try StickTableTests.start(binary, config, ports: 3)
+        let proxy = try StickTableTests.start(binary, config, ports: 4)
         defer { proxy.stop() }
         let port = proxy.ports[0]
-        func get(_ path: String, _ headers: [String] = []) throws -> String {
+        func get(_ path: String, _ headers: [String] = [], port: Int = port) throws -> String {
             path + " " + headers.joined(separator: ",") + " -> "
                 + (try curl(["-s"] + headers.flatMap { ["-H", $0] } + ["http://127.0.0.1:\(port)\(path)"]).stdout)
         }
@@ -345,6 +356,12 @@ struct StickPersistenceTests {
         out.append(try table("by_header"))
         for cookie in [[], ["cookie: sid=one"], ["cookie: sid=one"], ["cookie: sid=two"]] { out.append(try get("/r", cookie)) }
         out.append(try table("by_response"))
+        // The same in `mode tcp`: each connection goes back to the server of its source.
+        for _ in 0..<3 { out.append(try get("/", port: proxy.ports[3])) }
+        out.append(try table("by_source_tcp"))
+        out.append(try CLIClient.ask(proxy.socket, "disable server by_source_tcp/s1"))
+        out.append(try get("/", port: proxy.ports[3]))
+        out.append(try table("by_source_tcp"))
         return out
     }
 

@@ -1,74 +1,18 @@
 import NIOCore
 import Shared
 
-/// `stick match|on|store-request|store-response`: a key (the client's address, a cookie...)
-/// maps to the server that served it, in a stick table.
+/// `stick match|on|store-request|store-response` for HTTP exchanges (`StickPersistence`).
 extension HTTPSession {
     /// The server the request's key sticks to, when it may take the request (up, or any
-    /// state with `option persist`); nil lets the balancer choose. Notes the keys that
-    /// `stick on|store-request` store once a server answered.
+    /// state with `option persist`); nil lets the balancer choose.
     func stickyServer(_ backend: Backend, assigned: Bool) -> Server? {
-        let c = streams
-        var chosen: Server?
-        for rule in backend.rules.stickRules where rule.kind != .storeResponse {
-            // Only the first store of each table applies (the others are fallbacks).
-            if rule.kind.storesRequest, c.pendingStickStores.contains(where: { $0.0.name == rule.table }) { continue }
-            if let condition = rule.condition, !condition.matches(c) { continue }
-            guard let table = runtime.stickTables[rule.table], let value = rule.pattern.evaluate(c),
-                  let key = StickKey(value, type: table.keyType) else { continue }
-            if rule.kind.storesRequest { c.pendingStickStores.append((table, key)) }
-            guard rule.kind.matches else { continue }
-            let now = table.now
-            let found: (id: Int64?, serverKey: String?)? = table.withStorage { s in
-                guard let slot = s.find(key, now: now) else { return nil }
-                s.touch(slot, now: now)
-                return (s.value(slot, .serverID, now: now), s.serverKey(slot))
-            }
-            guard !assigned, chosen == nil, let found else { continue }
-            // The server's name (or address) first, as HAProxy looks it up: it survives a
-            // reload that renumbers servers; then its id.
-            var server: Server? = nil
-            if let serverKey = found.serverKey {
-                server = table.definition.serverKeyByAddress
-                    ? backend.servers.first { Self.addressText($0.socketAddress) == serverKey }
-                    : backend.servers.first { $0.name == serverKey }
-            }
-            if server == nil, let id = found.id, id > 0 { server = backend.server(named: "#\(id)") }
-            if let server, persistenceAccepts(server, backend) { chosen = server }
-        }
-        return chosen
+        StickPersistence.server(backend, context: streams, runtime: runtime, assigned: assigned) { persistenceAccepts($0, backend) }
     }
 
     /// The response came from `server`: the noted keys, and those of `stick store-response`
-    /// rules, now map to it.
+    /// rules (which read the response head), now map to it.
     func storeSticking(_ backend: Backend, _ server: Server, response head: MessageHead) {
-        let c = streams
-        var stores = c.pendingStickStores
-        c.pendingStickStores.removeAll()
-        let responseRules = backend.rules.stickRules.filter { $0.kind == .storeResponse }
-        if !responseRules.isEmpty {
-            if c.response == nil { c.response = head }
-            for rule in responseRules {
-                if let condition = rule.condition, !condition.matches(c) { continue }
-                guard let table = runtime.stickTables[rule.table], let value = rule.pattern.evaluate(c),
-                      let key = StickKey(value, type: table.keyType) else { continue }
-                stores.append((table, key))
-            }
-        }
-        for (table, key) in stores {
-            let serverKey = table.definition.serverKeyByAddress ? Self.addressText(server.socketAddress) : server.name
-            let now = table.now
-            table.withStorage { s in
-                guard let slot = s.findOrCreate(key, now: now) else { return }
-                s.set(slot, .serverID, Int64(server.id), now: now)
-                s.setServerKey(slot, serverKey)
-                s.touch(slot, now: now)
-            }
-        }
-    }
-
-    static func addressText(_ address: SocketAddress?) -> String {
-        guard let address, let ip = address.ipAddress else { return "" }
-        return "\(ip):\(address.port ?? 0)"
+        if streams.response == nil, backend.rules.stickRules.contains(where: { $0.kind == .storeResponse }) { streams.response = head }
+        StickPersistence.store(backend, server, context: streams)
     }
 }
