@@ -47,6 +47,28 @@ extension RuntimeAPI {
                 s.runtime.globalGate.setLimit(n == 0 || n > hard ? (hard == Int.max ? 0 : hard) : n)
                 return .empty
             },
+            Spec(["enable", "dynamic-cookie", "backend"], usage: "enable dynamic-cookie backend <bk>",
+                 help: "enable dynamic cookies on a specific backend", level: .admin) { s, _, command in
+                s.withBackend(command.words, at: 3) { backend in
+                    backend.updateDynamicCookie(enabled: true)
+                    return .empty
+                }
+            },
+            Spec(["disable", "dynamic-cookie", "backend"], usage: "disable dynamic-cookie backend <bk>",
+                 help: "disable dynamic cookies on a specific backend", level: .admin) { s, _, command in
+                s.withBackend(command.words, at: 3) { backend in
+                    backend.updateDynamicCookie(enabled: false)
+                    return .empty
+                }
+            },
+            Spec(["set", "dynamic-cookie-key", "backend"], usage: "set dynamic-cookie-key backend <bk> <k>",
+                 help: "change a backend secret key for dynamic cookies", level: .admin) { s, _, command in
+                s.withBackend(command.words, at: 3) { backend in
+                    guard command.words.count >= 5 else { return .error("String value expected.\n") }
+                    backend.updateDynamicCookie(key: command.words[4])
+                    return .empty
+                }
+            },
             Spec(["set", "maxconn"], usage: "set maxconn [frontend|global|server] ...", help: "change a maxconn setting",
                  hidden: true) { _, _, _ in
                 .error("'set maxconn' only supports 'frontend', 'server', and 'global'.\n")
@@ -56,6 +78,13 @@ extension RuntimeAPI {
 }
 
 extension RuntimeSession {
+    /// Finds the backend named at `words[index]` (or `#<id>`) and runs `body` on it.
+    func withBackend(_ words: [String], at index: Int, _ body: (Backend) -> CLIReply) -> CLIReply {
+        guard words.count > index else { return .error("A backend name is expected.\n") }
+        guard let backend = runtime.backend(named: words[index]) else { return .error("No such backend.\n") }
+        return body(backend)
+    }
+
     /// Finds the frontend named at `words[index]` (or `#<id>`) and runs `body` on it.
     func withFrontend(_ words: [String], at index: Int, _ body: (Frontend) -> CLIReply) -> CLIReply {
         guard words.count > index else { return .error("A frontend name is expected.\n") }

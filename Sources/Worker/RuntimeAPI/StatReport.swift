@@ -266,7 +266,7 @@ struct StatReport {
         row["status"] = Self.status(s)
         checkFields(&row, s)
         row["addr"] = s.configuredAddress.description
-        if let value = b.settings.cookie.map({ s.persistenceCookie($0, dynamicKey: b.settings.dynamicCookieKey) }) ?? s.settings.cookie {
+        if let value = b.settings.cookie != nil ? s.persistenceCookie(dynamicKey: b.dynamicCookieKey) : s.settings.cookie {
             row["cookie"] = value
         }
         return row

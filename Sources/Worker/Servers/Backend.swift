@@ -21,6 +21,8 @@ import Shared
 /// lives on while sessions still hold it.
 public final class Backend: Sendable {
     public let settings: ProxySettings
+    /// `cookie ... dynamic` and `dynamic-cookie-key`, as the runtime API may change them.
+    let dynamicCookie: ManagedAtomic<DynamicCookieState>
     /// Its rules, by reference.
     let rules: ProxyRuleSet
 
@@ -84,6 +86,24 @@ public final class Backend: Sendable {
                                                                seed: UInt64(truncatingIfNeeded: firstServerID &+ 0x5bd1e995)),
                                         lastServerID: servers.map(\.id).max() ?? 0))
         snapshot = ManagedAtomic(BalancerSnapshot(servers: servers, algorithm: settings.balance, hashType: settings.hashType))
+        dynamicCookie = ManagedAtomic(DynamicCookieState(enabled: settings.cookie?.dynamic ?? false, key: settings.dynamicCookieKey))
+    }
+
+    /// Changes the dynamic cookie state (CLI sessions may do so at once: compare and swap).
+    func updateDynamicCookie(enabled: Bool? = nil, key: String? = nil) {
+        var current = dynamicCookie.load(ordering: .acquiring)
+        while true {
+            let next = DynamicCookieState(enabled: enabled ?? current.enabled, key: key ?? current.key)
+            let (exchanged, original) = dynamicCookie.compareExchange(expected: current, desired: next, ordering: .acquiringAndReleasing)
+            if exchanged { return }
+            current = original
+        }
+    }
+
+    /// The key dynamic cookies are made with, nil while they are off (or without a key).
+    var dynamicCookieKey: String? {
+        let state = dynamicCookie.load(ordering: .acquiring)
+        return state.enabled ? state.key : nil
     }
 
     public var name: String { settings.name }
@@ -321,4 +341,16 @@ public final class Backend: Sendable {
 
 enum DynamicServerError: Error {
     case nameTaken, idTaken
+}
+
+/// Whether a backend makes dynamic persistence cookies, and with which key (replaced whole by
+/// `enable|disable dynamic-cookie backend` and `set dynamic-cookie-key backend`).
+final class DynamicCookieState: AtomicReference, Sendable {
+    let enabled: Bool
+    let key: String?
+
+    init(enabled: Bool, key: String?) {
+        self.enabled = enabled
+        self.key = key
+    }
 }

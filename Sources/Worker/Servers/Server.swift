@@ -216,12 +216,12 @@ public final class Server: Sendable {
             && hasAddress.load(ordering: .relaxed) && !deleted.load(ordering: .relaxed)
     }
 
-    /// The persistence cookie value naming this server: its `cookie` setting, or with
-    /// `cookie ... dynamic`, the XXH64 of the backend's key, the server's address and port
-    /// (the port as 4 bytes in network order), in 16 hex digits, as HAProxy derives it.
-    public func persistenceCookie(_ cookie: CookieSettings, dynamicKey: String?) -> String? {
+    /// The persistence cookie value naming this server: its `cookie` setting, or while the
+    /// backend makes dynamic cookies (`dynamicKey`), the XXH64 of the key, the server's address
+    /// and port (the port as 4 bytes in network order), in 16 hex digits, as HAProxy derives it.
+    public func persistenceCookie(dynamicKey: String?) -> String? {
         if let value = settings.cookie { return value }
-        guard cookie.dynamic, let dynamicKey, let address = socketAddress else { return nil }
+        guard let dynamicKey, let address = socketAddress else { return nil }
         var bytes = Array(dynamicKey.utf8)
         let port: Int
         switch address {

@@ -120,8 +120,18 @@ struct CookiePersistenceTests {
         try get("/p")
         try get("/p", ["-H", "Cookie: JSESSIONID=c2~abc; x=y"])
         try get("/p", ["-H", "Cookie: JSESSIONID=abc"])
-        // Dynamic cookies: a hash of the key and the server's address.
+        // Dynamic cookies: a hash of the key and the server's address; the runtime API turns
+        // them off and on and changes the key.
         try get("/d")
+        try get("/d")
+        for command in ["disable dynamic-cookie backend dyn", "disable dynamic-cookie backend", "disable dynamic-cookie backend nosuch"] {
+            out.append(try CLIClient.ask(proxy.socket, command))
+        }
+        try get("/d")
+        for command in ["set dynamic-cookie-key backend dyn other-secret", "set dynamic-cookie-key backend dyn",
+                        "set dynamic-cookie-key backend nosuch k", "enable dynamic-cookie backend dyn", "enable dynamic-cookie backend"] {
+            out.append(try CLIClient.ask(proxy.socket, command))
+        }
         try get("/d")
         // `option persist` sends the client to its dead server; `option redispatch` then
         // gives it another one, which inserts its own cookie.

@@ -55,7 +55,7 @@ extension HTTPSession {
         guard var head = request else { return nil }
         let lines = head.allValues(lowercasedName: "cookie")
         guard !lines.isEmpty else { return nil }
-        let key = backend.settings.dynamicCookieKey
+        let key = backend.dynamicCookieKey
         let servers = backend.servers
         let outcome = CookiePersistence.inspectRequest(
             lines: lines, settings: cookie, now: Int64(WallClock.seconds()),
@@ -63,7 +63,7 @@ extension HTTPSession {
         ) { value -> CookieServerMatch<Server> in
             var sawDown = false
             for server in servers {
-                guard let own = server.persistenceCookie(cookie, dynamicKey: key), own.utf8.elementsEqual(value.utf8) else { continue }
+                guard let own = server.persistenceCookie(dynamicKey: key), own.utf8.elementsEqual(value.utf8) else { continue }
                 if self.persistenceAccepts(server, backend) { return .server(server, running: server.isRunning) }
                 sawDown = true
             }
@@ -89,7 +89,7 @@ extension HTTPSession {
         if dialer.redispatched, persistence.clientState == .valid, persistence.directServer !== server {
             persistence.clientState = .down
         }
-        let serverCookie = server.persistenceCookie(cookie, dynamicKey: backend.settings.dynamicCookieKey)
+        let serverCookie = server.persistenceCookie(dynamicKey: backend.dynamicCookieKey)
         let setCookies = head.allValues(lowercasedName: "set-cookie")
         var state = ServerCookieState.none
         if !setCookies.isEmpty {
