@@ -93,6 +93,13 @@ extension ConfigParser {
             }
             parser.parseServer(w, &p)
         },
+        ProxyKeyword(names: ["server-template"], maximumArguments: nil) { parser, w, p in
+            guard p.capabilities.contains(.backend), p.kind != .defaults else {
+                parser.alert("[\(parser.file):\(parser.lineNumber)] : parsing [\(parser.file):\(parser.lineNumber)] : 'server-template' not allowed because \(p.kind.rawValue) '\(p.name)' has no backend capability.")
+                return
+            }
+            parser.parseServerTemplate(w, &p)
+        },
         ProxyKeyword(names: ["default-server"], maximumArguments: nil) { parser, w, p in
             let caps = p.capabilities
             guard caps.contains(.backend) else {

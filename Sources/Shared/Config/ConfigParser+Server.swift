@@ -92,6 +92,7 @@ extension ConfigParser {
         "agent-check", "agent-port", "agent-inter", "agent-addr", "agent-send", "track", "cookie", "send-proxy",
         "send-proxy-v2", "ssl", "verify", "sni", "alpn", "ca-file", "crl-file", "crt", "check-ssl", "check-sni",
         "verifyhost", "no-ssl-reuse", "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "no-ssl", "minconn", "resolvers", "init-addr", "resolve-prefer",
+        "resolve-net", "resolve-opts",
         "check-send-proxy", "no-backup", "proto", "tfo", "namespace", "no-agent-check",
     ]
 
@@ -195,10 +196,16 @@ extension ConfigParser {
                 }
                 s.cookie = value
                 i += 2
-            case "minconn", "resolvers", "init-addr", "resolve-prefer", "namespace":
-                guard value != nil else {
+            case "minconn", "resolvers", "init-addr", "resolve-prefer", "namespace", "resolve-net", "resolve-opts":
+                guard let value else {
                     alert(prefix() + "'\(k)' expects an argument.")
                     return false
+                }
+                switch k {
+                case "resolvers": s.resolvers = value
+                case "init-addr": s.initAddr = value.split(separator: ",").map(String.init)
+                case "resolve-prefer": s.resolvePrefer = value
+                default: break
                 }
                 i += 2
             case "agent-check": s.checks.agent = true; i += 1

@@ -32,6 +32,7 @@ public struct ConfigParser {
         case httpErrors(String, [Int: [UInt8]])
         case ring(RingSettings)
         case peers(PeersSettings)
+        case resolvers(ResolversSettings)
         /// A section Hasp recognises but does not implement; its lines are skipped.
         case ignored(String)
     }
@@ -227,9 +228,10 @@ public struct ConfigParser {
 
     // MARK: - Sections
 
-    static let sectionKeywords: Set<String> = ["global", "defaults", "frontend", "backend", "listen", "userlist", "http-errors", "ring", "peers"]
+    static let sectionKeywords: Set<String> = ["global", "defaults", "frontend", "backend", "listen", "userlist", "http-errors", "ring", "peers",
+                                               "resolvers"]
     static let ignoredSections: Set<String> = [
-        "resolvers", "mailers", "program", "cache",
+        "mailers", "program", "cache",
         "crt-store", "traces", "log-forward",
     ]
 
@@ -290,6 +292,9 @@ public struct ConfigParser {
             section = .none
             parsePeersLine(words, &peers)
             section = .peers(peers)
+        case .resolvers(var resolvers):
+            parseResolversLine(words, &resolvers)
+            section = .resolvers(resolvers)
         case .httpErrors(let name, var pages):
             if words[0] == "errorfile" {
                 if let (code, bytes) = parseErrorFile(words) { pages[code] = bytes }
@@ -325,6 +330,20 @@ public struct ConfigParser {
                 return
             }
             section = .ring(RingSettings(name: words[1]))
+            return
+        }
+        if keyword == "resolvers" {
+            guard words.count >= 2 else {
+                parsingAlert(Self.missingSectionName["resolvers"]!)
+                section = .ignored(keyword)
+                return
+            }
+            if let existing = config.resolvers[words[1]] {
+                alert("parsing [\(file):\(lineNumber)] : resolvers '\(words[1])' has same name as another resolvers (declared at \(existing.location)).")
+                section = .ignored(keyword)
+                return
+            }
+            section = .resolvers(ResolversSettings(name: words[1], location: here))
             return
         }
         if keyword == "peers" {
@@ -415,6 +434,9 @@ public struct ConfigParser {
         }
         if case .peers(let peers) = section {
             config.peers[peers.name] = peers
+        }
+        if case .resolvers(let resolvers) = section {
+            config.resolvers[resolvers.name] = resolvers
         }
         if case .userlist(var list) = section {
             list.resolveGroupMembers()
@@ -554,6 +576,7 @@ public struct ConfigParser {
         resolveErrorFileSections()
         checkTracking()
         checkStickTables()
+        checkResolvers()
         checkStatsPages()
         for proxy in config.proxies {
             let t = proxy.timeouts

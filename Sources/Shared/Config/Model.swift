@@ -17,6 +17,8 @@ public struct Configuration: Sendable, Equatable {
     public var patternFiles = PatternFileStore()
     /// `peers` sections, by name.
     public var peers: [String: PeersSettings] = [:]
+    /// `resolvers` sections, by name.
+    public var resolvers: [String: ResolversSettings] = [:]
     /// This process's name among peers: `-L`, else `localpeer`, else the host name.
     public var localPeer = LogDate.hostname
 
@@ -310,6 +312,14 @@ public struct ServerSettings: Sendable, Equatable {
     public var track: String? = nil
     /// `cookie <value>`: the persistence cookie value naming this server.
     public var cookie: String? = nil
+    /// `resolvers <section>`: the name is resolved again at run time (not yet: once at start).
+    public var resolvers: String? = nil
+    /// `init-addr last,libc,none,<ip>`: how the address is found at start.
+    public var initAddr: [String]? = nil
+    /// `resolve-prefer ipv4|ipv6`.
+    public var resolvePrefer: String? = nil
+    /// The slot of a `server-template` line (0 for its first server).
+    public var templateIndex: Int? = nil
     public var checks = ServerCheckSettings()
     /// `proto <mux>`.
     public var proto: String? = nil
@@ -592,4 +602,36 @@ public struct PeerSettings: Sendable, Equatable {
         self.address = address
         self.location = location
     }
+}
+
+/// A `resolvers` section: where DNS questions go and how long answers hold.
+public struct ResolversSettings: Sendable, Equatable {
+    public struct Nameserver: Sendable, Equatable {
+        public var id: String
+        public var host: String
+        public var port: Int
+        /// `tcp@<addr>`: questions over TCP.
+        public var overTCP: Bool
+        public var location: SourceLocation
+    }
+
+    public var name: String
+    public var location: SourceLocation
+    public var nameservers: [Nameserver] = []
+    /// `parse-resolv-conf`: the system's name servers too.
+    public var parseResolvConf = false
+    public var acceptedPayloadSize = 512
+    public var resolveRetries = 3
+    public var timeoutResolveMs: Int64 = 1_000
+    public var timeoutRetryMs: Int64 = 1_000
+    /// `hold <event> <time>` (valid, nx, timeout, refused, other, obsolete), in milliseconds.
+    public var hold: [String: Int64] = [:]
+
+    public init(name: String, location: SourceLocation) {
+        self.name = name
+        self.location = location
+    }
+
+    /// How long a valid answer is kept before asking again (HAProxy's default: 10 s).
+    public var holdValidMs: Int64 { hold["valid"] ?? 10_000 }
 }

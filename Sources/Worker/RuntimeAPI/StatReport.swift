@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 
 /// Which objects `show stat [<proxy> <type> <sid>]` covers.
@@ -265,7 +266,7 @@ struct StatReport {
         if b.settings.mode == .http { row["req_tot"] = String(c.requests.load(ordering: .relaxed)) }
         row["status"] = Self.status(s)
         checkFields(&row, s)
-        row["addr"] = s.configuredAddress.description
+        row["addr"] = Self.statAddress(s)
         if let value = b.settings.cookie != nil ? s.persistenceCookie(dynamicKey: b.dynamicCookieKey) : s.settings.cookie {
             row["cookie"] = value
         }
@@ -274,6 +275,17 @@ struct StatReport {
 
     /// HAProxy's server status words: maintenance first, then what the checks (of the server,
     /// or of the end of its `track` chain) say.
+    /// The server's address as HAProxy shows it: what a name resolved to, empty without one.
+    static func statAddress(_ s: Server) -> String {
+        let configured = s.configuredAddress
+        guard case .inet(let host, let port) = configured else { return configured.description }
+        guard let resolved = s.socketAddress else { return "" }
+        if (try? SocketAddress(ipAddress: host, port: 0)) != nil { return configured.description }
+        guard let ip = resolved.ipAddress else { return configured.description }
+        let text = port.map { "\(ip):\($0)" } ?? ip
+        return resolved.protocol == .inet6 ? "[\(ip)]" + (port.map { ":\($0)" } ?? "") : text
+    }
+
     static func status(_ s: Server) -> String {
         let admin = s.adminState
         if admin.contains(.resolutionMaint) { return "MAINT (resolution)" }

@@ -122,13 +122,19 @@ public final class Server: Sendable {
         var state: ServerAdminState = settings.disabled ? [.forcedMaint, .configMaint] : []
         // A server added at run time starts in maintenance, as in HAProxy.
         if isDynamic { state.insert(.forcedMaint) }
+        // `init-addr` (HAProxy's default: `last,libc`): the first method that gives an address;
+        // `none` starts without one. A server whose name resolution gives nothing waits in
+        // maintenance for its resolvers (`MAINT (resolution)`).
+        let resolved = Self.initialAddress(settings)
+        if resolved == nil, settings.resolvers != nil || settings.initAddr != nil, case .inet = settings.address {
+            state.insert(.resolutionMaint)
+        }
         admin = ManagedAtomic(state.rawValue)
         uncheckedHealth = ManagedAtomic(state.inMaintenance ? 0 : settings.rise)
         // A server in maintenance is stopped, as in HAProxy; leaving maintenance brings it up.
         operational = ManagedAtomic(state.inMaintenance ? OperationalState.stopped.rawValue : OperationalState.running.rawValue)
         currentWeight = ManagedAtomic(settings.weight)
         currentMaxconn = ManagedAtomic(settings.maxconn)
-        let resolved = Self.resolve(settings.address)
         address = ManagedAtomic(Snapshot(ServerAddressState(configured: settings.address, resolved: resolved)))
         checkHost = settings.checks.address.flatMap { Self.resolve(.inet(host: $0, port: 0)) }
         agentHost = settings.checks.agentAddress.flatMap { Self.resolve(.inet(host: $0, port: 0)) }
@@ -185,6 +191,27 @@ public final class Server: Sendable {
     }
 
     func beginWarmup() { warmupBegan.store(MonotonicClock.milliseconds(), ordering: .relaxed) }
+
+    /// The address at start by `init-addr`: `libc` (the system's resolver), `<ip>`, `none`;
+    /// `last` (the server state file) applies later, like the state file itself.
+    static func initialAddress(_ settings: ServerSettings) -> SocketAddress? {
+        guard let methods = settings.initAddr else { return resolve(settings.address) }
+        for method in methods {
+            switch method {
+            case "none":
+                return nil
+            case "libc":
+                if let found = resolve(settings.address) { return found }
+            case "last":
+                continue
+            default:
+                let port: Int
+                if case .inet(_, let p) = settings.address { port = p ?? 0 } else { port = 0 }
+                if let ip = try? SocketAddress(ipAddress: method, port: port) { return ip }
+            }
+        }
+        return nil
+    }
 
     /// Names are resolved once, as HAProxy does without `resolvers`.
     static func resolve(_ address: ServerAddress) -> SocketAddress? {
