@@ -15,6 +15,9 @@ let package = Package(
         .target(name: "CHaspSys", linkerSettings: [.linkedLibrary("crypt")]),
         // Debian's PCRE2 (libpcre2-dev): the regular expressions of ACLs, converters and rules.
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        // Debian's c-ares (libc-ares-dev): DNS resolution for `resolvers` sections, off the
+        // event loops.
+        .systemLibrary(name: "CCares", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
         // Debian's OpenSSL 3 (libssl-dev): TLS termination and origination, through a thin C
         // layer for the macros and callbacks Swift cannot express.
         .target(name: "CHaspTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
@@ -30,6 +33,7 @@ let package = Package(
                 "Shared",
                 "CHaspSys",
                 "CHaspTLS",
+                "CCares",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 
 /// Starting and stopping checks, maintenance, and what the CLI and agents may change.
@@ -80,7 +81,18 @@ extension WorkerRuntime {
         adminChanged(server, before: before, after: after, via: nil)
     }
 
-    private func adminChanged(_ server: Server, before: ServerAdminState, after: ServerAdminState, via: Server?) {
+    /// DNS resolution gave `server` this address (nil: none): a change closes its idle
+    /// connections; without one it waits in `MAINT (resolution)`, with one it leaves it.
+    func applyResolution(_ server: Server, _ resolved: SocketAddress?) {
+        if server.setResolvedAddress(resolved) { purgeIdleConnections(of: server) }
+        let (before, after) = server.updateAdmin { state in
+            if resolved == nil { state.insert(.resolutionMaint) } else { state.remove(.resolutionMaint) }
+        }
+        adminChanged(server, before: before, after: after, via: nil, cause: "No IP for server ")
+    }
+
+    /// `cause`: why a server enters maintenance, in HAProxy's words (`DNS NX status`...).
+    private func adminChanged(_ server: Server, before: ServerAdminState, after: ServerAdminState, via: Server?, cause: String? = nil) {
         guard let backend = backend(of: server) else { return }
         let label = "\(server.isBackup ? "Backup " : "")Server \(backend.name)/\(server.name)"
         // HAProxy names the tracked server when the change was inherited from it.
@@ -90,12 +102,13 @@ extension WorkerRuntime {
             server.healthCheck?.update { $0.paused = true; $0.health.markDown() }
             let old = server.setOperationalState(.stopped)
             if old != .stopped { server.uncheckedHealth.store(0, ordering: .relaxed) }
+            let because = cause.map { " (\($0))" } ?? ""
             if old == .stopped {
-                announce(backend, .notice, "\(label) was DOWN and now enters maintenance\(viaText).")
+                announce(backend, .notice, "\(label) was DOWN and now enters maintenance\(because)\(viaText).")
             } else {
                 let level: LogLevel = old == .stopping || before.draining ? .notice : .alert
                 let (tail, noneLeft) = serversLeft(server, backend)
-                announce(backend, level, "\(label) is going DOWN for maintenance\(viaText)\(tail).")
+                announce(backend, level, "\(label) is going DOWN for maintenance\(because)\(viaText)\(tail).")
                 if noneLeft { announceNoServer(backend) }
             }
             purgeIdleConnections(of: server)
@@ -110,8 +123,12 @@ extension WorkerRuntime {
                 comeUp(server, as: verdict)
             }
             let state = "\(verdict == .stopped ? "DOWN" : "UP")/\(after.draining ? "DRAIN" : "READY")"
-            let why = before.contains(.forcedMaint) && !after.contains(.forcedMaint) ? "leaving forced maintenance" : "leaving maintenance"
-            announce(backend, .notice, "\(label) is \(state) (\(why)).")
+            if before.contains(.resolutionMaint), !after.contains(.resolutionMaint), case .inet(let host, _) = server.configuredAddress {
+                announce(backend, .notice, "\(label) ('\(host)') is \(state) (resolves again).")
+            } else {
+                let why = before.contains(.forcedMaint) && !after.contains(.forcedMaint) ? "leaving forced maintenance" : "leaving maintenance"
+                announce(backend, .notice, "\(label) is \(state) (\(why)).")
+            }
             wakeChecks(of: server)
             backend.dispatchQueue()
         } else if !after.inMaintenance, before.draining != after.draining {

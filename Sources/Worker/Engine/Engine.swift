@@ -199,6 +199,7 @@ public final class Engine: Sendable {
         runtime.startChecks()
         runtime.startStickTablePurge()
         runtime.peers.start(listeners: listeners)
+        runtime.resolvers.start(runtime: runtime)
     }
 
     /// `shutdown frontend`: closes its listeners; its open connections go on.

@@ -206,6 +206,8 @@ public final class WorkerRuntime: Sendable {
     let stickTables: StickTableRegistry
     /// The `peers` sections sharing them with other processes.
     let peers: PeersService
+    /// DNS resolution of the servers of `resolvers` sections.
+    let resolvers: ResolversService
 
     /// The TLS slot of a bind line (shared by its addresses), built on first use.
     func tlsSlot(_ frontend: Frontend, bindIndex: Int) throws(TLSBuildError) -> TLSBindSlot {
@@ -238,6 +240,7 @@ public final class WorkerRuntime: Sendable {
             return pool
         }
         pool?.shutdownGracefully { _ in }
+        resolvers.stop()
         runtimeAPI.withLockedValue { $0 = nil }
     }
 
@@ -298,6 +301,7 @@ public final class WorkerRuntime: Sendable {
         tlsCertificates = TLSCertificateStore(slots: { binds.withLockedValue { $0 } })
         stickTables = StickTableRegistry(configuration.stickTables)
         peers = PeersService(configuration: configuration, tables: stickTables, loop: loops[0])
+        resolvers = ResolversService(configuration: configuration, backends: backends)
         linkTrackedServers()
     }
 

@@ -327,6 +327,16 @@ public final class Server: Sendable {
     func setWeight(_ value: Int) { currentWeight.store(value, ordering: .relaxed) }
     func setMaxconn(_ value: Int) { currentMaxconn.store(value, ordering: .relaxed) }
 
+    /// What the server's name resolves to now (its configured name and port stay); true when
+    /// that changed.
+    func setResolvedAddress(_ resolved: SocketAddress?) -> Bool {
+        let current = address.load(ordering: .acquiring).value
+        if current.resolved == resolved { return false }
+        address.store(Snapshot(ServerAddressState(configured: current.configured, resolved: resolved)), ordering: .releasing)
+        hasAddress.store(resolved != nil, ordering: .relaxed)
+        return true
+    }
+
     func setAddress(_ value: ServerAddress) {
         let resolved = Self.resolve(value)
         address.store(Snapshot(ServerAddressState(configured: value, resolved: resolved)), ordering: .releasing)
