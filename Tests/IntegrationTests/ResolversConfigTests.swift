@@ -13,6 +13,8 @@ struct ResolversConfigTests {
         return result.stderr.split(separator: "\n").filter {
             ($0.contains("[ALERT]") || $0.contains("[WARNING]")) && !$0.contains("Fatal errors") && !$0.contains("Error(s) found")
                 && !$0.contains("missing timeouts")
+                // haproxy 2.6 follows some httpclient alerts with an empty one it prints as "(null)".
+                && !$0.hasSuffix(": (null)")
         }.map { $0.components(separatedBy: "config : ").dropFirst().joined(separator: "config : ").replacingOccurrences(of: path, with: "CFG") }
     }
 
@@ -26,7 +28,8 @@ struct ResolversConfigTests {
             "resolvers r\n  resolve_retries 2\n",
             "resolvers r\n  nameserver d1 127.0.0.1:53\nbackend b\n  server x 127.0.0.1:80 resolvers nosuch\n",
             "backend b\n  server-template a\n", "backend b\n  server-template b 0 x:1\n", "backend b\n  server-template c 3-1 x:1\n",
-            "backend b\n  server-template d x x:1\n", "frontend f\n  bind 127.0.0.1:1\n  server-template a 2 x:1\n",
+            "backend b\n  server-template d x x:1\n", "global\n  httpclient.resolvers.id dns\n",
+            "global\n  httpclient.resolvers.prefer foo\n", "frontend f\n  bind 127.0.0.1:1\n  server-template a 2 x:1\n",
         ]
         for body in cases {
             let theirs = try Self.messages(StickTableTests.haproxy, body)

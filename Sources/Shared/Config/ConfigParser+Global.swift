@@ -19,6 +19,7 @@ extension ConfigParser {
         "tune.idle-pool.shared", "tune.vars.global-max-size", "tune.vars.proc-max-size", "tune.vars.reqres-max-size",
         "tune.vars.sess-max-size", "tune.vars.txn-max-size", "ssl-default-bind-curves", "ssl-default-server-curves",
         "tune.ssl.cachesize", "tune.ssl.lifetime", "tune.ssl.maxrecord",
+        "httpclient.ssl.verify", "httpclient.ssl.ca-file", "httpclient.resolvers.id", "httpclient.resolvers.prefer",
     ]
 
     static let globalAcceptedSilently: Set<String> = [
@@ -210,6 +211,22 @@ extension ConfigParser {
                 parsingAlert("'tune.idle-pool.shared' expects either 'on' or 'off' but got '\(value)'.")
                 return
             }
+        // HAProxy's internal HTTP client (Lua, ACME...) has no counterpart in Hasp: its settings
+        // are checked as HAProxy checks them, and kept for nothing else.
+        case "httpclient.ssl.verify":
+            guard w.count >= 2, w[1] == "none" || w[1] == "required" else {
+                parsingAlert("'httpclient.ssl.verify' expects 'none' or 'required' as argument.")
+                return
+            }
+        case "httpclient.resolvers.prefer":
+            guard w.count >= 2, w[1] == "ipv4" || w[1] == "ipv6" else {
+                parsingAlert("'httpclient.resolvers.prefer' expects 'ipv4' or 'ipv6' as argument.")
+                return
+            }
+        case "httpclient.resolvers.id":
+            httpClientResolvers = w.count >= 2 ? w[1] : ""
+        case "httpclient.ssl.ca-file":
+            break
         case "nbproc":
             parsingAlert("nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on multi-processor machines if available.")
         default:

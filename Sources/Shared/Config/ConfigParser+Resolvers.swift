@@ -81,6 +81,9 @@ extension ConfigParser {
         for r in config.resolvers.values.sorted(by: { $0.location.line < $1.location.line }) where parsedCleanly && r.nameservers.isEmpty && !r.parseResolvConf {
             warn("resolvers '\(r.name)' [\(r.location)] has no nameservers configured!")
         }
+        if let name = httpClientResolvers, config.resolvers[name] == nil {
+            alert("Proxy '<HTTPCLIENT>': Can't find resolvers section '\(name)' for do-resolve action.")
+        }
         for proxy in config.proxies where proxy.kind != .defaults {
             for server in proxy.servers {
                 guard let name = server.resolvers, config.resolvers[name] == nil else { continue }

@@ -63,6 +63,8 @@ public struct ConfigParser {
 
     /// `-L <name>`: the local peer's name, over the `localpeer` keyword.
     let localPeerOption: String?
+    /// `httpclient.resolvers.id`: checked once every section is read.
+    var httpClientResolvers: String?
 
     public init(lexer: LineLexer = LineLexer(), conditions: ConditionEvaluator = ConditionEvaluator(),
                 files: ConfigFiles = ConfigFiles(), localPeer: String? = nil) {
