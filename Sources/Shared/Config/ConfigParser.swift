@@ -104,15 +104,6 @@ public struct ConfigParser {
     mutating func parsingAlert(_ text: String) { alert("parsing [\(file):\(lineNumber)] : \(text)") }
     mutating func parsingWarning(_ text: String) { warn("parsing [\(file):\(lineNumber)] : \(text)") }
 
-    /// HAProxy's `warnifnotcap`: whether section `p` has `capability`; when it has not, warns
-    /// that `keyword` is ignored (`hint` follows the message).
-    mutating func hasCapability(_ capability: ProxyCapabilities, for keyword: String, in p: ProxySettings, hint: String = "") -> Bool {
-        guard !p.capabilities.contains(capability) else { return true }
-        let side = capability == .frontend ? "frontend" : "backend"
-        parsingWarning("'\(keyword)' ignored because \(p.kind.rawValue) '\(p.name)' has no \(side) capability.\(hint)")
-        return false
-    }
-
     // MARK: - Files and lines
 
     mutating func parseFile(_ source: Source) {
@@ -335,31 +326,21 @@ public struct ConfigParser {
             return
         }
         if keyword == "resolvers" {
-            guard words.count >= 2 else {
-                parsingAlert(Self.missingSectionName["resolvers"]!)
-                section = .ignored(keyword)
-                return
+            let taken = words.count >= 2 ? config.resolvers[words[1]] : nil
+            if let name = openedSectionName(words, duplicate: taken.map {
+                "parsing [\(file):\(lineNumber)] : resolvers '\(words[1])' has same name as another resolvers (declared at \($0.location))."
+            }) {
+                section = .resolvers(ResolversSettings(name: name, location: here))
             }
-            if let existing = config.resolvers[words[1]] {
-                alert("parsing [\(file):\(lineNumber)] : resolvers '\(words[1])' has same name as another resolvers (declared at \(existing.location)).")
-                section = .ignored(keyword)
-                return
-            }
-            section = .resolvers(ResolversSettings(name: words[1], location: here))
             return
         }
         if keyword == "peers" {
-            guard words.count >= 2 else {
-                parsingAlert(Self.missingSectionName["peers"]!)
-                section = .ignored(keyword)
-                return
+            let taken = words.count >= 2 ? config.peers[words[1]] : nil
+            if let name = openedSectionName(words, duplicate: taken.map {
+                "parsing [\(file):\(lineNumber)] : 'peers' section '\(words[1])' has the same name as another peers section declared at \($0.location)."
+            }) {
+                section = .peers(PeersSettings(name: name, location: here))
             }
-            if let existing = config.peers[words[1]] {
-                alert("parsing [\(file):\(lineNumber)] : 'peers' section '\(words[1])' has the same name as another peers section declared at \(existing.location).")
-                section = .ignored(keyword)
-                return
-            }
-            section = .peers(PeersSettings(name: words[1], location: here))
             return
         }
         if keyword == "userlist" {

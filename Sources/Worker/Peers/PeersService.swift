@@ -275,7 +275,7 @@ final class PeersSection: @unchecked Sendable {
         var flags = 0
         if synchronised { flags |= 0x3 }
         if teacher != nil { flags |= 0x4 }
-        var out = "\(Self.pointer(self)): [\(LogDate.haproxy(Self.wallMicros()).prefix(20))] id=\(name) disabled=0 flags=0x\(String(flags, radix: 16)) "
+        var out = "\(Self.pointer(self)): [\(LogDate.haproxy(WallClock.microseconds()).prefix(20))] id=\(name) disabled=0 flags=0x\(String(flags, radix: 16)) "
         out += "resync_timeout=\(synchronised ? "<NEVER>" : Self.delay(resyncDeadline, now)) task_calls=\(ticks)\n"
         for link in links {
             let active = link.session?.isEstablished == true
@@ -304,12 +304,6 @@ final class PeersSection: @unchecked Sendable {
                                 : "        Dictionary cache not dumped (use \"show peers dict\")\n"
         }
         return out
-    }
-
-    static func wallMicros() -> Int {
-        var tv = timeval()
-        gettimeofday(&tv, nil)
-        return Int(tv.tv_sec) * 1_000_000 + Int(tv.tv_usec)
     }
 
     static func pointer(_ object: AnyObject) -> String {
