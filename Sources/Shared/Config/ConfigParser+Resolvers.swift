@@ -78,6 +78,26 @@ extension ConfigParser {
     mutating func checkResolvers() {
         // HAProxy checks sections once the files parsed without errors.
         let parsedCleanly = !diagnostics.contains { $0.level == .alert }
+        let system = Self.systemNameservers()
+        for (name, section) in config.resolvers where section.parseResolvConf {
+            var section = section
+            for address in system where !section.nameservers.contains(where: { $0.id == address }) {
+                section.nameservers.append(ResolversSettings.Nameserver(
+                    id: address, host: address, port: 53, overTCP: false, location: SourceLocation(file: Self.resolvConf, line: 0)))
+            }
+            config.resolvers[name] = section
+        }
+        // Like HAProxy 2.6, a section `default` of the system's name servers exists unless the
+        // configuration declares one: servers may name it, and `show resolvers` lists it.
+        if config.resolvers["default"] == nil, !system.isEmpty {
+            var implicit = ResolversSettings(name: "default", location: SourceLocation(file: Self.resolvConf, line: 0))
+            implicit.order = config.resolvers.count
+            implicit.parseResolvConf = true
+            implicit.nameservers = system.map {
+                ResolversSettings.Nameserver(id: $0, host: $0, port: 53, overTCP: false, location: implicit.location)
+            }
+            config.resolvers["default"] = implicit
+        }
         for r in config.resolvers.values.sorted(by: { $0.location.line < $1.location.line }) where parsedCleanly && r.nameservers.isEmpty && !r.parseResolvConf {
             warn("resolvers '\(r.name)' [\(r.location)] has no nameservers configured!")
         }
@@ -90,6 +110,22 @@ extension ConfigParser {
                 alert("\(proxy.kind == .listen ? "proxy" : proxy.kind.rawValue) '\(proxy.name)', server '\(server.name)': unable to find required resolvers '\(name)'")
             }
         }
+    }
+
+    static let resolvConf = "/etc/resolv.conf"
+
+    /// The name servers of /etc/resolv.conf (read once, when the configuration is), in order.
+    static func systemNameservers() -> [String] {
+        guard let bytes = FileReader.read(resolvConf) else { return [] }
+        var found: [String] = []
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count >= 2, words[0] == "nameserver" else { continue }
+            let address = String(words[1])
+            guard IPNetwork.parse(address) != nil, !address.contains("/"), !found.contains(address) else { continue }
+            found.append(address)
+        }
+        return found
     }
 
     /// `server-template <prefix> <num | low-high> <fqdn>[:<port>] [settings]`: servers named

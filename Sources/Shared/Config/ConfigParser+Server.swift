@@ -205,6 +205,25 @@ extension ConfigParser {
                 case "resolvers": s.resolvers = value
                 case "init-addr": s.initAddr = value.split(separator: ",").map(String.init)
                 case "resolve-prefer": s.resolvePrefer = value
+                case "resolve-net":
+                    for text in value.split(separator: ",") {
+                        guard let net = IPNetwork.parse(String(text)) else {
+                            alert(prefix() + "'resolve-net' invalid network '\(text)'.")
+                            return false
+                        }
+                        s.resolveNets.append(net)
+                    }
+                case "resolve-opts":
+                    for option in value.split(separator: ",") {
+                        switch option {
+                        case "allow-dup-ip": s.resolveAllowDuplicateIP = true
+                        case "prevent-dup-ip": s.resolveAllowDuplicateIP = false
+                        case "ignore-weight": s.resolveIgnoreWeight = true
+                        default:
+                            alert(prefix() + "'resolve-opts' : unknown resolve-opts option '\(option)', supported methods are 'allow-dup-ip', 'ignore-weight', and 'prevent-dup-ip'.")
+                            return false
+                        }
+                    }
                 default: break
                 }
                 i += 2

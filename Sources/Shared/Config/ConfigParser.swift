@@ -330,7 +330,9 @@ public struct ConfigParser {
             if let name = openedSectionName(words, duplicate: taken.map {
                 "parsing [\(file):\(lineNumber)] : resolvers '\(words[1])' has same name as another resolvers (declared at \($0.location))."
             }) {
-                section = .resolvers(ResolversSettings(name: name, location: here))
+                var settings = ResolversSettings(name: name, location: here)
+                settings.order = config.resolvers.count
+                section = .resolvers(settings)
             }
             return
         }

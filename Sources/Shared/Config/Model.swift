@@ -312,12 +312,19 @@ public struct ServerSettings: Sendable, Equatable {
     public var track: String? = nil
     /// `cookie <value>`: the persistence cookie value naming this server.
     public var cookie: String? = nil
-    /// `resolvers <section>`: the name is resolved again at run time (not yet: once at start).
+    /// `resolvers <section>`: the name is resolved again at run time.
     public var resolvers: String? = nil
     /// `init-addr last,libc,none,<ip>`: how the address is found at start.
     public var initAddr: [String]? = nil
     /// `resolve-prefer ipv4|ipv6`.
     public var resolvePrefer: String? = nil
+    /// `resolve-net <net>[,...]`: addresses in these networks are preferred.
+    public var resolveNets: [IPNetwork] = []
+    /// `resolve-opts allow-dup-ip`: the server may take an address another server of the
+    /// backend resolving the same name already has (by default it may not).
+    public var resolveAllowDuplicateIP = false
+    /// `resolve-opts ignore-weight`: SRV weights leave the server's weight alone.
+    public var resolveIgnoreWeight = false
     /// The slot of a `server-template` line (0 for its first server).
     public var templateIndex: Int? = nil
     public var checks = ServerCheckSettings()

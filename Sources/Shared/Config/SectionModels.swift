@@ -62,6 +62,9 @@ public struct ResolversSettings: Sendable, Equatable {
 
     public var name: String
     public var location: SourceLocation
+    /// Where the section comes among the others (`show resolvers` lists them in that order;
+    /// the implicit `default` section last).
+    public var order = 0
     public var nameservers: [Nameserver] = []
     /// `parse-resolv-conf`: the system's name servers too.
     public var parseResolvConf = false
@@ -79,4 +82,7 @@ public struct ResolversSettings: Sendable, Equatable {
 
     /// How long a valid answer is kept before asking again (HAProxy's default: 10 s).
     public var holdValidMs: Int64 { hold["valid"] ?? 10_000 }
+    /// How long the last answer survives a failure of the given kind (nx, refused, timeout,
+    /// other: 30 s by default), or an SRV record missing from the answers (obsolete: 0).
+    public func holdMs(_ event: String) -> Int64 { hold[event] ?? (event == "obsolete" ? 0 : 30_000) }
 }

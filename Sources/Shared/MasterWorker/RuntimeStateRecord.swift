@@ -43,27 +43,66 @@ public struct RuntimeStateRecord: Equatable, Sendable {
         }
     }
 
+    /// Where a server of a `resolvers` section stands: the name it goes by now (an SRV
+    /// target, a `set server fqdn`) and what that resolved to, so that the next worker does not
+    /// start from the configuration's addresses.
+    public struct Resolution: Equatable, Sendable {
+        public var backend: String
+        public var server: String
+        /// The configuration's address then (`ServerAddress` text): if it changed, the
+        /// resolution starts afresh.
+        public var initialAddress: String
+        /// The name and port in force (`ServerAddress` text).
+        public var hostname: String
+        /// The IP it resolved to, or empty.
+        public var resolved: String
+        /// HAProxy's HMAINT mark: the name was set at run time.
+        public var nameChanged: Bool
+
+        public init(backend: String, server: String, initialAddress: String, hostname: String, resolved: String, nameChanged: Bool) {
+            self.backend = backend
+            self.server = server
+            self.initialAddress = initialAddress
+            self.hostname = hostname
+            self.resolved = resolved
+            self.nameChanged = nameChanged
+        }
+    }
+
     public var entries: [Entry]
     /// The worker's stick tables, so that a reload keeps rate limits and persistence.
     public var tables: [StickTableSnapshot]
+    public var resolutions: [Resolution]
 
-    public init(entries: [Entry] = [], tables: [StickTableSnapshot] = []) {
+    public init(entries: [Entry] = [], tables: [StickTableSnapshot] = [], resolutions: [Resolution] = []) {
         self.entries = entries
         self.tables = tables
+        self.resolutions = resolutions
     }
 
-    public var isEmpty: Bool { entries.isEmpty && tables.isEmpty }
+    public var isEmpty: Bool { entries.isEmpty && tables.isEmpty && resolutions.isEmpty }
 
     // MARK: - Binary form (protocol 1)
 
     /// Tags 1 and 2 are the entries; tags 3 and above carry a length-prefixed body (3: a stick
-    /// table), so that a reader skips the kinds it does not know.
+    /// table, 4: a resolution), so that a reader skips the kinds it does not know.
     public func encode(into w: inout WireWriter) {
-        w.u32(UInt32(clamping: entries.count + tables.count))
+        w.u32(UInt32(clamping: entries.count + tables.count + resolutions.count))
         for table in tables {
             w.u8(3)
             var body = WireWriter()
             table.encode(into: &body)
+            w.data(body.bytes)
+        }
+        for resolution in resolutions {
+            w.u8(4)
+            var body = WireWriter()
+            body.string(resolution.backend)
+            body.string(resolution.server)
+            body.string(resolution.initialAddress)
+            body.string(resolution.hostname)
+            body.string(resolution.resolved)
+            body.bool(resolution.nameChanged)
             w.data(body.bytes)
         }
         for entry in entries {
@@ -92,6 +131,7 @@ public struct RuntimeStateRecord: Equatable, Sendable {
     public init(from r: inout WireReader) throws(WireError) {
         var entries: [Entry] = []
         var tables: [StickTableSnapshot] = []
+        var resolutions: [Resolution] = []
         let count = Int(try r.u32())
         guard count <= r.remaining else { throw .badLength }
         for _ in 0..<count {
@@ -108,6 +148,11 @@ public struct RuntimeStateRecord: Equatable, Sendable {
                 var body = WireReader(try r.data())
                 tables.append(try StickTableSnapshot(from: &body))
                 try body.expectEnd()
+            case 4:
+                var body = WireReader(try r.data())
+                resolutions.append(Resolution(backend: try body.string(), server: try body.string(), initialAddress: try body.string(),
+                                              hostname: try body.string(), resolved: try body.string(), nameChanged: try body.bool()))
+                try body.expectEnd()
             case 0:
                 throw .invalid("runtime state entry 0")
             default:
@@ -117,6 +162,7 @@ public struct RuntimeStateRecord: Equatable, Sendable {
         }
         self.entries = entries
         self.tables = tables
+        self.resolutions = resolutions
     }
 
     // MARK: - Text form (protocol 0)
@@ -141,5 +187,6 @@ public struct RuntimeStateRecord: Equatable, Sendable {
         }
         self.entries = entries
         tables = []
+        resolutions = []
     }
 }

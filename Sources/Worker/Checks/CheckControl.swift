@@ -83,12 +83,16 @@ extension WorkerRuntime {
 
     /// DNS resolution gave `server` this address (nil: none): a change closes its idle
     /// connections; without one it waits in `MAINT (resolution)`, with one it leaves it.
-    func applyResolution(_ server: Server, _ resolved: SocketAddress?) {
-        if server.setResolvedAddress(resolved) { purgeIdleConnections(of: server) }
+    /// What a server's name resolved to (nil: nothing, the server waits in maintenance for
+    /// `cause`); `hostname`, a new name to resolve with it. Idle connections to an address
+    /// that changed are purged, as `set server addr` purges them.
+    func applyResolution(_ server: Server, _ resolved: SocketAddress?, hostname: ServerAddress? = nil, cause: String = "No IP for server ") {
+        let changed = hostname.map { server.setResolution(hostname: $0, resolved: resolved) } ?? server.setResolvedAddress(resolved)
+        if changed { purgeIdleConnections(of: server) }
         let (before, after) = server.updateAdmin { state in
             if resolved == nil { state.insert(.resolutionMaint) } else { state.remove(.resolutionMaint) }
         }
-        adminChanged(server, before: before, after: after, via: nil, cause: "No IP for server ")
+        adminChanged(server, before: before, after: after, via: nil, cause: cause)
     }
 
     /// `cause`: why a server enters maintenance, in HAProxy's words (`DNS NX status`...).

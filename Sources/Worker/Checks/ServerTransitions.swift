@@ -137,6 +137,11 @@ extension WorkerRuntime {
         loggers[backend.name]?.emit(.emerg, "\(type) \(backend.name) has no server available!")
     }
 
+    /// A server event HAProxy only logs (to the backend's `log` targets, as a notice).
+    func logServerEvent(_ backend: Backend, _ text: String) {
+        loggers[backend.name]?.emit(.notice, text)
+    }
+
     /// A server event: on stderr as a warning, and to the backend's `log` targets at `level`.
     func announce(_ backend: Backend, _ level: LogLevel, _ text: String) {
         DiagnosticPrinter.shared.warning(text)

@@ -1,5 +1,6 @@
 import Atomics
 import CCares
+import NIOConcurrencyHelpers
 import NIOCore
 import Shared
 
@@ -7,66 +8,46 @@ import Shared
 import Glibc
 #endif
 
-/// The names servers of `resolvers` sections go by: a name of a backend's servers (one, or the
-/// slots of a `server-template`) and the addresses it had at the last answer.
-struct ResolutionTarget {
+/// A name a section resolves: for servers naming it, or for the SRV slots of a template.
+struct ResolutionKey: Hashable {
     let section: String
-    let host: String
-    let port: Int
-    let preferIPv4: Bool
-    let servers: [Server]
+    /// Lowercase: DNS names compare without case.
+    let name: String
+    let kind: ResolutionMachine.Kind
 }
 
-/// What one name resolved to: IPv4 and IPv6 addresses, or a failure (and which `hold` period
-/// applies to it: nx, refused, timeout or other).
-struct ResolutionAnswer {
-    var ipv4: [String] = []
-    var ipv6: [String] = []
-    var pending = 2
-    var failed = 0
-    var failure = "other"
-}
-
-/// DNS resolution for servers of `resolvers` sections, with c-ares on a thread of its own (never
-/// an event loop): each name is asked for its A and AAAA records every `hold valid`, over the
-/// section's name servers with its timeout and retries. An answer gives each server an address
-/// (template slots get distinct ones, a server keeps its address while the answer holds it);
-/// a server left without one waits in `MAINT (resolution)`. A failed resolution keeps the last
-/// addresses (HAProxy's `hold` periods) and is retried after `timeout retry`.
+/// DNS resolution for servers of `resolvers` sections, on a thread of its own (never an event
+/// loop), with c-ares doing the DNS protocol. Each name a server goes by is resolved every
+/// `hold valid` (`ResolutionMachine`); an answer gives the backend's servers of that name
+/// addresses (`AddressAssignment`), SRV answers give template slots a target, a port and a
+/// weight, and each target is then resolved like a server's name. A failure keeps the last
+/// addresses for its `hold` period. The servers to resolve are looked up again every half
+/// second (and at once after `set server fqdn`), so names that change at run time follow.
 final class ResolversService: @unchecked Sendable {
+    /// `show resolvers`: shared with the CLI.
+    let counters: ResolversCounters
     private let settings: [String: ResolversSettings]
-    private let targets: [ResolutionTarget]
+    private let backends: [Backend]
     private weak var runtime: WorkerRuntime?
     private let running = ManagedAtomic(false)
+    /// Set by the CLI: look at the servers' names again now.
+    private let rescanRequested = ManagedAtomic(false)
 
     init(configuration: Configuration, backends: [String: Backend]) {
         settings = configuration.resolvers
-        var groups: [String: (String, String, Int, Bool, [Server])] = [:]
-        var order: [String] = []
-        for backend in backends.values.sorted(by: { $0.name < $1.name }) {
-            for server in backend.servers {
-                guard let section = server.settings.resolvers, configuration.resolvers[section] != nil,
-                      case .inet(let host, let port) = server.settings.address,
-                      (try? SocketAddress(ipAddress: host, port: 0)) == nil, !host.hasPrefix("_") else { continue }
-                // Slots of a template share their name; other servers each resolve their own.
-                let key = server.settings.templateIndex != nil ? "\(backend.name)|\(section)|\(host)|\(port ?? 0)" : "\(backend.name)|\(server.name)"
-                if groups[key] == nil {
-                    order.append(key)
-                    groups[key] = (section, host, port ?? 0, server.settings.resolvePrefer == "ipv4", [])
-                }
-                groups[key]!.4.append(server)
-            }
-        }
-        targets = order.map { let g = groups[$0]!; return ResolutionTarget(section: g.0, host: g.1, port: g.2, preferIPv4: g.3, servers: g.4) }
+        self.backends = backends.values.sorted { $0.settings.id < $1.settings.id }
+        counters = ResolversCounters(sections: configuration.resolvers.values.sorted { $0.order < $1.order }.map { section in
+            (section.name, section.nameservers.map { NameserverCounters(id: $0.id) })
+        })
     }
 
-    var isEmpty: Bool { targets.isEmpty }
+    /// Whether any server resolves at run time.
+    var isEmpty: Bool { !backends.contains { $0.servers.contains { Self.section(of: $0, in: settings) != nil } } }
 
     func start(runtime: WorkerRuntime) {
-        guard !targets.isEmpty, !running.exchange(true, ordering: .relaxed) else { return }
+        guard !isEmpty, !running.exchange(true, ordering: .relaxed) else { return }
         self.runtime = runtime
-        let started = DetachedThread.start { [self] in run() }
-        if !started {
+        if !DetachedThread.start({ [self] in run() }) {
             DiagnosticPrinter.shared.alert("resolvers: cannot start the resolution thread; names keep their addresses from the start.")
             running.store(false, ordering: .relaxed)
         }
@@ -74,185 +55,296 @@ final class ResolversService: @unchecked Sendable {
 
     func stop() { running.store(false, ordering: .relaxed) }
 
-    // MARK: - The resolution thread
+    /// `set server fqdn`: the server's new name is resolved at once.
+    func nameChanged() { rescanRequested.store(true, ordering: .relaxed) }
 
-    /// A query in flight: which target, which record type; c-ares hands it back to `answered`.
-    final class Query {
-        let target: Int
-        let ipv6: Bool
+    /// The server's section, when it resolves at run time.
+    static func section(of server: Server, in settings: [String: ResolversSettings]) -> String? {
+        guard let section = server.settings.resolvers, settings[section] != nil, case .inet = server.settings.address else { return nil }
+        return section
+    }
+
+    // MARK: - The resolution thread (everything below runs on it)
+
+    /// A question on its way: which resolution and generation it serves, to which name server.
+    final class Question {
+        let key: ResolutionKey
+        let generation: Int
+        let type: DNSQueryType
+        let nameserver: Int
+        let attempt: Int
         unowned let service: ResolversService
-        init(target: Int, ipv6: Bool, service: ResolversService) {
-            self.target = target
-            self.ipv6 = ipv6
+        init(key: ResolutionKey, generation: Int, type: DNSQueryType, nameserver: Int, attempt: Int, service: ResolversService) {
+            self.key = key
+            self.generation = generation
+            self.type = type
+            self.nameserver = nameserver
+            self.attempt = attempt
             self.service = service
         }
     }
 
-    private var answers: [Int: ResolutionAnswer] = [:]
-    private var completed: [Int] = []
+    private var channels: [String: [NameserverChannel]] = [:]
+    private var resolutions: [ResolutionKey: ResolutionMachine] = [:]
+    /// Responses c-ares handed over, handled after it returns (its callbacks may run inside
+    /// `ares_query`, where the resolutions must not change under the caller).
+    private var inbox: [(Question, NameserverResponse)] = []
+    /// The SRV slots: which record each server follows.
+    private var slots: [ObjectIdentifier: AddressAssignment.ServiceSlot] = [:]
 
     private func run() {
         ares_library_init(ARES_LIB_INIT_ALL)
-        var channels: [String: ares_channel] = [:]
-        for (name, section) in settings {
-            var options = ares_options()
-            options.timeout = Int32(clamping: section.timeoutResolveMs)
-            options.tries = Int32(max(1, section.resolveRetries))
-            options.ednspsz = Int32(section.acceptedPayloadSize)
-            var mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES
-            if section.acceptedPayloadSize > 512 {
-                options.flags = ARES_FLAG_EDNS
-                mask |= ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ
+        for section in settings.values {
+            let nameserverCounters = counters.sections.first { $0.name == section.name }?.nameservers ?? []
+            channels[section.name] = zip(section.nameservers, nameserverCounters).compactMap { ns, c in
+                NameserverChannel(section: section, nameserver: ns, counters: c)
             }
-            var channel: ares_channel? = nil
-            guard ares_init_options(&channel, &options, mask) == ARES_SUCCESS, let channel else { continue }
-            let servers = section.nameservers.map { ns in ns.host.contains(":") ? "[\(ns.host)]:\(ns.port)" : "\(ns.host):\(ns.port)" }
-            if !servers.isEmpty { _ = ares_set_servers_ports_csv(channel, servers.joined(separator: ",")) }
-            channels[name] = channel
         }
-        defer { for channel in channels.values { ares_destroy(channel) } }
-        var due = [Int](repeating: 0, count: targets.count)
-        // When each name last resolved (HAProxy's `hold` periods count from there).
-        var lastValid = [Int](repeating: MonotonicClock.milliseconds(), count: targets.count)
-        var inFlight = [Bool](repeating: false, count: targets.count)
+        defer { channels = [:] }
+        adoptSlots()
+        var nextScan = 0
         while running.load(ordering: .relaxed) {
             let now = MonotonicClock.milliseconds()
-            for (index, target) in targets.enumerated() where !inFlight[index] && due[index] <= now {
-                guard let channel = channels[target.section] else { continue }
-                inFlight[index] = true
-                answers[index] = ResolutionAnswer()
-                for ipv6 in [false, true] {
-                    let query = Unmanaged.passRetained(Query(target: index, ipv6: ipv6, service: self)).toOpaque()
-                    ares_query(channel, target.host, Int32(ns_c_in.rawValue), Int32(ipv6 ? ns_t_aaaa.rawValue : ns_t_a.rawValue),
-                               ResolversService.callback, query)
+            if now >= nextScan || rescanRequested.exchange(false, ordering: .relaxed) {
+                rescan(nowMs: now)
+                nextScan = now + 500
+            }
+            for key in resolutions.keys where resolutions[key]!.isDue(nowMs: now) {
+                let count = channels[key.section]?.count ?? 0
+                guard count > 0 else { continue }
+                if case .ask(let type, let generation) = resolutions[key]!.start(nameservers: count) {
+                    ask(key, type, generation: generation)
                 }
             }
-            wait(channels: Array(channels.values))
-            for index in completed {
-                inFlight[index] = false
-                guard let answer = answers.removeValue(forKey: index) else { continue }
-                let section = settings[targets[index].section]
-                let now = MonotonicClock.milliseconds()
-                if answer.failed == 2 {
-                    // The last addresses hold for the failure's period (30 s by default), then go.
-                    if now - lastValid[index] >= Int(section?.hold[answer.failure] ?? 30_000) { apply(ResolutionAnswer(), to: targets[index]) }
-                    due[index] = now + Int(section?.timeoutRetryMs ?? 1_000)
-                } else {
-                    apply(answer, to: targets[index])
-                    lastValid[index] = now
-                    due[index] = now + Int(section?.holdValidMs ?? 10_000)
-                }
-            }
-            completed.removeAll()
+            handleInbox()
+            wait()
+            handleInbox()
         }
     }
 
-    /// Waits for the channels' sockets (100 ms at most, so a stop is seen) and lets c-ares
-    /// read them and run its timers.
-    private func wait(channels: [ares_channel]) {
-        var fds: [pollfd] = []
-        var owners: [ares_channel] = []
-        for channel in channels {
-            var sockets = [ares_socket_t](repeating: ARES_SOCKET_BAD, count: Int(ARES_GETSOCK_MAXNUM))
-            let bits = ares_getsock(channel, &sockets, Int32(ARES_GETSOCK_MAXNUM))
-            for i in 0..<Int(ARES_GETSOCK_MAXNUM) {
-                let readable = bits & (1 << i) != 0, writable = bits & (1 << (i + Int(ARES_GETSOCK_MAXNUM))) != 0
-                guard readable || writable else { continue }
-                fds.append(pollfd(fd: sockets[i], events: Int16((readable ? POLLIN : 0) | (writable ? POLLOUT : 0)), revents: 0))
-                owners.append(channel)
+    /// Slots a previous worker filled (its state came with the reload) keep their records.
+    private func adoptSlots() {
+        for backend in backends {
+            for server in backend.servers where isServiceSlot(server) {
+                if case .inet(let host, let port) = server.configuredAddress, !host.hasPrefix("_") {
+                    slots[ObjectIdentifier(server)] = AddressAssignment.ServiceSlot(
+                        record: ServiceRecord(target: host, port: port ?? 0, weight: server.weight * 256, priority: 0),
+                        lastSeenMs: MonotonicClock.milliseconds())
+                }
             }
         }
-        var timeout: Int32 = 100
-        for channel in channels {
-            var max = timeval(tv_sec: 0, tv_usec: 100_000), tv = timeval()
-            if let next = ares_timeout(channel, &max, &tv) {
-                timeout = min(timeout, Int32(next.pointee.tv_sec * 1000 + next.pointee.tv_usec / 1000))
+    }
+
+    private func isServiceSlot(_ server: Server) -> Bool {
+        guard case .inet(let host, _) = server.settings.address else { return false }
+        return host.hasPrefix("_")
+    }
+
+    /// The names servers go by now: new ones are resolved at once, those no server uses are
+    /// dropped (their answers in flight become outdated).
+    private func rescan(nowMs: Int) {
+        var wanted = Set<ResolutionKey>()
+        for backend in backends {
+            for server in backend.servers where !server.deleted.load(ordering: .relaxed) {
+                guard let section = Self.section(of: server, in: settings) else { continue }
+                if case .inet(let srvName, _) = server.settings.address, srvName.hasPrefix("_") {
+                    wanted.insert(ResolutionKey(section: section, name: srvName.lowercased(), kind: .service))
+                }
+                if let key = addressKey(server, section: section) { wanted.insert(key) }
             }
+        }
+        for key in resolutions.keys where !wanted.contains(key) { resolutions[key] = nil }
+        for key in wanted where resolutions[key] == nil { resolutions[key] = ResolutionMachine(kind: key.kind, nowMs: nowMs) }
+    }
+
+    /// The address resolution a server needs: its name (or its SRV target), unless it is an IP.
+    private func addressKey(_ server: Server, section: String) -> ResolutionKey? {
+        guard case .inet(let host, _) = server.configuredAddress, !host.hasPrefix("_"),
+              (try? SocketAddress(ipAddress: host, port: 0)) == nil else { return nil }
+        return ResolutionKey(section: section, name: host.lowercased(), kind: .address(preferIPv4: server.settings.resolvePrefer == "ipv4"))
+    }
+
+    private func ask(_ key: ResolutionKey, _ type: DNSQueryType, generation: Int) {
+        for (index, channel) in (channels[key.section] ?? []).enumerated() {
+            send(Question(key: key, generation: generation, type: type, nameserver: index, attempt: 1, service: self), on: channel)
+        }
+    }
+
+    private func send(_ question: Question, on channel: NameserverChannel) {
+        let argument = Unmanaged.passRetained(question).toOpaque()
+        channel.ask(question.key.name, question.type, callback: Self.callback, argument: argument)
+    }
+
+    private static let callback: ares_callback = { argument, status, _, buffer, length in
+        guard let argument else { return }
+        let question = Unmanaged<Question>.fromOpaque(argument).takeRetainedValue()
+        // The channel is going away: nothing more to do.
+        guard status != ARES_EDESTRUCTION, status != ARES_ECANCELLED else { return }
+        let response: NameserverResponse
+        switch status {
+        case ARES_SUCCESS:
+            if let buffer, length > 0 {
+                response = .reply(DNSReply.decode(buffer, length: Int(length), type: question.type))
+            } else {
+                response = .reply(.invalid)
+            }
+        case ARES_ENODATA: response = .empty
+        case ARES_ENOTFOUND: response = .nx
+        case ARES_EREFUSED: response = .refused
+        case ARES_ETIMEOUT: response = .timeout
+        case ARES_ECONNREFUSED: response = .sendError
+        case ARES_EBADRESP, ARES_EFORMERR: response = .reply(.invalid)
+        default: response = .other
+        }
+        question.service.inbox.append((question, response))
+    }
+
+    /// Weighs the responses received: counts them, retries questions that timed out, and acts
+    /// on what the resolutions decide.
+    private func handleInbox() {
+        var rounds = 0
+        while !inbox.isEmpty, rounds < 1_000 {
+            rounds += 1
+            let batch = inbox
+            inbox.removeAll()
+            for (question, response) in batch { handle(question, response) }
+        }
+    }
+
+    private func handle(_ question: Question, _ response: NameserverResponse) {
+        guard let channel = channels[question.key.section]?[question.nameserver] else { return }
+        let section = settings[question.key.section]
+        let counters = channel.counters
+        if let counter = response.counter { counters.add(counter) }
+        guard var machine = resolutions[question.key] else { return }
+        if response == .timeout, question.attempt < max(1, section?.resolveRetries ?? 3), question.generation == machine.generation {
+            send(Question(key: question.key, generation: question.generation, type: question.type, nameserver: question.nameserver,
+                          attempt: question.attempt + 1, service: self), on: channel)
+            return
+        }
+        let now = MonotonicClock.milliseconds()
+        let action = machine.receive(response, generation: question.generation, nameservers: channels[question.key.section]?.count ?? 1,
+                                     nowMs: now, retryMs: Int(section?.timeoutResolveMs ?? 1_000), validMs: Int(section?.holdValidMs ?? 10_000))
+        resolutions[question.key] = machine
+        switch action {
+        case .wait:
+            break
+        case .outdated:
+            counters.add(.outdated)
+        case .ask(let type, let generation):
+            ask(question.key, type, generation: generation)
+        case .succeeded(let reply):
+            counters.add(.valid)
+            switch reply {
+            case .addresses(let addresses, let viaCNAME):
+                if viaCNAME { counters.add(.cname) }
+                applyAddresses(addresses, to: question.key, counters: counters)
+            case .services(let records):
+                applyServices(records, to: question.key, nowMs: now)
+            default:
+                break
+            }
+        case .failed(let failure):
+            // The last answer holds for the failure's period, counted from the last valid one.
+            guard now - machine.lastValidMs >= Int(section?.holdMs(failure.rawValue) ?? 30_000) else { return }
+            if question.key.kind == .service {
+                applyServices([], to: question.key, nowMs: now, cause: failure.maintenanceCause, dropAll: true)
+            } else {
+                applyAddresses([], to: question.key, counters: nil, cause: failure.maintenanceCause)
+            }
+        }
+    }
+
+    /// Servers of each backend that go by the resolved name share its addresses (each its own,
+    /// unless `allow-dup-ip`); SRV slots whose target it is take theirs one by one, as HAProxy
+    /// gives them the address the SRV answer came with. `update` counts an answer that moved
+    /// a server.
+    private func applyAddresses(_ addresses: [String], to key: ResolutionKey, counters: NameserverCounters?, cause: String = "No IP for server ") {
+        guard let runtime, case .address(let preferIPv4) = key.kind else { return }
+        let ipv6 = addresses.filter { $0.contains(":") }, ipv4 = addresses.filter { !$0.contains(":") }
+        var moved = false
+        for backend in backends {
+            let servers = backend.servers.filter { server in
+                guard let section = Self.section(of: server, in: settings), section == key.section else { return false }
+                return addressKey(server, section: section) == key
+            }
+            guard let first = servers.first else { continue }
+            let answer = AddressAssignment.ordered(ipv4: ipv4, ipv6: ipv6, preferIPv4: preferIPv4, nets: first.settings.resolveNets)
+            let plain = servers.filter { !isServiceSlot($0) }
+            var assigned = AddressAssignment.assign(current: plain.map { $0.socketAddress?.ipAddress },
+                                                    allowDuplicates: plain.map(\.settings.resolveAllowDuplicateIP), answer: answer)
+            let slotServers = servers.filter(isServiceSlot)
+            for server in slotServers {
+                assigned += AddressAssignment.assign(current: [server.socketAddress?.ipAddress], allowDuplicates: [true], answer: answer)
+            }
+            for (server, ip) in zip(plain + slotServers, assigned) {
+                var port = 0
+                if case .inet(_, let p) = server.configuredAddress { port = p ?? 0 }
+                let address = ip.flatMap { try? SocketAddress(ipAddress: $0, port: port) }
+                if address != server.socketAddress { moved = true }
+                runtime.applyResolution(server, address, cause: cause)
+            }
+        }
+        if moved { counters?.add(.update) }
+    }
+
+    /// SRV answers fill the slots of the templates naming the record: a target, its port and
+    /// weight; the target is then resolved like a server's name. A slot without a record
+    /// waits in maintenance, without a name.
+    private func applyServices(_ records: [ServiceRecord], to key: ResolutionKey, nowMs: Int,
+                               cause: String = "entry removed from SRV record", dropAll: Bool = false) {
+        guard let runtime else { return }
+        let obsolete = dropAll ? 0 : Int(settings[key.section]?.holdMs("obsolete") ?? 0)
+        var targetsChanged = false
+        for backend in backends {
+            let servers = backend.servers.filter { server in
+                guard Self.section(of: server, in: settings) == key.section, case .inet(let name, _) = server.settings.address else { return false }
+                return name.lowercased() == key.name && !server.deleted.load(ordering: .relaxed)
+            }
+            guard !servers.isEmpty else { continue }
+            let before = servers.map { slots[ObjectIdentifier($0)] ?? AddressAssignment.ServiceSlot() }
+            let after = AddressAssignment.assign(slots: before, records: records, nowMs: nowMs, obsoleteMs: obsolete)
+            for (i, server) in servers.enumerated() {
+                slots[ObjectIdentifier(server)] = after[i]
+                let old = before[i].record, new = after[i].record
+                if let new, !server.settings.resolveIgnoreWeight, server.weight != new.serverWeight {
+                    server.setWeight(new.serverWeight)
+                }
+                guard old?.target.lowercased() != new?.target.lowercased() || old?.port != new?.port else { continue }
+                targetsChanged = true
+                if let new {
+                    runtime.logServerEvent(backend, "\(backend.name)/\(server.name) changed its FQDN from \(old?.target ?? "(null)") to \(new.target) by 'SRV record'")
+                    server.updateAdmin { $0.insert(.fqdnChanged) }
+                    runtime.applyResolution(server, nil, hostname: .inet(host: new.target, port: new.port), cause: "No IP for server ")
+                } else {
+                    server.updateAdmin { $0.remove(.fqdnChanged) }
+                    runtime.applyResolution(server, nil, hostname: server.settings.address, cause: cause)
+                }
+            }
+        }
+        // The new targets are resolved now rather than at the next look.
+        if targetsChanged { rescan(nowMs: nowMs) }
+    }
+
+    /// Waits for the channels' sockets (100 ms at most, so that a stop or a due resolution is
+    /// seen) and lets c-ares read them and run its timers.
+    private func wait() {
+        let all = channels.values.flatMap { $0 }
+        var fds: [pollfd] = []
+        var owners: [NameserverChannel] = []
+        var timeout = 100
+        for channel in all {
+            let mine = channel.pollDescriptors()
+            fds += mine
+            owners += Array(repeating: channel, count: mine.count)
+            timeout = min(timeout, channel.nextTimeout(limit: 100))
         }
         if fds.isEmpty {
             usleep(UInt32(max(1, timeout)) * 1000)
         } else {
-            _ = poll(&fds, nfds_t(fds.count), max(1, timeout))
+            _ = poll(&fds, nfds_t(fds.count), Int32(max(1, timeout)))
         }
-        for (i, fd) in fds.enumerated() where fd.revents != 0 {
-            let read = fd.revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 ? fd.fd : ARES_SOCKET_BAD
-            let write = fd.revents & Int16(POLLOUT) != 0 ? fd.fd : ARES_SOCKET_BAD
-            ares_process_fd(owners[i], read, write)
-        }
-        // Timeouts and retries.
-        for channel in channels { ares_process_fd(channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD) }
-    }
-
-    private static let callback: ares_callback = { arg, status, _, buffer, length in
-        guard let arg else { return }
-        let query = Unmanaged<Query>.fromOpaque(arg).takeRetainedValue()
-        query.service.answered(query, status: status, buffer: buffer, length: length)
-    }
-
-    private func answered(_ query: Query, status: Int32, buffer: UnsafeMutablePointer<UInt8>?, length: Int32) {
-        guard var answer = answers[query.target] else { return }
-        answer.pending -= 1
-        if status == ARES_SUCCESS, let buffer {
-            let addresses = query.ipv6 ? Self.parseAAAA(buffer, length) : Self.parseA(buffer, length)
-            if query.ipv6 { answer.ipv6 = addresses } else { answer.ipv4 = addresses }
-        } else if status != ARES_ENODATA {
-            answer.failed += 1
-            switch status {
-            case ARES_ENOTFOUND: answer.failure = "nx"
-            case ARES_EREFUSED: answer.failure = "refused"
-            case ARES_ETIMEOUT: answer.failure = "timeout"
-            default: break
-            }
-        }
-        answers[query.target] = answer
-        if answer.pending == 0 { completed.append(query.target) }
-    }
-
-    static func parseA(_ buffer: UnsafeMutablePointer<UInt8>, _ length: Int32) -> [String] {
-        var records = [ares_addrttl](repeating: ares_addrttl(), count: 64)
-        var count: Int32 = 64
-        guard ares_parse_a_reply(buffer, length, nil, &records, &count) == ARES_SUCCESS else { return [] }
-        return records.prefix(Int(count)).map { record in
-            var address = record.ipaddr
-            var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-            inet_ntop(AF_INET, &address, &text, socklen_t(text.count))
-            return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-    }
-
-    static func parseAAAA(_ buffer: UnsafeMutablePointer<UInt8>, _ length: Int32) -> [String] {
-        var records = [ares_addr6ttl](repeating: ares_addr6ttl(), count: 64)
-        var count: Int32 = 64
-        guard ares_parse_aaaa_reply(buffer, length, nil, &records, &count) == ARES_SUCCESS else { return [] }
-        return records.prefix(Int(count)).map { record in
-            var address = record.ip6addr
-            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            inet_ntop(AF_INET6, &address, &text, socklen_t(text.count))
-            return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-    }
-
-    /// Gives the target's servers addresses from the answer: a server keeps its address while
-    /// the answer still has it; the others take the unused ones in order (all of them the first
-    /// one for a plain server); the rest wait in maintenance.
-    private func apply(_ answer: ResolutionAnswer, to target: ResolutionTarget) {
-        guard let runtime else { return }
-        // HAProxy prefers IPv6 unless `resolve-prefer ipv4`.
-        let ordered = target.preferIPv4 ? answer.ipv4 + answer.ipv6 : answer.ipv6 + answer.ipv4
-        let addresses = ordered.compactMap { try? SocketAddress(ipAddress: $0, port: target.port) }
-        if target.servers.count == 1 {
-            let server = target.servers[0]
-            let keep = server.socketAddress.flatMap { current in addresses.first { $0 == current } }
-            runtime.applyResolution(server, keep ?? addresses.first)
-            return
-        }
-        var free = addresses
-        var assignment: [SocketAddress?] = target.servers.map { server in
-            guard let current = server.socketAddress, let i = free.firstIndex(of: current) else { return nil }
-            free.remove(at: i)
-            return current
-        }
-        for i in assignment.indices where assignment[i] == nil && !free.isEmpty { assignment[i] = free.removeFirst() }
-        for (server, address) in zip(target.servers, assignment) { runtime.applyResolution(server, address) }
+        for (i, fd) in fds.enumerated() where fd.revents != 0 { owners[i].process(fd) }
+        for channel in all { channel.processTimers() }
     }
 }

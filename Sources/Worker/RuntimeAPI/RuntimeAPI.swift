@@ -103,6 +103,7 @@ extension RuntimeAPI {
         list += eventCommands()
         list += tlsCommands()
         list += stickTableCommands()
+        list += resolverCommands()
         return list
     }
 

@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 
 /// What the CLI changed in a worker, handed to the next worker at a reload (Hasp's answer to
@@ -8,19 +9,55 @@ import Shared
 extension RuntimeAPI {
     public func runtimeState() -> RuntimeStateRecord {
         var entries: [RuntimeStateRecord.Entry] = []
+        var resolutions: [RuntimeStateRecord.Resolution] = []
         for backend in runtime.orderedBackends {
             for name in backend.deletedConfiguredServers { entries.append(.deleted(backend: backend.name, server: name)) }
             for s in backend.servers {
                 let forced = s.adminState.intersection([.forcedMaint, .forcedDrain])
                 let carried = s.adminState.contains(.configMaint) ? forced.subtracting(.forcedMaint) : forced
+                var address = s.configuredAddress.description
+                if let resolution = resolution(of: s, in: backend) {
+                    resolutions.append(resolution)
+                    // The name travels with its resolution; the address only if `set server addr` made it an IP.
+                    if case .inet(let host, _) = s.configuredAddress, (try? SocketAddress(ipAddress: host, port: 0)) == nil {
+                        address = s.settings.address.description
+                    }
+                }
                 entries.append(.server(RuntimeStateRecord.ServerState(
                     backend: backend.name, name: s.name, dynamic: s.isDynamic, adminBits: carried.rawValue,
                     weight: s.weight, initialWeight: s.settings.weight, maxconn: s.maxconn, initialMaxconn: s.settings.maxconn,
-                    address: s.configuredAddress.description, initialAddress: s.settings.address.description,
+                    address: address, initialAddress: s.settings.address.description,
                     addArguments: s.addArguments)))
             }
         }
-        return RuntimeStateRecord(entries: entries, tables: stickTableSnapshots())
+        return RuntimeStateRecord(entries: entries, tables: stickTableSnapshots(), resolutions: resolutions)
+    }
+
+    /// Where a server resolved at run time stands, for the next worker.
+    func resolution(of server: Server, in backend: Backend) -> RuntimeStateRecord.Resolution? {
+        guard ResolversService.section(of: server, in: runtime.configuration.resolvers) != nil else { return nil }
+        return RuntimeStateRecord.Resolution(
+            backend: backend.name, server: server.name, initialAddress: server.settings.address.description,
+            hostname: server.configuredAddress.description, resolved: server.socketAddress?.ipAddress ?? "",
+            nameChanged: server.adminState.contains(.fqdnChanged))
+    }
+
+    /// A previous worker's resolutions: servers start from the names and addresses it had, as
+    /// long as the configuration still gives them the same name.
+    func loadResolutions(_ resolutions: [RuntimeStateRecord.Resolution]) {
+        for r in resolutions {
+            guard let backend = runtime.backend(named: r.backend), let server = backend.server(named: r.server),
+                  ResolversService.section(of: server, in: runtime.configuration.resolvers) != nil,
+                  server.settings.address.description == r.initialAddress,
+                  let hostname = try? AddressParser.serverAddress(r.hostname), case .inet(_, let port) = hostname else { continue }
+            let resolved = r.resolved.isEmpty ? nil : try? SocketAddress(ipAddress: r.resolved, port: port ?? 0)
+            _ = server.setResolution(hostname: hostname, resolved: resolved)
+            server.updateAdmin { state in
+                if resolved != nil { state.remove(.resolutionMaint) } else { state.insert(.resolutionMaint) }
+                if r.nameChanged { state.insert(.fqdnChanged) } else { state.remove(.fqdnChanged) }
+            }
+            runtime.settleRestoredAdminState(server)
+        }
     }
 
     /// The stick tables' entries for the next worker, within what one message may carry.
@@ -58,6 +95,7 @@ extension RuntimeAPI {
     public func applyRuntimeState(_ record: RuntimeStateRecord) {
         let printer = DiagnosticPrinter.shared
         loadStickTables(record.tables)
+        loadResolutions(record.resolutions)
         // The previous worker's tables are as complete as the peers': nothing to learn at start.
         if !record.tables.isEmpty { runtime.peers.markSynchronised() }
         for entry in record.entries {

@@ -98,7 +98,14 @@ extension RuntimeAPI {
             server.rename(value)
             return CLIReply("Server name updated.\n")
         case "fqdn":
-            return .error("set server <b>/<s> fqdn failed because no resolution is configured.\n")
+            guard let value, !value.isEmpty else { return .error("set server <b>/<s> fqdn requires a FQDN.\n") }
+            guard ResolversService.section(of: server, in: runtime.configuration.resolvers) != nil else {
+                return .error("set server <b>/<s> fqdn failed because no resolution is configured.\n")
+            }
+            guard case .inet(let host, let port) = server.settings.address, !host.hasPrefix("_") else {
+                return .error("set server <b>/<s> fqdn failed because SRV resolution is configured.\n")
+            }
+            return CLIReply(setFQDN(value, server, backend, port: port) + " by 'stats socket command'\n")
         default:
             return .error(usage)
         }
@@ -129,6 +136,22 @@ extension RuntimeAPI {
         server.lastChange.store(WallClock.seconds(), ordering: .relaxed)
         if weight > 0 { backend.dispatchQueue() }
         return .empty
+    }
+
+    /// `set server <b>/<s> fqdn <name>`: the server goes by a new name, resolved at once; it
+    /// keeps its address until an answer for the new name comes. HAProxy's words (and its
+    /// "FDQN" typo).
+    func setFQDN(_ name: String, _ server: Server, _ backend: Backend, port: Int?) -> String {
+        guard case .inet(let current, _) = server.configuredAddress else { return "could not update \(backend.name)/\(server.name) FQDN" }
+        if current == name { return "no need to change the FDQN" }
+        let allowed = name.utf8.allSatisfy { c in (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7a) || c == 0x2e || c == 0x2d || c == 0x5f }
+        guard name.utf8.count <= 255, allowed else { return "invalid fqdn '\(name)'" }
+        guard (try? SocketAddress(ipAddress: name, port: 0)) == nil else { return "could not update \(backend.name)/\(server.name) FQDN" }
+        let message = "\(backend.name)/\(server.name) changed its FQDN from \(ServerStateReport.fqdn(server) == "-" ? "(null)" : current) to \(name)"
+        _ = server.setResolution(hostname: .inet(host: name, port: port), resolved: server.socketAddress)
+        server.updateAdmin { $0.insert(.fqdnChanged) }
+        runtime.resolvers.nameChanged()
+        return message
     }
 
     /// `set server <b>/<s> addr <ip> [port <port>]`: purges the idle connections on a change.

@@ -125,7 +125,7 @@ enum ServerStateReport {
                     "\(opState)", "\(admin.rawValue)", "\(server.weight)", "\(server.settings.weight)", "\(since)",
                     "\(check?.last.status.haproxyCode ?? 1)", "\(check?.last.status.haproxyResult ?? 0)", "\(health)",
                     "\(check.map(Self.stateFlags) ?? 0)", "\(agent.map(Self.stateFlags) ?? 0)",
-                    "0", server.settings.id == nil ? "0" : "1", "-", port, "-",
+                    "0", server.settings.id == nil ? "0" : "1", fqdn(server), port, serviceRecord(server),
                     server.settings.tls.enabled ? "1" : "0", "\(server.settings.checks.port ?? 0)", server.settings.checks.address ?? "-",
                     server.settings.checks.agentAddress ?? "-", "\(server.settings.checks.agentPort ?? 0)",
                 ]
@@ -138,6 +138,19 @@ enum ServerStateReport {
     /// HAProxy's check state bits: configured 0x02, enabled 0x04, paused 0x08.
     static func stateFlags(_ state: ServerCheck.State) -> Int {
         0x02 | (state.enabled ? 0x04 : 0) | (state.paused ? 0x08 : 0)
+    }
+
+    /// `srv_fqdn`: the name the server goes by (its SRV target for a slot), `-` for an IP.
+    static func fqdn(_ server: Server) -> String {
+        guard case .inet(let host, _) = server.configuredAddress, !host.hasPrefix("_"),
+              (try? SocketAddress(ipAddress: host, port: 0)) == nil else { return "-" }
+        return host
+    }
+
+    /// `srvrecord`: the SRV name a template's slot follows.
+    static func serviceRecord(_ server: Server) -> String {
+        guard case .inet(let host, _) = server.settings.address, host.hasPrefix("_") else { return "-" }
+        return host
     }
 
     /// The address column (`-` when it is not an IP address) and the port (0 if none).

@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 
 /// `load-server-state-from-file`: applies the `show servers state` output an operator saved
@@ -25,12 +26,12 @@ extension RuntimeAPI {
                 }
                 cache[path] = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
             }
-            applyRuntimeState(Self.runtimeLines(fromServerState: cache[path] ?? [], backend: backend))
+            applyRuntimeState(Self.runtimeLines(fromServerState: cache[path] ?? [], backend: backend, resolvers: runtime.configuration.resolvers))
         }
     }
 
     /// Turns version-1 `show servers state` lines of one backend into runtime-state entries.
-    static func runtimeLines(fromServerState lines: [String], backend: Backend) -> RuntimeStateRecord {
+    static func runtimeLines(fromServerState lines: [String], backend: Backend, resolvers: [String: ResolversSettings]) -> RuntimeStateRecord {
         guard lines.first == "1" else { return RuntimeStateRecord() }
         var out = RuntimeStateRecord()
         for line in lines.dropFirst() where !line.hasPrefix("#") {
@@ -39,7 +40,17 @@ extension RuntimeAPI {
                   let admin = Int(f[6]), let uweight = Int(f[7]), let iweight = Int(f[8]) else { continue }
             let carried = ServerAdminState(rawValue: admin).intersection([.forcedMaint, .forcedDrain]).rawValue
             var address = server.settings.address.description
-            if f[4] != "-", case .inet(_, let port) = server.settings.address {
+            if resolvers[server.settings.resolvers ?? ""] != nil, case .inet(let name, let port) = server.settings.address,
+               (try? SocketAddress(ipAddress: name, port: 0)) == nil {
+                // Resolved at run time: `srv_addr` is what the name resolved to, `srv_fqdn` the
+                // name (an SRV target, or one set at run time), `srv_port` its port.
+                let changed = admin & ServerAdminState.fqdnChanged.rawValue != 0
+                let hostname = changed && f[17] != "-" ? f[17] : name
+                let hostPort = changed ? Int(f[18]) ?? port : port
+                out.resolutions.append(RuntimeStateRecord.Resolution(
+                    backend: backend.name, server: server.name, initialAddress: address,
+                    hostname: ServerAddress.inet(host: hostname, port: hostPort).description, resolved: f[4] == "-" ? "" : f[4], nameChanged: changed))
+            } else if f[4] != "-", case .inet(_, let port) = server.settings.address {
                 let host = f[4].contains(":") ? "[\(f[4])]" : f[4]
                 address = "\(host):\(Int(f[18]) ?? port ?? 0)"
             }

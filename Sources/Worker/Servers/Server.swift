@@ -18,6 +18,9 @@ public struct ServerAdminState: OptionSet, Sendable {
     public static let inheritedDrain = ServerAdminState(rawValue: 0x10)
     /// Maintenance because the address could not be resolved.
     public static let resolutionMaint = ServerAdminState(rawValue: 0x20)
+    /// The name was set at run time, by `set server fqdn` or an SRV record (HAProxy's HMAINT:
+    /// a mark, not a maintenance).
+    public static let fqdnChanged = ServerAdminState(rawValue: 0x40)
 
     public var inMaintenance: Bool { !intersection([.forcedMaint, .inheritedMaint, .resolutionMaint]).isEmpty }
     public var draining: Bool { !intersection([.forcedDrain, .inheritedDrain]).isEmpty }
@@ -335,6 +338,15 @@ public final class Server: Sendable {
         address.store(Snapshot(ServerAddressState(configured: current.configured, resolved: resolved)), ordering: .releasing)
         hasAddress.store(resolved != nil, ordering: .relaxed)
         return true
+    }
+
+    /// A new name to resolve (an SRV target, `set server fqdn`) and what it resolved to so far;
+    /// true when the resolved address changed.
+    func setResolution(hostname: ServerAddress, resolved: SocketAddress?) -> Bool {
+        let current = address.load(ordering: .acquiring).value
+        address.store(Snapshot(ServerAddressState(configured: hostname, resolved: resolved)), ordering: .releasing)
+        hasAddress.store(resolved != nil, ordering: .relaxed)
+        return current.resolved != resolved
     }
 
     func setAddress(_ value: ServerAddress) {
