@@ -30,6 +30,15 @@ struct ResolversConfigTests {
             "backend b\n  server-template a\n", "backend b\n  server-template b 0 x:1\n", "backend b\n  server-template c 3-1 x:1\n",
             "backend b\n  server-template d x x:1\n", "global\n  httpclient.resolvers.id dns\n",
             "global\n  httpclient.resolvers.prefer foo\n", "frontend f\n  bind 127.0.0.1:1\n  server-template a 2 x:1\n",
+            "resolvers r\n  nameserver d1 127.0.0.1:53\nbackend b\n  server x x.test:80 resolvers r resolve-opts allow-dup-ip,frob\n",
+            "resolvers r\n  nameserver d1 127.0.0.1:53\nbackend b\n  server x x.test:80 resolvers r resolve-net 10.0.0.0/8,nonsense\n",
+            "resolvers r\n  nameserver d1 127.0.0.1:53\nbackend b\n  server x x.test:80 resolvers r resolve-opts\n",
+            // The implicit section of /etc/resolv.conf's servers is `default`: naming it is fine
+            // (the warning is about the server's unresolved address).
+            "backend b\n  server x x.test:80 resolvers default init-addr none\n  server y x.test:80 resolvers nosuch init-addr none\n",
+            // `init-addr`: a name the system cannot resolve, and what follows it.
+            "backend b\n  server x x.test:80\n  server y y.test:80\n", "backend b\n  server x x.test:80 init-addr libc,10.0.0.1\n",
+            "backend b\n  server x x.test:80 resolvers default init-addr libc\n", "backend b\n  server x x.test:80 init-addr last,libc,none\n",
         ]
         for body in cases {
             let theirs = try Self.messages(StickTableTests.haproxy, body)

@@ -19,33 +19,47 @@ struct ResolversTests {
     /// dnsmasq answering for `*.test` from a hosts file in a directory it watches: a SIGHUP sent
     /// from the test process was not acted on (its children may inherit a blocked signal mask).
     final class NameServer {
-        let child: ChildProcess
+        private(set) var child: ChildProcess
         let hosts: String
         let port: Int
         let log: String
+        let dir: TempDir
 
-        init(dir: TempDir, records: [String]) throws {
+        /// `services`: SRV records, dnsmasq's `--srv-host` values (`<name>,<target>,<port>,<priority>,<weight>`).
+        init(dir: TempDir, records: [String], services: [String] = []) throws {
+            self.dir = dir
             let folder = dir.path("hosts.d")
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             hosts = folder + "/hosts"
             try (records.joined(separator: "\n") + "\n").write(toFile: hosts, atomically: true, encoding: .utf8)
             port = try Ports.free()
-            let log = dir.path("dnsmasq.log")
-            self.log = log
+            log = dir.path("dnsmasq.log")
+            child = try Self.launch(dir: dir, port: port, folder: folder, log: log, services: services)
+        }
+
+        private static func launch(dir: TempDir, port: Int, folder: String, log: String, services: [String]) throws -> ChildProcess {
+            let before = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "read \(folder)").count
             // In the foreground without debug mode (`--no-daemon` forks a helper that outlives
             // the test's kill), logging to a file.
-            child = try ChildProcess(ResolversTests.dnsmasq, [
+            let child = try ChildProcess(ResolversTests.dnsmasq, [
                 "--keep-in-foreground", "--log-facility=\(log)", "--conf-file=/dev/null", "--port=\(port)", "--listen-address=127.0.0.1", "--bind-interfaces",
                 "--no-resolv", "--no-hosts", "--hostsdir=\(folder)", "--local=/test/", "--local-ttl=1", "--user=root",
                 "--pid-file=", "--log-queries",
-            ], dir: dir, name: "dnsmasq")
+            ] + services.map { "--srv-host=\($0)" }, dir: dir, name: "dnsmasq")
             try eventually("dnsmasq started") {
-                ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("read \(hosts)")
+                ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "read \(folder)").count > before
             }
+            return child
         }
 
         func replace(_ records: [String]) throws {
             try (records.joined(separator: "\n") + "\n").write(toFile: hosts, atomically: true, encoding: .utf8)
+        }
+
+        /// SRV records are command-line options: dnsmasq starts again on the same port with new ones.
+        func restart(services: [String]) throws {
+            child.stop()
+            child = try Self.launch(dir: dir, port: port, folder: dir.path("hosts.d"), log: log, services: services)
         }
     }
 

@@ -112,6 +112,44 @@ extension ConfigParser {
         }
     }
 
+    /// `init-addr` at start, as HAProxy checks it once the configuration is read: the methods
+    /// in order (by default `last,libc`, then `none` for a server with `resolvers`); a name the
+    /// system cannot resolve falls to the next; when none is left, the configuration is refused.
+    mutating func checkInitialAddresses() {
+        // HAProxy gets there only with a configuration free of errors.
+        guard !diagnostics.contains(where: { $0.level == .alert }) else { return }
+        var failed = false
+        for proxy in config.proxies where proxy.kind != .defaults {
+            for server in proxy.servers {
+                guard case .inet(let host, _) = server.address, !host.hasPrefix("_"), IPNetwork.parse(host) == nil || host.contains("/") else { continue }
+                let prefix = "[\(server.location)] : 'server \(proxy.name)/\(server.name)' : could not resolve address '\(host)'"
+                let methods = server.initAddr ?? (server.resolvers != nil ? ["last", "libc", "none"] : ["last", "libc"])
+                var missed = false
+                var settled = false
+                for method in methods {
+                    switch method {
+                    case "last":
+                        continue
+                    case "libc":
+                        if HostLookup.resolves(host) { settled = true } else { missed = true }
+                    case "none":
+                        if missed { warn(prefix + ", disabling server.") }
+                        settled = true
+                    default:
+                        if missed { warn(prefix + ", falling back to configured address.") }
+                        settled = true
+                    }
+                    if settled { break }
+                }
+                if !settled {
+                    alert(prefix + ".")
+                    failed = true
+                }
+            }
+        }
+        if failed { alert("Failed to initialize server(s) addr.") }
+    }
+
     static let resolvConf = "/etc/resolv.conf"
 
     /// The name servers of /etc/resolv.conf (read once, when the configuration is), in order.

@@ -197,7 +197,8 @@ extension ConfigParser {
                 s.cookie = value
                 i += 2
             case "minconn", "resolvers", "init-addr", "resolve-prefer", "namespace", "resolve-net", "resolve-opts":
-                guard let value else {
+                // HAProxy reads a missing option list as an empty one.
+                guard let value = value ?? (k == "resolve-opts" ? "" : nil) else {
                     alert(prefix() + "'\(k)' expects an argument.")
                     return false
                 }
@@ -206,9 +207,10 @@ extension ConfigParser {
                 case "init-addr": s.initAddr = value.split(separator: ",").map(String.init)
                 case "resolve-prefer": s.resolvePrefer = value
                 case "resolve-net":
+                    // HAProxy ends these two messages with two periods.
                     for text in value.split(separator: ",") {
                         guard let net = IPNetwork.parse(String(text)) else {
-                            alert(prefix() + "'resolve-net' invalid network '\(text)'.")
+                            alert(prefix() + "'resolve-net' invalid network '\(text)'..")
                             return false
                         }
                         s.resolveNets.append(net)
@@ -220,7 +222,7 @@ extension ConfigParser {
                         case "prevent-dup-ip": s.resolveAllowDuplicateIP = false
                         case "ignore-weight": s.resolveIgnoreWeight = true
                         default:
-                            alert(prefix() + "'resolve-opts' : unknown resolve-opts option '\(option)', supported methods are 'allow-dup-ip', 'ignore-weight', and 'prevent-dup-ip'.")
+                            alert(prefix() + "'resolve-opts' : unknown resolve-opts option '\(option)', supported methods are 'allow-dup-ip', 'ignore-weight', and 'prevent-dup-ip'..")
                             return false
                         }
                     }

@@ -577,6 +577,7 @@ public struct ConfigParser {
                 """)
             }
         }
+        checkInitialAddresses()
         if diagnostics.contains(where: { $0.level == .alert }) {
             diagnostics.append(Diagnostic(.alert, "config : Fatal errors found in configuration."))
         }

@@ -144,11 +144,15 @@ final class ChildProcess: @unchecked Sendable {
         return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
     }
 
+    /// Kills the process and waits (boundedly) for Foundation to reap it. Its reaper can sit in
+    /// a blocking wait on another child of the test, whichever it picked; an unbounded wait
+    /// here then never ends if that child is only stopped after this one. A killed process has
+    /// released its sockets already, so a late reap costs nothing.
     func stop() {
-        if process.isRunning {
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        kill(pid, SIGKILL)
+        let deadline = Date().addingTimeInterval(2)
+        while process.isRunning, Date() < deadline { usleep(5_000) }
     }
 
     deinit { stop() }
@@ -161,12 +165,14 @@ final class Hasp {
     let child: ChildProcess
     let configPath: String
 
-    init(config: String, waitFor ports: [Int], arguments: [String] = ["-db"], environment: [String: String] = [:]) throws {
+    /// `binary`: another program to run the same way (Debian's haproxy, for differential tests).
+    init(config: String, waitFor ports: [Int], arguments: [String] = ["-db"], environment: [String: String] = [:],
+         binary: String = HaspBinary.path) throws {
         dir = try TempDir()
         let here = dir.url.path
         configPath = try dir.write("hasp.cfg", config.replacingOccurrences(of: "@DIR@", with: here))
         let arguments = arguments.map { $0.replacingOccurrences(of: "@DIR@", with: here) }
-        child = try ChildProcess(HaspBinary.path, arguments + ["-f", configPath], dir: dir, name: "hasp", environment: environment)
+        child = try ChildProcess(binary, arguments + ["-f", configPath], dir: dir, name: "hasp", environment: environment)
         for port in ports {
             try eventually("hasp to listen on \(port)") {
                 guard child.process.isRunning else { throw HarnessError("hasp exited early: \(child.stderr)") }
