@@ -121,10 +121,17 @@ enum Hasp {
             exit(1)
         }
         if options.checkOnly {
-            if !printer.quiet {
-                if result.hasWarnings { StandardStreams.writeOutput("Warnings were found.\n") }
-                StandardStreams.writeOutput("Configuration file is valid\n")
+            if !printer.quiet, result.hasWarnings { StandardStreams.writeOutput("Warnings were found.\n") }
+            // As haproxy: a configuration that would listen nowhere (no bound proxy, stats
+            // socket, master CLI or peers listener) is valid but exits 2.
+            let listens = !configuration.global.statsSockets.isEmpty || !configuration.peersListeners.isEmpty
+                || (options.masterWorker && !options.masterSockets.isEmpty)
+                || configuration.proxies.contains { $0.kind != .defaults && !$0.disabled && !$0.binds.isEmpty }
+            if !listens {
+                if !printer.quiet { StandardStreams.writeOutput("Configuration file has no error but will not start (no listener) => exit(2).\n") }
+                exit(2)
             }
+            if !printer.quiet { StandardStreams.writeOutput("Configuration file is valid\n") }
         }
         options.applyLimits(to: &configuration)
         return configuration

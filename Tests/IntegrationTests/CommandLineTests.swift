@@ -14,6 +14,15 @@ import Glibc
         #expect(r.stdout == "Configuration file is valid\n")
         let quiet = try run(HaspBinary.path, ["-c", "-q", "-f", cfg])
         #expect(quiet.status == 0 && quiet.stdout == "")
+        // Nothing to listen on: valid, but exit 2, as haproxy says it.
+        let idle = try dir.write("idle.cfg", "defaults\n timeout client 1s\n timeout connect 1s\n timeout server 1s\nbackend b\n server s 127.0.0.1:2\n")
+        let verdict = try run(HaspBinary.path, ["-c", "-f", idle])
+        #expect(verdict.status == 2)
+        #expect(verdict.stdout == "Configuration file has no error but will not start (no listener) => exit(2).\n")
+        if FileManager.default.fileExists(atPath: DifferentialCheckTests.haproxy) {
+            let theirs = try run(DifferentialCheckTests.haproxy, ["-c", "-f", idle])
+            #expect(theirs.status == 2 && theirs.stdout == verdict.stdout)
+        }
     }
 
     @Test func checkModeReportsErrorsWithFileAndLine() throws {
@@ -40,16 +49,17 @@ import Glibc
         #expect(r.status == 1)
         #expect(r.stderr.contains(") : config : parsing [\(path):3]: Missing LF on last line, file might have been truncated at position 22."))
         #expect(r.stderr.contains("config : Error(s) found in configuration file : \(path)"))
+        // Read whole now; with nothing to listen on, haproxy's exit 2.
         try "defaults\n    mode http\n    timeout client 1s\n".write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(try run(HaspBinary.path, ["-c", "-q", "-f", path]).status == 0)
+        #expect(try run(HaspBinary.path, ["-c", "-q", "-f", path]).status == 2)
     }
 
     @Test func warningsAndZeroWarning() throws {
         let dir = try TempDir()
         let cfg = try dir.write("warn.cfg", "backend be\n server s 127.0.0.1:2\n")
         let r = try run(HaspBinary.path, ["-c", "-f", cfg])
-        #expect(r.status == 0)
-        #expect(r.stdout == "Warnings were found.\nConfiguration file is valid\n")
+        #expect(r.status == 2)
+        #expect(r.stdout == "Warnings were found.\nConfiguration file has no error but will not start (no listener) => exit(2).\n")
         let strict = try run(HaspBinary.path, ["-c", "-dW", "-f", cfg])
         #expect(strict.status == 1)
         #expect(strict.stderr.contains("Some warnings were found and 'zero-warning' is set. Aborting."))

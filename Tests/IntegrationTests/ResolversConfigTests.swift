@@ -97,3 +97,58 @@ struct ResolversConfigTests {
         #expect(ours.contains("be,web1,MAINT (resolution),,1") && ours.contains("be,app3,no check,127.0.0.1:81,5"), "\(ours)")
     }
 }
+
+/// Global `default-path`: relative files of the configuration from its directory, its parent
+/// or an origin, with haproxy 2.6's messages for bad modes.
+@Suite(.serialized, .enabled(if: StickTableTests.haproxyAvailable, "needs Debian's haproxy"))
+struct DefaultPathTests {
+    @Test func relativeFilesStartWhereDefaultPathSays() throws {
+        let dir = try TempDir()
+        let conf = dir.path("conf")
+        try FileManager.default.createDirectory(atPath: conf + "/errors", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path("errors"), withIntermediateDirectories: true)
+        let page = "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\nbusy\n"
+        try page.write(toFile: conf + "/errors/503.http", atomically: true, encoding: .utf8)
+        try page.write(toFile: dir.path("errors/parent.http"), atomically: true, encoding: .utf8)
+        func check(_ global: String, _ file: String) throws -> (Int32, [String], Int32, [String]) {
+            let path = conf + "/t.cfg"
+            try """
+                global
+                \(global)
+                defaults
+                    mode http
+                    timeout client 1s
+                    timeout server 1s
+                    timeout connect 1s
+                listen b
+                    bind 127.0.0.1:8
+                    errorfile 503 \(file)
+                    server s 127.0.0.1:9
+                """.appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+            let theirs = try run(StickTableTests.haproxy, ["-c", "-f", path])
+            let ours = try run(HaspBinary.path, ["-c", "-f", path])
+            func alerts(_ text: String) -> [String] {
+                text.split(separator: "\n").filter { $0.contains("[ALERT]") }.map { $0.components(separatedBy: " : ").dropFirst().joined(separator: " : ") }
+            }
+            return (theirs.status, alerts(theirs.stderr), ours.status, alerts(ours.stderr))
+        }
+        let cases: [(String, String, Bool)] = [
+            ("    default-path config", "errors/503.http", true),
+            ("    default-path parent", "errors/parent.http", true),
+            ("    default-path origin \(conf)", "errors/503.http", true),
+            // From the directory the process started in (the test's), the file is not there.
+            ("    default-path current", "errors/503.http", false),
+            ("", "errors/503.http", false),
+            ("    default-path", "errors/503.http", false),
+            ("    default-path elsewhere", "errors/503.http", false),
+            ("    default-path origin", "errors/503.http", false),
+            ("    default-path origin \(dir.path("nosuch"))", "errors/503.http", false),
+        ]
+        for (global, file, accepted) in cases {
+            let (theirStatus, theirAlerts, ourStatus, ourAlerts) = try check(global, file)
+            #expect((theirStatus == 0) == accepted, "haproxy: \(global): \(theirAlerts)")
+            #expect(ourStatus == theirStatus, "\(global)")
+            #expect(ourAlerts == theirAlerts, "\(global)\nhaproxy: \(theirAlerts)\nhasp:    \(ourAlerts)")
+        }
+    }
+}

@@ -19,7 +19,7 @@ extension ConfigParser {
         "tune.idle-pool.shared", "tune.vars.global-max-size", "tune.vars.proc-max-size", "tune.vars.reqres-max-size",
         "tune.vars.sess-max-size", "tune.vars.txn-max-size", "ssl-default-bind-curves", "ssl-default-server-curves",
         "tune.ssl.cachesize", "tune.ssl.lifetime", "tune.ssl.maxrecord",
-        "httpclient.ssl.verify", "httpclient.ssl.ca-file", "httpclient.resolvers.id", "httpclient.resolvers.prefer",
+        "httpclient.ssl.verify", "httpclient.ssl.ca-file", "httpclient.resolvers.id", "httpclient.resolvers.prefer", "default-path",
     ]
 
     static let globalAcceptedSilently: Set<String> = [
@@ -223,6 +223,32 @@ extension ConfigParser {
                 parsingAlert("'httpclient.resolvers.prefer' expects 'ipv4' or 'ipv6' as argument.")
                 return
             }
+        case "default-path":
+            let mode: DefaultPath
+            switch w.count >= 2 ? w[1] : "" {
+            case "current": mode = .current
+            case "config": mode = .config
+            case "parent": mode = .parent
+            case "origin":
+                guard w.count >= 3, !w[2].isEmpty else {
+                    alert("parsing [\(file):\(lineNumber)] : 'default-path origin' expects a directory as an argument.")
+                    return
+                }
+                mode = .origin(w[2])
+            default:
+                alert("parsing [\(file):\(lineNumber)] : \(w.count >= 2 && !w[1].isEmpty ? "unsupported" : "missing") default-path mode '\(w.count >= 2 ? w[1] : "")' for 'default-path', supported modes include 'current', 'config', 'parent', and 'origin'.")
+                return
+            }
+            let base = mode.base(forFile: file)
+            var info = stat()
+            if let base, !base.isEmpty, stat(base, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
+                let cwd = FileReader.currentDirectory()
+                let what = if case .origin(let path) = mode { "to origin '\(path)'" } else { "to '\(w[1])'" }
+                alert("parsing [\(file):\(lineNumber)] : couldn't set 'default-path' \(what): Impossible to get back to directory '\(cwd)': \(ConfigLoader.errorText(stat(base, &info) != 0 ? errno : ENOTDIR)).")
+                return
+            }
+            defaultPath = mode
+            FileReader.baseDirectory = base
         case "httpclient.resolvers.id":
             httpClientResolvers = w.count >= 2 ? w[1] : ""
         case "httpclient.ssl.ca-file":

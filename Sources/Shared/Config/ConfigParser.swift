@@ -65,6 +65,8 @@ public struct ConfigParser {
     let localPeerOption: String?
     /// `httpclient.resolvers.id`: checked once every section is read.
     var httpClientResolvers: String?
+    /// `default-path`: where relative paths of the configuration start.
+    var defaultPath = DefaultPath.current
 
     public init(lexer: LineLexer = LineLexer(), conditions: ConditionEvaluator = ConditionEvaluator(),
                 files: ConfigFiles = ConfigFiles(), localPeer: String? = nil) {
@@ -83,7 +85,9 @@ public struct ConfigParser {
                              conditions: ConditionEvaluator = ConditionEvaluator(),
                              files: ConfigFiles = ConfigFiles(), localPeer: String? = nil) -> Result {
         var parser = ConfigParser(lexer: lexer, conditions: conditions, files: files, localPeer: localPeer)
+        let outerBase = FileReader.baseDirectory
         for source in sources { parser.parseFile(source) }
+        FileReader.baseDirectory = outerBase
         parser.finish()
         return Result(configuration: parser.config, diagnostics: parser.diagnostics)
     }
@@ -112,6 +116,7 @@ public struct ConfigParser {
         file = source.name
         fileHadError = false
         config.files.append(source.name)
+        FileReader.baseDirectory = defaultPath.base(forFile: source.name)
         var stack: [ConditionFrame] = []
         var number = 0
         // Lines end at LF bytes: splitting on the Character "\n" would not split at CRLF,

@@ -86,3 +86,26 @@ public struct ResolversSettings: Sendable, Equatable {
     /// other: 30 s by default), or an SRV record missing from the answers (obsolete: 0).
     public func holdMs(_ event: String) -> Int64 { hold[event] ?? (event == "obsolete" ? 0 : 30_000) }
 }
+
+/// `default-path`: where the relative paths of a configuration file start.
+public enum DefaultPath: Sendable, Equatable {
+    /// The directory the process started in.
+    case current
+    /// The configuration file's directory.
+    case config
+    /// Its parent.
+    case parent
+    case origin(String)
+
+    /// The base for relative paths in `file` (nil: the current directory), as HAProxy derives it:
+    /// the file's path up to its last slash (nothing without one), then `/..` for `parent`.
+    func base(forFile file: String) -> String? {
+        let directory = file.lastIndex(of: "/").map { String(file[..<$0]) } ?? ""
+        switch self {
+        case .current: return nil
+        case .config: return directory.isEmpty ? nil : directory
+        case .parent: return directory.isEmpty ? ".." : directory + "/.."
+        case .origin(let path): return path
+        }
+    }
+}

@@ -201,7 +201,8 @@ struct CookiePersistenceTests {
         }
         let dir = try TempDir()
         let path = try dir.write("ok.cfg", head + "  cookie SRV insert indirect nocache maxidle 30m maxlife 8h domain .a.b attr SameSite=Strict\n"
-                                   + "  force-persist if { src 10.0.0.0/8 }\n  server s1 127.0.0.1:80 cookie s1\n")
+                                   + "  force-persist if { src 10.0.0.0/8 }\n  server s1 127.0.0.1:80 cookie s1\n"
+                                   + "frontend fe\n  bind 127.0.0.1:1\n  default_backend be\n")
         let result = try run(HaspBinary.path, ["-c", "-f", path])
         #expect(result.status == 0, "\(result.stderr)")
     }

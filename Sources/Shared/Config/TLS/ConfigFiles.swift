@@ -43,9 +43,9 @@ public final class ConfigFiles {
             return .failed(ConfigLoader.errorText(ENOENT))
         }
         var info = stat()
-        guard stat(path, &info) == 0 else { return .failed(ConfigLoader.errorText(errno)) }
+        guard stat(FileReader.resolve(path), &info) == 0 else { return .failed(ConfigLoader.errorText(errno)) }
         if (info.st_mode & S_IFMT) == S_IFDIR {
-            guard let dir = opendir(path) else { return .failed(ConfigLoader.errorText(errno)) }
+            guard let dir = opendir(FileReader.resolve(path)) else { return .failed(ConfigLoader.errorText(errno)) }
             defer { closedir(dir) }
             var names: [String] = []
             while let item = readdir(dir) {
