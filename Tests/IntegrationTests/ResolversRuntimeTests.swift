@@ -32,13 +32,26 @@ extension ResolversTests {
         }.joined(separator: "\n")
     }
 
-    static let timers = """
+    /// The global, resolvers and defaults sections the tests share: one name server, short
+    /// timers.
+    static func head(socket: String, nameserver: String) -> String {
+        """
+        global
+            stats socket \(socket) level admin
+        resolvers dns
+            nameserver ns1 \(nameserver)
             hold valid 1s
             hold nx 1s
             hold other 1s
             timeout resolve 300ms
             timeout retry 300ms
+        defaults
+            mode http
+            timeout client 5s
+            timeout server 5s
+            timeout connect 1s
         """
+    }
 
     @Test func serviceRecordsFillTheSlotsWithTheirPortsAndWeights() throws {
         let dir = try TempDir()
@@ -51,16 +64,7 @@ extension ResolversTests {
         let front = try Ports.free()
         let socket = dir.path("admin.sock")
         let config = """
-            global
-                stats socket \(socket) level admin
-            resolvers dns
-                nameserver ns1 127.0.0.1:\(ns.port)
-            \(Self.timers)
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 1s
+            \(Self.head(socket: socket, nameserver: "127.0.0.1:\(ns.port)"))
             frontend fe
                 bind 127.0.0.1:\(front)
                 default_backend pool
@@ -128,16 +132,7 @@ extension ResolversTests {
         let (front, app) = (try Ports.free(), try Ports.free())
         let socket = dir.path("admin.sock")
         let config = """
-            global
-                stats socket \(socket) level admin
-            resolvers dns
-                nameserver ns1 tcp@127.0.0.1:\(relayPort)
-            \(Self.timers)
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 1s
+            \(Self.head(socket: socket, nameserver: "tcp@127.0.0.1:\(relayPort)"))
             frontend fe
                 bind 127.0.0.1:\(front)
                 default_backend solo
@@ -194,7 +189,10 @@ extension ResolversTests {
                 resolvers dns
                     nameserver live 127.0.0.1:\(ns.port)
                     nameserver dead 127.0.0.1:\(dead)
-                \(Self.timers)
+                    hold valid 1s
+                    hold nx 1s
+                    timeout resolve 300ms
+                    timeout retry 300ms
                 defaults
                     mode http
                     timeout client 5s
@@ -239,16 +237,7 @@ extension ResolversTests {
         let (front, app) = (try Ports.free(), try Ports.free())
         let socket = dir.path("admin.sock")
         let config = """
-            global
-                stats socket \(socket) level admin
-            resolvers dns
-                nameserver ns1 127.0.0.1:\(ns.port)
-            \(Self.timers)
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 1s
+            \(Self.head(socket: socket, nameserver: "127.0.0.1:\(ns.port)"))
             frontend fe
                 bind 127.0.0.1:\(front)
                 default_backend solo
