@@ -34,12 +34,14 @@ extension ResolversTests {
 
     /// The global, resolvers and defaults sections the tests share: one name server, short
     /// timers.
-    static func head(socket: String, nameserver: String) -> String {
+    static func head(socket: String, nameserver: String, more nameservers: [String] = [], global: String = "") -> String {
         """
         global
             stats socket \(socket) level admin
+        \(global)
         resolvers dns
             nameserver ns1 \(nameserver)
+        \(nameservers.map { "    nameserver " + $0 }.joined(separator: "\n"))
             hold valid 1s
             hold nx 1s
             hold other 1s
@@ -266,5 +268,96 @@ extension ResolversTests {
         #expect(try Self.body(front) == "32")
         let state = try CLIClient.ask(socket, "show servers state solo").split(separator: "\n").last?.split(separator: " ") ?? []
         #expect(state.count > 18 && state[6] == "64" && state[17] == "two.test")
+    }
+}
+
+extension ResolversTests {
+    /// Name servers that answer garbage, or a truncated header under the question's own ID,
+    /// beside one that answers: the names resolve, the worker goes on, the bad ones count
+    /// their unanswered questions.
+    @Test func nameServersAnsweringGarbageChangeNothing() throws {
+        let dir = try TempDir()
+        let ns = try NameServer(dir: dir, records: ["127.0.0.31 one.test"])
+        let (short, garbage) = (try Ports.free(), try Ports.free())
+        // socat hands each datagram to a command and sends back what it prints: the first 14
+        // bytes of the question (its ID and a cut header), or text.
+        let shortServer = try ChildProcess("/usr/bin/socat", ["UDP4-RECVFROM:\(short),bind=127.0.0.1,fork", "SYSTEM:head -c 14"], dir: dir, name: "short")
+        let garbageServer = try ChildProcess("/usr/bin/socat", ["UDP4-RECVFROM:\(garbage),bind=127.0.0.1,fork", "SYSTEM:echo garbage-garbage-garbage"],
+                                             dir: dir, name: "garbage")
+        let (front, app) = (try Ports.free(), try Ports.free())
+        let socket = dir.path("admin.sock")
+        let config = """
+            \(Self.head(socket: socket, nameserver: "127.0.0.1:\(ns.port)", more: ["short 127.0.0.1:\(short)", "garbage 127.0.0.1:\(garbage)"]))
+            frontend fe
+                bind 127.0.0.1:\(front)
+                default_backend solo
+            backend solo
+                server one one.test:\(app) resolvers dns init-addr none
+            \(Self.apps([("127.0.0.31", app, "31")]))
+            """
+        let hasp = try Hasp(config: config, waitFor: [front], arguments: ["-db"])
+        defer {
+            for child in [ns.child, shortServer, garbageServer, hasp.child] { child.stop() }
+        }
+        try eventually("the stats socket") { FileManager.default.fileExists(atPath: socket) }
+        try eventually(timeout: 10, "the answer") { try Self.rows(socket, "solo") == ["one no check 1 127.0.0.31:\(app)"] }
+        #expect(try Self.body(front) == "31")
+        var counters: [String: [String: Int]] = [:]
+        try eventually(timeout: 10, "unanswered questions counted") {
+            counters = [:]
+            var current = ""
+            for line in try CLIClient.ask(socket, "show resolvers dns").split(separator: "\n") {
+                if line.hasPrefix(" nameserver ") { current = String(line.dropFirst(12).dropLast()) }
+                let f = line.split(separator: ":")
+                if f.count == 2, let n = Int(f[1].trimmingCharacters(in: .whitespaces)) { counters[current, default: [:]][f[0].trimmingCharacters(in: .whitespaces)] = n }
+            }
+            return (counters["short"]?["timeout"] ?? 0) >= 2 && (counters["garbage"]?["timeout"] ?? 0) >= 2
+        }
+        #expect(counters["short"]?["valid"] == 0 && counters["garbage"]?["valid"] == 0)
+        #expect(counters["ns1"]?["valid"] ?? 0 >= 1)
+        #expect(try Self.rows(socket, "solo") == ["one no check 1 127.0.0.31:\(app)"])
+    }
+
+    /// `server-state-file`: a new process with no name server starts from the saved names and
+    /// addresses (`srv_addr`, `srv_fqdn`).
+    @Test func aServerStateFileCarriesResolvedAddresses() throws {
+        let dir = try TempDir()
+        let ns = try NameServer(dir: dir, records: ["127.0.0.31 one.test", "127.0.0.32 two.test"])
+        var nameServerStopped = false
+        defer { if !nameServerStopped { ns.child.stop() } }
+        let (front, app) = (try Ports.free(), try Ports.free())
+        let socket = dir.path("admin.sock")
+        let stateFile = dir.path("servers.state")
+        let config = """
+            \(Self.head(socket: socket, nameserver: "127.0.0.1:\(ns.port)", global: "    server-state-file \(stateFile)"))
+                load-server-state-from-file global
+            frontend fe
+                bind 127.0.0.1:\(front)
+                default_backend solo
+            backend solo
+                server one one.test:\(app) resolvers dns init-addr last,none
+            \(Self.apps([("127.0.0.31", app, "31"), ("127.0.0.32", app, "32")]))
+            """
+        do {
+            let first = try Hasp(config: config, waitFor: [front], arguments: ["-db"])
+            defer {
+                ns.child.stop()
+                nameServerStopped = true
+                first.stop()
+            }
+            try eventually("the stats socket") { FileManager.default.fileExists(atPath: socket) }
+            try eventually(timeout: 10, "the first answer") { try Self.rows(socket, "solo") == ["one no check 1 127.0.0.31:\(app)"] }
+            _ = try CLIClient.ask(socket, "set server solo/one fqdn two.test")
+            try eventually(timeout: 10, "the new name") { try Self.rows(socket, "solo") == ["one no check 1 127.0.0.32:\(app)"] }
+            try CLIClient.ask(socket, "show servers state").write(toFile: stateFile, atomically: true, encoding: .utf8)
+        }
+        try? FileManager.default.removeItem(atPath: socket)
+        let second = try Hasp(config: config, waitFor: [front], arguments: ["-db"])
+        defer { second.stop() }
+        try eventually("the stats socket") { FileManager.default.fileExists(atPath: socket) }
+        #expect(try Self.rows(socket, "solo") == ["one no check 1 127.0.0.32:\(app)"])
+        #expect(try Self.body(front) == "32")
+        let state = try CLIClient.ask(socket, "show servers state solo").split(separator: "\n").last?.split(separator: " ") ?? []
+        #expect(state.count > 18 && state[17] == "two.test")
     }
 }
