@@ -19,6 +19,18 @@ extension ResolversTests {
         return out
     }
 
+    /// `show resolvers` as numbers: per name server, each counter.
+    static func counters(_ text: String) -> [String: [String: Int]] {
+        var counters: [String: [String: Int]] = [:]
+        var current = ""
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix(" nameserver ") { current = String(line.dropFirst(12).dropLast()) }
+            let f = line.split(separator: ":")
+            if f.count == 2, let n = Int(f[1].trimmingCharacters(in: .whitespaces)) { counters[current, default: [:]][f[0].trimmingCharacters(in: .whitespaces)] = n }
+        }
+        return counters
+    }
+
     static func body(_ port: Int) throws -> String {
         let client = try RawClient(port: port, timeout: 5)
         try client.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -209,15 +221,14 @@ extension ResolversTests {
             defer { hasp.stop() }
             try eventually("the stats socket") { FileManager.default.fileExists(atPath: socket) }
             try eventually(timeout: 10, "answers") { try Self.rows(socket, "fe").first == "one no check 1 127.0.0.31:80" }
-            usleep(1_500_000)
-            let text = try CLIClient.ask(socket, "show resolvers")
-            // Per name server, its counters.
+            // Both name servers have been asked a few times.
+            var text = ""
             var counters: [String: [String: Int]] = [:]
-            var current = ""
-            for line in text.split(separator: "\n") {
-                if line.hasPrefix(" nameserver ") { current = String(line.dropFirst(12).dropLast()) }
-                let f = line.split(separator: ":")
-                if f.count == 2, let n = Int(f[1].trimmingCharacters(in: .whitespaces)) { counters[current, default: [:]][f[0].trimmingCharacters(in: .whitespaces)] = n }
+            try eventually(timeout: 10, "counters") {
+                text = try CLIClient.ask(socket, "show resolvers")
+                counters = Self.counters(text)
+                return counters["live"]?["valid"] ?? 0 >= 2 && counters["live"]?["nx"] ?? 0 >= 2 && counters["live"]?["sent"] ?? 0 >= 4
+                    && (counters["dead"]?["snd_error"] ?? 0) + (counters["dead"]?["timeout"] ?? 0) >= 1
             }
             let layout = text.replacingOccurrences(of: "[0-9]+\n", with: "N\n", options: .regularExpression)
             return (layout, counters)
@@ -304,13 +315,7 @@ extension ResolversTests {
         #expect(try Self.body(front) == "31")
         var counters: [String: [String: Int]] = [:]
         try eventually(timeout: 10, "unanswered questions counted") {
-            counters = [:]
-            var current = ""
-            for line in try CLIClient.ask(socket, "show resolvers dns").split(separator: "\n") {
-                if line.hasPrefix(" nameserver ") { current = String(line.dropFirst(12).dropLast()) }
-                let f = line.split(separator: ":")
-                if f.count == 2, let n = Int(f[1].trimmingCharacters(in: .whitespaces)) { counters[current, default: [:]][f[0].trimmingCharacters(in: .whitespaces)] = n }
-            }
+            counters = Self.counters(try CLIClient.ask(socket, "show resolvers dns"))
             return (counters["short"]?["timeout"] ?? 0) >= 2 && (counters["garbage"]?["timeout"] ?? 0) >= 2
         }
         #expect(counters["short"]?["valid"] == 0 && counters["garbage"]?["valid"] == 0)

@@ -21,10 +21,10 @@ public enum FileReader {
     /// the current directory). HAProxy changes directory for it; a per-thread base leaves the
     /// process's directory alone and lets configurations load side by side.
     public static var baseDirectory: String? {
-        get { pthread_getspecific(key).map { (Unmanaged<AnyObject>.fromOpaque($0).takeUnretainedValue() as! Base).path } }
+        get { pthread_getspecific(key).map { Unmanaged<Base>.fromOpaque($0).takeUnretainedValue().path } }
         set {
-            if let old = pthread_getspecific(key) { Unmanaged<AnyObject>.fromOpaque(old).release() }
-            pthread_setspecific(key, newValue.map { UnsafeRawPointer(Unmanaged<AnyObject>.passRetained(Base($0)).toOpaque()) })
+            if let old = pthread_getspecific(key) { Unmanaged<Base>.fromOpaque(old).release() }
+            pthread_setspecific(key, newValue.map { UnsafeRawPointer(Unmanaged.passRetained(Base($0)).toOpaque()) })
         }
     }
 

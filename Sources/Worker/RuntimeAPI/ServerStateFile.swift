@@ -40,7 +40,7 @@ extension RuntimeAPI {
                   let admin = Int(f[6]), let uweight = Int(f[7]), let iweight = Int(f[8]) else { continue }
             let carried = ServerAdminState(rawValue: admin).intersection([.forcedMaint, .forcedDrain]).rawValue
             var address = server.settings.address.description
-            if resolvers[server.settings.resolvers ?? ""] != nil, case .inet(let name, let port) = server.settings.address,
+            if ResolversService.section(of: server, in: resolvers) != nil, case .inet(let name, let port) = server.settings.address,
                (try? SocketAddress(ipAddress: name, port: 0)) == nil {
                 // Resolved at run time: `srv_addr` is what the name resolved to, `srv_fqdn` the
                 // name (an SRV target, or one set at run time), `srv_port` its port.
