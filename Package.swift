@@ -18,12 +18,15 @@ let package = Package(
         // Debian's c-ares (libc-ares-dev): DNS resolution for `resolvers` sections, off the
         // event loops.
         .systemLibrary(name: "CCares", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
+        // Debian's libcap (libcap-dev): `setcap`, the capabilities workers keep after they drop
+        // to `user`/`group`.
+        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         // Debian's OpenSSL 3 (libssl-dev): TLS termination and origination, through a thin C
         // layer for the macros and callbacks Swift cannot express.
         .target(name: "CHaspTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(
             name: "Shared",
-            dependencies: ["CHaspSys", "CPCRE2", "CHaspTLS", .product(name: "Atomics", package: "swift-atomics")],
+            dependencies: ["CHaspSys", "CPCRE2", "CHaspTLS", "CCap", .product(name: "Atomics", package: "swift-atomics")],
             // Rules run on the request path: no dynamic exclusivity checks in release builds.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),

@@ -39,13 +39,19 @@ enum WorkerRole {
         }
         var configuration = result.configuration
         options.applyLimits(to: &configuration)
+        // Every file is read before the worker leaves root and enters its chroot, and the drop
+        // comes before anything starts a thread (the signal router's dispatch sources, the
+        // engine's event loops), so that every thread has the capabilities `setcap` asks for:
+        // they are per thread, inherited at creation.
+        let stateFiles = RuntimeAPI.readServerStateFiles(configuration)
+        Hasp.dropPrivilegesOrExit(configuration.global, keepingCapabilities: true)
         let current = EngineSlot()
         let router = SignalRouter.forServingProcess(current)
 
         let engine = Engine(configuration: configuration)
         // Saved server states, then the previous worker's runtime changes, apply before the first
         // connection is accepted.
-        engine.api.applyServerStateFiles()
+        engine.api.applyServerStateFiles(preloaded: stateFiles)
         if !handoff.runtimeState.isEmpty { engine.api.applyRuntimeState(handoff.runtimeState) }
         let listeners = handoff.listeners
         do {
@@ -58,7 +64,6 @@ enum WorkerRole {
         current.engine = engine
         // Serving: from now on stderr is written off the event loops.
         printer.writeInBackground()
-        Hasp.dropPrivilegesOrExit(configuration.global)
         // At soft-stop, idle keep-alive connections travel to the master, which hands them to
         // the new worker (the sink owns and closes the duplicate it is given). From an event
         // loop it never blocks: a full channel fails the hand-over, and the connection stays to

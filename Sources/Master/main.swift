@@ -79,9 +79,15 @@ enum Hasp {
     }
 
     /// Applies `chroot`, `group` and `user` once the sockets are held; a failure ends the process.
-    static func dropPrivilegesOrExit(_ global: GlobalSettings) {
+    /// `setcap` applies only where no thread has started yet (a worker): capabilities are per
+    /// thread, and a process whose event loops run already could only give them to one thread.
+    static func dropPrivilegesOrExit(_ global: GlobalSettings, keepingCapabilities: Bool) {
+        if !keepingCapabilities && !global.capabilities.isEmpty && global.user != nil {
+            printer.warning("'setcap' only applies to workers in master-worker mode (-W): this process keeps no capability once it runs as '\(global.user!)'.")
+        }
         do {
-            try Privileges.drop(user: global.user, group: global.group, chroot: global.chroot)
+            try Privileges.drop(user: global.user, group: global.group, chroot: global.chroot,
+                                keeping: keepingCapabilities ? global.capabilities : [])
         } catch {
             printer.alert(error.description)
             exit(1)
@@ -179,7 +185,7 @@ enum Hasp {
         if let pidfile = options.pidfile ?? configuration.global.pidfile {
             PidFile.write(pidfile, pid: getpid())
         }
-        dropPrivilegesOrExit(configuration.global)
+        dropPrivilegesOrExit(configuration.global, keepingCapabilities: false)
         Daemon.reportReady()
         // The router must outlive the wait: Swift may otherwise release it (and its signal
         // sources) right after its last use above.

@@ -9,6 +9,7 @@ extension ConfigParser {
     static let globalKeywords = [
         "maxconn", "nbthread", "thread-groups", "pidfile", "daemon", "quiet", "zero-warning", "log", "stats",
         "hard-stop-after", "mworker-max-reloads", "master-worker", "user", "group", "uid", "gid", "chroot",
+        "setcap",
         "tune.bufsize", "tune.maxrewrite", "setenv", "presetenv", "unsetenv", "resetenv", "ca-base", "crt-base",
         "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites", "ssl-default-bind-options",
         "ssl-default-server-ciphers", "ssl-default-server-ciphersuites", "ssl-default-server-options",
@@ -127,6 +128,13 @@ extension ConfigParser {
         case "chroot":
             guard w.count >= 2 else { parsingAlert("'chroot' expects a directory as an argument."); return }
             config.global.chroot = w[1]
+        case "setcap":
+            switch Capability.parseList(w.count >= 2 ? w[1] : "") {
+            case .success(let capabilities):
+                for c in capabilities where !config.global.capabilities.contains(c) { config.global.capabilities.append(c) }
+            case .failure(let problem):
+                parsingAlert("'setcap' : \(problem.message) Supported ones are: \(Capability.supportedList).")
+            }
         case "tune.bufsize":
             guard w.count >= 2, let n = Units.size(w[1]), n >= 1024 else {
                 parsingAlert("'tune.bufsize' expects a positive integer argument.")

@@ -78,6 +78,8 @@ public struct GlobalSettings: Sendable, Equatable {
     public var user: String? = nil
     public var group: String? = nil
     public var chroot: String? = nil
+    /// `setcap`: the capabilities workers keep once they run as `user` (none otherwise).
+    public var capabilities: [Capability] = []
     public var bufferSize: Int = 16_384
     /// `tune.vars.<scope>-max-size`: the memory the variables of one scope may use (absent:
     /// unlimited).

@@ -1,15 +1,22 @@
+import CCap
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `chroot`, `group` and `user` from the global section, applied once the listening sockets are
-/// held (so a worker can serve port 80 without keeping root).
+/// `chroot`, `group`, `user` and `setcap` from the global section, applied by a worker once it
+/// holds its listening sockets and has read every file it needs, and before it starts a thread:
+/// capabilities belong to each thread, and threads inherit them from the one that creates them,
+/// so a worker that dropped after its event loops started would leave them with the wrong set.
+///
+/// The privilege model: the master keeps root (it binds the listeners again on reload); a
+/// worker with `user` runs as that user with exactly the capabilities `setcap` names, or none.
 public enum Privileges {
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public var description: String
     }
 
-    public static func drop(user: String?, group: String?, chroot directory: String?) throws(Failure) {
+    public static func drop(user: String?, group: String?, chroot directory: String?,
+                            keeping capabilities: [Capability] = []) throws(Failure) {
         var gid: gid_t? = nil
         var uid: uid_t? = nil
         var userName: String? = nil
@@ -38,8 +45,38 @@ public enum Privileges {
             if let userName { _ = initgroups(userName, gid) } else { _ = setgroups(1, &groups) }
             guard setgid(gid) == 0 else { throw Failure(description: "[hasp.main()] Cannot set gid \(gid).") }
         }
-        if let uid {
-            guard setuid(uid) == 0 else { throw Failure(description: "[hasp.main()] Cannot set uid \(uid).") }
+        guard let uid else { return }
+        // Capabilities only matter when root becomes someone else: a process that stays root
+        // keeps everything, one that is not root has nothing to keep.
+        let keeps = !capabilities.isEmpty && getuid() == 0 && uid != 0
+        if keeps {
+            // Keep the permitted set across setuid(); the effective set is emptied by it and set
+            // again below, to exactly what was asked.
+            guard cap_prctl(Int(PR_SET_KEEPCAPS), 1, 0, 0, 0, 0) == 0 else {
+                throw Failure(description: "Failed to preserve capabilities using prctl(): \(String(cString: strerror(errno)))")
+            }
+        }
+        guard setuid(uid) == 0 else { throw Failure(description: "[hasp.main()] Cannot set uid \(uid).") }
+        if keeps {
+            try setCapabilities(capabilities)
+            _ = cap_prctl(Int(PR_SET_KEEPCAPS), 0, 0, 0, 0, 0)
+        }
+    }
+
+    /// Makes `capabilities` the calling thread's permitted and effective sets, nothing inheritable.
+    private static func setCapabilities(_ capabilities: [Capability]) throws(Failure) {
+        guard let state = cap_init() else {
+            throw Failure(description: "Failed to set the final capabilities: \(String(cString: strerror(errno)))")
+        }
+        defer { cap_free(UnsafeMutableRawPointer(state)) }
+        var values = capabilities.map { cap_value_t($0.number) }
+        let count = Int32(values.count)
+        let set = values.withUnsafeMutableBufferPointer { buffer in
+            cap_set_flag(state, CAP_PERMITTED, count, buffer.baseAddress, CAP_SET) == 0
+                && cap_set_flag(state, CAP_EFFECTIVE, count, buffer.baseAddress, CAP_SET) == 0
+        }
+        guard set, cap_set_proc(state) == 0 else {
+            throw Failure(description: "Failed to set the final capabilities using capset(): \(String(cString: strerror(errno)))")
         }
     }
 }

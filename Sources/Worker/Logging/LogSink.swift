@@ -10,6 +10,10 @@ import Glibc
 final class LogSink: Sendable {
     private enum Destination {
         case datagram(Int32)
+        /// A local syslog socket, named again by each send: the path is looked up then (inside
+        /// the worker's `chroot`, which is how `/dev/log` reaches the daemon's socket there), and a
+        /// syslog daemon that restarted or was not up yet is found again without reopening.
+        case unixDatagram(Int32, sockaddr_un)
         /// stdout or stderr, written by a thread of its own: a terminal or pipe that does not
         /// keep up must not stall an event loop.
         case stream(BackgroundWriter)
@@ -37,7 +41,7 @@ final class LogSink: Sendable {
         for prefix in ["udp@", "udp4@", "ipv4@"] where text.hasPrefix(prefix) { text = String(text.dropFirst(prefix.count)) }
         if text.hasPrefix("unix@") || text.hasPrefix("/") {
             if text.hasPrefix("unix@") { text = String(text.dropFirst(5)) }
-            return unixDatagram(text).map { LogSink(.datagram($0)) }
+            return unixDatagram(text).map { LogSink(.unixDatagram($0.fd, $0.address)) }
         }
         var host = text
         var port = 514
@@ -60,7 +64,7 @@ final class LogSink: Sendable {
         return fd
     }
 
-    private static func unixDatagram(_ path: String) -> Int32? {
+    private static func unixDatagram(_ path: String) -> (fd: Int32, address: sockaddr_un)? {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -70,16 +74,22 @@ final class LogSink: Sendable {
         }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        // A syslog daemon that is not there yet: keep the socket, later sends will fail quietly.
-        _ = rc
-        return fd
+        return (fd, addr)
     }
 
     func send(_ line: [UInt8]) {
         switch destination {
         case .datagram(let fd):
             let sent = line.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+            if sent < 0 { dropped.withLockedValue { $0 += 1 } }
+        case .unixDatagram(let fd, var address):
+            let sent = line.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                    }
+                }
+            }
             if sent < 0 { dropped.withLockedValue { $0 += 1 } }
         case .stream(let writer):
             writer.write(line)
@@ -95,7 +105,10 @@ final class LogSink: Sendable {
     }
 
     deinit {
-        if case .datagram(let fd) = destination { close(fd) }
+        switch destination {
+        case .datagram(let fd), .unixDatagram(let fd, _): close(fd)
+        default: break
+        }
     }
 }
 

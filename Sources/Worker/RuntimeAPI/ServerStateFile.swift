@@ -6,20 +6,15 @@ import Shared
 extension RuntimeAPI {
     /// Reads the state files the configuration names and applies the lines of each backend that
     /// asks for them. A missing file is a warning, as in HAProxy.
-    public func applyServerStateFiles() {
-        let global = runtime.configuration.global
+    /// Applies the saved server states. `preloaded` holds the files' contents when they were read
+    /// earlier (a worker reads them before it drops privileges and enters its `chroot`); a path
+    /// missing from it is read now.
+    public func applyServerStateFiles(preloaded: [String: [UInt8]?] = [:]) {
         var cache: [String: [String]] = [:]
-        for backend in runtime.orderedBackends where backend.settings.loadServerState != .none {
-            let name: String?
-            switch backend.settings.loadServerState {
-            case .global: name = global.serverStateFile
-            case .local: name = backend.settings.serverStateFileName ?? backend.name
-            case .none: name = nil
-            }
-            guard let name else { continue }
-            let path = name.hasPrefix("/") || global.serverStateBase == nil ? name : global.serverStateBase! + "/" + name
+        for backend in runtime.orderedBackends {
+            guard let path = Self.stateFilePath(for: backend.settings, global: runtime.configuration.global) else { continue }
             if cache[path] == nil {
-                guard let bytes = FileReader.read(path) else {
+                guard let bytes = preloaded[path] ?? FileReader.read(path) else {
                     DiagnosticPrinter.shared.warning("Can't open server state file '\(path)'")
                     cache[path] = []
                     continue
@@ -28,6 +23,28 @@ extension RuntimeAPI {
             }
             applyRuntimeState(Self.runtimeLines(fromServerState: cache[path] ?? [], backend: backend, resolvers: runtime.configuration.resolvers))
         }
+    }
+
+    /// Reads every server state file the configuration loads (nil for one that cannot be read).
+    public static func readServerStateFiles(_ configuration: Configuration) -> [String: [UInt8]?] {
+        var contents: [String: [UInt8]?] = [:]
+        for proxy in configuration.proxies where proxy.kind != .defaults {
+            guard let path = stateFilePath(for: proxy, global: configuration.global), contents[path] == nil else { continue }
+            contents[path] = .some(FileReader.read(path))
+        }
+        return contents
+    }
+
+    /// The state file a backend loads, with `server-state-base` applied.
+    static func stateFilePath(for settings: ProxySettings, global: GlobalSettings) -> String? {
+        let name: String?
+        switch settings.loadServerState {
+        case .global: name = global.serverStateFile
+        case .local: name = settings.serverStateFileName ?? settings.name
+        case .none: name = nil
+        }
+        guard let name else { return nil }
+        return name.hasPrefix("/") || global.serverStateBase == nil ? name : global.serverStateBase! + "/" + name
     }
 
     /// Turns version-1 `show servers state` lines of one backend into runtime-state entries.
