@@ -159,6 +159,10 @@ final class Supervisor: @unchecked Sendable {
             printer.alert("Some warnings were found and 'zero-warning' is set. Aborting.")
             return nil
         }
+        if let lines = Privileges.missingNetworkAdmin(result.configuration) {
+            for line in lines { printer.alert(line) }
+            return nil
+        }
         return (result.configuration, sources, files.recorded)
     }
 

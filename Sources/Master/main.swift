@@ -144,6 +144,10 @@ enum Hasp {
     }
 
     static func runStandalone(_ configuration: Configuration, options: LaunchOptions) -> Never {
+        if let lines = Privileges.missingNetworkAdmin(configuration) {
+            for line in lines { printer.alert(line) }
+            exit(1)
+        }
         if (options.daemon || configuration.global.daemon) && !options.foreground {
             Daemon.detach(options: options)
         }

@@ -18,7 +18,7 @@ final class EmbeddedConnector: ServerConnector, @unchecked Sendable {
     var attempts = 0
     var ports: [Int] = []
 
-    func connect(to address: SocketAddress, for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> EventLoopFuture<Channel> {
+    func connect(to address: SocketAddress, from source: SourceBinding?, for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> EventLoopFuture<Channel> {
         attempts += 1
         ports.append(address.port ?? 0)
         if refuse { return loop.makeFailedFuture(ChannelError.connectTimeout(.seconds(1))) }

@@ -250,6 +250,14 @@ extension ConfigParser {
         ProxyKeyword(names: ["stick"], maximumArguments: nil) { parser, w, p in
             parser.parseStickRule(w, &p)
         },
+        ProxyKeyword(names: ["source"], maximumArguments: nil) { parser, w, p in
+            _ = parser.hasCapability(.backend, for: w[0], in: p)
+            guard let source = parser.parseConnectionSource(w, from: 1, label: nil) else { return }
+            p.source = source
+        },
+        ProxyKeyword(names: ["usesrc"], maximumArguments: nil) { parser, _, _ in
+            parser.parsingAlert("'usesrc' only allowed after a 'source' statement.")
+        },
         ProxyKeyword(names: ["compression", "errorloc", "errorloc302", "errorloc303"],
                      maximumArguments: nil) { parser, w, _ in
             parser.parsingAlert("'\(w[0])' is not supported by Hasp yet.")

@@ -93,7 +93,7 @@ extension ConfigParser {
         "send-proxy-v2", "ssl", "verify", "sni", "alpn", "ca-file", "crl-file", "crt", "check-ssl", "check-sni",
         "verifyhost", "no-ssl-reuse", "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "no-ssl", "minconn", "resolvers", "init-addr", "resolve-prefer",
         "resolve-net", "resolve-opts",
-        "check-send-proxy", "no-backup", "proto", "tfo", "namespace", "no-agent-check",
+        "check-send-proxy", "no-backup", "proto", "tfo", "namespace", "no-agent-check", "source", "usesrc",
     ]
 
     /// Applies `server`/`default-server` keywords from index `from`. Returns false after an error.
@@ -127,6 +127,17 @@ extension ConfigParser {
             }
             switch k {
             case "weight": guard let n = integer(0...256) else { return false }; s.weight = n; i += 2
+            case "source":
+                // `source <addr> [usesrc <what>] [interface <name>]`: its options end where the
+                // next server keyword begins.
+                var end = i + 2
+                while end + 1 < w.count, ["usesrc", "interface"].contains(w[end]) { end += 2 }
+                guard let source = parseConnectionSource(Array(w[i..<min(end, w.count)]), from: 1, label: label) else { return false }
+                s.source = source
+                i = end
+            case "usesrc":
+                alert(prefix() + "'usesrc' only allowed after a 'source' statement.")
+                return false
             case "maxconn": guard let n = integer(0...Int(Int32.max)) else { return false }; s.maxconn = n; i += 2
             case "maxqueue": guard let n = integer(0...Int(Int32.max)) else { return false }; s.maxqueue = n; i += 2
             case "backup": s.backup = true; i += 1

@@ -297,6 +297,8 @@ public struct ServerSettings: Sendable, Equatable {
     public var name: String
     public var address: ServerAddress
     public var weight = 1
+    /// `source` on the server line (wins over the backend's).
+    public var source: ConnectionSource? = nil
     public var maxconn = 0
     public var maxqueue = 0
     public var backup = false
@@ -495,6 +497,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var defaultBackendLocation: SourceLocation? = nil
     public var servers: [ServerSettings] = []
     public var defaultServer = DefaultServerSettings()
+    /// `source`: the local address of connections to this backend's servers.
+    public var source: ConnectionSource? = nil
     public var balance: BalanceAlgorithm = .roundRobin
     public var hashType: HashType = .mapBased
     /// `hash-balance-factor <f>`: with consistent hashing, no server takes more than `f`% of

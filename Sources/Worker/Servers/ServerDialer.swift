@@ -14,16 +14,53 @@ protocol ServerDialerClient: AnyObject {
     func dialerFailed()
     /// The TLS server name (SNI) to send to a server with `ssl` and `sni <expression>`.
     func dialerServerName(for server: Server) -> String?
+    /// The client's address, for `source ... usesrc client|clientip`.
+    var dialerClientAddress: SocketAddress? { get }
 }
 
 extension ServerDialerClient {
     func dialerServerName(for server: Server) -> String? { nil }
+    var dialerClientAddress: SocketAddress? { nil }
+}
+
+/// The local address a server connection is made from (`source`), resolved for one connection.
+struct SourceBinding {
+    var address: SocketAddress
+    /// `usesrc`: a foreign address, bound with `IP_TRANSPARENT`.
+    var transparent: Bool
+
+    /// What `source` asks for, given the client's address (nil: the kernel chooses).
+    init?(_ source: ConnectionSource?, client: SocketAddress?) {
+        guard let source else { return nil }
+        func numeric(_ host: String, _ port: Int) -> SocketAddress? { try? SocketAddress(ipAddress: host, port: port) }
+        switch source.transparent {
+        case nil:
+            guard let a = numeric(source.host, source.port) else { return nil }
+            self.init(address: a, transparent: false)
+        case .address(let host, let port):
+            guard let a = numeric(host, port) else { return nil }
+            self.init(address: a, transparent: true)
+        case .client, .clientIP:
+            // A client on a unix socket has no address to borrow: the plain `source` applies.
+            guard let client, let ip = client.ipAddress, let a = numeric(ip, source.transparent == .client ? client.port ?? 0 : 0) else {
+                guard let a = numeric(source.host, source.port) else { return nil }
+                self.init(address: a, transparent: false)
+                return
+            }
+            self.init(address: a, transparent: true)
+        }
+    }
+
+    init(address: SocketAddress, transparent: Bool) {
+        self.address = address
+        self.transparent = transparent
+    }
 }
 
 /// Where server connections come from. Production opens sockets (`LoopConnectors`); unit
 /// tests hand out embedded channels.
 protocol ServerConnector: AnyObject, Sendable {
-    func connect(to address: SocketAddress, for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> EventLoopFuture<Channel>
+    func connect(to address: SocketAddress, from source: SourceBinding?, for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> EventLoopFuture<Channel>
 }
 
 /// Finds a server for a request (HTTP) or a stream (TCP) and connects to it, the same way for
@@ -183,7 +220,8 @@ final class ServerDialer {
         client?.dialerConnecting(to: server, attempt: attempts)
         let generation = self.generation
         let bound = NIOLoopBound(self, eventLoop: loop)
-        connector.connect(to: address, for: backend, kind: kind, loop: loop).whenComplete { result in
+        let source = SourceBinding(server.settings.source ?? backend.settings.source, client: client?.dialerClientAddress)
+        connector.connect(to: address, from: source, for: backend, kind: kind, loop: loop).whenComplete { result in
             let dialer = bound.value
             let current = generation == dialer.generation && dialer.connecting && dialer.server === server
             switch result {
@@ -318,8 +356,21 @@ final class LoopConnectors: ServerConnector, @unchecked Sendable {
     private var http: [ObjectIdentifier: ClientBootstrap] = [:]
     private var tcp: [ObjectIdentifier: ClientBootstrap] = [:]
 
-    func connect(to address: SocketAddress, for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> EventLoopFuture<Channel> {
-        bootstrap(for: backend, kind: kind, loop: loop).connect(to: address)
+    func connect(to address: SocketAddress, from source: SourceBinding?, for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> EventLoopFuture<Channel> {
+        guard let source else { return bootstrap(for: backend, kind: kind, loop: loop).connect(to: address) }
+        // A bootstrap's bind address is its own state: a connection from a chosen address gets a
+        // bootstrap of its own (only backends with `source` pay for it).
+        var made = Self.makeBootstrap(for: backend, kind: kind, loop: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+        if source.transparent {
+            // Without cap_net_admin or cap_net_raw the option is refused and the connection fails.
+            let v6 = source.address.protocol == .inet6
+            let option = ChannelOptions.Types.SocketOption(
+                level: NIOBSDSocket.OptionLevel(rawValue: v6 ? Int32(IPPROTO_IPV6) : Int32(IPPROTO_IP)),
+                name: NIOBSDSocket.Option(rawValue: v6 ? 75 /* IPV6_TRANSPARENT */ : 19 /* IP_TRANSPARENT */))
+            made = made.channelOption(option, value: 1)
+        }
+        return made.bind(to: source.address).connect(to: address)
     }
 
     private func bootstrap(for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> ClientBootstrap {
@@ -327,7 +378,22 @@ final class LoopConnectors: ServerConnector, @unchecked Sendable {
         switch kind {
         case .http:
             if let existing = http[id] { return existing }
-            var made = ClientBootstrap(group: loop)
+            let made = Self.makeBootstrap(for: backend, kind: kind, loop: loop)
+            http[id] = made
+            return made
+        case .tcp:
+            if let existing = tcp[id] { return existing }
+            let made = Self.makeBootstrap(for: backend, kind: kind, loop: loop)
+            tcp[id] = made
+            return made
+        }
+    }
+
+    private static func makeBootstrap(for backend: Backend, kind: ServerDialer.Kind, loop: EventLoop) -> ClientBootstrap {
+        var made: ClientBootstrap
+        switch kind {
+        case .http:
+            made = ClientBootstrap(group: loop)
                 .channelInitializer { channel in
                     do {
                         try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(), name: "hasp.server")
@@ -336,18 +402,13 @@ final class LoopConnectors: ServerConnector, @unchecked Sendable {
                         return channel.eventLoop.makeFailedFuture(error)
                     }
                 }
-            if let ms = backend.settings.timeouts.connect, ms > 0 { made = made.connectTimeout(.milliseconds(ms)) }
-            http[id] = made
-            return made
         case .tcp:
-            if let existing = tcp[id] { return existing }
-            var made = ClientBootstrap(group: loop)
+            made = ClientBootstrap(group: loop)
                 .channelOption(.autoRead, value: false)
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            if let ms = backend.settings.timeouts.connect, ms > 0 { made = made.connectTimeout(.milliseconds(ms)) }
-            tcp[id] = made
-            return made
         }
+        if let ms = backend.settings.timeouts.connect, ms > 0 { made = made.connectTimeout(.milliseconds(ms)) }
+        return made
     }
 }

@@ -271,6 +271,8 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         context.close(promise: nil)
     }
 
+    var dialerClientAddress: SocketAddress? { clientAddress }
+
     func dialerServerName(for server: Server) -> String? {
         server.sniExpression?.evaluate(streams)?.asString
     }

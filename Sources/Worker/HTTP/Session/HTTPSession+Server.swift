@@ -52,6 +52,8 @@ extension HTTPSession: ServerDialerClient {
         attach(connection, reused: false)
     }
 
+    var dialerClientAddress: SocketAddress? { clientAddress }
+
     func dialerServerName(for server: Server) -> String? {
         guard let expression = server.sniExpression else { return nil }
         return expression.evaluate(streams)?.asString
