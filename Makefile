@@ -2,6 +2,13 @@
 SWIFT ?= swift
 CONFIG ?= examples/quickstart.cfg
 PREFIX ?= /usr/local
+# `make install` paths: the binary and manuals under PREFIX, configuration and init files where
+# the system looks for them (as Debian's package lays them out).
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+UNITDIR ?= /lib/systemd/system
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+BINARY ?= .build/release/hasp
 
 # Debian packages the build and the tests use (the Swift toolchain comes with the machine),
 # and the ones only the benchmarks need (installed by `make bench`).
@@ -11,7 +18,7 @@ DEB_BENCH_PACKAGES := haproxy nginx-light wrk python3
 # traffic logs with halog (from the haproxy package).
 DEB_TEST_PACKAGES := hatop tmux haproxy openssl python3 dnsmasq-base
 
-.PHONY: all build release run test unit-test deps test-deps bench-deps install-packages check bench clean install promtool browser-test
+.PHONY: all build release run test unit-test deps test-deps bench-deps install-packages check bench clean install install-files promtool browser-test deb deb-deps deb-test
 
 all: release
 
@@ -63,8 +70,10 @@ build: deps
 	$(SWIFT) build
 
 # Exclusivity checks cost a few percent on the proxy path; the Swift 6 compiler already proves
-# the code data-race free, and the flag must reach the dependencies too.
-RELEASE_FLAGS := -c release -Xswiftc -enforce-exclusivity=unchecked
+# the code data-race free, and the flag must reach the dependencies too. The Swift runtime is
+# linked statically: the binary needs only Debian's libraries at run time, and the one the
+# tests run is the one the package ships.
+RELEASE_FLAGS := -c release -Xswiftc -enforce-exclusivity=unchecked --static-swift-stdlib
 
 release: deps
 	$(SWIFT) build $(RELEASE_FLAGS)
@@ -91,9 +100,49 @@ bench: release bench-deps
 	./bench/run.sh
 	./bench/reload.py
 
-install: release
-	install -D -m 0755 .build/release/hasp $(DESTDIR)$(PREFIX)/sbin/hasp
+# The same tree as the Debian package, without it: `make install DESTDIR=/tmp/root PREFIX=/usr`.
+install: release install-files
+
+install-files:
+	install -D -m 0755 $(BINARY) $(DESTDIR)$(PREFIX)/sbin/hasp
 	install -D -m 0644 man/hasp.1 $(DESTDIR)$(PREFIX)/share/man/man1/hasp.1
+	install -D -m 0644 man/hasp.cfg.5 $(DESTDIR)$(PREFIX)/share/man/man5/hasp.cfg.5
+	install -D -m 0644 contrib/config/hasp.cfg $(DESTDIR)$(SYSCONFDIR)/hasp/hasp.cfg
+	install -d $(DESTDIR)$(SYSCONFDIR)/hasp/errors
+	install -m 0644 contrib/errors/*.http $(DESTDIR)$(SYSCONFDIR)/hasp/errors/
+	install -D -m 0644 contrib/default/hasp $(DESTDIR)$(SYSCONFDIR)/default/hasp
+	sed 's|/usr/sbin/hasp|$(PREFIX)/sbin/hasp|' contrib/init.d/hasp > contrib/init.d/hasp.out
+	install -D -m 0755 contrib/init.d/hasp.out $(DESTDIR)$(SYSCONFDIR)/init.d/hasp && rm -f contrib/init.d/hasp.out
+	sed 's|/usr/sbin/hasp|$(PREFIX)/sbin/hasp|' contrib/systemd/hasp.service > contrib/systemd/hasp.service.out
+	install -D -m 0644 contrib/systemd/hasp.service.out $(DESTDIR)$(UNITDIR)/hasp.service && rm -f contrib/systemd/hasp.service.out
+	install -D -m 0644 contrib/tmpfiles.d/hasp.conf $(DESTDIR)$(TMPFILESDIR)/hasp.conf
+	install -D -m 0644 contrib/logrotate/hasp $(DESTDIR)$(SYSCONFDIR)/logrotate.d/hasp
+	install -D -m 0644 contrib/rsyslog/49-hasp.conf $(DESTDIR)$(SYSCONFDIR)/rsyslog.d/49-hasp.conf
+	install -d $(DESTDIR)/var/lib/hasp/dev
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/hasp/README.md
+	install -d $(DESTDIR)$(PREFIX)/share/doc/hasp/examples
+	install -m 0644 examples/*.cfg $(DESTDIR)$(PREFIX)/share/doc/hasp/examples/
+
+# The Debian package, built from this tree (about 12 minutes from a clean checkout, mostly the
+# Swift build). The .deb, .buildinfo and .changes land in dist/.
+DEB_BUILD_PACKAGES := dpkg-dev debhelper fakeroot lintian
+DEB_TEST_TOOLS := rsyslog socat curl systemd
+deb-deps: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_BUILD_PACKAGES)"
+
+deb: deb-deps
+	dpkg-buildpackage -us -uc -b
+	mkdir -p dist
+	mv ../hasp_$$(dpkg-parsechangelog -S Version)_* dist/
+	lintian --fail-on error --display-info dist/hasp_*.changes
+
+# Builds the package, then installs it on this machine and drives it through its init
+# script (start, status, reload under traffic, stop), with rsyslog's socket layout; removes
+# it at the end. About 15 minutes with the package build; needs root.
+deb-test: deb
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_TEST_TOOLS) $(DEB_TEST_PACKAGES)"
+	$(SWIFT) build --build-tests
+	HASP_DEB=$$(ls $(CURDIR)/dist/hasp_*.deb | tail -1) $(SWIFT) test --skip-build --filter PackageTests
 
 clean:
 	rm -rf .build

@@ -44,6 +44,13 @@ enum WorkerRole {
         // engine's event loops), so that every thread has the capabilities `setcap` asks for:
         // they are per thread, inherited at creation.
         let stateFiles = RuntimeAPI.readServerStateFiles(configuration)
+        let statsSockets: [Int: Int32]
+        do {
+            statsSockets = try Engine.openWorkerStatsSockets(configuration)
+        } catch {
+            printer.alert("worker: cannot start listeners: \(error)")
+            exit(1)
+        }
         Hasp.dropPrivilegesOrExit(configuration.global, keepingCapabilities: true)
         let current = EngineSlot()
         let router = SignalRouter.forServingProcess(current)
@@ -56,7 +63,7 @@ enum WorkerRole {
         let listeners = handoff.listeners
         do {
             try engine.start(listeners: listeners)
-            try engine.startStatsSockets(inWorker: true, passed: listeners)
+            try engine.startStatsSockets(inWorker: true, passed: listeners, opened: statsSockets)
         } catch {
             printer.alert("worker: cannot start listeners: \(error)")
             exit(1)

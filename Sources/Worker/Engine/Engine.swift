@@ -112,10 +112,23 @@ public final class Engine: Sendable {
 
     /// Opens the `stats socket` listeners. In a worker, TCP ones come from the master in
     /// `passed`, under `statsListenerName`; unix ones are bound here.
-    public func startStatsSockets(inWorker: Bool, passed: [AdoptedListener] = []) throws {
+    /// Binds the `stats socket`s a worker binds itself (unix ones: each worker takes over the
+    /// path), by stats socket index. A worker does this before it leaves root and enters its
+    /// `chroot`, where the path may not be reachable or writable any more.
+    public static func openWorkerStatsSockets(_ configuration: Configuration) throws -> [Int: Int32] {
+        var opened: [Int: Int32] = [:]
+        for (index, settings) in configuration.global.statsSockets.enumerated() {
+            guard case .unix = settings.address else { continue }
+            opened[index] = try ListenerSocket.open(settings.address, backlog: 64, unixMode: settings.mode)
+        }
+        return opened
+    }
+
+    /// `opened`: sockets `openWorkerStatsSockets` bound earlier, by index.
+    public func startStatsSockets(inWorker: Bool, passed: [AdoptedListener] = [], opened: [Int: Int32] = [:]) throws {
         for (index, settings) in runtime.configuration.global.statsSockets.enumerated() {
-            var inherited: Int32? = nil
-            if inWorker, case .unix = settings.address {} else if inWorker {
+            var inherited: Int32? = opened[index]
+            if inherited != nil {} else if inWorker, case .unix = settings.address {} else if inWorker {
                 guard let fd = passed.first(where: { $0.frontend == Self.statsListenerName(index) })?.fd else { continue }
                 inherited = fd
             }

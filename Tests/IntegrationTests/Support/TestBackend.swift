@@ -6,7 +6,7 @@ import NIOPosix
 
 /// A real HTTP/1.1 server for the tests, on its own event loop group.
 ///
-/// Routes: `/hello` (200, body = name), `/conn` (the connection's number), `/sum` (reads the
+/// Routes: `/hello` (200, body = name), `/conn` (the connection's number), `/peer` (its address), `/sum` (reads the
 /// body, answers `len=<n> fnv=<hex>`), `/bytes/<n>` and `/chunked/<n>` (stream the pattern),
 /// `/slow/<ms>`, `/hold` (never answers), `/status/<code>`, `/echo/...` (the request line and headers).
 final class TestBackend: @unchecked Sendable {
@@ -101,6 +101,9 @@ private final class BackendHandler: ChannelInboundHandler {
             send(context, .ok, body: backend.name)
         case "conn":
             send(context, .ok, body: "\(connectionNumber)")
+        case "peer":
+            // The address the connection came from (for `source` and `usesrc`).
+            send(context, .ok, body: context.channel.remoteAddress?.ipAddress ?? "-")
         case "sum":
             send(context, .ok, body: "len=\(length) fnv=\(sum.hex)")
         case "echo":

@@ -1,0 +1,222 @@
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `user`/`group`, `chroot` and `setcap` on the real binary: what a worker keeps after it leaves
+/// root (read from /proc), transparent proxying with `usesrc clientip`, and logging to
+/// `/dev/log` from inside the chroot. These need root, as the package's master has.
+@Suite(.serialized, .enabled(if: getuid() == 0, "needs root to change user"))
+struct PrivilegeTests {
+    static let nobody: uid_t = getpwnam("nobody")!.pointee.pw_uid
+
+    /// The capability sets of every thread of a process: [thread: [field: bits]].
+    static func capabilities(of pid: Int32) -> [[String: UInt64]] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.map { task in
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
+            var fields: [String: UInt64] = [:]
+            for line in status.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, parts[0].hasPrefix("Cap") || parts[0] == "Uid" else { continue }
+                let value = parts[1].trimmingCharacters(in: .whitespaces)
+                fields[String(parts[0])] = parts[0] == "Uid" ? UInt64(value.split(separator: "\t")[0]) : UInt64(value, radix: 16)
+            }
+            return fields
+        }
+    }
+
+    /// The serving worker: the master binds before it starts one, so a first answer tells
+    /// that the worker is past its start-up (and its privilege drop).
+    static func worker(of hasp: Hasp, port: Int) throws -> Int32 {
+        #expect(try curl(["http://127.0.0.1:\(port)/hello"]).stdout == "b1")
+        var found: Int32?
+        try eventually("a worker") {
+            found = children(of: hasp.pid).first
+            return found != nil
+        }
+        return found!
+    }
+
+    static func config(global: String, port: Int, backend: String, defaults: String = "") -> String {
+        """
+        global
+        \(global)
+        defaults
+        \(defaults)
+            mode http
+            timeout client 5s
+            timeout server 5s
+            timeout connect 5s
+        \(backend)
+        frontend f
+            bind 127.0.0.1:\(port)
+            default_backend b
+        """
+    }
+
+    @Test func setcapKeepsExactlyTheNamedCapabilitiesOnEveryThread() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: Self.config(
+            global: "    user nobody\n    group nogroup\n    setcap cap_net_admin,cap_net_bind_service",
+            port: port, backend: "backend b\n    server s1 127.0.0.1:\(backend.port)"), waitFor: [port], arguments: ["-W"])
+        defer { hasp.stop() }
+        let worker = try Self.worker(of: hasp, port: port)
+        // cap_net_bind_service is bit 10, cap_net_admin bit 12.
+        let expected: UInt64 = (1 << 10) | (1 << 12)
+        let threads = Self.capabilities(of: worker)
+        #expect(threads.count > 1)
+        for thread in threads {
+            #expect(thread["Uid"] == UInt64(Self.nobody))
+            #expect(thread["CapEff"] == expected)
+            #expect(thread["CapPrm"] == expected)
+            #expect(thread["CapInh"] == 0)
+            #expect(thread["CapAmb"] == 0)
+        }
+        // The master stays root with its full set: it binds again on reload.
+        #expect(Self.capabilities(of: hasp.pid).first?["Uid"] == 0)
+        #expect(try curl(["http://127.0.0.1:\(port)/hello"]).stdout == "b1")
+    }
+
+    @Test func aWorkerThatChangesUserWithoutSetcapKeepsNoCapability() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: Self.config(global: "    user nobody\n    group nogroup", port: port,
+                                                backend: "backend b\n    server s1 127.0.0.1:\(backend.port)"),
+                            waitFor: [port], arguments: ["-W"])
+        defer { hasp.stop() }
+        let worker = try Self.worker(of: hasp, port: port)
+        for thread in Self.capabilities(of: worker) {
+            #expect(thread["Uid"] == UInt64(Self.nobody))
+            #expect(thread["CapEff"] == 0)
+            #expect(thread["CapPrm"] == 0)
+        }
+        #expect(try curl(["http://127.0.0.1:\(port)/hello"]).stdout == "b1")
+    }
+
+    /// `usesrc clientip` needs IP_TRANSPARENT: with `setcap cap_net_admin` an unprivileged worker
+    /// connects from the client's address; `source <addr>` alone picks a local address.
+    @Test func usesrcClientIPConnectsFromTheClientsAddress() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let plain = try Ports.free()
+        let config = Self.config(
+            global: "    user nobody\n    group nogroup\n    setcap cap_net_admin",
+            port: port,
+            backend: """
+            backend b
+                source 0.0.0.0 usesrc clientip
+                server s1 127.0.0.1:\(backend.port)
+            backend fixed
+                server s1 127.0.0.1:\(backend.port) source 127.0.0.3
+            frontend f2
+                bind 127.0.0.1:\(plain)
+                default_backend fixed
+            """)
+        let hasp = try Hasp(config: config, waitFor: [port, plain], arguments: ["-W"])
+        defer { hasp.stop() }
+        let seen = try curl(["--interface", "127.0.0.2", "http://127.0.0.1:\(port)/peer"])
+        #expect(seen.stdout == "127.0.0.2", "\(seen)")
+        #expect(try curl(["http://127.0.0.1:\(plain)/peer"]).stdout == "127.0.0.3")
+    }
+
+    @Test func usesrcForAUserWithoutTheCapabilityIsRefusedAtStart() throws {
+        let dir = try TempDir()
+        let port = try Ports.free()
+        let path = try dir.write("u.cfg", Self.config(global: "    user nobody\n    group nogroup", port: port,
+                                                       backend: "backend b\n    source 0.0.0.0 usesrc clientip\n    server s1 127.0.0.1:9"))
+        let result = try run(HaspBinary.path, ["-W", "-f", path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("[ALERT]    (") && result.stderr.contains(" : [hasp.main()] Some configuration options require full privileges, so global.uid cannot be changed.\n"))
+        #expect(result.stderr.contains("you may also consider using 'setcap cap_net_raw' or 'setcap cap_net_admin' in the 'global' section."))
+    }
+
+    @Test func setcapAndSourceErrorsNameTheLine() throws {
+        let dir = try TempDir()
+        let cases: [(String, String)] = [
+            ("global\n    setcap\n", "parsing [@:2] : 'setcap' : missing capability name(s).  Supported ones are: cap_net_raw, cap_net_admin, cap_net_bind_service and cap_sys_admin."),
+            ("global\n    setcap cap_net_raw,cap_chown\n", "parsing [@:2] : 'setcap' : unsupported capability 'cap_chown'.  Supported ones are: cap_net_raw, cap_net_admin, cap_net_bind_service and cap_sys_admin."),
+            ("backend b\n    usesrc clientip\n", "parsing [@:2] : 'usesrc' only allowed after a 'source' statement."),
+            ("backend b\n    source\n", "parsing [@:2] : 'source' expects <addr>[:<port>], and optionally 'usesrc' <addr>, and 'interface' <name>."),
+            ("backend b\n    source 0.0.0.0 usesrc\n", "parsing [@:2] : 'usesrc' expects <addr>[:<port>], 'client', or 'clientip' as argument."),
+            ("backend b\n    source 0.0.0.0 bogus\n", "parsing [@:2] : 'source' only supports optional keywords 'interface' and 'usesrc'."),
+        ]
+        for (text, message) in cases {
+            let path = try dir.write("e.cfg", text)
+            let result = try run(HaspBinary.path, ["-c", "-f", path])
+            #expect(result.status == 1, "\(text)")
+            #expect(result.stderr.contains(message.replacingOccurrences(of: "@", with: path)), "\(result.stderr)")
+        }
+    }
+
+    /// In a chroot, `log /dev/log` reaches the socket the syslog daemon opened inside it (rsyslog's
+    /// `$AddUnixListenSocket <chroot>/dev/log`), while the stats socket, bound by the master
+    /// outside, keeps answering.
+    @Test func aChrootedWorkerLogsThroughDevLogInsideTheChroot() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let root = try TempDir()
+        chmod(root.url.path, 0o755)
+        try FileManager.default.createDirectory(atPath: root.path("dev"), withIntermediateDirectories: true)
+        let syslog = try UnixSyslogReceiver(path: root.path("dev/log"))
+        defer { syslog.stop() }
+        let port = try Ports.free()
+        let hasp = try Hasp(config: Self.config(
+            global: """
+                log /dev/log local0
+                chroot \(root.url.path)
+                user nobody
+                group nogroup
+                stats socket @DIR@/admin.sock mode 660 level admin
+            """,
+            port: port, backend: "backend b\n    server s1 127.0.0.1:\(backend.port)",
+            defaults: "    log global\n    option httplog"), waitFor: [port], arguments: ["-W"])
+        defer { hasp.stop() }
+        #expect(try curl(["http://127.0.0.1:\(port)/hello"]).stdout == "b1")
+        try eventually("the request's log line in the chroot's /dev/log") {
+            syslog.received.contains { $0.hasPrefix("<134>") && $0.contains("hasp[") && $0.contains("\"GET /hello HTTP/1.1\"") }
+        }
+        let info = try CLIClient.ask(hasp.dir.path("admin.sock"), "show info")
+        #expect(info.contains("Name: "))
+    }
+}
+
+/// A syslog stand-in on a unix datagram socket (what /dev/log is), writable by any user.
+final class UnixSyslogReceiver: @unchecked Sendable {
+    let fd: Int32
+    private let lines = NIOLockedValueBox<[String]>([])
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { throw HarnessError("cannot bind \(path)") }
+        chmod(path, 0o666)
+        let socketFD = fd
+        let lines = self.lines
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = recv(socketFD, &buffer, buffer.count, 0)
+                if n <= 0 { return }
+                let text = String(decoding: buffer[0..<n], as: UTF8.self)
+                lines.withLockedValue { $0.append(text) }
+            }
+        }
+    }
+
+    var received: [String] { lines.withLockedValue { $0 } }
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
+    deinit { stop(); close(fd) }
+}
