@@ -73,7 +73,8 @@ build: deps
 # the code data-race free, and the flag must reach the dependencies too. The Swift runtime is
 # linked statically: the binary needs only Debian's libraries at run time, and the one the
 # tests run is the one the package ships.
-RELEASE_FLAGS := -c release -Xswiftc -enforce-exclusivity=unchecked --static-swift-stdlib
+# Symbols are bound at start and the relocations made read-only then (Debian's hardening).
+RELEASE_FLAGS := -c release -Xswiftc -enforce-exclusivity=unchecked --static-swift-stdlib -Xlinker -z -Xlinker now -Xlinker -z -Xlinker relro
 
 release: deps
 	$(SWIFT) build $(RELEASE_FLAGS)

@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The C shims get glibc's checked string and memory functions in release builds (Debian's
+/// hardening; the Swift code calls none of them through the preprocessor).
+let fortified: [CSetting] = [.define("_FORTIFY_SOURCE", to: "2", .when(configuration: .release))]
+
 let package = Package(
     name: "Hasp",
     products: [
@@ -12,7 +16,7 @@ let package = Package(
     ],
     targets: [
         // The few libc calls Swift cannot express (SCM_RIGHTS, closefrom, prctl).
-        .target(name: "CHaspSys", linkerSettings: [.linkedLibrary("crypt")]),
+        .target(name: "CHaspSys", cSettings: fortified, linkerSettings: [.linkedLibrary("crypt")]),
         // Debian's PCRE2 (libpcre2-dev): the regular expressions of ACLs, converters and rules.
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         // Debian's c-ares (libc-ares-dev): DNS resolution for `resolvers` sections, off the
@@ -23,7 +27,7 @@ let package = Package(
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         // Debian's OpenSSL 3 (libssl-dev): TLS termination and origination, through a thin C
         // layer for the macros and callbacks Swift cannot express.
-        .target(name: "CHaspTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "CHaspTLS", cSettings: fortified, linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(
             name: "Shared",
             dependencies: ["CHaspSys", "CPCRE2", "CHaspTLS", "CCap", .product(name: "Atomics", package: "swift-atomics")],
