@@ -171,6 +171,21 @@ struct PackageTests {
     }
 }
 
+extension PackageTests {
+    /// `make install DESTDIR=... PREFIX=/usr` lays out the package's tree, less what only a
+    /// Debian package has (changelog, copyright, README.Debian, lintian overrides).
+    @Test func makeInstallLaysOutThePackagesTree() throws {
+        let deb = try #require(Self.deb)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let work = try TempDir()
+        let install = try Self.sh("make -s -C \(root) install-files DESTDIR=\(work.path("root")) PREFIX=/usr")
+        #expect(install.status == 0, "\(install)")
+        let installed = try Self.sh("cd \(work.path("root")) && find . -type f | sort").stdout
+        let packaged = try Self.sh("dpkg -c \(deb) | awk '$1 !~ /^d/ {print $6}' | sed 's/[.]gz$//' | grep -v -e /changelog -e /copyright -e /README.Debian -e /lintian/ | sort").stdout
+        #expect(!installed.isEmpty && installed == packaged)
+    }
+}
+
 /// The .deb `make deb-test` built.
 private let packageUnderTest = ProcessInfo.processInfo.environment["HASP_DEB"]
 
