@@ -93,7 +93,7 @@ extension ConfigParser {
         "send-proxy-v2", "ssl", "verify", "sni", "alpn", "ca-file", "crl-file", "crt", "check-ssl", "check-sni",
         "verifyhost", "no-ssl-reuse", "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "no-ssl", "minconn", "resolvers", "init-addr", "resolve-prefer",
         "resolve-net", "resolve-opts",
-        "check-send-proxy", "no-backup", "proto", "tfo", "namespace", "no-agent-check", "source", "usesrc",
+        "check-send-proxy", "no-backup", "proto", "tfo", "namespace", "no-agent-check", "source", "usesrc", "no-send-proxy", "no-send-proxy-v2",
     ]
 
     /// Applies `server`/`default-server` keywords from index `from`. Returns false after an error.
@@ -243,7 +243,10 @@ extension ConfigParser {
             case "agent-check": s.checks.agent = true; i += 1
             case "no-agent-check": s.checks.agent = false; i += 1
             case "check-send-proxy": s.checks.sendProxy = true; i += 1
-            case "send-proxy", "send-proxy-v2", "tfo":
+            case "send-proxy": s.sendProxy = .v1; i += 1
+            case "send-proxy-v2": s.sendProxy = .v2; i += 1
+            case "no-send-proxy", "no-send-proxy-v2": s.sendProxy = nil; i += 1
+            case "tfo":
                 i += 1
             default:
                 switch parseServerTLSKeyword(w, at: i, into: &s.tls) {

@@ -293,12 +293,19 @@ public struct ProxyOptions: Sendable, Equatable {
     public init() {}
 }
 
+/// The PROXY protocol's two forms.
+public enum ProxyProtocolVersion: Sendable, Equatable {
+    case v1, v2
+}
+
 public struct ServerSettings: Sendable, Equatable {
     public var name: String
     public var address: ServerAddress
     public var weight = 1
     /// `source` on the server line (wins over the backend's).
     public var source: ConnectionSource? = nil
+    /// `send-proxy` / `send-proxy-v2`: connections start with a PROXY protocol header.
+    public var sendProxy: ProxyProtocolVersion? = nil
     public var maxconn = 0
     public var maxqueue = 0
     public var backup = false

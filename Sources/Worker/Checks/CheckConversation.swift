@@ -47,12 +47,15 @@ final class CheckConversation: @unchecked Sendable {
     private var lastCode = 0
     private var lastReason = ""
     private var agentReply: AgentReply?
+    private let proxyVersion: ProxyProtocolVersion
 
     init(loop: EventLoop, steps: [PlannedStep], style: CheckStyle, connectTimeoutMs: Int64, readTimeoutMs: Int64,
          bufferLimit: Int, target: @escaping @Sendable (String?, Int?) -> SocketAddress?,
          tls: (context: TLSClientContext, serverName: String?, session: TLSClientContext.SessionSlot?)? = nil,
+         proxyVersion: ProxyProtocolVersion = .v1,
          completion: @escaping (CheckReport) -> Void) {
         self.tls = tls
+        self.proxyVersion = proxyVersion
         self.loop = loop
         self.steps = steps
         self.style = style
@@ -219,12 +222,10 @@ final class CheckConversation: @unchecked Sendable {
         return CheckReport(status: .l4connect)
     }
 
+    /// A check's PROXY header: the check connection's own addresses in version 1, the `LOCAL`
+    /// command in version 2 (no client is behind a check).
     private func proxyHeader(_ channel: Channel) -> [UInt8] {
-        guard let local = channel.localAddress, let remote = channel.remoteAddress,
-              let sourceIP = local.ipAddress, let destinationIP = remote.ipAddress,
-              let sourcePort = local.port, let destinationPort = remote.port else { return Array("PROXY UNKNOWN\r\n".utf8) }
-        let family = sourceIP.contains(":") ? "TCP6" : "TCP4"
-        return Array("PROXY \(family) \(sourceIP) \(destinationIP) \(sourcePort) \(destinationPort)\r\n".utf8)
+        ProxyHeader.encode(proxyVersion, source: channel.localAddress, destination: channel.remoteAddress, local: true)
     }
 
     /// Whether a step after the current one waits for the server (and so needs a read timer).

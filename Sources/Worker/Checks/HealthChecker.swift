@@ -72,6 +72,7 @@ final class HealthChecker: @unchecked Sendable {
             readTimeoutMs: readTimeoutMs, bufferLimit: runtime.bufferSize,
             target: { address, port in Self.destination(server, address: address, port: port, agent: agent) },
             tls: agent ? nil : checkTLS(server),
+            proxyVersion: server.settings.sendProxy ?? .v1,
             completion: { [self] report in finished(report) })
         running = conversation
         startedAt = MonotonicClock.milliseconds()
@@ -164,7 +165,11 @@ final class HealthChecker: @unchecked Sendable {
             switch step {
             case .connect(let port, let address, let sendProxy):
                 defer { first = false }
-                return .connect(address: address, port: port, sendProxy: sendProxy || (first && server.settings.checks.sendProxy),
+                // HAProxy's rule: `check-send-proxy`, or `send-proxy` on traffic when the check
+                // goes to the same port and address.
+                let implicitProxy = server.settings.checks.sendProxy
+                    || (server.settings.sendProxy != nil && server.settings.checks.port == nil && server.settings.checks.address == nil)
+                return .connect(address: address, port: port, sendProxy: sendProxy || (first && implicitProxy),
                                 implicit: first && (implicitFirst || checks.kind == .connect))
             case .send(let bytes): return .send(bytes)
             case .httpSend(let request): return .send(request.bytes)

@@ -5,9 +5,10 @@ import NIOCore
 enum ProxyProtocolHeader: Equatable {
     case incomplete
     case invalid
-    /// `length` bytes form the header; `source` is the client it announces (nil for `LOCAL`
-    /// and `UNKNOWN`: the connection's own address stands).
-    case complete(source: SocketAddress?, length: Int)
+    /// `length` bytes form the header; `source` is the client it announces and `destination`
+    /// the address that client reached (nil for `LOCAL` and `UNKNOWN`: the connection's own
+    /// addresses stand).
+    case complete(source: SocketAddress?, destination: SocketAddress?, length: Int)
 
     static let v2Signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
 
@@ -30,12 +31,12 @@ enum ProxyProtocolHeader: Equatable {
         guard bytes[cr + 1] == 0x0A, cr + 2 <= 107 else { return .invalid }
         let words = String(decoding: bytes[prefix.count..<cr], as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
         guard let proto = words.first else { return .invalid }
-        if proto == "UNKNOWN" { return .complete(source: nil, length: cr + 2) }
+        if proto == "UNKNOWN" { return .complete(source: nil, destination: nil, length: cr + 2) }
         guard proto == "TCP4" || proto == "TCP6", words.count == 5, let port = Int(words[3]), (0...65535).contains(port),
               let dport = Int(words[4]), (0...65535).contains(dport),
               let source = try? SocketAddress(ipAddress: String(words[1]), port: port),
-              (try? SocketAddress(ipAddress: String(words[2]), port: dport)) != nil else { return .invalid }
-        return .complete(source: source, length: cr + 2)
+              let destination = try? SocketAddress(ipAddress: String(words[2]), port: dport) else { return .invalid }
+        return .complete(source: source, destination: destination, length: cr + 2)
     }
 
     /// The binary form: signature, version and command, family, length, addresses.
@@ -49,22 +50,27 @@ enum ProxyProtocolHeader: Equatable {
         guard bytes.count >= 16 + length else { return 16 + length > 536 ? .invalid : .incomplete }
         let total = 16 + length
         // LOCAL: health checks of the relay itself; the connection's address stands.
-        guard versionCommand & 0x0F == 1 else { return .complete(source: nil, length: total) }
+        guard versionCommand & 0x0F == 1 else { return .complete(source: nil, destination: nil, length: total) }
         let body = Array(bytes[16..<total])
         switch bytes[13] {
         case 0x11, 0x12:
             guard body.count >= 12 else { return .invalid }
-            let ip = body[0..<4].map(String.init).joined(separator: ".")
+            func ip(_ at: Int) -> String { body[at..<at + 4].map(String.init).joined(separator: ".") }
             let port = Int(body[8]) << 8 | Int(body[9])
-            return .complete(source: try? SocketAddress(ipAddress: ip, port: port), length: total)
+            let dport = Int(body[10]) << 8 | Int(body[11])
+            return .complete(source: try? SocketAddress(ipAddress: ip(0), port: port),
+                             destination: try? SocketAddress(ipAddress: ip(4), port: dport), length: total)
         case 0x21, 0x22:
             guard body.count >= 36 else { return .invalid }
-            var groups: [String] = []
-            for i in stride(from: 0, to: 16, by: 2) { groups.append(String(Int(body[i]) << 8 | Int(body[i + 1]), radix: 16)) }
+            func ip(_ at: Int) -> String {
+                stride(from: at, to: at + 16, by: 2).map { String(Int(body[$0]) << 8 | Int(body[$0 + 1]), radix: 16) }.joined(separator: ":")
+            }
             let port = Int(body[32]) << 8 | Int(body[33])
-            return .complete(source: try? SocketAddress(ipAddress: groups.joined(separator: ":"), port: port), length: total)
+            let dport = Int(body[34]) << 8 | Int(body[35])
+            return .complete(source: try? SocketAddress(ipAddress: ip(0), port: port),
+                             destination: try? SocketAddress(ipAddress: ip(16), port: dport), length: total)
         default:
-            return .complete(source: nil, length: total)
+            return .complete(source: nil, destination: nil, length: total)
         }
     }
 }

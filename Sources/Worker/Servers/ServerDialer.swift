@@ -14,13 +14,16 @@ protocol ServerDialerClient: AnyObject {
     func dialerFailed()
     /// The TLS server name (SNI) to send to a server with `ssl` and `sni <expression>`.
     func dialerServerName(for server: Server) -> String?
-    /// The client's address, for `source ... usesrc client|clientip`.
+    /// The client's address, for `source ... usesrc client|clientip` and the PROXY header.
     var dialerClientAddress: SocketAddress? { get }
+    /// The address the client connected to (the PROXY header's destination).
+    var dialerFrontendAddress: SocketAddress? { get }
 }
 
 extension ServerDialerClient {
     func dialerServerName(for server: Server) -> String? { nil }
     var dialerClientAddress: SocketAddress? { nil }
+    var dialerFrontendAddress: SocketAddress? { nil }
 }
 
 /// The local address a server connection is made from (`source`), resolved for one connection.
@@ -231,6 +234,12 @@ final class ServerDialer {
                     channel.close(promise: nil)
                     if current { dialer.failed(server) }
                     return
+                }
+                // `send-proxy`: the header goes first, below TLS.
+                if let version = server.settings.sendProxy {
+                    let header = ProxyHeader.encode(version, source: dialer.client?.dialerClientAddress,
+                                                    destination: dialer.client?.dialerFrontendAddress)
+                    channel.writeAndFlush(ByteBuffer(bytes: header), promise: nil)
                 }
                 if let tls = server.tls, server.settings.tls.enabled {
                     dialer.startTLS(tls, on: channel, to: server, generation: generation)

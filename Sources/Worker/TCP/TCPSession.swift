@@ -184,10 +184,11 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
         case .invalid:
             received = nil
             context.close(promise: nil)
-        case .complete(let source, let length):
+        case .complete(let source, let destination, let length):
             awaitingProxyHeader = false
             announcedClient = source
             if let source { streams.clientSocket = source }
+            if let destination { streams.localSocket = destination }
             received!.moveReaderIndex(forwardBy: length)
             if received!.readableBytes == 0 { received = nil }
             begin(context)
@@ -272,6 +273,7 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
     }
 
     var dialerClientAddress: SocketAddress? { clientAddress }
+    var dialerFrontendAddress: SocketAddress? { streams.localSocket ?? context?.channel.localAddress }
 
     func dialerServerName(for server: Server) -> String? {
         server.sniExpression?.evaluate(streams)?.asString

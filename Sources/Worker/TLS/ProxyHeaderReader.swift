@@ -3,6 +3,7 @@ import NIOCore
 /// Sent up the pipeline when a PROXY header announced the client (`bind ... accept-proxy ssl`).
 struct ProxyHeaderReceived {
     let source: SocketAddress?
+    let destination: SocketAddress?
 }
 
 /// `accept-proxy` on a TLS bind: the PROXY header comes in clear before the ClientHello, so it
@@ -24,11 +25,11 @@ final class ProxyHeaderReader: ChannelInboundHandler, RemovableChannelHandler {
         case .invalid:
             buffered = nil
             context.close(promise: nil)
-        case .complete(let source, let length):
+        case .complete(let source, let destination, let length):
             var rest = buffered!
             buffered = nil
             rest.moveReaderIndex(forwardBy: length)
-            context.fireUserInboundEventTriggered(ProxyHeaderReceived(source: source))
+            context.fireUserInboundEventTriggered(ProxyHeaderReceived(source: source, destination: destination))
             if rest.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(rest)) }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }

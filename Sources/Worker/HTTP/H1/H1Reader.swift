@@ -36,7 +36,8 @@ struct H1Reader {
         case incomplete
         /// HAProxy drops such a connection without an answer.
         case invalid
-        case source(SocketAddress?)
+        /// The client and the address it reached, as the header announces them.
+        case announced(source: SocketAddress?, destination: SocketAddress?)
     }
 
     /// `accept-proxy`: the PROXY protocol header that must come first.
@@ -48,9 +49,9 @@ struct H1Reader {
         case .invalid:
             self.buffer = nil
             return .invalid
-        case .complete(let source, let length):
+        case .complete(let source, let destination, let length):
             self.buffer!.moveReaderIndex(forwardBy: length)
-            return .source(source)
+            return .announced(source: source, destination: destination)
         }
     }
 

@@ -21,7 +21,7 @@ extension HTTPSession: ServerDialerClient {
             offerToPool(own)
         }
         let pool = server.pools[loopIndex]
-        while server.sniExpression == nil, let pooled = pool.take(isFirstRequest: exchange.requestsDone == 0, reuse: reuse) {
+        while server.sniExpression == nil, server.settings.sendProxy == nil, let pooled = pool.take(isFirstRequest: exchange.requestsDone == 0, reuse: reuse) {
             pool.noteTaken(server: server)
             pooled.isPooled = false
             if pooled.isClosed { continue }
@@ -53,6 +53,7 @@ extension HTTPSession: ServerDialerClient {
     }
 
     var dialerClientAddress: SocketAddress? { clientAddress }
+    var dialerFrontendAddress: SocketAddress? { streams.localSocket ?? context?.channel.localAddress }
 
     func dialerServerName(for server: Server) -> String? {
         guard let expression = server.sniExpression else { return nil }
@@ -358,6 +359,11 @@ extension HTTPSession: ServerDialerClient {
             case .keepForClient?:
                 ownIdle = c
                 c.park()
+            case .pool? where c.server.settings.sendProxy != nil:
+                // Its PROXY header named this client: it serves no other (HAProxy's private
+                // connections).
+                ownIdle = c
+                c.park()
             case .pool?:
                 offerToPool(c)
             case .close?, nil:
@@ -409,8 +415,9 @@ extension HTTPSession: ServerDialerClient {
     static func offer(_ c: ServerConnection, to runtime: WorkerRuntime) {
         c.delegate = nil
         guard !c.isClosed else { return }
-        // Connections opened for one SNI are not shared (HAProxy's private connections).
-        guard c.server.sniExpression == nil else {
+        // Connections opened for one SNI or with a PROXY header naming one client are not
+        // shared (HAProxy's private connections).
+        guard c.server.sniExpression == nil, c.server.settings.sendProxy == nil else {
             c.close()
             return
         }

@@ -345,10 +345,11 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                         // HAProxy drops such a connection without an answer.
                         closeClient()
                         return
-                    case .source(let source):
+                    case .announced(let source, let destination):
                         awaitingProxyHeader = false
                         announcedClient = source
                         if let source { streams.clientSocket = source }
+                        if let destination { streams.localSocket = destination }
                         firstByteMono = -1
                         continue
                     }
@@ -444,6 +445,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         if let announced = event as? ProxyHeaderReceived {
             announcedClient = announced.source
             if let source = announced.source { streams.clientSocket = source }
+            if let destination = announced.destination { streams.localSocket = destination }
             return
         }
         guard let event = event as? ChannelEvent, event == .inputClosed else {
