@@ -39,11 +39,17 @@ struct ProxyRun {
 
     /// `show servers state`: name, op and admin states, weights, check status/result/health/state,
     /// agent state (not the time since the last change).
+    /// Taken while no check runs: a check in progress (`srv_check_state` bit 0) shows a result
+    /// of 0 until it ends, and where the snapshot falls in the check interval is chance.
     func serverStates(_ backend: String) throws -> [String] {
-        try ask("show servers state \(backend)").split(separator: "\n").dropFirst(2).map { line in
-            let f = line.split(separator: " ").map(String.init)
-            return [f[3], f[5], f[6], f[7], f[8], f[10], f[11], f[12], f[13], f[14]].joined(separator: " ")
-        }
+        var rows: [[String]] = []
+        let deadline = Date().addingTimeInterval(3)
+        repeat {
+            rows = try ask("show servers state \(backend)").split(separator: "\n").dropFirst(2).map { line in
+                line.split(separator: " ").map(String.init)
+            }
+        } while rows.contains(where: { (Int($0[13]) ?? 0) & 1 == 1 }) && Date() < deadline
+        return rows.map { f in [f[3], f[5], f[6], f[7], f[8], f[10], f[11], f[12], f[13], f[14]].joined(separator: " ") }
     }
 
     /// The log lines that start with one of `prefixes` (durations blanked), sorted and unique.

@@ -263,7 +263,7 @@ func startMaster(config: String, port: Int) throws -> Hasp {
     @Test func aReloadThatCannotExecKeepsTheMasterAndAnswersTheClient() throws {
         let dir = try TempDir()
         let binary = dir.path("hasp-copy")
-        try FileManager.default.copyItem(atPath: HaspBinary.path, toPath: binary)
+        try copyExecutable(HaspBinary.path, to: binary)
         let port = try Ports.free()
         let cfg = try dir.write("r.cfg", returnConfig(port: port, body: "kept"))
         let socket = dir.path("master.sock")
@@ -285,7 +285,7 @@ func startMaster(config: String, port: Int) throws -> Hasp {
     @Test func reloadRunsAReplacedBinary() throws {
         let dir = try TempDir()
         let binary = dir.path("hasp-copy")
-        try FileManager.default.copyItem(atPath: HaspBinary.path, toPath: binary)
+        try copyExecutable(HaspBinary.path, to: binary)
         let port = try Ports.free()
         let cfg = try dir.write("r.cfg", returnConfig(port: port, body: "bin"))
         let master = try ChildProcess(binary, ["-W", "-f", cfg], dir: dir, name: "master")
@@ -294,7 +294,7 @@ func startMaster(config: String, port: Int) throws -> Hasp {
         try eventually("one worker") { children(of: master.pid).count == 1 }
         // Replace the file at the same path (a new inode, as a package upgrade does).
         let staged = dir.path("hasp-new")
-        try FileManager.default.copyItem(atPath: HaspBinary.path, toPath: staged)
+        try copyExecutable(HaspBinary.path, to: staged)
         #expect(rename(staged, binary) == 0)
         var info = stat()
         stat(binary, &info)

@@ -1,5 +1,4 @@
 import Foundation
-import NIOConcurrencyHelpers
 import Testing
 
 #if canImport(Glibc)
@@ -165,7 +164,7 @@ struct PrivilegeTests {
         let root = try TempDir()
         chmod(root.url.path, 0o755)
         try FileManager.default.createDirectory(atPath: root.path("dev"), withIntermediateDirectories: true)
-        let syslog = try UnixSyslogReceiver(path: root.path("dev/log"))
+        let syslog = try SyslogReceiver(unixPath: root.path("dev/log"))
         defer { syslog.stop() }
         let port = try Ports.free()
         let hasp = try Hasp(config: Self.config(
@@ -186,37 +185,4 @@ struct PrivilegeTests {
         let info = try CLIClient.ask(hasp.dir.path("admin.sock"), "show info")
         #expect(info.contains("Name: "))
     }
-}
-
-/// A syslog stand-in on a unix datagram socket (what /dev/log is), writable by any user.
-final class UnixSyslogReceiver: @unchecked Sendable {
-    let fd: Int32
-    private let lines = NIOLockedValueBox<[String]>([])
-
-    init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard rc == 0 else { throw HarnessError("cannot bind \(path)") }
-        chmod(path, 0o666)
-        let socketFD = fd
-        let lines = self.lines
-        Thread.detachNewThread {
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = recv(socketFD, &buffer, buffer.count, 0)
-                if n <= 0 { return }
-                let text = String(decoding: buffer[0..<n], as: UTF8.self)
-                lines.withLockedValue { $0.append(text) }
-            }
-        }
-    }
-
-    var received: [String] { lines.withLockedValue { $0 } }
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
-    deinit { stop(); close(fd) }
 }

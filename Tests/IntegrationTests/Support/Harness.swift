@@ -186,6 +186,14 @@ final class Hasp {
     deinit { child.stop() }
 }
 
+/// Copies an executable for a test to run. `cp` writes it, not this process: a descriptor open
+/// for writing here would be inherited by any child another test spawns meanwhile, and running
+/// the copy would then fail with ETXTBSY for as long as that child lives.
+func copyExecutable(_ source: String, to destination: String) throws {
+    let copied = try run("/bin/cp", [source, destination])
+    guard copied.status == 0 else { throw HarnessError("cp \(source) \(destination): \(copied.stderr)") }
+}
+
 /// Runs a command to completion and returns its status and output.
 @discardableResult
 func run(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {

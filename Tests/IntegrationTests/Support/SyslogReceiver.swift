@@ -5,7 +5,8 @@ import NIOConcurrencyHelpers
 import Glibc
 #endif
 
-/// A UDP syslog server on an ephemeral loopback port that keeps every datagram it receives.
+/// A syslog server that keeps every datagram it receives: UDP on an ephemeral loopback port, or
+/// a unix socket.
 final class SyslogReceiver: @unchecked Sendable {
     let fd: Int32
     let port: Int
@@ -22,8 +23,28 @@ final class SyslogReceiver: @unchecked Sendable {
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(made, $0, &len) } }
         port = Int(UInt16(bigEndian: addr.sin_port))
-        let socketFD = self.fd
-        let lines = self.lines
+        Self.receive(on: made, into: lines)
+    }
+
+    /// A syslog stand-in on a unix datagram socket at `path` (what /dev/log is), writable by
+    /// any user (a worker that dropped root sends to it).
+    init(unixPath path: String) throws {
+        let made = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        fd = made
+        port = 0
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(made, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { throw HarnessError("cannot bind \(path)") }
+        chmod(path, 0o666)
+        Self.receive(on: made, into: lines)
+    }
+
+    /// Keeps every datagram, on a thread of its own, until the socket is shut down.
+    private static func receive(on socketFD: Int32, into lines: NIOLockedValueBox<[String]>) {
         Thread.detachNewThread {
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
