@@ -125,7 +125,8 @@ install-files:
 	install -m 0644 examples/*.cfg $(DESTDIR)$(PREFIX)/share/doc/hasp/examples/
 
 # The Debian package, built from this tree (about 12 minutes from a clean checkout, mostly the
-# Swift build). The .deb, .buildinfo and .changes land in dist/.
+# Swift build; a minute when `make release` is done). The .deb, .buildinfo and .changes land in
+# dist/.
 DEB_BUILD_PACKAGES := dpkg-dev debhelper fakeroot lintian
 DEB_TEST_TOOLS := rsyslog socat curl systemd
 deb-deps: deps
@@ -138,8 +139,8 @@ deb: deb-deps
 	lintian --fail-on error --display-info dist/hasp_*.changes
 
 # Builds the package, then installs it on this machine and drives it through its init
-# script (start, status, reload under traffic, stop), with rsyslog's socket layout; removes
-# it at the end. About 15 minutes with the package build; needs root.
+# script (start, status, reload under traffic, restart, stop), with rsyslog's socket layout;
+# removes it at the end. About 2 minutes after `make test` (12 from a clean checkout); needs root.
 deb-test: deb
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_TEST_TOOLS) $(DEB_TEST_PACKAGES)"
 	$(SWIFT) build --build-tests

@@ -6,7 +6,8 @@ import Glibc
 #endif
 
 /// The Debian package on this machine (`make deb-test`, which builds it and sets HASP_DEB):
-/// installed with dpkg, started, reloaded under traffic and stopped through its init script,
+/// installed with dpkg, started, reloaded under traffic, restarted and stopped through its init
+/// script,
 /// its workers checked for user and capabilities, its log lines followed through rsyslog's
 /// socket in the chroot to /var/log/hasp.log, and purged at the end.
 @Suite(.serialized, .enabled(if: packageUnderTest != nil && getuid() == 0, "set HASP_DEB (make deb-test), as root"))
@@ -158,9 +159,18 @@ struct PackageTests {
             return log.contains("hasp[") && log.contains("site app/s1") && log.contains("\"GET /hello HTTP/1.1\"")
         }
 
+        // restart: a new master, serving again.
+        let restart = try Self.sh("/etc/init.d/hasp restart")
+        #expect(restart.status == 0, "\(restart)")
+        let restarted = try #require(Self.pid(in: "/run/hasp.pid"))
+        #expect(restarted != master && kill(master, 0) != 0, "restart replaces the master")
+        try eventually("the site to answer after the restart") {
+            (try? curl(["http://127.0.0.1:\(port)/hello"], timeout: 2).stdout) == "b1"
+        }
+
         let stopped = try Self.sh("/etc/init.d/hasp stop")
         #expect(stopped.status == 0, "\(stopped)")
-        try eventually("the master to exit") { kill(master, 0) != 0 }
+        try eventually("the master to exit") { kill(restarted, 0) != 0 }
         #expect(!FileManager.default.fileExists(atPath: "/run/hasp.pid"))
         #expect(try Self.sh("/etc/init.d/hasp status").status == 3)
 
