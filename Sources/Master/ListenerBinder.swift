@@ -29,7 +29,8 @@ enum ListenerBinder {
                         }
                         do {
                             let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode,
-                                                       unixUser: bind.unixUser, unixGroup: bind.unixGroup)
+                                                       unixUser: bind.unixUser, unixGroup: bind.unixGroup,
+                                                       transparent: bind.transparent, freebind: bind.freebind)
                             opened.append(fd)
                             result.append(OwnedListener(key: key, fd: fd, frontend: proxy.name, address: address.description, backlog: backlog))
                         } catch {

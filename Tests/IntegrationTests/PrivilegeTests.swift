@@ -155,6 +155,40 @@ struct PrivilegeTests {
         }
     }
 
+    /// `bind ... transparent` (IP_TRANSPARENT, the master binds as root) and `bind ... freebind`
+    /// (IP_FREEBIND) take an address this host does not own; without either the bind fails.
+    /// Nothing is ever sent to that address: readiness is read on a loopback bind.
+    @Test(arguments: ["transparent", "freebind", ""])
+    func transparentAndFreebindTakeAForeignAddress(_ option: String) throws {
+        let dir = try TempDir()
+        let port = try Ports.free()
+        let foreign = try Ports.free()
+        let config = """
+            defaults
+                mode http
+                timeout client 5s
+                timeout server 5s
+                timeout connect 5s
+            frontend f
+                bind 127.0.0.1:\(port)
+                bind 192.0.2.1:\(foreign) \(option)
+                http-request return status 200 content-type text/plain string ok
+            """
+        if option.isEmpty {
+            let path = try dir.write("t.cfg", config)
+            let result = try run(HaspBinary.path, ["-db", "-f", path], timeout: 10)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("cannot bind socket (Cannot assign requested address) [192.0.2.1:\(foreign)]"), "\(result.stderr)")
+            return
+        }
+        let hasp = try Hasp(config: config, waitFor: [port], arguments: ["-W"])
+        defer { hasp.stop() }
+        #expect(try curl(["http://127.0.0.1:\(port)/"]).stdout == "ok")
+        let listening = try String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)
+        // 192.0.2.1 in /proc/net/tcp's little-endian hex, with the port.
+        #expect(listening.contains(String(format: "010200C0:%04X", foreign)), "the master listens on 192.0.2.1:\(foreign)")
+    }
+
     /// In a chroot, `log /dev/log` reaches the socket the syslog daemon opened inside it (rsyslog's
     /// `$AddUnixListenSocket <chroot>/dev/log`), while the stats socket, bound by the master
     /// outside, keeps answering.

@@ -308,7 +308,7 @@ extension ConfigParser {
         var bind = BindSettings(addresses: addresses, location: here)
         bind.text = w[1]
         let bindKeywords = ["name", "maxconn", "backlog", "accept-proxy", "mode", "user", "group", "uid", "gid",
-                            "v4v6", "v6only", "transparent", "defer-accept", "tfo", "process", "thread", "id",
+                            "v4v6", "v6only", "transparent", "freebind", "defer-accept", "tfo", "process", "thread", "id",
                             "nice", "alpn", "ssl", "crt", "crt-list", "strict-sni", "ciphers", "ciphersuites", "curves", "ecdhe",
                             "verify", "ca-file", "crl-file", "ca-verify-file", "ca-ignore-err", "crt-ignore-err",
                             "ssl-min-ver", "ssl-max-ver", "no-tls-tickets", "prefer-client-ciphers", "allow-0rtt", "npn",
@@ -352,7 +352,9 @@ extension ConfigParser {
             case "group", "gid":
                 guard let v = needValue() else { return }
                 bind.unixGroup = v; i += 2
-            case "v4v6", "v6only", "transparent", "defer-accept", "tfo":
+            case "transparent": bind.transparent = true; i += 1
+            case "freebind": bind.freebind = true; i += 1
+            case "v4v6", "v6only", "defer-accept", "tfo":
                 i += 1
             case "process", "thread", "id", "nice", "interface", "namespace":
                 guard needValue() != nil else { return }

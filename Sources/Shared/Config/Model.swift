@@ -450,6 +450,11 @@ public struct BindSettings: Sendable, Equatable {
     public var maxconn: Int? = nil
     public var backlog: Int? = nil
     public var acceptProxy = false
+    /// `transparent`: the address may be one this host does not own (IP_TRANSPARENT, for
+    /// TPROXY setups; the master binds as root). `freebind`: the same without the privilege
+    /// (IP_FREEBIND: an address that is not configured yet).
+    public var transparent = false
+    public var freebind = false
     public var unixMode: UInt32? = nil
     public var unixUser: String? = nil
     public var unixGroup: String? = nil

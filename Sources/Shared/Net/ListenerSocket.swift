@@ -27,8 +27,11 @@ public enum ListenerSocket {
 
     /// Binds and listens; returns the descriptor (CLOEXEC, blocking mode left to the adopter).
     /// A UNIX socket file gets `unixMode` and the owner `unixUser`/`unixGroup` (names or ids).
+    /// `transparent` and `freebind` let an IP socket take an address this host does not own.
     public static func open(_ address: ListenAddress, backlog: Int32, unixMode: UInt32? = nil,
-                            unixUser: String? = nil, unixGroup: String? = nil) throws(Failure) -> Int32 {
+                            unixUser: String? = nil, unixGroup: String? = nil,
+                            transparent: Bool = false, freebind: Bool = false) throws(Failure) -> Int32 {
+        let options = IPOptions(transparent: transparent, freebind: freebind)
         switch address {
         case .inheritedFD(let fd):
             guard fcntl(fd, F_GETFD) >= 0 else { throw Failure(address: address, operation: "use inherited", code: errno) }
@@ -39,7 +42,7 @@ public enum ListenerSocket {
             sin.sin_port = in_port_t(UInt16(port).bigEndian)
             guard inet_pton(AF_INET, host, &sin.sin_addr) == 1 else { throw Failure(address: address, operation: "parse", code: EINVAL) }
             return try withUnsafeBytes(of: &sin) { raw throws(Failure) in
-                try bindAndListen(family: AF_INET, address: address, sockaddr: raw, backlog: backlog)
+                try bindAndListen(family: AF_INET, address: address, sockaddr: raw, backlog: backlog, options: options)
             }
         case .ipv6(let host, let port):
             var sin6 = sockaddr_in6()
@@ -47,7 +50,7 @@ public enum ListenerSocket {
             sin6.sin6_port = in_port_t(UInt16(port).bigEndian)
             guard inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1 else { throw Failure(address: address, operation: "parse", code: EINVAL) }
             return try withUnsafeBytes(of: &sin6) { raw throws(Failure) in
-                try bindAndListen(family: AF_INET6, address: address, sockaddr: raw, backlog: backlog)
+                try bindAndListen(family: AF_INET6, address: address, sockaddr: raw, backlog: backlog, options: options)
             }
         case .unix(let path), .abstractUnix(let path):
             var sun = sockaddr_un()
@@ -79,7 +82,13 @@ public enum ListenerSocket {
         }
     }
 
-    private static func bindAndListen(family: Int32, address: ListenAddress, sockaddr raw: UnsafeRawBufferPointer, backlog: Int32) throws(Failure) -> Int32 {
+    struct IPOptions {
+        var transparent = false
+        var freebind = false
+    }
+
+    private static func bindAndListen(family: Int32, address: ListenAddress, sockaddr raw: UnsafeRawBufferPointer, backlog: Int32,
+                                      options: IPOptions = IPOptions()) throws(Failure) -> Int32 {
         let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(address: address, operation: "create", code: errno) }
         var one: Int32 = 1
@@ -89,6 +98,16 @@ public enum ListenerSocket {
         if family == AF_INET6 {
             // Like HAProxy: an IPv6 wildcard listens on IPv6 only unless told otherwise.
             setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        // IP_TRANSPARENT (19) / IPV6_TRANSPARENT (75) and IP_FREEBIND (15) / IPV6_FREEBIND (78).
+        let level = family == AF_INET6 ? Int32(IPPROTO_IPV6) : Int32(IPPROTO_IP)
+        if options.transparent, setsockopt(fd, level, family == AF_INET6 ? 75 : 19, &one, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            let code = errno
+            close(fd)
+            throw Failure(address: address, operation: "make transparent", code: code)
+        }
+        if options.freebind {
+            setsockopt(fd, level, family == AF_INET6 ? 78 : 15, &one, socklen_t(MemoryLayout<Int32>.size))
         }
         let rc = raw.withMemoryRebound(to: sockaddr.self) { sa in
             Glibc.bind(fd, sa.baseAddress, socklen_t(raw.count))

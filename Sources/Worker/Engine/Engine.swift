@@ -58,7 +58,8 @@ public final class Engine: Sendable {
                         }
                         do {
                             let fd = try ListenerSocket.open(address, backlog: backlog, unixMode: bind.unixMode,
-                                                       unixUser: bind.unixUser, unixGroup: bind.unixGroup)
+                                                       unixUser: bind.unixUser, unixGroup: bind.unixGroup,
+                                                       transparent: bind.transparent, freebind: bind.freebind)
                             result.append(AdoptedListener(frontend: proxy.name, address: address.description, backlog: backlog, fd: fd))
                         } catch {
                             throw StartupError("Starting \(proxy.kind == .listen ? "proxy" : "frontend") \(proxy.name): \(error)")
