@@ -102,7 +102,8 @@ bench: release bench-deps
 	./bench/reload.py
 
 # The same tree as the Debian package, without it: `make install DESTDIR=/tmp/root PREFIX=/usr`.
-install: release install-files
+install: release
+	@$(MAKE) --no-print-directory install-files
 
 install-files:
 	install -D -m 0755 $(BINARY) $(DESTDIR)$(PREFIX)/sbin/hasp

@@ -19,7 +19,10 @@ enum ListenerBinder {
                 for bind in proxy.binds {
                     let backlog = Int32(clamping: bind.backlog ?? bind.maxconn ?? proxy.maxconn ?? 4096)
                     for address in bind.addresses {
+                        // A socket is reused only with the same options (a bind that became
+                        // `transparent` needs a new socket).
                         let key = "\(address)#\(bind.unixMode.map { String($0, radix: 8) } ?? "-")"
+                            + (bind.transparent ? "#transparent" : "") + (bind.freebind ? "#freebind" : "")
                         if var old = existing[key] {
                             old.frontend = proxy.name
                             old.backlog = backlog

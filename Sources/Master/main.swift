@@ -144,7 +144,7 @@ enum Hasp {
     }
 
     static func runStandalone(_ configuration: Configuration, options: LaunchOptions) -> Never {
-        if let lines = Privileges.missingNetworkAdmin(configuration) {
+        if let lines = Privileges.missingNetworkAdmin(configuration, capabilitiesKept: false) {
             for line in lines { printer.alert(line) }
             exit(1)
         }

@@ -112,6 +112,7 @@ struct PrivilegeTests {
             backend: """
             backend b
                 source 0.0.0.0 usesrc clientip
+                http-reuse always
                 server s1 127.0.0.1:\(backend.port)
             backend fixed
                 server s1 127.0.0.1:\(backend.port) source 127.0.0.3
@@ -123,6 +124,10 @@ struct PrivilegeTests {
         defer { hasp.stop() }
         let seen = try curl(["--interface", "127.0.0.2", "http://127.0.0.1:\(port)/peer"])
         #expect(seen.stdout == "127.0.0.2", "\(seen)")
+        // Even with `http-reuse always`, the idle connection made from 127.0.0.2 is not lent to
+        // another client (HAProxy's private connections).
+        let other = try curl(["--interface", "127.0.0.3", "http://127.0.0.1:\(port)/peer"])
+        #expect(other.stdout == "127.0.0.3", "\(other)")
         #expect(try curl(["http://127.0.0.1:\(plain)/peer"]).stdout == "127.0.0.3")
     }
 

@@ -26,6 +26,7 @@ import Glibc
             default_backend via_proxy_tcp
         backend via_proxy
             mode http
+            http-reuse always
             \(check)
             server inner 127.0.0.1:\(innerPort) \(option)
         backend via_proxy_tcp

@@ -63,8 +63,8 @@ import Testing
         #expect(six.count == 16 + 36 && six[13] == 0x21 && six[15] == 36)
         guard case .complete(let sixSource, _, _) = ProxyProtocolHeader.parse(six) else { Issue.record("v6 not read back"); return }
         #expect(sixSource?.ipAddress == "2001:db8::1")
-        // A check says LOCAL; a client without an address, PROXY over an unspecified family.
+        // A check, and a client without an address, say LOCAL.
         #expect(ProxyHeader.encode(.v2, source: client, destination: frontend, local: true) == ProxyProtocolHeader.v2Signature + [0x20, 0x00, 0x00, 0x00])
-        #expect(ProxyHeader.encode(.v2, source: nil, destination: frontend) == ProxyProtocolHeader.v2Signature + [0x21, 0x00, 0x00, 0x00])
+        #expect(ProxyHeader.encode(.v2, source: nil, destination: frontend) == ProxyProtocolHeader.v2Signature + [0x20, 0x00, 0x00, 0x00])
     }
 }

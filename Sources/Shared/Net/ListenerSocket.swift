@@ -102,12 +102,12 @@ public enum ListenerSocket {
         // IP_TRANSPARENT (19) / IPV6_TRANSPARENT (75) and IP_FREEBIND (15) / IPV6_FREEBIND (78).
         let level = family == AF_INET6 ? Int32(IPPROTO_IPV6) : Int32(IPPROTO_IP)
         if options.transparent, setsockopt(fd, level, family == AF_INET6 ? 75 : 19, &one, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            let code = errno
-            close(fd)
-            throw Failure(address: address, operation: "make transparent", code: code)
+            // As haproxy: said, then the bind goes on (and fails if the address is foreign).
+            DiagnosticPrinter.shared.alert("cannot make receiving socket transparent [\(address)]")
         }
         if options.freebind {
-            setsockopt(fd, level, family == AF_INET6 ? 78 : 15, &one, socklen_t(MemoryLayout<Int32>.size))
+            // IP_FREEBIND at the IP level also covers IPv6 sockets, on every kernel.
+            setsockopt(fd, Int32(IPPROTO_IP), 15, &one, socklen_t(MemoryLayout<Int32>.size))
         }
         let rc = raw.withMemoryRebound(to: sockaddr.self) { sa in
             Glibc.bind(fd, sa.baseAddress, socklen_t(raw.count))

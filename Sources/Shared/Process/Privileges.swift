@@ -85,7 +85,9 @@ extension Privileges {
     /// HAProxy's check before it serves: options that need network-admin rights (`usesrc`)
     /// with a `user` other than root, and no `setcap cap_net_admin` or `cap_net_raw` to keep
     /// them. The alert lines, or nil when the configuration can work.
-    public static func missingNetworkAdmin(_ configuration: Configuration) -> [String]? {
+    /// `capabilitiesKept`: whether this process honours `setcap` (workers of `-W`; not a
+    /// standalone process).
+    public static func missingNetworkAdmin(_ configuration: Configuration, capabilitiesKept: Bool = true) -> [String]? {
         let needs = configuration.proxies.contains { proxy in
             proxy.kind != .defaults
                 && ((proxy.source?.needsNetworkAdmin ?? false) || proxy.servers.contains { $0.source?.needsNetworkAdmin ?? false })
@@ -93,7 +95,7 @@ extension Privileges {
         guard needs, let user = configuration.global.user else { return nil }
         let uid: uid_t? = uid_t(user) ?? getpwnam(user).map { $0.pointee.pw_uid }
         guard let uid, uid != 0 else { return nil }
-        if configuration.global.capabilities.contains(where: { $0 == .netAdmin || $0 == .netRaw }) { return nil }
+        if capabilitiesKept, configuration.global.capabilities.contains(where: { $0 == .netAdmin || $0 == .netRaw }) { return nil }
         return [
             "[hasp.main()] Some configuration options require full privileges, so global.uid cannot be changed.",
             "[hasp.main()] Alternately, if your system supports Linux capabilities, you may also consider using 'setcap cap_net_raw' or 'setcap cap_net_admin' in the 'global' section.",

@@ -120,7 +120,8 @@ public final class Engine: Sendable {
         var opened: [Int: Int32] = [:]
         for (index, settings) in configuration.global.statsSockets.enumerated() {
             guard case .unix = settings.address else { continue }
-            opened[index] = try ListenerSocket.open(settings.address, backlog: 64, unixMode: settings.mode)
+            opened[index] = try ListenerSocket.open(settings.address, backlog: 64, unixMode: settings.mode,
+                                                    unixUser: settings.user, unixGroup: settings.group)
         }
         return opened
     }

@@ -77,7 +77,8 @@ public final class Backend: Sendable {
         self.loopCount = loopCount
         var servers: [Server] = []
         for (i, s) in settings.servers.enumerated() {
-            servers.append(Server(settings: s, backendName: settings.name, id: s.id ?? (i + 1), loopCount: loopCount, global: global))
+            servers.append(Server(settings: s, backendName: settings.name, id: s.id ?? (i + 1), loopCount: loopCount, global: global,
+                                  backendSource: settings.source))
         }
         state = NIOLockedValueBox(State(servers: servers,
                                         balancer: LoadBalancer(algorithm: settings.balance, hashType: settings.hashType,
@@ -289,7 +290,7 @@ public final class Backend: Sendable {
             let id = settings.id ?? (st.lastServerID + 1)
             st.lastServerID = max(st.lastServerID, id)
             let server = Server(settings: settings, backendName: name, id: id, loopCount: loopCount, isDynamic: true,
-                                addArguments: arguments, global: global)
+                                addArguments: arguments, global: global, backendSource: self.settings.source)
             st.servers.append(server)
             st.balancer.reset()
             refreshSnapshot(st.servers)

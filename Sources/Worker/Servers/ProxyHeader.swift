@@ -11,7 +11,7 @@ import Glibc
 enum ProxyHeader {
     /// `source` is the client, `destination` what it connected to. Without two TCP addresses
     /// (a unix socket client, or a health check in version 2), the header says so: `UNKNOWN` in
-    /// version 1, the `LOCAL` command in version 2 when `local`, else `PROXY` with no address.
+    /// version 1, the `LOCAL` command in version 2.
     static func encode(_ version: ProxyProtocolVersion, source: SocketAddress?, destination: SocketAddress?, local: Bool = false) -> [UInt8] {
         let pair = addresses(source, destination)
         switch version {
@@ -22,8 +22,9 @@ enum ProxyHeader {
         case .v2:
             var out = ProxyProtocolHeader.v2Signature
             guard !local, let (src, dst, sport, dport, v6) = pair else {
-                // LOCAL for a check, PROXY over an unspecified family otherwise; no address.
-                out += [local ? 0x20 : 0x21, 0x00, 0x00, 0x00]
+                // No two TCP addresses to give (a check, a unix socket client): LOCAL, as
+                // haproxy sends it.
+                out += [0x20, 0x00, 0x00, 0x00]
                 return out
             }
             let body = src + dst + [UInt8(sport >> 8), UInt8(sport & 0xFF), UInt8(dport >> 8), UInt8(dport & 0xFF)]

@@ -90,6 +90,11 @@ public final class Server: Sendable {
     let tlsUnusable: Bool
     /// `sni <expression>`, evaluated per connection in the stream that opens it.
     let sniExpression: SampleExpression?
+    /// `source` of the server line, else of the backend.
+    let connectionSource: ConnectionSource?
+    /// Connections that carry one client's identity (a PROXY header, `usesrc client|clientip`)
+    /// serve that client only: never pooled for another (HAProxy's private connections).
+    let connectionsArePrivate: Bool
 
     public let healthCheck: ServerCheck?
     public let agentCheck: ServerCheck?
@@ -107,8 +112,13 @@ public final class Server: Sendable {
     let downSince = ManagedAtomic<Int>(0)
 
     init(settings: ServerSettings, backendName: String, id: Int, loopCount: Int, isDynamic: Bool = false,
-         addArguments: [String] = [], global: GlobalSettings = GlobalSettings()) {
+         addArguments: [String] = [], global: GlobalSettings = GlobalSettings(), backendSource: ConnectionSource? = nil) {
         self.settings = settings
+        connectionSource = settings.source ?? backendSource
+        switch connectionSource?.transparent {
+        case .client?, .clientIP?: connectionsArePrivate = true
+        default: connectionsArePrivate = settings.sendProxy != nil
+        }
         do {
             tls = try TLSClientContext.build(settings.tls, global: global, loops: loopCount)
             tlsUnusable = false

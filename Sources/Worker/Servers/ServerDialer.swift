@@ -223,7 +223,7 @@ final class ServerDialer {
         client?.dialerConnecting(to: server, attempt: attempts)
         let generation = self.generation
         let bound = NIOLoopBound(self, eventLoop: loop)
-        let source = SourceBinding(server.settings.source ?? backend.settings.source, client: client?.dialerClientAddress)
+        let source = SourceBinding(server.connectionSource, client: client?.dialerClientAddress)
         connector.connect(to: address, from: source, for: backend, kind: kind, loop: loop).whenComplete { result in
             let dialer = bound.value
             let current = generation == dialer.generation && dialer.connecting && dialer.server === server
@@ -371,6 +371,13 @@ final class LoopConnectors: ServerConnector, @unchecked Sendable {
         // bootstrap of its own (only backends with `source` pay for it).
         var made = Self.makeBootstrap(for: backend, kind: kind, loop: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+        if source.address.port == 0 {
+            // IP_BIND_ADDRESS_NO_PORT (24): the port is chosen at connect(), per destination, so
+            // source-bound connections do not share one pool of ephemeral ports.
+            let noPort = ChannelOptions.Types.SocketOption(level: NIOBSDSocket.OptionLevel(rawValue: Int32(IPPROTO_IP)),
+                                                            name: NIOBSDSocket.Option(rawValue: 24))
+            made = made.channelOption(noPort, value: 1)
+        }
         if source.transparent {
             // Without cap_net_admin or cap_net_raw the option is refused and the connection fails.
             let v6 = source.address.protocol == .inet6

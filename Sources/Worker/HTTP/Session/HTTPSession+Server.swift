@@ -21,7 +21,7 @@ extension HTTPSession: ServerDialerClient {
             offerToPool(own)
         }
         let pool = server.pools[loopIndex]
-        while server.sniExpression == nil, server.settings.sendProxy == nil, let pooled = pool.take(isFirstRequest: exchange.requestsDone == 0, reuse: reuse) {
+        while server.sniExpression == nil, !server.connectionsArePrivate, let pooled = pool.take(isFirstRequest: exchange.requestsDone == 0, reuse: reuse) {
             pool.noteTaken(server: server)
             pooled.isPooled = false
             if pooled.isClosed { continue }
@@ -359,9 +359,9 @@ extension HTTPSession: ServerDialerClient {
             case .keepForClient?:
                 ownIdle = c
                 c.park()
-            case .pool? where c.server.settings.sendProxy != nil:
-                // Its PROXY header named this client: it serves no other (HAProxy's private
-                // connections).
+            case .pool? where c.server.connectionsArePrivate:
+                // It carries this client's identity (PROXY header, client's source address):
+                // it serves no other (HAProxy's private connections).
                 ownIdle = c
                 c.park()
             case .pool?:
@@ -417,7 +417,7 @@ extension HTTPSession: ServerDialerClient {
         guard !c.isClosed else { return }
         // Connections opened for one SNI or with a PROXY header naming one client are not
         // shared (HAProxy's private connections).
-        guard c.server.sniExpression == nil, c.server.settings.sendProxy == nil else {
+        guard c.server.sniExpression == nil, !c.server.connectionsArePrivate else {
             c.close()
             return
         }
