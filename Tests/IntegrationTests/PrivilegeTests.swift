@@ -131,6 +131,27 @@ struct PrivilegeTests {
         #expect(try curl(["http://127.0.0.1:\(plain)/peer"]).stdout == "127.0.0.3")
     }
 
+    /// Health checks leave from the `source` address too (the plain one: `usesrc` is for the
+    /// traffic): the check passes only if the server saw it come from 127.0.0.3.
+    @Test func healthChecksConnectFromTheSourceAddress() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let config = Self.config(global: "    stats socket @DIR@/admin.sock level admin", port: port, backend: """
+            backend b
+                source 127.0.0.3
+                option httpchk GET /peer
+                http-check expect string 127.0.0.3
+                server s1 127.0.0.1:\(backend.port) check inter 200
+            """)
+        let hasp = try Hasp(config: config, waitFor: [port])
+        defer { hasp.stop() }
+        try eventually("the check from 127.0.0.3 to pass") {
+            let stat = (try? CLIClient.ask(hasp.dir.path("admin.sock"), "show stat")) ?? ""
+            return stat.split(separator: "\n").contains { $0.hasPrefix("b,s1,") && $0.contains(",UP,") && $0.contains("L7OK") }
+        }
+    }
+
     @Test func usesrcForAUserWithoutTheCapabilityIsRefusedAtStart() throws {
         let dir = try TempDir()
         let port = try Ports.free()

@@ -48,14 +48,18 @@ final class CheckConversation: @unchecked Sendable {
     private var lastReason = ""
     private var agentReply: AgentReply?
     private let proxyVersion: ProxyProtocolVersion
+    /// `source`: the local address checks connect from (never a client's: `usesrc` is for
+    /// traffic).
+    private let source: SocketAddress?
 
     init(loop: EventLoop, steps: [PlannedStep], style: CheckStyle, connectTimeoutMs: Int64, readTimeoutMs: Int64,
          bufferLimit: Int, target: @escaping @Sendable (String?, Int?) -> SocketAddress?,
          tls: (context: TLSClientContext, serverName: String?, session: TLSClientContext.SessionSlot?)? = nil,
-         proxyVersion: ProxyProtocolVersion = .v1,
+         proxyVersion: ProxyProtocolVersion = .v1, source: SocketAddress? = nil,
          completion: @escaping (CheckReport) -> Void) {
         self.tls = tls
         self.proxyVersion = proxyVersion
+        self.source = source
         self.loop = loop
         self.steps = steps
         self.style = style
@@ -142,7 +146,9 @@ final class CheckConversation: @unchecked Sendable {
         }
         // The bootstrap's own connect timeout bounds the connect: no second timer.
         let handler = CheckInboundHandler(conversation: self)
-        ClientBootstrap(group: loop)
+        var bootstrap = ClientBootstrap(group: loop)
+        if let source { bootstrap = bootstrap.channelOption(.socketOption(.so_reuseaddr), value: 1).bind(to: source) }
+        bootstrap
             .connectTimeout(.milliseconds(connectTimeoutMs))
             // A connection that only proves the port is open never reads.
             .channelOption(.autoRead, value: awaitsInput || index + 1 < steps.count)
