@@ -135,9 +135,17 @@ struct PackageTests {
                 }
             }
         }
+        // The traffic ends with the test, whatever fails on the way.
+        defer { if stop.value == 0 { stop.add(1) } }
+        // Each reload, and the stop, waits until more requests have been served: the traffic
+        // runs before, between and after the reloads.
+        func trafficGoesOn() throws {
+            let before = successes.value + failures.value
+            try eventually("requests to be served") { successes.value + failures.value >= before + 10 }
+        }
         var served = Set([worker])
         for _ in 0..<2 {
-            usleep(500_000)
+            try trafficGoesOn()
             let reload = try Self.sh("/etc/init.d/hasp reload")
             #expect(reload.status == 0, "\(reload)")
             var fresh: Int32 = 0
@@ -147,7 +155,7 @@ struct PackageTests {
             }
             served.insert(fresh)
         }
-        usleep(500_000)
+        try trafficGoesOn()
         stop.add(1)
         group.wait()
         #expect(failures.value == 0 && successes.value > 20, "\(failures.value) failed, \(successes.value) served")

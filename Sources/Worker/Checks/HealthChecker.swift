@@ -73,7 +73,7 @@ final class HealthChecker: @unchecked Sendable {
             target: { address, port in Self.destination(server, address: address, port: port, agent: agent) },
             tls: agent ? nil : checkTLS(server),
             proxyVersion: server.settings.sendProxy ?? .v1,
-            source: server.connectionSource.flatMap { try? SocketAddress(ipAddress: $0.host, port: $0.port) },
+            source: server.sourceAddress,
             completion: { [self] report in finished(report) })
         running = conversation
         startedAt = MonotonicClock.milliseconds()

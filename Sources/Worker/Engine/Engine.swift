@@ -129,8 +129,12 @@ public final class Engine: Sendable {
     /// `opened`: sockets `openWorkerStatsSockets` bound earlier, by index.
     public func startStatsSockets(inWorker: Bool, passed: [AdoptedListener] = [], opened: [Int: Int32] = [:]) throws {
         for (index, settings) in runtime.configuration.global.statsSockets.enumerated() {
-            var inherited: Int32? = opened[index]
-            if inherited != nil {} else if inWorker, case .unix = settings.address {} else if inWorker {
+            // Bound already (a worker's unix sockets), passed by the master (a worker's TCP
+            // ones), or bound here.
+            var inherited = opened[index]
+            var isUnix = false
+            if case .unix = settings.address { isUnix = true }
+            if inherited == nil, inWorker, !isUnix {
                 guard let fd = passed.first(where: { $0.frontend == Self.statsListenerName(index) })?.fd else { continue }
                 inherited = fd
             }

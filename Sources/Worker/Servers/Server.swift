@@ -90,8 +90,11 @@ public final class Server: Sendable {
     let tlsUnusable: Bool
     /// `sni <expression>`, evaluated per connection in the stream that opens it.
     let sniExpression: SampleExpression?
-    /// `source` of the server line, else of the backend.
+    /// `source` of the server line, else of the backend; its addresses parsed once: the plain
+    /// one (also what checks connect from) and the `usesrc <addr>` one.
     let connectionSource: ConnectionSource?
+    let sourceAddress: SocketAddress?
+    let foreignSourceAddress: SocketAddress?
     /// Connections that carry one client's identity (a PROXY header, `usesrc client|clientip`)
     /// serve that client only: never pooled for another (HAProxy's private connections).
     let connectionsArePrivate: Bool
@@ -115,6 +118,12 @@ public final class Server: Sendable {
          addArguments: [String] = [], global: GlobalSettings = GlobalSettings(), backendSource: ConnectionSource? = nil) {
         self.settings = settings
         connectionSource = settings.source ?? backendSource
+        sourceAddress = connectionSource.flatMap { try? SocketAddress(ipAddress: $0.host, port: $0.port) }
+        if case .address(let host, let port)? = connectionSource?.transparent {
+            foreignSourceAddress = try? SocketAddress(ipAddress: host, port: port)
+        } else {
+            foreignSourceAddress = nil
+        }
         switch connectionSource?.transparent {
         case .client?, .clientIP?: connectionsArePrivate = true
         default: connectionsArePrivate = settings.sendProxy != nil

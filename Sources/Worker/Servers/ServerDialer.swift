@@ -32,25 +32,43 @@ struct SourceBinding {
     /// `usesrc`: a foreign address, bound with `IP_TRANSPARENT`.
     var transparent: Bool
 
-    /// What `source` asks for, given the client's address (nil: the kernel chooses).
-    init?(_ source: ConnectionSource?, client: SocketAddress?) {
-        guard let source else { return nil }
-        func numeric(_ host: String, _ port: Int) -> SocketAddress? { try? SocketAddress(ipAddress: host, port: port) }
+    /// What the server's `source` asks for, given the client's address (nil: the kernel
+    /// chooses). Fixed addresses were parsed once, with the server; only a client's address is
+    /// taken per connection.
+    init?(for server: Server, client: SocketAddress?) {
+        guard let source = server.connectionSource else { return nil }
         switch source.transparent {
         case nil:
-            guard let a = numeric(source.host, source.port) else { return nil }
-            self.init(address: a, transparent: false)
-        case .address(let host, let port):
-            guard let a = numeric(host, port) else { return nil }
-            self.init(address: a, transparent: true)
+            guard let plain = server.sourceAddress else { return nil }
+            self.init(address: plain, transparent: false)
+        case .address:
+            guard let foreign = server.foreignSourceAddress else { return nil }
+            self.init(address: foreign, transparent: true)
         case .client, .clientIP:
             // A client on a unix socket has no address to borrow: the plain `source` applies.
-            guard let client, let ip = client.ipAddress, let a = numeric(ip, source.transparent == .client ? client.port ?? 0 : 0) else {
-                guard let a = numeric(source.host, source.port) else { return nil }
-                self.init(address: a, transparent: false)
-                return
+            if let client, let borrowed = Self.address(client, keepingPort: source.transparent == .client) {
+                self.init(address: borrowed, transparent: true)
+            } else if let plain = server.sourceAddress {
+                self.init(address: plain, transparent: false)
+            } else {
+                return nil
             }
-            self.init(address: a, transparent: true)
+        }
+    }
+
+    /// The client's IP address, with its port or with port 0 (any).
+    private static func address(_ client: SocketAddress, keepingPort: Bool) -> SocketAddress? {
+        switch client {
+        case .v4(let a):
+            var raw = a.address
+            if !keepingPort { raw.sin_port = 0 }
+            return SocketAddress(raw, host: "")
+        case .v6(let a):
+            var raw = a.address
+            if !keepingPort { raw.sin6_port = 0 }
+            return SocketAddress(raw, host: "")
+        default:
+            return nil
         }
     }
 
@@ -223,7 +241,7 @@ final class ServerDialer {
         client?.dialerConnecting(to: server, attempt: attempts)
         let generation = self.generation
         let bound = NIOLoopBound(self, eventLoop: loop)
-        let source = SourceBinding(server.connectionSource, client: client?.dialerClientAddress)
+        let source = SourceBinding(for: server, client: client?.dialerClientAddress)
         connector.connect(to: address, from: source, for: backend, kind: kind, loop: loop).whenComplete { result in
             let dialer = bound.value
             let current = generation == dialer.generation && dialer.connecting && dialer.server === server
