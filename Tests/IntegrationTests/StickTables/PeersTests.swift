@@ -66,23 +66,37 @@ struct PeersTests {
         return Int(field.dropFirst(5))
     }
 
+    /// `eventually`, and when it times out both nodes' `show peers` and tables go into the
+    /// report: where the sessions and the push cursors stood is what explains a late update.
+    static func waitReportingPeers(_ what: String, _ nodes: [Node], _ condition: () throws -> Bool) throws {
+        do {
+            try IntegrationTests.eventually(what, condition)
+        } catch {
+            for node in nodes {
+                let peers = (try? CLIClient.ask(node.socket, "show peers")) ?? "?"
+                Issue.record("\(node.socket): \(peers)\n\((try? node.table()) ?? "?")\n\((try? node.paths()) ?? "?")")
+            }
+            throw error
+        }
+    }
+
     @Test func entriesTrackedOnEitherNodeAppearOnTheOther() throws {
         let pair = try Self.pair()
         let hasp = try pair.start("hasp", binary: HaspBinary.path, arguments: ["-W", "-db"])
         defer { hasp.child.stop() }
         let ha = try pair.start("ha", binary: StickTableTests.haproxy)
         defer { ha.child.stop() }
-        try eventually("the session") { try CLIClient.ask(hasp.socket, "show peers").contains("last_status=ESTA") }
+        try Self.waitReportingPeers("the session", [hasp, ha]) { try CLIClient.ask(hasp.socket, "show peers").contains("last_status=ESTA") }
 
         // Tracked on haproxy, seen by hasp.
         for _ in 0..<3 { try ha.request() }
-        try eventually("haproxy's entry on hasp") { Self.counter(try hasp.table()) == 3 }
+        try Self.waitReportingPeers("haproxy's entry on hasp", [hasp, ha]) { Self.counter(try hasp.table()) == 3 }
         #expect(try hasp.table().contains("conn_cnt=3"))
 
         // Tracked on hasp on top of that, seen by haproxy with the sum; each request changes
         // both tables, so the updates of one follow the other's on the session.
         for path in ["/a", "/b", "/a"] { try hasp.request(path) }
-        try eventually("hasp's changes on haproxy") { Self.counter(try ha.table()) == 6 }
+        try Self.waitReportingPeers("hasp's changes on haproxy", [hasp, ha]) { Self.counter(try ha.table()) == 6 }
         #expect(Self.counter(try hasp.table()) == 6)
         try eventually("the second table on haproxy") {
             let paths = try ha.paths()
