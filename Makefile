@@ -15,8 +15,8 @@ BINARY ?= .build/release/hasp
 DEB_PACKAGES := curl ca-certificates pkg-config libpcre2-dev libcrypt-dev libssl-dev libc-ares-dev libcap-dev
 DEB_BENCH_PACKAGES := haproxy nginx-light wrk python3
 # The test suite also drives hatop (in a tmux pane) against the runtime API, and reads the
-# traffic logs with halog (from the haproxy package).
-DEB_TEST_PACKAGES := hatop tmux haproxy openssl python3 dnsmasq-base
+# traffic logs with halog (from the haproxy package); socat relays a name server over TCP.
+DEB_TEST_PACKAGES := hatop tmux haproxy openssl python3 dnsmasq-base socat
 
 .PHONY: all build release run test unit-test deps test-deps bench-deps install-packages check bench clean install install-files promtool browser-test deb deb-deps deb-test
 
