@@ -18,7 +18,7 @@ DEB_BENCH_PACKAGES := haproxy nginx-light wrk python3
 # traffic logs with halog (from the haproxy package); socat relays a name server over TCP.
 DEB_TEST_PACKAGES := hatop tmux haproxy openssl python3 dnsmasq-base socat
 
-.PHONY: all build release run test unit-test deps test-deps bench-deps install-packages check bench clean install install-files promtool browser-test deb deb-deps deb-test
+.PHONY: all build release run test unit-test deps test-deps bench-deps install-packages check bench clean install install-files promtool browser-test deb deb-deps deb-test bench-floor
 
 all: release
 
@@ -77,7 +77,7 @@ build: deps
 RELEASE_FLAGS := -c release -Xswiftc -enforce-exclusivity=unchecked --static-swift-stdlib -Xlinker -z -Xlinker now -Xlinker -z -Xlinker relro
 
 release: deps
-	$(SWIFT) build $(RELEASE_FLAGS)
+	$(SWIFT) build $(RELEASE_FLAGS) --product hasp
 
 run: release
 	./.build/release/hasp -db -f $(CONFIG)
@@ -90,7 +90,7 @@ check: release
 # asserts that every readable event yields data, which two processes accepting on one shared
 # listening socket (the reload hand-over window) legitimately violate.
 test: test-deps
-	$(SWIFT) build $(RELEASE_FLAGS)
+	$(SWIFT) build $(RELEASE_FLAGS) --product hasp
 	$(SWIFT) build --build-tests
 	HASP_BINARY=$(CURDIR)/.build/release/hasp $(SWIFT) test --skip-build
 
@@ -100,6 +100,12 @@ unit-test:
 bench: release bench-deps
 	./bench/run.sh
 	./bench/reload.py
+
+# Debian's haproxy, hasp and a bare SwiftNIO relay (bench/nio-relay) on the same load: where
+# NIO's channel layer puts the floor (about 3 minutes).
+bench-floor: release bench-deps
+	$(SWIFT) build $(RELEASE_FLAGS) --product nio-relay
+	./bench/floor.sh
 
 # The same tree as the Debian package, without it: `make install DESTDIR=/tmp/root PREFIX=/usr`.
 install: release

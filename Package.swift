@@ -54,6 +54,12 @@ let package = Package(
             name: "Master",
             dependencies: ["Shared", "Worker", "CHaspSys"]
         ),
+        // Not shipped: the bare NIO relay that measures the channel layer's floor (bench/).
+        .executableTarget(
+            name: "nio-relay",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            path: "bench/nio-relay"
+        ),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
         .testTarget(
             name: "WorkerTests",
