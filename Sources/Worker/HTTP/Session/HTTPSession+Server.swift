@@ -212,7 +212,8 @@ extension HTTPSession: ServerDialerClient {
         }
     }
 
-    func startResponse(_ head: MessageHead) {
+    /// Takes the head (consuming: it becomes `response` at the end without a copy).
+    func startResponse(_ head: consuming MessageHead) {
         let framing = HeadParser.responseFraming(head, requestMethod: request?.method ?? "GET")
         let action = exchange.responseHead(status: head.status, chunked: head.chunked,
                                            untilClose: framing == .untilClose, now: clock.now())
@@ -222,7 +223,6 @@ extension HTTPSession: ServerDialerClient {
             clientNeedsFlush = true
             return
         }
-        var head = head
         if frontend.hasResponseRules || (slot?.backend.hasResponseRules ?? false) {
             guard let edited = applyResponseRules(head) else { return }
             head = edited
@@ -246,7 +246,6 @@ extension HTTPSession: ServerDialerClient {
             connectionHeader = header
             dechunk = d
         }
-        response = head
         serverIn.expectBody(framing, dechunk: dechunk, lineLimit: runtime.bufferSize)
         countResponse(status: head.status)
         if let (backend, server) = slot, !backend.rules.stickRules.isEmpty { storeSticking(backend, server, response: head) }
@@ -265,6 +264,7 @@ extension HTTPSession: ServerDialerClient {
             countResponseBytes(inline.readableBytes)
             headBytes.writeBuffer(&inline)
         }
+        response = head
         context.write(wrapOutboundOut(headBytes), promise: nil)
         clientNeedsFlush = true
         if serverIn.bodyEnded { finishResponse() }
