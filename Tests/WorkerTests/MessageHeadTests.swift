@@ -34,6 +34,16 @@ import Testing
         #expect(serialized(head) == "GET /p HTTP/1.1\r\nHost: example\r\nAccept: a\r\nX-Trace: 1\r\nX-Trace: 2\r\n\r\n")
     }
 
+    /// Lines already in `name: value` CRLF form are copied in runs; every other form is written
+    /// field by field, normalised; the order of the lines never changes.
+    @Test func fieldsKeepTheirOrderWhetherCopiedInRunsOrRewritten() throws {
+        let wire = "GET /p HTTP/1.1\r\nHost: example\r\nA: 1\r\nB:2\r\nC: 3\r\nD:   4  \r\nConnection: x-hop\r\n"
+            + "E: 5\nX-Hop: gone\r\nContent-Length: 0, 0\r\nF: 6\r\nG: \r\nH: 8\r\n\r\n"
+        let head = try request(wire)
+        #expect(serialized(head) == "GET /p HTTP/1.1\r\nHost: example\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n"
+            + "Content-Length: 0\r\nF: 6\r\nG: \r\nH: 8\r\n\r\n")
+    }
+
     @Test func addSetRemoveAndReplaceEditTheHead() throws {
         var head = try request(Self.original)
         head.addHeader("X-Added", "yes")

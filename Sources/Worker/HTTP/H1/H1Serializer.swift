@@ -97,6 +97,15 @@ enum H1Serializer {
         var contentLengthWritten = false
         let removed = head.removedMask
         head.bytes.withUnsafeReadableBytes { p in
+            // Fields received as `name: value` CRLF are copied as they came, and consecutive ones
+            // in one write: the bytes are the same as writing name, ": ", value and CRLF apart.
+            var runStart = 0, runEnd = 0
+            func flushRun() {
+                if runEnd > runStart { out.writeBytes(UnsafeRawBufferPointer(rebasing: p[runStart..<runEnd])) }
+                runStart = 0
+                runEnd = 0
+            }
+            defer { flushRun() }
             for (index, f) in head.fields.enumerated() {
                 if removed != 0, head.isRemoved(index) { continue }
                 if f.kind.isHopByHop && !(keepUpgrade && f.kind == .upgrade) { continue }
@@ -104,6 +113,7 @@ enum H1Serializer {
                 if f.kind == .contentLength, head.contentLengthNeedsRewrite, let length = head.contentLength {
                     // "1, 1" or a repeated header: one plain value, as HAProxy forwards it.
                     if !contentLengthWritten {
+                        flushRun()
                         out.writeBytes(UnsafeRawBufferPointer(rebasing: p[f.nameStart..<f.nameEnd]))
                         out.writeStaticString(": ")
                         out.writeString(String(length))
@@ -116,6 +126,18 @@ enum H1Serializer {
                     let name = String(decoding: UnsafeRawBufferPointer(rebasing: p[f.nameStart..<f.nameEnd]), as: UTF8.self).lowercased()
                     if extraHopByHop.contains(name) { continue }
                 }
+                if f.valueStart == f.nameEnd + 2, p[f.nameEnd + 1] == 32,
+                   f.valueEnd + 1 < p.count, p[f.valueEnd] == 13, p[f.valueEnd + 1] == 10 {
+                    if runEnd == f.nameStart, runEnd > runStart {
+                        runEnd = f.valueEnd + 2
+                    } else {
+                        flushRun()
+                        runStart = f.nameStart
+                        runEnd = f.valueEnd + 2
+                    }
+                    continue
+                }
+                flushRun()
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: p[f.nameStart..<f.nameEnd]))
                 out.writeStaticString(": ")
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: p[f.valueStart..<f.valueEnd]))
