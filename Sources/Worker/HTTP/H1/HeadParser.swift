@@ -1,5 +1,9 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Parses heads strictly, the way HAProxy's H1 parser rejects what it cannot trust.
 enum HeadParser {
     enum Outcome {
@@ -32,19 +36,19 @@ enum HeadParser {
             while i < n, p[i] == 13 || p[i] == 10 { i += 1 }
             let start = i
             var startLineChecked = false
-            while i < n {
-                if p[i] == 10, i > start {
-                    if !startLineChecked {
-                        // The start line is judged as soon as it is whole: a request line
-                        // without a version (HTTP/0.9) is refused at once rather than waiting
-                        // for a blank line that will never come.
-                        startLineChecked = true
-                        let end = p[i - 1] == 13 ? i - 1 : i
-                        if isRequest, !isRequestLine(p, start, end) { return .badStartLine }
-                    }
-                    if p[i - 1] == 10 { return .complete(i + 1) }
-                    if i - 2 >= start, p[i - 1] == 13, p[i - 2] == 10 { return .complete(i + 1) }
+            // From line feed to line feed (memchr, not byte by byte: heads are scanned whole).
+            while i < n, let found = memchr(p.baseAddress! + i, 10, n - i) {
+                i = p.baseAddress!.distance(to: UnsafeRawPointer(found))
+                if !startLineChecked {
+                    // The start line is judged as soon as it is whole: a request line
+                    // without a version (HTTP/0.9) is refused at once rather than waiting
+                    // for a blank line that will never come.
+                    startLineChecked = true
+                    let end = p[i - 1] == 13 ? i - 1 : i
+                    if isRequest, !isRequestLine(p, start, end) { return .badStartLine }
                 }
+                if p[i - 1] == 10 { return .complete(i + 1) }
+                if i - 2 >= start, p[i - 1] == 13, p[i - 2] == 10 { return .complete(i + 1) }
                 i += 1
             }
             return .incomplete
@@ -88,15 +92,13 @@ enum HeadParser {
         let ok = bytes.withUnsafeReadableBytes { p -> Bool in
             let n = p.count
             var i = 0
-            // Line ends: CRLF, or a bare LF (tolerated as RFC 9112 allows); a bare CR is fatal.
+            // Line ends: CRLF, or a bare LF (tolerated as RFC 9112 allows); a bare CR is fatal:
+            // the first CR of a line must be the one just before its first LF.
             func lineEnd(from start: Int) -> (end: Int, next: Int)? {
-                var j = start
-                while j < n {
-                    if p[j] == 10 { return (j > start && p[j - 1] == 13 ? j - 1 : j, j + 1) }
-                    if p[j] == 13 && (j + 1 >= n || p[j + 1] != 10) { return nil }
-                    j += 1
-                }
-                return nil
+                guard start < n, let base = p.baseAddress, let found = memchr(base + start, 10, n - start) else { return nil }
+                let j = base.distance(to: UnsafeRawPointer(found))
+                if let cr = memchr(base + start, 13, j - start), base.distance(to: UnsafeRawPointer(cr)) != j - 1 { return nil }
+                return (j > start && p[j - 1] == 13 ? j - 1 : j, j + 1)
             }
             while i < n, p[i] == 13 || p[i] == 10 { i += 1 }
             guard let first = lineEnd(from: i) else { return false }
