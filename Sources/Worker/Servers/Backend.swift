@@ -135,6 +135,12 @@ public final class Backend: Sendable {
 
     /// Picks a server and takes one of its slots, or queues the request.
     func acquire(key: BalanceKey, eventLoop: EventLoop, grant: @escaping @Sendable (Server) -> Void) -> Acquisition {
+        acquire(key: key, eventLoop: eventLoop, makeGrant: { grant })
+    }
+
+    /// `makeGrant` is called only when the request has to wait: the usual acquisition, which
+    /// finds a slot at once, allocates no callback.
+    func acquire(key: BalanceKey, eventLoop: EventLoop, makeGrant: () -> @Sendable (Server) -> Void) -> Acquisition {
         // Without the lock, unless requests wait (a newcomer may not overtake the queue).
         if queued.load(ordering: .relaxed) == 0, let server = snapshot.load(ordering: .acquiring).pick(key, ticket: ticket),
            takeSlot(server) {
@@ -158,13 +164,13 @@ public final class Backend: Sendable {
                         queued.wrappingDecrement(ordering: .sequentiallyConsistent)
                         return .server(st.servers[index])
                     }
-                    return enqueue(&st, key: key, eventLoop: eventLoop, grant: grant, waiting: waiting)
+                    return enqueue(&st, key: key, eventLoop: eventLoop, grant: makeGrant(), waiting: waiting)
                 }
             } else if !st.servers.contains(where: \.isUsable) {
                 return .unavailable
             }
             let waiting = queued.wrappingIncrementThenLoad(ordering: .sequentiallyConsistent)
-            return enqueue(&st, key: key, eventLoop: eventLoop, grant: grant, waiting: waiting)
+            return enqueue(&st, key: key, eventLoop: eventLoop, grant: makeGrant(), waiting: waiting)
         }
     }
 

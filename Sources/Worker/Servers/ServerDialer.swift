@@ -159,10 +159,10 @@ final class ServerDialer {
         self.key = key
         attempts = 0
         redispatched = false
-        let bound = NIOLoopBound(self, eventLoop: loop)
         let generation = self.generation
-        switch backend.acquire(key: key, eventLoop: loop, grant: { server in
-            bound.value.granted(server, backend: backend, generation: generation)
+        switch backend.acquire(key: key, eventLoop: loop, makeGrant: {
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            return { server in bound.value.granted(server, backend: backend, generation: generation) }
         }) {
         case .server(let server):
             hold(server, on: backend, counted: true)

@@ -118,6 +118,9 @@ extension HTTPSession: ServerDialerClient {
     /// `option forwardfor`: the client's address; `if-none` leaves requests that carry the
     /// header alone unless a side asks for it always.
     func forwardedFor() -> (name: String, address: String)? {
+        // Most proxies ask for neither header: answered from two flags, before any options are
+        // copied or key paths followed (this runs for every request).
+        guard frontend.settings.options.forwardFor || (slot?.backend.settings.options.forwardFor ?? false) else { return nil }
         let back = slot?.backend.settings.options
         guard let (options, header) = addressHeader(\.forwardFor, back: back, address: clientAddress,
                                                     except: \.forwardForExcept, name: \.forwardForHeader) else { return nil }
@@ -129,7 +132,8 @@ extension HTTPSession: ServerDialerClient {
 
     /// `option originalto`: the address the client connected to (as `set-dst` leaves it).
     func originalTo() -> (name: String, address: String)? {
-        addressHeader(\.originalTo, back: slot?.backend.settings.options, address: streams.localSocket ?? context.channel.localAddress,
+        guard frontend.settings.options.originalTo || (slot?.backend.settings.options.originalTo ?? false) else { return nil }
+        return addressHeader(\.originalTo, back: slot?.backend.settings.options, address: streams.localSocket ?? context.channel.localAddress,
                       except: \.originalToExcept, name: \.originalToHeader)?.header
     }
 
