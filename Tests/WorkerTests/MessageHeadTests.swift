@@ -72,6 +72,28 @@ import Testing
         #expect(HeadParser.requestFraming(head) == .length(3))
     }
 
+    /// The status line keeps its reason whatever line end it came with, has none when none came,
+    /// and takes the one `set-status` gives.
+    @Test(arguments: [
+        ("HTTP/1.1 200 OK\r\nA: 1\r\n\r\n", "HTTP/1.1 200 OK\r\nA: 1\r\n\r\n"),
+        ("HTTP/1.1 404\r\n\r\n", "HTTP/1.1 404\r\n\r\n"),
+        ("HTTP/1.0 503 Service  Unavailable\nA: 1\n\n", "HTTP/1.1 503 Service  Unavailable\r\nA: 1\r\n\r\n"),
+        ("HTTP/1.1 302 \r\n\r\n", "HTTP/1.1 302\r\n\r\n"),
+    ])
+    func theStatusLineKeepsItsReason(_ wire: String, _ expected: String) throws {
+        guard case .complete(var head, _) = HeadParser.parseResponse(ByteBuffer(string: wire), limit: 16_384) else {
+            throw ParseFailure()
+        }
+        let allocator = ByteBufferAllocator()
+        #expect(String(buffer: H1Serializer.responseHead(head, clientMinor: 1, connection: .none, dechunk: false, allocator: allocator)) == expected)
+        head.setStatus(201, reason: "Made")
+        #expect(String(buffer: H1Serializer.responseHead(head, clientMinor: 1, connection: .none, dechunk: false, allocator: allocator))
+            .hasPrefix("HTTP/1.1 201 Made\r\n"))
+        head.setStatus(204, reason: nil)
+        #expect(String(buffer: H1Serializer.responseHead(head, clientMinor: 1, connection: .none, dechunk: false, allocator: allocator))
+            .hasPrefix("HTTP/1.1 204 No Content\r\n"))
+    }
+
     @Test func theResponseHeadFollowsTheClientVersionAndConnectionDecision() throws {
         guard case .complete(var head, _) = HeadParser.parseResponse(ByteBuffer(string: "HTTP/1.1 200 OK\r\nServer: s\r\nTransfer-Encoding: chunked\r\n\r\n"), limit: 16_384) else {
             throw ParseFailure()

@@ -20,9 +20,9 @@ enum H1Serializer {
                             forwardedFor: (name: String, address: String)?, originalTo: (name: String, address: String)? = nil,
                             allocator: ByteBufferAllocator) -> ByteBuffer {
         var out = allocator.buffer(capacity: head.bytes.readableBytes + 96)
-        out.writeString(String(head.method))
+        out.writeSubstring(head.method)
         out.writeStaticString(" ")
-        out.writeString(String(head.target))
+        out.writeSubstring(head.target)
         out.writeStaticString(" HTTP/1.1\r\n")
         writeFields(head, into: &out, keepUpgrade: connection == .upgrade)
         switch connection {
@@ -30,12 +30,15 @@ enum H1Serializer {
         case .close: out.writeStaticString("connection: close\r\n")
         case .none: break
         }
-        for (name, address) in [forwardedFor, originalTo].compactMap({ $0 }) {
+        func writeAddress(_ header: (name: String, address: String)?) {
+            guard let (name, address) = header else { return }
             out.writeString(name)
             out.writeStaticString(": ")
             out.writeString(address)
             out.writeStaticString(crlf)
         }
+        writeAddress(forwardedFor)
+        writeAddress(originalTo)
         out.writeStaticString(crlf)
         return out
     }
@@ -69,22 +72,29 @@ enum H1Serializer {
     /// `<status> <reason>\r\n` (the parser guarantees three digits).
     private static func writeStatus(_ head: MessageHead, into out: inout ByteBuffer) {
         let status = head.status
-        out.writeInteger(UInt8(48 + status / 100))
-        out.writeInteger(UInt8(48 + status / 10 % 10))
-        out.writeInteger(UInt8(48 + status % 10))
+        // The three digits and the space after them in one write (the space is taken back
+        // when no reason follows).
+        let digits = UInt32(48 + status / 100) << 24 | UInt32(48 + status / 10 % 10) << 16 | UInt32(48 + status % 10) << 8 | 32
+        out.writeInteger(digits)
         if let reason = head.reasonOverride {
-            out.writeStaticString(" ")
             out.writeString(reason)
             out.writeStaticString(crlf)
             return
         }
+        guard head.reasonEnd > head.reasonStart else {
+            out.moveWriterIndex(to: out.writerIndex - 1)
+            out.writeStaticString(crlf)
+            return
+        }
         head.bytes.withUnsafeReadableBytes { p in
-            if head.reasonEnd > head.reasonStart {
-                out.writeStaticString(" ")
+            // A reason that ended with CRLF goes out with it, in one piece.
+            if head.reasonEnd + 1 < p.count, p[head.reasonEnd] == 13, p[head.reasonEnd + 1] == 10 {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: p[head.reasonStart..<(head.reasonEnd + 2)]))
+            } else {
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: p[head.reasonStart..<head.reasonEnd]))
+                out.writeStaticString(crlf)
             }
         }
-        out.writeStaticString(crlf)
     }
 
     /// The end-to-end header lines.
