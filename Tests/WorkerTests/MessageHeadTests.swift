@@ -38,10 +38,10 @@ import Testing
     /// field by field, normalised; the order of the lines never changes.
     @Test func fieldsKeepTheirOrderWhetherCopiedInRunsOrRewritten() throws {
         let wire = "GET /p HTTP/1.1\r\nHost: example\r\nA: 1\r\nB:2\r\nC: 3\r\nD:   4  \r\nConnection: x-hop\r\n"
-            + "E: 5\nX-Hop: gone\r\nContent-Length: 0, 0\r\nF: 6\r\nG: \r\nH: 8\r\n\r\n"
+            + "E: 5\nX-Hop: gone\r\nE2: 5\r\nContent-Length: 0, 0\r\nF: 6\r\nG: \r\nH: 8\r\n\r\n"
         let head = try request(wire)
         #expect(serialized(head) == "GET /p HTTP/1.1\r\nHost: example\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n"
-            + "Content-Length: 0\r\nF: 6\r\nG: \r\nH: 8\r\n\r\n")
+            + "E2: 5\r\nContent-Length: 0\r\nF: 6\r\nG: \r\nH: 8\r\n\r\n")
     }
 
     @Test func addSetRemoveAndReplaceEditTheHead() throws {
