@@ -118,46 +118,40 @@ extension HTTPSession: ServerDialerClient {
     /// `option forwardfor`: the client's address; `if-none` leaves requests that carry the
     /// header alone unless a side asks for it always.
     func forwardedFor() -> (name: String, address: String)? {
-        // Most proxies ask for neither header: answered from two flags, before any options are
-        // copied or key paths followed (this runs for every request).
-        guard frontend.settings.options.forwardFor || (slot?.backend.settings.options.forwardFor ?? false) else { return nil }
-        let back = slot?.backend.settings.options
-        guard let (options, header) = addressHeader(\.forwardFor, back: back, address: clientAddress,
-                                                    except: \.forwardForExcept, name: \.forwardForHeader) else { return nil }
-        let front = frontend.settings.options
-        let always = (front.forwardFor && !front.forwardForIfNone) || (back.map { $0.forwardFor && !$0.forwardForIfNone } ?? false)
+        let frontOn = frontend.settings.options.forwardFor
+        let backOn = slot?.backend.settings.options.forwardFor ?? false
+        guard let options = headerOptions(front: frontOn, back: backOn),
+              let header = addressHeader(address: clientAddress, except: options.forwardForExcept, name: options.forwardForHeader)
+        else { return nil }
+        let always = (frontOn && !frontend.settings.options.forwardForIfNone)
+            || (backOn && !(slot?.backend.settings.options.forwardForIfNone ?? false))
         if !always, request?.contains(options.forwardForHeader) ?? false { return nil }
         return header
     }
 
     /// `option originalto`: the address the client connected to (as `set-dst` leaves it).
     func originalTo() -> (name: String, address: String)? {
-        guard frontend.settings.options.originalTo || (slot?.backend.settings.options.originalTo ?? false) else { return nil }
-        return addressHeader(\.originalTo, back: slot?.backend.settings.options, address: streams.localSocket ?? context.channel.localAddress,
-                      except: \.originalToExcept, name: \.originalToHeader)?.header
+        guard let options = headerOptions(front: frontend.settings.options.originalTo,
+                                          back: slot?.backend.settings.options.originalTo ?? false) else { return nil }
+        return addressHeader(address: streams.localSocket ?? context.channel.localAddress,
+                             except: options.originalToExcept, name: options.originalToHeader)
     }
 
-    /// An address header one of the proxies asks for (the frontend's settings win), unless the
-    /// address lies in its `except` network.
-    private func addressHeader(_ enabled: KeyPath<ProxyOptions, Bool>, back: ProxyOptions?, address: SocketAddress?,
-                               except: KeyPath<ProxyOptions, IPNetwork?>, name: KeyPath<ProxyOptions, String>)
-        -> (options: ProxyOptions, header: (name: String, address: String))?
-    {
-        let front = frontend.settings.options
-        let options: ProxyOptions
-        if front[keyPath: enabled] {
-            options = front
-        } else if let back, back[keyPath: enabled] {
-            options = back
-        } else {
-            return nil
-        }
+    /// The options of the proxy that asks for an address header (the frontend's win), nil
+    /// when neither does. Most proxies ask for none: two flags answer before any options are
+    /// copied (this runs for every request).
+    private func headerOptions(front: Bool, back: Bool) -> ProxyOptions? {
+        front ? frontend.settings.options : back ? slot?.backend.settings.options : nil
+    }
+
+    /// The header line for `address`, unless it lies in the `except` network.
+    private func addressHeader(address: SocketAddress?, except: IPNetwork?, name: String) -> (name: String, address: String)? {
         guard let address, let ip = address.ipAddress else { return nil }
-        if let network = options[keyPath: except], let sample = StreamContext.sample(address),
-           let v6 = IPNetwork.sampleAddress(sample), network.contains(v6) {
+        if let except, let sample = StreamContext.sample(address),
+           let v6 = IPNetwork.sampleAddress(sample), except.contains(v6) {
             return nil
         }
-        return (options, (options[keyPath: name], ip))
+        return (name, ip)
     }
 
     func detachServer(close: Bool) {
