@@ -54,7 +54,7 @@ import Testing
             if done.wrappingIncrementThenLoad(ordering: .relaxed) == total { finished.signal() }
             loop.execute { request(remaining - 1, backend: be, loop: loop, done: done, total: total, finished: finished) }
         }
-        switch be.acquire(key: BalanceKey(), eventLoop: loop, grant: finish) {
+        switch be.acquire(key: BalanceKey(), eventLoop: loop, makeGrant: { finish }) {
         case .server(let server): finish(server)
         case .queued: break
         case .unavailable: Issue.record("unavailable")
@@ -66,14 +66,14 @@ import Testing
         defer { try? group.syncShutdownGracefully() }
         let be = backend(maxconn: 1, servers: 2, loops: 1)
         let loop = group.next()
-        guard case .server(let first) = be.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in }),
-              case .server(let second) = be.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in }) else {
+        guard case .server(let first) = be.acquire(key: BalanceKey(), eventLoop: loop, makeGrant: { { _ in } }),
+              case .server(let second) = be.acquire(key: BalanceKey(), eventLoop: loop, makeGrant: { { _ in } }) else {
             Issue.record("expected two slots")
             return
         }
         #expect(first !== second)
         let granted = ManagedAtomic<Int>(0)
-        guard case .queued(let ticket) = be.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in granted.wrappingIncrement(ordering: .relaxed) }) else {
+        guard case .queued(let ticket) = be.acquire(key: BalanceKey(), eventLoop: loop, makeGrant: { { _ in granted.wrappingIncrement(ordering: .relaxed) } }) else {
             Issue.record("expected to queue")
             return
         }
@@ -91,7 +91,7 @@ import Testing
     func spread(_ be: Backend, _ count: Int, loop: EventLoop) -> [Int] {
         var counts = [Int](repeating: 0, count: be.servers.count)
         for _ in 0..<count {
-            guard case .server(let server) = be.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in }) else { continue }
+            guard case .server(let server) = be.acquire(key: BalanceKey(), eventLoop: loop, makeGrant: { { _ in } }) else { continue }
             counts[be.servers.firstIndex { $0 === server }!] += 1
             be.release(server)
         }
@@ -136,14 +136,14 @@ import Testing
         let be = backend(maxconn: 2, servers: 2, loops: 1)
         var held: [Server] = []
         for _ in 0..<4 {
-            guard case .server(let s) = be.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in }) else {
+            guard case .server(let s) = be.acquire(key: BalanceKey(), eventLoop: loop, makeGrant: { { _ in } }) else {
                 Issue.record("expected a slot")
                 return
             }
             held.append(s)
         }
         #expect(be.servers.map { $0.served.load(ordering: .relaxed) } == [2, 2])
-        guard case .queued = be.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in }) else {
+        guard case .queued = be.acquire(key: BalanceKey(), eventLoop: loop, makeGrant: { { _ in } }) else {
             Issue.record("expected to queue")
             return
         }
@@ -201,7 +201,7 @@ import Testing
         // first: the first server with a free slot; none left means the balancer queues.
         let first = backend(maxconn: 1, servers: 2, loops: 1, balance: .first)
         #expect(snapshot(first).pick(BalanceKey(), ticket: ticket) === first.servers[0])
-        guard case .server = first.acquire(key: BalanceKey(), eventLoop: loop, grant: { _ in }) else {
+        guard case .server = first.acquire(key: BalanceKey(), eventLoop: loop, makeGrant: { { _ in } }) else {
             Issue.record("expected a slot")
             return
         }

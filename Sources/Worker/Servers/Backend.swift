@@ -133,13 +133,9 @@ public final class Backend: Sendable {
         case unavailable
     }
 
-    /// Picks a server and takes one of its slots, or queues the request.
-    func acquire(key: BalanceKey, eventLoop: EventLoop, grant: @escaping @Sendable (Server) -> Void) -> Acquisition {
-        acquire(key: key, eventLoop: eventLoop, makeGrant: { grant })
-    }
-
-    /// `makeGrant` is called only when the request has to wait: the usual acquisition, which
-    /// finds a slot at once, allocates no callback.
+    /// Picks a server and takes one of its slots, or queues the request. `makeGrant` is called
+    /// only when the request has to wait: the usual acquisition, which finds a slot at once,
+    /// allocates no callback.
     func acquire(key: BalanceKey, eventLoop: EventLoop, makeGrant: () -> @Sendable (Server) -> Void) -> Acquisition {
         // Without the lock, unless requests wait (a newcomer may not overtake the queue).
         if queued.load(ordering: .relaxed) == 0, let server = snapshot.load(ordering: .acquiring).pick(key, ticket: ticket),
