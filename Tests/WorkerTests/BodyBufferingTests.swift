@@ -104,3 +104,36 @@ import Testing
         #expect(try proxy.server.written().hasSuffix("\r\n\r\nabc"))
     }
 }
+
+/// What rules read of a request is cached for the rest of its rules (`StreamContext`); an edit
+/// drops exactly what it changed: the values of the header it edits (any spelling of its
+/// name), every header for a pattern `del-header`, the request line for a request-line edit.
+@Suite struct RuleReadCacheTests {
+    @Test func editsDropWhatTheyChangeAndNothingElse() throws {
+        let proxy = try EmbeddedProxy(BodyBufferingTests.config("""
+            http-request set-header R-Before %[req.hdr(x-a)]
+            http-request set-header x-A two
+            http-request set-header R-After %[req.hdr(x-a)]
+            http-request set-header R-Path %[path]
+            http-request add-header X-B b1
+            http-request set-header R-Path-Kept %[path]
+            http-request set-header R-B-Count %[req.hdr_cnt(x-b)]
+            http-request set-path /q
+            http-request set-header R-Path-New %[path]
+            http-request del-header X-A
+            http-request set-header R-A-Count %[req.hdr_cnt(x-a)]
+            http-request del-header x-b -m beg
+            http-request set-header R-B-Gone %[req.hdr_cnt(x-b)]
+            http-request set-header R-Host %[req.hdr(host)]
+        """))
+        let client = try proxy.client()
+        try client.send("GET /p HTTP/1.1\r\nhost: h1\r\nX-A: one\r\nX-B: b0\r\n\r\n")
+        let forwarded = try proxy.server.written()
+        #expect(forwarded.hasPrefix("GET /q HTTP/1.1\r\n"), "\(forwarded)")
+        for line in ["r-before: one", "r-after: two", "r-path: /p", "r-path-kept: /p", "r-b-count: 2", "r-path-new: /q",
+                     "r-a-count: 0", "r-b-gone: 0", "r-host: h1"] {
+            #expect(forwarded.lowercased().contains("\r\n\(line)\r\n"), "\(line) in \(forwarded)")
+        }
+        #expect(!forwarded.lowercased().contains("\r\nx-a:") && !forwarded.lowercased().contains("\r\nx-b:"), "\(forwarded)")
+    }
+}

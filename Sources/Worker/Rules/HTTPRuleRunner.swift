@@ -148,12 +148,12 @@ enum HTTPRuleRunner {
                 return .answer(build(reply, context: c, cause: ("L", "R")))
             case .setHeader(let name, let format):
                 let value = format.evaluate(c)
-                editHead(stage, c) { $0.setHeader(name, value) }
+                editHeaders(stage, c, name) { $0.setHeader(name, value) }
             case .addHeader(let name, let format):
                 let value = format.evaluate(c)
-                editHead(stage, c) { $0.addHeader(name, value) }
+                editHeaders(stage, c, name) { $0.addHeader(name, value) }
             case .delHeader(let name, let match):
-                editHead(stage, c) { head in
+                editHeaders(stage, c, match.isExact ? name : nil) { head in
                     switch match {
                     case .exact: head.removeHeader(name)
                     case .prefix: head.removeHeaders { $0.lowercased().hasPrefix(name.lowercased()) }
@@ -164,7 +164,7 @@ enum HTTPRuleRunner {
                 }
             case .replaceHeader(let name, let regex, let format, let eachValue):
                 let template = format.evaluate(c)
-                editHead(stage, c) { head in
+                editHeaders(stage, c, name) { head in
                     head.replaceHeaderValues(name) { value in
                         if eachValue {
                             return value.split(separator: ",", omittingEmptySubsequences: false).map { part -> String in
@@ -233,8 +233,10 @@ enum HTTPRuleRunner {
         return .proceed
     }
 
-    static func editHead(_ stage: RuleStage, _ c: StreamContext, _ edit: (inout MessageHead) -> Void) {
-        if stage == .httpRequest { c.editRequest(edit) } else { c.editResponse(edit) }
+    /// An edit of the headers only (`name` the one it changes, nil when it may be any): what
+    /// rules read of the request line and of other headers stays cached.
+    static func editHeaders(_ stage: RuleStage, _ c: StreamContext, _ name: String?, _ edit: (inout MessageHead) -> Void) {
+        if stage == .httpRequest { c.editRequestHeaders(name, edit) } else { c.editResponse(edit) }
     }
 
     /// `return` / `deny` with their own content.

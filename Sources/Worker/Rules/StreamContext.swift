@@ -42,7 +42,13 @@ final class StreamContext: SampleContext {
     private var target: String?
     private var method: String?
     private var path: String?
-    private var requestValues: [(name: String, values: [String])] = []
+    /// The values of the request headers rules asked for, by lowercase name (a short list:
+    /// rules ask for the same few headers again and again, `Host` above all).
+    private var requestValues: [HeaderValues] = []
+    private struct HeaderValues {
+        let name: String
+        let values: [String]
+    }
     var response: MessageHead? {
         get { storedResponse }
         set {
@@ -56,6 +62,20 @@ final class StreamContext: SampleContext {
         guard storedRequest != nil else { return }
         body(&storedRequest!)
         requestEdited()
+    }
+
+    /// A header edit of the request: the request line and the other headers' values read so
+    /// far stay valid. `name` is the header changed, nil when the edit may touch any.
+    func editRequestHeaders(_ name: String?, _ body: (inout MessageHead) -> Void) {
+        guard storedRequest != nil else { return }
+        body(&storedRequest!)
+        requestLines = nil
+        guard !requestValues.isEmpty else { return }
+        if let name {
+            requestValues.removeAll { HTTPField.sameName($0.name, name) }
+        } else {
+            requestValues.removeAll(keepingCapacity: true)
+        }
     }
 
     func editResponse(_ body: (inout MessageHead) -> Void) {
@@ -252,12 +272,12 @@ final class StreamContext: SampleContext {
 
     func headerValues(_ name: String, response: Bool) -> [String] {
         if response { return storedResponse?.allValuesInPlace(lowercasedName: name) ?? [] }
-        // Rules ask for the same few headers again and again (`Host` above all): a short list
-        // compared by name is cheaper than hashing.
+        // A short list compared by name is cheaper than hashing.
         let length = name.utf8.count
         for entry in requestValues where entry.name.utf8.count == length && entry.name == name { return entry.values }
         let values = storedRequest?.allValuesInPlace(lowercasedName: name) ?? []
-        requestValues.append((name, values))
+        if requestValues.isEmpty { requestValues.reserveCapacity(8) }
+        requestValues.append(HeaderValues(name: name, values: values))
         return values
     }
     var requestVersion: String? { storedRequest.map { $0.versionMinor == 0 ? "1.0" : "1.1" } }

@@ -93,13 +93,14 @@ struct MessageHead {
     func name(_ f: HeaderField) -> String { string(f.nameStart, f.nameEnd) }
     func value(_ f: HeaderField) -> String { string(f.valueStart, f.valueEnd) }
 
-    /// Whether raw field `f` (its name at `f.nameStart..<f.nameEnd`) has lowercase name `w`.
+    /// Whether raw field `f` (its name at `f.nameStart..<f.nameEnd`) has name `w`, ASCII
+    /// letters compared without regard to case on both sides (so `w` needs no lowercase copy).
     @inline(__always)
     private static func rawName(_ p: UnsafeRawBufferPointer, _ f: HeaderField, is w: UnsafeBufferPointer<UInt8>) -> Bool {
         guard f.nameEnd - f.nameStart == w.count else { return false }
         for i in 0..<w.count {
-            let c = p[f.nameStart + i]
-            if ((c >= 65 && c <= 90) ? c | 0x20 : c) != w[i] { return false }
+            let c = p[f.nameStart + i], d = w[i]
+            if c != d, ((c >= 65 && c <= 90) ? c | 0x20 : c) != ((d >= 65 && d <= 90) ? d | 0x20 : d) { return false }
         }
         return true
     }
@@ -109,7 +110,7 @@ struct MessageHead {
         if let edited = editedFields {
             return edited.first { $0.hasName(name) }?.value
         }
-        var wanted = Self.lowercase(name)
+        var wanted = name
         let raw = wanted.withUTF8 { w in
             bytes.withUnsafeReadableBytes { p -> String? in
                 for (i, f) in fields.enumerated() where !isRemoved(i) && Self.rawName(p, f, is: w) {
@@ -129,27 +130,45 @@ struct MessageHead {
         }
         var out: [String] = []
         var wanted = name
+        let fields = self.fields
+        let removed = removedMask
         wanted.withUTF8 { w in
             bytes.withUnsafeReadableBytes { p in
-                for (i, f) in fields.enumerated() where !isRemoved(i) && Self.rawName(p, f, is: w) {
+                for i in fields.indices where Self.rawName(p, fields[i], is: w) && (i >= 64 || removed & (1 << UInt64(i)) == 0) {
+                    let f = fields[i]
                     out.append(String(decoding: UnsafeRawBufferPointer(rebasing: p[f.valueStart..<f.valueEnd]), as: UTF8.self))
                 }
             }
         }
-        for f in addedFields where f.hasName(name) { out.append(f.value) }
+        if !addedFields.isEmpty {
+            let length = name.utf8.count
+            for f in addedFields where f.name.utf8.count == length && f.hasName(name) { out.append(f.value) }
+        }
         return out
+    }
+
+    /// Whether a header is present, by case-insensitive name (no value is made).
+    func hasHeader(named name: String) -> Bool {
+        if let edited = editedFields { return edited.contains { $0.hasName(name) } }
+        var wanted = name
+        let fields = self.fields
+        let removed = removedMask
+        let raw = wanted.withUTF8 { w in
+            bytes.withUnsafeReadableBytes { p -> Bool in
+                for i in fields.indices where (i >= 64 || removed & (1 << UInt64(i)) == 0) && Self.rawName(p, fields[i], is: w) {
+                    return true
+                }
+                return false
+            }
+        }
+        return raw || addedFields.contains { $0.hasName(name) }
     }
 
     /// A value rules computed (from decoded input, say) may hold a line break: written out, it
     /// would split the message. Such an edit is not made.
     static func isSafeValue(_ value: String) -> Bool {
-        !value.utf8.contains { $0 == 13 || $0 == 10 || $0 == 0 }
-    }
-
-    /// `name` lowercase; names rules pass are already, so this rarely allocates.
-    static func lowercase(_ name: String) -> String {
-        for c in name.utf8 where c >= 65 && c <= 90 { return name.lowercased() }
-        return name
+        var value = value
+        return value.withUTF8 { bytes in !bytes.contains { $0 <= 13 && ($0 == 13 || $0 == 10 || $0 == 0) } }
     }
 
     /// `allValues` through a mutable access: a head stored in a class is then read in place
@@ -193,7 +212,7 @@ struct MessageHead {
         headerFields.filter { $0.hasName(name) }.map(\.value)
     }
 
-    func contains(_ name: String) -> Bool { value(named: name) != nil }
+    func contains(_ name: String) -> Bool { hasHeader(named: name) }
 
     private mutating func edit(_ change: (inout [HTTPField]) -> Void) {
         var list = headerFields
@@ -205,7 +224,6 @@ struct MessageHead {
 
     /// Marks every parsed line named `name` removed; false when that needs the owned list
     /// (more than 64 lines).
-    /// `name` is lowercase (rules lowercase header names when they load).
     private mutating func removeRaw(_ name: String) -> Bool {
         var wanted = name
         var mask = removedMask
@@ -231,16 +249,16 @@ struct MessageHead {
         if editedFields != nil {
             editedFields!.append(HTTPField(name: name, value: value))
         } else {
-            addedFields.append(HTTPField(name: name, value: value))
+            appendAdded(HTTPField(name: name, value: value))
         }
     }
 
     /// Replaces every line of a header by one (`set-header`).
     mutating func setHeader(_ name: String, _ value: String) {
         guard Self.isSafeValue(value) else { return }
-        if editedFields == nil, removeRaw(Self.lowercase(name)) {
-            addedFields.removeAll { $0.hasName(name) }
-            addedFields.append(HTTPField(name: name, value: value))
+        if editedFields == nil, removeRaw(name) {
+            if !addedFields.isEmpty { addedFields.removeAll { $0.hasName(name) } }
+            appendAdded(HTTPField(name: name, value: value))
             return
         }
         edit { list in
@@ -249,11 +267,17 @@ struct MessageHead {
         }
     }
 
+    /// Rules that add one header often add a few: room for them at the first.
+    private mutating func appendAdded(_ field: HTTPField) {
+        if addedFields.isEmpty { addedFields.reserveCapacity(4) }
+        addedFields.append(field)
+    }
+
     /// Removes every line of a header (`del-header`).
     mutating func removeHeader(_ name: String) {
         guard contains(name) else { return }
-        if editedFields == nil, removeRaw(Self.lowercase(name)) {
-            addedFields.removeAll { $0.hasName(name) }
+        if editedFields == nil, removeRaw(name) {
+            if !addedFields.isEmpty { addedFields.removeAll { $0.hasName(name) } }
             return
         }
         edit { $0.removeAll { $0.hasName(name) } }
@@ -343,13 +367,18 @@ struct HTTPField: Equatable, Sendable {
     }
 
     /// ASCII case-insensitive comparison, without allocating.
-    func hasName(_ other: String) -> Bool {
-        guard name.utf8.count == other.utf8.count else { return false }
-        if name == other { return true }
-        for (a, b) in zip(name.utf8, other.utf8) where a != b {
-            let la = (a >= 65 && a <= 90) ? a | 0x20 : a
-            let lb = (b >= 65 && b <= 90) ? b | 0x20 : b
-            if la != lb { return false }
+    func hasName(_ other: String) -> Bool { Self.sameName(name, other) }
+
+    /// Whether two header names are the same, ASCII letters compared without regard to case.
+    static func sameName(_ first: String, _ second: String) -> Bool {
+        let a = first.utf8, b = second.utf8
+        guard a.count == b.count else { return false }
+        var i = a.startIndex, j = b.startIndex
+        while i != a.endIndex {
+            let x = a[i], y = b[j]
+            if x != y, ((x >= 65 && x <= 90) ? x | 0x20 : x) != ((y >= 65 && y <= 90) ? y | 0x20 : y) { return false }
+            a.formIndex(after: &i)
+            b.formIndex(after: &j)
         }
         return true
     }
