@@ -329,6 +329,27 @@ final class FakeSampleContext: SampleContext {
         var lines = ""
         for i in 0..<10_000 { lines += "host\(i).example.com backend\(i % 7)\n" }
         #expect(try map("map(FILE)", "host9999.example.com", lines: lines) == .string("backend3"))
+        #expect(try map("map(FILE)", "host0.example.com", lines: lines) == .string("backend0"))
+        // Misses: a prefix, a longer key, a short one.
+        #expect(try map("map_str(FILE)", "host9999.example.co", lines: lines) == nil)
+        #expect(try map("map_str(FILE)", "host9999.example.com.", lines: lines) == nil)
+        #expect(try map("map_str(FILE,none)", "h", lines: lines) == .string("none"))
+        // Every key is found after the table grew, and a repeated key answers its first line.
+        for i in stride(from: 0, to: 10_000, by: 997) {
+            #expect(try map("map(FILE)", "host\(i).example.com", lines: lines) == .string("backend\(i % 7)"))
+        }
+        #expect(try map("map(FILE)", "k", lines: "k first\nk second\n") == .string("first"))
+    }
+
+    /// Keys compare as bytes, as in HAProxy: a precomposed "é" and "e" with a combining accent
+    /// are different keys (Swift's `String ==` would call them equal).
+    @Test func keysCompareAsBytes() throws {
+        #expect(try map("map_str(FILE)", "caf\u{E9}", lines: "caf\u{E9} one\n") == .string("one"))
+        #expect(try map("map_str(FILE)", "cafe\u{301}", lines: "caf\u{E9} one\n") == nil)
+        let c = FakeSampleContext()
+        c.requestHeaderLines = [("Host", "cafe\u{301}")]
+        #expect(try !MatchMethodTests().acl(["hdr(host)", "caf\u{E9}"]).matches(c))
+        #expect(try MatchMethodTests().acl(["hdr(host)", "-i", "CAFE\u{301}"]).matches(c))
     }
 }
 

@@ -117,13 +117,14 @@ public final class CompiledPatterns: AtomicReference, Sendable {
     public let method: MatchMethod
     public let caseInsensitive: Bool
     public let entries: [PatternEntry]
-    private let exact: [String: Int]
+    private let exact: ExactTable
     private let prefixes: PrefixTrie?
     private let regexes: [Regex]
     private let ints: [IntRange]
     private let networks: [(network: IPNetwork, index: Int)]
     private let bins: [[UInt8]]
-    private let lowered: [String]
+    /// `beg` (case-insensitive), `end` and `sub` patterns as bytes (lowercase under `-i`).
+    private let lowered: [[UInt8]]
     /// `dir` and `dom` patterns, trimmed of delimiters.
     private let words: [[UInt8]]
 
@@ -135,7 +136,7 @@ public final class CompiledPatterns: AtomicReference, Sendable {
         self.method = method
         self.caseInsensitive = caseInsensitive
         self.entries = entries
-        var exact: [String: Int] = [:]
+        var exact = ExactTable()
         var regexes: [Regex] = []
         var ints: [IntRange] = []
         var networks: [(IPNetwork, Int)] = []
@@ -148,7 +149,7 @@ public final class CompiledPatterns: AtomicReference, Sendable {
             switch method {
             case .str, .meth:
                 let k = caseInsensitive ? key.asciiLowercased : key
-                if exact[k] == nil { exact[k] = index }
+                exact.insert(k, value: index)
             case .beg where !caseInsensitive:
                 if trie == nil { trie = PrefixTrie() }
                 trie!.insert(Array(key.utf8), index: index)
@@ -190,7 +191,7 @@ public final class CompiledPatterns: AtomicReference, Sendable {
         // Longest prefix first: a map answers with the most specific network.
         self.networks = networks.sorted { $0.0.prefix > $1.0.prefix || ($0.0.prefix == $1.0.prefix && $0.1 < $1.1) }
         self.bins = bins
-        self.lowered = lowered
+        self.lowered = method == .dir || method == .dom ? [] : lowered.map { Array($0.utf8) }
         words = method == .dir || method == .dom
             ? lowered.map { Self.wordPattern($0, delimiters: method == .dir ? Self.directoryDelimiters : Self.domainDelimiters) }
             : []
@@ -260,20 +261,21 @@ public final class CompiledPatterns: AtomicReference, Sendable {
             return bins.firstIndex { $0 == b }
         case .str, .meth:
             guard let s = value.asString else { return nil }
-            return exact[caseInsensitive ? s.asciiLowercased : s]
+            var key = caseInsensitive ? s.asciiLowercased : s
+            return key.withUTF8 { exact.find($0) }
         case .beg:
             guard let s = value.asString else { return nil }
             if let prefixes { return prefixes.longestMatch(s.utf8) }
-            let l = s.asciiLowercased
-            return lowered.firstIndex { Self.bytesHavePrefix(l.utf8, $0.utf8) }
+            var l = s.asciiLowercased
+            return l.withUTF8 { text in lowered.firstIndex { Self.bytes(text, havePrefix: $0) } }
         case .end:
             guard let s = value.asString else { return nil }
-            let l = caseInsensitive ? s.asciiLowercased : s
-            return lowered.firstIndex { Self.bytesHaveSuffix(l.utf8, $0.utf8) }
+            var l = caseInsensitive ? s.asciiLowercased : s
+            return l.withUTF8 { text in lowered.firstIndex { Self.bytes(text, haveSuffix: $0) } }
         case .sub:
             guard let s = value.asString else { return nil }
-            let l = caseInsensitive ? s.asciiLowercased : s
-            return lowered.firstIndex { $0.isEmpty || Self.bytesContain(l.utf8, $0.utf8) }
+            var l = caseInsensitive ? s.asciiLowercased : s
+            return l.withUTF8 { text in lowered.firstIndex { Self.bytes(text, contain: $0) } }
         case .dir, .dom:
             guard let s = value.asString else { return nil }
             var l = caseInsensitive ? s.asciiLowercased : s
@@ -286,34 +288,29 @@ public final class CompiledPatterns: AtomicReference, Sendable {
     }
 
     // Byte comparisons: patterns are compared as HAProxy does, on bytes, not on Characters.
-    static func bytesHavePrefix(_ s: String.UTF8View, _ p: String.UTF8View) -> Bool {
+    static func bytes(_ text: UnsafeBufferPointer<UInt8>, havePrefix p: [UInt8]) -> Bool {
         let n = p.count
-        guard n <= s.count else { return false }
-        var s = String(s), p = String(p)
-        return s.withUTF8 { sb in p.withUTF8 { pb in n == 0 || memcmp(sb.baseAddress!, pb.baseAddress!, n) == 0 } }
+        guard n <= text.count else { return false }
+        return n == 0 || p.withUnsafeBufferPointer { memcmp(text.baseAddress!, $0.baseAddress!, n) == 0 }
     }
 
-    static func bytesHaveSuffix(_ s: String.UTF8View, _ p: String.UTF8View) -> Bool {
-        let n = p.count, m = s.count
+    static func bytes(_ text: UnsafeBufferPointer<UInt8>, haveSuffix p: [UInt8]) -> Bool {
+        let n = p.count, m = text.count
         guard n <= m else { return false }
-        var s = String(s), p = String(p)
-        return s.withUTF8 { sb in p.withUTF8 { pb in n == 0 || memcmp(sb.baseAddress! + (m - n), pb.baseAddress!, n) == 0 } }
+        return n == 0 || p.withUnsafeBufferPointer { memcmp(text.baseAddress! + (m - n), $0.baseAddress!, n) == 0 }
     }
 
-    static func bytesContain(_ s: String.UTF8View, _ p: String.UTF8View) -> Bool {
-        let n = p.count, m = s.count
+    static func bytes(_ text: UnsafeBufferPointer<UInt8>, contain p: [UInt8]) -> Bool {
+        let n = p.count, m = text.count
+        guard let first = p.first else { return true }
         guard n <= m else { return false }
-        var s = String(s), p = String(p)
-        return s.withUTF8 { sb in
-            p.withUTF8 { pb in
-                guard let first = pb.first else { return true }
-                var i = 0
-                while i + n <= m {
-                    if sb[i] == first, memcmp(sb.baseAddress! + i, pb.baseAddress!, n) == 0 { return true }
-                    i += 1
-                }
-                return false
+        return p.withUnsafeBufferPointer { pb in
+            var i = 0
+            while i + n <= m {
+                if text[i] == first, memcmp(text.baseAddress! + i, pb.baseAddress!, n) == 0 { return true }
+                i += 1
             }
+            return false
         }
     }
 
@@ -352,6 +349,78 @@ public final class CompiledPatterns: AtomicReference, Sendable {
     public func lookup(_ value: SampleValue) -> String? {
         guard let index = match(value) else { return nil }
         return entries[index].value
+    }
+}
+
+/// The `str` patterns (and exact map keys): an open-addressing table of byte strings with
+/// their hashes kept. Patterns compare as bytes, as in HAProxy (a Swift `String` key would
+/// compare canonical equivalence, and a `Dictionary` compares whole keys all along a probe
+/// chain: a miss in a 10,000-entry map cost several of those). Here a probe costs a hash
+/// comparison, and the table stays at most half full.
+struct ExactTable: Sendable {
+    private var bytes: [UInt8] = []
+    private var starts: [Int32] = []
+    private var lengths: [Int32] = []
+    private var hashes: [UInt32] = []
+    private var values: [Int32] = []
+    /// Each slot holds an entry number plus one; 0 is an empty slot.
+    private var slots: [Int32] = Array(repeating: 0, count: 8)
+
+    /// A per-process seed: lookups come from clients, and chains should not be predictable.
+    private static let seed = UInt32.random(in: 0 ... .max)
+
+    static func hash(_ key: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        var h: UInt32 = 2_166_136_261 ^ seed
+        for b in key { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return h ^ (h >> 15)
+    }
+
+    var isEmpty: Bool { starts.isEmpty }
+
+    /// Adds `key` for `value` unless the key is already there (the first pattern wins).
+    mutating func insert(_ key: String, value: Int) {
+        var key = key
+        key.withUTF8 { k in
+            if find(k) != nil { return }
+            if (starts.count + 1) * 2 > slots.count { grow() }
+            let h = Self.hash(k)
+            starts.append(Int32(bytes.count))
+            lengths.append(Int32(k.count))
+            hashes.append(h)
+            values.append(Int32(value))
+            bytes.append(contentsOf: k)
+            place(starts.count - 1, hash: h)
+        }
+    }
+
+    private mutating func place(_ entry: Int, hash: UInt32) {
+        let mask = slots.count - 1
+        var slot = Int(hash) & mask
+        while slots[slot] != 0 { slot = (slot + 1) & mask }
+        slots[slot] = Int32(entry + 1)
+    }
+
+    private mutating func grow() {
+        slots = Array(repeating: 0, count: slots.count * 2)
+        for entry in starts.indices { place(entry, hash: hashes[entry]) }
+    }
+
+    func find(_ key: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard !starts.isEmpty else { return nil }
+        let h = Self.hash(key)
+        let mask = slots.count - 1
+        var slot = Int(h) & mask
+        return bytes.withUnsafeBufferPointer { stored in
+            while true {
+                let e = Int(slots[slot]) - 1
+                if e < 0 { return nil }
+                if hashes[e] == h, Int(lengths[e]) == key.count,
+                   key.count == 0 || memcmp(stored.baseAddress! + Int(starts[e]), key.baseAddress!, key.count) == 0 {
+                    return Int(values[e])
+                }
+                slot = (slot + 1) & mask
+            }
+        }
     }
 }
 

@@ -296,8 +296,17 @@ extension String {
     public var asciiUppercased: String { asciiCase(lower: false) }
 
     private func asciiCase(lower: Bool) -> String {
-        let range: ClosedRange<UInt8> = lower ? 65...90 : 97...122
-        guard utf8.contains(where: { range.contains($0) }) else { return self }
-        return String(decoding: utf8.map { range.contains($0) ? $0 ^ 0x20 : $0 }, as: UTF8.self)
+        let low: UInt8 = lower ? 65 : 97
+        var copy = self
+        // One pass over contiguous bytes to see whether anything changes (most names and
+        // hosts are already lowercase), a second only when something does.
+        let changes = copy.withUTF8 { bytes in bytes.contains { $0 &- low < 26 } }
+        guard changes else { return self }
+        return copy.withUTF8 { bytes in
+            String(unsafeUninitializedCapacity: bytes.count) { out in
+                for i in 0..<bytes.count { let c = bytes[i]; out[i] = c &- low < 26 ? c ^ 0x20 : c }
+                return bytes.count
+            }
+        }
     }
 }
