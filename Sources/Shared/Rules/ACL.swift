@@ -59,13 +59,21 @@ public final class NamedACL: @unchecked Sendable {
     public let name: String
     /// Appended to while the section is parsed, read-only afterwards.
     public private(set) var tests: [ACLTest] = []
+    /// The same tests referenced without counting (`tests` keeps them alive): every request
+    /// walks them, and a retain and a release per test showed in its profile.
+    private var uncountedTests: ContiguousArray<Unmanaged<ACLTest>> = []
 
     init(name: String) { self.name = name }
-    func add(_ test: ACLTest) { tests.append(test) }
+    func add(_ test: ACLTest) {
+        tests.append(test)
+        uncountedTests.append(.passUnretained(test))
+    }
 
     public func matches(_ context: SampleContext) -> Bool {
-        for test in tests where test.matches(context) { return true }
-        return false
+        uncountedTests.withUnsafeBufferPointer { tests in
+            for test in tests where test._withUnsafeGuaranteedRef({ $0.matches(context) }) { return true }
+            return false
+        }
     }
 }
 

@@ -229,7 +229,15 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
     // MARK: - Rule arguments
 
     public func evaluate(_ context: SampleContext) -> String {
-        if segments.count == 1, case .literal(let s) = segments[0] { return s }
+        if segments.count == 1 {
+            // The common forms: a constant, or one sample (`%[src]`), without building a string.
+            switch segments[0] {
+            case .literal(let s): return s
+            case .sample(let expression, let options) where !options.contains(.quote):
+                return expression.evaluate(context)?.asString ?? ""
+            default: break
+            }
+        }
         var out = ""
         for segment in segments {
             switch segment {

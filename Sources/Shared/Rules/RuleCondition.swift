@@ -23,10 +23,29 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
     /// One term of the flattened condition: the ANDed terms of an alternative follow each
     /// other, the last one of each alternative `endsGroup` (one flat list: walking nested
     /// arrays costs a retain per level and per element on every request).
-    struct Step: Sendable {
+    struct Step: @unchecked Sendable {
         let negated: Bool
         let endsGroup: Bool
         let term: Term
+        /// The term's object referenced without counting (`term` keeps it alive): walking the
+        /// steps then costs no retain and release per term on every request.
+        let acl: Unmanaged<NamedACL>?
+        let test: Unmanaged<ACLTest>?
+
+        init(negated: Bool, endsGroup: Bool, term: Term) {
+            self.negated = negated
+            self.endsGroup = endsGroup
+            self.term = term
+            switch term {
+            case .named(let acl): (self.acl, test) = (.passUnretained(acl), nil)
+            case .anonymous(let test): (acl, self.test) = (nil, .passUnretained(test))
+            }
+        }
+
+        func matches(_ context: SampleContext) -> Bool {
+            if let acl { return acl._withUnsafeGuaranteedRef { $0.matches(context) } }
+            return test?._withUnsafeGuaranteedRef { $0.matches(context) } ?? false
+        }
     }
 
     public let unless: Bool
@@ -48,20 +67,17 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
     public var description: String { source }
 
     public func matches(_ context: SampleContext) -> Bool {
-        var groupHolds = true
-        var index = 0
-        let count = steps.count
-        while index < count {
-            if groupHolds {
-                if steps[index].term.matches(context) == steps[index].negated { groupHolds = false }
+        steps.withUnsafeBufferPointer { steps in
+            var groupHolds = true
+            for index in 0..<steps.count {
+                if groupHolds, steps[index].matches(context) == steps[index].negated { groupHolds = false }
+                if steps[index].endsGroup {
+                    if groupHolds { return !unless }
+                    groupHolds = true
+                }
             }
-            if steps[index].endsGroup {
-                if groupHolds { return !unless }
-                groupHolds = true
-            }
-            index += 1
+            return unless
         }
-        return unless
     }
 
     /// Whether a test reads the request contents (`req.len`, `req.ssl_sni`...): its answer may

@@ -144,13 +144,21 @@ extension HTTPSession {
 
     /// `http-response` rules of the backend then the frontend, then `http-after-response`.
     /// Returns the head to forward, or nil when a rule answered instead (the answer is sent).
-    func applyResponseRules(_ head: MessageHead) -> MessageHead? {
+    func applyResponseRules(_ head: consuming MessageHead) -> MessageHead? {
         let c = streams
-        c.response = head
+        c.response = consume head
         frontend.rules.captureHeaders(c, response: true)
+        // The backend's rules, then the frontend's (once when they are the same proxy).
         let backendRules = (slot?.backend ?? c.backend)?.rules
-        let lists = backendRules.map { $0 === frontend.rules ? [$0] : [$0, frontend.rules] } ?? [frontend.rules]
-        for proxy in lists where !proxy.httpResponse.isEmpty {
+        for step in 0..<2 {
+            let proxy: ProxyRuleSet
+            if step == 0 {
+                guard let backendRules, backendRules !== frontend.rules else { continue }
+                proxy = backendRules
+            } else {
+                proxy = frontend.rules
+            }
+            if proxy.httpResponse.isEmpty { continue }
             switch HTTPRuleRunner.run(proxy.httpResponse, stage: .httpResponse, context: c, errorFiles: proxy.errorFiles,
                                       defaultRealm: proxy.name) {
             case .proceed, .waitForBody, .service:

@@ -222,7 +222,7 @@ extension HTTPSession: ServerDialerClient {
             return
         }
         if frontend.hasResponseRules || (slot?.backend.hasResponseRules ?? false) {
-            guard let edited = applyResponseRules(head) else { return }
+            guard let edited = applyResponseRules(consume head) else { return }
             head = edited
         }
         if let (backend, server) = slot, let cookie = backend.settings.cookie {
