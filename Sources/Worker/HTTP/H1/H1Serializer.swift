@@ -159,10 +159,28 @@ enum H1Serializer {
             let kind = field.kind
             if kind.isHopByHop && !(keepUpgrade && kind == .upgrade) { continue }
             if kind == .contentLength || kind == .transferEncoding { continue }
-            out.writeString(field.name)
-            out.writeStaticString(": ")
-            out.writeString(field.value)
-            out.writeStaticString(crlf)
+            writeLine(field.name, field.value, into: &out)
+        }
+    }
+
+    /// `name: value` CRLF in one write (four small writes cost four capacity checks and
+    /// index updates each).
+    static func writeLine(_ name: String, _ value: String, into out: inout ByteBuffer) {
+        var name = name, value = value
+        name.withUTF8 { n in
+            value.withUTF8 { v in
+                let length = n.count + v.count + 4
+                out.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { buffer in
+                    let base = buffer.baseAddress!
+                    if n.count > 0 { base.copyMemory(from: n.baseAddress!, byteCount: n.count) }
+                    base.storeBytes(of: UInt8(ascii: ":"), toByteOffset: n.count, as: UInt8.self)
+                    base.storeBytes(of: UInt8(ascii: " "), toByteOffset: n.count + 1, as: UInt8.self)
+                    if v.count > 0 { (base + n.count + 2).copyMemory(from: v.baseAddress!, byteCount: v.count) }
+                    base.storeBytes(of: 13, toByteOffset: length - 2, as: UInt8.self)
+                    base.storeBytes(of: 10, toByteOffset: length - 1, as: UInt8.self)
+                    return length
+                }
+            }
         }
     }
 
@@ -186,10 +204,7 @@ enum H1Serializer {
                 continue
             }
             if kind == .other, !extraHopByHop.isEmpty, extraHopByHop.contains(field.lowercasedName) { continue }
-            out.writeString(field.name)
-            out.writeStaticString(": ")
-            out.writeString(field.value)
-            out.writeStaticString(crlf)
+            writeLine(field.name, field.value, into: &out)
         }
     }
 }
