@@ -26,6 +26,18 @@ final class FakeSampleContext: SampleContext {
     func headerValues(_ name: String, response: Bool) -> [String] {
         (response ? responseHeaderLines : requestHeaderLines).filter { $0.name.lowercased() == name }.map(\.value)
     }
+    /// Whether ACLs may read header values in place (as the worker's context does), or must
+    /// take the fetch's samples.
+    var readsInPlace = false
+    func anyRequestHeaderValue(_ name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? {
+        guard readsInPlace else { return nil }
+        for line in headerValues(name, response: false) {
+            let parts = split && line.contains(",")
+                ? line.split(separator: ",", omittingEmptySubsequences: false).map { String($0.trimmingBlanks()) } : [line]
+            for var part in parts where part.withUTF8({ body($0) }) { return true }
+        }
+        return false
+    }
     var requestBody: [UInt8]? = nil
     var requestPayload: [UInt8]? = nil
     func capturedRequestHeader(_ index: Int) -> String? { nil }
@@ -350,6 +362,52 @@ final class FakeSampleContext: SampleContext {
         c.requestHeaderLines = [("Host", "cafe\u{301}")]
         #expect(try !MatchMethodTests().acl(["hdr(host)", "caf\u{E9}"]).matches(c))
         #expect(try MatchMethodTests().acl(["hdr(host)", "-i", "CAFE\u{301}"]).matches(c))
+    }
+}
+
+/// ACL tests on a header, the path, the query or a cookie read their subject in place when the
+/// context can; the answers are the fetch's, whatever the method, case rule and values.
+@Suite struct ACLShortcutTests {
+    @Test func inPlaceAnswersAreTheFetchAnswers() throws {
+        let headerSets: [[(name: String, value: String)]] = [
+            [("Host", "WWW.Example.com"), ("X-List", "a, b ,,c"), ("x-list", "d"), ("Cookie", "sid=xyz; a=1;  sid = no ; b"),
+             ("cookie", "sid=two"), ("User-Agent", "Mozilla/5.0 (iPhone) Mobile")],
+            [("Host", "x"), ("Content-Type", "application/json; charset=utf-8")],
+            [],
+        ]
+        let targets = ["/static/img.png?a=1&b=two", "/api/v1/x", "/", "/items/0123abcd-0000?" + String(repeating: "q", count: 1_100)]
+        let acls: [[String]] = [
+            ["hdr(host)", "-i", "www.example.com"], ["hdr(host)", "www.example.com"], ["hdr_beg(host)", "-i", "www."],
+            ["hdr_end(host)", ".com"], ["hdr_sub(user-agent)", "-i", "iphone", "android"], ["hdr_reg(host)", "^w+\\."],
+            ["hdr_dom(host)", "example"], ["hdr_len(host)", "15"], ["hdr(x-list)", "b"], ["hdr(x-list)", ""],
+            ["fhdr(x-list)", "a, b ,,c"], ["req.fhdr(x-list)", "b"], ["req.hdr(x-list)", "-m", "found"], ["hdr(absent)", "-m", "found"],
+            ["hdr_sub(content-type)", "-i", "JSON"], ["req.hdr(authorization)", "-m", "found"],
+            ["path_beg", "/static", "/api"], ["path_end", ".png"], ["path", "/"], ["path_reg", "^/items/[0-9a-f]{8}-"],
+            ["path_len", "lt", "12"], ["path_dir", "v1"], ["query", "-m", "len", "gt", "1000"], ["query", "-m", "sub", "b=two"],
+            ["query", "-m", "found"], ["req.cook(sid)", "xyz"], ["req.cook(sid)", "two"], ["req.cook(sid)", "-m", "found"],
+            ["cook(a)", "1"], ["req.cook(b)", "-m", "found"], ["req.cook(none)", "-m", "found"], ["req.cook(sid)", "-m", "beg", "x"],
+        ]
+        for headers in headerSets {
+            for target in targets {
+                let generic = FakeSampleContext(), inPlace = FakeSampleContext()
+                for c in [generic, inPlace] {
+                    c.requestHeaderLines = headers
+                    c.requestTarget = target
+                }
+                inPlace.readsInPlace = true
+                for words in acls {
+                    let test = try MatchMethodTests().acl(words)
+                    #expect(test.matches(inPlace) == test.matches(generic), "\(words) \(headers) \(target.prefix(40))")
+                }
+            }
+        }
+        let c = FakeSampleContext()
+        c.readsInPlace = true
+        c.requestHeaderLines = headerSets[0]
+        #expect(try MatchMethodTests().acl(["req.cook(sid)", "two"]).matches(c))
+        #expect(try !MatchMethodTests().acl(["req.cook(sid)", "no"]).matches(c))
+        #expect(try MatchMethodTests().acl(["hdr(x-list)", "c"]).matches(c))
+        #expect(try !MatchMethodTests().acl(["fhdr(x-list)", "c"]).matches(c))
     }
 }
 

@@ -57,6 +57,52 @@ import Testing
         #expect(serialized(head) == "GET /p HTTP/1.1\r\nHost: EXAMPLE\r\nX-Added: yes\r\nx-trace: 3\r\n\r\n")
     }
 
+    /// What rules read in place (`anyValueInPlace`, ACL shortcuts) is what `hdr` and `fhdr`
+    /// make of `allValues`: every line in order, cut at commas and trimmed for `hdr`; on a
+    /// parsed head, an overlay of edits, an owned list, and with more than 64 lines.
+    @Test func valuesReadInPlaceAreTheFetchValues() throws {
+        func inPlace(_ head: inout MessageHead, _ name: String, split: Bool) -> [String] {
+            var out: [String] = []
+            _ = head.anyValueInPlace(named: name, split: split) { out.append(String(decoding: $0, as: UTF8.self)); return false }
+            return out
+        }
+        func expected(_ head: MessageHead, _ name: String, split: Bool) -> [String] {
+            head.allValues(lowercasedName: name).flatMap { line -> [String] in
+                guard split, line.contains(",") else { return [line] }
+                return line.split(separator: ",", omittingEmptySubsequences: false).map {
+                    String($0.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+                }
+            }
+        }
+        var lines = "GET /p HTTP/1.1\r\nHost: h\r\nX-List: a, b ,,c\r\nx-list: d\r\nCookie: a=1; b=2\r\nE: \r\n"
+        // Names whose first byte and length give the same bit as present ones (`hosu`, `x-lisu`).
+        for i in 0..<70 { lines += "Pad-\(i): \(i)\r\n" }
+        var parsed = try request(lines + "\r\n")
+        var overlaid = parsed
+        overlaid.setHeader("X-List", "z,y")
+        overlaid.addHeader("X-Added", "1, 2")
+        overlaid.removeHeader("e")
+        var owned = parsed
+        owned.replaceHeaderValues("x-list") { $0 + ",q" }
+        #expect(owned.editedFields != nil)
+        let names = ["host", "x-list", "cookie", "e", "x-added", "hosu", "x-lisu", "absent", "pad-69", "pad-0"]
+        for (label, head) in [("parsed", parsed), ("overlaid", overlaid), ("owned", owned)] {
+            var head = head
+            for name in names {
+                for split in [true, false] {
+                    #expect(inPlace(&head, name, split: split) == expected(head, name, split: split), "\(label) \(name) \(split)")
+                }
+            }
+        }
+        #expect(inPlace(&parsed, "x-list", split: true) == ["a", "b", "", "c", "d"])
+        #expect(inPlace(&overlaid, "x-list", split: true) == ["z", "y"])
+        #expect(inPlace(&overlaid, "X-ADDED", split: false) == ["1, 2"])
+        // The first value that satisfies the test stops the walk.
+        var seen = 0
+        #expect(parsed.anyValueInPlace(named: "x-list", split: true) { seen += 1; return $0.count == 1 && $0[0] == UInt8(ascii: "b") })
+        #expect(seen == 2)
+    }
+
     @Test func removingAnAbsentHeaderLeavesTheHeadUntouched() throws {
         var head = try request(Self.original)
         head.removeHeader("absent")

@@ -1,3 +1,5 @@
+import Glibc
+
 /// One ACL test: a sample expression, how to compare it, and the patterns. An `acl` line or
 /// an anonymous `{ ... }` condition.
 public final class ACLTest: Sendable {
@@ -10,16 +12,104 @@ public final class ACLTest: Sendable {
     /// The test will never match (no pattern): HAProxy warns and keeps it.
     public let neverMatches: Bool
 
+    /// The common tests read their subject's bytes where they are instead of through the
+    /// fetch's samples: a request header's values (`hdr`, `fhdr` and their `req.` forms with
+    /// just a name), the path or the query, without converters, for a method that compares
+    /// bytes (or `found`).
+    private enum Shortcut {
+        case none
+        case requestHeader(split: Bool)
+        case path
+        case query
+        /// `req.cook(<name>)` / `cook(<name>)`.
+        case requestCookie
+    }
+    private let shortcut: Shortcut
+    /// The header or cookie name of a shortcut (kept apart: a payload would be copied, with a
+    /// retain, at each switch).
+    private let shortcutName: String
+    /// `patterns` referenced without counting (`patterns` keeps them alive), for the shortcuts.
+    private let uncountedLists: ContiguousArray<Unmanaged<PatternSet>>
+
     init(expression: SampleExpression, method: MatchMethod, patterns: [PatternSet], groupsOf: String?, neverMatches: Bool) {
         self.expression = expression
         self.method = method
         self.patterns = patterns
         self.groupsOf = groupsOf
         self.neverMatches = neverMatches
+        uncountedLists = ContiguousArray(patterns.map { .passUnretained($0) })
+        var shortcut = Shortcut.none
+        var shortcutName = ""
+        if expression.converters.isEmpty, groupsOf == nil, method == .found || CompiledPatterns.matchesBytes(method) {
+            let fetch = expression.fetch.name
+            if fetch == "path", expression.arguments.isEmpty {
+                shortcut = .path
+            } else if fetch == "query", expression.arguments.isEmpty {
+                shortcut = .query
+            } else if fetch == "req.cook" || fetch == "cook", expression.arguments.count == 1, let name = expression.arguments[0].string {
+                shortcut = .requestCookie
+                shortcutName = name
+            } else if ["hdr", "req.hdr", "fhdr", "req.fhdr"].contains(fetch), expression.arguments.count == 1,
+                      let name = expression.arguments[0].string {
+                shortcut = .requestHeader(split: !fetch.hasSuffix("fhdr"))
+                shortcutName = name
+            }
+        }
+        self.shortcut = shortcut
+        self.shortcutName = shortcutName
+    }
+
+    /// Whether the bytes of one value match a pattern of the test's lists.
+    private func matchesBytes(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        if method == .found { return true }
+        return uncountedLists.withUnsafeBufferPointer { lists in
+            for list in lists where list._withUnsafeGuaranteedRef({ $0.match(bytes: text) }) != nil { return true }
+            return false
+        }
+    }
+
+    /// The values of the cookies called `name` in a `Cookie` line (items between `;`, blanks
+    /// trimmed, cut at their first `=`, as `req.cook` reads them), offered in order.
+    static func anyCookie(_ line: UnsafeBufferPointer<UInt8>, named name: UnsafeBufferPointer<UInt8>,
+                          _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        var start = 0
+        while true {
+            var end = start
+            while end < line.count, line[end] != UInt8(ascii: ";") { end += 1 }
+            var a = start, b = end
+            while a < b, line[a] == 32 || line[a] == 9 { a += 1 }
+            while b > a, line[b - 1] == 32 || line[b - 1] == 9 { b -= 1 }
+            var equals = a
+            while equals < b, line[equals] != UInt8(ascii: "=") { equals += 1 }
+            if equals < b, equals - a == name.count, name.count == 0 || memcmp(line.baseAddress! + a, name.baseAddress!, name.count) == 0,
+               body(UnsafeBufferPointer(rebasing: line[(equals + 1)..<b])) {
+                return true
+            }
+            if end >= line.count { return false }
+            start = end + 1
+        }
     }
 
     public func matches(_ context: SampleContext) -> Bool {
         if neverMatches { return false }
+        switch shortcut {
+        case .requestHeader(let split):
+            if let result = context.anyRequestHeaderValue(shortcutName, split: split, matchesBytes) { return result }
+        case .path:
+            guard var path = context.requestPath else { return false }
+            return path.withUTF8 { matchesBytes($0) }
+        case .query:
+            guard let target = context.requestTarget, var query = URLParts.query(target) else { return false }
+            return query.withUTF8 { matchesBytes($0) }
+        case .requestCookie:
+            var wanted = shortcutName
+            let result = wanted.withUTF8 { name in
+                context.anyRequestHeaderValue("cookie", split: false) { line in Self.anyCookie(line, named: name, matchesBytes) }
+            }
+            if let result { return result }
+        case .none:
+            break
+        }
         if method == .found {
             var found = false
             expression.evaluateAll(context) { _ in found = true; return true }

@@ -249,41 +249,62 @@ public final class CompiledPatterns: AtomicReference, Sendable {
         case .int:
             guard let v = value.asInt else { return nil }
             return ints.firstIndex { $0.contains(v) }
-        case .len:
-            guard let s = value.asString else { return nil }
-            let n = Int64(s.utf8.count)
-            return ints.firstIndex { $0.contains(n) }
         case .ip:
             guard let a = IPNetwork.sampleAddress(value) else { return nil }
             return networks.first { $0.network.contains(a) }?.index
         case .bin:
             guard let b = value.asBinary else { return nil }
             return bins.firstIndex { $0 == b }
+        case .len, .str, .meth, .beg, .end, .sub, .dir, .dom, .reg:
+            guard var s = value.asString else { return nil }
+            return s.withUTF8 { match(bytes: $0) }
+        }
+    }
+
+    /// Whether `match(bytes:)` serves this method: the methods that read a string's bytes.
+    public static func matchesBytes(_ method: MatchMethod) -> Bool {
+        switch method {
+        case .len, .str, .meth, .beg, .end, .sub, .dir, .dom, .reg: return true
+        default: return false
+        }
+    }
+
+    /// The index of the entry the bytes of a string sample match, or nil (`matchesBytes`
+    /// methods). Under `-i` the patterns were lowercased at load and the subject is here, in a
+    /// temporary copy only when it has capitals.
+    public func match(bytes text: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard caseInsensitive, method != .len, method != .reg, text.contains(where: { $0 &- 65 < 26 }) else {
+            return matchLowered(text, original: text)
+        }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: text.count) { copy in
+            for i in 0..<text.count { let c = text[i]; copy[i] = c &- 65 < 26 ? c | 0x20 : c }
+            return matchLowered(UnsafeBufferPointer(copy), original: text)
+        }
+    }
+
+    /// `text` lowercase when the patterns are (`-i`), `original` as it came (regular
+    /// expressions carry their own case rule).
+    private func matchLowered(_ text: UnsafeBufferPointer<UInt8>, original: UnsafeBufferPointer<UInt8>) -> Int? {
+        switch method {
+        case .len:
+            let n = Int64(text.count)
+            return ints.firstIndex { $0.contains(n) }
         case .str, .meth:
-            guard let s = value.asString else { return nil }
-            var key = caseInsensitive ? s.asciiLowercased : s
-            return key.withUTF8 { exact.find($0) }
+            return exact.find(text)
         case .beg:
-            guard let s = value.asString else { return nil }
-            if let prefixes { return prefixes.longestMatch(s.utf8) }
-            var l = s.asciiLowercased
-            return l.withUTF8 { text in lowered.firstIndex { Self.bytes(text, havePrefix: $0) } }
+            if let prefixes { return prefixes.longestMatch(text) }
+            return lowered.firstIndex { Self.bytes(text, havePrefix: $0) }
         case .end:
-            guard let s = value.asString else { return nil }
-            var l = caseInsensitive ? s.asciiLowercased : s
-            return l.withUTF8 { text in lowered.firstIndex { Self.bytes(text, haveSuffix: $0) } }
+            return lowered.firstIndex { Self.bytes(text, haveSuffix: $0) }
         case .sub:
-            guard let s = value.asString else { return nil }
-            var l = caseInsensitive ? s.asciiLowercased : s
-            return l.withUTF8 { text in lowered.firstIndex { Self.bytes(text, contain: $0) } }
+            return lowered.firstIndex { Self.bytes(text, contain: $0) }
         case .dir, .dom:
-            guard let s = value.asString else { return nil }
-            var l = caseInsensitive ? s.asciiLowercased : s
             let delimiters = method == .dir ? Self.directoryDelimiters : Self.domainDelimiters
-            return l.withUTF8 { text in words.firstIndex { Self.matchWord(text, $0, delimiters: delimiters) } }
+            return words.firstIndex { Self.matchWord(text, $0, delimiters: delimiters) }
         case .reg:
-            guard let s = value.asString else { return nil }
-            return regexes.firstIndex { $0.matches(s) }
+            return regexes.firstIndex { $0.matches(UnsafeRawBufferPointer(original)) }
+        default:
+            return nil
         }
     }
 
@@ -448,7 +469,7 @@ final class PrefixTrie: @unchecked Sendable {
         if terminal[node] < 0 { terminal[node] = Int32(index) }
     }
 
-    func longestMatch(_ subject: String.UTF8View) -> Int? {
+    func longestMatch<Subject: Sequence<UInt8>>(_ subject: Subject) -> Int? {
         var node = 0
         var best = terminal[0]
         for b in subject {
@@ -486,6 +507,11 @@ public final class PatternSet: Sendable {
 
     public var patterns: CompiledPatterns {
         changed.load(ordering: .acquiring) ? current.load(ordering: .acquiring) : initial
+    }
+
+    /// `patterns.match(bytes:)`, without taking a reference to the list while nothing changed it.
+    public func match(bytes text: UnsafeBufferPointer<UInt8>) -> Int? {
+        changed.load(ordering: .acquiring) ? current.load(ordering: .acquiring).match(bytes: text) : initial.match(bytes: text)
     }
 
     func replace(_ compiled: CompiledPatterns) {

@@ -31,6 +31,11 @@ public protocol SampleContext: AnyObject {
     /// The values of every line of one header, in order; `name` is lowercase. (The fetches
     /// that name a header use this: no other line is turned into strings.)
     func headerValues(_ name: String, response: Bool) -> [String]
+    /// Offers the bytes of each value of request header `name` (lowercase; `split`: each
+    /// comma-separated part, blanks trimmed, as `hdr` makes them) to `body`, in order, until it
+    /// returns true; returns whether one did. Nil when the context cannot read them in place
+    /// (ACLs then take the fetch's values as strings).
+    func anyRequestHeaderValue(_ name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool?
     var requestBody: [UInt8]? { get }
     /// The whole request head as received (`req.len`, `req.payload` before HTTP parsing).
     var requestPayload: [UInt8]? { get }
@@ -62,6 +67,7 @@ public protocol SampleContext: AnyObject {
 }
 
 extension SampleContext {
+    public func anyRequestHeaderValue(_ name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? { nil }
     public var uniqueID: String? { nil }
     public var stickTables: StickTableRegistry? { nil }
     public var stickCounters: StickCounters? { nil }

@@ -193,14 +193,16 @@ public enum IPAddressText {
         // Written byte by byte: this runs for every `%[src]` and `%ci`.
         String(unsafeUninitializedCapacity: 15) { buffer in
             var n = 0
-            for shift in [24, 16, 8, 0] as [UInt32] {
+            var shift: UInt32 = 24
+            while true {
                 let v = Int(a >> shift & 0xff)
                 if v >= 100 { buffer[n] = UInt8(48 + v / 100); n += 1 }
                 if v >= 10 { buffer[n] = UInt8(48 + v / 10 % 10); n += 1 }
                 buffer[n] = UInt8(48 + v % 10); n += 1
-                if shift != 0 { buffer[n] = UInt8(ascii: "."); n += 1 }
+                if shift == 0 { return n }
+                buffer[n] = UInt8(ascii: "."); n += 1
+                shift -= 8
             }
-            return n
         }
     }
 

@@ -72,7 +72,10 @@ final class StreamContext: SampleContext {
         requestLines = nil
         guard !requestValues.isEmpty else { return }
         if let name {
-            requestValues.removeAll { HTTPField.sameName($0.name, name) }
+            // (Checked first: removing nothing still moves the elements around.)
+            if requestValues.contains(where: { HTTPField.sameName($0.name, name) }) {
+                requestValues.removeAll { HTTPField.sameName($0.name, name) }
+            }
         } else {
             requestValues.removeAll(keepingCapacity: true)
         }
@@ -280,6 +283,11 @@ final class StreamContext: SampleContext {
         requestValues.append(HeaderValues(name: name, values: values))
         return values
     }
+    func anyRequestHeaderValue(_ name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? {
+        guard storedRequest != nil else { return false }
+        return storedRequest!.anyValueInPlace(named: name, split: split, body)
+    }
+
     var requestVersion: String? { storedRequest.map { $0.versionMinor == 0 ? "1.0" : "1.1" } }
 
     var requestHeaderLines: [(name: String, value: String)] {
@@ -397,6 +405,8 @@ final class ProxyRuleSet: Sendable {
     let responseHeaderCaptures: [(slot: Int, name: String, length: Int)]
     /// The statistics page (`stats enable`...), in an HTTP proxy.
     let stats: StatsSettings?
+    /// Whether `stats` is set (asked on every request: reading the optional copies the settings).
+    let servesStats: Bool
     /// Capture slots declared (`capture ... header`, `declare capture`, `http-request capture`).
     let requestCaptureCount: Int
     let responseCaptureCount: Int
@@ -417,6 +427,7 @@ final class ProxyRuleSet: Sendable {
         errorFiles = settings.errorFiles
         timeouts = settings.timeouts
         stats = settings.mode == .http ? settings.stats : nil
+        servesStats = stats != nil
         requestCaptureCount = rules.requestCaptures.count
         responseCaptureCount = rules.responseCaptures.count
         requestHeaderCaptures = rules.requestCaptures.enumerated().compactMap { slot, capture in

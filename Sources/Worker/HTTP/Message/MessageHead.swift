@@ -164,6 +164,87 @@ struct MessageHead {
         return raw || addedFields.contains { $0.hasName(name) }
     }
 
+    /// Offers the bytes of each value of a header (`split`: each comma-separated part, blanks
+    /// trimmed) to `body` until it returns true; whether one did. Read in place (mutating only so
+    /// that a head stored in a class is not copied for the call), no string is made.
+    mutating func anyValueInPlace(named name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        if let edited = editedFields {
+            for f in edited where f.hasName(name) {
+                var value = f.value
+                if value.withUTF8({ Self.offer($0, split: split, body) }) { return true }
+            }
+            return false
+        }
+        var found = false
+        if mayHaveParsedLine(named: name) {
+            var wanted = name
+            let fields = self.fields
+            let removed = removedMask
+            found = wanted.withUTF8 { w in
+            bytes.withUnsafeReadableBytes { p -> Bool in
+                guard let base = p.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return false }
+                for i in fields.indices where Self.rawName(p, fields[i], is: w) && (i >= 64 || removed & (1 << UInt64(i)) == 0) {
+                    let f = fields[i]
+                    if Self.offer(UnsafeBufferPointer(start: base + f.valueStart, count: f.valueEnd - f.valueStart), split: split, body) {
+                        return true
+                    }
+                }
+                return false
+            }
+            }
+        }
+        if found { return true }
+        if addedFields.isEmpty { return false }
+        let length = name.utf8.count
+        for f in addedFields where f.name.utf8.count == length && f.hasName(name) {
+            var value = f.value
+            if value.withUTF8({ Self.offer($0, split: split, body) }) { return true }
+        }
+        return false
+    }
+
+    /// For each parsed line, a bit of its name (first byte, length): a name whose bit is clear
+    /// has no parsed line, which answers most lookups of absent headers without a scan. Made
+    /// at the first lookup (the plain forwarding path never asks).
+    private(set) var parsedNameMask: UInt64 = 0
+    private(set) var parsedNameMaskReady = false
+
+    @inline(__always)
+    private static func nameBit(first: UInt8, length: Int) -> UInt64 {
+        1 << UInt64((Int(first | 0x20) &+ length &* 7) & 63)
+    }
+
+    /// False when no parsed line can be called `name`.
+    private mutating func mayHaveParsedLine(named name: String) -> Bool {
+        if !parsedNameMaskReady {
+            var mask: UInt64 = 0
+            let fields = self.fields
+            bytes.withUnsafeReadableBytes { p in
+                for f in fields where f.nameEnd > f.nameStart { mask |= Self.nameBit(first: p[f.nameStart], length: f.nameEnd - f.nameStart) }
+            }
+            parsedNameMask = mask
+            parsedNameMaskReady = true
+        }
+        guard let first = name.utf8.first else { return true }
+        return parsedNameMask & Self.nameBit(first: first, length: name.utf8.count) != 0
+    }
+
+    /// One line's value, or each of its comma-separated parts trimmed of blanks.
+    private static func offer(_ value: UnsafeBufferPointer<UInt8>, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        guard split, value.contains(UInt8(ascii: ",")) else { return body(value) }
+        var start = 0
+        while true {
+            var end = start
+            while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
+            var a = start, b = end
+            while a < b, value[a] == 32 || value[a] == 9 { a += 1 }
+            while b > a, value[b - 1] == 32 || value[b - 1] == 9 { b -= 1 }
+            if body(UnsafeBufferPointer(rebasing: value[a..<b])) { return true }
+            if end >= value.count { return false }
+            start = end + 1
+        }
+    }
+
     /// A value rules computed (from decoded input, say) may hold a line break: written out, it
     /// would split the message. Such an edit is not made.
     static func isSafeValue(_ value: String) -> Bool {
@@ -225,6 +306,7 @@ struct MessageHead {
     /// Marks every parsed line named `name` removed; false when that needs the owned list
     /// (more than 64 lines).
     private mutating func removeRaw(_ name: String) -> Bool {
+        guard mayHaveParsedLine(named: name) else { return true }
         var wanted = name
         var mask = removedMask
         // Local copies (references): a closure capturing `self` here would copy the head.
@@ -257,7 +339,7 @@ struct MessageHead {
     mutating func setHeader(_ name: String, _ value: String) {
         guard Self.isSafeValue(value) else { return }
         if editedFields == nil, removeRaw(name) {
-            if !addedFields.isEmpty { addedFields.removeAll { $0.hasName(name) } }
+            if addedFields.contains(where: { $0.hasName(name) }) { addedFields.removeAll { $0.hasName(name) } }
             appendAdded(HTTPField(name: name, value: value))
             return
         }
@@ -275,11 +357,11 @@ struct MessageHead {
 
     /// Removes every line of a header (`del-header`).
     mutating func removeHeader(_ name: String) {
-        guard contains(name) else { return }
         if editedFields == nil, removeRaw(name) {
-            if !addedFields.isEmpty { addedFields.removeAll { $0.hasName(name) } }
+            if addedFields.contains(where: { $0.hasName(name) }) { addedFields.removeAll { $0.hasName(name) } }
             return
         }
+        guard contains(name) else { return }
         edit { $0.removeAll { $0.hasName(name) } }
     }
 

@@ -8,7 +8,7 @@ import Shared
 extension HTTPSession {
     /// Serves the page when the request asks for it; true when it is taken care of.
     func serveStatsIfAsked(_ proxy: ProxyRuleSet) -> Bool {
-        guard let stats = proxy.stats else { return false }
+        guard proxy.servesStats, let stats = proxy.stats else { return false }
         let c = streams
         guard let method = c.requestMethod, let target = c.requestTarget,
               StatsRequest.matches(method: Substring(method), target: target, uri: stats.uri) else { return false }
