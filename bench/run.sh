@@ -65,5 +65,5 @@ for t in ('haproxy', 'hasp'):
     pc, rc = ('${result[keepalive-50.haproxy.cpu]}', '${result[rules-50.haproxy.cpu]}') if t == 'haproxy' else ('${result[keepalive-50.hasp.cpu]}', '${result[rules-50.hasp.cpu]}')
     pu, ru = ('${result[keepalive-50.haproxy.user]}', '${result[rules-50.haproxy.user]}') if t == 'haproxy' else ('${result[keepalive-50.hasp.user]}', '${result[rules-50.hasp.user]}')
     cpu = f'CPU per request x{float(rc)/float(pc):.2f} ({pc} -> {rc} µs), user x{float(ru)/float(pu):.2f} ({pu} -> {ru} µs)' if '-' not in (pc, rc, pu, ru) else ''
-    print(f'rules cost {t:<8} throughput -{(1 - r/p)*100:.0f} %  {cpu}')"
+    print(f'rules cost {t:<8} throughput {(r/p - 1)*100:+.0f} %  {cpu}')"
 fi
