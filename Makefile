@@ -12,7 +12,7 @@ BINARY ?= .build/release/hasp
 
 # Debian packages the build and the tests use (the Swift toolchain comes with the machine),
 # and the ones only the benchmarks need (installed by `make bench`).
-DEB_PACKAGES := curl ca-certificates pkg-config libpcre2-dev libcrypt-dev libssl-dev libc-ares-dev libcap-dev
+DEB_PACKAGES := curl ca-certificates pkg-config libpcre2-dev libcrypt-dev libssl-dev libc-ares-dev libcap-dev libxxhash-dev
 DEB_BENCH_PACKAGES := haproxy nginx-light wrk python3
 # The test suite also drives hatop (in a tmux pane) against the runtime API, and reads the
 # traffic logs with halog (from the haproxy package); socat relays a name server over TCP.

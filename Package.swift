@@ -25,12 +25,15 @@ let package = Package(
         // Debian's libcap (libcap-dev): `setcap`, the capabilities workers keep after they drop
         // to `user`/`group`.
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        // Debian's xxHash (libxxhash-dev): the `xxh3`, `xxh32` and `xxh64` converters and
+        // dynamic cookies.
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         // Debian's OpenSSL 3 (libssl-dev): TLS termination and origination, through a thin C
         // layer for the macros and callbacks Swift cannot express.
         .target(name: "CHaspTLS", cSettings: fortified, linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(
             name: "Shared",
-            dependencies: ["CHaspSys", "CPCRE2", "CHaspTLS", "CCap", .product(name: "Atomics", package: "swift-atomics")],
+            dependencies: ["CHaspSys", "CPCRE2", "CHaspTLS", "CCap", "CXXHash", .product(name: "Atomics", package: "swift-atomics")],
             // Rules run on the request path: no dynamic exclusivity checks in release builds.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),

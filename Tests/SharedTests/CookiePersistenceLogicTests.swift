@@ -104,6 +104,7 @@ struct CookiePersistenceLogicTests {
         #expect(check("POST", 200, ["cache-control": ["public, max-age=60"]]))
     }
 
+    /// libxxhash's XXH64, as dynamic cookies use it.
     @Test func xxh64MatchesTheSpecification() {
         #expect(XXH64.hash([]) == 0xEF46_DB37_51D8_E999)
         #expect(XXH64.hash(Array("abc".utf8)) == 0x44BC_2CF5_AD77_0999)

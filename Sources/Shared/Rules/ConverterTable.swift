@@ -175,6 +175,17 @@ public enum ConverterTable {
         hash("djb2") { Hashes.djb2($0) },
         hash("sdbm") { Hashes.sdbm($0) },
         hash("wt6") { Hashes.wt6($0) },
+        // The xxHash family: the optional argument is a seed. xxh32 is unsigned, the 64-bit
+        // ones signed (the bits as they come), as in HAProxy.
+        ConverterDefinition("xxh32", [.int], .binary, .int) { v, a, _ in
+            v.asBinary.map { .int(Int64(XXH64.hash32($0, seed: UInt32(truncatingIfNeeded: a.first?.int ?? 0)))) }
+        },
+        ConverterDefinition("xxh64", [.int], .binary, .int) { v, a, _ in
+            v.asBinary.map { .int(Int64(bitPattern: XXH64.hash($0, seed: UInt64(bitPattern: a.first?.int ?? 0)))) }
+        },
+        ConverterDefinition("xxh3", [.int], .binary, .int) { v, a, _ in
+            v.asBinary.map { .int(Int64(bitPattern: XXH64.hash3($0, seed: UInt64(bitPattern: a.first?.int ?? 0)))) }
+        },
     ]
 
     /// `map`, `map_<match>` and `map_<match>_<output>`: look the sample up in a map file.
