@@ -142,6 +142,11 @@ public enum ConverterTable {
         }
     }
 
+    /// A date moved by an offset, saturated like the arithmetic converters (a rule never traps).
+    static func shifted(_ epoch: Int64, _ offset: Int64) -> Int64 {
+        saturate(epoch.addingReportingOverflow(offset), positive: offset > 0)
+    }
+
     static func saturate(_ r: (partialValue: Int64, overflow: Bool), positive: Bool) -> Int64 {
         r.overflow ? (positive ? Int64.max : Int64.min) : r.partialValue
     }
@@ -220,13 +225,13 @@ public enum ConverterTable {
 
     static let misc: [ConverterDefinition] = [
         ConverterDefinition("ltime", [.string, .int], required: 1, .int, .string) { v, a, _ in
-            v.asInt.map { .string(TimeFormat.format(epoch: $0 + (a.count > 1 ? a[1].int ?? 0 : 0), format: a[0].string ?? "", utc: false)) }
+            v.asInt.map { .string(TimeFormat.format(epoch: shifted($0, a.count > 1 ? a[1].int ?? 0 : 0), format: a[0].string ?? "", utc: false)) }
         },
         ConverterDefinition("utime", [.string, .int], required: 1, .int, .string) { v, a, _ in
-            v.asInt.map { .string(TimeFormat.format(epoch: $0 + (a.count > 1 ? a[1].int ?? 0 : 0), format: a[0].string ?? "", utc: true)) }
+            v.asInt.map { .string(TimeFormat.format(epoch: shifted($0, a.count > 1 ? a[1].int ?? 0 : 0), format: a[0].string ?? "", utc: true)) }
         },
         ConverterDefinition("http_date", [.int, .string], .int, .string) { v, a, _ in
-            v.asInt.map { .string(TimeFormat.format(epoch: $0 + (a.first?.int ?? 0), format: "%a, %d %b %Y %H:%M:%S GMT", utc: true)) }
+            v.asInt.map { .string(TimeFormat.format(epoch: shifted($0, a.first?.int ?? 0), format: "%a, %d %b %Y %H:%M:%S GMT", utc: true)) }
         },
     ]
 }
