@@ -121,6 +121,16 @@ final class FakeSampleContext: SampleContext {
         #expect(try value("str(hello),base64") == .string("aGVsbG8="))
         #expect(try value("str(aGVsbG8=),b64dec") == .binary(Array("hello".utf8)))
         #expect(try value("str(a:b:c),field(2,:)") == .string("b"))
+        // Counts, negative indexes and the span of the input they cover (haproxy 2.6's
+        // reg-test converters_ipmask_concat_strcmp_field_word).
+        for (expression, expected) in [
+            ("field(5,_)", "f5"), ("field(2,_,0)", "f2_f3__f5"), ("field(2,_,2)", "f2_f3"), ("field(-2,_,3)", "f2_f3_"),
+            ("field(-3,_,0)", "f1_f2_f3"), ("word(4,_)", "f5"), ("word(2,_,0)", "f2_f3__f5"), ("word(3,_,2)", "f3__f5"),
+            ("word(-2,_,3)", "f1_f2_f3"), ("word(-3,_,0)", "f1_f2"),
+        ] {
+            #expect(try value("str(f1_f2_f3__f5),\(expression)") == .string(expected), "\(expression)")
+        }
+        #expect(try value("str(a/b:c),field(1,:/,2)") == .string("a/b"))
         #expect(try value("str(a:b:c),field(-1,:)") == .string("c"))
         #expect(try value("str(a:b:c),field(2,:,0)") == .string("b:c"))
         #expect(try value("str(/a//b/c),word(2,/)") == .string("b"))
@@ -131,6 +141,17 @@ final class FakeSampleContext: SampleContext {
         #expect(try value("str(aaa-bbb),regsub(a,X)") == .string("Xaa-bbb"))
         #expect(try value("str(192.168.1.77),ipmask(24)")?.asString == "192.168.1.0")
         #expect(try value("str(2001:db8::1),ipmask(24,64)")?.asString == "2001:db8::")
+        // Masks as well as prefix lengths, applied bit by bit (values from haproxy 2.6's
+        // reg-test converters_ipmask_concat_strcmp_field_word).
+        #expect(try value("str(192.168.1.77),ipmask(255.255.0.0)")?.asString == "192.168.0.0")
+        #expect(try value("str(2001:db8:1:2:3:4:5:6),ipmask(24,ffff:ffff:ffff:ffff:0:ffff:ffff:0)")?.asString == "2001:db8:1:2:0:4:5:0")
+        #expect(try value("str(2001:db8::1),ipmask(24,ffff::)")?.asString == "2001::")
+        // An IPv4-mapped address is masked as IPv4; another IPv6 one without a mask6 has no sample.
+        #expect(try value("str(::ffff:192.168.1.77),ipmask(24)")?.asString == "192.168.1.0")
+        #expect(try value("str(2001:db8::1),ipmask(24)") == nil)
+        // Empty parentheses are one empty argument; url_enc takes HAProxy's one encoding.
+        #expect(try value("str()") == .string(""))
+        #expect(try value("str(a b),url_enc(query)") == .string("a%20b"))
         #expect(try value("str(a%20b%2Fc),url_dec") == .string("a b/c"))
         // `+` is a space in the query only, unless the argument says so for the path too.
         #expect(try value("str(/bla+%20?foo=bar%2B42+42%20),url_dec") == .string("/bla+ ?foo=bar+42 42 "))
@@ -191,6 +212,22 @@ final class FakeSampleContext: SampleContext {
         #expect(try value("req.cook(sid),url_dec,length", c) == nil)
         c.requestTarget = nil
         #expect(try value("path,lower", c) == nil)
+    }
+
+    @Test func maskAndChoiceArgumentsAreCheckedAtLoad() {
+        for (text, message) in [
+            ("src,ipmask(24,zz)", "invalid arg 2 in converter 'ipmask' : failed to parse 'zz' as type 'IPv6 mask' at position 2."),
+            ("src,ipmask(24,129)", "invalid arg 2 in converter 'ipmask' : failed to parse '129' as type 'IPv6 mask' at position 2."),
+            ("src,ipmask(33)", "invalid arg 1 in converter 'ipmask' : failed to parse '33' as type 'IPv4 mask' at position 1."),
+            ("str(a),url_enc(foo)", "invalid args in converter 'url_enc' : Unexpected encode type. Allowed value is 'query'."),
+        ] {
+            do throws(SampleExpressionParser.Failure) {
+                _ = try SampleExpressionParser.parse(text, context: context)
+                Issue.record("\(text) was accepted")
+            } catch {
+                #expect(error.message == message, "\(text)")
+            }
+        }
     }
 
     @Test func badExpressionsAreRefusedWithHAProxysWords() {
@@ -343,6 +380,9 @@ final class FakeSampleContext: SampleContext {
         #expect(try map("map_dir(FILE)", "/a/static/b", lines: "static s\n") == .string("s"))
         #expect(try map("map_dom(FILE)", "cdn.example.com", lines: "example e\n") == .string("e"))
         #expect(try map("map_reg(FILE)", "/user/42", lines: "^/user/[0-9]+$ users\n") == .string("users"))
+        // map_regm: the value names the match's groups.
+        #expect(try map("map_regm(FILE)", "/user/42/x", lines: "^/user/([0-9]+)/(.*)$ u=\\1,rest=\\2\n") == .string("u=42,rest=x"))
+        #expect(try map("map_regm(FILE,none)", "/nope", lines: "^/user/([0-9]+) \\1\n") == .string("none"))
         #expect(try map("map_ip(FILE)", "10.1.2.3", lines: "10.0.0.0/8 big\n10.1.0.0/16 small\n") == .string("small"))
         #expect(try map("map_str_int(FILE)", "a", lines: "a 42\n") == .int(42))
         #expect(try map("map_ip_int(FILE,0)", "192.0.2.1", lines: "10.0.0.0/8 1\n") == .int(0))

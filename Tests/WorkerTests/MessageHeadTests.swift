@@ -103,6 +103,25 @@ import Testing
         #expect(seen == 2)
     }
 
+    /// A value a rule writes is sent as written and read back without the blanks around it, as
+    /// a parsed one is (haproxy 2.6: `set-header X "a "` sends "a ", `res.fhdr(x)` reads "a";
+    /// reg-tests url_dec and http_after_response).
+    @Test func ruleValuesAreReadTrimmedAndSentAsWritten() throws {
+        var head = try request(Self.original)
+        head.setHeader("X-Set", " \tsl1: ")
+        head.addHeader("X-Add", "  two words  ")
+        head.addHeader("X-Empty", "  ")
+        #expect(head.allValues(lowercasedName: "x-set") == ["sl1:"])
+        #expect(head.allValues(lowercasedName: "x-add") == ["two words"])
+        #expect(head.allValues(lowercasedName: "x-empty") == [""])
+        var seen: [String] = []
+        _ = head.anyValueInPlace(named: "x-add", split: false) { seen.append(String(decoding: $0, as: UTF8.self)); return false }
+        #expect(seen == ["two words"])
+        #expect(serialized(head).contains("\r\nX-Set:  \tsl1: \r\nX-Add:   two words  \r\nX-Empty:   \r\n"))
+        head.replaceHeaderValues("host") { $0 + " " }
+        #expect(head.allValues(lowercasedName: "x-add") == ["two words"])
+    }
+
     @Test func removingAnAbsentHeaderLeavesTheHeadUntouched() throws {
         var head = try request(Self.original)
         head.removeHeader("absent")

@@ -35,14 +35,14 @@ public enum ConverterTable {
             let parts = s.split(omittingEmptySubsequences: false) { separators.contains($0) }
             let index = Int(a[0].int ?? 1)
             let count = a.count > 2 ? Int(a[2].int ?? 1) : 1
-            return pick(parts, index, count, joiner: String((a[1].string ?? " ").first ?? " "))
+            return pick(parts, index, count, in: s)
         },
         string("word", [.int, .string, .int], required: 2) { s, a, _ in
             let separators = Set(a[1].string ?? "")
             let parts = s.split(omittingEmptySubsequences: true) { separators.contains($0) }
             let index = Int(a[0].int ?? 1)
             let count = a.count > 2 ? Int(a[2].int ?? 1) : 1
-            return pick(parts, index, count, joiner: String((a[1].string ?? " ").first ?? " "))
+            return pick(parts, index, count, in: s)
         },
         string("regsub", [.regex, .string, .string], required: 2) { s, a, _ in
             guard case .regex(let regex) = a[0] else { return nil }
@@ -78,7 +78,8 @@ public enum ConverterTable {
         },
         // `+` is a space in the query string; with a non-zero argument, in the path too.
         string("url_dec", [.int]) { s, a, _ in URLDecode.decode(s, plusAsSpace: (a.first?.int ?? 0) != 0) },
-        string("url_enc") { s, _, _ in s.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?"))) },
+        // `url_enc([query])`: the one encoding HAProxy has.
+        string("url_enc", [.choice(["query"], message: "Unexpected encode type. Allowed value is 'query'.")]) { s, _, _ in s.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?"))) },
         string("json", [.string]) { s, _, _ in JSONEscape.escape(s) },
         string("base64") { s, _, _ in Data(s.utf8).base64EncodedString() },
         ConverterDefinition("b64dec", .string, .binary) { v, _, _ in
@@ -88,19 +89,18 @@ public enum ConverterTable {
             v.asBinary.map { .string($0.map { String(format: "%02X", $0) }.joined()) }
         },
         ConverterDefinition("hex2i", .string, .int) { v, _, _ in v.asString.flatMap { Int64($0, radix: 16) }.map { .int($0) } },
-        ConverterDefinition("ipmask", [.int, .int], required: 1, .address, .address) { v, a, _ in
+        // `ipmask(<mask4>[,<mask6>])`: prefix lengths or masks (`255.255.255.0`, `ffff:ffff::`),
+        // applied bit by bit. An IPv4-mapped address is masked as IPv4; another IPv6 address
+        // without a mask6 gives no sample (as in HAProxy).
+        ConverterDefinition("ipmask", [.ipv4Mask, .ipv6Mask], required: 1, .address, .address) { v, a, _ in
+            let mask4 = UInt32(truncatingIfNeeded: a[0].int ?? 0xffff_ffff)
             switch v {
             case .ipv4(let addr):
-                let bits = Int(a[0].int ?? 32)
-                guard (0...32).contains(bits) else { return nil }
-                return .ipv4(bits == 0 ? 0 : addr & (~UInt32(0) << UInt32(32 - bits)))
+                return .ipv4(addr & mask4)
             case .ipv6(let addr):
-                let bits = Int(a.count > 1 ? a[1].int ?? 128 : 128)
-                guard (0...128).contains(bits) else { return nil }
-                let net = IPNetwork(address: addr, prefix: bits)
-                let hiMask: UInt64 = bits >= 64 ? ~0 : (bits == 0 ? 0 : ~0 << UInt64(64 - bits))
-                let loMask: UInt64 = bits <= 64 ? 0 : (bits >= 128 ? ~0 : ~0 << UInt64(128 - bits))
-                return .ipv6(IPv6Address(high: net.address.high & hiMask, low: net.address.low & loMask))
+                if let v4 = addr.mappedIPv4 { return .ipv4(v4 & mask4) }
+                guard a.count > 1, case .ipv6(let mask) = a[1] else { return nil }
+                return .ipv6(IPv6Address(high: addr.high & mask.high, low: addr.low & mask.low))
             default: return nil
             }
         },
@@ -119,13 +119,23 @@ public enum ConverterTable {
         ConverterDefinition("even", .int, .bool) { v, _, _ in v.asInt.map { .bool($0 & 1 == 0) } },
     ]
 
-    static func pick(_ parts: [Substring], _ index: Int, _ count: Int, joiner: String) -> String? {
-        guard index != 0 else { return nil }
-        let start = index > 0 ? index - 1 : parts.count + index
-        // A field that does not exist is no sample (an empty one is an empty string).
-        guard start >= 0, start < parts.count else { return nil }
-        let end = count <= 0 ? parts.count : min(parts.count, start + count)
-        return parts[start..<end].joined(separator: joiner)
+    /// `field`/`word`: `count` parts from the `index`-th (counted from the end when negative,
+    /// the range then ending at that part; 0: to the end, or to the start), as the span of
+    /// `text` they cover, delimiters included as they were. A part that does not exist is no
+    /// sample (an empty one is an empty string).
+    static func pick(_ parts: [Substring], _ index: Int, _ count: Int, in text: String) -> String? {
+        guard index != 0, !parts.isEmpty else { return nil }
+        let first: Int, last: Int
+        if index > 0 {
+            first = index - 1
+            guard first < parts.count else { return nil }
+            last = count <= 0 ? parts.count - 1 : min(parts.count - 1, first + count - 1)
+        } else {
+            last = parts.count + index
+            guard last >= 0 else { return nil }
+            first = count <= 0 ? 0 : max(0, last - count + 1)
+        }
+        return String(text[parts[first].startIndex..<parts[last].endIndex])
     }
 
     static func arithmetic(_ name: String, _ op: @escaping @Sendable (Int64, Int64) -> Int64?) -> ConverterDefinition {
@@ -207,6 +217,14 @@ public enum ConverterTable {
             }
         }
         out.append(mapConverter("map", method: .str, output: .string))
+        // `map_regm`: a regex map whose values may name the match's groups (`\1`).
+        out.append(ConverterDefinition("map_regm", [.map(.reg, output: "str"), .string], required: 1, .string, .string) { v, a, _ in
+            guard case .map(let set) = a[0], let subject = v.asString else { return nil }
+            let patterns = set.patterns
+            guard let (index, groups) = patterns.firstRegexMatch(subject) else { return a.count > 1 ? a[1].string.map { .string($0) } : nil }
+            let template = patterns.entries[index].value ?? ""
+            return .string(String(decoding: RegexReplace.expand(template, groups: groups, in: Array(subject.utf8)), as: UTF8.self))
+        })
         return out
     }()
 

@@ -366,6 +366,16 @@ public final class CompiledPatterns: AtomicReference, Sendable {
         return false
     }
 
+    /// `reg` patterns: the first whose regex matches `subject`, with the byte ranges of its
+    /// match and capture groups (`map_regm`).
+    public func firstRegexMatch(_ subject: String) -> (index: Int, groups: [Range<Int>?])? {
+        guard method == .reg else { return nil }
+        for (index, regex) in regexes.enumerated() {
+            if let groups = regex.firstMatch(in: subject) { return (index, groups) }
+        }
+        return nil
+    }
+
     /// The map value of the entry `value` matches.
     public func lookup(_ value: SampleValue) -> String? {
         guard let index = match(value) else { return nil }

@@ -5,6 +5,8 @@ public enum SampleArgument: Sendable {
     case variable(VariableName)
     case regex(Regex)
     case map(PatternSet)
+    /// An IPv6 mask (`ipmask`'s second argument).
+    case ipv6(IPv6Address)
     case none
 
     public var string: String? { if case .string(let s) = self { return s } else { return nil } }
@@ -20,6 +22,11 @@ public enum ArgumentKind: Sendable {
     case headerName
     /// A map file, compiled for a match method (`map_beg(file)`), and the output type's name.
     case map(MatchMethod, output: String)
+    /// A netmask: a prefix length or a dotted IPv4 mask (stored as `.int` of the 32-bit mask),
+    /// or a prefix length or an IPv6 mask (stored as `.ipv6`).
+    case ipv4Mask, ipv6Mask
+    /// A word from a fixed list (`url_enc(query)`), with HAProxy's message for another.
+    case choice([String], message: String)
     /// A stick table's name, checked once the whole configuration is read. Left out, it names
     /// the rule's own proxy when `defaultsToProxy` (`src_conn_cur`), else nothing
     /// (`sc0_conn_cur`: the tracked entry's table).
@@ -290,7 +297,7 @@ public enum SampleExpressionParser {
         guard let fetch = FetchTable.byName[first.name] else {
             throw Failure(message: "unknown fetch method '\(first.name)'.")
         }
-        let arguments = try compileArguments(first.arguments ?? [], kinds: fetch.arguments, required: fetch.required,
+        let arguments = try compileArguments(first.arguments, kinds: fetch.arguments, required: fetch.required,
                                              what: "fetch method '\(fetch.name)'", context: context,
                                              user: (context.compilingACL ? "ACL keyword '" : "sample fetch keyword '") + fetch.name + "'")
         var converters: [ConverterCall] = []
@@ -302,7 +309,7 @@ public enum SampleExpressionParser {
             guard SampleValue.canCast(type, to: converter.input) else {
                 throw Failure(message: "converter '\(converter.name)' cannot be applied.")
             }
-            let args = try compileArguments(element.arguments ?? [], kinds: converter.arguments, required: converter.required,
+            let args = try compileArguments(element.arguments, kinds: converter.arguments, required: converter.required,
                                             what: "converter '\(converter.name)'", context: context,
                                             user: "converter '" + converter.name + "'")
             converters.append(ConverterCall(definition: converter, arguments: args))
@@ -312,8 +319,12 @@ public enum SampleExpressionParser {
         return (SampleExpression(fetch: fetch, arguments: arguments, converters: converters, source: String(consumed)), rest)
     }
 
-    static func compileArguments(_ raw: [String], kinds: [ArgumentKind], required: Int, what: String,
+    /// `raw` is nil without parentheses.
+    static func compileArguments(_ given: [String]?, kinds: [ArgumentKind], required: Int, what: String,
                                  context: RuleCompilationContext, user: String = "") throws(Failure) -> [SampleArgument] {
+        var raw = given ?? []
+        // Empty parentheses are one empty argument, as in HAProxy: `str()` is the empty string.
+        if given?.isEmpty == true, required > 0, case .string = kinds[0] { raw = [""] }
         if raw.count < required {
             throw Failure(message: "\(what) expects at least \(required) argument(s)")
         }
@@ -350,6 +361,19 @@ public enum SampleExpressionParser {
                 } catch {
                     throw Failure(message: "invalid args in \(what) : \(error.message)")
                 }
+            case .ipv4Mask:
+                guard let mask = Self.ipv4Mask(text) else {
+                    throw Failure(message: "invalid arg \(index + 1) in \(what) : failed to parse '\(text)' as type 'IPv4 mask' at position \(index + 1).")
+                }
+                out.append(.int(Int64(mask)))
+            case .ipv6Mask:
+                guard let mask = Self.ipv6Mask(text) else {
+                    throw Failure(message: "invalid arg \(index + 1) in \(what) : failed to parse '\(text)' as type 'IPv6 mask' at position \(index + 1).")
+                }
+                out.append(.ipv6(mask))
+            case .choice(let words, let message):
+                guard words.contains(text) else { throw Failure(message: "invalid args in \(what) : \(message)") }
+                out.append(.string(text))
             case .regex:
                 do {
                     out.append(.regex(try Regex(text)))
@@ -364,6 +388,23 @@ public enum SampleExpressionParser {
             noteTable(proxy, argument: out.count, user: user, context: context)
         }
         return out
+    }
+
+    /// A prefix length (0-32) or a dotted mask, as a 32-bit mask.
+    static func ipv4Mask(_ text: String) -> UInt32? {
+        if let bits = Int(text), (0...32).contains(bits) { return bits == 0 ? 0 : ~UInt32(0) << UInt32(32 - bits) }
+        return IPAddressText.parseIPv4(Substring(text))
+    }
+
+    /// A prefix length (0-128) or an IPv6 mask.
+    static func ipv6Mask(_ text: String) -> IPv6Address? {
+        if let bits = Int(text) {
+            guard (0...128).contains(bits) else { return nil }
+            let high: UInt64 = bits >= 64 ? ~0 : (bits == 0 ? 0 : ~0 << UInt64(64 - bits))
+            let low: UInt64 = bits <= 64 ? 0 : (bits >= 128 ? ~0 : ~0 << UInt64(128 - bits))
+            return IPv6Address(high: high, low: low)
+        }
+        return IPAddressText.parseIPv6(Substring(text))
     }
 
     private static func noteTable(_ name: String, argument: Int, user: String, context: RuleCompilationContext) {

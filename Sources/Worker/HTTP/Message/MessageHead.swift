@@ -126,7 +126,7 @@ struct MessageHead {
     /// matching lines become strings.
     func allValues(lowercasedName name: String) -> [String] {
         if let edited = editedFields {
-            return edited.filter { $0.hasName(name) }.map(\.value)
+            return edited.filter { $0.hasName(name) }.map { Self.trimmed($0.value) }
         }
         var out: [String] = []
         var wanted = name
@@ -142,7 +142,7 @@ struct MessageHead {
         }
         if !addedFields.isEmpty {
             let length = name.utf8.count
-            for f in addedFields where f.name.utf8.count == length && f.hasName(name) { out.append(f.value) }
+            for f in addedFields where f.name.utf8.count == length && f.hasName(name) { out.append(Self.trimmed(f.value)) }
         }
         return out
     }
@@ -170,7 +170,7 @@ struct MessageHead {
     mutating func anyValueInPlace(named name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
         if let edited = editedFields {
             for f in edited where f.hasName(name) {
-                var value = f.value
+                var value = Self.trimmed(f.value)
                 if value.withUTF8({ Self.offer($0, split: split, body) }) { return true }
             }
             return false
@@ -197,7 +197,7 @@ struct MessageHead {
         if addedFields.isEmpty { return false }
         let length = name.utf8.count
         for f in addedFields where f.name.utf8.count == length && f.hasName(name) {
-            var value = f.value
+            var value = Self.trimmed(f.value)
             if value.withUTF8({ Self.offer($0, split: split, body) }) { return true }
         }
         return false
@@ -347,6 +347,15 @@ struct MessageHead {
             list.removeAll { $0.hasName(name) }
             list.append(HTTPField(name: name, value: value))
         }
+    }
+
+    /// A field value without the blanks around it (they are not part of it, RFC 9110 5.5). A
+    /// value a rule wrote is sent as written but read back trimmed, as a parsed line is (in
+    /// HAProxy too: `res.fhdr` of a value set to "a " is "a", the wire keeps the space).
+    static func trimmed(_ value: String) -> String {
+        guard let first = value.utf8.first, let last = value.utf8.last,
+              first == 32 || first == 9 || last == 32 || last == 9 else { return value }
+        return String(Substring(value).trimmingBlanks())
     }
 
     /// Rules that add one header often add a few: room for them at the first.
