@@ -72,21 +72,10 @@ public final class ACLTest: Sendable {
     /// trimmed, cut at their first `=`, as `req.cook` reads them), offered in order.
     static func anyCookie(_ line: UnsafeBufferPointer<UInt8>, named name: UnsafeBufferPointer<UInt8>,
                           _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
-        var start = 0
-        while true {
-            var end = start
-            while end < line.count, line[end] != UInt8(ascii: ";") { end += 1 }
-            var a = start, b = end
-            while a < b, line[a] == 32 || line[a] == 9 { a += 1 }
-            while b > a, line[b - 1] == 32 || line[b - 1] == 9 { b -= 1 }
-            var equals = a
-            while equals < b, line[equals] != UInt8(ascii: "=") { equals += 1 }
-            if equals < b, equals - a == name.count, name.count == 0 || memcmp(line.baseAddress! + a, name.baseAddress!, name.count) == 0,
-               body(UnsafeBufferPointer(rebasing: line[(equals + 1)..<b])) {
-                return true
-            }
-            if end >= line.count { return false }
-            start = end + 1
+        BytePieces.anyTrimmed(line, separatedBy: UInt8(ascii: ";")) { item in
+            guard let equals = item.firstIndex(of: UInt8(ascii: "=")), equals == name.count,
+                  name.count == 0 || memcmp(item.baseAddress!, name.baseAddress!, name.count) == 0 else { return false }
+            return body(UnsafeBufferPointer(rebasing: item[(equals + 1)...]))
         }
     }
 

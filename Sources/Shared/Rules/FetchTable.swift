@@ -357,6 +357,26 @@ public enum FetchTable {
     ]
 }
 
+/// The pieces of a byte string between separators, as header values and cookie lines are cut.
+public enum BytePieces {
+    /// Offers each piece of `bytes` between `separator`s (empty ones included), spaces and tabs
+    /// around it trimmed, to `body` in order until it returns true; whether one did.
+    public static func anyTrimmed(_ bytes: UnsafeBufferPointer<UInt8>, separatedBy separator: UInt8,
+                                  _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        var start = 0
+        while true {
+            var end = start
+            while end < bytes.count, bytes[end] != separator { end += 1 }
+            var a = start, b = end
+            while a < b, bytes[a] == 32 || bytes[a] == 9 { a += 1 }
+            while b > a, bytes[b - 1] == 32 || bytes[b - 1] == 9 { b -= 1 }
+            if body(UnsafeBufferPointer(rebasing: bytes[a..<b])) { return true }
+            if end >= bytes.count { return false }
+            start = end + 1
+        }
+    }
+}
+
 extension Substring {
     /// Without leading and trailing spaces and tabs (on the UTF-8 bytes).
     public func trimmingBlanks() -> Substring {

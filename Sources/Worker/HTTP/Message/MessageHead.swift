@@ -232,17 +232,7 @@ struct MessageHead {
     /// One line's value, or each of its comma-separated parts trimmed of blanks.
     private static func offer(_ value: UnsafeBufferPointer<UInt8>, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
         guard split, value.contains(UInt8(ascii: ",")) else { return body(value) }
-        var start = 0
-        while true {
-            var end = start
-            while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
-            var a = start, b = end
-            while a < b, value[a] == 32 || value[a] == 9 { a += 1 }
-            while b > a, value[b - 1] == 32 || value[b - 1] == 9 { b -= 1 }
-            if body(UnsafeBufferPointer(rebasing: value[a..<b])) { return true }
-            if end >= value.count { return false }
-            start = end + 1
-        }
+        return BytePieces.anyTrimmed(value, separatedBy: UInt8(ascii: ","), body)
     }
 
     /// A value rules computed (from decoded input, say) may hold a line break: written out, it
