@@ -109,6 +109,20 @@ int hasp_ctx_set_dh_auto(SSL_CTX *ctx, int bits) {
     return (int)SSL_CTX_set_dh_auto(ctx, 1);
 }
 
+int hasp_ctx_set_dh_pem(SSL_CTX *ctx, const char *pem, size_t len) {
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    if (!bio) return 0;
+    /* Reads the first parameters block, skipping certificates and keys before it. */
+    EVP_PKEY *params = PEM_read_bio_Parameters(bio, NULL);
+    BIO_free(bio);
+    ERR_clear_error();
+    if (!params) return 0;
+    if (EVP_PKEY_get_base_id(params) != EVP_PKEY_DH) { EVP_PKEY_free(params); return 0; }
+    if (!ctx) { EVP_PKEY_free(params); return 1; }
+    if (SSL_CTX_set0_tmp_dh_pkey(ctx, params) != 1) { EVP_PKEY_free(params); return 0; }
+    return 1;
+}
+
 void hasp_ctx_set_session_cache(SSL_CTX *ctx, long size, long lifetime, const unsigned char *sid, unsigned sidlen) {
     if (size <= 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

@@ -43,6 +43,9 @@ int hasp_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version);
 void hasp_ctx_set_flags(SSL_CTX *ctx, int flags);
 int hasp_ctx_set_groups(SSL_CTX *ctx, const char *list);
 int hasp_ctx_set_dh_auto(SSL_CTX *ctx, int bits);
+/* DH parameters from a PEM text (a certificate file or `ssl-dh-param-file`): 1 when set on
+ * the context, 0 when the text holds none; with a NULL context, whether it holds some. */
+int hasp_ctx_set_dh_pem(SSL_CTX *ctx, const char *pem, size_t len);
 /* Server session cache (0 turns it off) and lifetime in seconds; the id context binds sessions
  * to one listener. */
 void hasp_ctx_set_session_cache(SSL_CTX *ctx, long size, long lifetime, const unsigned char *sid, unsigned sidlen);

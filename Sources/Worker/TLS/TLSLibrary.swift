@@ -131,6 +131,11 @@ enum TLSLibrary {
         return nil
     }
 
+    /// Sets the DH parameters a PEM text holds; false when it holds none.
+    static func setDHParameters(_ pem: [UInt8], on ctx: OpaquePointer) -> Bool {
+        pem.withUnsafeBufferPointer { p in p.withMemoryRebound(to: CChar.self) { hasp_ctx_set_dh_pem(ctx, $0.baseAddress, $0.count) == 1 } }
+    }
+
     static func loadTrust(_ file: TLSFileContents, into ctx: OpaquePointer, crl: Bool, sendNames: Bool) -> Bool {
         file.bytes.withUnsafeBufferPointer { p in
             p.withMemoryRebound(to: CChar.self) { c in

@@ -106,7 +106,11 @@ final class TLSServerContext: @unchecked Sendable {
             if let refused = TLSLibrary.apply(policy, to: ctx) {
                 throw TLSBuildError(description: "Proxy '\(proxy)': \(refused) \(at).")
             }
-            if let bits = global.defaultDHParam { _ = hasp_ctx_set_dh_auto(ctx, Int32(bits)) }
+            // DHE: the certificate file's own DH parameters, else `ssl-dh-param-file`'s, else
+            // (`tune.ssl.default-dh-param`) OpenSSL's built-in groups; otherwise no DHE.
+            let dhSet = TLSLibrary.setDHParameters(file.pem, on: ctx)
+                || (global.dhParams.map { TLSLibrary.setDHParameters($0.bytes, on: ctx) } ?? false)
+            if !dhSet, let bits = global.defaultDHParam { _ = hasp_ctx_set_dh_auto(ctx, Int32(bits)) }
             hasp_ctx_set_session_cache(ctx, global.cacheSize, global.lifetimeSeconds, sessionContext, UInt32(sessionContext.count))
             // ALPN: HTTP/2 is not served yet, so `h2` is never chosen.
             let alpn = (options?.alpn ?? bind.tls.alpn ?? []).filter { $0 != "h2" }

@@ -229,6 +229,67 @@ struct TLSTerminationTests {
         #expect(try Self.https(ports[1], "a.test").stdout == "app a")
     }
 
+    /// DHE key exchange: the certificate file's own DH parameters, else `ssl-dh-param-file`'s,
+    /// else with `tune.ssl.default-dh-param` OpenSSL's built-in group of the key's size, else no
+    /// DHE at all (the same answers as haproxy 2.6 on the same files). The master reads the file
+    /// and hands it to the worker (`-W`).
+    @Test func dhParametersComeFromTheCertificateTheGlobalFileOrTheDefault() throws {
+        let dir = try TempDir()
+        let d = dir.url.path
+        let script = """
+        set -e
+        cd '\(d)'
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout rsa.key -out rsa.crt -days 3 -subj /CN=rsa.test 2>/dev/null
+        cat rsa.crt rsa.key > rsa.pem
+        openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe3072 -out dh3072.pem 2>/dev/null
+        openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe4096 -out dh4096.pem 2>/dev/null
+        cat rsa.pem dh4096.pem > rsadh.pem
+        """
+        let made = try run("/bin/sh", ["-c", script])
+        try #require(made.status == 0, "\(made.stderr)")
+        func serverKey(_ port: Int) throws -> String {
+            let out = try sClient(port, arguments: ["-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256"])
+            return out.split(separator: "\n").first { $0.hasPrefix("Server Temp Key:") }.map(String.init) ?? "none"
+        }
+        let ports = [try Ports.free(), try Ports.free()]
+        func config(_ global: String) -> String {
+            """
+            global
+                \(global)
+            defaults
+                mode http
+                timeout client 5s
+                timeout server 5s
+                timeout connect 2s
+            frontend fe
+                bind 127.0.0.1:\(ports[0]) ssl crt \(d)/rsadh.pem
+                bind 127.0.0.1:\(ports[1]) ssl crt \(d)/rsa.pem
+                http-request return status 200
+            """
+        }
+        do {
+            let hasp = try Hasp(config: config("ssl-dh-param-file \(d)/dh3072.pem"), waitFor: ports, arguments: ["-W", "-db"])
+            defer { hasp.stop() }
+            #expect(try serverKey(ports[0]) == "Server Temp Key: DH, 4096 bits")
+            #expect(try serverKey(ports[1]) == "Server Temp Key: DH, 3072 bits")
+        }
+        do {
+            let hasp = try Hasp(config: config("tune.ssl.default-dh-param 2048"), waitFor: ports)
+            defer { hasp.stop() }
+            #expect(try serverKey(ports[0]) == "Server Temp Key: DH, 4096 bits")
+            #expect(try serverKey(ports[1]) == "Server Temp Key: DH, 2048 bits")
+        }
+        do {
+            let hasp = try Hasp(config: config("maxconn 100"), waitFor: ports)
+            defer { hasp.stop() }
+            #expect(try serverKey(ports[1]) == "none")
+        }
+        let bad = try dir.write("bad.cfg", config("ssl-dh-param-file \(d)/rsa.pem"))
+        let result = try run(HaspBinary.path, ["-c", "-f", bad])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("'ssl-dh-param-file': unable to load DH parameters from file <\(d)/rsa.pem>."), "\(result.stderr)")
+    }
+
     @Test func badCertificatesAreRefusedWithTheFileAndLine() throws {
         let tls = try TLSMaterial()
         let garbage = try tls.dir.write("garbage.pem", "not a certificate\n")

@@ -63,6 +63,11 @@ public enum CertificateCheck {
         })
     }
 
+    /// Whether a PEM text holds DH parameters.
+    public static func hasDHParameters(_ pem: [UInt8]) -> Bool {
+        pem.withUnsafeBufferPointer { p in p.withMemoryRebound(to: CChar.self) { hasp_ctx_set_dh_pem(nil, $0.baseAddress, $0.count) == 1 } }
+    }
+
     public static var libraryVersion: String {
         guard let text = hasp_tls_version_text() else { return "" }
         return String(validatingCString: text) ?? ""

@@ -498,7 +498,12 @@ extension ConfigParser {
             config.global.tls.defaultDHParam = n
         case "ssl-dh-param-file":
             guard w.count >= 2 else { parsingAlert("'\(k)' expects a file path as an argument."); return true }
-            config.global.tls.dhParamFile = w[1]
+            // Read now (by the master, recorded for the worker), and checked to hold DH parameters.
+            guard case .file(let bytes) = files.entry(w[1]), CertificateCheck.hasDHParameters(bytes) else {
+                parsingAlert("'\(k)': unable to load DH parameters from file <\(w[1])>.")
+                return true
+            }
+            config.global.tls.dhParams = TLSFileContents(path: w[1], bytes: bytes)
         case "tune.ssl.cachesize", "tune.ssl.lifetime":
             guard w.count >= 2 else { parsingAlert("'\(k)' expects an integer argument."); return true }
             if k == "tune.ssl.cachesize" {

@@ -196,7 +196,8 @@ public struct GlobalTLSSettings: Sendable, Equatable {
     public var crtBase: String? = nil
     /// `tune.ssl.default-dh-param`: DHE allowed up to this size (nil: DHE off without DH params).
     public var defaultDHParam: Int? = nil
-    public var dhParamFile: String? = nil
+    /// `ssl-dh-param-file`: DH parameters for every bind whose certificate file has none.
+    public var dhParams: TLSFileContents? = nil
     /// `tune.ssl.cachesize` (sessions; 0 = off) and `tune.ssl.lifetime` (seconds).
     public var cacheSize = 20_000
     public var lifetimeSeconds = 300
