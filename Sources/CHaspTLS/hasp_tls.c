@@ -5,6 +5,8 @@
 #include <openssl/pem.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/core_names.h>
 #include <openssl/opensslv.h>
 
 static int conn_index = -1;      // SSL ex data: the hasp_conn that owns the SSL
@@ -17,6 +19,9 @@ static void free_ex(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long a
     free(ptr);
 }
 
+static int ticket_keys_index = -1;
+static void free_ticket_keys(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp);
+
 void hasp_tls_init(void) {
     static int done = 0;
     if (done) return;
@@ -25,6 +30,7 @@ void hasp_tls_init(void) {
     verify_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_ex);
     alpn_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_ex);
     sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_ex);
+    ticket_keys_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_ticket_keys);
     done = 1;
 }
 
@@ -121,6 +127,61 @@ int hasp_ctx_set_dh_pem(SSL_CTX *ctx, const char *pem, size_t len) {
     if (!ctx) { EVP_PKEY_free(params); return 1; }
     if (SSL_CTX_set0_tmp_dh_pkey(ctx, params) != 1) { EVP_PKEY_free(params); return 0; }
     return 1;
+}
+
+struct hasp_ticket_keys {
+    int count, size, encrypting;
+    unsigned char records[];
+};
+
+static void free_ticket_keys(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    OPENSSL_clear_free(ptr, ptr ? sizeof(struct hasp_ticket_keys) + (size_t)((struct hasp_ticket_keys *)ptr)->count
+                                                                    * (size_t)((struct hasp_ticket_keys *)ptr)->size : 0);
+}
+
+/* The ring is tried from the encrypting key on, as HAProxy does: a ticket sealed with another
+ * key is accepted and renewed (2). */
+static int ticket_key_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx,
+                         EVP_MAC_CTX *hctx, int enc) {
+    struct hasp_ticket_keys *k = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), ticket_keys_index);
+    if (!k) return -1;
+    int half = (k->size - 16) / 2;
+    const EVP_CIPHER *cipher = half == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (enc) {
+        const unsigned char *key = k->records + (size_t)k->encrypting * (size_t)k->size;
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) <= 0) return -1;
+        memcpy(key_name, key, 16);
+        if (!EVP_EncryptInit_ex(ectx, cipher, NULL, key + 16, iv)) return -1;
+        if (!EVP_MAC_init(hctx, key + 16 + half, (size_t)half, params)) return -1;
+        return 1;
+    }
+    for (int i = 0; i < k->count; i++) {
+        int slot = (k->encrypting + i) % k->count;
+        const unsigned char *key = k->records + (size_t)slot * (size_t)k->size;
+        if (memcmp(key_name, key, 16) != 0) continue;
+        if (!EVP_MAC_init(hctx, key + 16 + half, (size_t)half, params)) return -1;
+        if (!EVP_DecryptInit_ex(ectx, cipher, NULL, key + 16, iv)) return -1;
+        return i ? 2 : 1;
+    }
+    return 0;
+}
+
+int hasp_ctx_set_ticket_keys(SSL_CTX *ctx, const unsigned char *records, int count, int size, int encrypting) {
+    if (count <= 0 || (size != 48 && size != 80) || encrypting < 0 || encrypting >= count) return 0;
+    if (ticket_keys_index < 0) return 0;
+    size_t bytes = (size_t)count * (size_t)size;
+    struct hasp_ticket_keys *k = OPENSSL_malloc(sizeof(*k) + bytes);
+    if (!k) return 0;
+    k->count = count;
+    k->size = size;
+    k->encrypting = encrypting;
+    memcpy(k->records, records, bytes);
+    if (!SSL_CTX_set_ex_data(ctx, ticket_keys_index, k)) { OPENSSL_clear_free(k, sizeof(*k) + bytes); return 0; }
+    return SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb) == 1;
 }
 
 void hasp_ctx_set_session_cache(SSL_CTX *ctx, long size, long lifetime, const unsigned char *sid, unsigned sidlen) {

@@ -46,6 +46,10 @@ int hasp_ctx_set_dh_auto(SSL_CTX *ctx, int bits);
 /* DH parameters from a PEM text (a certificate file or `ssl-dh-param-file`): 1 when set on
  * the context, 0 when the text holds none; with a NULL context, whether it holds some. */
 int hasp_ctx_set_dh_pem(SSL_CTX *ctx, const char *pem, size_t len);
+/* Session tickets sealed with given keys (`tls-ticket-keys`): `count` records of `size` bytes
+ * (48: AES-128, 80: AES-256; a 16-byte name, the AES key, the HMAC-SHA256 key), `encrypting`
+ * the one that seals; the context keeps a copy. 1 on success. */
+int hasp_ctx_set_ticket_keys(SSL_CTX *ctx, const unsigned char *records, int count, int size, int encrypting);
 /* Server session cache (0 turns it off) and lifetime in seconds; the id context binds sessions
  * to one listener. */
 void hasp_ctx_set_session_cache(SSL_CTX *ctx, long size, long lifetime, const unsigned char *sid, unsigned sidlen);

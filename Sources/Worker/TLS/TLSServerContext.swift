@@ -92,8 +92,11 @@ final class TLSServerContext: @unchecked Sendable {
             throw TLSBuildError(description: "Proxy '\(proxy)': no SSL certificate specified \(at) (use 'crt').")
         }
         let basePolicy = bind.tls.policy.over(global.bindDefaults)
-        // Sessions are cached per listener: the id context says which.
-        let sessionContext = Array("hasp:\(proxy):\(bind.text)".utf8.prefix(32))
+        // Sessions are cached per listener: the id context says which. With shared ticket keys
+        // it is HAProxy's own ("haproxy"), so that a ticket sealed by one node (hasp or haproxy)
+        // of a farm, or by another bind with the same keys, resumes on this one.
+        let sessionContext = bind.tls.ticketKeys != nil ? Array("haproxy".utf8)
+            : Array("hasp:\(proxy):\(bind.text)".utf8.prefix(32))
         var entries: [Entry] = []
         for file in bind.tls.certificates {
             guard let ctx = hasp_ctx_new_server() else {
@@ -112,6 +115,13 @@ final class TLSServerContext: @unchecked Sendable {
                 || (global.dhParams.map { TLSLibrary.setDHParameters($0.bytes, on: ctx) } ?? false)
             if !dhSet, let bits = global.defaultDHParam { _ = hasp_ctx_set_dh_auto(ctx, Int32(bits)) }
             hasp_ctx_set_session_cache(ctx, global.cacheSize, global.lifetimeSeconds, sessionContext, UInt32(sessionContext.count))
+            if let keys = bind.tls.ticketKeys {
+                let records = keys.ring.flatMap { $0 }
+                let set = records.withUnsafeBufferPointer {
+                    hasp_ctx_set_ticket_keys(ctx, $0.baseAddress, Int32(keys.ring.count), Int32(keys.ring[0].count), Int32(keys.encrypting))
+                }
+                guard set == 1 else { throw TLSBuildError(description: "Proxy '\(proxy)': unable to set the TLS ticket keys of '\(keys.path)' \(at).") }
+            }
             // ALPN: HTTP/2 is not served yet, so `h2` is never chosen.
             let alpn = (options?.alpn ?? bind.tls.alpn ?? []).filter { $0 != "h2" }
             if !alpn.isEmpty, !bind.tls.noALPN {

@@ -290,6 +290,50 @@ struct TLSTerminationTests {
         #expect(result.stderr.contains("'ssl-dh-param-file': unable to load DH parameters from file <\(d)/rsa.pem>."), "\(result.stderr)")
     }
 
+    /// `tls-ticket-keys`: a ticket sealed by haproxy 2.6 resumes on hasp and the other way
+    /// round when both read the same key file (TLS 1.2 and 1.3), and hasp refuses bad files
+    /// with haproxy's words.
+    @Test(.enabled(if: StatsDifferentialTests.available, "needs Debian's haproxy"))
+    func ticketsSealedWithSharedKeysResumeAcrossHaproxyAndHasp() throws {
+        let tls = try TLSMaterial()
+        var lines = ""
+        for _ in 0..<4 { lines += Data((0..<80).map { _ in UInt8.random(in: 0...255) }).base64EncodedString() + "\n" }
+        let keys = try tls.dir.write("tickets.keys", lines)
+        let ports = [try Ports.free(), try Ports.free()]
+        func config(_ port: Int) -> String {
+            """
+            defaults
+                mode http
+                timeout client 5s
+                timeout server 5s
+                timeout connect 2s
+            frontend fe
+                bind 127.0.0.1:\(port) ssl crt \(tls.a) tls-ticket-keys \(keys)
+                http-request return status 200
+            """
+        }
+        let theirs = try Hasp(config: config(ports[0]), waitFor: [ports[0]], binary: RulesDifferentialTests.haproxy)
+        defer { theirs.stop() }
+        let ours = try Hasp(config: config(ports[1]), waitFor: [ports[1]])
+        defer { ours.stop() }
+        for version in ["-tls1_2", "-tls1_3"] {
+            for (from, to) in [(ports[0], ports[1]), (ports[1], ports[0])] {
+                let session = tls.dir.path("session-\(version)-\(from)")
+                _ = try sClient(from, serverName: "a.test", arguments: [version, "-sess_out", session, "-ign_eof"],
+                                input: "GET / HTTP/1.0\r\n\r\n")
+                let resumed = try sClient(to, serverName: "a.test", arguments: [version, "-sess_in", session])
+                #expect(resumed.contains("Reused, "), "\(version) \(from) -> \(to): \(resumed)")
+            }
+        }
+        for (content, message) in [("x\n", "unable to decode base64 key on line 1"),
+                                   (String(lines.split(separator: "\n")[0]) + "\n", "please supply at least 3 keys in the tls-tickets-file")] {
+            let bad = try tls.dir.write("bad.keys", content)
+            let path = try tls.dir.write("bad.cfg", config(1).replacingOccurrences(of: keys, with: bad))
+            let result = try run(HaspBinary.path, ["-c", "-f", path])
+            #expect(result.status == 1 && result.stderr.contains("'\(bad)' : \(message)"), "\(result.stderr)")
+        }
+    }
+
     @Test func badCertificatesAreRefusedWithTheFileAndLine() throws {
         let tls = try TLSMaterial()
         let garbage = try tls.dir.write("garbage.pem", "not a certificate\n")

@@ -1,3 +1,5 @@
+import Foundation
+
 /// TLS keywords of `bind`, `server` and `global`, and the files they name.
 extension ConfigParser {
     // MARK: - Shared policy keywords
@@ -144,6 +146,36 @@ extension ConfigParser {
             return .failure(TrustFileFailure(message: "'\(k)' : unable to load \(crl ? "CRL" : "CA") file '\(path)'."))
         }
         return .success(TLSFileContents(path: path, bytes: bytes))
+    }
+
+    /// `tls-ticket-keys <file>`: base64 keys of 48 bytes (AES-128) or 80 (AES-256), one a line,
+    /// at least three. As in HAProxy the last three are kept, in a ring where line n takes slot
+    /// n mod 3, and the penultimate line encrypts.
+    static func ticketKeys(_ path: String, files: ConfigFiles) -> Swift.Result<TLSTicketKeys, TrustFileFailure> {
+        guard case .file(let bytes) = files.entry(path) else {
+            return .failure(TrustFileFailure(message: "'\(path)' : unable to load ssl tickets keys file"))
+        }
+        var ring: [[UInt8]] = Array(repeating: [], count: TLSTicketKeys.ringSize)
+        var size = 0, count = 0
+        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }  // the final line feed
+        for line in lines {
+            var text = line
+            if text.last == UInt8(ascii: "\r") { text = text.dropLast() }
+            guard let key = Data(base64Encoded: Data(text)) else {
+                return .failure(TrustFileFailure(message: "'\(path)' : unable to decode base64 key on line \(count + 1)"))
+            }
+            guard key.count == 48 || key.count == 80, size == 0 || key.count == size else {
+                return .failure(TrustFileFailure(message: "'\(path)' : wrong sized key on line \(count + 1)"))
+            }
+            size = key.count
+            ring[count % TLSTicketKeys.ringSize] = Array(key)
+            count += 1
+        }
+        guard count >= TLSTicketKeys.ringSize else {
+            return .failure(TrustFileFailure(message: "'\(path)' : please supply at least \(TLSTicketKeys.ringSize) keys in the tls-tickets-file"))
+        }
+        return .success(TLSTicketKeys(path: path, ring: ring, encrypting: (count - 2) % TLSTicketKeys.ringSize))
     }
 
     /// `crt-list <file>`: one certificate a line, with `[options]` and SNI filters.
@@ -310,7 +342,14 @@ extension ConfigParser {
             }
             if k == "ca-ignore-err" { bind.tls.caIgnore = set } else { bind.tls.crtIgnore = set }
             return .took(2)
-        case "ca-sign-file", "ca-sign-pass", "tls-ticket-keys", "sigalgs", "client-sigalgs", "ssl-default-crt":
+        case "tls-ticket-keys":
+            guard let value else { return .failed("'\(k)' : missing TLS ticket keys file path") }
+            switch Self.ticketKeys(value, files: files) {
+            case .failure(let failure): return .failed(failure.message)
+            case .success(let keys): bind.tls.ticketKeys = keys
+            }
+            return .took(2)
+        case "ca-sign-file", "ca-sign-pass", "sigalgs", "client-sigalgs", "ssl-default-crt":
             guard value != nil else { return .failed("'\(k)' : missing argument") }
             return .took(2)
         default:

@@ -141,6 +141,20 @@ public struct TLSFileContents: Sendable, Equatable {
     }
 }
 
+/// The ticket keys of `tls-ticket-keys`: a ring of three (name, AES key, HMAC key) records,
+/// and the one that encrypts; every one decrypts.
+public struct TLSTicketKeys: Sendable, Equatable {
+    public static let ringSize = 3
+    public var path: String
+    public var ring: [[UInt8]]
+    public var encrypting: Int
+    public init(path: String, ring: [[UInt8]], encrypting: Int) {
+        self.path = path
+        self.ring = ring
+        self.encrypting = encrypting
+    }
+}
+
 /// `bind ... ssl`.
 public struct BindTLSSettings: Sendable, Equatable {
     public var enabled = false
@@ -156,6 +170,8 @@ public struct BindTLSSettings: Sendable, Equatable {
     public var verify: TLSVerifyMode? = nil
     public var caFile: TLSFileContents? = nil
     public var caVerifyFile: TLSFileContents? = nil
+    /// `tls-ticket-keys`: the keys session tickets are sealed with (nil: random per context).
+    public var ticketKeys: TLSTicketKeys? = nil
     public var crlFile: TLSFileContents? = nil
     public var caIgnore = TLSIgnoredErrors()
     public var crtIgnore = TLSIgnoredErrors()
