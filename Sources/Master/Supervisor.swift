@@ -163,6 +163,7 @@ final class Supervisor: @unchecked Sendable {
             for line in lines { printer.alert(line) }
             return nil
         }
+        result.environment.applyToProcess()
         return (result.configuration, sources, files.recorded)
     }
 

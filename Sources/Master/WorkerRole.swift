@@ -37,6 +37,7 @@ enum WorkerRole {
             for d in result.diagnostics where d.level == .alert { printer.emit(d) }
             exit(1)
         }
+        result.environment.applyToProcess()
         var configuration = result.configuration
         options.applyLimits(to: &configuration)
         // Every file is read before the worker leaves root and enters its chroot, and the drop

@@ -126,6 +126,7 @@ enum Hasp {
             printer.alert("Some warnings were found and 'zero-warning' is set. Aborting.")
             exit(1)
         }
+        result.environment.applyToProcess()
         if options.checkOnly {
             if !printer.quiet, result.hasWarnings { StandardStreams.writeOutput("Warnings were found.\n") }
             // As haproxy: a configuration that would listen nowhere (no bound proxy, stats

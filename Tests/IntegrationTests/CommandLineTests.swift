@@ -128,17 +128,18 @@ import Glibc
         #expect(r.stderr.contains("Starting frontend fe: cannot bind socket (Address already in use) [127.0.0.1:\(backend.port)]"))
     }
 
-    @Test func commandLineLimitsAndThePeerNameReachTheWorkers() throws {
+    @Test func commandLineLimitsThePeerNameAndSetenvReachTheWorkers() throws {
         let port = try Ports.free()
         let config = """
             global
                 stats socket @DIR@/admin.sock level admin
+                setenv GREETING hello
             defaults
                 mode http
                 timeout client 1s
             frontend fe
                 bind 127.0.0.1:\(port)
-                http-request return status 200 content-type text/plain string "${HAPROXY_LOCALPEER}"
+                http-request return status 200 content-type text/plain lf-string "${HAPROXY_LOCALPEER} %[env(GREETING)]"
             """
         let hasp = try Hasp(config: config, waitFor: [port], arguments: ["-W", "-db", "-n", "77", "-L", "edge1"])
         defer { hasp.stop() }
@@ -146,6 +147,7 @@ import Glibc
         try eventually("the worker") { FileManager.default.fileExists(atPath: hasp.dir.path("admin.sock")) }
         let info = try CLIClient.ask(hasp.dir.path("admin.sock"), "show info")
         #expect(info.contains("Maxconn: 77\n"))
-        #expect(try curl(["-s", "http://127.0.0.1:\(port)/"]).stdout == "edge1")
+        // `setenv` reaches the worker's environment, where `env()` reads it per request.
+        #expect(try curl(["-s", "http://127.0.0.1:\(port)/"]).stdout == "edge1 hello")
     }
 }

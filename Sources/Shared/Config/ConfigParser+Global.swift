@@ -50,7 +50,7 @@ extension ConfigParser {
                 parsingWarning("'localpeer' ignored since it is used after 'peers' section.")
             } else {
                 config.localPeer = w[1]
-                ProcessEnvironment.set("HAPROXY_LOCALPEER", w[1])
+                environment.set("HAPROXY_LOCALPEER", w[1])
             }
         case "node":
             config.global.node = w.count >= 2 ? w[1] : ""
@@ -160,9 +160,11 @@ extension ConfigParser {
             config.global.maxRewrite = n
         case "setenv", "presetenv":
             guard w.count >= 3 else { parsingAlert("'\(k)' expects a name and a value."); return }
-            if k == "setenv" || ProcessEnvironment.get(w[1]) == nil { ProcessEnvironment.set(w[1], w[2]) }
-        case "unsetenv", "resetenv":
-            break
+            if k == "setenv" || environment.get(w[1]) == nil { environment.set(w[1], w[2]) }
+        case "unsetenv":
+            for name in w.dropFirst() { environment.unset(name) }
+        case "resetenv":
+            environment.keepOnly(Set(w.dropFirst()))
         case "server-state-file", "server-state-base":
             guard w.count >= 2 else {
                 parsingAlert("'\(k)' expects one argument: \(k == "server-state-file" ? "a file path" : "a directory path").")

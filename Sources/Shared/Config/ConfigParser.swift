@@ -6,6 +6,9 @@ public struct ConfigParser {
     public struct Result: Sendable {
         public var configuration: Configuration
         public var diagnostics: [Diagnostic]
+        /// What the files changed in the environment, for the binary to apply
+        /// (`environment.applyToProcess()`) once it keeps this result.
+        public var environment: ConfigEnvironment
         public var hasErrors: Bool { diagnostics.contains { $0.level == .alert } }
         public var hasWarnings: Bool { diagnostics.contains { $0.level == .warning } }
     }
@@ -54,6 +57,8 @@ public struct ConfigParser {
     var fileHadError = false
     let lexer: LineLexer
     let conditions: ConditionEvaluator
+    /// The environment the files see, with their own `setenv`s; never the process's own.
+    let environment: ConfigEnvironment
     /// Where TLS files come from (the disk, recorded; or what a master recorded).
     let files: ConfigFiles
     /// Stick tables named by rules, checked at the end.
@@ -70,13 +75,20 @@ public struct ConfigParser {
 
     public init(lexer: LineLexer = LineLexer(), conditions: ConditionEvaluator = ConditionEvaluator(),
                 files: ConfigFiles = ConfigFiles(), localPeer: String? = nil) {
+        let environment = ConfigEnvironment(base: lexer.environment)
+        self.environment = environment
+        var lexer = lexer
+        lexer.environment = { environment.get($0) }
         self.lexer = lexer
+        var conditions = conditions
+        let baseIsDefined = conditions.isDefined
+        conditions.isDefined = { name in environment.change(for: name).map { $0 != nil } ?? baseIsDefined(name) }
         self.conditions = conditions
         self.files = files
         localPeerOption = localPeer
         if let localPeer { config.localPeer = localPeer }
         // As in HAProxy, the files may name the local peer `${HAPROXY_LOCALPEER}`.
-        ProcessEnvironment.set("HAPROXY_LOCALPEER", config.localPeer)
+        environment.set("HAPROXY_LOCALPEER", config.localPeer)
         currentDefaults = ProxySettings(kind: .defaults, name: "", location: SourceLocation(file: "", line: 0))
         // HAProxy's built-in default mode is tcp; a proxy without any defaults gets it.
     }
@@ -89,7 +101,7 @@ public struct ConfigParser {
         for source in sources { parser.parseFile(source) }
         FileReader.baseDirectory = outerBase
         parser.finish()
-        return Result(configuration: parser.config, diagnostics: parser.diagnostics)
+        return Result(configuration: parser.config, diagnostics: parser.diagnostics, environment: parser.environment)
     }
 
     // MARK: - Messages
