@@ -52,33 +52,53 @@ public enum ListenerSocket {
             return try withUnsafeBytes(of: &sin6) { raw throws(Failure) in
                 try bindAndListen(family: AF_INET6, address: address, sockaddr: raw, backlog: backlog, options: options)
             }
-        case .unix(let path), .abstractUnix(let path):
-            var sun = sockaddr_un()
-            sun.sun_family = sa_family_t(AF_UNIX)
-            var bytes = Array(path.utf8)
-            let abstract: Bool
-            if case .abstractUnix = address { abstract = true; bytes.insert(0, at: 0) } else { abstract = false }
-            guard bytes.count < MemoryLayout.size(ofValue: sun.sun_path) else {
-                throw Failure(address: address, operation: "bind", code: ENAMETOOLONG)
+        case .abstractUnix(let name):
+            return try bindUnix(address: address, name: [0] + Array(name.utf8), terminator: 0, backlog: backlog)
+        case .unix(let path):
+            // As haproxy: bound and listening under a temporary name, then renamed into place,
+            // so a client never finds the path without a listener behind it (a fresh start
+            // between bind and listen, or a reload replacing the socket).
+            let temporary = "\(path).\(getpid()).tmp"
+            let direct = temporary.utf8.count >= MemoryLayout<sockaddr_un>.size - MemoryLayout<sa_family_t>.size
+            let boundPath = direct ? path : temporary
+            unlink(boundPath)
+            let fd: Int32
+            do { fd = try bindUnix(address: address, name: Array(boundPath.utf8), terminator: 1, backlog: backlog) } catch {
+                if !direct { unlink(temporary) }
+                throw error
             }
-            withUnsafeMutableBytes(of: &sun.sun_path) { dst in
-                for (i, b) in bytes.enumerated() { dst[i] = b }
+            if let unixMode { chmod(boundPath, mode_t(unixMode)) }
+            if unixUser != nil || unixGroup != nil {
+                let uid = unixUser.flatMap { uid_t($0) ?? getpwnam($0)?.pointee.pw_uid } ?? uid_t.max
+                let gid = unixGroup.flatMap { gid_t($0) ?? getgrnam($0)?.pointee.gr_gid } ?? gid_t.max
+                // uid_t.max (-1) leaves that part of the owner as it is.
+                chown(boundPath, uid, gid)
             }
-            if !abstract { unlink(path) }
-            let length = MemoryLayout<sa_family_t>.size + bytes.count + (abstract ? 0 : 1)
-            let fd = try withUnsafeBytes(of: &sun) { raw throws(Failure) in
-                try bindAndListen(family: AF_UNIX, address: address, sockaddr: UnsafeRawBufferPointer(rebasing: raw[0..<length]), backlog: backlog)
-            }
-            if !abstract {
-                if let unixMode { chmod(path, mode_t(unixMode)) }
-                if unixUser != nil || unixGroup != nil {
-                    let uid = unixUser.flatMap { uid_t($0) ?? getpwnam($0)?.pointee.pw_uid } ?? uid_t.max
-                    let gid = unixGroup.flatMap { gid_t($0) ?? getgrnam($0)?.pointee.gr_gid } ?? gid_t.max
-                    // uid_t.max (-1) leaves that part of the owner as it is.
-                    chown(path, uid, gid)
-                }
+            if !direct, rename(temporary, path) != 0 {
+                let code = errno
+                unlink(temporary)
+                close(fd)
+                throw Failure(address: address, operation: "rename", code: code)
             }
             return fd
+        }
+    }
+
+    /// `name`: the path's bytes, or a zero byte and the abstract name; `terminator` is 1 for a
+    /// path (its final zero byte counts in the address length), 0 for an abstract name.
+    private static func bindUnix(address: ListenAddress, name: [UInt8], terminator: Int,
+                                 backlog: Int32) throws(Failure) -> Int32 {
+        var sun = sockaddr_un()
+        sun.sun_family = sa_family_t(AF_UNIX)
+        guard name.count < MemoryLayout.size(ofValue: sun.sun_path) else {
+            throw Failure(address: address, operation: "bind", code: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &sun.sun_path) { dst in
+            for (i, b) in name.enumerated() { dst[i] = b }
+        }
+        let length = MemoryLayout<sa_family_t>.size + name.count + terminator
+        return try withUnsafeBytes(of: &sun) { raw throws(Failure) in
+            try bindAndListen(family: AF_UNIX, address: address, sockaddr: UnsafeRawBufferPointer(rebasing: raw[0..<length]), backlog: backlog)
         }
     }
 
