@@ -178,4 +178,35 @@ int hasp_ssl_set_policy(SSL *ssl, int min_version, int max_version, int flags, c
 /* OpenSSL's text for an X509_V_ERR_* code. */
 const char *hasp_x509_error_text(int code);
 
+/* ---- OCSP stapling ---- */
+/* One certificate's stapled response, shared by every context serving that certificate and
+ * replaced at runtime (`set ssl ocsp-response`); reference counted, safe across threads. */
+typedef struct hasp_ocsp_staple hasp_ocsp_staple;
+hasp_ocsp_staple *hasp_ocsp_staple_new(void);
+void hasp_ocsp_staple_free(hasp_ocsp_staple *s);
+/* Replaces the response (DER; len 0 removes it); it is stapled until five minutes before
+ * `next_update` (seconds since the epoch). */
+int hasp_ocsp_staple_set(hasp_ocsp_staple *s, const unsigned char *der, size_t len, long long next_update);
+/* The response's length, copied into `out` when it fits. */
+size_t hasp_ocsp_staple_get(hasp_ocsp_staple *s, unsigned char *out, size_t outlen);
+/* Answers status requests on the context with the staple's response (the context takes a
+ * reference). */
+int hasp_ctx_set_ocsp(SSL_CTX *ctx, hasp_ocsp_staple *s);
+/* The OCSP certificate ID (DER) of the leaf, with its issuer from the chain or else from
+ * `issuer_pem` (a `.issuer` file). Returns its length, -1 without an issuer, -2 when
+ * `issuer_pem` does not hold the leaf's issuer. */
+int hasp_ocsp_cert_id(const hasp_cert *cert, const char *issuer_pem, size_t issuer_len,
+                      unsigned char *out, size_t outlen);
+/* Checks a DER response as haproxy does (parsable, successful, one single response, status good
+ * or revoked, a next update, still valid, and for `cert_id` when given). The response's own
+ * certificate ID goes to `id_out` (its length in *id_outused) when it can be read. Returns 1
+ * when usable, else 0 with haproxy's reason in `err`. */
+int hasp_ocsp_check(const unsigned char *der, size_t len, const unsigned char *cert_id, size_t id_len,
+                    unsigned char *id_out, size_t id_outlen, int *id_outused, long long *next_update,
+                    char *err, size_t errlen);
+/* OpenSSL's text for a certificate ID's hashes and serial, and for a whole response; the
+ * length written, or -1. */
+int hasp_ocsp_print_cert_id(const unsigned char *cert_id, size_t id_len, char *out, size_t outlen);
+int hasp_ocsp_print_response(const unsigned char *der, size_t len, char *out, size_t outlen);
+
 #endif

@@ -1,3 +1,4 @@
+import Foundation
 import CHaspTLS
 import Shared
 
@@ -68,7 +69,91 @@ extension RuntimeAPI {
                 guard c.words.count > 4 else { return .error("'del ssl crt-list' expects a filename and a certificate name\n") }
                 return Self.reply(s.runtime.tlsCertificates.remove(from: c.words[3], certificate: c.words[4], global: s.runtime.configuration.global.tls))
             },
+            Spec(["set", "ssl", "ocsp-response"], usage: "set ssl ocsp-response <resp|payload>", help: "update a certificate's OCSP Response from a base64-encode DER", level: .admin) { _, _, c in
+                Self.setOCSPResponse(c.payload ?? (c.words.count > 3 ? c.words[3] : ""))
+            },
+            Spec(["show", "ssl", "ocsp-response"], usage: "show ssl ocsp-response [id]", help: "display the IDs of the OCSP responses used in memory, or the details of a single OCSP response", level: .admin) { _, _, c in
+                guard c.words.count > 3, !c.words[3].isEmpty else { return CLIReply(Self.ocspList()) }
+                return Self.ocspDetails(c.words[3])
+            },
         ]
+    }
+
+    /// `set ssl ocsp-response`: a base64 DER response, checked as at load, replaces the
+    /// response of the certificate it names.
+    static func setOCSPResponse(_ text: String) -> CLIReply {
+        let base64 = text.filter { $0 != "\r" && $0 != "\n" }
+        guard !base64.isEmpty else { return .error("'set ssl ocsp-response' expects response in base64 encoding.\n") }
+        guard let data = Data(base64Encoded: base64) else {
+            return .error("'set ssl ocsp-response' received invalid base64 encoded response.\n")
+        }
+        let der = Array(data)
+        let check = CertificateCheck.checkOCSP(der, certificateID: nil)
+        if let refusal = check.refusal { return .error(refusal + ".\n") }
+        guard let id = check.responseID, let staple = OCSPStaples.shared.existing(id) else {
+            return .error("OCSP single response: Certificate ID does not match any certificate or issuer.\n")
+        }
+        staple.set(der, nextUpdate: check.nextUpdate)
+        return CLIReply("OCSP Response updated!\n")
+    }
+
+    /// `show ssl ocsp-response`: every certificate ID with its hashes and serial.
+    static func ocspList() -> String {
+        var text = "# Certificate IDs\n"
+        for staple in OCSPStaples.shared.all {
+            text += "Certificate ID key : \(lowerHex(staple.certificateID))\n"
+            var printed = [CChar](repeating: 0, count: 1024)
+            let length = hasp_ocsp_print_cert_id(staple.certificateID, staple.certificateID.count, &printed, printed.count)
+            guard length > 0 else { continue }
+            let lines = String(decoding: printed.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                .split(separator: "\n")
+            text += " Certificate ID:\n" + lines.map { "   \($0)\n" }.joined()
+        }
+        return text
+    }
+
+    /// `show ssl ocsp-response <id>`: the response as `openssl ocsp -text` prints it.
+    static func ocspDetails(_ key: String) -> CLIReply {
+        // The tree's keys are 128 bytes: a longer one cannot name an entry.
+        guard key.utf8.count <= 256 else { return .error("'show ssl ocsp-response' received a too big key.\n") }
+        guard let id = parseHex(key), let staple = OCSPStaples.shared.existing(id) else {
+            return .error("Certificate ID does not match any certificate.\n")
+        }
+        return CLIReply(printedResponse(staple.response ?? []))
+    }
+
+    /// OpenSSL's text for a response; empty lines get a space, as haproxy prints them, so that
+    /// the CLI's blank line still ends the answer.
+    static func printedResponse(_ der: [UInt8]) -> String {
+        var printed = [CChar](repeating: 0, count: 65536)
+        let length = hasp_ocsp_print_response(der, der.count, &printed, printed.count)
+        // haproxy answers nothing when there is no response to print.
+        guard length > 0 else { return "" }
+        let text = String(decoding: printed.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.replacingOccurrences(of: "\n\n", with: "\n \n")
+    }
+
+    static func lowerHex(_ bytes: [UInt8]) -> String { hex(bytes).lowercased() }
+
+    static func parseHex(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = hexValue(digits[i]), let low = hexValue(digits[i + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
     }
 
     static func reply(_ result: Result<String, TLSCertificateStore.Failure>) -> CLIReply {
@@ -89,6 +174,20 @@ extension RuntimeAPI {
 
     /// `show ssl cert <file>` (or `*<file>`, the transaction's): HAProxy's detail lines.
     static func certificateDetails(_ store: TLSCertificateStore, _ name: String) -> CLIReply {
+        // `<file>.ocsp`: the certificate's OCSP response, as `show ssl ocsp-response <id>`.
+        if name.hasSuffix(".ocsp") {
+            let base = String(name.dropLast(5))
+            let pending = base.hasPrefix("*")
+            let path = pending ? String(base.dropFirst()) : base
+            let file = pending ? store.transaction.flatMap { $0.path == path ? $0.file : nil }
+                : store.certificates().first { $0.path == path }?.file
+            if let file {
+                guard let ocsp = file.ocsp else { return CLIReply("") }
+                if pending { return CLIReply(printedResponse(ocsp.fileBytes)) }
+                guard let id = ocsp.responseID, let staple = OCSPStaples.shared.existing(id) else { return CLIReply("") }
+                return CLIReply(printedResponse(staple.response ?? []))
+            }
+        }
         let pending = name.hasPrefix("*")
         let path = pending ? String(name.dropFirst()) : name
         let file: TLSCertificateFile?
@@ -118,7 +217,7 @@ extension RuntimeAPI {
         for chain in TLSLibrary.chainFacts(cert) {
             text += "Chain Subject: \(chain.subject)\nChain Issuer: \(chain.issuer)\n"
         }
-        text += "OCSP Response Key: \n"
+        text += "OCSP Response Key: \(file.ocsp?.responseID.map(lowerHex) ?? "")\n"
         return CLIReply(text)
     }
 

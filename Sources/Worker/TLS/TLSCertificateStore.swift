@@ -104,6 +104,9 @@ final class TLSCertificateStore: Sendable {
         var file = known.file ?? TLSCertificateFile(path: path, pem: [])
         file.pem = pem
         file.key = key
+        // As in haproxy, a new PEM replaces the whole entry: the `.ocsp` response read at load
+        // (and its `.issuer`) go with the old certificate, and stapling stops for it.
+        file.ocsp = nil
         let updated = state.withLockedValue { s -> Bool in
             defer { s.transaction = Transaction(path: path, file: file) }
             return s.transaction != nil
@@ -133,6 +136,7 @@ final class TLSCertificateStore: Sendable {
             for index in settings.tls.certificates.indices where settings.tls.certificates[index].path == path {
                 settings.tls.certificates[index].pem = ongoing.file.pem
                 settings.tls.certificates[index].key = ongoing.file.key
+                settings.tls.certificates[index].ocsp = ongoing.file.ocsp
                 changed = true
             }
             return changed

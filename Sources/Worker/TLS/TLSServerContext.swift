@@ -15,6 +15,8 @@ final class TLSServerContext: @unchecked Sendable {
         let names: [String]
         let excluded: Set<String>
         let policy: TLSPolicy?
+        /// Its OCSP staple, when a `.ocsp` file turned stapling on.
+        let staple: OCSPStaple?
     }
 
     let entries: [Entry]
@@ -154,11 +156,22 @@ final class TLSServerContext: @unchecked Sendable {
             case .failure(let failure): throw TLSBuildError(description: "Proxy '\(proxy)': \(failure.description) \(at).")
             case .success(let leaf): facts = leaf
             }
+            // OCSP stapling: the certificate's shared staple takes the file's response when it
+            // checked out and is the freshest, and the context answers with it.
+            var staple: OCSPStaple? = nil
+            if let ocsp = file.ocsp {
+                staple = OCSPStaples.shared.staple(for: ocsp.certificateID)
+                guard let staple, hasp_ctx_set_ocsp(ctx, staple.pointer) == 1 else {
+                    throw TLSBuildError(description: "Proxy '\(proxy)': unable to enable OCSP stapling for '\(file.path)' \(at).")
+                }
+                if let response = ocsp.response { staple.offer(response, nextUpdate: ocsp.nextUpdate) }
+            }
             let included = file.filters.filter { !$0.hasPrefix("!") }
             let excluded = Set(file.filters.filter { $0.hasPrefix("!") }.map { String($0.dropFirst()).asciiLowercased })
             let names = included.isEmpty ? facts.commonNames + facts.dnsNames : included
             keep = true
-            entries.append(Entry(ctx: ctx, file: file, facts: facts, names: names, excluded: excluded, policy: file.options?.policy))
+            entries.append(Entry(ctx: ctx, file: file, facts: facts, names: names, excluded: excluded, policy: file.options?.policy,
+                                 staple: staple))
         }
         let context = TLSServerContext(entries: entries, strictSNI: bind.tls.strictSNI)
         let arg = Unmanaged.passUnretained(context).toOpaque()

@@ -36,6 +36,69 @@ public enum CertificateCheck {
         return .success(hasp_cert_has_key(cert) != 0)
     }
 
+    public enum OCSPIssuerFailure: Error, Equatable {
+        /// Neither the chain nor a `.issuer` file holds the certificate's issuer.
+        case noIssuer
+        /// The `.issuer` file holds another certificate.
+        case notAnIssuer
+    }
+
+    /// The OCSP certificate ID of a certificate (PEM, with its key or `key`) and its issuer,
+    /// found in its chain or else in `issuer` (a `.issuer` file's PEM).
+    public static func ocspCertificateID(_ pem: [UInt8], key: [UInt8]?, issuer: [UInt8]?) -> Result<[UInt8], OCSPIssuerFailure> {
+        guard let cert = parse(pem, key: key) else { return .failure(.noIssuer) }
+        defer { hasp_cert_free(cert) }
+        var id = [UInt8](repeating: 0, count: 256)
+        let length = (issuer ?? []).withUnsafeBufferPointer { i in
+            i.withMemoryRebound(to: CChar.self) { ic in
+                hasp_ocsp_cert_id(cert, issuer == nil ? nil : ic.baseAddress, ic.count, &id, id.count)
+            }
+        }
+        switch length {
+        case -2: return .failure(.notAnIssuer)
+        case ..<1: return .failure(.noIssuer)
+        default: return .success(Array(id.prefix(Int(length))))
+        }
+    }
+
+    /// What a DER OCSP response holds once checked.
+    public struct OCSPCheck: Equatable {
+        /// nil when usable, else haproxy's reason.
+        public var refusal: String?
+        public var nextUpdate: Int64
+        /// The certificate ID inside the response, when it can be read.
+        public var responseID: [UInt8]?
+    }
+
+    /// Checks an OCSP response as haproxy does, against `certificateID` when given.
+    public static func checkOCSP(_ der: [UInt8], certificateID: [UInt8]?) -> OCSPCheck {
+        var reason = [CChar](repeating: 0, count: 256)
+        var id = [UInt8](repeating: 0, count: 256)
+        var idLength: Int32 = 0
+        var nextUpdate: Int64 = 0
+        let ok = der.withUnsafeBufferPointer { d in
+            (certificateID ?? []).withUnsafeBufferPointer { c in
+                hasp_ocsp_check(d.baseAddress, d.count, certificateID == nil ? nil : c.baseAddress, c.count,
+                                &id, id.count, &idLength, &nextUpdate, &reason, reason.count)
+            }
+        }
+        let refusal = ok == 1 ? nil : String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return OCSPCheck(refusal: refusal, nextUpdate: nextUpdate, responseID: idLength > 0 ? Array(id.prefix(Int(idLength))) : nil)
+    }
+
+    private static func parse(_ pem: [UInt8], key: [UInt8]?) -> OpaquePointer? {
+        var reason = [CChar](repeating: 0, count: 256)
+        return pem.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { c in
+                (key ?? []).withUnsafeBufferPointer { k in
+                    k.withMemoryRebound(to: CChar.self) { kc in
+                        hasp_cert_parse(c.baseAddress, c.count, key == nil ? nil : kc.baseAddress, kc.count, &reason, reason.count)
+                    }
+                }
+            }
+        }
+    }
+
     /// Whether the library accepts these lists (nil: not set). Returns the first refused one.
     public enum PolicyRefusal: Equatable {
         case ciphers(String), ciphersuites(String), curves(String), ecdhe(String)

@@ -119,20 +119,39 @@ extension ConfigParser {
         case .failure(.noKey):
             return "No Private Key found in '\(path).key'."
         case .success(true):
-            list.append(TLSCertificateFile(path: path, pem: pem))
+            var file = TLSCertificateFile(path: path, pem: pem)
+            if let failure = loadOCSP(into: &file) { return failure }
+            list.append(file)
             return nil
         case .success(false):
             // The key lives beside the certificate, in `<path>.key`.
             guard let key = files.file(path + ".key") else { return "No Private Key found in '\(path).key'." }
             switch CertificateCheck.validate(pem, key: key) {
             case .success:
-                list.append(TLSCertificateFile(path: path, pem: pem, key: key))
+                var file = TLSCertificateFile(path: path, pem: pem, key: key)
+                if let failure = loadOCSP(into: &file) { return failure }
+                list.append(file)
                 return nil
             case .failure(.keyMismatch):
                 return "inconsistencies between private key and certificate loaded '\(path)'."
             case .failure:
                 return "No Private Key found in '\(path).key'."
             }
+        }
+    }
+
+    /// A `<certificate>.ocsp` file turns stapling on for the certificate, as in haproxy: its
+    /// issuer must be known (the chain, else `<certificate>.issuer`) or the load fails; a
+    /// response that does not check out is only warned about and never stapled.
+    mutating func loadOCSP(into file: inout TLSCertificateFile) -> String? {
+        guard let bytes = files.file(file.path + ".ocsp") else { return nil }
+        switch TLSOCSPFile.load(for: file, bytes: bytes, issuer: files.file(file.path + ".issuer")) {
+        case .failure(let failure):
+            return failure.message
+        case .success(let (ocsp, warning)):
+            if let warning { diagnostics.append(Diagnostic(.warning, "config : " + warning)) }
+            file.ocsp = ocsp
+            return nil
         }
     }
 

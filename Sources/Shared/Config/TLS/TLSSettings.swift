@@ -113,12 +113,55 @@ public struct TLSCertificateFile: Sendable, Equatable {
     public var list: String? = nil
     public var line = 0
     public var optionWords: [String] = []
+    /// Its `.ocsp` companion, when there is one.
+    public var ocsp: TLSOCSPFile? = nil
 
     public init(path: String, pem: [UInt8], key: [UInt8]? = nil) {
         self.path = path
         self.pem = pem
         self.key = key
     }
+}
+
+/// A certificate's `.ocsp` companion (a DER OCSP response), checked as haproxy does: the
+/// certificate's issuer is known (its chain, else a `.issuer` file), so the response can be
+/// matched to the certificate.
+public struct TLSOCSPFile: Sendable, Equatable {
+    /// The OCSP certificate ID of the certificate and its issuer: the key under which the
+    /// response is kept and replaced (`set ssl ocsp-response`).
+    public var certificateID: [UInt8]
+    /// The file's bytes, and the `.issuer` file's (checked again when the certificate changes).
+    public var fileBytes: [UInt8]
+    public var issuer: [UInt8]?
+    /// The file's response when usable, and the time of its next update; nil when refused.
+    public var response: [UInt8]? = nil
+    public var nextUpdate: Int64 = 0
+    /// The certificate ID inside the file's response, usable or not (`show ssl cert`).
+    public var responseID: [UInt8]? = nil
+
+    /// Checks a response file for a certificate. A failure is haproxy's alert (the load or the
+    /// update fails); `warning` is its warning for a response that is kept out of service.
+    public static func load(for certificate: TLSCertificateFile, bytes: [UInt8], issuer: [UInt8]?)
+        -> Result<(ocsp: TLSOCSPFile, warning: String?), TLSOCSPFailure> {
+        switch CertificateCheck.ocspCertificateID(certificate.pem, key: certificate.key, issuer: issuer) {
+        case .failure(.notAnIssuer):
+            return .failure(TLSOCSPFailure(message: " '\(certificate.path).issuer' is not an issuer'."))
+        case .failure(.noIssuer):
+            return .failure(TLSOCSPFailure(message: " '\(certificate.path).ocsp' is present and activates OCSP but it is impossible to compute the OCSP certificate ID (maybe the issuer could not be found)'."))
+        case .success(let id):
+            var ocsp = TLSOCSPFile(certificateID: id, fileBytes: bytes, issuer: issuer)
+            let check = CertificateCheck.checkOCSP(bytes, certificateID: id)
+            ocsp.responseID = check.responseID
+            if let refusal = check.refusal { return .success((ocsp, "Loading: \(refusal). Content will be ignored.")) }
+            ocsp.response = bytes
+            ocsp.nextUpdate = check.nextUpdate
+            return .success((ocsp, nil))
+        }
+    }
+}
+
+public struct TLSOCSPFailure: Error, Equatable {
+    public var message: String
 }
 
 /// Options a `crt-list` line may override for its certificate.
