@@ -18,8 +18,9 @@ source ./lib.sh
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 user_ticks() { awk '{ print $14 }' "/proc/$1/stat"; }
+minor_faults() { awk '{ print $10 }' "/proc/$1/stat"; }
 tick_us=$((1000000 / $(getconf CLK_TCK)))
-printf "%-16s %-8s %12s %10s %10s %10s %10s  %s\n" scenario target "req/s" "MB/s" "p99 ms" "CPU µs/req" "user µs" notes
+printf "%-16s %-8s %12s %10s %10s %10s %10s %10s  %s\n" scenario target "req/s" "MB/s" "p99 ms" "CPU µs/req" "user µs" "faults/req" notes
 declare -A result
 for s in "${scenarios[@]}"; do
   IFS='|' read -r name kind args <<<"$s"
@@ -36,18 +37,19 @@ for s in "${scenarios[@]}"; do
       wait_port "$port"
       kill -0 "$pid" 2>/dev/null || { echo "$target failed to start:"; cat "$OUT/proxy-$target.log"; exit 1; }
     fi
-    [ -n "$pid" ] && before=$(cpu_ticks "$pid") && user_before=$(user_ticks "$pid")
+    [ -n "$pid" ] && before=$(cpu_ticks "$pid") && user_before=$(user_ticks "$pid") && faults_before=$(minor_faults "$pid")
     read -r rps mbps p99 notes < <(run_wrk "$port" $args)
-    per=-; user=-
+    per=-; user=-; faults=-
     if [ -n "$pid" ]; then
       used=$(( ($(cpu_ticks "$pid") - before) * tick_us ))
       user_used=$(( ($(user_ticks "$pid") - user_before) * tick_us ))
       per=$(python3 -c "n=float('$rps')*$DURATION; print(f'{$used/n:.1f}' if n else '-')")
       user=$(python3 -c "n=float('$rps')*$DURATION; print(f'{$user_used/n:.1f}' if n else '-')")
+      faults=$(python3 -c "n=float('$rps')*$DURATION; print(f'{($(minor_faults "$pid") - $faults_before)/n:.3f}' if n else '-')")
     fi
     if [ "$rps" = 0 ]; then echo "wrk failed against $target:"; cat "$OUT/wrk.txt"; fi
     result[$name.$target.rps]=$rps; result[$name.$target.mbps]=$mbps; result[$name.$target.cpu]=$per; result[$name.$target.user]=$user
-    printf "%-16s %-8s %12s %10s %10s %10s %10s  %s\n" "$name" "$target" "$rps" "$mbps" "$p99" "$per" "$user" "$notes"
+    printf "%-16s %-8s %12s %10s %10s %10s %10s %10s  %s\n" "$name" "$target" "$rps" "$mbps" "$p99" "$per" "$user" "$faults" "$notes"
     if [ -n "$pid" ]; then stop_proxy "$pid"; fi
   done
   python3 -c "
