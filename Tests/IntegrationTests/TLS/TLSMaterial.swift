@@ -45,6 +45,15 @@ final class TLSMaterial {
         return path
     }
 
+    /// The `defaults` section of the TLS tests' configurations.
+    static let httpDefaults = """
+        defaults
+            mode http
+            timeout client 5s
+            timeout server 5s
+            timeout connect 2s
+        """
+
     static var opensslAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") }
 }
 

@@ -73,11 +73,7 @@ struct TLSOCSPTests {
         let path = try dir.write("proxy.cfg", """
             global
                 stats socket \(socket) level admin
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 2s
+            \(TLSMaterial.httpDefaults)
             frontend fe
                 bind 127.0.0.1:\(port) ssl crt \(m.path("a.pem")) crt \(m.path("b.pem"))
                 http-request return status 200 content-type text/plain string ok
@@ -138,11 +134,7 @@ struct TLSOCSPTests {
             ("n.pem", " '\(m.path("n.pem")).issuer' is not an issuer'."),
         ] {
             let config = try m.dir.write("check-\(certificate).cfg", """
-                defaults
-                    mode http
-                    timeout client 5s
-                    timeout server 5s
-                    timeout connect 2s
+                \(TLSMaterial.httpDefaults)
                 frontend fe
                     bind 127.0.0.1:\(port) ssl crt \(m.path(certificate))
                 """)

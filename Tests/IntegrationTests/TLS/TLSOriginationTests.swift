@@ -57,11 +57,7 @@ struct TLSOriginationTests {
         let hasp = try Hasp(config: """
             global
                 stats socket @DIR@/admin.sock level admin
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 2s
+            \(TLSMaterial.httpDefaults)
             frontend fe
                 bind 127.0.0.1:\(port)
                 default_backend be
@@ -86,11 +82,7 @@ struct TLSOriginationTests {
         let hasp = try Hasp(config: """
             global
                 stats socket @DIR@/admin.sock level admin
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 2s
+            \(TLSMaterial.httpDefaults)
             frontend fe
                 bind 127.0.0.1:\(port)
                 default_backend be
@@ -144,11 +136,7 @@ struct TLSOriginationTests {
         try FileManager.default.copyItem(atPath: tls.a, toPath: site)
         let port = try Ports.free()
         let hasp = try Hasp(config: """
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 2s
+            \(TLSMaterial.httpDefaults)
             frontend fe
                 bind 127.0.0.1:\(port) ssl crt \(site)
                 http-request return status 200 content-type text/plain lf-string "crt=%[ssl_f_s_dn(CN)]\\n"

@@ -22,11 +22,7 @@ struct TLSRuntimeAPITests {
             let path = try dir.write("proxy.cfg", """
                 global
                     stats socket \(socket) level admin
-                defaults
-                    mode http
-                    timeout client 5s
-                    timeout server 5s
-                    timeout connect 2s
+                \(TLSMaterial.httpDefaults)
                 frontend fe
                     bind 127.0.0.1:\(port) ssl crt \(tls.a) crt-list \(list)
                     http-request return status 200 content-type text/plain lf-string "crt=%[ssl_f_s_dn(CN)]\\n"

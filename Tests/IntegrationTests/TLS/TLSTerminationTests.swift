@@ -23,11 +23,7 @@ struct TLSTerminationTests {
         let certs = try tls.directory([("00-a.pem", tls.a), ("b.pem", tls.b), ("wild.pem", tls.wild), (".hidden.pem", tls.b)])
         let ports = [try Ports.free(), try Ports.free()]
         let hasp = try Hasp(config: """
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 2s
+            \(TLSMaterial.httpDefaults)
             frontend fe
                 bind 127.0.0.1:\(ports[0]) ssl crt \(certs)
                 bind 127.0.0.1:\(ports[1]) ssl crt \(tls.a) crt \(tls.b) strict-sni
@@ -62,11 +58,7 @@ struct TLSTerminationTests {
             """)
         let port = try Ports.free()
         let hasp = try Hasp(config: """
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 2s
+            \(TLSMaterial.httpDefaults)
             frontend fe
                 bind 127.0.0.1:\(port) ssl crt-list \(list)
                 \(Self.facts)
@@ -83,11 +75,7 @@ struct TLSTerminationTests {
         let tls = try TLSMaterial()
         let ports = [try Ports.free(), try Ports.free(), try Ports.free()]
         let hasp = try Hasp(config: """
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 2s
+            \(TLSMaterial.httpDefaults)
             frontend fe
                 bind 127.0.0.1:\(ports[0]) ssl crt \(tls.a) alpn h2,http/1.1
                 bind 127.0.0.1:\(ports[1]) ssl crt \(tls.a) ssl-min-ver TLSv1.3
@@ -256,11 +244,7 @@ struct TLSTerminationTests {
             """
             global
                 \(global)
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 2s
+            \(TLSMaterial.httpDefaults)
             frontend fe
                 bind 127.0.0.1:\(ports[0]) ssl crt \(d)/rsadh.pem
                 bind 127.0.0.1:\(ports[1]) ssl crt \(d)/rsa.pem
@@ -302,11 +286,7 @@ struct TLSTerminationTests {
         let ports = [try Ports.free(), try Ports.free()]
         func config(_ port: Int) -> String {
             """
-            defaults
-                mode http
-                timeout client 5s
-                timeout server 5s
-                timeout connect 2s
+            \(TLSMaterial.httpDefaults)
             frontend fe
                 bind 127.0.0.1:\(port) ssl crt \(tls.a) tls-ticket-keys \(keys)
                 http-request return status 200
