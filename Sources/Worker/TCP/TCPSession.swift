@@ -68,6 +68,8 @@ final class TCPSession: ChannelInboundHandler, RemovableChannelHandler, Stoppabl
             switch frontend.acceptsConnection(streams) {
             case .reject:
                 terminationCause = ("P", "R")
+                // Trackers released before the client can see the close (as in HTTP).
+                cleanup(context)
                 context.close(promise: nil)
                 return
             case .accept(let expectProxy):

@@ -194,8 +194,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     func closeClient() {
         guard !exchange.isClosed else { return }
-        context.close(promise: nil)
+        // Counters and stick-table trackers first, as in haproxy: whoever sees the connection
+        // close (the client, then `show table` on the CLI) sees them released.
         teardown()
+        context.close(promise: nil)
     }
 
     /// Closes once everything written so far has left, without a reset for bytes the client
