@@ -17,7 +17,13 @@ extension RuntimeAPI {
                 guard let payload = c.payload, !payload.isEmpty else {
                     return .error("'set ssl cert' expects a filename and a certificate as a payload\n")
                 }
-                return Self.reply(s.runtime.tlsCertificates.set(c.words[3], pem: Array((payload + "\n").utf8)))
+                let name = c.words[3]
+                // `<file>.ocsp` and `<file>.issuer` are parts of `<file>`'s transaction.
+                for (suffix, kind) in [(".ocsp", TLSCertificateStore.Companion.ocsp), (".issuer", .issuer)] where name.hasSuffix(suffix) {
+                    let base = String(name.dropLast(suffix.count))
+                    return Self.reply(s.runtime.tlsCertificates.setCompanion(name, of: base, kind, payload: payload))
+                }
+                return Self.reply(s.runtime.tlsCertificates.set(name, pem: Array((payload + "\n").utf8)))
             },
             Spec(["commit", "ssl", "cert"], usage: "commit ssl cert <certfile>", help: "commit a certificate file", level: .admin) { s, _, c in
                 guard c.words.count > 3 else { return .error("'commit ssl cert' expects a filename\n") }

@@ -1,3 +1,4 @@
+import Foundation
 import CHaspTLS
 import NIOConcurrencyHelpers
 import Shared
@@ -14,6 +15,16 @@ final class TLSCertificateStore: Sendable {
     struct Transaction {
         var path: String
         var file: TLSCertificateFile
+        /// `set ssl cert <path>.ocsp` and `<path>.issuer`: the parts given so far, and why
+        /// they do not make a usable `file.ocsp` yet (the commit fails with it).
+        var ocspBytes: [UInt8]? = nil
+        var issuer: [UInt8]? = nil
+        var ocspFailure: String? = nil
+    }
+
+    /// The companion files a transaction can replace besides the PEM.
+    enum Companion {
+        case ocsp, issuer
     }
 
     struct State {
@@ -125,11 +136,57 @@ final class TLSCertificateStore: Sendable {
         }
     }
 
+    /// `set ssl cert <path>.ocsp` (base64 DER) or `<path>.issuer` (PEM): one more part of the
+    /// certificate's transaction. The response is checked against the certificate once both it
+    /// and an issuer (the chain, or an `.issuer` part or file) are known; the commit fails if
+    /// they never are, as haproxy's does.
+    func setCompanion(_ name: String, of path: String, _ kind: Companion, payload: String) -> Result<String, Failure> {
+        guard let known = certificates().first(where: { $0.path == path }) else {
+            return .failure(.message("Can't replace a certificate which is not referenced by the configuration!\nCan't update \(name)!\n"))
+        }
+        if let ongoing = transaction, ongoing.path != path {
+            return .failure(.message("The ongoing transaction is about '\(ongoing.path)' but you are trying to set '\(path)'\nCan't update \(name)!\n"))
+        }
+        var pending = transaction ?? Transaction(path: path, file: known.file ?? TLSCertificateFile(path: path, pem: []))
+        switch kind {
+        case .ocsp:
+            let base64 = payload.filter { $0 != "\r" && $0 != "\n" }
+            guard let data = Data(base64Encoded: base64) else {
+                // haproxy's two messages, without a line feed between them.
+                return .failure(.message("Error reading OCSP response in base64 formatCan't load the payload\nCan't update \(name)!\n"))
+            }
+            pending.ocspBytes = Array(data)
+        case .issuer:
+            let pem = Array((payload + "\n").utf8)
+            guard CertificateCheck.countCertificates(pem, crl: false) > 0 else {
+                return .failure(.message("'\(name)' cannot be read or parsed'.\nCan't load the payload\nCan't update \(name)!\n"))
+            }
+            pending.issuer = pem
+        }
+        pending.ocspFailure = nil
+        if let bytes = pending.ocspBytes ?? pending.file.ocsp?.fileBytes {
+            switch TLSOCSPFile.load(for: pending.file, bytes: bytes, issuer: pending.issuer ?? pending.file.ocsp?.issuer) {
+            case .success(let (ocsp, _)): pending.file.ocsp = ocsp
+            case .failure(let failure):
+                pending.file.ocsp = nil
+                pending.ocspFailure = String(failure.message.dropFirst())
+            }
+        }
+        let updated = state.withLockedValue { s -> Bool in
+            defer { s.transaction = pending }
+            return s.transaction != nil
+        }
+        return .success("Transaction \(updated ? "updated" : "created") for certificate \(path)!\n")
+    }
+
     /// `commit ssl cert <path>`: every bind using the certificate gets new contexts, or none.
     func commit(_ path: String, global: GlobalTLSSettings) -> Result<String, Failure> {
         guard let ongoing = transaction else { return .failure(.message("No ongoing transaction! !\nCan't commit \(path)!\n")) }
         guard ongoing.path == path else {
             return .failure(.message("The ongoing transaction is about '\(ongoing.path)' but you are trying to set '\(path)'\nCan't commit \(path)!\n"))
+        }
+        if let failure = ongoing.ocspFailure {
+            return .failure(.message("Committing \(path)\n\(failure)\nCan't commit \(path)!\n"))
         }
         let result = rebuild(global: global) { settings in
             var changed = false

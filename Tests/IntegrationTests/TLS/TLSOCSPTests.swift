@@ -109,6 +109,18 @@ struct TLSOCSPTests {
         try ask("commit ssl cert \(m.path("a.pem"))")
         answers.append(try staple(port, "a.test"))
         answers.append(try staple(port, "b.test"))
+        // The response and its issuer given back as parts of a transaction.
+        let base64 = try Data(contentsOf: URL(fileURLWithPath: m.path("a.pem.ocsp"))).base64EncodedString(options: .lineLength64Characters)
+            .replacingOccurrences(of: "\r\n", with: "\n")
+        let issuer = try String(contentsOfFile: m.path("a.pem.issuer"), encoding: .utf8)
+        // (Asked with no transaction open: haproxy 2.6 would put it into the open one.)
+        try ask("set ssl cert \(m.path("zz.pem")).ocsp <<\n\(base64)\n")
+        try ask("set ssl cert \(m.path("a.pem")).ocsp <<\nnot base64 at all!\n")
+        try ask("set ssl cert \(m.path("a.pem")).ocsp <<\n\(base64)\n")
+        try ask("show ssl cert")
+        try ask("set ssl cert \(m.path("a.pem")).issuer <<\n\(issuer)")
+        try ask("commit ssl cert \(m.path("a.pem"))")
+        answers.append(try staple(port, "a.test"))
         return Outcome(warnings: messages(child.stderr, "WARNING"), answers: answers)
     }
 
@@ -122,7 +134,7 @@ struct TLSOCSPTests {
         for (a, b) in zip(theirs.answers, ours.answers) { #expect(a == b, "\nhaproxy: \(a)\nhasp:    \(b)") }
         // What the comparison rests on: a's staple is served, b's only once set at runtime.
         #expect(ours.answers[0].contains("Cert Status: good") && ours.answers[1] == "b.test: no response")
-        #expect(ours.answers.suffix(2) == ["a.test: no response", ours.answers[ours.answers.count - 1]])
+        #expect(ours.answers.contains("a.test: no response"))
         #expect(ours.answers.last?.contains("Cert Status: good") == true, "\(ours.answers.suffix(2))")
     }
 
