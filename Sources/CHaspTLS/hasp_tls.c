@@ -734,6 +734,35 @@ static int client_hello_cb(SSL *ssl, int *alert, void *arg) {
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+int hasp_ssl_client_signatures(SSL *ssl) {
+    const unsigned char *ext = NULL;
+    size_t len = 0;
+    int rsa = 0, ecdsa = 0;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_signature_algorithms, &ext, &len) == 1) {
+        if (len < 2) return 0;
+        size_t list = ((size_t)ext[0] << 8) | ext[1];
+        if (list + 2 != len || list % 2 != 0) return 0;
+        for (size_t i = 2; i + 1 < len; i += 2) {
+            // Each scheme is (hash, signature) in the TLS 1.2 encoding the list keeps.
+            if (ext[i + 1] == TLSEXT_signature_rsa) rsa = 1;
+            else if (ext[i + 1] == TLSEXT_signature_ecdsa) ecdsa = 1;
+        }
+    } else {
+        rsa = 1;   // no extension: before TLS 1.2, RSA
+    }
+    if (ecdsa) {
+        // An ECDSA signature is only usable with a cipher that authenticates with ECDSA.
+        const unsigned char *suites = NULL;
+        size_t count = SSL_client_hello_get0_ciphers(ssl, &suites);
+        ecdsa = 0;
+        for (size_t i = 0; i + 1 < count; i += 2) {
+            const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, suites + i);
+            if (cipher && SSL_CIPHER_get_auth_nid(cipher) == NID_auth_ecdsa) { ecdsa = 1; break; }
+        }
+    }
+    return (rsa ? HASP_SIG_RSA : 0) | (ecdsa ? HASP_SIG_ECDSA : 0);
+}
+
 int hasp_ssl_set_policy(SSL *ssl, int min_version, int max_version, int flags, const char *ciphers,
                         const char *suites, const char *groups) {
     if (min_version >= 0) SSL_set_min_proto_version(ssl, min_version);

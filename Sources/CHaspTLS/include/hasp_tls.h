@@ -173,6 +173,13 @@ void hasp_ssl_adopt_verify(SSL *ssl, SSL_CTX *ctx);
 int hasp_ssl_set_policy(SSL *ssl, int min_version, int max_version, int flags, const char *ciphers,
                         const char *suites, const char *groups);
 
+/* Inside the server name callback: which certificate keys the client can use, as haproxy
+ * decides it (HASP_SIG_RSA, HASP_SIG_ECDSA): the signature algorithms it offers (RSA when it
+ * sends none), ECDSA only with a cipher that authenticates with ECDSA. */
+#define HASP_SIG_RSA 1
+#define HASP_SIG_ECDSA 2
+int hasp_ssl_client_signatures(SSL *ssl);
+
 /* Client hello peeking for `req.ssl_sni` and friends is plain parsing, done in Swift. */
 
 /* OpenSSL's text for an X509_V_ERR_* code. */

@@ -17,29 +17,44 @@ final class TLSServerContext: @unchecked Sendable {
         let policy: TLSPolicy?
         /// Its OCSP staple, when a `.ocsp` file turned stapling on.
         let staple: OCSPStaple?
+        let keyKind: KeyKind
     }
 
     let entries: [Entry]
     let strictSNI: Bool
-    private let exact: [String: Int]
+    /// Every entry answering a name, in the order written.
+    private let exact: [String: [Int]]
     /// `*.example.com` entries, by what follows the first label (`example.com`).
-    private let wildcard: [String: Int]
+    private let wildcard: [String: [Int]]
 
     var defaultContext: OpaquePointer { entries[0].ctx }
+
+    /// What signs with a certificate's key: haproxy picks among the certificates of a name by
+    /// the signatures the client accepts.
+    enum KeyKind {
+        case ecdsa, rsa, other
+
+        init(_ facts: CertificateFacts) {
+            switch facts.keyAlgorithmName {
+            case "id-ecPublicKey": self = .ecdsa
+            case "rsaEncryption": self = .rsa
+            default: self = .other
+            }
+        }
+    }
 
     private init(entries: [Entry], strictSNI: Bool) {
         self.entries = entries
         self.strictSNI = strictSNI
-        var exact: [String: Int] = [:]
-        var wildcard: [String: Int] = [:]
+        var exact: [String: [Int]] = [:]
+        var wildcard: [String: [Int]] = [:]
         for (index, entry) in entries.enumerated() {
             for name in entry.names where name != "*" {
                 let lower = name.asciiLowercased
                 if lower.hasPrefix("*.") {
-                    let rest = String(lower.dropFirst(2))
-                    if wildcard[rest] == nil { wildcard[rest] = index }
-                } else if exact[lower] == nil {
-                    exact[lower] = index
+                    wildcard[String(lower.dropFirst(2)), default: []].append(index)
+                } else {
+                    exact[lower, default: []].append(index)
                 }
             }
         }
@@ -51,22 +66,37 @@ final class TLSServerContext: @unchecked Sendable {
         for entry in entries { SSL_CTX_free(entry.ctx) }
     }
 
-    /// The certificate for a server name: exact names first, then a wildcard covering its
-    /// first label (unless the line excludes the name); nil when nothing matches.
-    func entryIndex(for serverName: String?) -> Int? {
+    /// The certificate for a server name, as haproxy 2.6 chooses it: the first ECDSA, RSA and
+    /// other certificate among those naming it exactly, then among the wildcards covering its
+    /// first label (unless their line excludes the name); then ECDSA if the client can use it,
+    /// else RSA if it can, else the other kind, else whatever was found. Nil when nothing names it.
+    func entryIndex(for serverName: String?, clientSignatures: Int32 = HASP_SIG_RSA | HASP_SIG_ECDSA) -> Int? {
         guard let serverName, !serverName.isEmpty else { return nil }
         let name = serverName.asciiLowercased
-        if let index = exact[name] { return index }
-        if let dot = name.firstIndex(of: "."), let index = wildcard[String(name[name.index(after: dot)...])],
-           !entries[index].excluded.contains(name) {
-            return index
+        var ecdsa: Int?, rsa: Int?, other: Int?
+        func consider(_ index: Int) {
+            switch entries[index].keyKind {
+            case .ecdsa: if ecdsa == nil { ecdsa = index }
+            case .rsa: if rsa == nil { rsa = index }
+            case .other: if other == nil { other = index }
+            }
         }
-        return nil
+        for index in exact[name] ?? [] { consider(index) }
+        if let dot = name.firstIndex(of: ".") {
+            for index in wildcard[String(name[name.index(after: dot)...])] ?? [] where !entries[index].excluded.contains(name) {
+                consider(index)
+            }
+        }
+        if clientSignatures & HASP_SIG_ECDSA != 0, let ecdsa { return ecdsa }
+        if clientSignatures & HASP_SIG_RSA != 0, let rsa { return rsa }
+        return other ?? ecdsa ?? rsa
     }
 
     /// Called by OpenSSL while reading the ClientHello. Returns 1 to refuse the handshake.
     fileprivate func select(_ ssl: OpaquePointer, _ serverName: String?) -> Int32 {
-        guard let index = entryIndex(for: serverName) else { return strictSNI ? 1 : 0 }
+        guard let index = entryIndex(for: serverName, clientSignatures: hasp_ssl_client_signatures(ssl)) else {
+            return strictSNI ? 1 : 0
+        }
         guard index != 0 else { return 0 }
         let entry = entries[index]
         SSL_set_SSL_CTX(ssl, entry.ctx)
@@ -171,7 +201,7 @@ final class TLSServerContext: @unchecked Sendable {
             let names = included.isEmpty ? facts.commonNames + facts.dnsNames : included
             keep = true
             entries.append(Entry(ctx: ctx, file: file, facts: facts, names: names, excluded: excluded, policy: file.options?.policy,
-                                 staple: staple))
+                                 staple: staple, keyKind: KeyKind(facts)))
         }
         let context = TLSServerContext(entries: entries, strictSNI: bind.tls.strictSNI)
         let arg = Unmanaged.passUnretained(context).toOpaque()

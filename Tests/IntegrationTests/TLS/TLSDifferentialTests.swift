@@ -67,3 +67,52 @@ struct TLSDifferentialTests {
         #expect(ours.logs == theirs.logs, "\nhaproxy:\n\(theirs.logs.joined(separator: "\n"))\nhasp:\n\(ours.logs.joined(separator: "\n"))")
     }
 }
+
+/// haproxy picks among the certificates that answer a name (exact names and wildcards alike)
+/// by what the client can verify: ECDSA when it offers an ECDSA signature and cipher, else RSA.
+@Suite(.serialized, .enabled(if: TLSMaterial.opensslAvailable && StatsDifferentialTests.available, "needs openssl and Debian's haproxy"))
+struct TLSKeyTypeSelectionTests {
+    static func keySizes(_ binary: String, certificates: String) throws -> [String] {
+        let dir = try TempDir()
+        let port = try Ports.free()
+        let path = try dir.write("proxy.cfg", """
+            \(TLSMaterial.httpDefaults)
+            frontend fe
+                bind 127.0.0.1:\(port) ssl \(certificates)
+                http-request return status 200 content-type text/plain string ok
+            """)
+        let child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
+        defer { child.stop() }
+        try eventually("\(binary) listening") { Ports.isAccepting(port) }
+        var answers: [String] = []
+        for name in ["a.test", "x.w.test", "y.w.test", "b.test"] {
+            for client in [[], ["-tls1_2", "-cipher", "aRSA"], ["-tls1_2", "-cipher", "aECDSA"], ["-tls1_3"], ["-tls1_2", "-sigalgs", "RSA+SHA256"]] {
+                let out = try sClient(port, serverName: name, arguments: client)
+                let key = out.split(separator: "\n").first { $0.hasPrefix("Server public key is") } ?? "no handshake"
+                answers.append("\(name) \(client.joined(separator: " ")): \(key)")
+            }
+        }
+        return answers
+    }
+
+    @Test func dualCertificatesAndWildcardsAreChosenByKeyTypeAsInHAProxy() throws {
+        let tls = try TLSMaterial()
+        let script = """
+            set -e
+            cd '\(tls.dir.url.path)'
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout rsa.key -out rsa.crt -days 3 -subj /CN=a.test \
+                -addext subjectAltName=DNS:a.test,DNS:*.w.test,DNS:y.w.test 2>/dev/null
+            cat rsa.crt rsa.key > rsa.pem
+            printf '%s\\n%s\\n' '\(tls.wild) x.w.test' '\(tls.dir.path("rsa.pem")) *.w.test !y.w.test' > list.txt
+            """
+        let made = try run("/bin/sh", ["-c", script])
+        #expect(made.status == 0, "\(made.stderr)")
+        let certificates = "crt \(tls.a) crt \(tls.dir.path("rsa.pem")) crt \(tls.b) crt-list \(tls.dir.path("list.txt"))"
+        let theirs = try Self.keySizes(RulesDifferentialTests.haproxy, certificates: certificates)
+        let ours = try Self.keySizes(HaspBinary.path, certificates: certificates)
+        #expect(theirs.count == ours.count)
+        for (a, b) in zip(theirs, ours) { #expect(a == b, "\nhaproxy: \(a)\nhasp:    \(b)") }
+        // What the comparison rests on: both kinds are served for one name.
+        #expect(ours.contains("a.test : Server public key is 256 bit") && ours.contains("a.test -tls1_2 -cipher aRSA: Server public key is 2048 bit"), "\(ours)")
+    }
+}
