@@ -20,7 +20,12 @@ public enum ConverterTable {
     static let stringConverters: [ConverterDefinition] = [
         string("lower") { s, _, _ in s.asciiLowercased },
         string("upper") { s, _, _ in s.asciiUppercased },
-        ConverterDefinition("length", .string, .int) { v, _, _ in v.asString.map { .int(Int64($0.utf8.count)) } },
+        // Declared for any input so that a binary sample reaches it as bytes: haproxy's cast
+        // makes it a string ending at its first zero byte, counted in bytes.
+        ConverterDefinition("length", .any, .int) { v, _, _ in
+            if case .binary(let b) = v { return .int(Int64(b.prefix { $0 != 0 }.count)) }
+            return v.asString.map { .int(Int64($0.utf8.count)) }
+        },
         ConverterDefinition("bytes", [.int, .int], required: 1, .binary, .binary) { v, a, _ in
             guard let b = v.asBinary else { return nil }
             let offset = Int(a[0].int ?? 0)

@@ -74,7 +74,8 @@ public enum SampleValue: Hashable, Sendable {
         case .int(let i): return String(i)
         case .ipv4(let a): return IPAddressText.format(a)
         case .ipv6(let a): return IPAddressText.format(a)
-        case .binary(let b): return String(decoding: b, as: UTF8.self)
+        // As haproxy's cast: the string ends at the first zero byte.
+        case .binary(let b): return String(decoding: b.prefix { $0 != 0 }, as: UTF8.self)
         }
     }
 
