@@ -1,8 +1,12 @@
 /// The TLS fetches: the client connection (`ssl_fc_*`), its client certificate (`ssl_c_*`),
-/// the frontend's own certificate (`ssl_f_*`) and the server connection (`ssl_bc_*`).
+/// the frontend's own certificate (`ssl_f_*`), the server connection (`ssl_bc_*`) and the
+/// certificate the server presented (`ssl_s_*`).
 extension FetchTable {
-    static let tlsFetches: [FetchDefinition] = frontConnectionFetches + certificateFetches(prefix: "ssl_c", peer: true)
-        + certificateFetches(prefix: "ssl_f", peer: false) + backConnectionFetches
+    static let tlsFetches: [FetchDefinition] = frontConnectionFetches
+        + certificateFetches(prefix: "ssl_c", .layer4) { $0.frontTLS?.peerCertificate }
+        + certificateFetches(prefix: "ssl_f", .layer4) { $0.frontTLS?.ownCertificate }
+        + backConnectionFetches
+        + certificateFetches(prefix: "ssl_s", .server) { $0.backTLS?.peerCertificate }
 
     static func front(_ name: String, _ output: SampleType, _ read: @escaping @Sendable (TLSSessionFacts) -> SampleValue?) -> FetchDefinition {
         FetchDefinition(name, output, .layer4) { c, _, _ in
@@ -51,16 +55,15 @@ extension FetchTable {
         back("ssl_bc_err", .int) { .int(Int64($0.errorCode & 0xFF_FFFF)) },
     ]
 
-    /// `ssl_c_*` (the client's certificate) or `ssl_f_*` (the frontend's own).
-    static func certificateFetches(prefix: String, peer: Bool) -> [FetchDefinition] {
-        let cert: @Sendable (SampleContext) -> CertificateFacts? = { c in
-            peer ? c.frontTLS?.peerCertificate : c.frontTLS?.ownCertificate
-        }
+    /// `ssl_c_*` (the client's certificate), `ssl_f_*` (the frontend's own) or `ssl_s_*` (the
+    /// server's), read by `cert` where `validity` says.
+    static func certificateFetches(prefix: String, _ validity: SampleUse,
+                                   _ cert: @escaping @Sendable (SampleContext) -> CertificateFacts?) -> [FetchDefinition] {
         func fetch(_ suffix: String, _ output: SampleType, _ read: @escaping @Sendable (CertificateFacts) -> SampleValue) -> FetchDefinition {
-            FetchDefinition(prefix + suffix, output, .layer4) { c, _, _ in cert(c).map { .one(read($0)) } ?? .none }
+            FetchDefinition(prefix + suffix, output, validity) { c, _, _ in cert(c).map { .one(read($0)) } ?? .none }
         }
         func name(_ suffix: String, issuer: Bool) -> FetchDefinition {
-            FetchDefinition(prefix + suffix, [.string, .int], required: 0, .string, .layer4) { c, a, _ in
+            FetchDefinition(prefix + suffix, [.string, .int], required: 0, .string, validity) { c, a, _ in
                 guard let facts = cert(c) else { return .none }
                 let line = issuer ? facts.issuer : facts.subject
                 guard let entry = a.first?.string else { return .one(.string(line)) }

@@ -116,3 +116,37 @@ struct TLSKeyTypeSelectionTests {
         #expect(ours.contains("a.test : Server public key is 256 bit") && ours.contains("a.test -tls1_2 -cipher aRSA: Server public key is 2048 bit"), "\(ours)")
     }
 }
+
+/// `ssl_s_*`: the certificate the server presented, read in the response, as haproxy reads it.
+@Suite(.serialized, .enabled(if: TLSMaterial.opensslAvailable && StatsDifferentialTests.available, "needs openssl and Debian's haproxy"))
+struct TLSServerCertificateFetchTests {
+    static func headers(_ binary: String, server: Int) throws -> String {
+        let dir = try TempDir()
+        let port = try Ports.free()
+        let path = try dir.write("proxy.cfg", """
+            \(TLSMaterial.httpDefaults)
+            frontend fe
+                bind 127.0.0.1:\(port)
+                default_backend be
+            backend be
+                http-response set-header x-s "dn=%[ssl_s_s_dn] cn=%[ssl_s_s_dn(CN)] i=%[ssl_s_i_dn] serial=%[ssl_s_serial,hex] sha1=%[ssl_s_sha1,hex] na=%[ssl_s_notafter] nb=%[ssl_s_notbefore] v=%[ssl_s_version] sig=%[ssl_s_sig_alg] key=%[ssl_s_key_alg] der=%[ssl_s_der,length]"
+                server s1 127.0.0.1:\(server) ssl verify none sni str(a.test)
+            """)
+        let child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
+        defer { child.stop() }
+        try eventually("\(binary) listening") { Ports.isAccepting(port) }
+        let out = try curl(["-s", "-o", "/dev/null", "-D", "-", "http://127.0.0.1:\(port)/"]).stdout
+        // Lines end with CR LF, one Character in Swift: split on the scalar.
+        return out.components(separatedBy: "\r\n").first { $0.lowercased().hasPrefix("x-s:") } ?? "no header: \(out)"
+    }
+
+    @Test func serverCertificateFetchesAreHAProxys() throws {
+        let tls = try TLSMaterial()
+        let server = try TLSEchoServer(certificate: tls.a, dir: tls.dir)
+        defer { server.stop() }
+        let theirs = try Self.headers(RulesDifferentialTests.haproxy, server: server.port)
+        let ours = try Self.headers(HaspBinary.path, server: server.port)
+        #expect(ours == theirs, "\nhaproxy: \(theirs)\nhasp:    \(ours)")
+        #expect(ours.contains("cn=a.test") && ours.contains("key=id-ecPublicKey"), "\(ours)")
+    }
+}
