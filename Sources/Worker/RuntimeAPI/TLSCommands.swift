@@ -45,9 +45,10 @@ extension RuntimeAPI {
                 let store = s.runtime.tlsCertificates
                 let arguments = c.words.dropFirst(3)
                 let numbered = arguments.contains("-n")
-                guard let name = arguments.first(where: { $0 != "-n" }) else {
+                guard let given = arguments.first(where: { $0 != "-n" }) else {
                     return CLIReply(store.lists().map { $0 + "\n" }.joined())
                 }
+                let name = Self.listName(given)
                 guard let entries = store.entries(of: name) else { return .error("didn't find the specified filename\n") }
                 var text = "# \(name)\n"
                 for entry in entries {
@@ -62,7 +63,7 @@ extension RuntimeAPI {
                 guard c.words.count > 4 || (c.words.count > 3 && c.payload != nil) else {
                     return .error("'add ssl crt-list' expects a filename and a certificate name\n")
                 }
-                let list = c.words[3]
+                let list = Self.listName(c.words[3])
                 let text = c.payload.map { $0.split(separator: "\n").first.map(String.init) ?? "" } ?? c.words.dropFirst(4).joined(separator: " ")
                 let parsed: ConfigParser.CrtListLine
                 switch ConfigParser.crtListLine(text, files: ConfigFiles(), caBase: s.runtime.configuration.global.tls.caBase) {
@@ -73,7 +74,7 @@ extension RuntimeAPI {
             },
             Spec(["del", "ssl", "crt-list"], usage: "del ssl crt-list <list> <cert[:line]>", help: "delete a line <cert> from crt-list file", level: .admin) { s, _, c in
                 guard c.words.count > 4 else { return .error("'del ssl crt-list' expects a filename and a certificate name\n") }
-                return Self.reply(s.runtime.tlsCertificates.remove(from: c.words[3], certificate: c.words[4], global: s.runtime.configuration.global.tls))
+                return Self.reply(s.runtime.tlsCertificates.remove(from: Self.listName(c.words[3]), certificate: c.words[4], global: s.runtime.configuration.global.tls))
             },
             Spec(["set", "ssl", "ocsp-response"], usage: "set ssl ocsp-response <resp|payload>", help: "update a certificate's OCSP Response from a base64-encode DER", level: .admin) { _, _, c in
                 Self.setOCSPResponse(c.payload ?? (c.words.count > 3 ? c.words[3] : ""))
@@ -160,6 +161,14 @@ extension RuntimeAPI {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+
+    /// A crt-list or directory named on the CLI, without its trailing slashes (as haproxy
+    /// strips them: `show ssl crt-list /etc/certs/` names the directory `/etc/certs`).
+    static func listName(_ word: String) -> String {
+        var name = Substring(word)
+        while name.last == "/" { name = name.dropLast() }
+        return String(name)
     }
 
     static func reply(_ result: Result<String, TLSCertificateStore.Failure>) -> CLIReply {

@@ -56,6 +56,7 @@ struct TLSRuntimeAPITests {
         try ask("show ssl cert \(tls.a)")
         try ask("show ssl crt-list")
         try ask("show ssl crt-list -n \(list)")
+        try ask("show ssl crt-list \(list)//")
         out.append("before: " + (try run.served("a.test")))
         try ask("set ssl cert \(tls.a) <<\n\(pem(tls.b))")
         try ask("show ssl cert")
