@@ -255,6 +255,8 @@ extension ConfigParser {
                     continue
                 case .failed(let message):
                     alert(prefix() + message + (message.hasSuffix(".") ? "" : "."))
+                    for line in alertsAfterKeywordFailure { diagnostics.append(Diagnostic(.alert, line)) }
+                    alertsAfterKeywordFailure = []
                     return false
                 case .unknown:
                     break

@@ -70,6 +70,8 @@ public struct ConfigParser {
     let localPeerOption: String?
     /// `httpclient.resolvers.id`: checked once every section is read.
     var httpClientResolvers: String?
+    /// Alerts haproxy prints after a server keyword's own (a CA file it could not load).
+    var alertsAfterKeywordFailure: [String] = []
     /// `default-path`: where relative paths of the configuration start.
     var defaultPath = DefaultPath.current
 

@@ -66,8 +66,11 @@ extension RuntimeAPI {
                 let list = Self.listName(c.words[3])
                 let text = c.payload.map { $0.split(separator: "\n").first.map(String.init) ?? "" } ?? c.words.dropFirst(4).joined(separator: " ")
                 let parsed: ConfigParser.CrtListLine
-                switch ConfigParser.crtListLine(text, files: ConfigFiles(), caBase: s.runtime.configuration.global.tls.caBase) {
-                case .failure(let failure): return .error("\(failure.message)\n")
+                // As in haproxy, a line may only name CA and CRL files the configuration loaded:
+                // nothing is read from disk at run time.
+                let loaded = ConfigFiles(bundle: Self.loadedTrustFiles(s.runtime.configuration))
+                switch ConfigParser.crtListLine(text, files: loaded, caBase: s.runtime.configuration.global.tls.caBase) {
+                case .failure(let failure): return .error("Can't edit the crt-list: \(failure.message)\n")
                 case .success(let line): parsed = line
                 }
                 return Self.reply(s.runtime.tlsCertificates.add(to: list, line: parsed, global: s.runtime.configuration.global.tls))
@@ -161,6 +164,22 @@ extension RuntimeAPI {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+
+    /// The CA and CRL files of the running configuration, by path.
+    static func loadedTrustFiles(_ configuration: Configuration) -> ConfigFiles.Bundle {
+        var files: [String: [UInt8]] = [:]
+        func add(_ contents: TLSFileContents?) { if let contents { files[contents.path] = contents.bytes } }
+        for proxy in configuration.proxies {
+            for bind in proxy.binds {
+                add(bind.tls.caFile); add(bind.tls.crlFile); add(bind.tls.caVerifyFile)
+                for certificate in bind.tls.certificates {
+                    add(certificate.options?.caFile); add(certificate.options?.crlFile); add(certificate.options?.caVerifyFile)
+                }
+            }
+            for server in proxy.servers { add(server.tls.caFile); add(server.tls.crlFile) }
+        }
+        return ConfigFiles.Bundle(files: files)
     }
 
     /// A crt-list or directory named on the CLI, without its trailing slashes (as haproxy

@@ -165,10 +165,11 @@ final class TLSServerContext: @unchecked Sendable {
                 guard let ca = options?.caFile ?? bind.tls.caFile else {
                     throw TLSBuildError(description: "Proxy '\(proxy)': verify is enabled but no CA file specified \(at).")
                 }
-                guard TLSLibrary.loadTrust(ca, into: ctx, crl: false, sendNames: bind.tls.caVerifyFile == nil) else {
+                let caVerifyFile = options?.caVerifyFile ?? bind.tls.caVerifyFile
+                guard TLSLibrary.loadTrust(ca, into: ctx, crl: false, sendNames: caVerifyFile == nil) else {
                     throw TLSBuildError(description: "Proxy '\(proxy)': unable to load CA file '\(ca.path)' \(at).")
                 }
-                if let extra = bind.tls.caVerifyFile { _ = TLSLibrary.loadTrust(extra, into: ctx, crl: false, sendNames: false) }
+                if let extra = caVerifyFile { _ = TLSLibrary.loadTrust(extra, into: ctx, crl: false, sendNames: false) }
                 if let crl = options?.crlFile ?? bind.tls.crlFile, !TLSLibrary.loadTrust(crl, into: ctx, crl: true, sendNames: false) {
                     throw TLSBuildError(description: "Proxy '\(proxy)': unable to configure CRL file '\(crl.path)' \(at).")
                 }

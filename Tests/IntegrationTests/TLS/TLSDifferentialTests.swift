@@ -150,3 +150,32 @@ struct TLSServerCertificateFetchTests {
         #expect(ours.contains("cn=a.test") && ours.contains("key=id-ecPublicKey"), "\(ours)")
     }
 }
+
+/// CA and CRL files that cannot be loaded: haproxy's two alerts each, on bind and server lines.
+@Suite(.enabled(if: TLSMaterial.opensslAvailable && StatsDifferentialTests.available, "needs openssl and Debian's haproxy"))
+struct TLSTrustFileAlertTests {
+    @Test func unloadableCAAndCRLFilesAreReportedAsHAProxyReportsThem() throws {
+        let tls = try TLSMaterial()
+        let garbage = try tls.dir.write("garbage.pem", "garbage\n")
+        let empty = try tls.dir.write("empty.pem", "")
+        let ports = try (0..<3).map { _ in try Ports.free() }
+        let config = try tls.dir.write("trust.cfg", """
+            \(TLSMaterial.httpDefaults)
+            frontend fe
+                bind 127.0.0.1:\(ports[0]) ssl crt \(tls.a) ca-file /nonexistent.pem verify required
+                bind 127.0.0.1:\(ports[1]) ssl crt \(tls.a) crl-file /nonexistent-crl.pem ca-file \(tls.ca) verify required
+                bind 127.0.0.1:\(ports[2]) ssl crt \(tls.a) ca-file \(garbage) verify required
+            backend be
+                server s1 127.0.0.1:1 ssl ca-file /nope.pem verify required
+                server s2 127.0.0.1:1 ssl ca-file \(empty) verify required
+            """)
+        func alerts(_ binary: String) throws -> [String] {
+            let result = try run(binary, ["-c", "-f", config])
+            return TLSOCSPTests.messages(result.stderr + result.stdout, "ALERT")
+        }
+        let theirs = try alerts(RulesDifferentialTests.haproxy)
+        let ours = try alerts(HaspBinary.path)
+        #expect(ours == theirs, "\nhaproxy:\n\(theirs.joined(separator: "\n"))\nhasp:\n\(ours.joined(separator: "\n"))")
+        #expect(ours.contains("config : Couldn't open the ca-file '\(garbage)' (no certificate or crl found)."))
+    }
+}

@@ -156,15 +156,26 @@ extension ConfigParser {
     }
 
     /// `ca-file`, `crl-file`, `ca-verify-file`: read now, checked to hold what they should.
-    mutating func loadTrustFile(_ k: String, _ given: String, crl: Bool) -> Swift.Result<TLSFileContents, TrustFileFailure> {
+    mutating func loadTrustFile(_ k: String, _ given: String, crl: Bool, server: Bool = false) -> Swift.Result<TLSFileContents, TrustFileFailure> {
         let path = resolve(given, base: config.global.tls.caBase)
-        guard case .file(let bytes) = files.entry(path) else {
-            return .failure(TrustFileFailure(message: "'\(k)' : unable to load \(crl ? "CRL" : "CA") file '\(path)'."))
+        let reason: String
+        switch files.entry(path) {
+        case .file(let bytes) where CertificateCheck.countCertificates(bytes, crl: crl) > 0:
+            return .success(TLSFileContents(path: path, bytes: bytes))
+        case .file: reason = "no certificate or crl found"
+        case .directory: reason = ConfigLoader.errorText(EISDIR)
+        case .failed(let text): reason = text
         }
-        guard CertificateCheck.countCertificates(bytes, crl: crl) > 0 else {
-            return .failure(TrustFileFailure(message: "'\(k)' : unable to load \(crl ? "CRL" : "CA") file '\(path)'."))
+        // haproxy's two alerts: the store's reason, then the keyword's. On a server line the
+        // first one carries the line's location and the second none.
+        let opened = "Couldn't open the ca-file '\(path)' (\(reason))."
+        let unable = "'\(k)' : unable to load \(path)"
+        if server {
+            alertsAfterKeywordFailure.append("config : \(unable).")
+            return .failure(TrustFileFailure(message: opened))
         }
-        return .success(TLSFileContents(path: path, bytes: bytes))
+        alert(opened)
+        return .failure(TrustFileFailure(message: unable))
     }
 
     /// `tls-ticket-keys <file>`: base64 keys of 48 bytes (AES-128) or 80 (AES-256), one a line,
@@ -285,14 +296,18 @@ extension ConfigParser {
                     return .failure(CrtListFailure(message: "'verify' : unknown verify method"))
                 }
                 parsed.verify = mode; i += 2
-            case "ca-file", "crl-file":
+            case "ca-file", "crl-file", "ca-verify-file":
                 guard let v else { return .failure(CrtListFailure(message: "'\(k)' : missing file")) }
                 let path = v.hasPrefix("/") || caBase == nil ? v : caBase! + "/" + v
                 guard let bytes = files.file(path), CertificateCheck.countCertificates(bytes, crl: k == "crl-file") > 0 else {
-                    return .failure(CrtListFailure(message: "'\(k)' : unable to load \(k == "crl-file" ? "CRL" : "CA") file '\(path)'"))
+                    return .failure(CrtListFailure(message: "'\(k)' : unable to load \(path)"))
                 }
                 let contents = TLSFileContents(path: path, bytes: bytes)
-                if k == "ca-file" { parsed.caFile = contents } else { parsed.crlFile = contents }
+                switch k {
+                case "ca-file": parsed.caFile = contents
+                case "crl-file": parsed.crlFile = contents
+                default: parsed.caVerifyFile = contents
+                }
                 i += 2
             default:
                 switch applyPolicyKeyword(k, v, to: &parsed.policy, server: false) {
@@ -438,7 +453,7 @@ extension ConfigParser {
                 tls.caFile = nil
                 return .took(2)
             }
-            switch loadTrustFile(k, value, crl: k == "crl-file") {
+            switch loadTrustFile(k, value, crl: k == "crl-file", server: true) {
             case .failure(let failure): return .failed(failure.message)
             case .success(let contents):
                 if k == "ca-file" { tls.caFile = contents; tls.systemCA = false } else { tls.crlFile = contents }

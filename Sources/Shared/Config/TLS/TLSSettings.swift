@@ -170,6 +170,7 @@ public struct TLSBindOptions: Sendable, Equatable {
     public var alpn: [String]? = nil
     public var verify: TLSVerifyMode? = nil
     public var caFile: TLSFileContents? = nil
+    public var caVerifyFile: TLSFileContents? = nil
     public var crlFile: TLSFileContents? = nil
     public init() {}
 }
