@@ -36,6 +36,42 @@ import Glibc
         try eventually("the previous worker to exit") { children(of: hasp.pid).filter(isAlive).count == 1 }
     }
 
+    /// `server x 0.0.0.0:<port>` (or `:<port>`, `*:<port>`) connects to the address the client
+    /// connected to, as `set-dst` leaves it: haproxy's documented forwarding pattern.
+    @Test func aServerAtTheAnyAddressForwardsToTheClientsDestination() throws {
+        let backend = try TestBackend()
+        defer { backend.stop() }
+        let port = try Ports.free()
+        let config = """
+        defaults
+            mode http
+            timeout connect 2s
+            timeout client 5s
+            timeout server 5s
+        frontend fe
+            bind 127.0.0.1:\(port)
+            http-request set-dst hdr(x-dst) if { req.hdr(x-dst) -m found }
+            use_backend star if { req.hdr(x-star) -m found }
+            default_backend any
+        backend any
+            server s1 0.0.0.0:\(backend.port)
+        backend star
+            server s1 *:\(backend.port)
+        """
+        let hasp = try Hasp(config: config, waitFor: [port])
+        defer { hasp.stop() }
+        func status(_ headers: [String]) throws -> String {
+            try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}"] + headers.flatMap { ["-H", $0] } + ["http://127.0.0.1:\(port)/hello"]).stdout
+        }
+        // The client connected to 127.0.0.1, where the backend listens.
+        #expect(try status([]) == "200")
+        #expect(try status(["x-star: 1"]) == "200")
+        // Moved by set-dst to an address where nothing listens on that port: refused, 503.
+        #expect(try status(["x-dst: 127.0.0.2"]) == "503")
+        #expect(try status(["x-dst: 127.0.0.1"]) == "200")
+        #expect(backend.requests.load(ordering: .relaxed) == 3)
+    }
+
     @Test func aTCPFrontendInFrontOfAnHTTPBackendSpeaksHTTP() throws {
         let backend = try TestBackend()
         defer { backend.stop() }

@@ -89,7 +89,9 @@ public enum AddressParser {
             guard let p = Int(portText), (0...65535).contains(p) else { throw .invalidPort(String(portText)) }
             port = p
         }
-        guard !host.isEmpty else { throw .invalidAddress(text) }
+        // As haproxy: no host, or `*`, is the any address; such a server forwards to the
+        // address the client connected to.
+        if host.isEmpty || host == "*" { return .inet(host: "0.0.0.0", port: port) }
         if looksNumeric(host) {
             _ = try resolveHost(host, preferV6: false, original: text)
         }

@@ -98,6 +98,9 @@ public final class Server: Sendable {
     /// Connections that carry one client's identity (a PROXY header, `usesrc client|clientip`)
     /// serve that client only: never pooled for another (HAProxy's private connections).
     let connectionsArePrivate: Bool
+    /// `server x 0.0.0.0[:port]` (or `*`, or no host): connect to the address the client
+    /// connected to (after `set-dst`), on the server's port, else the client's destination port.
+    let forwardsToClientDestination: Bool
 
     public let healthCheck: ServerCheck?
     public let agentCheck: ServerCheck?
@@ -124,9 +127,15 @@ public final class Server: Sendable {
         } else {
             foreignSourceAddress = nil
         }
+        if case .inet(let host, _) = settings.address, host == "0.0.0.0" || host == "::" {
+            forwardsToClientDestination = true
+        } else {
+            forwardsToClientDestination = false
+        }
         switch connectionSource?.transparent {
         case .client?, .clientIP?: connectionsArePrivate = true
-        default: connectionsArePrivate = settings.sendProxy != nil
+        // A connection to the client's own destination serves no other client.
+        default: connectionsArePrivate = settings.sendProxy != nil || forwardsToClientDestination
         }
         do {
             tls = try TLSClientContext.build(settings.tls, global: global, loops: loopCount)

@@ -227,12 +227,22 @@ final class ServerDialer {
         }
     }
 
+    /// Where a connection to the server goes: its address, or for a server at the any address
+    /// the client's destination (its port when the server has none).
+    static func target(of server: Server, _ configured: SocketAddress, destination: SocketAddress?) -> SocketAddress? {
+        guard server.forwardsToClientDestination else { return configured }
+        guard let destination, let ip = destination.ipAddress else { return nil }
+        let port = configured.port.flatMap { $0 == 0 ? nil : $0 } ?? destination.port ?? 0
+        return try? SocketAddress(ipAddress: ip, port: port)
+    }
+
     /// Connects to the held server; the outcome comes through the client.
     func connect() {
         guard let server, let backend else { return }
         // An attempt without an address counts too, so that `retries` ends it.
         attempts += 1
-        guard let address = server.socketAddress, !server.tlsUnusable else {
+        guard let configured = server.socketAddress, !server.tlsUnusable,
+              let address = Self.target(of: server, configured, destination: client?.dialerFrontendAddress) else {
             failed(server)
             return
         }
