@@ -10,6 +10,8 @@ final class OCSPStaple: @unchecked Sendable {
     let pointer: OpaquePointer
     /// The next update of the response it holds (0: none).
     private let nextUpdate = Mutex<Int64>(0)
+    /// The last load that offered a response.
+    private let lastLoad = Mutex<UInt64>(0)
 
     fileprivate init?(certificateID: [UInt8]) {
         guard let pointer = hasp_ocsp_staple_new() else { return nil }
@@ -27,15 +29,16 @@ final class OCSPStaple: @unchecked Sendable {
         }
     }
 
-    /// A response read from a file: taken unless the staple holds a fresher one, so that
-    /// contexts built again (a certificate committed on the same bind) keep a response the
-    /// operator set with `set ssl ocsp-response`.
-    func offer(_ response: [UInt8], nextUpdate: Int64) {
-        self.nextUpdate.withLock { current in
-            guard nextUpdate > current else { return }
-            _ = response.withUnsafeBufferPointer { hasp_ocsp_staple_set(pointer, $0.baseAddress, $0.count, nextUpdate) }
-            current = nextUpdate
+    /// A response read from a file, at load or in a committed transaction (`load` tells
+    /// which): taken when it comes from a load the staple has not seen, so that contexts built
+    /// again for another certificate's commit keep a response the operator set with
+    /// `set ssl ocsp-response`, while a commit of this certificate replaces it, as in haproxy.
+    func offer(_ response: [UInt8], nextUpdate: Int64, load: UInt64) {
+        let isNew = lastLoad.withLock { last in
+            defer { last = load }
+            return last != load
         }
+        if isNew { set(response, nextUpdate: nextUpdate) }
     }
 
     /// Every change goes through the same lock, so the length read is the one copied.

@@ -188,14 +188,14 @@ final class TLSServerContext: @unchecked Sendable {
             case .success(let leaf): facts = leaf
             }
             // OCSP stapling: the certificate's shared staple takes the file's response when it
-            // checked out and is the freshest, and the context answers with it.
+            // checked out and is new, and the context answers with it.
             var staple: OCSPStaple? = nil
             if let ocsp = file.ocsp {
                 staple = OCSPStaples.shared.staple(for: ocsp.certificateID)
                 guard let staple, hasp_ctx_set_ocsp(ctx, staple.pointer) == 1 else {
                     throw TLSBuildError(description: "Proxy '\(proxy)': unable to enable OCSP stapling for '\(file.path)' \(at).")
                 }
-                if let response = ocsp.response { staple.offer(response, nextUpdate: ocsp.nextUpdate) }
+                if let response = ocsp.response { staple.offer(response, nextUpdate: ocsp.nextUpdate, load: ocsp.load) }
             }
             let included = file.filters.filter { !$0.hasPrefix("!") }
             let excluded = Set(file.filters.filter { $0.hasPrefix("!") }.map { String($0.dropFirst()).asciiLowercased })

@@ -138,6 +138,14 @@ public struct TLSOCSPFile: Sendable, Equatable {
     public var nextUpdate: Int64 = 0
     /// The certificate ID inside the file's response, usable or not (`show ssl cert`).
     public var responseID: [UInt8]? = nil
+    /// Which load this is (the configuration's, or a transaction's): contexts built again from
+    /// the same load leave a staple alone, a new load replaces its response. Not part of `==`.
+    public var load = UInt64.random(in: 1...UInt64.max)
+
+    public static func == (a: TLSOCSPFile, b: TLSOCSPFile) -> Bool {
+        a.certificateID == b.certificateID && a.fileBytes == b.fileBytes && a.issuer == b.issuer
+            && a.response == b.response && a.nextUpdate == b.nextUpdate && a.responseID == b.responseID
+    }
 
     /// Checks a response file for a certificate. A failure is haproxy's alert (the load or the
     /// update fails); `warning` is its warning for a response that is kept out of service.
