@@ -1,4 +1,3 @@
-import Foundation
 import CHaspTLS
 import Shared
 
@@ -92,12 +91,12 @@ extension RuntimeAPI {
     /// `set ssl ocsp-response`: a base64 DER response, checked as at load, replaces the
     /// response of the certificate it names.
     static func setOCSPResponse(_ text: String) -> CLIReply {
-        let base64 = text.filter { $0 != "\r" && $0 != "\n" }
-        guard !base64.isEmpty else { return .error("'set ssl ocsp-response' expects response in base64 encoding.\n") }
-        guard let data = Data(base64Encoded: base64) else {
+        guard text.contains(where: { $0 != "\r" && $0 != "\n" }) else {
+            return .error("'set ssl ocsp-response' expects response in base64 encoding.\n")
+        }
+        guard let der = OCSPPayload.decode(text) else {
             return .error("'set ssl ocsp-response' received invalid base64 encoded response.\n")
         }
-        let der = Array(data)
         let check = CertificateCheck.checkOCSP(der, certificateID: nil)
         if let refusal = check.refusal { return .error(refusal + ".\n") }
         guard let id = check.responseID, let staple = OCSPStaples.shared.existing(id) else {
@@ -115,8 +114,7 @@ extension RuntimeAPI {
             var printed = [CChar](repeating: 0, count: 1024)
             let length = hasp_ocsp_print_cert_id(staple.certificateID, staple.certificateID.count, &printed, printed.count)
             guard length > 0 else { continue }
-            let lines = String(decoding: printed.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                .split(separator: "\n")
+            let lines = TLSLibrary.string(printed).split(separator: "\n")
             text += " Certificate ID:\n" + lines.map { "   \($0)\n" }.joined()
         }
         return text
@@ -139,8 +137,7 @@ extension RuntimeAPI {
         let length = hasp_ocsp_print_response(der, der.count, &printed, printed.count)
         // haproxy answers nothing when there is no response to print.
         guard length > 0 else { return "" }
-        let text = String(decoding: printed.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return text.replacingOccurrences(of: "\n\n", with: "\n \n")
+        return TLSLibrary.string(printed).replacingOccurrences(of: "\n\n", with: "\n \n")
     }
 
     static func lowerHex(_ bytes: [UInt8]) -> String { hex(bytes).lowercased() }

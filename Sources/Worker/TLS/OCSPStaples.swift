@@ -1,4 +1,5 @@
 import CHaspTLS
+import Foundation
 import Shared
 import Synchronization
 
@@ -8,9 +9,8 @@ import Synchronization
 final class OCSPStaple: @unchecked Sendable {
     let certificateID: [UInt8]
     let pointer: OpaquePointer
-    /// The next update of the response it holds (0: none).
-    private let nextUpdate = Mutex<Int64>(0)
-    /// The last load that offered a response.
+    /// Serialises changes and reads of the C side's response (a read takes its length, then
+    /// the bytes), and holds the last load that offered a response.
     private let lastLoad = Mutex<UInt64>(0)
 
     fileprivate init?(certificateID: [UInt8]) {
@@ -23,10 +23,7 @@ final class OCSPStaple: @unchecked Sendable {
 
     /// The response stapled until five minutes before `nextUpdate`.
     func set(_ response: [UInt8], nextUpdate: Int64) {
-        self.nextUpdate.withLock { current in
-            _ = response.withUnsafeBufferPointer { hasp_ocsp_staple_set(pointer, $0.baseAddress, $0.count, nextUpdate) }
-            current = nextUpdate
-        }
+        lastLoad.withLock { _ in store(response, nextUpdate: nextUpdate) }
     }
 
     /// A response read from a file, at load or in a committed transaction (`load` tells
@@ -34,16 +31,19 @@ final class OCSPStaple: @unchecked Sendable {
     /// again for another certificate's commit keep a response the operator set with
     /// `set ssl ocsp-response`, while a commit of this certificate replaces it, as in haproxy.
     func offer(_ response: [UInt8], nextUpdate: Int64, load: UInt64) {
-        let isNew = lastLoad.withLock { last in
-            defer { last = load }
-            return last != load
+        lastLoad.withLock { last in
+            guard last != load else { return }
+            last = load
+            store(response, nextUpdate: nextUpdate)
         }
-        if isNew { set(response, nextUpdate: nextUpdate) }
     }
 
-    /// Every change goes through the same lock, so the length read is the one copied.
+    private func store(_ response: [UInt8], nextUpdate: Int64) {
+        _ = response.withUnsafeBufferPointer { hasp_ocsp_staple_set(pointer, $0.baseAddress, $0.count, nextUpdate) }
+    }
+
     var response: [UInt8]? {
-        nextUpdate.withLock { _ in
+        lastLoad.withLock { _ in
             let length = hasp_ocsp_staple_get(pointer, nil, 0)
             guard length > 0 else { return nil }
             var bytes = [UInt8](repeating: 0, count: length)
@@ -81,5 +81,13 @@ final class OCSPStaples: Sendable {
             entries = entries.filter { $0.value.staple != nil }
             return entries.values.compactMap(\.staple)
         }.sorted { $0.certificateID.lexicographicallyPrecedes($1.certificateID) }
+    }
+}
+
+/// A DER OCSP response given in base64 on the runtime API (`set ssl ocsp-response`,
+/// `set ssl cert <crt>.ocsp`), line feeds and carriage returns ignored as haproxy ignores them.
+enum OCSPPayload {
+    static func decode(_ text: String) -> [UInt8]? {
+        Data(base64Encoded: text.filter { $0 != "\r" && $0 != "\n" }).map(Array.init)
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import CHaspTLS
 import NIOConcurrencyHelpers
 import Shared
@@ -150,12 +149,11 @@ final class TLSCertificateStore: Sendable {
         var pending = transaction ?? Transaction(path: path, file: known.file ?? TLSCertificateFile(path: path, pem: []))
         switch kind {
         case .ocsp:
-            let base64 = payload.filter { $0 != "\r" && $0 != "\n" }
-            guard let data = Data(base64Encoded: base64) else {
+            guard let der = OCSPPayload.decode(payload) else {
                 // haproxy's two messages, without a line feed between them.
                 return .failure(.message("Error reading OCSP response in base64 formatCan't load the payload\nCan't update \(name)!\n"))
             }
-            pending.ocspBytes = Array(data)
+            pending.ocspBytes = der
         case .issuer:
             let pem = Array((payload + "\n").utf8)
             guard CertificateCheck.countCertificates(pem, crl: false) > 0 else {

@@ -8,9 +8,7 @@ enum TLSLibrary {
         return String(validatingCString: pointer)
     }
 
-    static func string(_ buffer: [CChar]) -> String {
-        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    static func string(_ buffer: [CChar]) -> String { CertificateCheck.text(buffer) }
 
     /// The oldest error of this thread's OpenSSL queue: its code, its reason ("http request")
     /// and OpenSSL's full line ("error:0A00009C:SSL routines::http request"). Clears the queue.
@@ -73,19 +71,7 @@ enum TLSLibrary {
 
     /// A parsed certificate (leaf, chain, key) from PEM bytes. The caller frees it.
     static func parseCertificate(_ file: TLSCertificateFile) -> OpaquePointer? {
-        var reason = [CChar](repeating: 0, count: 256)
-        return file.pem.withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { c in
-                if let key = file.key {
-                    return key.withUnsafeBufferPointer { k in
-                        k.withMemoryRebound(to: CChar.self) { kc in
-                            hasp_cert_parse(c.baseAddress, c.count, kc.baseAddress, kc.count, &reason, reason.count)
-                        }
-                    }
-                }
-                return hasp_cert_parse(c.baseAddress, c.count, nil, 0, &reason, reason.count)
-            }
-        }
+        CertificateCheck.parse(file.pem, key: file.key).0
     }
 
     /// Installs a certificate (leaf, chain, key) into a context; returns its leaf's facts, or

@@ -12,28 +12,36 @@ public enum CertificateCheck {
     /// Parses a PEM holding a certificate (and usually its chain and key); `key` is a
     /// companion key file's contents. Returns whether the PEM itself holds a key.
     public static func validate(_ pem: [UInt8], key: [UInt8]?) -> Result<Bool, Failure> {
-        var reason = [CChar](repeating: 0, count: 256)
-        let cert: OpaquePointer? = pem.withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { c in
-                if let key {
-                    return key.withUnsafeBufferPointer { k in
-                        k.withMemoryRebound(to: CChar.self) { kc in
-                            hasp_cert_parse(c.baseAddress, c.count, kc.baseAddress, kc.count, &reason, reason.count)
-                        }
-                    }
-                }
-                return hasp_cert_parse(c.baseAddress, c.count, nil, 0, &reason, reason.count)
-            }
-        }
-        guard let cert else {
-            let text = String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if text.contains("no certificate") { return .failure(.noCertificate) }
-            if text.contains("no private key") { return .failure(.noKey) }
-            if text.contains("inconsistent") || text.contains("mismatch") { return .failure(.keyMismatch) }
+        let (parsed, reason) = parse(pem, key: key)
+        guard let cert = parsed else {
+            if reason.contains("no certificate") { return .failure(.noCertificate) }
+            if reason.contains("no private key") { return .failure(.noKey) }
+            if reason.contains("inconsistent") || reason.contains("mismatch") { return .failure(.keyMismatch) }
             return .failure(.noCertificate)
         }
         defer { hasp_cert_free(cert) }
         return .success(hasp_cert_has_key(cert) != 0)
+    }
+
+    /// The library's parse of a certificate PEM (its key in it or in `key`): the certificate
+    /// (freed with `hasp_cert_free`), or nil and the library's reason.
+    public static func parse(_ pem: [UInt8], key: [UInt8]?) -> (OpaquePointer?, reason: String) {
+        var reason = [CChar](repeating: 0, count: 256)
+        let cert: OpaquePointer? = pem.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { c in
+                (key ?? []).withUnsafeBufferPointer { k in
+                    k.withMemoryRebound(to: CChar.self) { kc in
+                        hasp_cert_parse(c.baseAddress, c.count, key == nil ? nil : kc.baseAddress, kc.count, &reason, reason.count)
+                    }
+                }
+            }
+        }
+        return (cert, text(reason))
+    }
+
+    /// A NUL-terminated C buffer as text.
+    public static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     public enum OCSPIssuerFailure: Error, Equatable {
@@ -46,7 +54,7 @@ public enum CertificateCheck {
     /// The OCSP certificate ID of a certificate (PEM, with its key or `key`) and its issuer,
     /// found in its chain or else in `issuer` (a `.issuer` file's PEM).
     public static func ocspCertificateID(_ pem: [UInt8], key: [UInt8]?, issuer: [UInt8]?) -> Result<[UInt8], OCSPIssuerFailure> {
-        guard let cert = parse(pem, key: key) else { return .failure(.noIssuer) }
+        guard let cert = parse(pem, key: key).0 else { return .failure(.noIssuer) }
         defer { hasp_cert_free(cert) }
         var id = [UInt8](repeating: 0, count: 256)
         let length = (issuer ?? []).withUnsafeBufferPointer { i in
@@ -82,21 +90,8 @@ public enum CertificateCheck {
                                 &id, id.count, &idLength, &nextUpdate, &reason, reason.count)
             }
         }
-        let refusal = ok == 1 ? nil : String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let refusal = ok == 1 ? nil : text(reason)
         return OCSPCheck(refusal: refusal, nextUpdate: nextUpdate, responseID: idLength > 0 ? Array(id.prefix(Int(idLength))) : nil)
-    }
-
-    private static func parse(_ pem: [UInt8], key: [UInt8]?) -> OpaquePointer? {
-        var reason = [CChar](repeating: 0, count: 256)
-        return pem.withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { c in
-                (key ?? []).withUnsafeBufferPointer { k in
-                    k.withMemoryRebound(to: CChar.self) { kc in
-                        hasp_cert_parse(c.baseAddress, c.count, key == nil ? nil : kc.baseAddress, kc.count, &reason, reason.count)
-                    }
-                }
-            }
-        }
     }
 
     /// Whether the library accepts these lists (nil: not set). Returns the first refused one.
