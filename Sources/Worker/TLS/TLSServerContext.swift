@@ -70,7 +70,9 @@ final class TLSServerContext: @unchecked Sendable {
     /// other certificate among those naming it exactly, then among the wildcards covering its
     /// first label (unless their line excludes the name); then ECDSA if the client can use it,
     /// else RSA if it can, else the other kind, else whatever was found. Nil when nothing names it.
-    func entryIndex(for serverName: String?, clientSignatures: Int32 = HASP_SIG_RSA | HASP_SIG_ECDSA) -> Int? {
+    /// `clientSignatures` is read only when certificates of several kinds name the server.
+    func entryIndex(for serverName: String?,
+                    clientSignatures: @autoclosure () -> Int32 = HASP_SIG_RSA | HASP_SIG_ECDSA) -> Int? {
         guard let serverName, !serverName.isEmpty else { return nil }
         let name = serverName.asciiLowercased
         var ecdsa: Int?, rsa: Int?, other: Int?
@@ -87,8 +89,11 @@ final class TLSServerContext: @unchecked Sendable {
                 consider(index)
             }
         }
-        if clientSignatures & HASP_SIG_ECDSA != 0, let ecdsa { return ecdsa }
-        if clientSignatures & HASP_SIG_RSA != 0, let rsa { return rsa }
+        let kinds = (ecdsa == nil ? 0 : 1) + (rsa == nil ? 0 : 1) + (other == nil ? 0 : 1)
+        guard kinds > 1 else { return ecdsa ?? rsa ?? other }
+        let signatures = clientSignatures()
+        if signatures & HASP_SIG_ECDSA != 0, let ecdsa { return ecdsa }
+        if signatures & HASP_SIG_RSA != 0, let rsa { return rsa }
         return other ?? ecdsa ?? rsa
     }
 
