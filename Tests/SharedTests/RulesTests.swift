@@ -584,6 +584,35 @@ final class FakeSampleContext: SampleContext {
         #expect(f.rules.useBackends[1].fixedName == nil)
     }
 
+    /// Conditions walk their ACLs' tests without counting references: every line of a name
+    /// counts, a line declared after the rule too (HAProxy appends it to the same ACL), and a
+    /// test with a pattern file and patterns of its own tries both lists.
+    @Test func everyLineOfANamedACLAndEveryListOfATestIsTried() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hasp-acl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let list = dir.appendingPathComponent("nets.lst").path
+        try "192.0.2.0/24\n".write(toFile: list, atomically: true, encoding: .utf8)
+        let result = parse("""
+            acl is_static path_beg /nomatch
+            acl from_lists src -f \(list) 10.0.0.1 10.9.9.9
+            use_backend b if is_static
+            use_backend b if from_lists
+            acl is_static path_end .png
+        """)
+        #expect(!result.hasErrors, "\(result.diagnostics.map(\.text))")
+        let f = try #require(result.configuration.proxy(named: "f"))
+        let c = FakeSampleContext()
+        #expect(f.rules.useBackends[0].condition?.matches(c) == true)
+        c.requestTarget = "/static/img.gif"
+        #expect(f.rules.useBackends[0].condition?.matches(c) == false)
+        let fromLists = try #require(f.rules.useBackends[1].condition)
+        for (address, expected) in [("10.0.0.1", true), ("192.0.2.77", true), ("10.9.9.9", true), ("10.0.0.2", false)] {
+            c.clientAddress = .ipv4(IPAddressText.parseIPv4(Substring(address))!)
+            #expect(fromLists.matches(c) == expected, "\(address)")
+        }
+    }
+
     @Test func errorfilesNeedAnHTTPErrorsSection() {
         let result = parse("    errorfiles nosuch")
         #expect(result.diagnostics.map(\.text).contains("config : parsing [t.cfg:8] : unknown http-errors section 'nosuch' in proxy 'f'."))

@@ -29,6 +29,19 @@ import Testing
         #expect(!head.isEdited)
     }
 
+    /// Names compare as bytes, ASCII letters without regard to case, whether the strings are
+    /// contiguous (native) or not (a Substring's, bridged text...).
+    @Test func headerNamesCompareWithoutRegardToCase() {
+        #expect(HTTPField.sameName("X-Client-IP", "x-client-ip"))
+        #expect(HTTPField.sameName("", ""))
+        #expect(!HTTPField.sameName("X-Client-IP", "x-client-iq"))
+        #expect(!HTTPField.sameName("Host", "Hos"))
+        #expect(!HTTPField.sameName("[", "{"))  // 0x5B and 0x7B differ by the case bit, but are not letters
+        let long = String(repeating: "Abc-", count: 20)
+        #expect(HTTPField.sameName(long, long.uppercased()))
+        #expect(HTTPField.sameName(String("zz-Tier-zz".dropFirst(3).dropLast(3)), "tIER"))
+    }
+
     @Test func anUntouchedHeadIsWrittenFromItsBytesWithoutHopByHopHeaders() throws {
         let head = try request(Self.original)
         #expect(serialized(head) == "GET /p HTTP/1.1\r\nHost: example\r\nAccept: a\r\nX-Trace: 1\r\nX-Trace: 2\r\n\r\n")

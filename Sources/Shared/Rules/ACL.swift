@@ -114,22 +114,17 @@ public final class ACLTest: Sendable {
             expression.evaluateAll(context) { v in result = v.asBool ?? false; return result }
             return result
         }
-        if patterns.count == 1 {
-            let compiled = patterns[0].patterns
+        return uncountedLists.withUnsafeBufferPointer { lists in
             var result = false
             expression.evaluateAll(context) { v in
-                result = compiled.match(v) != nil
-                return result
+                for list in lists where list._withUnsafeGuaranteedRef({ $0.match(v) }) != nil {
+                    result = true
+                    return true
+                }
+                return false
             }
             return result
         }
-        let lists = patterns.map(\.patterns)
-        var result = false
-        expression.evaluateAll(context) { v in
-            result = lists.contains { $0.match(v) != nil }
-            return result
-        }
-        return result
     }
 }
 
@@ -138,21 +133,25 @@ public final class NamedACL: @unchecked Sendable {
     public let name: String
     /// Appended to while the section is parsed, read-only afterwards.
     public private(set) var tests: [ACLTest] = []
-    /// The same tests referenced without counting (`tests` keeps them alive): every request
-    /// walks them, and a retain and a release per test showed in its profile.
-    private var uncountedTests: ContiguousArray<Unmanaged<ACLTest>> = []
+    /// The same tests referenced without counting (`tests` keeps them alive), in memory of
+    /// their own: every request walks them, and an array stored in a class is retained and
+    /// released around each walk (a retain and a release per test showed in the profile too).
+    private var uncountedTests = UnsafeMutableBufferPointer<Unmanaged<ACLTest>>(start: nil, count: 0)
 
     init(name: String) { self.name = name }
+    deinit { uncountedTests.deallocate() }
+
     func add(_ test: ACLTest) {
         tests.append(test)
-        uncountedTests.append(.passUnretained(test))
+        let grown = UnsafeMutableBufferPointer<Unmanaged<ACLTest>>.allocate(capacity: tests.count)
+        for (i, t) in tests.enumerated() { grown[i] = .passUnretained(t) }
+        uncountedTests.deallocate()
+        uncountedTests = grown
     }
 
     public func matches(_ context: SampleContext) -> Bool {
-        uncountedTests.withUnsafeBufferPointer { tests in
-            for test in tests where test._withUnsafeGuaranteedRef({ $0.matches(context) }) { return true }
-            return false
-        }
+        for test in uncountedTests where test._withUnsafeGuaranteedRef({ $0.matches(context) }) { return true }
+        return false
     }
 }
 

@@ -416,6 +416,11 @@ public final class PatternSet: Sendable {
         changed.load(ordering: .acquiring) ? current.load(ordering: .acquiring).match(bytes: text) : initial.match(bytes: text)
     }
 
+    /// `patterns.match(_:)`, without taking a reference to the list while nothing changed it.
+    public func match(_ value: SampleValue) -> Int? {
+        changed.load(ordering: .acquiring) ? current.load(ordering: .acquiring).match(value) : initial.match(value)
+    }
+
     func replace(_ compiled: CompiledPatterns) {
         current.store(compiled, ordering: .releasing)
         changed.store(true, ordering: .releasing)

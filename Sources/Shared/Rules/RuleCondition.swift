@@ -22,26 +22,25 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
 
     /// One term of the flattened condition: the ANDed terms of an alternative follow each
     /// other, the last one of each alternative `endsGroup` (one flat list: walking nested
-    /// arrays costs a retain per level and per element on every request).
+    /// arrays costs a retain per level and per element on every request). A step holds no
+    /// counted reference (`terms` keeps the objects alive), so reading one out of the list
+    /// costs no retain and release on every request.
     struct Step: @unchecked Sendable {
         let negated: Bool
         let endsGroup: Bool
-        let term: Term
-        /// The term's object referenced without counting (`term` keeps it alive): walking the
-        /// steps then costs no retain and release per term on every request.
         let acl: Unmanaged<NamedACL>?
         let test: Unmanaged<ACLTest>?
 
         init(negated: Bool, endsGroup: Bool, term: Term) {
             self.negated = negated
             self.endsGroup = endsGroup
-            self.term = term
             switch term {
             case .named(let acl): (self.acl, test) = (.passUnretained(acl), nil)
             case .anonymous(let test): (acl, self.test) = (nil, .passUnretained(test))
             }
         }
 
+        @inline(__always)
         func matches(_ context: SampleContext) -> Bool {
             if let acl { return acl._withUnsafeGuaranteedRef { $0.matches(context) } }
             return test?._withUnsafeGuaranteedRef { $0.matches(context) } ?? false
@@ -50,18 +49,23 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
 
     public let unless: Bool
     public let source: String
+    /// The terms in step order: they keep the ACL objects the steps point to alive.
+    private let terms: [Term]
     private let steps: ContiguousArray<Step>
 
     init(unless: Bool, alternatives: [[(negated: Bool, term: Term)]], source: String) {
         self.unless = unless
         self.source = source
         var steps = ContiguousArray<Step>()
+        var terms: [Term] = []
         for group in alternatives {
             for (index, (negated, term)) in group.enumerated() {
                 steps.append(Step(negated: negated, endsGroup: index == group.count - 1, term: term))
+                terms.append(term)
             }
         }
         self.steps = steps
+        self.terms = terms
     }
 
     public var description: String { source }
@@ -88,8 +92,8 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
 
     /// Every ACL test used, for the stage check.
     var allTests: [(name: String?, test: ACLTest)] {
-        steps.flatMap { step -> [(String?, ACLTest)] in
-            switch step.term {
+        terms.flatMap { term -> [(String?, ACLTest)] in
+            switch term {
             case .named(let acl): return acl.tests.map { (acl.name, $0) }
             case .anonymous(let t): return [(nil, t)]
             }

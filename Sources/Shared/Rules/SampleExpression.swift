@@ -62,7 +62,12 @@ public final class SampleExpression: Sendable, CustomStringConvertible {
         self.arguments = arguments
         self.converters = converters
         self.source = source
+        uncountedConverters = ContiguousArray(converters.map { .passUnretained($0) })
     }
+
+    /// `converters` referenced without counting (`converters` keeps them alive): a loop over
+    /// the array copies each call out, a retain and a release per converter and request.
+    private let uncountedConverters: ContiguousArray<Unmanaged<ConverterCall>>
 
     public var description: String { source }
 
@@ -79,12 +84,16 @@ public final class SampleExpression: Sendable, CustomStringConvertible {
     /// The value through every converter (nil when one has no answer).
     private func convert(_ first: SampleValue, _ context: SampleContext) -> SampleValue? {
         var value = first
-        for call in converters {
-            guard let input = value.cast(to: call.definition.input),
-                  let output = call.definition.apply(input, call.arguments, context) else { return nil }
-            value = output
+        return uncountedConverters.withUnsafeBufferPointer { calls -> SampleValue? in
+            for call in calls {
+                guard let output = call._withUnsafeGuaranteedRef({ call -> SampleValue? in
+                    guard let input = value.cast(to: call.definition.input) else { return nil }
+                    return call.definition.apply(input, call.arguments, context)
+                }) else { return nil }
+                value = output
+            }
+            return value
         }
-        return value
     }
 
     /// Every value, for an ACL: each occurrence goes through the converters.
@@ -107,9 +116,16 @@ public final class SampleExpression: Sendable, CustomStringConvertible {
     }
 }
 
-public struct ConverterCall: Sendable {
+/// One converter of an expression with its arguments (a class: expressions walk their calls
+/// without counting references).
+public final class ConverterCall: Sendable {
     public let definition: ConverterDefinition
     public let arguments: [SampleArgument]
+
+    init(definition: ConverterDefinition, arguments: [SampleArgument]) {
+        self.definition = definition
+        self.arguments = arguments
+    }
 }
 
 /// A fetch: name, arguments, output type, what it reads, and what it does.

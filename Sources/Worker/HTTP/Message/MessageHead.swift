@@ -225,8 +225,12 @@ struct MessageHead {
             parsedNameMask = mask
             parsedNameMaskReady = true
         }
-        guard let first = name.utf8.first else { return true }
-        return parsedNameMask & Self.nameBit(first: first, length: name.utf8.count) != 0
+        // The name's bytes in place (a native string has them; `utf8.first` steps through the
+        // generic view).
+        let utf8 = name.utf8
+        let first = utf8.withContiguousStorageIfAvailable { $0.first } ?? utf8.first
+        guard let first else { return true }
+        return parsedNameMask & Self.nameBit(first: first, length: utf8.count) != 0
     }
 
     /// One line's value, or each of its comma-separated parts trimmed of blanks.
@@ -454,12 +458,27 @@ struct HTTPField: Equatable, Sendable {
     static func sameName(_ first: String, _ second: String) -> Bool {
         let a = first.utf8, b = second.utf8
         guard a.count == b.count else { return false }
+        // Compared as contiguous bytes where both strings have them (native strings do, read
+        // without a copy): stepping through two `String.UTF8View`s costs several times more
+        // per byte, and rules compare names on every edit.
+        if let same = a.withContiguousStorageIfAvailable({ x in b.withContiguousStorageIfAvailable { y in sameBytes(x, y) } }),
+           let same {
+            return same
+        }
         var i = a.startIndex, j = b.startIndex
         while i != a.endIndex {
             let x = a[i], y = b[j]
             if x != y, ((x >= 65 && x <= 90) ? x | 0x20 : x) != ((y >= 65 && y <= 90) ? y | 0x20 : y) { return false }
             a.formIndex(after: &i)
             b.formIndex(after: &j)
+        }
+        return true
+    }
+
+    private static func sameBytes(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+        for i in 0..<x.count {
+            let c = x[i], d = y[i]
+            if c != d, ((c >= 65 && c <= 90) ? c | 0x20 : c) != ((d >= 65 && d <= 90) ? d | 0x20 : d) { return false }
         }
         return true
     }

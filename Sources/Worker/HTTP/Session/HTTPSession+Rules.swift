@@ -28,14 +28,17 @@ extension HTTPSession {
         c.stickCounters?.countHTTPRequest()
         if !runRequestRules(rules) { return .handled }
         if serveStatsIfAsked(rules) { return .handled }
-        var chosen = frontend.backend
-        for rule in rules.useBackends {
-            if let condition = rule.condition, !condition.matches(c) { continue }
-            let name = rule.target.evaluate(c)
-            if let backend = runtime.backends[name] {
-                chosen = backend
-                break
+        let chosen = rules.useBackends.withUnsafeBufferPointer { switches -> Backend? in
+            // Walked without counting references: every request tests every rule until one
+            // names a backend.
+            for rule in switches {
+                let name = Unmanaged.passUnretained(rule)._withUnsafeGuaranteedRef { rule -> String? in
+                    if let condition = rule.condition, !condition.matches(c) { return nil }
+                    return rule.target.evaluate(c)
+                }
+                if let name, let backend = runtime.backends[name] { return backend }
             }
+            return frontend.backend
         }
         c.backend = chosen
         if let backend = chosen, backend.rules !== rules {
