@@ -25,7 +25,8 @@ import Testing
             http-request capture req.hdr(x-id) id 2
             unique-id-format "%{+X}o%ci:%cp_%fi:%fp_%rt:%pid"
             unique-id-header X-Unique-ID
-            log-format "a  b %[src]  c %[var(txn.nope)]  d %{+Q}[fe_name] e %hr %hs %hrl %hsl f %{+Q}r g %ci %{+Q}ci %ST %tsc %ts %HM %HU %HP %HQ %HV %{+Q}ID %b %s %rc %{+Q}CC %CS %sq/%bq %sslv %{+E}HQ %{+Q,+E}HU %{+X}ST end"
+            http-response set-header X-Seen 1
+            log-format "a  b %[src]  c %[var(txn.nope)]  d %{+Q}[fe_name] m=%[method] e %hr %hs %hrl %hsl f %{+Q}r g %ci %{+Q}ci %ST %tsc %ts %HM %HU %HP %HQ %HV %{+Q}ID %b %s %rc %{+Q}CC %CS %sq/%bq %sslv %{+E}HQ %{+Q,+E}HU %{+X}ST end"
             default_backend app
         frontend clf
             bind 127.0.0.1:\(ports[1])
@@ -45,6 +46,10 @@ import Testing
             bind 127.0.0.1:\(ports[4])
             option httplog
             option dontlog-normal
+            default_backend app
+        frontend bare
+            bind 127.0.0.1:\(ports[5])
+            log-format "bare st=%[status] m=%[method] %ST %{+Q}r"
             default_backend app
         backend app
             server s1 127.0.0.1:\(app)
@@ -79,7 +84,7 @@ import Testing
 
     static func lines(_ binary: String, app: TestBackend) throws -> [String] {
         var ports: [Int] = []
-        while ports.count < 5 {
+        while ports.count < 6 {
             let p = try Ports.free()
             if !ports.contains(p) { ports.append(p) }
         }
@@ -98,6 +103,7 @@ import Testing
         try get(ports[3], "/hello")
         try get(ports[4], "/hello")
         try get(ports[4], "/status/503")
+        try get(ports[5], "/status/404")
         // HAProxy also logs the readiness probes (connections closed before a request) as
         // `<BADREQ>` 400 lines; Hasp logs no line for a connection that sent nothing.
         // (A probe of the TCP frontend can also be logged by HAProxy: a session closed by the
@@ -107,7 +113,11 @@ import Testing
                 !$0.hasPrefix("[") && !$0.contains("<BADREQ>") && !($0.contains("/-1/") && $0.contains(" CC "))
             }
         }
-        try eventually("\(binary): 7 lines") { traffic().count >= 7 }
+        do {
+            try eventually("\(binary): 8 lines") { traffic().count >= 8 }
+        } catch {
+            throw HarnessError("\(error); its output:\n\(child.stdout)")
+        }
         return traffic().map { line in
             var text = String(line)
             for (pattern, replacement) in masks {
@@ -123,8 +133,10 @@ import Testing
         defer { app.stop() }
         let theirs = try Self.lines(RulesDifferentialTests.haproxy, app: app)
         let ours = try Self.lines(HaspBinary.path, app: app)
-        #expect(theirs.count == 7, "\(theirs)")
-        #expect(theirs.contains { $0.hasPrefix("a b 127.0.0.1 c - d \"custom\" e {ADDR|agent|abc}") })
+        #expect(theirs.count == 8, "\(theirs)")
+        #expect(theirs.contains { $0.hasPrefix("a b 127.0.0.1 c - d \"custom\" m=GET e {ADDR|agent|abc}") })
+        // `status` and `method` are read at log time whether or not rules kept the heads.
+        #expect(theirs.contains { $0.hasPrefix("bare st=404 m=GET 404 \"GET /status/404 HTTP/1.1\"") })
         #expect(ours.count == theirs.count)
         // Lines come in the order exchanges end, which differs between runs.
         for (a, b) in zip(theirs.sorted(), ours.sorted()) { #expect(a == b, "\nhaproxy: \(a)\nhasp:    \(b)") }

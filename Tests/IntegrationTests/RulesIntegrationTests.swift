@@ -366,6 +366,58 @@ func exchange(_ port: Int, _ request: String) throws -> String {
 }
 
 extension RulesDifferentialTests {
+    /// `hdr()` and `cookie()` read the request in request rules and the response in response
+    /// rules, the same ACL included.
+    @Test(.enabled(if: RulesDifferentialTests.available, "needs Debian's haproxy"))
+    func hdrAndCookieReadTheMessageOfTheRulesDirection() throws {
+        let app = try TestBackend(name: "app")
+        defer { app.stop() }
+        func answers(_ binary: String) throws -> [Answer] {
+            let run = try ProxyRun(binary) { port, socket in
+                """
+                global
+                    stats socket \(socket) level admin
+                defaults
+                    mode http
+                    timeout client 2s
+                    timeout server 2s
+                    timeout connect 2s
+                frontend f
+                    bind 127.0.0.1:\(port)
+                    acl has_backend_header hdr(x-backend) -m found
+                    acl app_answered hdr(x-backend) -m str app
+                    http-request set-var(txn.req_b) str(yes) if has_backend_header
+                    http-request set-var(txn.req_sid) cookie(sid)
+                    http-response set-header X-Resp-B %[hdr(x-backend)] if has_backend_header
+                    http-response set-header X-Req-B %[var(txn.req_b)]
+                    http-response set-header X-Sid %[cookie(sid)]
+                    http-response set-header X-Req-Sid %[var(txn.req_sid)]
+                    http-response set-header X-From-App yes if app_answered
+                    http-after-response set-header X-After %[hdr(x-backend)]
+                    default_backend b
+                backend b
+                    http-response add-header set-cookie sid=resp42
+                    server s 127.0.0.1:\(app.port)
+
+                """
+            }
+            defer { run.stop() }
+            let config = try String(contentsOfFile: run.dir.path("proxy.cfg"), encoding: .utf8)
+            let port = Int(config.components(separatedBy: "bind 127.0.0.1:")[1].prefix { $0.isNumber })!
+            return try ["Cookie: sid=req7\r\n", "X-Backend: client\r\n"].map {
+                Answer(try exchange(port, "GET /hello HTTP/1.1\r\nHost: h\r\n\($0)Connection: close\r\n\r\n"),
+                       keep: ["x-resp-b", "x-req-b", "x-sid", "x-req-sid", "x-from-app", "x-after", "set-cookie"])
+            }
+        }
+        let theirs = try answers(Self.haproxy), ours = try answers(HaspBinary.path)
+        // Samples read the rule's direction; the ACL forms of `hdr` read the request, which
+        // response rules no longer have: they never match there (HAProxy warns so).
+        #expect(theirs.count == 2 && theirs[0].headers["x-after"] == "app" && theirs[0].headers["x-sid"] == "resp42"
+                && theirs[0].headers["x-req-sid"] == "req7" && theirs[1].headers["x-req-b"] == "yes"
+                && theirs[1].headers["x-resp-b"] == nil && theirs[1].headers["x-from-app"] == nil, "\(theirs)")
+        for (a, b) in zip(theirs, ours) { #expect(a == b, "haproxy: \(a)\nhasp:    \(b)") }
+    }
+
     /// `http-errors` sections, `errorfiles` and `http-error`: the proxy's own pages.
     @Test(.enabled(if: RulesDifferentialTests.available, "needs Debian's haproxy"))
     func errorPagesMatchHAProxy() throws {

@@ -613,6 +613,23 @@ final class FakeSampleContext: SampleContext {
         }
     }
 
+    /// Log lines are made when the stream ends, without the messages' headers or contents:
+    /// HAProxy refuses the fetches that read them in a log format, with these words.
+    @Test func logFormatsRefuseWhatIsGoneAtLogTime() {
+        #expect(alerts("    log-format \"x=%[req.hdr(host)] y %{+Q}[src]\"").first
+            == "config : Parsing [t.cfg:8]: failed to parse log-format : sample fetch <req.hdr(host)] y %{+Q}[src]> may not be reliably used here because it needs 'HTTP request headers' which is not available here.")
+        #expect(alerts("    log-format-sd \"%[hdr(host)]\"").first
+            == "config : Parsing [t.cfg:8]: failed to parse log-format : sample fetch <hdr(host)]> may not be reliably used here because it needs 'HTTP request headers,HTTP response headers' which is not available here.")
+        #expect(alerts("    error-log-format \"%[req.len]\"").first
+            == "config : Parsing [t.cfg:8]: failed to parse log-format : sample fetch <req.len]> may not be reliably used here because it needs 'request buffer' which is not available here.")
+        #expect(alerts("    log-format \"%[status] %[method] %[capture.req.hdr(0)] %[var(txn.a)] %[src]\"").isEmpty)
+        // The unique ID is made while the request is there.
+        #expect(alerts("    unique-id-format \"%[req.hdr(x-id)]\"").isEmpty)
+        // `hdr()` reads the response in response rules.
+        #expect(alerts("    http-response set-header X-A %[hdr(x-a)] if { hdr(x-b) -m found }").isEmpty)
+        #expect(alerts("    http-response set-header X-A %[cookie(a)]").isEmpty)
+    }
+
     @Test func errorfilesNeedAnHTTPErrorsSection() {
         let result = parse("    errorfiles nosuch")
         #expect(result.diagnostics.map(\.text).contains("config : parsing [t.cfg:8] : unknown http-errors section 'nosuch' in proxy 'f'."))

@@ -19,16 +19,29 @@ extension ConfigParser {
             parsingAlert("\(keyword) expects only one argument, don't forget to escape spaces!")
             return nil
         }
-        return compileLogFormat(w[1])
+        // The formats of log lines are evaluated when the stream ends (`unique-id-format`
+        // while the request is processed).
+        return compileLogFormat(w[1], atLogTime: ["log-format", "log-format-sd", "error-log-format"].contains(keyword))
     }
 
-    mutating func compileLogFormat(_ text: String) -> LogFormatString? {
+    mutating func compileLogFormat(_ text: String, atLogTime: Bool = false) -> LogFormatString? {
+        let format: LogFormatString
         do {
-            return try LogFormatString.parse(text, context: ruleContext)
+            format = try LogFormatString.parse(text, context: ruleContext)
         } catch {
             alert("Parsing [\(file):\(lineNumber)]: failed to parse log-format : \(error.message)\(error.message.hasSuffix(".") ? "" : ".")")
             return nil
         }
+        guard atLogTime else { return format }
+        let available = SampleUse.available(at: .log)
+        for e in format.expressions {
+            guard let missing = e.fetch.uses.missingName(in: available) else { continue }
+            // HAProxy shows the format from the expression to its end.
+            let rest = text.range(of: "[" + e.source).map { String(text[text.index(after: $0.lowerBound)...]) } ?? e.source + "]"
+            alert("Parsing [\(file):\(lineNumber)]: failed to parse log-format : sample fetch <\(rest)> may not be reliably used here because it needs '\(missing)' which is not available here.")
+            return nil
+        }
+        return format
     }
 
     /// The format of `option httplog [clf]`, `option httpslog`, `option tcplog`.

@@ -73,6 +73,53 @@ extension ConfigParser {
         for text in warnings { warn(text) }
     }
 
+    /// HAProxy's name of where a condition runs, in its "incompatible with" warnings. In a
+    /// `listen` section it is the frontend's place for request rules and the backend's for
+    /// response rules (HAProxy names the first of the places the rule covers).
+    static func checkPlace(_ stage: RuleStage, _ kind: ProxyKind) -> String {
+        let requestSide = kind == .backend ? "backend" : "frontend"
+        let responseSide = kind == .frontend ? "frontend" : "backend"
+        switch stage {
+        case .tcpConnection: return "frontend tcp-request connection rule"
+        case .tcpSession: return "frontend tcp-request session rule"
+        case .tcpRequestContent: return "\(requestSide) tcp-request content rule"
+        case .tcpResponseContent: return "\(responseSide) tcp-response content rule"
+        case .httpResponse, .httpAfterResponse: return "\(responseSide) http-response header rule"
+        case .backendSwitching: return "frontend use-backend rule"
+        case .serverSwitching: return "backend use-server, balance or stick-match rule"
+        default: return "\(requestSide) http-request header rule"
+        }
+    }
+
+    /// HAProxy's warning for a condition with ACLs that cannot work at `stage`: the first term
+    /// none of whose tests can ("will never match"), else the first test that cannot
+    /// ("involves"). TCP rules name themselves (`tcpRule`) in the first form.
+    static func incompatibility(of condition: RuleCondition, at stage: RuleStage, place: String, tcpRule: String?) -> String? {
+        let available = SampleUse.available(at: stage)
+        let terms = condition.termTests
+        let usable = { (test: ACLTest) in test.expression.fetch.uses.isAvailable(in: available) }
+        let within = tcpRule.map { " in '\($0)'" } ?? ""
+        if let (name, tests) = terms.first(where: { !$0.tests.contains(where: usable) }), let first = tests.first {
+            if let name { return "acl '\(name)' will never match\(within) because it only involves keywords that are incompatible with '\(place)'" }
+            return "anonymous acl will never match\(within) because it uses keyword '\(first.keyword)' which is incompatible with '\(place)'"
+        }
+        for (name, tests) in terms {
+            guard let test = tests.first(where: { !usable($0) }) else { continue }
+            if let name { return "acl '\(name)' involves keyword\(tcpRule == nil ? "s" : "") '\(test.keyword)' which is incompatible with '\(place)'" }
+            return "anonymous acl involves keyword '\(test.keyword)' which is incompatible with '\(place)'"
+        }
+        return nil
+    }
+
+    /// A request rule of `kind` was declared: HAProxy's warning when rules of a kind it runs
+    /// before were declared first (the first such kind in running order).
+    mutating func noteRuleKind(_ kind: RuleKindOrder, keyword: String, _ p: inout ProxySettings) {
+        if kind < .useBackend, let later = RuleKindOrder.allCases.first(where: { $0 > kind && p.declaredRuleKinds.contains($0) }) {
+            parsingWarning("a '\(keyword)' rule placed after \(later.described) rule will still be processed before.")
+        }
+        p.declaredRuleKinds.insert(kind)
+    }
+
     /// Splits a rule's words at its `if`/`unless`.
     static func splitCondition(_ w: [String], from start: Int) -> (action: [String], condition: ArraySlice<String>?) {
         var depth = 0
@@ -86,16 +133,16 @@ extension ConfigParser {
     /// Compiles a condition, reporting errors as `while parsing <what> condition`; checks the
     /// fetches it uses against the stage (a warning, as HAProxy does).
     mutating func compileCondition(_ words: ArraySlice<String>?, _ p: ProxySettings, stage: RuleStage, what: String,
-                                   ruleName: String) -> RuleCondition?? {
+                                   ruleName: String, place: String? = nil) -> RuleCondition?? {
         guard let words else { return .some(nil) }
         var warnings: [String] = []
         do {
             let condition = try ConditionParser.parse(words, acls: p.rules.acls, context: ruleContext) { warnings.append($0) }
             for text in warnings { warn(text) }
-            let available = SampleUse.available(at: stage)
-            for (name, test) in condition.allTests where !available.isSuperset(of: test.expression.fetch.uses) {
-                let who = name.map { "acl '\($0)'" } ?? "anonymous acl"
-                parsingWarning("\(who) will never match in '\(ruleName)' because it uses keyword '\(test.expression.fetch.name)' which is incompatible with '\(p.kind == .listen ? "proxy" : p.kind.rawValue) \(ruleName) rule'")
+            if ruleName != "monitor fail",
+               let warning = Self.incompatibility(of: condition, at: stage, place: place ?? Self.checkPlace(stage, p.kind),
+                                                  tcpRule: ruleName.hasPrefix("tcp-") ? ruleName : nil) {
+                parsingWarning(warning)
             }
             return .some(condition)
         } catch {
@@ -144,6 +191,9 @@ extension ConfigParser {
             parsingAlert("'\(keyword)' not allowed in anonymous 'defaults' section.")
             return
         }
+        if p.closedRuleStages.contains(stage) {
+            warn("parsing [\(file):\(lineNumber)]: previous '\(keyword)' action is final and has no condition attached, further entries are NOOP.")
+        }
         let names = Self.httpActionNames.filter { $0.stages.contains(stage) }.map(\.name)
         guard w.count >= 2 else {
             parsingAlert("'\(keyword)' expects \(names.map { "'\($0)'" }.joined(separator: ", ")), but got ''.")
@@ -170,9 +220,11 @@ extension ConfigParser {
                 p.rules.responseCaptures.append((nil, length))
             }
         }
+        if stage == .httpRequest { noteRuleKind(.httpRequest, keyword: keyword, &p) }
         guard let condition = compileCondition(conditionWords, p, stage: stage, what: "an '\(keyword) \(verb)' condition",
                                                ruleName: keyword + (stage == .httpRequest ? " request" : " response") ) else { return }
         let rule = HTTPRule(action: action, condition: condition, location: here)
+        if condition == nil, action.isFinal { p.closedRuleStages.insert(stage) } else { p.closedRuleStages.remove(stage) }
         switch stage {
         case .httpRequest: p.rules.httpRequest.append(rule)
         case .httpResponse: p.rules.httpResponse.append(rule)
@@ -388,6 +440,10 @@ extension ConfigParser {
             parsingAlert("\(keyword) \(phase.rawValue) is not allowed in anonymous 'defaults' sections")
             return
         }
+        if response, !p.capabilities.contains(.backend) {
+            parsingAlert("\(keyword) \(phase.rawValue) is only allowed in 'backend' sections or 'defaults' section with a name")
+            return
+        }
         if !response, phase != .content, !p.capabilities.contains(.frontend) {
             parsingAlert("\(keyword) \(phase.rawValue) is not allowed because \(p.kind.rawValue) \(p.name) is not a frontend")
             return
@@ -486,6 +542,9 @@ extension ConfigParser {
                 return
             }
         }
+        if !response {
+            noteRuleKind(phase == .connection ? .tcpConnection : phase == .session ? .tcpSession : .tcpContent, keyword: keyword, &p)
+        }
         guard let condition = compileCondition(conditionWords, p, stage: stage, what: "'\(keyword) \(phase.rawValue) \(verb)' condition",
                                                ruleName: "\(keyword) \(phase.rawValue)") else { return }
         let rule = TCPRule(phase: phase, action: action, condition: condition, location: here)
@@ -503,6 +562,7 @@ extension ConfigParser {
         guard let (target, condition) = parseSwitchingRule(w, p, stage: .backendSwitching, object: "backend",
                                                            what: "switching rule") else { return }
         p.rules.useBackends.append(BackendSwitchRule(target: target, condition: condition, location: here))
+        noteRuleKind(.useBackend, keyword: w[0], &p)
     }
 
     mutating func parseUseServer(_ w: [String], _ p: inout ProxySettings) {
@@ -513,6 +573,7 @@ extension ConfigParser {
         guard let (server, condition) = parseSwitchingRule(w, p, stage: .serverSwitching, object: "server",
                                                            what: "server switching rule") else { return }
         p.rules.useServers.append(ServerSwitchRule(server: server, condition: condition, location: here))
+        noteRuleKind(.useServer, keyword: w[0], &p)
     }
 
     /// `<keyword> <name|fmt> [if|unless <condition>]`: the target and the condition.
@@ -539,6 +600,7 @@ extension ConfigParser {
         let (words, conditionWords) = Self.splitCondition(w, from: 1)
         let prefix = "error detected in \(p.kind == .listen ? "proxy" : p.kind.rawValue) '\(p.name)' while parsing redirect rule : "
         guard let rule = parseRedirect(words, stage: .httpRequest, prefix: prefix) else { return }
+        noteRuleKind(.redirect, keyword: "redirect", &p)
         guard let condition = compileCondition(conditionWords, p, stage: .httpRequest, what: "a redirect rule condition",
                                                ruleName: "redirect") else { return }
         p.rules.httpRequest.append(HTTPRule(action: .redirect(rule), condition: condition, location: here))
@@ -552,6 +614,7 @@ extension ConfigParser {
         guard let condition = compileCondition(w[2...], p, stage: .httpRequest, what: "a 'monitor fail' condition",
                                                ruleName: "monitor fail") else { return }
         if let condition { p.rules.monitorFail.append(condition) }
+        noteRuleKind(.monitorFail, keyword: "monitor fail", &p)
     }
 
     /// `capture request header <name> len <n>`, `capture response header <name> len <n>`,

@@ -522,6 +522,12 @@ public struct ProxySettings: Sendable, Equatable {
     public var options = ProxyOptions()
     public var httpReuse: HTTPReuse = .safe
     public var rules = ProxyRules()
+    /// The kinds of request rules declared so far (for HAProxy's "will still be processed
+    /// before" warnings).
+    var declaredRuleKinds: Set<RuleKindOrder> = []
+    /// The HTTP rule lists whose last rule is final and unconditional (HAProxy warns that the
+    /// rules after it are useless).
+    var closedRuleStages: Set<RuleStage> = []
     public var disabled = false
     public var id: Int = 0
     /// `load-server-state-from-file global|local|none` and `server-state-file-name`.

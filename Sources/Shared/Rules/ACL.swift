@@ -11,6 +11,11 @@ public final class ACLTest: Sendable {
     public let groupsOf: String?
     /// The test will never match (no pattern): HAProxy warns and keeps it.
     public let neverMatches: Bool
+    /// The ACL keyword as written (`path_beg`, `hdr`, `req.hdr`...), for messages.
+    public let keyword: String
+    /// The fetch reads what response rules no longer have (the request's headers or buffered
+    /// contents): in a response rule the test never matches, as in HAProxy.
+    private let goneInResponses: Bool
 
     /// The common tests read their subject's bytes where they are instead of through the
     /// fetch's samples: a request header's values (`hdr`, `fhdr` and their `req.` forms with
@@ -31,12 +36,15 @@ public final class ACLTest: Sendable {
     /// `patterns` referenced without counting (`patterns` keeps them alive), for the shortcuts.
     private let uncountedLists: ContiguousArray<Unmanaged<PatternSet>>
 
-    init(expression: SampleExpression, method: MatchMethod, patterns: [PatternSet], groupsOf: String?, neverMatches: Bool) {
+    init(expression: SampleExpression, method: MatchMethod, patterns: [PatternSet], groupsOf: String?, neverMatches: Bool,
+         keyword: String) {
         self.expression = expression
         self.method = method
         self.patterns = patterns
         self.groupsOf = groupsOf
         self.neverMatches = neverMatches
+        self.keyword = keyword
+        goneInResponses = !expression.fetch.uses.isAvailable(in: SampleUse.available(at: .httpResponse))
         uncountedLists = ContiguousArray(patterns.map { .passUnretained($0) })
         var shortcut = Shortcut.none
         var shortcutName = ""
@@ -80,7 +88,7 @@ public final class ACLTest: Sendable {
     }
 
     public func matches(_ context: SampleContext) -> Bool {
-        if neverMatches { return false }
+        if neverMatches || goneInResponses && context.readsResponse { return false }
         switch shortcut {
         case .requestHeader(let split):
             if let result = context.anyRequestHeaderValue(shortcutName, split: split, matchesBytes) { return result }
@@ -163,14 +171,17 @@ public enum ACLKeywords {
         let suffixes: [(String, MatchMethod)] = [("beg", .beg), ("dir", .dir), ("dom", .dom), ("end", .end), ("len", .len),
                                                   ("reg", .reg), ("sub", .sub)]
         let bases: [(String, String)] = [
-            ("path", "path"), ("url", "url"), ("base", "base"), ("hdr", "hdr"), ("cook", "cook"), ("scook", "scook"),
-            ("shdr", "shdr"), ("urlp", "url_param"), ("req.ssl_sni", "req.ssl_sni"), ("req_ssl_sni", "req_ssl_sni"),
+            // As in HAProxy, the ACL forms of `hdr` and `cook` read the request, those of
+            // `shdr` and `scook` the response (the sample fetch `hdr` reads either).
+            ("path", "path"), ("url", "url"), ("base", "base"), ("hdr", "req.hdr"), ("cook", "req.cook"), ("scook", "res.cook"),
+            ("shdr", "res.hdr"), ("urlp", "url_param"), ("req.ssl_sni", "req.ssl_sni"), ("req_ssl_sni", "req_ssl_sni"),
             ("ssl_fc_sni", "ssl_fc_sni"), ("res.hdr", "res.hdr"), ("req.hdr", "req.hdr"), ("req.cook", "req.cook"),
             ("res.cook", "res.cook"), ("query", "query"), ("pathq", "pathq"),
         ]
         for (prefix, fetch) in bases {
             for (suffix, method) in suffixes { table["\(prefix)_\(suffix)"] = (fetch, method) }
         }
+        table["hdr"] = ("req.hdr", .str)
         table["url_ip"] = ("url_ip", .ip)
         table["urlp"] = ("url_param", .str)
         table["urlp_val"] = ("url_param", .int)
@@ -288,6 +299,6 @@ public enum ACLCompiler {
             never = true
         }
         return ACLTest(expression: expression, method: resolved, patterns: sets,
-                       groupsOf: isGroup ? expression.arguments.first?.string : nil, neverMatches: never)
+                       groupsOf: isGroup ? expression.arguments.first?.string : nil, neverMatches: never, keyword: aclName)
     }
 }

@@ -84,6 +84,39 @@ public enum HTTPAction: Sendable {
     case ignored(String)
 }
 
+extension HTTPAction {
+    /// The action ends the rule list (HAProxy's final actions): an unconditional one makes the
+    /// rules after it useless.
+    public var isFinal: Bool {
+        switch self {
+        case .allow, .deny, .tarpit, .reject, .auth, .redirect, .reply, .useService: return true
+        default: return false
+        }
+    }
+}
+
+/// The order HAProxy runs a proxy's request rules in, by kind, whatever order they are
+/// declared in (a rule declared after one of a later kind draws a warning).
+public enum RuleKindOrder: Int, Sendable, Hashable, Comparable, CaseIterable {
+    case tcpConnection, tcpSession, tcpContent, monitorFail, httpRequest, redirect, useBackend, useServer
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+
+    /// How HAProxy's warning names a rule of the kind.
+    var described: String {
+        switch self {
+        case .tcpConnection: return "a 'tcp-request connection'"
+        case .tcpSession: return "a 'tcp-request session'"
+        case .tcpContent: return "a 'tcp-request content'"
+        case .monitorFail: return "a 'monitor fail'"
+        case .httpRequest: return "an 'http-request'"
+        case .redirect: return "a 'redirect'"
+        case .useBackend: return "a 'use_backend'"
+        case .useServer: return "a 'use-server'"
+        }
+    }
+}
+
 /// The services `http-request use-service` can hand a request to.
 public enum HTTPService: String, Sendable {
     case prometheusExporter = "prometheus-exporter"

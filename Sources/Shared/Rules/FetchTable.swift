@@ -93,7 +93,7 @@ public enum FetchTable {
         FetchDefinition("hostname", .string, .internalState) { _, _, _ in .one(.string(ProcessInfo.processInfo.hostName)) },
         FetchDefinition("pid", .int, .internalState) { _, _, _ in .one(.int(Int64(ProcessInfo.processInfo.processIdentifier))) },
         FetchDefinition("uuid", [.int], .string, .internalState) { _, _, _ in .one(.string(UUID().uuidString.lowercased())) },
-        FetchDefinition("unique-id", .string, .httpRequestHeaders) { c, _, _ in c.uniqueID.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("unique-id", .string, .httpRequest) { c, _, _ in c.uniqueID.map { .one(.string($0)) } ?? .none },
     ]
 
     // MARK: - HTTP
@@ -143,6 +143,10 @@ public enum FetchTable {
             return header(a.count > 1 ? a[1].int : nil, split: split, lines: c.headerValues(name, response: false), all: all)
         }
     }
+
+    /// `req.hdr` and `res.hdr`, made once (`hdr` picks one of them per evaluation).
+    static let requestHeaderValues = requestHeader(true)
+    static let responseHeaderValues = responseHeader(true)
 
     static func responseHeader(_ split: Bool) -> @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult {
         { c, a, all in
@@ -214,9 +218,18 @@ public enum FetchTable {
             guard let host = c.headerValues("host", response: false).last else { return .one(.string(String(path))) }
             return .one(.string(host + path))
         },
-        FetchDefinition("req.ver", .string, .httpRequest) { c, _, _ in c.requestVersion.map { .one(.string($0)) } ?? .none },
-        FetchDefinition("req_ver", .string, .httpRequest) { c, _, _ in c.requestVersion.map { .one(.string($0)) } ?? .none },
-        FetchDefinition("hdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(true)),
+        FetchDefinition("req.ver", .string, .httpRequestHeaders) { c, _, _ in c.requestVersion.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("req_ver", .string, .httpRequestHeaders) { c, _, _ in c.requestVersion.map { .one(.string($0)) } ?? .none },
+        // `hdr` and `cookie` read the request in request rules and the response in response
+        // rules (`readsResponse`).
+        FetchDefinition("hdr", [.headerName, .int], .string, .eitherHeaders) { c, a, all in
+            c.readsResponse ? responseHeaderValues(c, a, all) : requestHeaderValues(c, a, all)
+        },
+        FetchDefinition("cookie", [.string], .string, .eitherHeaders) { c, a, all in
+            c.readsResponse
+                ? cookies(a.first?.string, lines: c.headerValues("set-cookie", response: true), all: all, setCookie: true)
+                : cookies(a.first?.string, lines: c.headerValues("cookie", response: false), all: all, setCookie: false)
+        },
         FetchDefinition("req.hdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(true)),
         FetchDefinition("fhdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(false)),
         FetchDefinition("req.fhdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(false)),
@@ -267,10 +280,10 @@ public enum FetchTable {
                 $0.asInt.map { .int($0) }
             }
         },
-        FetchDefinition("req.body", .binary, .httpRequest) { c, _, _ in c.requestBody.map { .one(.binary($0)) } ?? .none },
-        FetchDefinition("req.body_len", .int, .httpRequest) { c, _, _ in c.requestBody.map { .one(.int(Int64($0.count))) } ?? .none },
-        FetchDefinition("req.body_size", .int, .httpRequest) { c, _, _ in c.requestBody.map { .one(.int(Int64($0.count))) } ?? .none },
-        FetchDefinition("req.body_param", [.string], .string, .httpRequest) { c, a, all in
+        FetchDefinition("req.body", .binary, .httpRequestHeaders) { c, _, _ in c.requestBody.map { .one(.binary($0)) } ?? .none },
+        FetchDefinition("req.body_len", .int, .httpRequestHeaders) { c, _, _ in c.requestBody.map { .one(.int(Int64($0.count))) } ?? .none },
+        FetchDefinition("req.body_size", .int, .httpRequestHeaders) { c, _, _ in c.requestBody.map { .one(.int(Int64($0.count))) } ?? .none },
+        FetchDefinition("req.body_param", [.string], .string, .httpRequestHeaders) { c, a, all in
             guard let body = c.requestBody else { return .none }
             let values = URLParts.parameters(Substring(String(decoding: body, as: UTF8.self)), name: a.first?.string, delimiter: "&")
             if values.isEmpty { return .none }
@@ -320,7 +333,7 @@ public enum FetchTable {
         FetchDefinition("scook", [.string], .string, .httpResponseHeaders) { c, a, all in
             cookies(a.first?.string, lines: c.headerValues("set-cookie", response: true), all: all, setCookie: true)
         },
-        FetchDefinition("res.ver", .string, .httpResponse) { c, _, _ in c.responseStatus != nil ? .one(.string("1.1")) : .none },
+        FetchDefinition("res.ver", .string, .httpResponseHeaders) { c, _, _ in c.responseStatus != nil ? .one(.string("1.1")) : .none },
     ]
 
     // MARK: - Request contents (TCP inspection)

@@ -90,6 +90,17 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
         allTests.contains { $0.test.expression.fetch.uses.contains(.requestContent) }
     }
 
+    /// Each term's ACL (its name, nil for an anonymous one) and tests, in the order they are
+    /// evaluated: the stage check reports the first that cannot work where the rule runs.
+    var termTests: [(name: String?, tests: [ACLTest])] {
+        terms.map { term in
+            switch term {
+            case .named(let acl): return (acl.name, acl.tests)
+            case .anonymous(let test): return (nil, [test])
+            }
+        }
+    }
+
     /// Every ACL test used, for the stage check.
     var allTests: [(name: String?, test: ACLTest)] {
         terms.flatMap { term -> [(String?, ACLTest)] in

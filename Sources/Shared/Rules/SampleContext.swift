@@ -64,9 +64,14 @@ public protocol SampleContext: AnyObject {
     var stickTables: StickTableRegistry? { get }
     /// The stream's tracked entries (`sc0`..`sc2`), nil before anything is tracked.
     var stickCounters: StickCounters? { get }
+
+    /// Response rules are running: `hdr()` reads the response's headers (it reads the
+    /// request's in request rules, as in HAProxy).
+    var readsResponse: Bool { get }
 }
 
 extension SampleContext {
+    public var readsResponse: Bool { false }
     public func anyRequestHeaderValue(_ name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? { nil }
     public var uniqueID: String? { nil }
     public var stickTables: StickTableRegistry? { nil }
@@ -112,14 +117,29 @@ public struct SampleUse: OptionSet, Sendable, Hashable {
     public static let backend = SampleUse(rawValue: 1 << 8)
     public static let server = SampleUse(rawValue: 1 << 9)
 
-    /// HAProxy's words for the first thing in `self` that `available` lacks.
+    /// The headers of either direction: what `hdr()` reads, the request's in request rules and
+    /// the response's in response rules. A fetch that uses both needs only one of them.
+    public static let eitherHeaders: SampleUse = [.httpRequestHeaders, .httpResponseHeaders]
+
+    /// Whether a fetch that reads `self` works where `available` is.
+    public func isAvailable(in available: SampleUse) -> Bool {
+        guard isSuperset(of: Self.eitherHeaders) else { return available.isSuperset(of: self) }
+        return !available.isDisjoint(with: Self.eitherHeaders) && available.isSuperset(of: subtracting(Self.eitherHeaders))
+    }
+
+    /// HAProxy's words for what `available` lacks: the first missing use, or both header
+    /// kinds of a fetch that reads either ("HTTP request headers,HTTP response headers").
     func missingName(in available: SampleUse) -> String? {
+        guard !isAvailable(in: available) else { return nil }
         let names: [(SampleUse, String)] = [
             (.httpRequestHeaders, "HTTP request headers"), (.httpRequest, "HTTP request"),
             (.httpResponseHeaders, "HTTP response headers"), (.httpResponse, "HTTP response"),
             (.requestContent, "request buffer"), (.responseContent, "response buffer"),
             (.backend, "backend"), (.server, "server"),
         ]
+        if isSuperset(of: Self.eitherHeaders), available.isDisjoint(with: Self.eitherHeaders) {
+            return "HTTP request headers,HTTP response headers"
+        }
         for (use, name) in names where contains(use) && !available.contains(use) { return name }
         return nil
     }
@@ -137,7 +157,10 @@ public struct SampleUse: OptionSet, Sendable, Hashable {
         if stage.contains(.httpResponse) || stage.contains(.httpAfterResponse) {
             uses.formUnion([.httpRequest, .httpResponse, .httpResponseHeaders, .responseContent, .backend, .server])
         }
-        if stage.contains(.log) { uses = SampleUse(rawValue: 0x3ff) }
+        // At log time the messages are gone: what the stream noted of them stays (the method,
+        // the status, captures), their headers and buffered contents do not (HAProxy refuses
+        // `%[req.hdr(...)]` in a log-format for that reason).
+        if stage.contains(.log) { uses = [.internalState, .layer4, .httpRequest, .httpResponse, .backend, .server] }
         return uses
     }
 }

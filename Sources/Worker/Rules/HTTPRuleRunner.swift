@@ -114,6 +114,9 @@ enum HTTPRuleRunner {
     /// `errorFiles` are the proxy's pages for deny/tarpit/auth; `defaultRealm` is what `auth` without a realm names (the proxy).
     static func run(_ rules: [HTTPRule], from start: Int = 0, stage: RuleStage, context c: StreamContext,
                     errorFiles: [Int: [UInt8]], defaultRealm: String) -> Outcome {
+        let wasResponse = c.readsResponse
+        c.readsResponse = stage == .httpResponse || stage == .httpAfterResponse
+        defer { c.readsResponse = wasResponse }
         var index = start
         while index < rules.count {
             let rule = rules[index]

@@ -46,6 +46,9 @@ enum StickPersistence {
     static func store(_ backend: Backend, _ server: Server, context c: StreamContext) {
         var stores = c.pendingStickStores
         c.pendingStickStores.removeAll()
+        let wasResponse = c.readsResponse
+        c.readsResponse = true
+        defer { c.readsResponse = wasResponse }
         for rule in backend.rules.stickRules where rule.kind == .storeResponse {
             if let condition = rule.condition, !condition.matches(c) { continue }
             guard let table = c.runtime.stickTables[rule.table], let value = rule.pattern.evaluate(c),

@@ -104,6 +104,8 @@ final class StreamContext: SampleContext {
     var responseCaptures: [String?] = []
     /// `set-log-level`: nil keeps the default; "silent" suppresses the log line.
     var logLevel: String?
+    /// Response rules are running (`hdr()` and `cookie()` read the response).
+    var readsResponse = false
     /// `unique-id-format`'s value for the current request.
     var uniqueID: String?
     /// The entries `track-sc` rules track, made by the first of them.
@@ -132,6 +134,7 @@ final class StreamContext: SampleContext {
         responseCaptures = []
         request = nil
         response = nil
+        finishedStatus = nil
         body = nil
         backend = nil
         server = nil
@@ -303,7 +306,29 @@ final class StreamContext: SampleContext {
     func capturedRequestHeader(_ index: Int) -> String? { index < requestCaptures.count ? requestCaptures[index] : nil }
     func capturedResponseHeader(_ index: Int) -> String? { index < responseCaptures.count ? responseCaptures[index] : nil }
 
-    var responseStatus: Int? { storedResponse?.status }
+    var responseStatus: Int? { storedResponse?.status ?? finishedStatus }
+
+    /// The status of a response head that left the context (`takeResponse`), or the one the
+    /// log line reports: log-format samples read `status` when the head is gone.
+    private var finishedStatus: Int?
+
+    /// Moves the response head out once its rules ran: it goes to the client, and nothing
+    /// reads its headers afterwards (HAProxy refuses response header fetches in log
+    /// formats). Taking it spares a copy of the head, with a retain and a release of each of
+    /// its references, on every response.
+    func takeResponse() -> MessageHead? {
+        guard storedResponse != nil else { return nil }
+        finishedStatus = storedResponse!.status
+        responseLines = nil
+        return storedResponse.take()
+    }
+
+    /// The stream is being logged: what log-format samples read of its messages (`method`,
+    /// `status`) when no rule kept the heads.
+    func noteForLog(method: Substring?, status: Int?) {
+        if storedRequest == nil, self.method == nil, let method { self.method = String(method) }
+        if storedResponse == nil, finishedStatus == nil { finishedStatus = status }
+    }
     var responseHeaderLines: [(name: String, value: String)] {
         if let responseLines { return responseLines }
         let lines = response?.headerFields.map { ($0.name, $0.value) } ?? []

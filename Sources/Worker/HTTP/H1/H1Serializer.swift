@@ -154,33 +154,43 @@ enum H1Serializer {
                 out.writeStaticString(crlf)
             }
         }
-        for field in head.addedFields {
-            // Lines rules added: framing stays the parser's, hop-by-hop headers stay out.
-            let kind = field.kind
+        // Lines rules added: framing stays the parser's, hop-by-hop headers stay out. (Read by
+        // index: a for-in loop copies each field, a retain and a release per string.)
+        for i in head.addedFields.indices {
+            let kind = head.addedFields[i].kind
             if kind.isHopByHop && !(keepUpgrade && kind == .upgrade) { continue }
             if kind == .contentLength || kind == .transferEncoding { continue }
-            writeLine(field.name, field.value, into: &out)
+            writeLine(head.addedFields[i].name, head.addedFields[i].value, into: &out)
         }
     }
 
     /// `name: value` CRLF in one write (four small writes cost four capacity checks and
     /// index updates each).
     static func writeLine(_ name: String, _ value: String, into out: inout ByteBuffer) {
+        // A native string's bytes are read where they are; `withUTF8` would need a copy of
+        // each string (a retain and a release) to call.
+        let written = name.utf8.withContiguousStorageIfAvailable { n in
+            value.utf8.withContiguousStorageIfAvailable { v in
+                writeLine(n, v, into: &out)
+                return true
+            } ?? false
+        } ?? false
+        if written { return }
         var name = name, value = value
-        name.withUTF8 { n in
-            value.withUTF8 { v in
-                let length = n.count + v.count + 4
-                out.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { buffer in
-                    let base = buffer.baseAddress!
-                    if n.count > 0 { base.copyMemory(from: n.baseAddress!, byteCount: n.count) }
-                    base.storeBytes(of: UInt8(ascii: ":"), toByteOffset: n.count, as: UInt8.self)
-                    base.storeBytes(of: UInt8(ascii: " "), toByteOffset: n.count + 1, as: UInt8.self)
-                    if v.count > 0 { (base + n.count + 2).copyMemory(from: v.baseAddress!, byteCount: v.count) }
-                    base.storeBytes(of: 13, toByteOffset: length - 2, as: UInt8.self)
-                    base.storeBytes(of: 10, toByteOffset: length - 1, as: UInt8.self)
-                    return length
-                }
-            }
+        name.withUTF8 { n in value.withUTF8 { v in writeLine(n, v, into: &out) } }
+    }
+
+    private static func writeLine(_ n: UnsafeBufferPointer<UInt8>, _ v: UnsafeBufferPointer<UInt8>, into out: inout ByteBuffer) {
+        let length = n.count + v.count + 4
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { buffer in
+            let base = buffer.baseAddress!
+            if n.count > 0 { base.copyMemory(from: n.baseAddress!, byteCount: n.count) }
+            base.storeBytes(of: UInt8(ascii: ":"), toByteOffset: n.count, as: UInt8.self)
+            base.storeBytes(of: UInt8(ascii: " "), toByteOffset: n.count + 1, as: UInt8.self)
+            if v.count > 0 { (base + n.count + 2).copyMemory(from: v.baseAddress!, byteCount: v.count) }
+            base.storeBytes(of: 13, toByteOffset: length - 2, as: UInt8.self)
+            base.storeBytes(of: 10, toByteOffset: length - 1, as: UInt8.self)
+            return length
         }
     }
 

@@ -65,7 +65,7 @@ enum HeadParser {
         if length > limit { return .invalid }
         let headBytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
         guard let head = parseHead(headBytes, isRequest: isRequest), head.fields.count < maxHeaders else { return .invalid }
-        return .complete(head, length)
+        return .complete(consume head, length)
     }
 
     /// `method SP target SP HTTP/1.x` in p[start..<end].

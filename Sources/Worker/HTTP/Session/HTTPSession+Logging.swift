@@ -103,6 +103,8 @@ extension HTTPSession {
                                       frontendName: frontend.name, endMono: MonotonicClock.milliseconds(),
                                       lineNumber: frontend.nextLogLine())
         record.tls = streams.clientTLS
+        streams.noteForLog(method: log.requestLine == "<BADREQ>" ? nil : log.requestLine.split(separator: " ", maxSplits: 1).first,
+                           status: log.status >= 0 ? log.status : nil)
         let rules = frontend.rules
         if rules.requestCaptureCount > 0 { record.requestCaptures = Self.slots(streams.requestCaptures, rules.requestCaptureCount) }
         if rules.responseCaptureCount > 0 { record.responseCaptures = Self.slots(streams.responseCaptures, rules.responseCaptureCount) }

@@ -183,7 +183,7 @@ extension HTTPSession {
             }
         }
         runAfterResponseRules()
-        return c.response
+        return c.takeResponse()
     }
 
     /// The server's response is dropped and a local answer goes instead.

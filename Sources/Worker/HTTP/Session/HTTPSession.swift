@@ -566,7 +566,13 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         exchange.serverWanted(backend: backend.settings.timeouts, frontend: frontend.settings.timeouts,
                               backendKeepsServer: backend.settings.options.connectionMode == .keepAlive)
         if frontend.routesRequests, let (server, ms) = streams.timeoutOverride { exchange.overrideTimeout(server: server, milliseconds: ms) }
-        let key = balanceKey(backend, request ?? head)
+        // Only the algorithms that hash part of the request read it (`request ?? head` makes
+        // a copy of the head, eight retains and releases).
+        let key: BalanceKey
+        switch backend.settings.balance {
+        case .uri, .header: key = balanceKey(backend, request ?? head)
+        default: key = balanceKey(backend, head)
+        }
         let acquisition = forcedServer.map { dialer.acquire(backend, forcing: $0, key: key) } ?? dialer.acquire(backend, key: key)
         switch acquisition {
         case .server(let server):
