@@ -29,8 +29,9 @@ final class FakeSampleContext: SampleContext {
     /// Whether ACLs may read header values in place (as the worker's context does), or must
     /// take the fetch's samples.
     var readsInPlace = false
-    func anyRequestHeaderValue(_ name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? {
+    func anyRequestHeaderValue(named bytes: UnsafeBufferPointer<UInt8>, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? {
         guard readsInPlace else { return nil }
+        let name = String(decoding: bytes, as: UTF8.self).lowercased()
         for line in headerValues(name, response: false) {
             let parts = split && line.contains(",")
                 ? line.split(separator: ",", omittingEmptySubsequences: false).map { String($0.trimmingBlanks()) } : [line]

@@ -30,9 +30,10 @@ public final class ACLTest: Sendable {
         case requestCookie
     }
     private let shortcut: Shortcut
-    /// The header or cookie name of a shortcut (kept apart: a payload would be copied, with a
-    /// retain, at each switch).
-    private let shortcutName: String
+    /// The header or cookie name of a shortcut, as bytes (kept apart: a payload would be
+    /// copied, with a retain, at each switch; a string would be read through a copy).
+    private let shortcutName: ContiguousArray<UInt8>
+    private static let cookieName = ContiguousArray("cookie".utf8)
     /// `patterns` referenced without counting (`patterns` keeps them alive), for the shortcuts.
     private let uncountedLists: ContiguousArray<Unmanaged<PatternSet>>
 
@@ -64,7 +65,7 @@ public final class ACLTest: Sendable {
             }
         }
         self.shortcut = shortcut
-        self.shortcutName = shortcutName
+        self.shortcutName = ContiguousArray(shortcutName.utf8)
     }
 
     /// Whether the bytes of one value match a pattern of the test's lists.
@@ -91,7 +92,9 @@ public final class ACLTest: Sendable {
         if neverMatches || goneInResponses && context.readsResponse { return false }
         switch shortcut {
         case .requestHeader(let split):
-            if let result = context.anyRequestHeaderValue(shortcutName, split: split, matchesBytes) { return result }
+            if let result = shortcutName.withUnsafeBufferPointer({ context.anyRequestHeaderValue(named: $0, split: split, matchesBytes) }) {
+                return result
+            }
         case .path:
             guard var path = context.requestPath else { return false }
             return path.withUTF8 { matchesBytes($0) }
@@ -99,9 +102,10 @@ public final class ACLTest: Sendable {
             guard let target = context.requestTarget, var query = URLParts.query(target) else { return false }
             return query.withUTF8 { matchesBytes($0) }
         case .requestCookie:
-            var wanted = shortcutName
-            let result = wanted.withUTF8 { name in
-                context.anyRequestHeaderValue("cookie", split: false) { line in Self.anyCookie(line, named: name, matchesBytes) }
+            let result = shortcutName.withUnsafeBufferPointer { name in
+                Self.cookieName.withUnsafeBufferPointer { header in
+                    context.anyRequestHeaderValue(named: header, split: false) { line in Self.anyCookie(line, named: name, matchesBytes) }
+                }
             }
             if let result { return result }
         case .none:

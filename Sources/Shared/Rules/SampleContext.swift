@@ -35,7 +35,7 @@ public protocol SampleContext: AnyObject {
     /// comma-separated part, blanks trimmed, as `hdr` makes them) to `body`, in order, until it
     /// returns true; returns whether one did. Nil when the context cannot read them in place
     /// (ACLs then take the fetch's values as strings).
-    func anyRequestHeaderValue(_ name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool?
+    func anyRequestHeaderValue(named name: UnsafeBufferPointer<UInt8>, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool?
     var requestBody: [UInt8]? { get }
     /// The whole request head as received (`req.len`, `req.payload` before HTTP parsing).
     var requestPayload: [UInt8]? { get }
@@ -72,7 +72,8 @@ public protocol SampleContext: AnyObject {
 
 extension SampleContext {
     public var readsResponse: Bool { false }
-    public func anyRequestHeaderValue(_ name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? { nil }
+    public func anyRequestHeaderValue(named name: UnsafeBufferPointer<UInt8>, split: Bool,
+                                      _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? { nil }
     public var uniqueID: String? { nil }
     public var stickTables: StickTableRegistry? { nil }
     public var stickCounters: StickCounters? { nil }

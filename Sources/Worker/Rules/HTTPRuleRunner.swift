@@ -150,13 +150,13 @@ enum HTTPRuleRunner {
                 }
                 return .answer(build(reply, context: c, cause: ("L", "R")))
             case .setHeader(let name, let format):
-                let value = format.evaluate(c)
-                editHeaders(stage, c, name) { $0.setHeader(name, value) }
+                c.editHeader(.set, name, format.evaluate(c), response: stage != .httpRequest)
             case .addHeader(let name, let format):
-                let value = format.evaluate(c)
-                editHeaders(stage, c, name) { $0.addHeader(name, value) }
+                c.editHeader(.add, name, format.evaluate(c), response: stage != .httpRequest)
+            case .delHeader(let name, .exact):
+                c.editHeader(.remove, name, "", response: stage != .httpRequest)
             case .delHeader(let name, let match):
-                editHeaders(stage, c, match.isExact ? name : nil) { head in
+                editHeaders(stage, c, nil) { head in
                     switch match {
                     case .exact: head.removeHeader(name)
                     case .prefix: head.removeHeaders { $0.lowercased().hasPrefix(name.lowercased()) }

@@ -81,6 +81,33 @@ final class StreamContext: SampleContext {
         }
     }
 
+    /// The header edits rules make most (`set-header`, `add-header`, `del-header`), without a
+    /// closure: one capturing the name and value costs a retain and a release of each.
+    enum HeaderEdit { case set, add, remove }
+
+    func editHeader(_ edit: HeaderEdit, _ name: String, _ value: String, response: Bool) {
+        if response {
+            guard storedResponse != nil else { return }
+            switch edit {
+            case .set: storedResponse!.setHeader(name, value)
+            case .add: storedResponse!.addHeader(name, value)
+            case .remove: storedResponse!.removeHeader(name)
+            }
+            responseLines = nil
+            return
+        }
+        guard storedRequest != nil else { return }
+        switch edit {
+        case .set: storedRequest!.setHeader(name, value)
+        case .add: storedRequest!.addHeader(name, value)
+        case .remove: storedRequest!.removeHeader(name)
+        }
+        requestLines = nil
+        if !requestValues.isEmpty, requestValues.contains(where: { HTTPField.sameName($0.name, name) }) {
+            requestValues.removeAll { HTTPField.sameName($0.name, name) }
+        }
+    }
+
     func editResponse(_ body: (inout MessageHead) -> Void) {
         guard storedResponse != nil else { return }
         body(&storedResponse!)
@@ -286,7 +313,7 @@ final class StreamContext: SampleContext {
         requestValues.append(HeaderValues(name: name, values: values))
         return values
     }
-    func anyRequestHeaderValue(_ name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? {
+    func anyRequestHeaderValue(named name: UnsafeBufferPointer<UInt8>, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? {
         guard storedRequest != nil else { return false }
         return storedRequest!.anyValueInPlace(named: name, split: split, body)
     }

@@ -168,20 +168,23 @@ struct MessageHead {
     /// trimmed) to `body` until it returns true; whether one did. Read in place (mutating only so
     /// that a head stored in a class is not copied for the call), no string is made.
     mutating func anyValueInPlace(named name: String, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        var name = name
+        return name.withUTF8 { anyValueInPlace(named: $0, split: split, body) }
+    }
+
+    /// The same with the name as bytes (what ACL tests hold: no string is read per request).
+    mutating func anyValueInPlace(named w: UnsafeBufferPointer<UInt8>, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
         if let edited = editedFields {
-            for f in edited where f.hasName(name) {
+            for f in edited where Self.hasName(f, w) {
                 var value = Self.trimmed(f.value)
                 if value.withUTF8({ Self.offer($0, split: split, body) }) { return true }
             }
             return false
         }
-        var found = false
-        if mayHaveParsedLine(named: name) {
-            var wanted = name
+        if mayHaveParsedLine(named: w) {
             let fields = self.fields
             let removed = removedMask
-            found = wanted.withUTF8 { w in
-            bytes.withUnsafeReadableBytes { p -> Bool in
+            let found = bytes.withUnsafeReadableBytes { p -> Bool in
                 guard let base = p.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return false }
                 for i in fields.indices where Self.rawName(p, fields[i], is: w) && (i >= 64 || removed & (1 << UInt64(i)) == 0) {
                     let f = fields[i]
@@ -191,16 +194,23 @@ struct MessageHead {
                 }
                 return false
             }
-            }
+            if found { return true }
         }
-        if found { return true }
         if addedFields.isEmpty { return false }
-        let length = name.utf8.count
-        for f in addedFields where f.name.utf8.count == length && f.hasName(name) {
+        for f in addedFields where f.name.utf8.count == w.count && Self.hasName(f, w) {
             var value = Self.trimmed(f.value)
             if value.withUTF8({ Self.offer($0, split: split, body) }) { return true }
         }
         return false
+    }
+
+    /// Whether an owned line is called `w` (ASCII letters without regard to case).
+    @inline(__always)
+    private static func hasName(_ field: HTTPField, _ w: UnsafeBufferPointer<UInt8>) -> Bool {
+        let name = field.name.utf8
+        guard name.count == w.count else { return false }
+        if let same = name.withContiguousStorageIfAvailable({ HTTPField.sameBytes($0, w) }) { return same }
+        return HTTPField.sameName(field.name, String(decoding: w, as: UTF8.self))
     }
 
     /// For each parsed line, a bit of its name (first byte, length): a name whose bit is clear
@@ -215,16 +225,25 @@ struct MessageHead {
     }
 
     /// False when no parsed line can be called `name`.
-    private mutating func mayHaveParsedLine(named name: String) -> Bool {
-        if !parsedNameMaskReady {
-            var mask: UInt64 = 0
-            let fields = self.fields
-            bytes.withUnsafeReadableBytes { p in
-                for f in fields where f.nameEnd > f.nameStart { mask |= Self.nameBit(first: p[f.nameStart], length: f.nameEnd - f.nameStart) }
-            }
-            parsedNameMask = mask
-            parsedNameMaskReady = true
+    private mutating func mayHaveParsedLine(named name: UnsafeBufferPointer<UInt8>) -> Bool {
+        buildParsedNameMask()
+        guard let first = name.first else { return true }
+        return parsedNameMask & Self.nameBit(first: first, length: name.count) != 0
+    }
+
+    private mutating func buildParsedNameMask() {
+        guard !parsedNameMaskReady else { return }
+        var mask: UInt64 = 0
+        let fields = self.fields
+        bytes.withUnsafeReadableBytes { p in
+            for f in fields where f.nameEnd > f.nameStart { mask |= Self.nameBit(first: p[f.nameStart], length: f.nameEnd - f.nameStart) }
         }
+        parsedNameMask = mask
+        parsedNameMaskReady = true
+    }
+
+    private mutating func mayHaveParsedLine(named name: String) -> Bool {
+        buildParsedNameMask()
         // The name's bytes in place (a native string has them; `utf8.first` steps through the
         // generic view).
         let utf8 = name.utf8
@@ -242,8 +261,11 @@ struct MessageHead {
     /// A value rules computed (from decoded input, say) may hold a line break: written out, it
     /// would split the message. Such an edit is not made.
     static func isSafeValue(_ value: String) -> Bool {
-        var value = value
-        return value.withUTF8 { bytes in !bytes.contains { $0 <= 13 && ($0 == 13 || $0 == 10 || $0 == 0) } }
+        // A native string's bytes in place (`withUTF8` would need a copy, a retain and a release).
+        if let safe = value.utf8.withContiguousStorageIfAvailable({ bytes in !bytes.contains { $0 <= 13 && ($0 == 13 || $0 == 10 || $0 == 0) } }) {
+            return safe
+        }
+        return !value.utf8.contains { $0 <= 13 && ($0 == 13 || $0 == 10 || $0 == 0) }
     }
 
     /// `allValues` through a mutable access: a head stored in a class is then read in place
@@ -475,7 +497,7 @@ struct HTTPField: Equatable, Sendable {
         return true
     }
 
-    private static func sameBytes(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+    static func sameBytes(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
         for i in 0..<x.count {
             let c = x[i], d = y[i]
             if c != d, ((c >= 65 && c <= 90) ? c | 0x20 : c) != ((d >= 65 && d <= 90) ? d | 0x20 : d) { return false }
