@@ -145,11 +145,11 @@ extension HTTPSession {
 
     // MARK: - Responses
 
-    /// `http-response` rules of the backend then the frontend, then `http-after-response`.
-    /// Returns the head to forward, or nil when a rule answered instead (the answer is sent).
-    func applyResponseRules(_ head: consuming MessageHead) -> MessageHead? {
+    /// `http-response` rules of the backend then the frontend, then `http-after-response`, over
+    /// the head in `streams.response`; false when a rule answered (the answer is sent) or closed
+    /// instead.
+    func applyResponseRules() -> Bool {
         let c = streams
-        c.response = consume head
         frontend.rules.captureHeaders(c, response: true)
         // The backend's rules, then the frontend's (once when they are the same proxy).
         let backendRules = (slot?.backend ?? c.backend)?.rules
@@ -173,17 +173,17 @@ extension HTTPSession {
                     frontend.counters.deniedRequests.wrappingIncrement(ordering: .relaxed)
                 }
                 replaceResponse(with: answer)
-                return nil
+                return false
             case .reject:
                 detachServer(close: true)
                 dialer.release()
                 exchange.terminationCause = "P"
                 closeClient()
-                return nil
+                return false
             }
         }
         runAfterResponseRules()
-        return c.takeResponse()
+        return true
     }
 
     /// The server's response is dropped and a local answer goes instead.

@@ -222,7 +222,9 @@ extension HTTPSession: ServerDialerClient {
             return
         }
         if frontend.hasResponseRules || (slot?.backend.hasResponseRules ?? false) {
-            guard let edited = applyResponseRules(consume head) else { return }
+            // The rules edit the head where the stream context holds it: moved in, then out.
+            streams.response = consume head
+            guard applyResponseRules(), let edited = streams.takeResponse() else { return }
             head = edited
         }
         if let (backend, server) = slot, let cookie = backend.settings.cookie {
