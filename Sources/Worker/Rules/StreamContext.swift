@@ -88,23 +88,23 @@ final class StreamContext: SampleContext {
     func editHeader(_ edit: HeaderEdit, _ name: String, _ value: String, response: Bool) {
         if response {
             guard storedResponse != nil else { return }
-            switch edit {
-            case .set: storedResponse!.setHeader(name, value)
-            case .add: storedResponse!.addHeader(name, value)
-            case .remove: storedResponse!.removeHeader(name)
-            }
+            Self.apply(edit, name, value, to: &storedResponse!)
             responseLines = nil
             return
         }
         guard storedRequest != nil else { return }
-        switch edit {
-        case .set: storedRequest!.setHeader(name, value)
-        case .add: storedRequest!.addHeader(name, value)
-        case .remove: storedRequest!.removeHeader(name)
-        }
+        Self.apply(edit, name, value, to: &storedRequest!)
         requestLines = nil
         if !requestValues.isEmpty, requestValues.contains(where: { HTTPField.sameName($0.name, name) }) {
             requestValues.removeAll { HTTPField.sameName($0.name, name) }
+        }
+    }
+
+    private static func apply(_ edit: HeaderEdit, _ name: String, _ value: String, to head: inout MessageHead) {
+        switch edit {
+        case .set: head.setHeader(name, value)
+        case .add: head.addHeader(name, value)
+        case .remove: head.removeHeader(name)
         }
     }
 
