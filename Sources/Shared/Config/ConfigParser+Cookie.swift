@@ -125,7 +125,7 @@ extension ConfigParser {
             parsingAlert("'\(k)' requires either 'if' or 'unless' followed by a condition.")
             return
         }
-        guard let compiled = compileCondition(conditionWords, p, stage: .httpRequest, what: "a '\(k)' rule condition", ruleName: k),
+        guard let compiled = compileCondition(conditionWords, p, stage: .httpRequest, what: "a '\(k)' rule condition"),
               let condition = compiled, let kind = PersistRule.Kind(rawValue: k) else { return }
         p.rules.persistRules.append(PersistRule(kind: kind, condition: condition, location: here))
     }

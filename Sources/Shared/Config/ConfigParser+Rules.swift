@@ -73,53 +73,6 @@ extension ConfigParser {
         for text in warnings { warn(text) }
     }
 
-    /// HAProxy's name of where a condition runs, in its "incompatible with" warnings. In a
-    /// `listen` section it is the frontend's place for request rules and the backend's for
-    /// response rules (HAProxy names the first of the places the rule covers).
-    static func checkPlace(_ stage: RuleStage, _ kind: ProxyKind) -> String {
-        let requestSide = kind == .backend ? "backend" : "frontend"
-        let responseSide = kind == .frontend ? "frontend" : "backend"
-        switch stage {
-        case .tcpConnection: return "frontend tcp-request connection rule"
-        case .tcpSession: return "frontend tcp-request session rule"
-        case .tcpRequestContent: return "\(requestSide) tcp-request content rule"
-        case .tcpResponseContent: return "\(responseSide) tcp-response content rule"
-        case .httpResponse, .httpAfterResponse: return "\(responseSide) http-response header rule"
-        case .backendSwitching: return "frontend use-backend rule"
-        case .serverSwitching: return "backend use-server, balance or stick-match rule"
-        default: return "\(requestSide) http-request header rule"
-        }
-    }
-
-    /// HAProxy's warning for a condition with ACLs that cannot work at `stage`: the first term
-    /// none of whose tests can ("will never match"), else the first test that cannot
-    /// ("involves"). TCP rules name themselves (`tcpRule`) in the first form.
-    static func incompatibility(of condition: RuleCondition, at stage: RuleStage, place: String, tcpRule: String?) -> String? {
-        let available = SampleUse.available(at: stage)
-        let terms = condition.termTests
-        let usable = { (test: ACLTest) in test.expression.fetch.uses.isAvailable(in: available) }
-        let within = tcpRule.map { " in '\($0)'" } ?? ""
-        if let (name, tests) = terms.first(where: { !$0.tests.contains(where: usable) }), let first = tests.first {
-            if let name { return "acl '\(name)' will never match\(within) because it only involves keywords that are incompatible with '\(place)'" }
-            return "anonymous acl will never match\(within) because it uses keyword '\(first.keyword)' which is incompatible with '\(place)'"
-        }
-        for (name, tests) in terms {
-            guard let test = tests.first(where: { !usable($0) }) else { continue }
-            if let name { return "acl '\(name)' involves keyword\(tcpRule == nil ? "s" : "") '\(test.keyword)' which is incompatible with '\(place)'" }
-            return "anonymous acl involves keyword '\(test.keyword)' which is incompatible with '\(place)'"
-        }
-        return nil
-    }
-
-    /// A request rule of `kind` was declared: HAProxy's warning when rules of a kind it runs
-    /// before were declared first (the first such kind in running order).
-    mutating func noteRuleKind(_ kind: RuleKindOrder, keyword: String, _ p: inout ProxySettings) {
-        if kind < .useBackend, let later = RuleKindOrder.allCases.first(where: { $0 > kind && p.declaredRuleKinds.contains($0) }) {
-            parsingWarning("a '\(keyword)' rule placed after \(later.described) rule will still be processed before.")
-        }
-        p.declaredRuleKinds.insert(kind)
-    }
-
     /// Splits a rule's words at its `if`/`unless`.
     static func splitCondition(_ w: [String], from start: Int) -> (action: [String], condition: ArraySlice<String>?) {
         var depth = 0
@@ -128,27 +81,6 @@ extension ConfigParser {
             if depth == 0, w[i] == "if" || w[i] == "unless" { return (Array(w[start..<i]), w[i...]) }
         }
         return (Array(w[start...]), nil)
-    }
-
-    /// Compiles a condition, reporting errors as `while parsing <what> condition`; checks the
-    /// fetches it uses against the stage (a warning, as HAProxy does).
-    mutating func compileCondition(_ words: ArraySlice<String>?, _ p: ProxySettings, stage: RuleStage, what: String,
-                                   ruleName: String, place: String? = nil) -> RuleCondition?? {
-        guard let words else { return .some(nil) }
-        var warnings: [String] = []
-        do {
-            let condition = try ConditionParser.parse(words, acls: p.rules.acls, context: ruleContext) { warnings.append($0) }
-            for text in warnings { warn(text) }
-            if ruleName != "monitor fail",
-               let warning = Self.incompatibility(of: condition, at: stage, place: place ?? Self.checkPlace(stage, p.kind),
-                                                  tcpRule: ruleName.hasPrefix("tcp-") ? ruleName : nil) {
-                parsingWarning(warning)
-            }
-            return .some(condition)
-        } catch {
-            parsingAlert("error detected while parsing \(what) : \(error.message)\(error.message.hasSuffix(".") ? "" : ".")")
-            return nil
-        }
     }
 
     /// A log-format argument, with the stage check of its samples.
@@ -221,8 +153,7 @@ extension ConfigParser {
             }
         }
         if stage == .httpRequest { noteRuleKind(.httpRequest, keyword: keyword, &p) }
-        guard let condition = compileCondition(conditionWords, p, stage: stage, what: "an '\(keyword) \(verb)' condition",
-                                               ruleName: keyword + (stage == .httpRequest ? " request" : " response") ) else { return }
+        guard let condition = compileCondition(conditionWords, p, stage: stage, what: "an '\(keyword) \(verb)' condition") else { return }
         let rule = HTTPRule(action: action, condition: condition, location: here)
         if condition == nil, action.isFinal { p.closedRuleStages.insert(stage) } else { p.closedRuleStages.remove(stage) }
         switch stage {
@@ -546,7 +477,7 @@ extension ConfigParser {
             noteRuleKind(phase == .connection ? .tcpConnection : phase == .session ? .tcpSession : .tcpContent, keyword: keyword, &p)
         }
         guard let condition = compileCondition(conditionWords, p, stage: stage, what: "'\(keyword) \(phase.rawValue) \(verb)' condition",
-                                               ruleName: "\(keyword) \(phase.rawValue)") else { return }
+                                               check: .warnTCPRule("\(keyword) \(phase.rawValue)")) else { return }
         let rule = TCPRule(phase: phase, action: action, condition: condition, location: here)
         if response { p.rules.tcpResponse.append(rule) } else { p.rules.tcpRequest.append(rule) }
     }
@@ -587,7 +518,7 @@ extension ConfigParser {
             return nil
         }
         guard let target = compileFormat(words[0], stage: stage, context: "'\(keyword)' : ") else { return nil }
-        guard let condition = compileCondition(conditionWords, p, stage: stage, what: what, ruleName: keyword) else { return nil }
+        guard let condition = compileCondition(conditionWords, p, stage: stage, what: what) else { return nil }
         return (target, condition)
     }
 
@@ -601,8 +532,7 @@ extension ConfigParser {
         let prefix = "error detected in \(p.kind == .listen ? "proxy" : p.kind.rawValue) '\(p.name)' while parsing redirect rule : "
         guard let rule = parseRedirect(words, stage: .httpRequest, prefix: prefix) else { return }
         noteRuleKind(.redirect, keyword: "redirect", &p)
-        guard let condition = compileCondition(conditionWords, p, stage: .httpRequest, what: "a redirect rule condition",
-                                               ruleName: "redirect") else { return }
+        guard let condition = compileCondition(conditionWords, p, stage: .httpRequest, what: "a redirect rule condition") else { return }
         p.rules.httpRequest.append(HTTPRule(action: .redirect(rule), condition: condition, location: here))
     }
 
@@ -612,7 +542,7 @@ extension ConfigParser {
             return
         }
         guard let condition = compileCondition(w[2...], p, stage: .httpRequest, what: "a 'monitor fail' condition",
-                                               ruleName: "monitor fail") else { return }
+                                               check: .none) else { return }
         if let condition { p.rules.monitorFail.append(condition) }
         noteRuleKind(.monitorFail, keyword: "monitor fail", &p)
     }

@@ -58,8 +58,8 @@ extension ConfigParser {
             guard w.count >= 4, w[2] == "if" || w[2] == "unless" else {
                 return parsingAlert("'stats admin' requires either 'if' or 'unless' followed by a condition.")
             }
-            guard let parsed = compileCondition(w[2...], p, stage: .httpRequest, what: "a 'stats admin' condition",
-                                                ruleName: "stats admin"), let condition = parsed else { return }
+            guard let parsed = compileCondition(w[2...], p, stage: .httpRequest, what: "a 'stats admin' condition"),
+                  let condition = parsed else { return }
             stats.adminConditions.append(condition)
         case "http-request":
             guard let rule = parseStatsRule(w, p) else { return }
@@ -86,8 +86,9 @@ extension ConfigParser {
         let (actionWords, conditionWords) = Self.splitCondition(w, from: 2)
         let prefix = "error detected in \(p.kind == .listen ? "proxy" : p.kind.rawValue) '\(p.name)' while parsing 'http-request \(verb)' rule : "
         guard let action = parseHTTPAction(actionWords, stage: .httpRequest, prefix: prefix, p) else { return nil }
-        guard let condition = compileCondition(conditionWords, p, stage: .httpRequest, what: "an 'http-request \(verb)' condition",
-                                               ruleName: "http-request") else { return nil }
+        guard let condition = compileCondition(conditionWords, p, stage: .httpRequest, what: "an 'http-request \(verb)' condition") else {
+            return nil
+        }
         return HTTPRule(action: action, condition: condition, location: here)
     }
 

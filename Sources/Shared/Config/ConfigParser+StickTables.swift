@@ -355,9 +355,8 @@ extension ConfigParser {
         let prefix = "'stick \(kind.rawValue)' : "
         guard let pattern = compileSample(patternText, stage: stage, context: prefix) else { return }
         guard let condition = compileCondition(conditionWords, p, stage: stage, what: "'stick \(kind.rawValue)' condition",
-                                               ruleName: "stick",
-                                               place: kind == .storeResponse ? "backend stick-store rule"
-                                                   : "backend use-server, balance or stick-match rule") else { return }
+                                               check: .warnNaming(place: kind == .storeResponse ? "backend stick-store rule"
+                                                   : "backend use-server, balance or stick-match rule")) else { return }
         p.rules.stickRules.append(StickRule(kind: kind, pattern: pattern, table: table, condition: condition, location: here))
     }
 

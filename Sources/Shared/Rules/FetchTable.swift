@@ -230,7 +230,7 @@ public enum FetchTable {
                 ? cookies(a.first?.string, lines: c.headerValues("set-cookie", response: true), all: all, setCookie: true)
                 : cookies(a.first?.string, lines: c.headerValues("cookie", response: false), all: all, setCookie: false)
         },
-        FetchDefinition("req.hdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(true)),
+        FetchDefinition("req.hdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeaderValues),
         FetchDefinition("fhdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(false)),
         FetchDefinition("req.fhdr", [.headerName, .int], .string, .httpRequestHeaders, requestHeader(false)),
         FetchDefinition("hdr_cnt", [.headerName], .int, .httpRequestHeaders) { c, a, _ in
@@ -318,8 +318,8 @@ public enum FetchTable {
         FetchDefinition("capture.req.uri", .string, .httpRequest) { c, _, _ in c.requestTarget.map { .one(.string($0)) } ?? .none },
         FetchDefinition("capture.req.ver", .string, .httpRequest) { c, _, _ in c.requestVersion.map { .one(.string("HTTP/" + $0)) } ?? .none },
         FetchDefinition("status", .int, .httpResponse) { c, _, _ in c.responseStatus.map { .one(.int(Int64($0))) } ?? .none },
-        FetchDefinition("res.hdr", [.headerName, .int], .string, .httpResponseHeaders, responseHeader(true)),
-        FetchDefinition("shdr", [.headerName, .int], .string, .httpResponseHeaders, responseHeader(true)),
+        FetchDefinition("res.hdr", [.headerName, .int], .string, .httpResponseHeaders, responseHeaderValues),
+        FetchDefinition("shdr", [.headerName, .int], .string, .httpResponseHeaders, responseHeaderValues),
         FetchDefinition("res.fhdr", [.headerName, .int], .string, .httpResponseHeaders, responseHeader(false)),
         FetchDefinition("res.hdr_cnt", [.headerName], .int, .httpResponseHeaders) { c, a, _ in
             .one(.int(headerCount(a.first?.string, split: true, response: true, c)))

@@ -101,14 +101,9 @@ public final class RuleCondition: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Every ACL test used, for the stage check.
+    /// Every ACL test used, with the name of its ACL.
     var allTests: [(name: String?, test: ACLTest)] {
-        terms.flatMap { term -> [(String?, ACLTest)] in
-            switch term {
-            case .named(let acl): return acl.tests.map { (acl.name, $0) }
-            case .anonymous(let t): return [(nil, t)]
-            }
-        }
+        termTests.flatMap { term in term.tests.map { (term.name, $0) } }
     }
 }
 

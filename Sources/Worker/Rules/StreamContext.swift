@@ -70,14 +70,14 @@ final class StreamContext: SampleContext {
         guard storedRequest != nil else { return }
         body(&storedRequest!)
         requestLines = nil
-        guard !requestValues.isEmpty else { return }
-        if let name {
-            // (Checked first: removing nothing still moves the elements around.)
-            if requestValues.contains(where: { HTTPField.sameName($0.name, name) }) {
-                requestValues.removeAll { HTTPField.sameName($0.name, name) }
-            }
-        } else {
-            requestValues.removeAll(keepingCapacity: true)
+        if let name { forgetValues(of: name) } else { requestValues.removeAll(keepingCapacity: true) }
+    }
+
+    /// The cached values of the header `name` are stale.
+    private func forgetValues(of name: String) {
+        // (Checked first: removing nothing still moves the elements around.)
+        if !requestValues.isEmpty, requestValues.contains(where: { HTTPField.sameName($0.name, name) }) {
+            requestValues.removeAll { HTTPField.sameName($0.name, name) }
         }
     }
 
@@ -95,9 +95,7 @@ final class StreamContext: SampleContext {
         guard storedRequest != nil else { return }
         Self.apply(edit, name, value, to: &storedRequest!)
         requestLines = nil
-        if !requestValues.isEmpty, requestValues.contains(where: { HTTPField.sameName($0.name, name) }) {
-            requestValues.removeAll { HTTPField.sameName($0.name, name) }
-        }
+        forgetValues(of: name)
     }
 
     private static func apply(_ edit: HeaderEdit, _ name: String, _ value: String, to head: inout MessageHead) {

@@ -243,13 +243,10 @@ struct MessageHead {
     }
 
     private mutating func mayHaveParsedLine(named name: String) -> Bool {
-        buildParsedNameMask()
-        // The name's bytes in place (a native string has them; `utf8.first` steps through the
-        // generic view).
-        let utf8 = name.utf8
-        let first = utf8.withContiguousStorageIfAvailable { $0.first } ?? utf8.first
-        guard let first else { return true }
-        return parsedNameMask & Self.nameBit(first: first, length: utf8.count) != 0
+        // The name's bytes in place where the string has them (a native string does).
+        if let answer = name.utf8.withContiguousStorageIfAvailable({ mayHaveParsedLine(named: $0) }) { return answer }
+        var name = name
+        return name.withUTF8 { mayHaveParsedLine(named: $0) }
     }
 
     /// One line's value, or each of its comma-separated parts trimmed of blanks.

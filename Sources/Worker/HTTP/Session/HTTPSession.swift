@@ -566,13 +566,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         exchange.serverWanted(backend: backend.settings.timeouts, frontend: frontend.settings.timeouts,
                               backendKeepsServer: backend.settings.options.connectionMode == .keepAlive)
         if frontend.routesRequests, let (server, ms) = streams.timeoutOverride { exchange.overrideTimeout(server: server, milliseconds: ms) }
-        // Only the algorithms that hash part of the request read it (`request ?? head` makes
-        // a copy of the head, eight retains and releases).
-        let key: BalanceKey
-        switch backend.settings.balance {
-        case .uri, .header: key = balanceKey(backend, request ?? head)
-        default: key = balanceKey(backend, head)
-        }
+        let key = balanceKey(backend, head)
         let acquisition = forcedServer.map { dialer.acquire(backend, forcing: $0, key: key) } ?? dialer.acquire(backend, key: key)
         switch acquisition {
         case .server(let server):
@@ -586,14 +580,18 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         }
     }
 
+    /// What the backend's algorithm hashes, from the request as rules left it (`request`), else
+    /// the head received. (Read in place: `request ?? head` would copy a whole head, with its
+    /// references, on every request.)
     func balanceKey(_ backend: Backend, _ head: MessageHead) -> BalanceKey {
         switch backend.settings.balance {
         case .source:
             return BalanceKey(sourceAddress: BalanceKey.addressBytes(clientAddress))
         case .uri:
-            return BalanceKey(uri: head.target)
+            return BalanceKey(uri: request?.target ?? head.target)
         case .header(let name, _):
-            return BalanceKey(headerValue: head.value(named: name).map { Substring($0) })
+            let value = request != nil ? request?.value(named: name) : head.value(named: name)
+            return BalanceKey(headerValue: value.map { Substring($0) })
         default:
             return BalanceKey()
         }
