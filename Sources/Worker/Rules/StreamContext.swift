@@ -58,6 +58,18 @@ final class StreamContext: SampleContext {
     }
     private var storedResponse: MessageHead?
 
+    /// The request head's size as received, read in place.
+    var requestByteCount: Int {
+        guard storedRequest != nil else { return 0 }
+        return storedRequest!.bytes.readableBytes
+    }
+
+    /// `%r`'s request line of the request head, read in place.
+    var requestLineForLog: String? {
+        guard storedRequest != nil else { return nil }
+        return HTTPSession.requestLine(storedRequest!)
+    }
+
     func editRequest(_ body: (inout MessageHead) -> Void) {
         guard storedRequest != nil else { return }
         body(&storedRequest!)

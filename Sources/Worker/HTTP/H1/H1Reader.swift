@@ -63,25 +63,24 @@ struct H1Reader {
     }
 
     mutating func readRequestHead(limit: Int, maxHeaders: Int) -> Head {
-        readHead { HeadParser.parseRequest($0, limit: limit, maxHeaders: maxHeaders) }
+        readHead(limit: limit, maxHeaders: maxHeaders, isRequest: true)
     }
 
     mutating func readResponseHead(limit: Int, maxHeaders: Int) -> Head {
-        readHead { HeadParser.parseResponse($0, limit: limit, maxHeaders: maxHeaders) }
+        readHead(limit: limit, maxHeaders: maxHeaders, isRequest: false)
     }
 
-    private mutating func readHead(_ parse: (ByteBuffer) -> HeadParser.Outcome) -> Head {
+    private mutating func readHead(limit: Int, maxHeaders: Int, isRequest: Bool) -> Head {
         guard let buffer, buffer.readableBytes > 0 else { return .incomplete }
-        switch parse(buffer) {
-        case .incomplete:
-            return .incomplete
-        case .invalid:
-            self.buffer = nil
-            return .invalid(buffer)
-        case .complete(let head, let length):
+        var length = 0
+        let head = HeadParser.read(buffer, limit: limit, maxHeaders: maxHeaders, isRequest: isRequest, length: &length)
+        // (Told by `length`: switching over the result copied the head.)
+        if length > 0 {
             self.buffer!.moveReaderIndex(forwardBy: length)
-            return .head(head)
+        } else if length < 0 {
+            self.buffer = nil
         }
+        return head
     }
 
     /// Starts walking the body of the message just read.

@@ -28,6 +28,19 @@ enum HeadParser {
     }
 
     private static func parse(_ buffer: ByteBuffer, limit: Int, maxHeaders: Int, isRequest: Bool) -> Outcome {
+        var length = 0
+        switch read(buffer, limit: limit, maxHeaders: maxHeaders, isRequest: isRequest, length: &length) {
+        case .incomplete: return .incomplete
+        case .invalid: return .invalid
+        case .head(let head): return .complete(head, length)
+        }
+    }
+
+    /// What `H1Reader` reads: the head moved into the case that carries it, and in `length` the
+    /// number of bytes it took (0: incomplete, -1: invalid). (Each re-wrapping of a head in
+    /// another enum copied it, a retain and a release of each of its references, on every
+    /// message.)
+    static func read(_ buffer: ByteBuffer, limit: Int, maxHeaders: Int, isRequest: Bool, length: inout Int) -> H1Reader.Head {
         enum Scan { case complete(Int), incomplete, badStartLine }
         let scan: Scan = buffer.withUnsafeReadableBytes { p -> Scan in
             // Empty lines before a message are skipped, as RFC 9112 allows.
@@ -53,19 +66,31 @@ enum HeadParser {
             }
             return .incomplete
         }
-        let length: Int
         switch scan {
         case .badStartLine:
-            return .invalid
+            length = -1
+            return .invalid(buffer)
         case .incomplete:
-            return buffer.readableBytes > limit ? .invalid : .incomplete
+            guard buffer.readableBytes <= limit else {
+                length = -1
+                return .invalid(buffer)
+            }
+            return .incomplete
         case .complete(let n):
             length = n
         }
-        if length > limit { return .invalid }
-        let headBytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
-        guard let head = parseHead(headBytes, isRequest: isRequest), head.fields.count < maxHeaders else { return .invalid }
-        return .complete(consume head, length)
+        if length > limit {
+            length = -1
+            return .invalid(buffer)
+        }
+        // The head is built where it ends up: returned from an optional, it was copied (a
+        // retain and a release of each of its references) on every message.
+        var head = MessageHead(bytes: buffer.getSlice(at: buffer.readerIndex, length: length)!)
+        guard parseHead(&head, isRequest: isRequest), head.fields.count < maxHeaders else {
+            length = -1
+            return .invalid(buffer)
+        }
+        return .head(consume head)
     }
 
     /// `method SP target SP HTTP/1.x` in p[start..<end].
@@ -85,10 +110,11 @@ enum HeadParser {
         }
     }
 
-    private static func parseHead(_ bytes: ByteBuffer, isRequest: Bool) -> MessageHead? {
-        var head = MessageHead(bytes: bytes)
+    /// Fills `head`, whose `bytes` are the head's bytes; false when the head is invalid.
+    private static func parseHead(_ head: inout MessageHead, isRequest: Bool) -> Bool {
         // Room for the usual number of fields at once, rather than growing 1, 2, 4, 8.
         head.fields.reserveCapacity(16)
+        let bytes = head.bytes
         let ok = bytes.withUnsafeReadableBytes { p -> Bool in
             let n = p.count
             var i = 0
@@ -202,13 +228,13 @@ enum HeadParser {
             }
             return false
         }
-        guard ok else { return nil }
+        guard ok else { return false }
         // Framing rules: a message with both Content-Length and Transfer-Encoding is refused.
-        if head.hasTransferEncoding, head.contentLength != nil { return nil }
-        if isRequest, head.versionMinor >= 1, head.hostCount != 1 { return nil }
-        if isRequest, head.versionMinor == 0, head.hostCount > 1 { return nil }
-        if isRequest, head.hostCount == 1, !authorityMatchesHost(head) { return nil }
-        return head
+        if head.hasTransferEncoding, head.contentLength != nil { return false }
+        if isRequest, head.versionMinor >= 1, head.hostCount != 1 { return false }
+        if isRequest, head.versionMinor == 0, head.hostCount > 1 { return false }
+        if isRequest, head.hostCount == 1, !authorityMatchesHost(head) { return false }
+        return true
     }
 
     /// A Content-Length value: its length, and whether it was written as a list.

@@ -9,7 +9,7 @@ extension HTTPSession {
         let started = firstByteMono >= 0 ? firstByteMono : now
         var log = ExchangeLog(frontend: frontend.name, startedMono: started)
         log.headersMono = now
-        log.requestLine = "\(head.method) \(head.target) HTTP/1.\(head.versionMinor)"
+        log.requestLine = Self.requestLine(head)
         log.idleMs = max(0, started - idleSinceMono)
         log.streamID = streamID
         // `%U`: the request as it came (its body is added as it is read).
@@ -114,10 +114,15 @@ extension HTTPSession {
 
     /// `unique-id-format`: the request's ID, made when its head arrives (so that rules, the
     /// `unique-id-header` and the log line see the same one).
-    func makeUniqueID(_ format: LogFormatString, _ head: MessageHead) {
+    /// `%r`'s request line.
+    static func requestLine(_ head: MessageHead) -> String {
+        "\(head.method) \(head.target) HTTP/1.\(head.versionMinor)"
+    }
+
+    func makeUniqueID(_ format: LogFormatString, requestLine: String) {
         var log = exchangeLog ?? ExchangeLog(frontend: frontend.name, startedMono: MonotonicClock.milliseconds())
         log.streamID = streamID
-        log.requestLine = "\(head.method) \(head.target) HTTP/1.\(head.versionMinor)"
+        log.requestLine = requestLine
         let record = TrafficLogRecord(log: log, termination: "--", counts: TrafficLogRecord.Counts(), client: clientAddress,
                                       listener: streams.localSocket ?? context.channel.localAddress, serverAddress: nil,
                                       sourceAddress: nil, frontendName: frontend.name, endMono: MonotonicClock.milliseconds())

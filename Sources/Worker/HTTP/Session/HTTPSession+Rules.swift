@@ -214,7 +214,7 @@ extension HTTPSession {
         let connection: HTTPExchange.ClientConnectionHeader = close ? .close : (exchange.clientVersionMinor == 0 ? .keepAlive : .none)
         var out = H1Serializer.responseHead(head, clientMinor: exchange.clientVersionMinor, connection: connection, dechunk: false,
                                             extraCapacity: answer.body.count, allocator: context.channel.allocator)
-        if request?.method != "HEAD" { out.writeBytes(answer.body) }
+        if !requestIsHEAD { out.writeBytes(answer.body) }
         writeLocal(Array(out.readableBytesView), closes: close)
     }
 

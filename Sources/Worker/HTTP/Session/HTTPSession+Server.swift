@@ -85,7 +85,7 @@ extension HTTPSession: ServerDialerClient {
     }
 
     func attach(_ c: ServerConnection, reused: Bool) {
-        guard let head = request, connection == nil else {
+        guard request != nil, connection == nil else {
             offerToPool(c)
             return
         }
@@ -97,8 +97,13 @@ extension HTTPSession: ServerDialerClient {
         exchange.serverAttached(now: clock.now(), reused: reused)
         if exchangeLog != nil { noteConnected(c) }
         serverIn.discard()
-        let requestHead = H1Serializer.requestHead(head, connection: serverConnectionHeader(), forwardedFor: forwardedFor(),
-                                                   originalTo: originalTo(), allocator: c.channel.allocator)
+        let connectionHeader = serverConnectionHeader(), forwardedFor = forwardedFor(), originalTo = originalTo()
+        // Moved out for the serializer and back: a copy would retain and release each of the
+        // head's references.
+        let head = request.take()!
+        let requestHead = H1Serializer.requestHead(head, connection: connectionHeader, forwardedFor: forwardedFor,
+                                                   originalTo: originalTo, allocator: c.channel.allocator)
+        request = consume head
         countRequestBytes(requestHead.readableBytes)
         c.channel.write(requestHead, promise: nil)
         serverNeedsFlush = true
@@ -384,6 +389,7 @@ extension HTTPSession: ServerDialerClient {
 
     func nextRequest() {
         request = nil
+        requestFraming = .none
         response = nil
         idleSinceMono = MonotonicClock.milliseconds()
         streamID = runtime.nextStreamID()

@@ -34,7 +34,11 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     // Client side: what it sent and not yet used, and the request being served.
     var clientIn = H1Reader()
+    /// The request being served. While its rules run, the stream context holds it instead
+    /// (`streams.request`): ask `requestIsHEAD` and `requestFraming` rather than this.
     var request: MessageHead?
+    /// How the current request's body is delimited (as received: edits do not change it).
+    var requestFraming = BodyFraming.none
 
     // Server side of the current exchange.
     var connection: ServerConnection?
@@ -479,9 +483,11 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     // MARK: - Starting a request
 
-    func startRequest(_ head: MessageHead) {
-        request = head
-        clientIn.expectBody(HeadParser.requestFraming(head), lineLimit: runtime.bufferSize)
+    /// Takes the head (consuming: it becomes `request` without a copy once the facts the
+    /// exchange needs are read from it).
+    func startRequest(_ head: consuming MessageHead) {
+        requestFraming = HeadParser.requestFraming(head)
+        clientIn.expectBody(requestFraming, lineLimit: runtime.bufferSize)
         response = nil
         let handingOver = runtime.handingOver.load(ordering: .relaxed)
         exchange.requestStarted(
@@ -492,13 +498,15 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         frontend.counters.requestRate.tick()
         if logger != nil, logFormat.format != nil { beginExchangeLog(head) }
         uniqueID = nil
+        let bodyWait = frontend.bodyWait ?? statsBodyWait(head)
+        request = consume head
         // `option http-buffer-request` / `wait-for-body`: the body is read first.
-        if let wait = frontend.bodyWait ?? statsBodyWait(head), !clientIn.bodyEnded, !bufferedBodyComplete {
+        if let wait = bodyWait, !clientIn.bodyEnded, !bufferedBodyComplete {
             exchange.bodyWanted(now: clock.now(), milliseconds: wait.milliseconds, continuesAtDeadline: wait.continues)
             syncTimer()
             return
         }
-        serveRequest(head)
+        serveRequest()
     }
 
     /// The statistics page's admin form is read whole, for `timeout http-request`.
@@ -510,10 +518,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     /// The buffered body is whole, the buffer is full, or `wait-for-body` waited enough.
     func resumeBufferedRequest() {
-        guard let head = request else { return }
+        guard request != nil else { return }
         if exchange.phase == .bufferingBody { exchange.bodyBuffered() }
         syncTimer()
-        serveRequest(head)
+        serveRequest()
     }
 
     /// Whether the body being buffered is whole, or fills what the proxy buffers.
@@ -521,38 +529,46 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     /// The request body buffered so far (de-chunked), and whether it is complete.
     var peekedBody: (payload: [UInt8], complete: Bool) {
-        guard let head = request else { return ([], true) }
-        return clientIn.peekBufferedBody(HeadParser.requestFraming(head), limit: headLimit, lineLimit: runtime.bufferSize)
+        clientIn.peekBufferedBody(requestFraming, limit: headLimit, lineLimit: runtime.bufferSize)
     }
 
-    /// Rules, routing, then a server for the request.
-    func serveRequest(_ head: MessageHead) {
+    /// Whether the request being served is a HEAD (its answers carry no body), wherever its
+    /// head is.
+    var requestIsHEAD: Bool {
+        request != nil ? request?.method == "HEAD" : streams.requestMethod == "HEAD"
+    }
+
+    /// Rules, routing, then a server for `request`.
+    func serveRequest() {
         var chosen = frontend.backend
         var forcedServer: Server? = nil
         let uniqueIDFormat = frontend.settings.logging.uniqueIDFormat
         if frontend.routesRequests {
             streams.beginTransaction()
-            streams.streamBytesIn = Int64(head.bytes.readableBytes)
-            streams.request = head
+            // The rules edit the head where the stream context holds it: moved there, and
+            // copied back as they left it (the context keeps it for later stages' fetches).
+            streams.request = request.take()
+            streams.streamBytesIn = Int64(streams.requestByteCount)
             if let format = uniqueIDFormat {
-                makeUniqueID(format, head)
+                makeUniqueID(format, requestLine: streams.requestLineForLog ?? "")
                 streams.uniqueID = uniqueID
             }
             if frontend.bodyWait != nil { streams.body = peekedBody.payload }
             switch routeRequest() {
             case .handled:
+                request = streams.request
                 return
             case .backend(let backend):
                 chosen = backend
             }
             request = streams.request
         } else if let format = uniqueIDFormat {
-            makeUniqueID(format, head)
+            makeUniqueID(format, requestLine: request.map(Self.requestLine) ?? "")
         }
         if let backend = chosen, backend.persists {
             if !frontend.routesRequests {
                 streams.beginTransaction()
-                streams.request = request ?? head
+                streams.request = request
             }
             forcedServer = persistentServer(backend)
         }
@@ -566,7 +582,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         exchange.serverWanted(backend: backend.settings.timeouts, frontend: frontend.settings.timeouts,
                               backendKeepsServer: backend.settings.options.connectionMode == .keepAlive)
         if frontend.routesRequests, let (server, ms) = streams.timeoutOverride { exchange.overrideTimeout(server: server, milliseconds: ms) }
-        let key = balanceKey(backend, head)
+        let key = balanceKey(backend)
         let acquisition = forcedServer.map { dialer.acquire(backend, forcing: $0, key: key) } ?? dialer.acquire(backend, key: key)
         switch acquisition {
         case .server(let server):
@@ -580,18 +596,17 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         }
     }
 
-    /// What the backend's algorithm hashes, from the request as rules left it (`request`), else
-    /// the head received. (Read in place: `request ?? head` would copy a whole head, with its
-    /// references, on every request.)
-    func balanceKey(_ backend: Backend, _ head: MessageHead) -> BalanceKey {
+    /// What the backend's algorithm hashes, from the request as rules left it. (Read in place,
+    /// and only for the algorithms that hash it: a copy of the head costs a retain and a
+    /// release of each of its references.)
+    func balanceKey(_ backend: Backend) -> BalanceKey {
         switch backend.settings.balance {
         case .source:
             return BalanceKey(sourceAddress: BalanceKey.addressBytes(clientAddress))
         case .uri:
-            return BalanceKey(uri: request?.target ?? head.target)
+            return BalanceKey(uri: request?.target ?? "")
         case .header(let name, _):
-            let value = request != nil ? request?.value(named: name) : head.value(named: name)
-            return BalanceKey(headerValue: value.map { Substring($0) })
+            return BalanceKey(headerValue: request?.value(named: name).map { Substring($0) })
         default:
             return BalanceKey()
         }
