@@ -43,7 +43,7 @@ import Testing
         try client.send("!")
         let forwarded = try proxy.server.written()
         #expect(forwarded.contains("x-len: 10\r\n") && forwarded.hasSuffix("\r\n\r\nharmless!!"))
-        try proxy.server.send(Self.ok)
+        try proxy.server.send(BodyBufferingTests.ok)
         #expect(try client.written() == Self.ok)
 
         let second = try proxy.client()
@@ -135,5 +135,36 @@ import Testing
             #expect(forwarded.lowercased().contains("\r\n\(line)\r\n"), "\(line) in \(forwarded)")
         }
         #expect(!forwarded.lowercased().contains("\r\nx-a:") && !forwarded.lowercased().contains("\r\nx-b:"), "\(forwarded)")
+    }
+
+    /// Path ACLs read the path's bytes kept for the request: they see a path set by an earlier
+    /// rule, a path longer than the first room made for it, and the next request's own path.
+    @Test func pathACLsSeeThePathTheRulesLeft() throws {
+        let long = "/" + String(repeating: "segment/", count: 20) + "end"
+        let proxy = try EmbeddedProxy(BodyBufferingTests.config("""
+            acl to_q path /q
+            acl long path_end /end
+            acl api path_beg /api
+            http-request set-header R-Before %[bool(1)] if to_q
+            http-request set-path /q if { path /p }
+            http-request set-header R-After q if to_q
+            http-request set-header R-Long yes if long
+            http-request set-header R-Api yes if api
+        """))
+        let client = try proxy.client()
+        try client.send("GET /p HTTP/1.1\r\nhost: h1\r\n\r\n")
+        var forwarded = try proxy.server.written().lowercased()
+        #expect(forwarded.hasPrefix("get /q http/1.1\r\n") && forwarded.contains("\r\nr-after: q\r\n"), "\(forwarded)")
+        #expect(!forwarded.contains("r-before") && !forwarded.contains("r-long") && !forwarded.contains("r-api"), "\(forwarded)")
+        try proxy.server.send(BodyBufferingTests.ok)
+        _ = try client.written()
+        try client.send("GET \(long) HTTP/1.1\r\nhost: h1\r\n\r\n")
+        forwarded = try proxy.server.written().lowercased()
+        #expect(forwarded.contains("\r\nr-long: yes\r\n") && !forwarded.contains("r-after") && !forwarded.contains("r-api"), "\(forwarded)")
+        try proxy.server.send(BodyBufferingTests.ok)
+        _ = try client.written()
+        try client.send("GET /api/x HTTP/1.1\r\nhost: h1\r\n\r\n")
+        forwarded = try proxy.server.written().lowercased()
+        #expect(forwarded.contains("\r\nr-api: yes\r\n") && !forwarded.contains("r-long") && !forwarded.contains("r-after"), "\(forwarded)")
     }
 }

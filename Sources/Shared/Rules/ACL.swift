@@ -92,19 +92,19 @@ public final class ACLTest: Sendable {
         if neverMatches || goneInResponses && context.readsResponse { return false }
         switch shortcut {
         case .requestHeader(let split):
-            if let result = shortcutName.withUnsafeBufferPointer({ context.anyRequestHeaderValue(named: $0, split: split, matchesBytes) }) {
+            if let result = shortcutName.withUnsafeBufferPointer({ context.anyRequestHeaderValue(named: $0, split: split) { self.matchesBytes($0) } }) {
                 return result
             }
         case .path:
-            guard var path = context.requestPath else { return false }
-            return path.withUTF8 { matchesBytes($0) }
+            // (A closure literal: `matchesBytes` passed as a method retains the test.)
+            return context.requestPathMatches { self.matchesBytes($0) } ?? false
         case .query:
             guard let target = context.requestTarget, var query = URLParts.query(target) else { return false }
             return query.withUTF8 { matchesBytes($0) }
         case .requestCookie:
             let result = shortcutName.withUnsafeBufferPointer { name in
                 Self.cookieName.withUnsafeBufferPointer { header in
-                    context.anyRequestHeaderValue(named: header, split: false) { line in Self.anyCookie(line, named: name, matchesBytes) }
+                    context.anyRequestHeaderValue(named: header, split: false) { line in Self.anyCookie(line, named: name) { self.matchesBytes($0) } }
                 }
             }
             if let result { return result }

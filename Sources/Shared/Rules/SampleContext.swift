@@ -36,6 +36,9 @@ public protocol SampleContext: AnyObject {
     /// returns true; returns whether one did. Nil when the context cannot read them in place
     /// (ACLs then take the fetch's values as strings).
     func anyRequestHeaderValue(named name: UnsafeBufferPointer<UInt8>, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool?
+    /// Offers the bytes of `requestPath` to `body` and returns its answer; nil when there is
+    /// no path. (Path ACLs, many per request in real configurations, read it this way.)
+    func requestPathMatches(_ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool?
     var requestBody: [UInt8]? { get }
     /// The whole request head as received (`req.len`, `req.payload` before HTTP parsing).
     var requestPayload: [UInt8]? { get }
@@ -74,6 +77,10 @@ extension SampleContext {
     public var readsResponse: Bool { false }
     public func anyRequestHeaderValue(named name: UnsafeBufferPointer<UInt8>, split: Bool,
                                       _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? { nil }
+    public func requestPathMatches(_ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? {
+        guard var path = requestPath else { return nil }
+        return path.withUTF8(body)
+    }
     public var uniqueID: String? { nil }
     public var stickTables: StickTableRegistry? { nil }
     public var stickCounters: StickCounters? { nil }

@@ -42,6 +42,11 @@ final class StreamContext: SampleContext {
     private var target: String?
     private var method: String?
     private var path: String?
+    /// The path's bytes, in memory no reference counting reaches (`requestPathMatches`): a
+    /// path ACL reading the cached string retained and released it, for each ACL of each
+    /// request. `pathLength` -1: not made yet for this request; -2: the request has no path.
+    private var pathBytes = UnsafeMutableBufferPointer<UInt8>(start: nil, count: 0)
+    private var pathLength = -1
     /// The values of the request headers rules asked for, by lowercase name (a short list:
     /// rules ask for the same few headers again and again, `Host` above all).
     private var requestValues: [HeaderValues] = []
@@ -186,6 +191,7 @@ final class StreamContext: SampleContext {
         target = nil
         method = nil
         path = nil
+        pathLength = -1
         if !requestValues.isEmpty { requestValues.removeAll(keepingCapacity: true) }
     }
 
@@ -311,6 +317,31 @@ final class StreamContext: SampleContext {
         let text = String(p)
         path = text
         return text
+    }
+
+    func requestPathMatches(_ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? {
+        if pathLength == -1 { keepPathBytes() }
+        guard pathLength >= 0 else { return nil }
+        return body(UnsafeBufferPointer(start: pathBytes.baseAddress, count: pathLength))
+    }
+
+    private func keepPathBytes() {
+        guard var path = requestPath else {
+            pathLength = -2
+            return
+        }
+        path.withUTF8 { bytes in
+            if bytes.count > pathBytes.count {
+                pathBytes.deallocate()
+                pathBytes = .allocate(capacity: max(bytes.count, 64))
+            }
+            if let from = bytes.baseAddress { pathBytes.baseAddress!.update(from: from, count: bytes.count) }
+            pathLength = bytes.count
+        }
+    }
+
+    deinit {
+        pathBytes.deallocate()
     }
 
     func headerValues(_ name: String, response: Bool) -> [String] {
