@@ -38,6 +38,20 @@ final class StreamContext: SampleContext {
         }
     }
     private var storedRequest: MessageHead?
+    /// The request head as the HTTP session holds it (its `request`): read and edited in
+    /// place, one head for the session and its rules, never copied between them. Edits made
+    /// this way leave what rules derived from the head cached: the session makes them when
+    /// no rule of the request is left to run, or says so (`requestReplaced`).
+    var heldRequest: MessageHead? {
+        _read { yield storedRequest }
+        _modify { yield &storedRequest }
+    }
+
+    /// A new request head: nothing derived from the previous one holds.
+    func requestReplaced(by head: consuming MessageHead?) {
+        storedRequest = consume head
+        requestEdited()
+    }
     /// The request line's parts as strings, made once per request (rules read them often).
     private var target: String?
     private var method: String?
@@ -174,7 +188,8 @@ final class StreamContext: SampleContext {
         timeoutOverride = nil
         requestCaptures = []
         responseCaptures = []
-        request = nil
+        // The request head is the session's (`heldRequest`), already this transaction's.
+        requestEdited()
         response = nil
         finishedStatus = nil
         body = nil

@@ -74,7 +74,6 @@ extension HTTPSession {
         persistence.firstSeen = outcome.firstSeen
         if let rewritten = outcome.rewrittenLines {
             head.rewriteLines("cookie", rewritten)
-            request = head
             streams.request = head
         }
         return outcome.server

@@ -255,7 +255,9 @@ extension HTTPSession: ServerDialerClient {
         countResponse(status: head.status)
         if let (backend, server) = slot, !backend.rules.stickRules.isEmpty { storeSticking(backend, server, response: head) }
         if let (_, server) = slot, server.settings.checks.observe == .layer7 {
-            let failed = head.status >= 500 && head.status != 501 && head.status != 505
+            // (The status read first: `&&`'s autoclosures would capture, and so copy, the head.)
+            let status = head.status
+            let failed = status >= 500 && status != 501 && status != 505
             runtime.observe(server, layer: .layer7, error: failed, what: "Wrong http response")
         }
         // A small body that came with the head leaves in the same write: one system call and
@@ -269,7 +271,7 @@ extension HTTPSession: ServerDialerClient {
             countResponseBytes(inline.readableBytes)
             headBytes.writeBuffer(&inline)
         }
-        response = head
+        response = consume head
         context.write(wrapOutboundOut(headBytes), promise: nil)
         clientNeedsFlush = true
         if serverIn.bodyEnded { finishResponse() }

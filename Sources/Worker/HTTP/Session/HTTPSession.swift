@@ -34,9 +34,12 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
 
     // Client side: what it sent and not yet used, and the request being served.
     var clientIn = H1Reader()
-    /// The request being served. While its rules run, the stream context holds it instead
-    /// (`streams.request`): ask `requestIsHEAD` and `requestFraming` rather than this.
-    var request: MessageHead?
+    /// The request being served. The stream context holds it (`heldRequest`): rules read and
+    /// edit the same head, which is never copied between them and the session.
+    var request: MessageHead? {
+        _read { yield streams.heldRequest }
+        _modify { yield &streams.heldRequest }
+    }
     /// How the current request's body is delimited (as received: edits do not change it).
     var requestFraming = BodyFraming.none
 
@@ -498,8 +501,10 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         frontend.counters.requestRate.tick()
         if logger != nil, logFormat.format != nil { beginExchangeLog(head) }
         uniqueID = nil
-        let bodyWait = frontend.bodyWait ?? statsBodyWait(head)
-        request = consume head
+        // (Not `??`: its autoclosure would capture, and so copy, the head.)
+        var bodyWait = frontend.bodyWait
+        if bodyWait == nil { bodyWait = statsBodyWait(head) }
+        streams.requestReplaced(by: consume head)
         // `option http-buffer-request` / `wait-for-body`: the body is read first.
         if let wait = bodyWait, !clientIn.bodyEnded, !bufferedBodyComplete {
             exchange.bodyWanted(now: clock.now(), milliseconds: wait.milliseconds, continuesAtDeadline: wait.continues)
@@ -535,7 +540,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// Whether the request being served is a HEAD (its answers carry no body), wherever its
     /// head is.
     var requestIsHEAD: Bool {
-        request != nil ? request?.method == "HEAD" : streams.requestMethod == "HEAD"
+        request?.method == "HEAD"
     }
 
     /// Rules, routing, then a server for `request`.
@@ -545,9 +550,6 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         let uniqueIDFormat = frontend.settings.logging.uniqueIDFormat
         if frontend.routesRequests {
             streams.beginTransaction()
-            // The rules edit the head where the stream context holds it: moved there, and
-            // copied back as they left it (the context keeps it for later stages' fetches).
-            streams.request = request.take()
             streams.streamBytesIn = Int64(streams.requestByteCount)
             if let format = uniqueIDFormat {
                 makeUniqueID(format, requestLine: streams.requestLineForLog ?? "")
@@ -556,23 +558,18 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
             if frontend.bodyWait != nil { streams.body = peekedBody.payload }
             switch routeRequest() {
             case .handled:
-                request = streams.request
                 return
             case .backend(let backend):
                 chosen = backend
             }
-            request = streams.request
         } else if let format = uniqueIDFormat {
             makeUniqueID(format, requestLine: request.map(Self.requestLine) ?? "")
         }
         if let backend = chosen, backend.persists {
-            if !frontend.routesRequests {
-                streams.beginTransaction()
-                streams.request = request
-            }
+            if !frontend.routesRequests { streams.beginTransaction() }
             forcedServer = persistentServer(backend)
         }
-        if let name = frontend.settings.logging.uniqueIDHeader, let id = uniqueID { request?.addHeader(name, id) }
+        if let name = frontend.settings.logging.uniqueIDHeader, let id = uniqueID { streams.editHeader(.add, name, id, response: false) }
         guard let backend = chosen else {
             sendBuiltIn(.serviceUnavailable)
             return
