@@ -127,10 +127,37 @@ public final class HTTPRule: Sendable {
     public let condition: RuleCondition?
     public let location: SourceLocation
 
+    /// The most used header and variable actions again, as a tag and plain stored properties:
+    /// switching over `action` copies the case's payload out of the rule (a retain and a
+    /// release of each reference, for every rule of every request), reading these does not.
+    public enum Common: Sendable { case setHeader, addHeader, deleteHeader, setVariable, other }
+    public let common: Common
+    /// The header of `set-header`/`add-header`/`del-header` (exact name).
+    public let headerName: String
+    /// The value of `set-header`/`add-header`.
+    public let valueFormat: LogFormatString?
+    /// The variable and expression of `set-var`.
+    public let variable: VariableName?
+    public let expression: SampleExpression?
+
     public init(action: HTTPAction, condition: RuleCondition?, location: SourceLocation) {
         self.action = action
         self.condition = condition
         self.location = location
+        var common = Common.other, headerName = "", valueFormat: LogFormatString? = nil
+        var variable: VariableName? = nil, expression: SampleExpression? = nil
+        switch action {
+        case .setHeader(let name, let format): (common, headerName, valueFormat) = (.setHeader, name, format)
+        case .addHeader(let name, let format): (common, headerName, valueFormat) = (.addHeader, name, format)
+        case .delHeader(let name, .exact): (common, headerName) = (.deleteHeader, name)
+        case .setVar(let name, let e): (common, variable, expression) = (.setVariable, name, e)
+        default: break
+        }
+        self.common = common
+        self.headerName = headerName
+        self.valueFormat = valueFormat
+        self.variable = variable
+        self.expression = expression
     }
 }
 

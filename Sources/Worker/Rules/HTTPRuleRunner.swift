@@ -122,6 +122,22 @@ enum HTTPRuleRunner {
             let rule = rules[index]
             index += 1
             if let condition = rule.condition, !condition.matches(c) { continue }
+            switch rule.common {
+            case .setHeader:
+                c.editHeader(.set, rule.headerName, rule.valueFormat!.evaluate(c), response: stage != .httpRequest)
+                continue
+            case .addHeader:
+                c.editHeader(.add, rule.headerName, rule.valueFormat!.evaluate(c), response: stage != .httpRequest)
+                continue
+            case .deleteHeader:
+                c.editHeader(.remove, rule.headerName, "", response: stage != .httpRequest)
+                continue
+            case .setVariable:
+                if let v = rule.expression!.evaluate(c) { c.setVariable(rule.variable!, v) }
+                continue
+            case .other:
+                break
+            }
             switch rule.action {
             case .allow:
                 return .proceed
