@@ -352,7 +352,7 @@ struct MessageHead {
     mutating func setHeader(_ name: String, _ value: String) {
         guard Self.isSafeValue(value) else { return }
         if editedFields == nil, removeRaw(name) {
-            if addedFields.contains(where: { $0.hasName(name) }) { addedFields.removeAll { $0.hasName(name) } }
+            if hasAddedLine(named: name) { addedFields.removeAll { $0.hasName(name) } }
             appendAdded(HTTPField(name: name, value: value))
             return
         }
@@ -371,6 +371,13 @@ struct MessageHead {
         return String(Substring(value).trimmingBlanks())
     }
 
+    /// Whether a line added by an edit is named `name`. (By index: `contains(where:)` copies
+    /// each field, a retain and a release of its name and value.)
+    private func hasAddedLine(named name: String) -> Bool {
+        for i in addedFields.indices where HTTPField.sameName(addedFields[i].name, name) { return true }
+        return false
+    }
+
     /// Rules that add one header often add a few: room for them at the first.
     private mutating func appendAdded(_ field: HTTPField) {
         if addedFields.isEmpty { addedFields.reserveCapacity(4) }
@@ -380,7 +387,7 @@ struct MessageHead {
     /// Removes every line of a header (`del-header`).
     mutating func removeHeader(_ name: String) {
         if editedFields == nil, removeRaw(name) {
-            if addedFields.contains(where: { $0.hasName(name) }) { addedFields.removeAll { $0.hasName(name) } }
+            if hasAddedLine(named: name) { addedFields.removeAll { $0.hasName(name) } }
             return
         }
         guard contains(name) else { return }
@@ -461,6 +468,11 @@ struct HTTPField: Equatable, Sendable {
     }
 
     static func classify(_ name: String) -> HeaderKind {
+        // Read in place: `withUTF8` needs a mutable copy (a retain and a release of the name,
+        // for every line a rule adds).
+        if let kind = name.utf8.withContiguousStorageIfAvailable({ HeaderKind.classify(UnsafeRawBufferPointer($0), 0, $0.count) }) {
+            return kind
+        }
         var name = name
         return name.withUTF8 { HeaderKind.classify(UnsafeRawBufferPointer($0), 0, $0.count) }
     }
