@@ -139,9 +139,26 @@ final class ChildProcess: @unchecked Sendable {
     func signal(_ sig: Int32) { kill(pid, sig) }
 
     /// Waits for exit; returns the termination status (exit code, or signal number for signals).
+    /// The process itself is looked at too (`waitid` with `WNOWAIT`, which leaves it for
+    /// Foundation to reap): Foundation's reaper can sit in a blocking wait on another child of
+    /// the test, and `isRunning` then stays true long after this one ended (CI saw a
+    /// `sigtermStopsAtOnce` time out that way on a loaded machine).
     func waitExit(timeout: Double = 10) throws -> (code: Int32, bySignal: Bool) {
-        try eventually(timeout: timeout, "process \(pid) to exit") { !process.isRunning }
-        return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
+        var ended: (code: Int32, bySignal: Bool)?
+        try eventually(timeout: timeout, "process \(pid) to exit") {
+            if !process.isRunning {
+                ended = (process.terminationStatus, process.terminationReason == .uncaughtSignal)
+                return true
+            }
+            var info = siginfo_t()
+            guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid else {
+                return false
+            }
+            // CLD_EXITED: an exit code; CLD_KILLED, CLD_DUMPED: a signal.
+            ended = (info._sifields._sigchld.si_status, info.si_code != CLD_EXITED)
+            return true
+        }
+        return ended!
     }
 
     /// Kills the process and waits (boundedly) for Foundation to reap it. Its reaper can sit in
@@ -199,8 +216,10 @@ func copyExecutable(_ source: String, to destination: String) throws {
 func run(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
     let dir = try TempDir()
     let child = try ChildProcess(executable, arguments, dir: dir, name: "cmd")
-    _ = try child.waitExit(timeout: timeout)
-    return (child.process.terminationStatus, child.stdout, child.stderr)
+    // (The status `waitExit` saw: Foundation may not have reaped the process yet, and its
+    // `terminationStatus` traps until it has.)
+    let status = try child.waitExit(timeout: timeout).code
+    return (status, child.stdout, child.stderr)
 }
 
 func curl(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
