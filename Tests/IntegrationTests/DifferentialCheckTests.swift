@@ -9,12 +9,15 @@ import Glibc
 struct ProxyRun {
     let dir: TempDir
     let socket: String
+    /// The port handed to the configuration.
+    let port: Int
     let child: ChildProcess
 
     init(_ binary: String, config: (_ port: Int, _ socket: String) -> String) throws {
         dir = try TempDir()
         socket = dir.path("admin.sock")
-        let path = try dir.write("proxy.cfg", config(try Ports.free(), socket))
+        port = try Ports.free()
+        let path = try dir.write("proxy.cfg", config(port, socket))
         child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
         let socket = self.socket
         try eventually("\(binary): the stats socket") {

@@ -350,8 +350,7 @@ func exchange(_ port: Int, _ request: String) throws -> String {
                                              socket: socket)
             }
             defer { run.stop() }
-            let config = try String(contentsOfFile: run.dir.path("proxy.cfg"), encoding: .utf8)
-            let port = Int(config.components(separatedBy: "bind 127.0.0.1:")[1].prefix { $0.isNumber })!
+            let port = run.port
             return try RulesIntegrationTests.requests.map { Answer(try exchange(port, $0), keep: RulesIntegrationTests.compared) }
         }
         let theirs = try answers(Self.haproxy)
@@ -402,8 +401,7 @@ extension RulesDifferentialTests {
                 """
             }
             defer { run.stop() }
-            let config = try String(contentsOfFile: run.dir.path("proxy.cfg"), encoding: .utf8)
-            let port = Int(config.components(separatedBy: "bind 127.0.0.1:")[1].prefix { $0.isNumber })!
+            let port = run.port
             return try ["Cookie: sid=req7\r\n", "X-Backend: client\r\n"].map {
                 Answer(try exchange(port, "GET /hello HTTP/1.1\r\nHost: h\r\n\($0)Connection: close\r\n\r\n"),
                        keep: ["x-resp-b", "x-req-b", "x-sid", "x-req-sid", "x-from-app", "x-after", "set-cookie"])
@@ -447,8 +445,7 @@ extension RulesDifferentialTests {
                 """
             }
             defer { run.stop() }
-            let config = try String(contentsOfFile: run.dir.path("proxy.cfg"), encoding: .utf8)
-            let port = Int(config.components(separatedBy: "bind 127.0.0.1:")[1].prefix { $0.isNumber })!
+            let port = run.port
             return try ["/d", "/l", "/r", "/n"].map {
                 Answer(try exchange(port, "GET \($0) HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
                        keep: ["content-type", "content-length", "x-why", "cache-control"])

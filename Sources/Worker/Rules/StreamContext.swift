@@ -30,13 +30,6 @@ final class StreamContext: SampleContext {
 
     /// The heads rules read and edit. Edits go through `editRequest`/`editResponse`, in place
     /// (a property observer would copy the whole head for every edit).
-    var request: MessageHead? {
-        get { storedRequest }
-        set {
-            storedRequest = newValue
-            requestEdited()
-        }
-    }
     private var storedRequest: MessageHead?
     /// The request head as the HTTP session holds it (its `request`): read and edited in
     /// place, one head for the session and its rules, never copied between them. Edits made
@@ -47,7 +40,7 @@ final class StreamContext: SampleContext {
         _modify { yield &storedRequest }
     }
 
-    /// A new request head: nothing derived from the previous one holds.
+    /// A new (or rewritten) request head: nothing derived from the previous one holds.
     func requestReplaced(by head: consuming MessageHead?) {
         storedRequest = consume head
         requestEdited()
@@ -76,18 +69,6 @@ final class StreamContext: SampleContext {
         }
     }
     private var storedResponse: MessageHead?
-
-    /// The request head's size as received, read in place.
-    var requestByteCount: Int {
-        guard storedRequest != nil else { return 0 }
-        return storedRequest!.bytes.readableBytes
-    }
-
-    /// `%r`'s request line of the request head, read in place.
-    var requestLineForLog: String? {
-        guard storedRequest != nil else { return nil }
-        return HTTPSession.requestLine(storedRequest!)
-    }
 
     func editRequest(_ body: (inout MessageHead) -> Void) {
         guard storedRequest != nil else { return }
@@ -378,7 +359,7 @@ final class StreamContext: SampleContext {
 
     var requestHeaderLines: [(name: String, value: String)] {
         if let requestLines { return requestLines }
-        let lines = request?.headerFields.map { ($0.name, $0.value) } ?? []
+        let lines = storedRequest?.headerFields.map { ($0.name, $0.value) } ?? []
         requestLines = lines
         return lines
     }

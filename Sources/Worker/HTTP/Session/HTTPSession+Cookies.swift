@@ -74,7 +74,7 @@ extension HTTPSession {
         persistence.firstSeen = outcome.firstSeen
         if let rewritten = outcome.rewrittenLines {
             head.rewriteLines("cookie", rewritten)
-            streams.request = head
+            streams.requestReplaced(by: head)
         }
         return outcome.server
     }

@@ -119,10 +119,10 @@ extension HTTPSession {
         "\(head.method) \(head.target) HTTP/1.\(head.versionMinor)"
     }
 
-    func makeUniqueID(_ format: LogFormatString, requestLine: String) {
+    func makeUniqueID(_ format: LogFormatString) {
         var log = exchangeLog ?? ExchangeLog(frontend: frontend.name, startedMono: MonotonicClock.milliseconds())
         log.streamID = streamID
-        log.requestLine = requestLine
+        log.requestLine = request.map(Self.requestLine) ?? ""
         let record = TrafficLogRecord(log: log, termination: "--", counts: TrafficLogRecord.Counts(), client: clientAddress,
                                       listener: streams.localSocket ?? context.channel.localAddress, serverAddress: nil,
                                       sourceAddress: nil, frontendName: frontend.name, endMono: MonotonicClock.milliseconds())

@@ -214,7 +214,7 @@ extension HTTPSession {
         let connection: HTTPExchange.ClientConnectionHeader = close ? .close : (exchange.clientVersionMinor == 0 ? .keepAlive : .none)
         var out = H1Serializer.responseHead(head, clientMinor: exchange.clientVersionMinor, connection: connection, dechunk: false,
                                             extraCapacity: answer.body.count, allocator: context.channel.allocator)
-        if !requestIsHEAD { out.writeBytes(answer.body) }
+        if request?.method != "HEAD" { out.writeBytes(answer.body) }
         writeLocal(Array(out.readableBytesView), closes: close)
     }
 
@@ -231,34 +231,5 @@ extension HTTPSession {
 
     var hasAfterResponseRules: Bool {
         !frontend.rules.httpAfterResponse.isEmpty || !((slot?.backend ?? streams.backend)?.rules.httpAfterResponse.isEmpty ?? true)
-    }
-}
-
-extension H1Reader {
-    /// The body buffered so far, without consuming it: its payload (de-chunked) and whether it
-    /// is complete or fills `limit` bytes of buffer. A framing error counts as complete: the
-    /// request goes on and the forwarding path refuses it.
-    func peekBufferedBody(_ framing: BodyFraming, limit: Int, lineLimit: Int) -> (payload: [UInt8], complete: Bool) {
-        guard var copy = buffer else { return ([], framing == .none) }
-        switch framing {
-        case .length(let n):
-            let have = min(n, copy.readableBytes)
-            return (Array(copy.readableBytesView.prefix(min(have, limit))), copy.readableBytes >= min(n, limit))
-        case .chunked:
-            let full = copy.readableBytes >= limit
-            var reader = BodyReader(.chunked, dechunk: true, lineLimit: lineLimit)
-            var payload: [UInt8] = []
-            do {
-                while let slice = try reader.consume(&copy) {
-                    payload.append(contentsOf: slice.readableBytesView)
-                    if reader.isDone { break }
-                }
-            } catch {
-                return (payload, true)
-            }
-            return (payload, reader.isDone || full)
-        default:
-            return ([], true)
-        }
     }
 }

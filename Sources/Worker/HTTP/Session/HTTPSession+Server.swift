@@ -391,7 +391,6 @@ extension HTTPSession: ServerDialerClient {
 
     func nextRequest() {
         request = nil
-        requestFraming = .none
         response = nil
         idleSinceMono = MonotonicClock.milliseconds()
         streamID = runtime.nextStreamID()

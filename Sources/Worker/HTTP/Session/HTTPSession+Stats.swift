@@ -93,7 +93,7 @@ extension HTTPSession {
     /// up to the close for HTTP/1.0 ones. A HEAD request gets the head alone.
     func streamAnswer(_ answer: LocalAnswer, next: @escaping @Sendable () -> String?) {
         guard !exchange.isClosed else { return }
-        if requestIsHEAD {
+        if request?.method == "HEAD" {
             sendAnswer(answer)
             return
         }

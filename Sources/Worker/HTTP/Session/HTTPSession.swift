@@ -40,8 +40,6 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         _read { yield streams.heldRequest }
         _modify { yield &streams.heldRequest }
     }
-    /// How the current request's body is delimited (as received: edits do not change it).
-    var requestFraming = BodyFraming.none
 
     // Server side of the current exchange.
     var connection: ServerConnection?
@@ -489,8 +487,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
     /// Takes the head (consuming: it becomes `request` without a copy once the facts the
     /// exchange needs are read from it).
     func startRequest(_ head: consuming MessageHead) {
-        requestFraming = HeadParser.requestFraming(head)
-        clientIn.expectBody(requestFraming, lineLimit: runtime.bufferSize)
+        clientIn.expectBody(HeadParser.requestFraming(head), lineLimit: runtime.bufferSize)
         response = nil
         let handingOver = runtime.handingOver.load(ordering: .relaxed)
         exchange.requestStarted(
@@ -514,35 +511,6 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         serveRequest()
     }
 
-    /// The statistics page's admin form is read whole, for `timeout http-request`.
-    func statsBodyWait(_ head: MessageHead) -> (milliseconds: Int64, continues: Bool)? {
-        guard statsBodyWanted(head) else { return nil }
-        let timeouts = frontend.settings.timeouts
-        return (timeouts.httpRequest ?? timeouts.client ?? 10_000, true)
-    }
-
-    /// The buffered body is whole, the buffer is full, or `wait-for-body` waited enough.
-    func resumeBufferedRequest() {
-        guard request != nil else { return }
-        if exchange.phase == .bufferingBody { exchange.bodyBuffered() }
-        syncTimer()
-        serveRequest()
-    }
-
-    /// Whether the body being buffered is whole, or fills what the proxy buffers.
-    var bufferedBodyComplete: Bool { peekedBody.complete }
-
-    /// The request body buffered so far (de-chunked), and whether it is complete.
-    var peekedBody: (payload: [UInt8], complete: Bool) {
-        clientIn.peekBufferedBody(requestFraming, limit: headLimit, lineLimit: runtime.bufferSize)
-    }
-
-    /// Whether the request being served is a HEAD (its answers carry no body), wherever its
-    /// head is.
-    var requestIsHEAD: Bool {
-        request?.method == "HEAD"
-    }
-
     /// Rules, routing, then a server for `request`.
     func serveRequest() {
         var chosen = frontend.backend
@@ -550,9 +518,9 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
         let uniqueIDFormat = frontend.settings.logging.uniqueIDFormat
         if frontend.routesRequests {
             streams.beginTransaction()
-            streams.streamBytesIn = Int64(streams.requestByteCount)
+            streams.streamBytesIn = Int64(request?.bytes.readableBytes ?? 0)
             if let format = uniqueIDFormat {
-                makeUniqueID(format, requestLine: streams.requestLineForLog ?? "")
+                makeUniqueID(format)
                 streams.uniqueID = uniqueID
             }
             if frontend.bodyWait != nil { streams.body = peekedBody.payload }
@@ -563,7 +531,7 @@ final class HTTPSession: ChannelInboundHandler, ServerConnectionDelegate, Stoppa
                 chosen = backend
             }
         } else if let format = uniqueIDFormat {
-            makeUniqueID(format, requestLine: request.map(Self.requestLine) ?? "")
+            makeUniqueID(format)
         }
         if let backend = chosen, backend.persists {
             if !frontend.routesRequests { streams.beginTransaction() }
