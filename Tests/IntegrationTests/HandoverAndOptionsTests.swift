@@ -221,7 +221,7 @@ import Glibc
         running.store(false, ordering: .relaxed)
         done.wait()
         #expect(failures.load(ordering: .relaxed) == 0)
-        #expect(new.process.isRunning)
+        #expect(new.isRunning)
     }
 
     @Test func aMissingOldSocketIsFatal() throws {

@@ -25,18 +25,16 @@ import Glibc
             bind 127.0.0.1:\(port)
             http-request return status 200 content-type text/plain string "ok"
         """)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: HaspBinary.path)
-        process.arguments = ["-db", "-f", path]
         // A pipe the test never reads: it fills after 64 KiB of log lines.
-        let stalled = Pipe()
-        process.standardOutput = stalled
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        var stalled: [Int32] = [0, 0]
+        guard pipe(&stalled) == 0 else { throw HarnessError("pipe: \(errno)") }
+        defer { close(stalled[0]) }
+        let child: ChildProcess
+        do {
+            defer { close(stalled[1]) }
+            child = try ChildProcess(HaspBinary.path, ["-db", "-f", path], dir: dir, name: "hasp", stdout: stalled[1])
         }
+        defer { child.stop() }
         try eventually("hasp to listen") { Ports.isAccepting(port) }
         // 3,000 requests log about 300 KB: far past what the pipe holds.
         let client = try RawClient(port: port, timeout: 5)

@@ -48,7 +48,7 @@ struct PeersTests {
             let path = try dir.write("\(name).cfg", PeersTests.config(socket: socket, http: http, haspPeer: ports[2], haproxyPeer: ports[3]))
             let child = try ChildProcess(binary, arguments + ["-L", name, "-f", path], dir: dir, name: name)
             try eventually("\(name) serving") {
-                guard child.process.isRunning else { throw HarnessError("\(name) exited: \(child.stderr)") }
+                guard child.isRunning else { throw HarnessError("\(name) exited: \(child.stderr)") }
                 return FileManager.default.fileExists(atPath: socket) && Ports.isAccepting(http)
             }
             return Node(child: child, socket: socket, http: http)

@@ -1,3 +1,4 @@
+import CHaspSys
 import Foundation
 import Synchronization
 import Testing
@@ -110,66 +111,99 @@ final class TempDir {
     deinit { try? FileManager.default.removeItem(at: url) }
 }
 
-/// A child process started by a test and killed by pid when the test ends.
+/// A child process started by a test and killed by pid when the test ends. Spawned and reaped
+/// here with `posix_spawn` and `waitpid`, not Foundation's `Process`: its `run()` on Linux
+/// over-reads a directory entry while listing `/proc/self/fd` and now and then crashes the
+/// whole test run (swift-corelibs-foundation PR #5472), and its reaper could sit in a blocking
+/// wait on one child while another had long exited.
 final class ChildProcess: @unchecked Sendable {
-    let process = Process()
+    let pid: pid_t
     let stdoutPath: String
     let stderrPath: String
+    private let ending = Mutex<(code: Int32, bySignal: Bool)?>(nil)
 
-    init(_ executable: String, _ arguments: [String], dir: TempDir, name: String = "proc", environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+    /// `stdout`: a descriptor to give the child as its standard output instead of the file.
+    init(_ executable: String, _ arguments: [String], dir: TempDir, name: String = "proc",
+         environment: [String: String] = [:], stdout: Int32? = nil) throws {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
-        process.environment = env
         stdoutPath = dir.path("\(name).out")
         stderrPath = dir.path("\(name).err")
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let stdout {
+            posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_TRUNC, 0)
+        }
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_TRUNC, 0)
+        // Nothing else of the test process (its sockets, other children's pipes) reaches the
+        // child, whether or not it was opened close-on-exec.
+        hasp_spawn_add_closefrom(&actions, 3)
+
+        // Signals as a fresh process has them: none blocked, each with its default action.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var child: pid_t = 0
+        let failed = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        guard failed == 0 else { throw HarnessError("cannot start \(executable): \(String(cString: strerror(failed)))") }
+        pid = child
     }
 
-    var pid: Int32 { process.processIdentifier }
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
     func signal(_ sig: Int32) { kill(pid, sig) }
 
-    /// Waits for exit; returns the termination status (exit code, or signal number for signals).
-    /// The process itself is looked at too (`waitid` with `WNOWAIT`, which leaves it for
-    /// Foundation to reap): Foundation's reaper can sit in a blocking wait on another child of
-    /// the test, and `isRunning` then stays true long after this one ended (CI saw a
-    /// `sigtermStopsAtOnce` time out that way on a loaded machine).
-    func waitExit(timeout: Double = 10) throws -> (code: Int32, bySignal: Bool) {
-        var ended: (code: Int32, bySignal: Bool)?
-        try eventually(timeout: timeout, "process \(pid) to exit") {
-            if !process.isRunning {
-                ended = (process.terminationStatus, process.terminationReason == .uncaughtSignal)
-                return true
-            }
-            var info = siginfo_t()
-            guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid else {
-                return false
-            }
-            // CLD_EXITED: an exit code; CLD_KILLED, CLD_DUMPED: a signal.
-            ended = (info._sifields._sigchld.si_status, info.si_code != CLD_EXITED)
-            return true
+    /// How the process ended, once it has (reaped on the first look that finds it ended).
+    var ended: (code: Int32, bySignal: Bool)? {
+        ending.withLock { ending in
+            if let ending { return ending }
+            var status: Int32 = 0
+            guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+            // WIFEXITED: the low seven bits are zero; the code is in the next byte. Otherwise
+            // the low seven bits are the signal.
+            let signal = status & 0x7f
+            ending = signal == 0 ? ((status >> 8) & 0xff, false) : (signal, true)
+            return ending
         }
-        return ended!
     }
 
-    /// Kills the process and waits (boundedly) for Foundation to reap it. Its reaper can sit in
-    /// a blocking wait on another child of the test, whichever it picked; an unbounded wait
-    /// here then never ends if that child is only stopped after this one. A killed process has
-    /// released its sockets already, so a late reap costs nothing.
+    var isRunning: Bool { ended == nil }
+
+    /// Waits for exit; returns the termination status (exit code, or signal number for signals).
+    func waitExit(timeout: Double = 10) throws -> (code: Int32, bySignal: Bool) {
+        var result: (code: Int32, bySignal: Bool)?
+        try eventually(timeout: timeout, "process \(pid) to exit") {
+            result = ended
+            return result != nil
+        }
+        return result!
+    }
+
+    /// Kills the process and reaps it (boundedly: a killed process has released its sockets
+    /// already, and one that is not reaped yet is reaped at the next look).
     func stop() {
-        guard process.isRunning else { return }
+        guard isRunning else { return }
         kill(pid, SIGKILL)
         let deadline = Date().addingTimeInterval(2)
-        while process.isRunning, Date() < deadline { usleep(5_000) }
+        while isRunning, Date() < deadline { usleep(2_000) }
     }
 
     deinit { stop() }
@@ -192,7 +226,7 @@ final class Hasp {
         child = try ChildProcess(binary, arguments + ["-f", configPath], dir: dir, name: "hasp", environment: environment)
         for port in ports {
             try eventually("hasp to listen on \(port)") {
-                guard child.process.isRunning else { throw HarnessError("hasp exited early: \(child.stderr)") }
+                guard child.isRunning else { throw HarnessError("hasp exited early: \(child.stderr)") }
                 return Ports.isAccepting(port)
             }
         }
@@ -216,8 +250,6 @@ func copyExecutable(_ source: String, to destination: String) throws {
 func run(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
     let dir = try TempDir()
     let child = try ChildProcess(executable, arguments, dir: dir, name: "cmd")
-    // (The status `waitExit` saw: Foundation may not have reaped the process yet, and its
-    // `terminationStatus` traps until it has.)
     let status = try child.waitExit(timeout: timeout).code
     return (status, child.stdout, child.stderr)
 }
