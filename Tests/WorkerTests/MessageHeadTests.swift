@@ -135,6 +135,32 @@ import Testing
         #expect(head.allValues(lowercasedName: "x-add") == ["two words"])
     }
 
+    /// Lines rules add are kept as the bytes they go out as: written in the order they came,
+    /// framing and hop-by-hop ones left out, replaced and removed by name, found by name (also
+    /// when another added name shares its bit in the name mask: `X-Client-IP`, `X-Remove-Me`).
+    @Test func addedLinesKeepTheirOrderAndLeaveOutWhatIsNeverForwarded() throws {
+        var head = try request("GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
+        head.addHeader("X-Client-IP", "10.0.0.1")
+        head.addHeader("X-Tier", "gold")
+        #expect(serialized(head) == "GET /p HTTP/1.1\r\nHost: h\r\nX-Client-IP: 10.0.0.1\r\nX-Tier: gold\r\n\r\n")
+        #expect(head.value(named: "x-remove-me") == nil && !head.hasHeader(named: "X-Remove-Me"))
+        #expect(head.value(named: "x-client-ip") == "10.0.0.1" && head.hasHeader(named: "X-TIER"))
+
+        head.addHeader("Connection", "close")
+        head.addHeader("Content-Length", "9")
+        head.addHeader("X-Tier", "silver")
+        #expect(head.allValues(lowercasedName: "x-tier") == ["gold", "silver"])
+        #expect(serialized(head) == "GET /p HTTP/1.1\r\nHost: h\r\nX-Client-IP: 10.0.0.1\r\nX-Tier: gold\r\nX-Tier: silver\r\n\r\n")
+
+        head.setHeader("x-tier", "bronze")
+        head.removeHeader("X-CLIENT-IP")
+        #expect(head.values(named: "X-Tier") == ["bronze"] && !head.hasHeader(named: "x-client-ip"))
+        #expect(serialized(head) == "GET /p HTTP/1.1\r\nHost: h\r\nx-tier: bronze\r\n\r\n")
+        // Turned into an owned list, the added lines come along in order.
+        head.replaceHeaderValues("host") { $0 + "2" }
+        #expect(head.headerFields.map { "\($0.name)=\($0.value)" } == ["Host=h2", "Connection=close", "Content-Length=9", "x-tier=bronze"])
+    }
+
     @Test func removingAnAbsentHeaderLeavesTheHeadUntouched() throws {
         var head = try request(Self.original)
         head.removeHeader("absent")

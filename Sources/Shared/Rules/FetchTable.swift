@@ -102,7 +102,8 @@ public enum FetchTable {
     static func header(_ occurrence: Int64?, split: Bool, lines: [String], all: Bool) -> FetchResult {
         if lines.isEmpty { return .none }
         // The common case: one line, one value.
-        if occurrence == nil || occurrence == 0, lines.count == 1, !split || !lines[0].utf8.contains(UInt8(ascii: ",")) {
+        if occurrence == nil || occurrence == 0, lines.count == 1,
+           !split || !lines[0].withBytesInPlace({ $0.contains(UInt8(ascii: ",")) }) {
             return .one(.string(lines[0]))
         }
         var values: [String] = []
@@ -457,15 +458,25 @@ public enum URLParts {
 
     public static func path(_ target: String) -> Substring? {
         guard let pq = pathAndQuery(target) else { return nil }
-        let u = pq.utf8
-        guard let q = u.firstIndex(of: UInt8(ascii: "?")) else { return pq }
+        guard let q = questionMark(in: pq.utf8) else { return pq }
         return pq[pq.startIndex..<q]
     }
 
     public static func query(_ target: String) -> Substring? {
         let u = target.utf8
-        guard let q = u.firstIndex(of: UInt8(ascii: "?")) else { return nil }
+        guard let q = questionMark(in: Substring(target).utf8) else { return nil }
         return target[u.index(after: q)...]
+    }
+
+    /// The first `?`, found in the contiguous bytes where the string has them: the generic
+    /// `firstIndex(of:)` steps through the view an index at a time, on every request that
+    /// reads a path.
+    @inline(__always)
+    static func questionMark(in u: Substring.UTF8View) -> String.Index? {
+        if let offset = u.withContiguousStorageIfAvailable({ $0.firstIndex(of: UInt8(ascii: "?")) ?? -1 }) {
+            return offset < 0 ? nil : u.index(u.startIndex, offsetBy: offset)
+        }
+        return u.firstIndex(of: UInt8(ascii: "?"))
     }
 
     /// The values of `name` (every parameter without a name) in a query string.

@@ -298,14 +298,23 @@ extension String {
     public var asciiLowercased: String { asciiCase(lower: true) }
     public var asciiUppercased: String { asciiCase(lower: false) }
 
+    /// The string's UTF-8 bytes to `body`, read in place where the string has them contiguous
+    /// (native and small strings do). `withUTF8` needs a mutable copy to call: a retain and a
+    /// release of the storage, on paths rules take for every request.
+    @inlinable @inline(__always)
+    public func withBytesInPlace<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = self
+        return copy.withUTF8(body)
+    }
+
     private func asciiCase(lower: Bool) -> String {
         let low: UInt8 = lower ? 65 : 97
-        var copy = self
         // One pass over contiguous bytes to see whether anything changes (most names and
         // hosts are already lowercase), a second only when something does.
-        let changes = copy.withUTF8 { bytes in bytes.contains { $0 &- low < 26 } }
+        let changes = withBytesInPlace { bytes in bytes.contains { $0 &- low < 26 } }
         guard changes else { return self }
-        return copy.withUTF8 { bytes in
+        return withBytesInPlace { bytes in
             String(unsafeUninitializedCapacity: bytes.count) { out in
                 for i in 0..<bytes.count { let c = bytes[i]; out[i] = c &- low < 26 ? c ^ 0x20 : c }
                 return bytes.count

@@ -154,13 +154,15 @@ enum H1Serializer {
                 out.writeStaticString(crlf)
             }
         }
-        // Lines rules added: framing stays the parser's, hop-by-hop headers stay out. (Read by
-        // index: a for-in loop copies each field, a retain and a release per string.)
-        for i in head.addedFields.indices {
-            let kind = head.addedFields[i].kind
-            if kind.isHopByHop && !(keepUpgrade && kind == .upgrade) { continue }
-            if kind == .contentLength || kind == .transferEncoding { continue }
-            writeLine(head.addedFields[i].name, head.addedFields[i].value, into: &out)
+        // Lines rules added: framing stays the parser's, hop-by-hop headers stay out. Most
+        // added lines are neither, and go out in one copy.
+        if head.added.isEmpty { return }
+        if !head.added.holdsFilteredKind {
+            head.added.writeAll(into: &out)
+            return
+        }
+        head.added.write(into: &out) { kind in
+            !(kind.isHopByHop && !(keepUpgrade && kind == .upgrade)) && kind != .contentLength && kind != .transferEncoding
         }
     }
 

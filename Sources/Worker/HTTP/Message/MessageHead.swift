@@ -119,7 +119,8 @@ struct MessageHead {
                 return nil
             }
         }
-        return raw ?? addedFields.first { $0.hasName(name) }?.value
+        if raw != nil || added.isEmpty { return raw }
+        return name.withBytesInPlace { added.firstValue(named: $0) }
     }
 
     /// The value of every line of a header, in order; `name` must be lowercase. Only the
@@ -140,9 +141,8 @@ struct MessageHead {
                 }
             }
         }
-        if !addedFields.isEmpty {
-            let length = name.utf8.count
-            for f in addedFields where f.name.utf8.count == length && f.hasName(name) { out.append(Self.trimmed(f.value)) }
+        if !added.isEmpty {
+            out.append(contentsOf: name.withBytesInPlace { added.trimmedValues(named: $0) })
         }
         return out
     }
@@ -161,7 +161,7 @@ struct MessageHead {
                 return false
             }
         }
-        return raw || addedFields.contains { $0.hasName(name) }
+        return raw || (!added.isEmpty && name.withBytesInPlace { added.contains(named: $0) })
     }
 
     /// Offers the bytes of each value of a header (`split`: each comma-separated part, blanks
@@ -196,12 +196,10 @@ struct MessageHead {
             }
             if found { return true }
         }
-        if addedFields.isEmpty { return false }
-        for f in addedFields where f.name.utf8.count == w.count && Self.hasName(f, w) {
-            var value = Self.trimmed(f.value)
-            if value.withUTF8({ Self.offer($0, split: split, body) }) { return true }
+        if added.isEmpty { return false }
+        return added.mayContain(named: w) && added.firstLine { p, line in
+            AddedLines.isNamed(p, line, w) && Self.offer(AddedLines.trimmedValue(p, line), split: split, body)
         }
-        return false
     }
 
     /// Whether an owned line is called `w` (ASCII letters without regard to case).
@@ -219,16 +217,11 @@ struct MessageHead {
     private(set) var parsedNameMask: UInt64 = 0
     private(set) var parsedNameMaskReady = false
 
-    @inline(__always)
-    private static func nameBit(first: UInt8, length: Int) -> UInt64 {
-        1 << UInt64((Int(first | 0x20) &+ length &* 7) & 63)
-    }
-
     /// False when no parsed line can be called `name`.
     private mutating func mayHaveParsedLine(named name: UnsafeBufferPointer<UInt8>) -> Bool {
         buildParsedNameMask()
         guard let first = name.first else { return true }
-        return parsedNameMask & Self.nameBit(first: first, length: name.count) != 0
+        return parsedNameMask & AddedLines.nameBit(first: first, length: name.count) != 0
     }
 
     private mutating func buildParsedNameMask() {
@@ -236,7 +229,7 @@ struct MessageHead {
         var mask: UInt64 = 0
         let fields = self.fields
         bytes.withUnsafeReadableBytes { p in
-            for f in fields where f.nameEnd > f.nameStart { mask |= Self.nameBit(first: p[f.nameStart], length: f.nameEnd - f.nameStart) }
+            for f in fields where f.nameEnd > f.nameStart { mask |= AddedLines.nameBit(first: p[f.nameStart], length: f.nameEnd - f.nameStart) }
         }
         parsedNameMask = mask
         parsedNameMaskReady = true
@@ -281,12 +274,12 @@ struct MessageHead {
     /// Parsed lines removed by an edit (bit i: `fields[i]`).
     private(set) var removedMask: UInt64 = 0
     /// Lines added by edits, after the parsed ones.
-    private(set) var addedFields: [HTTPField] = []
+    private(set) var added = AddedLines()
     /// The header lines once an edit needed them all as an owned list; nil while the parsed
     /// lines (and the overlay) stand.
     private(set) var editedFields: [HTTPField]?
 
-    var isEdited: Bool { editedFields != nil || removedMask != 0 || !addedFields.isEmpty }
+    var isEdited: Bool { editedFields != nil || removedMask != 0 || !added.isEmpty }
 
     @inline(__always) func isRemoved(_ index: Int) -> Bool { index < 64 && removedMask & (1 << UInt64(index)) != 0 }
 
@@ -294,9 +287,9 @@ struct MessageHead {
     var headerFields: [HTTPField] {
         if let editedFields { return editedFields }
         var list: [HTTPField] = []
-        list.reserveCapacity(fields.count + addedFields.count)
+        list.reserveCapacity(fields.count + 4)
         for (i, f) in fields.enumerated() where !isRemoved(i) { list.append(HTTPField(name: name(f), value: value(f), kind: f.kind)) }
-        list.append(contentsOf: addedFields)
+        if !added.isEmpty { list.append(contentsOf: added.fields) }
         return list
     }
 
@@ -313,7 +306,7 @@ struct MessageHead {
         change(&list)
         editedFields = list
         removedMask = 0
-        addedFields = []
+        added = AddedLines()
     }
 
     /// Marks every parsed line named `name` removed; false when that needs the owned list
@@ -344,7 +337,7 @@ struct MessageHead {
         if editedFields != nil {
             editedFields!.append(HTTPField(name: name, value: value))
         } else {
-            appendAdded(HTTPField(name: name, value: value))
+            appendAdded(name, value)
         }
     }
 
@@ -352,8 +345,8 @@ struct MessageHead {
     mutating func setHeader(_ name: String, _ value: String) {
         guard Self.isSafeValue(value) else { return }
         if editedFields == nil, removeRaw(name) {
-            if hasAddedLine(named: name) { addedFields.removeAll { $0.hasName(name) } }
-            appendAdded(HTTPField(name: name, value: value))
+            removeAdded(named: name)
+            appendAdded(name, value)
             return
         }
         edit { list in
@@ -371,23 +364,20 @@ struct MessageHead {
         return String(Substring(value).trimmingBlanks())
     }
 
-    /// Whether a line added by an edit is named `name`. (By index: `contains(where:)` copies
-    /// each field, a retain and a release of its name and value.)
-    private func hasAddedLine(named name: String) -> Bool {
-        for i in addedFields.indices where HTTPField.sameName(addedFields[i].name, name) { return true }
-        return false
+    /// Drops the added lines called `name`.
+    private mutating func removeAdded(named name: String) {
+        guard !added.isEmpty else { return }
+        name.withBytesInPlace { added.removeAll(named: $0) }
     }
 
-    /// Rules that add one header often add a few: room for them at the first.
-    private mutating func appendAdded(_ field: HTTPField) {
-        if addedFields.isEmpty { addedFields.reserveCapacity(4) }
-        addedFields.append(field)
+    private mutating func appendAdded(_ name: String, _ value: String) {
+        name.withBytesInPlace { n in value.withBytesInPlace { v in added.append(name: n, value: v) } }
     }
 
     /// Removes every line of a header (`del-header`).
     mutating func removeHeader(_ name: String) {
         if editedFields == nil, removeRaw(name) {
-            if hasAddedLine(named: name) { addedFields.removeAll { $0.hasName(name) } }
+            removeAdded(named: name)
             return
         }
         guard contains(name) else { return }
