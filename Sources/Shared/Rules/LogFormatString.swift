@@ -109,6 +109,22 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
     public init(literal: String) {
         segments = literal.isEmpty ? [] : [.literal(literal)]
         source = literal
+        (fixed, soleSample) = Self.shortcuts(segments)
+    }
+
+    /// The common forms of a rule argument, kept apart so that evaluating one reads a stored
+    /// property instead of copying a segment (and its references) out of the list: the text
+    /// of a constant, or the one unquoted sample (`%[src]`).
+    private let fixed: String?
+    private let soleSample: SampleExpression?
+
+    private static func shortcuts(_ segments: [Segment]) -> (String?, SampleExpression?) {
+        guard segments.count == 1 else { return (segments.isEmpty ? "" : nil, nil) }
+        switch segments[0] {
+        case .literal(let s): return (s, nil)
+        case .sample(let expression, let options) where !options.contains(.quote): return (nil, expression)
+        default: return (nil, nil)
+        }
     }
 
     public struct Failure: Error, Sendable {
@@ -214,6 +230,7 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
     init(segments: [Segment], source: String) {
         self.segments = segments
         self.source = source
+        (fixed, soleSample) = Self.shortcuts(segments)
     }
 
     /// Every sample expression used (for the stage check).
@@ -229,15 +246,9 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
     // MARK: - Rule arguments
 
     public func evaluate(_ context: SampleContext) -> String {
-        if segments.count == 1 {
-            // The common forms: a constant, or one sample (`%[src]`), without building a string.
-            switch segments[0] {
-            case .literal(let s): return s
-            case .sample(let expression, let options) where !options.contains(.quote):
-                return expression.evaluate(context)?.asString ?? ""
-            default: break
-            }
-        }
+        // The common forms: a constant, or one sample, without building a string.
+        if let fixed { return fixed }
+        if let soleSample { return soleSample.evaluate(context)?.asString ?? "" }
         var out = ""
         for segment in segments {
             switch segment {

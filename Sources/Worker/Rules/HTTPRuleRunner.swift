@@ -111,58 +111,69 @@ enum HTTPRuleRunner {
         return answer
     }
 
-    /// `errorFiles` are the proxy's pages for deny/tarpit/auth; `defaultRealm` is what `auth` without a realm names (the proxy).
+    /// What the first look at a rule did: its condition failed, it was one of the common
+    /// actions and is done, or its action is for the general switch.
+    private enum CommonStep { case skipped, done, other }
+
+    /// `errorFiles` are the proxy's pages for deny/tarpit/auth; `defaultRealm` is what `auth`
+    /// without a realm names (the proxy). Both are read only when a rule answers: passed as
+    /// values, they cost a retain and a release each on every run.
     static func run(_ rules: [HTTPRule], from start: Int = 0, stage: RuleStage, context c: StreamContext,
-                    errorFiles: [Int: [UInt8]], defaultRealm: String) -> Outcome {
+                    errorFiles: @autoclosure () -> [Int: [UInt8]], defaultRealm: @autoclosure () -> String) -> Outcome {
         let wasResponse = c.readsResponse
         c.readsResponse = stage == .httpResponse || stage == .httpAfterResponse
         defer { c.readsResponse = wasResponse }
+        let response = stage != .httpRequest
         var index = start
         while index < rules.count {
-            let rule = rules[index]
+            // The condition and the common actions run on the rule as a reference the array
+            // keeps alive, not counted: a counted one costs a retain and a release of the rule
+            // and of each of its values read, for every rule of every request.
+            let unmanaged = rules.withUnsafeBufferPointer { Unmanaged.passUnretained($0[index]) }
             index += 1
-            if let condition = rule.condition, !condition.matches(c) { continue }
-            switch rule.common {
-            case .setHeader:
-                c.editHeader(.set, rule.headerName, rule.valueFormat!.evaluate(c), response: stage != .httpRequest)
-                continue
-            case .addHeader:
-                c.editHeader(.add, rule.headerName, rule.valueFormat!.evaluate(c), response: stage != .httpRequest)
-                continue
-            case .deleteHeader:
-                c.editHeader(.remove, rule.headerName, "", response: stage != .httpRequest)
-                continue
-            case .setVariable:
-                if let v = rule.expression!.evaluate(c) { c.setVariable(rule.variable!, v) }
-                continue
-            case .other:
-                break
+            let step = unmanaged._withUnsafeGuaranteedRef { rule -> CommonStep in
+                if let condition = rule.condition, !condition.matches(c) { return .skipped }
+                switch rule.common {
+                case .setHeader:
+                    c.editHeader(.set, rule.headerName, rule.valueFormat!.evaluate(c), response: response)
+                case .addHeader:
+                    c.editHeader(.add, rule.headerName, rule.valueFormat!.evaluate(c), response: response)
+                case .deleteHeader:
+                    c.editHeader(.remove, rule.headerName, "", response: response)
+                case .setVariable:
+                    if let v = rule.expression!.evaluate(c) { c.setVariable(rule.variable!, v) }
+                case .other:
+                    return .other
+                }
+                return .done
             }
+            if step != .other { continue }
+            let rule = rules[index - 1]
             switch rule.action {
             case .allow:
                 return .proceed
             case .deny(let reply):
                 var answer = reply.body.isErrorPage
-                    ? LocalAnswer.errorPage(reply.status, errorFiles: errorFiles, cause: ("P", stage == .httpRequest ? "R" : "H"))
+                    ? LocalAnswer.errorPage(reply.status, errorFiles: errorFiles(), cause: ("P", stage == .httpRequest ? "R" : "H"))
                     : build(reply, context: c, cause: ("P", stage == .httpRequest ? "R" : "H"))
                 answer.denied = true
                 return .answer(answer)
             case .tarpit(let reply):
                 var answer = reply.body.isErrorPage
-                    ? LocalAnswer.errorPage(reply.status, errorFiles: errorFiles, cause: ("P", "T"))
+                    ? LocalAnswer.errorPage(reply.status, errorFiles: errorFiles(), cause: ("P", "T"))
                     : build(reply, context: c, cause: ("P", "T"))
                 answer.denied = true
                 return .tarpit(answer)
             case .reject:
                 return .reject
             case .auth(let realm):
-                return .answer(authChallenge(realm: realm ?? defaultRealm, errorFiles: errorFiles))
+                return .answer(authChallenge(realm: realm ?? defaultRealm(), errorFiles: errorFiles()))
             case .redirect(let redirect):
                 guard let answer = redirectAnswer(redirect, context: c) else { continue }
                 return .answer(answer)
             case .reply(let reply):
                 if reply.body.isErrorPage {
-                    return .answer(LocalAnswer.errorPage(reply.status, errorFiles: errorFiles, cause: ("L", "R")))
+                    return .answer(LocalAnswer.errorPage(reply.status, errorFiles: errorFiles(), cause: ("L", "R")))
                 }
                 return .answer(build(reply, context: c, cause: ("L", "R")))
             case .setHeader(let name, let format):

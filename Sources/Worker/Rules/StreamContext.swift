@@ -322,18 +322,29 @@ final class StreamContext: SampleContext {
     }
 
     private func keepPathBytes() {
-        guard var path = requestPath else {
+        // The origin form (`/p?q`, and `*`) has its path at the start of the target: it is
+        // copied from the head's bytes, without a target and a path string made and kept
+        // (and retained and released on the way) for every request.
+        let originForm = storedRequest?.target.utf8.withContiguousStorageIfAvailable { target -> Bool in
+            guard let first = target.first, first == UInt8(ascii: "/") || first == UInt8(ascii: "*") else { return false }
+            keepPath(UnsafeBufferPointer(rebasing: target[..<(target.firstIndex(of: UInt8(ascii: "?")) ?? target.count)]))
+            return true
+        }
+        if originForm == true { return }
+        guard let path = requestPath else {
             pathLength = -2
             return
         }
-        path.withUTF8 { bytes in
-            if bytes.count > pathBytes.count {
-                pathBytes.deallocate()
-                pathBytes = .allocate(capacity: max(bytes.count, 64))
-            }
-            if let from = bytes.baseAddress { pathBytes.baseAddress!.update(from: from, count: bytes.count) }
-            pathLength = bytes.count
+        path.withBytesInPlace { keepPath($0) }
+    }
+
+    private func keepPath(_ bytes: UnsafeBufferPointer<UInt8>) {
+        if bytes.count > pathBytes.count {
+            pathBytes.deallocate()
+            pathBytes = .allocate(capacity: max(bytes.count, 64))
         }
+        if let from = bytes.baseAddress { pathBytes.baseAddress!.update(from: from, count: bytes.count) }
+        pathLength = bytes.count
     }
 
     deinit {

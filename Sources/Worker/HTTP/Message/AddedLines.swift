@@ -32,14 +32,21 @@ struct AddedLines {
 
     /// Appends `name: value` CRLF.
     mutating func append(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        let length = name.count + value.count + 4
         // Rules that add one line often add a few: room for them at the first.
-        bytes.reserveCapacity(max(bytes.isEmpty ? 128 : 0, bytes.count + name.count + value.count + 4))
-        bytes.append(contentsOf: name)
-        bytes.append(UInt8(ascii: ":"))
-        bytes.append(UInt8(ascii: " "))
-        bytes.append(contentsOf: value)
-        bytes.append(13)
-        bytes.append(10)
+        if bytes.isEmpty { bytes.reserveCapacity(max(128, length)) }
+        // The line is put together on the stack and appended in one piece: each append to an
+        // array checks its capacity and uniqueness again.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { line in
+            let base = line.baseAddress!
+            if name.count > 0 { base.update(from: name.baseAddress!, count: name.count) }
+            base[name.count] = UInt8(ascii: ":")
+            base[name.count + 1] = UInt8(ascii: " ")
+            if value.count > 0 { (base + name.count + 2).update(from: value.baseAddress!, count: value.count) }
+            base[length - 2] = 13
+            base[length - 1] = 10
+            bytes.append(contentsOf: UnsafeBufferPointer(line))
+        }
         if Self.isFiltered(HeaderKind.classify(UnsafeRawBufferPointer(name), 0, name.count)) { holdsFilteredKind = true }
         if let first = name.first { nameMask |= Self.nameBit(first: first, length: name.count) }
     }
