@@ -137,6 +137,33 @@ import Testing
         #expect(!forwarded.lowercased().contains("\r\nx-a:") && !forwarded.lowercased().contains("\r\nx-b:"), "\(forwarded)")
     }
 
+    /// `hdr`, `req.hdr` and `req.fhdr` read the request's values in place: the last value for a
+    /// sample, every value (each through the converters) for an ACL, lines rules added included,
+    /// and an occurrence from the list as before.
+    @Test func headerFetchesReadInPlaceGiveTheFetchValues() throws {
+        let proxy = try EmbeddedProxy(BodyBufferingTests.config("""
+            acl has_b hdr(x-list),upper -m str B
+            acl has_whole req.fhdr(x-list) -m str "a, B ,"
+            acl added_seen hdr(x-added) -m str two
+            http-request add-header X-Added "one, two"
+            http-request set-header R-Last %[hdr(x-list)]
+            http-request set-header R-Last-Line %[req.fhdr(x-list)]
+            http-request set-header R-Second %[hdr(x-list,2)]
+            http-request set-header R-Host %[hdr(host),lower]
+            http-request set-header R-Absent "<%[hdr(x-absent)]>"
+            http-request set-header R-Has-B yes if has_b
+            http-request set-header R-Whole yes if has_whole
+            http-request set-header R-Added yes if added_seen
+        """))
+        let client = try proxy.client()
+        try client.send("GET /p HTTP/1.1\r\nHost: H1\r\nX-List: a, B ,\r\nx-list:  c \r\n\r\n")
+        let forwarded = try proxy.server.written().lowercased()
+        for line in ["r-last: c", "r-last-line: c", "r-second: b", "r-host: h1", "r-absent: <>", "r-has-b: yes", "r-whole: yes",
+                     "r-added: yes"] {
+            #expect(forwarded.contains("\r\n\(line)\r\n"), "\(line) in \(forwarded)")
+        }
+    }
+
     /// Path ACLs read the path's bytes kept for the request: they see a path set by an earlier
     /// rule, a path longer than the first room made for it, and the next request's own path.
     @Test func pathACLsSeeThePathTheRulesLeft() throws {

@@ -141,7 +141,27 @@ public enum FetchTable {
                 let values = c.requestHeaderLines.map { SampleValue.string($0.value) }
                 return values.isEmpty ? .none : (all ? .many(values) : .one(values[values.count - 1]))
             }
-            return header(a.count > 1 ? a[1].int : nil, split: split, lines: c.headerValues(name, response: false), all: all)
+            let occurrence = a.count > 1 ? a[1].int : nil
+            if occurrence == nil || occurrence == 0 {
+                // Read in place where the context can: a string per value and a list only for
+                // a header with several (`hdr(host)` is one value, asked on every request).
+                var last: String?
+                var every: [SampleValue] = []
+                let readInPlace = name.withBytesInPlace { w in
+                    c.anyRequestHeaderValue(named: w, split: split) { value in
+                        if all, let last { every.append(.string(last)) }
+                        last = String(decoding: value, as: UTF8.self)
+                        return false
+                    }
+                }
+                if readInPlace != nil {
+                    guard let last else { return .none }
+                    if every.isEmpty { return .one(.string(last)) }
+                    every.append(.string(last))
+                    return .many(every)
+                }
+            }
+            return header(occurrence, split: split, lines: c.headerValues(name, response: false), all: all)
         }
     }
 

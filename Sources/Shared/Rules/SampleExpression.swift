@@ -63,7 +63,11 @@ public final class SampleExpression: Sendable, CustomStringConvertible {
         self.converters = converters
         self.source = source
         uncountedConverters = ContiguousArray(converters.map { .passUnretained($0) })
+        uncountedFetch = .passUnretained(fetch)
     }
+
+    /// `fetch` referenced without counting (`fetch` keeps it alive).
+    private let uncountedFetch: Unmanaged<FetchDefinition>
 
     /// `converters` referenced without counting (`converters` keeps them alive): a loop over
     /// the array copies each call out, a retain and a release per converter and request.
@@ -76,8 +80,8 @@ public final class SampleExpression: Sendable, CustomStringConvertible {
 
     /// The single value of the expression (the last occurrence of a multi-valued fetch).
     public func evaluate(_ context: SampleContext) -> SampleValue? {
-        guard let value = fetch.evaluate(context, arguments, false).last else { return nil }
-        if converters.isEmpty { return value }
+        guard let value = uncountedFetch._withUnsafeGuaranteedRef({ $0.evaluate(context, arguments, false) }).last else { return nil }
+        if uncountedConverters.isEmpty { return value }
         return convert(value, context)
     }
 
@@ -87,8 +91,10 @@ public final class SampleExpression: Sendable, CustomStringConvertible {
         return uncountedConverters.withUnsafeBufferPointer { calls -> SampleValue? in
             for call in calls {
                 guard let output = call._withUnsafeGuaranteedRef({ call -> SampleValue? in
-                    guard let input = value.cast(to: call.definition.input) else { return nil }
-                    return call.definition.apply(input, call.arguments, context)
+                    call.uncountedDefinition._withUnsafeGuaranteedRef { definition -> SampleValue? in
+                        guard let input = value.cast(to: definition.input) else { return nil }
+                        return definition.apply(input, call.arguments, context)
+                    }
                 }) else { return nil }
                 value = output
             }
@@ -125,7 +131,11 @@ public final class ConverterCall: Sendable {
     init(definition: ConverterDefinition, arguments: [SampleArgument]) {
         self.definition = definition
         self.arguments = arguments
+        uncountedDefinition = .passUnretained(definition)
     }
+
+    /// `definition` referenced without counting (`definition` keeps it alive).
+    let uncountedDefinition: Unmanaged<ConverterDefinition>
 }
 
 /// A fetch: name, arguments, output type, what it reads, and what it does.

@@ -82,7 +82,7 @@ final class StreamContext: SampleContext {
         guard storedRequest != nil else { return }
         body(&storedRequest!)
         requestLines = nil
-        if let name { forgetValues(of: name) } else { requestValues.removeAll(keepingCapacity: true) }
+        if let name { forgetValues(of: name) } else { requestValues.removeAllKeepingStorage() }
     }
 
     /// The cached values of the header `name` are stale.
@@ -164,7 +164,7 @@ final class StreamContext: SampleContext {
         streamBytesOut = 0
         streamStatus = nil
         if !pendingStickStores.isEmpty { pendingStickStores.removeAll() }
-        transactionVariables.removeAll(keepingCapacity: true)
+        if !transactionVariables.isEmpty { transactionVariables.removeAllKeepingStorage() }
         transactionBytes = 0
         timeoutOverride = nil
         requestCaptures = []
@@ -188,7 +188,7 @@ final class StreamContext: SampleContext {
         method = nil
         path = nil
         pathLength = -1
-        if !requestValues.isEmpty { requestValues.removeAll(keepingCapacity: true) }
+        if !requestValues.isEmpty { requestValues.removeAllKeepingStorage() }
     }
 
     // MARK: - Stick tables

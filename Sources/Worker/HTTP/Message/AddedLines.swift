@@ -48,20 +48,21 @@ struct AddedLines {
             bytes.append(contentsOf: UnsafeBufferPointer(line))
         }
         if Self.isFiltered(HeaderKind.classify(UnsafeRawBufferPointer(name), 0, name.count)) { holdsFilteredKind = true }
-        if let first = name.first { nameMask |= Self.nameBit(first: first, length: name.count) }
+        nameMask |= Self.nameBit(name)
     }
 
-    /// A name's bit in a mask of names: its first letter (either case) and its length.
+    /// A name's bit in a mask of names: from its first and last letters (either case) and its
+    /// length (the first letter and the length alone often agree: `X-Client-IP`, `X-Remove-Me`).
     @inline(__always)
-    static func nameBit(first: UInt8, length: Int) -> UInt64 {
-        1 << UInt64((Int(first | 0x20) &+ length &* 7) & 63)
+    static func nameBit(_ name: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        guard let first = name.first, let last = name.last else { return 1 }
+        return 1 << UInt64((Int(first | 0x20) &+ Int(last | 0x20) &* 5 &+ name.count &* 7) & 63)
     }
 
     /// False when no line can be called `w`.
     @inline(__always)
     func mayContain(named w: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let first = w.first else { return !bytes.isEmpty }
-        return nameMask & Self.nameBit(first: first, length: w.count) != 0
+        nameMask & Self.nameBit(w) != 0
     }
 
     /// Kinds a proxy never forwards from an added line: framing stays the parser's, hop-by-hop

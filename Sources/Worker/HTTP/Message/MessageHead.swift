@@ -142,7 +142,9 @@ struct MessageHead {
             }
         }
         if !added.isEmpty {
-            out.append(contentsOf: name.withBytesInPlace { added.trimmedValues(named: $0) })
+            name.withBytesInPlace { w in
+                if added.mayContain(named: w) { out.append(contentsOf: added.trimmedValues(named: w)) }
+            }
         }
         return out
     }
@@ -211,7 +213,7 @@ struct MessageHead {
         return HTTPField.sameName(field.name, String(decoding: w, as: UTF8.self))
     }
 
-    /// For each parsed line, a bit of its name (first byte, length): a name whose bit is clear
+    /// For each parsed line, a bit of its name (`AddedLines.nameBit`): a name whose bit is clear
     /// has no parsed line, which answers most lookups of absent headers without a scan. Made
     /// at the first lookup (the plain forwarding path never asks).
     private(set) var parsedNameMask: UInt64 = 0
@@ -220,8 +222,7 @@ struct MessageHead {
     /// False when no parsed line can be called `name`.
     private mutating func mayHaveParsedLine(named name: UnsafeBufferPointer<UInt8>) -> Bool {
         buildParsedNameMask()
-        guard let first = name.first else { return true }
-        return parsedNameMask & AddedLines.nameBit(first: first, length: name.count) != 0
+        return parsedNameMask & AddedLines.nameBit(name) != 0
     }
 
     private mutating func buildParsedNameMask() {
@@ -229,7 +230,8 @@ struct MessageHead {
         var mask: UInt64 = 0
         let fields = self.fields
         bytes.withUnsafeReadableBytes { p in
-            for f in fields where f.nameEnd > f.nameStart { mask |= AddedLines.nameBit(first: p[f.nameStart], length: f.nameEnd - f.nameStart) }
+            let bytes = p.bindMemory(to: UInt8.self)
+            for f in fields { mask |= AddedLines.nameBit(UnsafeBufferPointer(rebasing: bytes[f.nameStart..<f.nameEnd])) }
         }
         parsedNameMask = mask
         parsedNameMaskReady = true
