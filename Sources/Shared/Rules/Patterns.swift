@@ -312,13 +312,19 @@ public final class CompiledPatterns: AtomicReference, Sendable {
     static func bytes(_ text: UnsafeBufferPointer<UInt8>, havePrefix p: [UInt8]) -> Bool {
         let n = p.count
         guard n <= text.count else { return false }
-        return n == 0 || p.withUnsafeBufferPointer { memcmp(text.baseAddress!, $0.baseAddress!, n) == 0 }
+        // The first byte tells most patterns apart without a call to `memcmp`.
+        guard let first = p.first else { return true }
+        guard text[0] == first else { return false }
+        return p.withUnsafeBufferPointer { memcmp(text.baseAddress!, $0.baseAddress!, n) == 0 }
     }
 
     static func bytes(_ text: UnsafeBufferPointer<UInt8>, haveSuffix p: [UInt8]) -> Bool {
         let n = p.count, m = text.count
         guard n <= m else { return false }
-        return n == 0 || p.withUnsafeBufferPointer { memcmp(text.baseAddress! + (m - n), $0.baseAddress!, n) == 0 }
+        // The last byte tells most patterns apart without a call to `memcmp`.
+        guard let last = p.last else { return true }
+        guard text[m - 1] == last else { return false }
+        return p.withUnsafeBufferPointer { memcmp(text.baseAddress! + (m - n), $0.baseAddress!, n) == 0 }
     }
 
     static func bytes(_ text: UnsafeBufferPointer<UInt8>, contain p: [UInt8]) -> Bool {

@@ -362,8 +362,7 @@ final class StreamContext: SampleContext {
         return values
     }
     func anyRequestHeaderValue(named name: UnsafeBufferPointer<UInt8>, split: Bool, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool? {
-        guard storedRequest != nil else { return false }
-        return storedRequest!.anyValueInPlace(named: name, split: split, body)
+        storedRequest?.anyValueInPlace(named: name, split: split, body) ?? false
     }
 
     var requestVersion: String? { storedRequest.map { $0.versionMinor == 0 ? "1.0" : "1.1" } }
