@@ -78,8 +78,9 @@ import Testing
         // backend when a loaded machine logs the request; Hasp never counts the one it logs.)
         (#" -?\d+ -?\d+ -?\d+ -?\d+ -?\d+ ---- \d+ (\d+) \d+ \d+ "#, " T ---- AC $1 BC SC "),
         // `%ac` counts the process's connections, the other tests' too; `%fc` the frontend's,
-        // where haproxy has been seen still counting a readiness probe's connection.
-        (#" ---- \d+/\d+/"#, " ---- AC/FC/"),
+        // where haproxy has been seen still counting a readiness probe's connection, and
+        // `%bc/%sc` (as above) the previous request's stream on a loaded machine.
+        (#" ---- \d+/\d+/\d+/\d+/"#, " ---- AC/FC/BC/SC/"),
     ]
 
     static func lines(_ binary: String, app: TestBackend) throws -> [String] {

@@ -83,8 +83,14 @@ struct ResolversConfigTests {
             let path = try dir.write("r.cfg", text)
             let child = try ChildProcess(binary, ["-db", "-f", path], dir: dir, name: "proxy")
             defer { child.stop() }
-            try eventually("\(binary) serving") { FileManager.default.fileExists(atPath: socket) && Ports.isAccepting(port) }
-            let stat = try CLIClient.ask(socket, "show stat").split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+            // (The socket file exists from its bind, a moment before it listens: asked until it answers.)
+            var answer = ""
+            try eventually("\(binary) serving") {
+                guard FileManager.default.fileExists(atPath: socket) && Ports.isAccepting(port) else { return false }
+                answer = (try? CLIClient.ask(socket, "show stat")) ?? ""
+                return !answer.isEmpty
+            }
+            let stat = answer.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
             let header = try #require(stat.first)
             let columns = ["# pxname", "svname", "status", "addr", "sid"].compactMap { name in header.firstIndex { $0 == name } }
             #expect(columns.count == 5)

@@ -40,6 +40,17 @@ final class StreamContext: SampleContext {
         _modify { yield &storedRequest }
     }
 
+    /// Whether a request head is held, and its method: asked on every exchange, without the
+    /// `_read` coroutines of `heldRequest` and `HTTPSession.request` (each allocates its frame
+    /// when it is not inlined).
+    var holdsRequest: Bool {
+        switch storedRequest {
+        case .none: return false
+        case .some: return true
+        }
+    }
+    var heldRequestMethod: Substring? { storedRequest?.method }
+
     /// A new (or rewritten) request head: nothing derived from the previous one holds.
     func requestReplaced(by head: consuming MessageHead?) {
         storedRequest = consume head
@@ -542,6 +553,8 @@ final class ProxyRuleSet: Sendable {
     /// Fills the declared header captures of one side (the last value of each header,
     /// truncated to its length, as HAProxy keeps it).
     func captureHeaders(_ c: StreamContext, response: Bool) {
+        // (Asked first: walking an empty list still retains and releases it.)
+        if response ? responseHeaderCaptures.isEmpty : requestHeaderCaptures.isEmpty { return }
         for capture in response ? responseHeaderCaptures : requestHeaderCaptures {
             guard let value = c.headerValues(capture.name, response: response).last else { continue }
             c.capture(String(value.utf8.prefix(capture.length)) ?? value, slot: capture.slot, response: response)

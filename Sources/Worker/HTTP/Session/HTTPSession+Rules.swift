@@ -23,7 +23,7 @@ extension HTTPSession {
             sendAnswer(LocalAnswer.errorPage(failing ? 503 : 200, errorFiles: [:], cause: ("-", "-")))
             return .handled
         }
-        if !runContentRules(rules.tcpContent) { return .handled }
+        if !rules.tcpContent.isEmpty, !runContentRules(rules.tcpContent) { return .handled }
         // A new request for the entries the connection (or its content rules) tracks.
         c.stickCounters?.countHTTPRequest()
         if !runRequestRules(rules) { return .handled }

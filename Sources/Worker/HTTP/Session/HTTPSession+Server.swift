@@ -85,7 +85,7 @@ extension HTTPSession: ServerDialerClient {
     }
 
     func attach(_ c: ServerConnection, reused: Bool) {
-        guard request != nil, connection == nil else {
+        guard streams.holdsRequest, connection == nil else {
             offerToPool(c)
             return
         }
@@ -217,7 +217,7 @@ extension HTTPSession: ServerDialerClient {
 
     /// Takes the head (consuming: it becomes `response` at the end without a copy).
     func startResponse(_ head: consuming MessageHead) {
-        let framing = HeadParser.responseFraming(head, requestMethod: request?.method ?? "GET")
+        let framing = HeadParser.responseFraming(head, requestMethod: streams.heldRequestMethod ?? "GET")
         let action = exchange.responseHead(status: head.status, chunked: head.chunked,
                                            untilClose: framing == .untilClose, now: clock.now())
         if action == .forwardInterim {
