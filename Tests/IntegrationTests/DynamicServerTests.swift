@@ -62,7 +62,8 @@ struct DynamicFixture {
     let port: Int
     var socket: String { hasp.dir.path("admin.sock") }
 
-    init(extraServers: String = "", extraBackends: String = "", threads: Int = 2) throws {
+    /// `serverOptions`: keywords for the lines of `s1` and `s2`.
+    init(extraServers: String = "", extraBackends: String = "", threads: Int = 2, serverOptions: String = "") throws {
         backends = [try TestBackend(name: "b1"), try TestBackend(name: "b2")]
         port = try Ports.free()
         hasp = try Hasp(config: """
@@ -79,8 +80,8 @@ struct DynamicFixture {
                 default_backend be
             backend be
                 balance roundrobin
-                server s1 127.0.0.1:\(backends[0].port)
-                server s2 127.0.0.1:\(backends[1].port)
+                server s1 127.0.0.1:\(backends[0].port) \(serverOptions)
+                server s2 127.0.0.1:\(backends[1].port) \(serverOptions)
             \(extraServers)
             \(extraBackends)
             """, waitFor: [port])
@@ -143,7 +144,10 @@ struct DynamicFixture {
     /// The issue's seed scenario: idle connections block `del server` until `shutdown sessions`
     /// and the asynchronous purge let `wait srv-removable` finish, and traffic never fails.
     @Test func disableShutdownWaitDelete() throws {
-        let f = try DynamicFixture()
+        // (The periodic purge is pushed out of the test's way: on a loaded machine its default
+        // 5 s let it close s2's idle connections before the test had looked at them. The purge
+        // that `disable server` starts does not wait for it.)
+        let f = try DynamicFixture(serverOptions: "pool-purge-delay 60s")
         defer { f.stop() }
         // Keep-alive clients leave idle server connections to both servers on both loops.
         for _ in 0..<8 {
