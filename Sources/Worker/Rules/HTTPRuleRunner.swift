@@ -176,12 +176,9 @@ enum HTTPRuleRunner {
                     return .answer(LocalAnswer.errorPage(reply.status, errorFiles: errorFiles(), cause: ("L", "R")))
                 }
                 return .answer(build(reply, context: c, cause: ("L", "R")))
-            case .setHeader(let name, let format):
-                c.editHeader(.set, name, format.evaluate(c), response: stage != .httpRequest)
-            case .addHeader(let name, let format):
-                c.editHeader(.add, name, format.evaluate(c), response: stage != .httpRequest)
-            case .delHeader(let name, .exact):
-                c.editHeader(.remove, name, "", response: stage != .httpRequest)
+            case .setHeader, .addHeader, .delHeader(_, .exact), .setVar:
+                // Run above, from the rule's `common` form.
+                break
             case .delHeader(let name, let match):
                 editHeaders(stage, c, nil) { head in
                     switch match {
@@ -220,8 +217,6 @@ enum HTTPRuleRunner {
                 if let replaced = RegexReplace.replaceWhole(subject, regex: regex, template: template) {
                     c.editRequest { $0.setRequestLinePart(part, replaced) }
                 }
-            case .setVar(let name, let expression):
-                if let v = expression.evaluate(c) { c.setVariable(name, v) }
             case .setVarFormat(let name, let format):
                 c.setVariable(name, .string(format.evaluate(c)))
             case .unsetVar(let name):

@@ -175,7 +175,7 @@ final class StreamContext: SampleContext {
         streamBytesOut = 0
         streamStatus = nil
         if !pendingStickStores.isEmpty { pendingStickStores.removeAll() }
-        if !transactionVariables.isEmpty { transactionVariables.removeAllKeepingStorage() }
+        transactionVariables.removeAllKeepingStorage()
         transactionBytes = 0
         timeoutOverride = nil
         requestCaptures = []

@@ -202,8 +202,7 @@ final class ChildProcess: @unchecked Sendable {
     func stop() {
         guard isRunning else { return }
         kill(pid, SIGKILL)
-        let deadline = Date().addingTimeInterval(2)
-        while isRunning, Date() < deadline { usleep(2_000) }
+        try? eventually(timeout: 2, "process \(pid) to be reaped") { !isRunning }
     }
 
     deinit { stop() }

@@ -161,9 +161,7 @@ enum H1Serializer {
             head.added.writeAll(into: &out)
             return
         }
-        head.added.write(into: &out) { kind in
-            !(kind.isHopByHop && !(keepUpgrade && kind == .upgrade)) && kind != .contentLength && kind != .transferEncoding
-        }
+        head.added.write(into: &out) { kind in !AddedLines.isFiltered(kind) || (keepUpgrade && kind == .upgrade) }
     }
 
     /// `name: value` CRLF in one write (four small writes cost four capacity checks and

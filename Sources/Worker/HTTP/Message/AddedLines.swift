@@ -110,14 +110,14 @@ struct AddedLines {
 
     /// Whether `line` is called `w` (ASCII letters without regard to case).
     @inline(__always)
-    static func isNamed(_ p: UnsafeBufferPointer<UInt8>, _ line: Line, _ w: UnsafeBufferPointer<UInt8>) -> Bool {
+    private static func isNamed(_ p: UnsafeBufferPointer<UInt8>, _ line: Line, _ w: UnsafeBufferPointer<UInt8>) -> Bool {
         line.nameEnd - line.nameStart == w.count
             && HTTPField.sameBytes(UnsafeBufferPointer(rebasing: p[line.nameStart..<line.nameEnd]), w)
     }
 
     /// `line`'s value without the blanks around it (what reading a header gives).
     @inline(__always)
-    static func trimmedValue(_ p: UnsafeBufferPointer<UInt8>, _ line: Line) -> UnsafeBufferPointer<UInt8> {
+    private static func trimmedValue(_ p: UnsafeBufferPointer<UInt8>, _ line: Line) -> UnsafeBufferPointer<UInt8> {
         var start = line.valueStart, end = line.valueEnd
         while start < end, p[start] == 32 || p[start] == 9 { start += 1 }
         while end > start, p[end - 1] == 32 || p[end - 1] == 9 { end -= 1 }
@@ -126,6 +126,12 @@ struct AddedLines {
 
     func contains(named w: UnsafeBufferPointer<UInt8>) -> Bool {
         mayContain(named: w) && firstLine { p, line in Self.isNamed(p, line, w) }
+    }
+
+    /// Offers the trimmed value of each line called `w` to `body` until it returns true;
+    /// whether one did.
+    func anyTrimmedValue(named w: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        mayContain(named: w) && firstLine { p, line in Self.isNamed(p, line, w) && body(Self.trimmedValue(p, line)) }
     }
 
     /// The first line called `w`, its value as written.

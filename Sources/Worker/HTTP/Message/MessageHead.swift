@@ -142,9 +142,7 @@ struct MessageHead {
             }
         }
         if !added.isEmpty {
-            name.withBytesInPlace { w in
-                if added.mayContain(named: w) { out.append(contentsOf: added.trimmedValues(named: w)) }
-            }
+            out.append(contentsOf: name.withBytesInPlace { added.trimmedValues(named: $0) })
         }
         return out
     }
@@ -198,10 +196,7 @@ struct MessageHead {
             }
             if found { return true }
         }
-        if added.isEmpty { return false }
-        return added.mayContain(named: w) && added.firstLine { p, line in
-            AddedLines.isNamed(p, line, w) && Self.offer(AddedLines.trimmedValue(p, line), split: split, body)
-        }
+        return added.anyTrimmedValue(named: w) { Self.offer($0, split: split, body) }
     }
 
     /// Whether an owned line is called `w` (ASCII letters without regard to case).
