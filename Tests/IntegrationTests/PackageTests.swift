@@ -116,13 +116,16 @@ struct PackageTests {
             worker = children(of: master).first ?? 0
             return worker != 0
         }
-        for thread in PrivilegeTests.capabilities(of: worker) {
+        // A first answer tells that the worker is past its start-up and its privilege drop.
+        let seen = try curl(["--interface", "127.0.0.2", "http://127.0.0.1:\(port)/peer"])
+        #expect(seen.stdout == "127.0.0.2", "usesrc clientip from the unprivileged worker: \(seen)")
+        let threads = PrivilegeTests.capabilities(of: worker)
+        #expect(!threads.isEmpty, "the worker's threads can be read")
+        for thread in threads {
             #expect(thread["Uid"] == UInt64(haspUID))
             #expect(thread["CapEff"] == 1 << 12)
             #expect(thread["CapPrm"] == 1 << 12)
         }
-        let seen = try curl(["--interface", "127.0.0.2", "http://127.0.0.1:\(port)/peer"])
-        #expect(seen.stdout == "127.0.0.2", "usesrc clientip from the unprivileged worker: \(seen)")
 
         // Reload twice under traffic: not one request fails.
         let failures = Atomic(0), successes = Atomic(0), stop = Atomic(0)

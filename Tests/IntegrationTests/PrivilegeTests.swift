@@ -15,8 +15,10 @@ struct PrivilegeTests {
     /// The capability sets of every thread of a process: [thread: [field: bits]].
     static func capabilities(of pid: Int32) -> [[String: UInt64]] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        return tasks.map { task in
-            let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
+        // A thread that ends between the listing and the read (a short-lived helper thread) has
+        // no status left to check: it is skipped, not reported as a thread without a user.
+        return tasks.compactMap { task in
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8) else { return nil }
             var fields: [String: UInt64] = [:]
             for line in status.split(separator: "\n") {
                 let parts = line.split(separator: ":", maxSplits: 1)
