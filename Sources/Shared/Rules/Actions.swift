@@ -196,18 +196,31 @@ public final class TCPRule: Sendable {
 }
 
 /// `use_backend <name|fmt> [if|unless cond]`.
-public final class BackendSwitchRule: Sendable {
+public final class BackendSwitchRule: @unchecked Sendable {
     public let target: LogFormatString
     public let condition: RuleCondition?
     public let location: SourceLocation
+    /// `target` and `condition` as the request path reads them: without counting references
+    /// (the two properties above keep the objects alive as long as the rule).
+    private let uncountedTarget: Unmanaged<LogFormatString>
+    private let uncountedCondition: Unmanaged<RuleCondition>?
 
     public init(target: LogFormatString, condition: RuleCondition?, location: SourceLocation) {
         self.target = target
         self.condition = condition
         self.location = location
+        uncountedTarget = .passUnretained(target)
+        uncountedCondition = condition.map { .passUnretained($0) }
     }
     /// The name when it is fixed (checked at load).
     public var fixedName: String? { target.constant }
+
+    /// The backend this rule names for the request, nil when its condition does not hold.
+    /// Every request asks every rule until one names a backend.
+    public func backendName(_ context: SampleContext) -> String? {
+        if let condition = uncountedCondition, !condition._withUnsafeGuaranteedRef({ $0.matches(context) }) { return nil }
+        return uncountedTarget._withUnsafeGuaranteedRef { $0.evaluate(context) }
+    }
 }
 
 /// `use-server <server> [if|unless cond]`.

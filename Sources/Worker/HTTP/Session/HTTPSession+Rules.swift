@@ -32,10 +32,7 @@ extension HTTPSession {
             // Walked without counting references: every request tests every rule until one
             // names a backend.
             for rule in switches {
-                let name = Unmanaged.passUnretained(rule)._withUnsafeGuaranteedRef { rule -> String? in
-                    if let condition = rule.condition, !condition.matches(c) { return nil }
-                    return rule.target.evaluate(c)
-                }
+                let name = Unmanaged.passUnretained(rule)._withUnsafeGuaranteedRef { $0.backendName(c) }
                 if let name, let backend = runtime.backends[name] { return backend }
             }
             return frontend.backend
