@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <openssl/pem.h>
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/core_names.h>
 #include <openssl/opensslv.h>
@@ -790,4 +792,42 @@ void hasp_ctx_set_sni_callback(SSL_CTX *ctx, hasp_sni_cb cb, void *arg) {
 void hasp_ssl_adopt_verify(SSL *ssl, SSL_CTX *ctx) {
     SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
     SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ctx));
+}
+
+/* ---- Digests ---- */
+
+int hasp_digest_known(const char *name) {
+    hasp_tls_init();
+    return EVP_get_digestbyname(name) != NULL;
+}
+
+int hasp_digest(const char *name, const unsigned char *data, size_t len, unsigned char *out) {
+    static const unsigned char empty = 0;
+    const EVP_MD *md = EVP_get_digestbyname(name);
+    unsigned int outlen = 0;
+    if (!data) data = &empty; /* an empty Swift array has no storage */
+    if (!md || EVP_MD_get_size(md) > EVP_MAX_MD_SIZE || !EVP_Digest(data, len, out, &outlen, md, NULL)) {
+        ERR_clear_error();
+        return -1;
+    }
+    return (int)outlen;
+}
+
+int hasp_hmac(const char *name, const unsigned char *key, size_t keylen, const unsigned char *data, size_t len,
+              unsigned char *out) {
+    static const unsigned char empty = 0;
+    const EVP_MD *md = EVP_get_digestbyname(name);
+    unsigned int outlen = 0;
+    if (!key) key = &empty; /* an empty Swift array has no storage */
+    if (!data) data = &empty;
+    if (!md || EVP_MD_get_size(md) > EVP_MAX_MD_SIZE || !HMAC(md, key, (int)keylen, data, len, out, &outlen)) {
+        ERR_clear_error();
+        return -1;
+    }
+    return (int)outlen;
+}
+
+int hasp_memcmp_equal(const unsigned char *a, const unsigned char *b, size_t len) {
+    if (len == 0) return 1;
+    return CRYPTO_memcmp(a, b, len) == 0;
 }

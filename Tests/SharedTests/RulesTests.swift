@@ -101,6 +101,78 @@ final class FakeSampleContext: SampleContext {
         #expect(try value("path", c) == .string(""))
     }
 
+    /// Values produced by Debian's haproxy 2.6 (`http-after-response set-header` of each).
+    @Test func digestEncodingAndStringBuildingConverters() throws {
+        #expect(try value("str(abc),crc32c") == .int(910_901_175))
+        #expect(try value("str(abc),crc32c(1)") == .int(1_285_784_220))
+        #expect(try value("str(123456789),crc32c") == .int(3_808_858_755))
+        #expect(try value("bin(01020304050607),be2dec(:,2)") == .string("258:772:1286:7"))
+        #expect(try value("bin(01020304050607),be2dec(-,2,1)") == .string("258-772-1286"))
+        #expect(try value("bin(01020304050607),be2dec(,2,1)") == .string("2587721286"))
+        #expect(try value("bin(7f000001),be2dec(.,1)") == .string("127.0.0.1"))
+        #expect(try value("bin(01020304050607),be2hex") == .string("01020304050607"))
+        #expect(try value("bin(01020304050607),be2hex(:,2)") == .string("0102:0304:0506:07"))
+        #expect(try value("bin(01020304050607),be2hex(--,2,1)") == .string("0102--0304--0506"))
+        #expect(try value("bin(0102030405060708),be2hex(,3,1)") == .string("010203040506"))
+        #expect(try value("str(abc),sha1,hex") == .string("A9993E364706816ABA3E25717850C26C9CD0D89D"))
+        #expect(try value("str(abc),sha2,hex") == .string("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"))
+        #expect(try value("str(abc),sha2(224),hex") == .string("23097D223405D8228642A477BDA255B32AADBCE4BDA0B3F7E36C9DA7"))
+        #expect(try value("str(abc),digest(md5),hex") == .string("900150983CD24FB0D6963F7D28E17F72"))
+        #expect(try value("str(abc),hmac(sha256,a2V5),hex")
+            == .string("9C196E32DC0175F86F4B1CB89289D6619DE6BEE699E4C378E68309ED97A1A6AB"))
+        // A binary sample is encoded as its bytes, not as text.
+        #expect(try value("str(abc),sha1,base64") == .string("qZk+NkcGgWq6PiVxeFDCbJzQ2J0="))
+        #expect(try value("str(abc),ub64enc") == .string("YWJj"))
+        #expect(try value("str(>>>?),ub64enc") == .string("Pj4-Pw"))
+        #expect(try value("str(Pj4-Pw),ub64dec") == .binary(Array(">>>?".utf8)))
+        #expect(try value("str(P),ub64dec") == nil)
+        #expect(try value("int(1),iif(yes,no)") == .string("yes"))
+        #expect(try value("int(0),iif(yes,no)") == .string("no"))
+        #expect(try value("str(),iif(yes,no)") == nil)
+        let c = FakeSampleContext()
+        c.variables[VariableName(scope: .proc, name: "a")] = .string("A1")
+        c.variables[VariableName(scope: .txn, name: "key")] = .string("a2V5")
+        c.variables[VariableName(scope: .txn, name: "same")] = .string("abc")
+        #expect(try value("str(x),add_item(',',,sfx)", c) == .string("x,sfx"))
+        #expect(try value("str(),add_item(',',,sfx)", c) == .string("sfx"))
+        #expect(try value("str(x),add_item(',',proc.none)", c) == .string("x"))
+        #expect(try value("str(ab),add_item(-,proc.a)", c) == .string("ab-A1"))
+        #expect(try value("str(abc),hmac(sha256,txn.key),hex", c)
+            == .string("9C196E32DC0175F86F4B1CB89289D6619DE6BEE699E4C378E68309ED97A1A6AB"))
+        #expect(try value("str(abc),secure_memcmp(txn.same)", c) == .bool(true))
+        #expect(try value("str(abd),secure_memcmp(txn.same)", c) == .bool(false))
+        #expect(try value("str(abcd),secure_memcmp(txn.same)", c) == .bool(false))
+        // Without a name, the first cookie; with one, its last occurrence.
+        #expect(try value("req.cook", c) == .string("1"))
+        c.requestHeaderLines.append(("Cookie", "sid=last"))
+        #expect(try value("req.cook(sid)", c) == .string("last"))
+        // A backslash stays before a character it does not escape (`\d` in a regex).
+        #expect(try value("str(a12b),regsub(\\d+,N)") == .string("aNb"))
+        #expect(try value("str(a b),regsub(\\ ,_)") == .string("a_b"))
+    }
+
+    @Test func badArgumentsGetHAProxysMessages() {
+        func failure(_ text: String) -> String {
+            do { _ = try SampleExpressionParser.parse(text, context: context); return "" } catch { return error.message }
+        }
+        #expect(failure("str(a),be2dec(:)") == "invalid args in converter 'be2dec' : chunk_size out of [1..8] range (0).")
+        #expect(failure("str(a),be2dec(:,2,3)") == "invalid args in converter 'be2dec' : Unsupported truncate value (3).")
+        #expect(failure("str(a),be2hex(:,0)") == "invalid args in converter 'be2hex' : chunk_size needs to be positive (0).")
+        #expect(failure("str(a),sha2(100)") == "invalid args in converter 'sha2' : Unsupported number of bits: '100'.")
+        #expect(failure("str(a),digest(nope)")
+            == "invalid args in converter 'digest' : algorithm must be a valid OpenSSL message digest name..")
+        #expect(failure("str(a),hmac(sha1,abc)")
+            == "invalid args in converter 'hmac' : failed to parse key : argument needs to be base64 encoded, and can either be a string or a variable.")
+        #expect(failure("str(a),add_item(',')") == "invalid arg 2 in converter 'add_item' : missing arguments (got 1/2), type 'string' expected")
+        #expect(failure("str(a),add_item(',',bad)") == "invalid args in converter 'add_item' : failed to register variable name 'bad'.")
+        #expect(failure("str(a),add_item(',',,)") == "invalid args in converter 'add_item' : one of the optional arguments has to be nonempty.")
+        #expect(failure("str(a),secure_memcmp()") == "invalid args in converter 'secure_memcmp' : missing variable name.")
+        #expect(failure("bin(0)") == "invalid args in fetch method 'bin' : an even number of hex digit is expected.")
+        #expect(failure("bin(zz)") == "invalid args in fetch method 'bin' : an hex digit is expected (found 'z').")
+        #expect(failure("req.hdr") == "")
+        #expect(failure("str") == "fetch method 'str' : missing arguments (got 0/1), type 'string' expected")
+    }
+
     @Test func convertersMatchHAProxy() throws {
         // Values produced by Debian's haproxy 2.6 for the same expressions.
         #expect(try value("str(abc),crc32") == .int(891_568_578))
@@ -537,6 +609,37 @@ final class FakeSampleContext: SampleContext {
 
     func alerts(_ body: String) -> [String] {
         parse(body).diagnostics.filter { $0.level == .alert }.map(\.text)
+    }
+
+    @Test func globalSetVarKeepsItsOrderAndRefusesWhatNeedsAStream() {
+        func parseGlobal(_ lines: String) -> ConfigParser.Result {
+            ConfigParser.parse([ConfigParser.Source(name: "g.cfg", text: "global\n\(lines)\ndefaults\n    mode http\n")])
+        }
+        let good = parseGlobal("    set-var proc.a str(A1)\n    set-var-fmt proc.f \"v=%[var(proc.a)]\"")
+        #expect(!good.hasErrors)
+        #expect(good.configuration.global.variables.map(\.name.description) == ["proc.a", "proc.f"])
+        let c = FakeSampleContext()
+        for setting in good.configuration.global.variables { c.variables[setting.name] = setting.evaluate(c) }
+        #expect(c.variables[VariableName(scope: .proc, name: "f")] == .string("v=A1"))
+        let bad = parseGlobal("    set-var txn.x int(1)\n    set-var proc.y src\n    set-var proc.z\n    set-var-fmt proc.w \"%[src]\"\n    set-var proc.q int(1),nope")
+        #expect(bad.diagnostics.filter { $0.level == .alert }.map(\.text).prefix(5) == [
+            "config : parsing [g.cfg:2] : 'set-var': cannot set variable 'txn.x', only scope 'proc' is permitted in the global section.",
+            "config : parsing [g.cfg:3] : fetch method 'set-var(proc.y)' extracts information from 'client address', none of which is available here",
+            "config : parsing [g.cfg:4] : 'set-var' requires a process-wide variable name ('proc.<name>') and a sample expression.",
+            "config : parsing [g.cfg:5] : sample fetch <src]> may not be reliably used here because it needs 'client address' which is not available here",
+            "config : parsing [g.cfg:6] : unknown converter 'nope'",
+        ])
+    }
+
+    @Test func redirectOptionsComeInAnyOrder() {
+        let result = parse("    http-request redirect code 301 location %[hdr(x-to)] ignore-empty drop-query")
+        #expect(!result.hasErrors)
+        guard case .redirect(let rule)? = result.configuration.proxies.first(where: { $0.name == "f" })?.rules.httpRequest.first?.action else {
+            Issue.record("no redirect rule")
+            return
+        }
+        #expect(rule.kind == .location && rule.code == 301 && rule.ignoreEmpty && rule.dropQuery)
+        #expect(alerts("    http-request redirect code 301").first?.hasSuffix("(was 'code').") == true)
     }
 
     @Test func haproxysMessagesForBadRules() {

@@ -216,4 +216,15 @@ int hasp_ocsp_check(const unsigned char *der, size_t len, const unsigned char *c
 int hasp_ocsp_print_cert_id(const unsigned char *cert_id, size_t id_len, char *out, size_t outlen);
 int hasp_ocsp_print_response(const unsigned char *der, size_t len, char *out, size_t outlen);
 
+/* ---- Digests (the digest, hmac, sha1, sha2 and secure_memcmp converters) ---- */
+/* Whether OpenSSL knows the message digest `name` ("sha256", "md5"...). */
+int hasp_digest_known(const char *name);
+/* The digest of `data` with digest `name` into `out` (at least 64 bytes); its length, or -1. */
+int hasp_digest(const char *name, const unsigned char *data, size_t len, unsigned char *out);
+/* The HMAC of `data` with digest `name` and `key` into `out` (at least 64 bytes); its length, or -1. */
+int hasp_hmac(const char *name, const unsigned char *key, size_t keylen, const unsigned char *data, size_t len,
+              unsigned char *out);
+/* Constant-time comparison of two buffers of the same length: 1 when equal. */
+int hasp_memcmp_equal(const unsigned char *a, const unsigned char *b, size_t len);
+
 #endif

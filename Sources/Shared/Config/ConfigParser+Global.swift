@@ -21,6 +21,7 @@ extension ConfigParser {
         "tune.vars.sess-max-size", "tune.vars.txn-max-size", "ssl-default-bind-curves", "ssl-default-server-curves",
         "tune.ssl.cachesize", "tune.ssl.lifetime", "tune.ssl.maxrecord",
         "httpclient.ssl.verify", "httpclient.ssl.ca-file", "httpclient.resolvers.id", "httpclient.resolvers.prefer", "default-path",
+        "set-var", "set-var-fmt",
     ]
 
     static let globalAcceptedSilently: Set<String> = [
@@ -125,6 +126,8 @@ extension ConfigParser {
         case "group", "gid":
             guard w.count >= 2 else { parsingAlert("'\(k)' expects an argument."); return }
             config.global.group = w[1]
+        case "set-var", "set-var-fmt":
+            parseGlobalVariable(w)
         case "chroot":
             guard w.count >= 2 else { parsingAlert("'chroot' expects a directory as an argument."); return }
             config.global.chroot = w[1]
@@ -438,5 +441,57 @@ extension ConfigParser {
         case .unexpectedCharacter(let c): return String(c)
         case .empty, .overflow: return ""
         }
+    }
+
+    /// `set-var proc.<name> <expression>` / `set-var-fmt proc.<name> <format>`: only what needs
+    /// no stream may be read (constants, the environment, other `proc.` variables...).
+    mutating func parseGlobalVariable(_ w: [String]) {
+        let keyword = w[0], isFormat = keyword == "set-var-fmt"
+        guard w.count >= 3 else {
+            parsingAlert("'\(keyword)' requires a process-wide variable name ('proc.<name>') and \(isFormat ? "a format string" : "a sample expression").")
+            return
+        }
+        let name: VariableName
+        do { name = try VariableName.parse(w[1]) } catch {
+            parsingAlert("'\(keyword)': \(error.message).")
+            return
+        }
+        guard name.scope == .proc else {
+            parsingAlert("'\(keyword)': cannot set variable '\(w[1])', only scope 'proc' is permitted in the global section.")
+            return
+        }
+        let text = w[2...].joined(separator: " ")
+        let value: GlobalVariableSetting.Value
+        // HAProxy's wording here: the messages of a temporary `set-var(<name>)` rule.
+        func unavailable(_ e: SampleExpression) -> String? {
+            guard !e.fetch.uses.isSubset(of: .internalState) else { return nil }
+            return e.fetch.uses.missingName(in: .internalState) ?? "client address"
+        }
+        if isFormat {
+            do {
+                let format = try LogFormatString.parse(text, context: ruleContext)
+                if let e = format.expressions.first(where: { unavailable($0) != nil }) {
+                    parsingAlert("sample fetch <\(e.source)]> may not be reliably used here because it needs '\(unavailable(e)!)' which is not available here")
+                    return
+                }
+                value = .format(format)
+            } catch {
+                parsingAlert(error.message.hasSuffix(".") ? String(error.message.dropLast()) : error.message)
+                return
+            }
+        } else {
+            do {
+                let expression = try SampleExpressionParser.parse(text, context: ruleContext)
+                if let missing = unavailable(expression) {
+                    parsingAlert("fetch method '\(keyword)(\(w[1]))' extracts information from '\(missing)', none of which is available here")
+                    return
+                }
+                value = .expression(expression)
+            } catch {
+                parsingAlert(error.message.hasSuffix(".") ? String(error.message.dropLast()) : error.message)
+                return
+            }
+        }
+        config.global.variables.append(GlobalVariableSetting(name: name, value: value, source: text))
     }
 }

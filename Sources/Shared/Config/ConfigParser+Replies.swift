@@ -75,37 +75,49 @@ extension ConfigParser {
     }
 
     /// `redirect location|prefix|scheme <fmt> [code <n>] [drop-query] [append-slash]
-    /// [set-cookie <name[=value]>] [clear-cookie <name>]`.
+    /// [set-cookie <name[=value]>] [clear-cookie <name>] [ignore-empty]`, the options in any order
+    /// (`redirect code 301 location ...` is as good).
     mutating func parseRedirect(_ args: [String], stage: RuleStage, prefix: String) -> RedirectRule? {
-        guard args.count >= 2, let kind = RedirectRule.Kind(rawValue: args[0]) else {
-            parsingAlert(prefix + "expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', 'clear-cookie', 'drop-query' or 'append-slash' (was '\(args.first ?? "")').")
-            return nil
+        func expected(_ word: String) {
+            parsingAlert(prefix + "expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', 'clear-cookie', 'drop-query' or 'append-slash' (was '\(word)').")
         }
-        guard let target = compileFormat(args[1], stage: stage, context: prefix) else { return nil }
-        var rule = RedirectRule(kind: kind, target: target, code: 302)
-        var i = 2
+        var kind: RedirectRule.Kind? = nil
+        var targetText = ""
+        var code = 302
+        var dropQuery = false, appendSlash = false, ignoreEmpty = false
+        var setCookie: String? = nil, clearCookie: String? = nil
+        var i = 0
         while i < args.count {
             switch args[i] {
+            case "location", "prefix", "scheme":
+                guard i + 1 < args.count else { expected(args[i]); return nil }
+                kind = RedirectRule.Kind(rawValue: args[i])
+                targetText = args[i + 1]
+                i += 2
             case "code":
-                guard i + 1 < args.count, let code = Int(args[i + 1]), [301, 302, 303, 307, 308].contains(code) else {
+                guard i + 1 < args.count, let n = Int(args[i + 1]), [301, 302, 303, 307, 308].contains(n) else {
                     parsingAlert(prefix + "'code': unsupported HTTP code '\(i + 1 < args.count ? args[i + 1] : "")'.")
                     return nil
                 }
-                rule.code = code
+                code = n
                 i += 2
-            case "drop-query": rule.dropQuery = true; i += 1
-            case "append-slash": rule.appendSlash = true; i += 1
+            case "drop-query": dropQuery = true; i += 1
+            case "append-slash": appendSlash = true; i += 1
+            case "ignore-empty": ignoreEmpty = true; i += 1
             case "set-cookie", "clear-cookie":
                 guard i + 1 < args.count else { parsingAlert(prefix + "'\(args[i])' expects a cookie name."); return nil }
-                if args[i] == "set-cookie" { rule.setCookie = args[i + 1] } else { rule.clearCookie = args[i + 1] }
+                if args[i] == "set-cookie" { setCookie = args[i + 1] } else { clearCookie = args[i + 1] }
                 i += 2
-            case "ignore-empty":
-                i += 1
             default:
-                parsingAlert(prefix + "expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', 'clear-cookie', 'drop-query' or 'append-slash' (was '\(args[i])').")
+                expected(args[i])
                 return nil
             }
         }
+        guard let kind else { expected(args.first ?? ""); return nil }
+        guard let target = compileFormat(targetText, stage: stage, context: prefix) else { return nil }
+        var rule = RedirectRule(kind: kind, target: target, code: code)
+        (rule.dropQuery, rule.appendSlash, rule.ignoreEmpty) = (dropQuery, appendSlash, ignoreEmpty)
+        (rule.setCookie, rule.clearCookie) = (setCookie, clearCookie)
         return rule
     }
 

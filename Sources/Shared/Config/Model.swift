@@ -84,6 +84,8 @@ public struct GlobalSettings: Sendable, Equatable {
     /// `tune.vars.<scope>-max-size`: the memory the variables of one scope may use (absent:
     /// unlimited).
     public var variableLimits: [VariableScope: Int] = [:]
+    /// `set-var` / `set-var-fmt`: `proc.` variables set at start, in order.
+    public var variables: [GlobalVariableSetting] = []
     public var maxRewrite: Int = 1_024
     /// Hasp extension: hand idle keep-alive client connections to the new worker on reload.
     public var idleConnectionHandover = true

@@ -31,6 +31,8 @@ public struct RedirectRule: Sendable {
     public var appendSlash = false
     public var setCookie: String?
     public var clearCookie: String?
+    /// `ignore-empty`: when the target evaluates to nothing, the rule is skipped.
+    public var ignoreEmpty = false
 }
 
 /// The parts of the request line a `set-*`/`replace-*` action rewrites.

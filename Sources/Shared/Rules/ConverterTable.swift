@@ -3,7 +3,7 @@ import Foundation
 /// Every converter Hasp knows, in one declarative table.
 public enum ConverterTable {
     public static let all: [ConverterDefinition] = stringConverters + arithmetic + hashes + mapConverters + misc
-        + StickFetches.converters
+        + binaryConverters + StickFetches.converters
     public static let byName: [String: ConverterDefinition] = {
         var table: [String: ConverterDefinition] = [:]
         for c in all where table[c.name] == nil { table[c.name] = c }
@@ -86,7 +86,8 @@ public enum ConverterTable {
         // `url_enc([query])`: the one encoding HAProxy has.
         string("url_enc", [.choice(["query"], message: "Unexpected encode type. Allowed value is 'query'.")]) { s, _, _ in s.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+?"))) },
         string("json", [.string]) { s, _, _ in JSONEscape.escape(s) },
-        string("base64") { s, _, _ in Data(s.utf8).base64EncodedString() },
+        // Bytes in, as HAProxy declares it: a binary sample (a digest) is encoded as it is.
+        ConverterDefinition("base64", .binary, .string) { v, _, _ in v.asBinary.map { .string(Data($0).base64EncodedString()) } },
         ConverterDefinition("b64dec", .string, .binary) { v, _, _ in
             v.asString.flatMap { Data(base64Encoded: $0) }.map { .binary(Array($0)) }
         },
@@ -195,6 +196,7 @@ public enum ConverterTable {
         hash("djb2") { Hashes.djb2($0) },
         hash("sdbm") { Hashes.sdbm($0) },
         hash("wt6") { Hashes.wt6($0) },
+        hash("crc32c") { Hashes.crc32c($0) },
         // The xxHash family: the optional argument is a seed. xxh32 is unsigned, the 64-bit
         // ones signed (the bits as they come), as in HAProxy.
         ConverterDefinition("xxh32", [.int], .binary, .int) { v, a, _ in
@@ -244,6 +246,125 @@ public enum ConverterTable {
             default: return .string(found)
             }
         }
+    }
+
+    /// Binary samples shown as text (`be2dec`, `be2hex`, `ub64enc`), digests and HMACs through
+    /// OpenSSL, and the converters that build strings from a condition or variables.
+    static let binaryConverters: [ConverterDefinition] = [
+        // `be2dec(<separator>,<chunk_size>[,<truncate>])`: one unsigned big-endian number per
+        // chunk; with truncate, a last partial chunk is left out.
+        ConverterDefinition("be2dec", [.string, .int, .int], required: 1, .binary, .string, check: { a in
+            let chunk = a.count > 1 ? a[1].int ?? 0 : 0
+            if chunk <= 0 || chunk > 8 { return "chunk_size out of [1..8] range (\(chunk))" }
+            return truncateProblem(a)
+        }) { v, a, _ in
+            guard let bytes = v.asBinary else { return nil }
+            let parts = chunks(bytes, size: Int(a[1].int ?? 1), truncate: (a.count > 2 ? a[2].int ?? 0 : 0) != 0)
+            return .string(parts.map { String($0.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }) }.joined(separator: a[0].string ?? ""))
+        },
+        // `be2hex([<separator>][,<chunk_size>][,<truncate>])`: uppercase hex digits, the
+        // separator between chunks.
+        ConverterDefinition("be2hex", [.string, .int, .int], .binary, .string, check: { a in
+            let separator = a.first?.string ?? "", chunk = a.count > 1 ? a[1].int ?? 0 : 0
+            let truncate = a.count > 2 ? a[2].int ?? 0 : 0
+            if chunk <= 0, !separator.isEmpty || truncate != 0 { return "chunk_size needs to be positive (\(chunk))" }
+            return truncateProblem(a)
+        }) { v, a, _ in
+            guard let bytes = v.asBinary else { return nil }
+            let separator = a.first?.string ?? ""
+            let chunk = a.count > 1 ? Int(a[1].int ?? 0) : 0
+            let truncate = (a.count > 2 ? a[2].int ?? 0 : 0) != 0
+            let parts = chunk > 0 && (!separator.isEmpty || truncate) ? chunks(bytes, size: chunk, truncate: truncate) : [bytes[...]]
+            return .string(parts.map { hexDigits($0) }.joined(separator: separator))
+        },
+        ConverterDefinition("ub64enc", .binary, .string) { v, _, _ in
+            v.asBinary.map { .string(Base64URL.encode($0)) }
+        },
+        ConverterDefinition("ub64dec", .string, .binary) { v, _, _ in
+            v.asString.flatMap { Base64URL.decode($0) }.map { .binary($0) }
+        },
+        ConverterDefinition("sha1", .binary, .binary) { v, _, _ in
+            v.asBinary.flatMap { Digests.digest("sha1", $0) }.map { .binary($0) }
+        },
+        // `sha2([<bits>])`: SHA-224, -256 (the default), -384 or -512.
+        ConverterDefinition("sha2", [.int], .binary, .binary, check: { a in
+            let bits = a.first?.int ?? 256
+            return [224, 256, 384, 512].contains(bits) ? nil : "Unsupported number of bits: '\(bits)'"
+        }) { v, a, _ in
+            v.asBinary.flatMap { Digests.digest("sha\(a.first?.int ?? 256)", $0) }.map { .binary($0) }
+        },
+        ConverterDefinition("digest", [.string], required: 1, .binary, .binary, check: { a in
+            Digests.isKnown(a[0].string ?? "") ? nil : "algorithm must be a valid OpenSSL message digest name."
+        }) { v, a, _ in
+            v.asBinary.flatMap { Digests.digest(a[0].string ?? "", $0) }.map { .binary($0) }
+        },
+        // `hmac(<algorithm>,<key>)`: the key is base64, as a constant or in a variable.
+        ConverterDefinition("hmac", [.string, .stringOrVariable], required: 2, .binary, .binary, check: { a in
+            guard Digests.isKnown(a[0].string ?? "") else { return "algorithm must be a valid OpenSSL message digest name." }
+            if case .string(let key) = a[1], !key.isEmpty, key.utf8.count % 4 != 0 || Base64.decode(key) == nil {
+                return "failed to parse key : argument needs to be base64 encoded, and can either be a string or a variable"
+            }
+            return nil
+        }) { v, a, c in
+            guard let data = v.asBinary else { return nil }
+            let key: [UInt8]?
+            switch a[1] {
+            case .variable(let name): key = c.variable(name)?.asString.flatMap { Base64.decode($0) }
+            case .string(let text): key = text.isEmpty ? [] : Base64.decode(text)
+            default: key = nil
+            }
+            return key.flatMap { Digests.hmac(a[0].string ?? "", key: $0, data) }.map { .binary($0) }
+        },
+        // `secure_memcmp(<var>)`: the sample and the variable's bytes, compared in constant time.
+        ConverterDefinition("secure_memcmp", [.stringOrVariable], required: 1, .binary, .bool, check: { a in
+            guard case .string(let text) = a[0] else { return nil }
+            return text.isEmpty ? "missing variable name" : "failed to register variable name '\(text)'"
+        }) { v, a, c in
+            guard case .variable(let name) = a[0], let other = c.variable(name)?.asBinary, let bytes = v.asBinary else { return nil }
+            return .bool(Digests.constantTimeEqual(bytes, other))
+        },
+        // `iif(<true>,<false>)`: one of two strings, after a boolean.
+        ConverterDefinition("iif", [.string, .string], required: 2, .bool, .string) { v, a, _ in
+            v.asBool.map { .string(($0 ? a[0].string : a[1].string) ?? "") }
+        },
+        // `add_item(<delim>[,<var>][,<suffix>])`: the variable's text and the suffix appended,
+        // the delimiter first when the sample is not empty and something follows it.
+        ConverterDefinition("add_item", [.string, .stringOrVariable, .string], required: 2, .string, .string, check: { a in
+            if case .string(let name) = a[1], !name.isEmpty { return "failed to register variable name '\(name)'" }
+            let hasVariable: Bool
+            if case .variable = a[1] { hasVariable = true } else { hasVariable = false }
+            return hasVariable || !(a.count > 2 ? a[2].string ?? "" : "").isEmpty ? nil : "one of the optional arguments has to be nonempty"
+        }) { v, a, c in
+            guard var out = v.asString else { return nil }
+            var value: String? = nil
+            if case .variable(let name) = a[1] { value = c.variable(name)?.asString }
+            let suffix = a.count > 2 ? a[2].string ?? "" : ""
+            if !out.isEmpty, !(value ?? "").isEmpty || !suffix.isEmpty { out += a[0].string ?? "" }
+            out += (value ?? "") + suffix
+            return .string(out)
+        },
+    ]
+
+    /// `be2dec`/`be2hex`: truncate is a flag.
+    private static func truncateProblem(_ a: [SampleArgument]) -> String? {
+        let truncate = a.count > 2 ? a[2].int ?? 0 : 0
+        return truncate == 0 || truncate == 1 ? nil : "Unsupported truncate value (\(truncate))"
+    }
+
+    /// `bytes` cut into chunks of `size`; a last shorter chunk is left out when `truncate`.
+    private static func chunks(_ bytes: [UInt8], size: Int, truncate: Bool) -> [ArraySlice<UInt8>] {
+        stride(from: 0, to: bytes.count, by: size).compactMap { start in
+            let end = min(start + size, bytes.count)
+            return truncate && end - start < size ? nil : bytes[start..<end]
+        }
+    }
+
+    private static func hexDigits(_ bytes: ArraySlice<UInt8>) -> String {
+        let digits = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static let misc: [ConverterDefinition] = [

@@ -24,6 +24,9 @@ public enum FetchTable {
         FetchDefinition("fe_name", .string, .internalState) { c, _, _ in .one(.string(c.frontendName)) },
         FetchDefinition("be_name", .string, .backend) { c, _, _ in c.backendName.map { .one(.string($0)) } ?? .none },
         FetchDefinition("srv_name", .string, .server) { c, _, _ in c.serverName.map { .one(.string($0)) } ?? .none },
+        FetchDefinition("fe_id", .int, .internalState) { c, _, _ in c.proxyFigure(.frontendID, proxy: nil, server: nil).map { .one(.int($0)) } ?? .none },
+        FetchDefinition("be_id", .int, .backend) { c, _, _ in c.proxyFigure(.backendID, proxy: nil, server: nil).map { .one(.int($0)) } ?? .none },
+        FetchDefinition("srv_id", .int, .server) { c, _, _ in c.proxyFigure(.serverID, proxy: nil, server: nil).map { .one(.int($0)) } ?? .none },
         figure("fe_conn", .frontendConnections),
         figure("be_conn", .backendConnections),
         figure("nbsrv", .usableServers),
@@ -48,6 +51,19 @@ public enum FetchTable {
         }
     }
 
+    /// The bytes a string of hex digit pairs spells, nil when it is not one.
+    static func hexBytes(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(digits.count / 2)
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = CompiledPatterns.hexDigit(digits[i]), let low = CompiledPatterns.hexDigit(digits[i + 1]) else { return nil }
+            out.append(high << 4 | low)
+        }
+        return out
+    }
+
     static func splitServer(_ text: String) -> (String, String)? {
         let parts = text.split(separator: "/", maxSplits: 1)
         guard parts.count == 2 else { return nil }
@@ -61,6 +77,13 @@ public enum FetchTable {
         FetchDefinition("always_false", .bool, .internalState) { _, _, _ in .one(.bool(false)) },
         FetchDefinition("int", [.int], required: 1, .int, .internalState) { _, a, _ in .one(.int(a[0].int ?? 0)) },
         FetchDefinition("str", [.string], required: 1, .string, .internalState) { _, a, _ in .one(.string(a[0].string ?? "")) },
+        // `bin(<hex>)`: constant bytes, checked at load.
+        FetchDefinition("bin", [.string], required: 1, .binary, .internalState, check: { a in
+            let text = a[0].string ?? ""
+            if text.utf8.count % 2 != 0 { return "an even number of hex digit is expected" }
+            if let bad = text.first(where: { !$0.isHexDigit }) { return "an hex digit is expected (found '\(bad)')" }
+            return nil
+        }) { _, a, _ in hexBytes(a[0].string ?? "").map { .one(.binary($0)) } ?? .none },
         FetchDefinition("bool", [.int], required: 1, .bool, .internalState) { _, a, _ in .one(.bool((a[0].int ?? 0) != 0)) },
         FetchDefinition("ipv4", [.string], required: 1, .ipv4, .internalState) { _, a, _ in
             IPAddressText.parseIPv4(Substring(a[0].string ?? "")).map { .one(.ipv4($0)) } ?? .none
@@ -201,7 +224,9 @@ public enum FetchTable {
             }
         }
         if values.isEmpty { return .none }
-        return all ? .many(values.map { .string($0) }) : .one(.string(setCookie ? values[0] : values[values.count - 1]))
+        // One value: the last occurrence of a named request cookie, else the first one (a
+        // response's, or any cookie when no name is given), as in HAProxy.
+        return all ? .many(values.map { .string($0) }) : .one(.string(setCookie || name == nil ? values[0] : values[values.count - 1]))
     }
 
     static let httpFetches: [FetchDefinition] = [

@@ -44,6 +44,19 @@ public enum Hashes {
         return ~c
     }
 
+    private static let crc32cTable: [UInt32] = (0..<256).map { n -> UInt32 in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0x82f6_3b78 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    /// CRC-32C (Castagnoli, as RFC 4960 appendix B computes it).
+    public static func crc32c(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xffff_ffff
+        for b in bytes { c = crc32cTable[Int((c ^ UInt32(b)) & 0xff)] ^ (c >> 8) }
+        return ~c
+    }
+
     /// HAProxy's `full_hash` (the converters' avalanche argument): Bob Jenkins' 32-bit integer
     /// mix, then a multiplication by a large prime.
     public static func fullAvalanche(_ value: UInt32) -> UInt32 {

@@ -234,7 +234,7 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
     }
 
     /// Every sample expression used (for the stage check).
-    var expressions: [SampleExpression] {
+    public var expressions: [SampleExpression] {
         segments.compactMap { if case .sample(let e, _) = $0 { return e } else { return nil } }
     }
 

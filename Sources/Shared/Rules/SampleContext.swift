@@ -90,6 +90,9 @@ extension SampleContext {
 public enum ProxyFigure: Sendable {
     case frontendConnections, backendConnections, usableServers, serverIsUp, connectionSlots, queued, averageQueue
     case frontendRequestRate, backendSessionRate, serverConnections
+    /// The numeric ids (`id` keyword, else the order of declaration) of the stream's frontend,
+    /// backend and server.
+    case frontendID, backendID, serverID
 }
 
 /// Where a rule runs; it decides which fetches a rule may use.

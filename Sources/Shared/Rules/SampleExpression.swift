@@ -18,6 +18,8 @@ public enum ArgumentKind: Sendable {
     case string, int, variable, regex, backend, userlist
     /// An integer or a variable name (`add(txn.x)`, `add(3)`).
     case intOrVariable
+    /// A variable name when the text is one (`txn.key`), else a constant string.
+    case stringOrVariable
     /// A header name: compared without regard to case, so stored lowercase.
     case headerName
     /// A map file, compiled for a match method (`map_beg(file)`), and the output type's name.
@@ -31,6 +33,30 @@ public enum ArgumentKind: Sendable {
     /// the rule's own proxy when `defaultsToProxy` (`src_conn_cur`), else nothing
     /// (`sc0_conn_cur`: the tracked entry's table).
     case table(defaultsToProxy: Bool)
+}
+
+extension ArgumentKind {
+    /// Text taken as it is written (an empty one included).
+    var isPlainText: Bool {
+        switch self {
+        case .string, .stringOrVariable: return true
+        default: return false
+        }
+    }
+
+    /// HAProxy's name for the type, in "missing arguments" messages.
+    var typeName: String {
+        switch self {
+        case .int, .intOrVariable: return "integer"
+        case .backend: return "backend"
+        case .userlist: return "user list"
+        case .regex: return "regex"
+        case .ipv4Mask: return "IPv4 mask"
+        case .ipv6Mask: return "IPv6 mask"
+        case .table: return "table"
+        case .string, .variable, .stringOrVariable, .headerName, .map, .choice: return "string"
+        }
+    }
 }
 
 /// What a fetch produced: nothing, one sample, or every occurrence (headers, cookies) when
@@ -147,14 +173,19 @@ public final class FetchDefinition: Sendable {
     public let uses: SampleUse
     /// `all` is true when an ACL wants every occurrence.
     public let evaluate: @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult
+    /// What is wrong with the compiled arguments beyond their kinds (HAProxy's message), if
+    /// anything: checked once at load.
+    public let check: (@Sendable ([SampleArgument]) -> String?)?
 
     public init(_ name: String, _ arguments: [ArgumentKind] = [], required: Int = 0, _ output: SampleType, _ uses: SampleUse,
+                check: (@Sendable ([SampleArgument]) -> String?)? = nil,
                 _ evaluate: @escaping @Sendable (SampleContext, [SampleArgument], Bool) -> FetchResult) {
         self.name = name
         self.arguments = arguments
         self.required = required
         self.output = output
         self.uses = uses
+        self.check = check
         self.evaluate = evaluate
     }
 
@@ -172,14 +203,19 @@ public final class ConverterDefinition: Sendable {
     public let input: SampleType
     public let output: SampleType
     public let apply: @Sendable (SampleValue, [SampleArgument], SampleContext) -> SampleValue?
+    /// What is wrong with the compiled arguments beyond their kinds (HAProxy's message), if
+    /// anything: checked once at load.
+    public let check: (@Sendable ([SampleArgument]) -> String?)?
 
     public init(_ name: String, _ arguments: [ArgumentKind] = [], required: Int = 0, _ input: SampleType, _ output: SampleType,
+                check: (@Sendable ([SampleArgument]) -> String?)? = nil,
                 _ apply: @escaping @Sendable (SampleValue, [SampleArgument], SampleContext) -> SampleValue?) {
         self.name = name
         self.arguments = arguments
         self.required = required
         self.input = input
         self.output = output
+        self.check = check
         self.apply = apply
     }
 
@@ -263,18 +299,20 @@ public enum SampleExpressionParser {
                 var closed = false
                 while i < text.endIndex {
                     let c = text[i]
-                    if let q = quote {
-                        if c == "\\", text.index(after: i) < text.endIndex {
-                            i = text.index(after: i)
-                            current.append(text[i])
-                        } else if c == q {
-                            quote = nil
-                        } else {
-                            current.append(c)
+                    // A backslash outside single quotes escapes a backslash, a space or a quote,
+                    // and makes \r, \n and \t; before anything else it stays (`\d` in a regex),
+                    // as in HAProxy. Inside single quotes everything is verbatim.
+                    if c == "\\", quote != "'", text.index(after: i) < text.endIndex {
+                        let next = text[text.index(after: i)]
+                        switch next {
+                        case "\\", " ", "\"", "'": current.append(next); i = text.index(after: i)
+                        case "r": current.append("\r"); i = text.index(after: i)
+                        case "n": current.append("\n"); i = text.index(after: i)
+                        case "t": current.append("\t"); i = text.index(after: i)
+                        default: current.append(c)
                         }
-                    } else if c == "\\", text.index(after: i) < text.endIndex {
-                        i = text.index(after: i)
-                        current.append(text[i])
+                    } else if let q = quote {
+                        if c == q { quote = nil } else { current.append(c) }
                     } else if c == "\"" || c == "'" {
                         quote = c
                     } else if c == "," {
@@ -326,6 +364,9 @@ public enum SampleExpressionParser {
         let arguments = try compileArguments(first.arguments, kinds: fetch.arguments, required: fetch.required,
                                              what: "fetch method '\(fetch.name)'", context: context,
                                              user: (context.compilingACL ? "ACL keyword '" : "sample fetch keyword '") + fetch.name + "'")
+        if let problem = fetch.check?(arguments) {
+            throw Failure(message: "invalid args in fetch method '\(fetch.name)' : \(problem).")
+        }
         var converters: [ConverterCall] = []
         var type = fetch.output
         for element in elements.dropFirst() {
@@ -338,6 +379,9 @@ public enum SampleExpressionParser {
             let args = try compileArguments(element.arguments, kinds: converter.arguments, required: converter.required,
                                             what: "converter '\(converter.name)'", context: context,
                                             user: "converter '" + converter.name + "'")
+            if let problem = converter.check?(args) {
+                throw Failure(message: "invalid args in converter '\(converter.name)' : \(problem).")
+            }
             converters.append(ConverterCall(definition: converter, arguments: args))
             type = converter.output
         }
@@ -350,9 +394,10 @@ public enum SampleExpressionParser {
                                  context: RuleCompilationContext, user: String = "") throws(Failure) -> [SampleArgument] {
         var raw = given ?? []
         // Empty parentheses are one empty argument, as in HAProxy: `str()` is the empty string.
-        if given?.isEmpty == true, required > 0, case .string = kinds[0] { raw = [""] }
+        if given?.isEmpty == true, required > 0, kinds[0].isPlainText { raw = [""] }
         if raw.count < required {
-            throw Failure(message: "\(what) expects at least \(required) argument(s)")
+            let problem = "missing arguments (got \(raw.count)/\(required)), type '\(kinds[raw.count].typeName)' expected"
+            throw Failure(message: what.hasPrefix("converter") ? "invalid arg \(raw.count + 1) in \(what) : \(problem)" : "\(what) : \(problem)")
         }
         if raw.count > kinds.count {
             throw Failure(message: "\(what) expects at most \(kinds.count) argument(s)")
@@ -380,6 +425,8 @@ public enum SampleExpressionParser {
                 }
             case .variable:
                 do { out.append(.variable(try VariableName.parse(text))) } catch { throw Failure(message: error.message) }
+            case .stringOrVariable:
+                if let name = try? VariableName.parse(text) { out.append(.variable(name)) } else { out.append(.string(text)) }
             case .map(let method, let output):
                 let user = "map at " + (context.location.map { "file '\($0.file)' line \($0.line)" } ?? "file '' line 0")
                 do {

@@ -36,6 +36,36 @@ public struct VariableName: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// `set-var` / `set-var-fmt` in the global section: a `proc.` variable each worker sets once,
+/// in the order of the file, before it serves (a later one may read an earlier one).
+public struct GlobalVariableSetting: Sendable, Equatable {
+    public enum Value: Sendable {
+        case expression(SampleExpression)
+        case format(LogFormatString)
+    }
+
+    public let name: VariableName
+    public let value: Value
+    /// The expression or format as written (equality across reloads).
+    public let source: String
+
+    public init(name: VariableName, value: Value, source: String) {
+        self.name = name
+        self.value = value
+        self.source = source
+    }
+
+    /// What the variable holds: nil when the expression gives no sample.
+    public func evaluate(_ context: SampleContext) -> SampleValue? {
+        switch value {
+        case .expression(let e): return e.evaluate(context)
+        case .format(let f): return .string(f.evaluate(context))
+        }
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.name == b.name && a.source == b.source }
+}
+
 /// A `userlist` section: users with password hashes or clear passwords, and groups.
 public struct Userlist: Sendable, Equatable {
     public struct User: Sendable, Equatable {

@@ -303,6 +303,16 @@ public final class WorkerRuntime: Sendable {
         peers = PeersService(configuration: configuration, tables: stickTables, loop: loops[0])
         resolvers = ResolversService(configuration: configuration, backends: backends)
         linkTrackedServers()
+        setGlobalVariables()
+    }
+
+    /// The global section's `set-var`/`set-var-fmt`, in order: each may read those before it.
+    private func setGlobalVariables() {
+        guard !configuration.global.variables.isEmpty else { return }
+        let context = CLISampleContext(runtime: self)
+        for setting in configuration.global.variables {
+            if let value = setting.evaluate(context) { processVariables.set(setting.name.name, value) }
+        }
     }
 
     /// Removes expired stick table entries, a bounded batch per table and lock hold, so a

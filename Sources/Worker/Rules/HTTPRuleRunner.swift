@@ -285,6 +285,7 @@ enum HTTPRuleRunner {
 
     static func redirectAnswer(_ r: RedirectRule, context c: StreamContext) -> LocalAnswer? {
         let value = r.target.evaluate(c)
+        if r.ignoreEmpty, value.isEmpty { return nil }
         var location: String
         switch r.kind {
         case .location:

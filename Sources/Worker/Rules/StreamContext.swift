@@ -261,11 +261,16 @@ final class StreamContext: SampleContext {
     }
 
     var frontendName: String { frontend.name }
-    var backendName: String? { backend?.name }
+    /// Until a backend is chosen the stream's backend is its frontend, as in HAProxy (`be_name`,
+    /// `be_id` and `%b` in a frontend's rules, or after a local answer).
+    var backendName: String? { backend?.name ?? frontend.name }
     var serverName: String? { server?.name }
 
     func proxyFigure(_ figure: ProxyFigure, proxy: String?, server serverName: String?) -> Int64? {
         switch figure {
+        case .frontendID: return Int64(frontend.settings.id)
+        case .backendID: return Int64(backend?.settings.id ?? frontend.settings.id)
+        case .serverID: return server.map { Int64($0.id) }
         case .frontendConnections:
             let f = proxy.map { name in runtime.frontends.first { $0.name == name } } ?? frontend
             return f.map { Int64($0.currentSessions.load(ordering: .relaxed)) }

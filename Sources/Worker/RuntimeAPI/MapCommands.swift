@@ -74,7 +74,7 @@ extension RuntimeAPI {
                 // HAProxy ends this answer without the usual empty line.
                 return CLIReply("\(name): type=\(value.type) value=<\(value.asString ?? "")>\n", endsReply: false)
             },
-            Spec(["set", "var"], usage: "set var <name> <expression>", help: "set a process-wide variable", level: .operator,
+            Spec(["set", "var"], usage: "set var <name> [fmt|expr] {<fmt>|<expr>}", help: "set variable from an expression or a format", level: .operator,
                  restriction: .experimental) { s, _, c in
                 guard c.words.count >= 4 else {
                     return .error("Missing process-wide variable identifier.\n")
@@ -86,18 +86,32 @@ extension RuntimeAPI {
                     return CLIReply("'set var': cannot set variable '\(c.words[2])', only scope 'proc' is permitted here.\n",
                                     isError: true, endsReply: false)
                 }
-                let expression: SampleExpression
-                do throws(SampleExpressionParser.Failure) {
-                    expression = try SampleExpressionParser.parse(c.words[3...].joined(separator: " "), context: RuleCompilationContext())
-                } catch {
-                    return .error("'set var': \(error.message)\n")
+                // `set var <name> [expr] <expression>` or `set var <name> fmt <format>`.
+                let isFormat = c.words[3] == "fmt"
+                let first = c.words[3] == "expr" || isFormat ? 4 : 3
+                guard c.words.count > first else { return .error("Missing process-wide variable identifier.\n") }
+                let text = c.words[first...].joined(separator: " ")
+                let expressions: [SampleExpression]
+                let setting: GlobalVariableSetting
+                if isFormat {
+                    do throws(LogFormatString.Failure) {
+                        let format = try LogFormatString.parse(text, context: RuleCompilationContext())
+                        (expressions, setting) = (format.expressions, GlobalVariableSetting(name: name, value: .format(format), source: text))
+                    } catch {
+                        return .error("'set var': \(error.message)\n")
+                    }
+                } else {
+                    do throws(SampleExpressionParser.Failure) {
+                        let expression = try SampleExpressionParser.parse(text, context: RuleCompilationContext())
+                        (expressions, setting) = ([expression], GlobalVariableSetting(name: name, value: .expression(expression), source: text))
+                    } catch {
+                        return .error("'set var': \(error.message)\n")
+                    }
                 }
-                guard !expression.fetch.uses.contains(.layer4), !expression.fetch.uses.contains(.httpRequest),
-                      !expression.fetch.uses.contains(.httpRequestHeaders) else {
+                guard expressions.allSatisfy({ $0.fetch.uses.isSubset(of: .internalState) }) else {
                     return .error("'set var': sample expression must not depend on a stream.\n")
                 }
-                let context = CLISampleContext(runtime: s.runtime)
-                guard let value = expression.evaluate(context) else {
+                guard let value = setting.evaluate(CLISampleContext(runtime: s.runtime)) else {
                     return .error("'set var': failed to evaluate the sample expression.\n")
                 }
                 s.runtime.processVariables.set(name.name, value)
@@ -247,7 +261,8 @@ extension RuntimeSession {
     }
 }
 
-/// What `set var` expressions may read: no stream, only the process.
+/// What `set var` expressions (and the global section's `set-var`) may read: no stream, only
+/// the process.
 final class CLISampleContext: SampleContext {
     let runtime: WorkerRuntime
     init(runtime: WorkerRuntime) { self.runtime = runtime }
