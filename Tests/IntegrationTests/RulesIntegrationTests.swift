@@ -417,6 +417,62 @@ extension RulesDifferentialTests {
     }
 
     /// `http-errors` sections, `errorfiles` and `http-error`: the proxy's own pages.
+    /// Global `set-var`, the converters and fetches HAProxy's own regression tests use
+    /// (digests, HMAC, base64url, be2dec/be2hex, iif, add_item, crc32c, bin), the server a
+    /// response came from, a redirect written `code` first and skipped by `ignore-empty`.
+    @Test(.enabled(if: RulesDifferentialTests.available, "needs Debian's haproxy"))
+    func convertersGlobalVariablesAndServerFetchesMatchHAProxy() throws {
+        let app = try TestBackend(name: "app")
+        defer { app.stop() }
+        let samples = [
+            "str(abc),crc32c", "str(abc),crc32c(1)", "bin(01020304050607),be2dec(:,2)", "bin(01020304050607),be2dec(-,2,1)",
+            "bin(01020304050607),be2hex", "bin(0102030405060708),be2hex(,3,1)", "str(abc),sha1,hex", "str(abc),sha2(384),hex",
+            "str(abc),digest(md5),hex", "str(abc),hmac(sha256,a2V5),hex", "str(abc),hmac(sha1,txn.key),base64",
+            "str(>>>?),ub64enc", "str(Pj4-Pw),ub64dec", "str(abc),sha1,base64",
+            "int(1),iif(yes,no)", "int(0),iif(yes,no)", "str(x),add_item(',',,sfx)", "str(),add_item(',',proc.a,sfx)",
+            "var(proc.a)", "var(proc.f)", "str(abc),secure_memcmp(txn.same)", "str(abd),secure_memcmp(txn.same)",
+            "var(txn.first)", "var(txn.b)", "fe_id", "be_id", "var(txn.re)",
+        ]
+        func answers(_ binary: String) throws -> [Answer] {
+            let run = try ProxyRun(binary) { port, socket in
+                """
+                global
+                    stats socket \(socket) level admin
+                    set-var proc.a str(A1)
+                    set-var-fmt proc.f "v=%[var(proc.a)]"
+                defaults
+                    mode http
+                    timeout client 2s
+                    timeout server 2s
+                    timeout connect 2s
+                frontend f
+                    bind 127.0.0.1:\(port)
+                    http-request set-var(txn.key) str(a2V5)
+                    http-request set-var(txn.same) str(abc)
+                    http-request set-var(txn.first) req.cook
+                    http-request set-var(txn.b) req.cook(b)
+                    http-request set-var(txn.re) hdr(x-re),regsub(\\d+,N)
+                    http-request redirect code 301 location %[hdr(x-to)] ignore-empty
+                \(samples.enumerated().map { "    http-response set-header X-S\($0.offset) \"%[\($0.element)]\"" }.joined(separator: "\n"))
+                    http-response set-header X-Srv "%[srv_name] %[srv_id]"
+                    default_backend b
+                backend b
+                    server s 127.0.0.1:\(app.port) id 7
+
+                """
+            }
+            defer { run.stop() }
+            let keep = samples.indices.map { "x-s\($0)" } + ["x-srv", "location"]
+            return try ["Cookie: a=1; b=2; b=3\r\nX-Re: a12b\r\n", "X-To: /elsewhere\r\n"].map {
+                Answer(try exchange(run.port, "GET /hello HTTP/1.1\r\nHost: h\r\n\($0)Connection: close\r\n\r\n"), keep: keep)
+            }
+        }
+        let theirs = try answers(Self.haproxy), ours = try answers(HaspBinary.path)
+        #expect(theirs.count == 2 && theirs[0].headers["x-srv"] == "s 7" && theirs[0].headers["x-s18"] == "A1"
+                && theirs[1].status.contains("301") && theirs[1].headers["location"] == "/elsewhere", "\(theirs)")
+        for (a, b) in zip(theirs, ours) { #expect(a == b, "haproxy: \(a)\nhasp:    \(b)") }
+    }
+
     @Test(.enabled(if: RulesDifferentialTests.available, "needs Debian's haproxy"))
     func errorPagesMatchHAProxy() throws {
         let dir = try TempDir()

@@ -222,6 +222,7 @@ extension ConfigParser {
                 parser.parsingAlert("'id' expects a positive integer argument.")
                 return
             }
+            p.id = n
         },
         // Accepted; Hasp has no use for them.
         ProxyKeyword(names: ["description"], maximumArguments: nil) { _, w, p in

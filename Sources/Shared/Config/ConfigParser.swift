@@ -457,7 +457,9 @@ public struct ConfigParser {
                 if !proxy.name.isEmpty { config.namedDefaults[proxy.name] = proxy }
             } else {
                 var p = proxy
-                p.id = config.proxies.count + 1
+                // HAProxy numbers proxies in the order of the file, the runtime API's own
+                // ("GLOBAL", when there is a stats socket) first; `id` sets one by hand.
+                if p.id == 0 { p.id = config.proxies.count + 1 + (config.global.statsSockets.isEmpty ? 0 : 1) }
                 config.proxies.append(p)
             }
         }

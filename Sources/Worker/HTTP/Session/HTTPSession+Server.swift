@@ -8,6 +8,8 @@ extension HTTPSession: ServerDialerClient {
 
     /// The session's own idle connection, then the loop's pool, then a new connection.
     func obtainConnection(to server: Server) {
+        // The rules after this point (`http-response`, `%s`, `srv_name`, `srv_id`) see it.
+        streams.server = server
         let reuse = slot?.backend.settings.httpReuse ?? .safe
         // With `sni`, a connection serves only requests for the name it was opened with.
         let name = server.sniExpression == nil ? nil : dialerServerName(for: server)
