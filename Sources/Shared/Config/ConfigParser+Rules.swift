@@ -326,7 +326,16 @@ extension ConfigParser {
                 parsingAlert(prefix + "unknown normalizer '\(args.first ?? "")'.")
                 return nil
             }
-            return .normalizeURI(kind)
+            // `path-strip-dotdot full`, `percent-to-uppercase strict`, `percent-decode-unreserved strict`.
+            let option = args.count > 1 ? args[1] : nil
+            if let option {
+                let allowed = kind == "path-strip-dotdot" ? "full" : kind.hasPrefix("percent-") ? "strict" : nil
+                guard option == allowed, args.count == 2 else {
+                    parsingAlert(prefix + "unknown argument '\(option == allowed ? args[2] : option)' for '\(kind)' normalizer.")
+                    return nil
+                }
+            }
+            return .normalizeURI(kind, option: option)
         case "set-nice", "set-mark", "set-tos", "set-src-port", "set-dst-port", "disable-l7-retry", "strict-mode",
              "wait-for-handshake":
             return .ignored(verb)

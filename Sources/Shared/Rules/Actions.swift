@@ -76,7 +76,8 @@ public enum HTTPAction: Sendable {
     case setDestination(SampleExpression)
     case setStatus(Int, reason: String?)
     case earlyHint(String, LogFormatString)
-    case normalizeURI(String)
+    /// The normalizer and its option (`full`, `strict`).
+    case normalizeURI(String, option: String?)
     /// `use-service <name>`: an applet of the proxy answers the request.
     case useService(HTTPService)
     /// `track-scN`, `sc-inc-gpc*`, `sc-set-gpt*`, `sc-add-gpc`.

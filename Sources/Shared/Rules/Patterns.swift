@@ -232,7 +232,7 @@ public final class CompiledPatterns: AtomicReference, Sendable {
         return out
     }
 
-    static func hexDigit(_ c: UInt8) -> UInt8? {
+    public static func hexDigit(_ c: UInt8) -> UInt8? {
         switch c {
         case 48...57: return c - 48
         case 65...70: return c - 55

@@ -240,9 +240,12 @@ enum HTTPRuleRunner {
                 if let v = expression.evaluate(c) { c.overrideAddress(v, source: true) }
             case .setDestination(let expression):
                 if let v = expression.evaluate(c) { c.overrideAddress(v, source: false) }
-            case .normalizeURI(let kind):
+            case .normalizeURI(let kind, let option):
                 guard let target = c.requestTarget else { continue }
-                let normalized = URINormalizer.apply(kind, to: target)
+                // A strict normalizer refuses a bad percent-encoding with a 400.
+                guard let normalized = URINormalizer.apply(kind, option: option, to: target) else {
+                    return .answer(LocalAnswer.errorPage(400, errorFiles: errorFiles(), cause: ("P", "R")))
+                }
                 if normalized != target { c.editRequest { $0.setRequestLinePart(.uri, normalized) } }
             case .useService(let service):
                 return .service(service)
@@ -342,9 +345,10 @@ extension MessageHead {
     }
 }
 
-/// `http-request normalize-uri <normalizer>`: the common normalizers.
+/// `http-request normalize-uri <normalizer> [full|strict]`: HAProxy's normalizers.
 enum URINormalizer {
-    static func apply(_ kind: String, to target: String) -> String {
+    /// The normalized target; nil when a `strict` normalizer finds a bad percent-encoding.
+    static func apply(_ kind: String, option: String? = nil, to target: String) -> String? {
         let path = String(URLParts.path(target) ?? "")
         let query = URLParts.query(target)
         func rebuild(_ p: String, _ q: Substring?) -> String { p + (q.map { "?" + $0 } ?? "") }
@@ -353,27 +357,11 @@ enum URINormalizer {
             var out = ""
             for ch in path where !(ch == "/" && out.hasSuffix("/")) { out.append(ch) }
             return rebuild(out, query)
-        case "path-strip-dot":
-            let parts = path.split(separator: "/", omittingEmptySubsequences: false).filter { $0 != "." }
-            return rebuild(parts.joined(separator: "/"), query)
-        case "path-strip-dotdot":
-            var stack: [Substring] = []
-            for part in path.split(separator: "/", omittingEmptySubsequences: false) {
-                if part == "..", stack.count > 1 { stack.removeLast() } else if part != ".." { stack.append(part) }
-            }
-            return rebuild(stack.joined(separator: "/"), query)
-        case "percent-to-uppercase":
-            var out = Array(target.utf8)
-            var i = 0
-            while i + 2 < out.count {
-                if out[i] == UInt8(ascii: "%") {
-                    for j in 1...2 where out[i + j] >= 97 && out[i + j] <= 102 { out[i + j] -= 32 }
-                    i += 3
-                } else {
-                    i += 1
-                }
-            }
-            return String(decoding: out, as: UTF8.self)
+        case "path-strip-dot", "path-strip-dotdot":
+            guard path.hasPrefix("/") else { return target }
+            return rebuild(stripDots(path, dotdot: kind == "path-strip-dotdot", full: option == "full"), query)
+        case "percent-to-uppercase", "percent-decode-unreserved":
+            return percentNormalized(target, decode: kind == "percent-decode-unreserved", strict: option == "strict")
         case "query-sort-by-name":
             guard let query else { return target }
             let sorted = query.split(separator: "&").sorted { $0.prefix { $0 != "=" } < $1.prefix { $0 != "=" } }
@@ -385,5 +373,61 @@ enum URINormalizer {
         default:
             return target
         }
+    }
+
+    /// `.` segments (and with `dotdot`, `..` with the segment before it) taken out of an
+    /// absolute path; a removed last segment leaves its slash (`/a/.` is `/a/`). A `..` with
+    /// nothing before it stays, unless `full`.
+    static func stripDots(_ path: String, dotdot: Bool, full: Bool) -> String {
+        var kept: [Substring] = []
+        let segments = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        for (index, segment) in segments.enumerated() {
+            let isLast = index == segments.count - 1
+            if segment == "." {
+                if isLast { kept.append("") }
+            } else if dotdot, segment == ".." {
+                if let top = kept.last, top != ".." {
+                    kept.removeLast()
+                } else if !full {
+                    kept.append(segment)
+                    continue
+                }
+                if isLast { kept.append("") }
+            } else {
+                kept.append(segment)
+            }
+        }
+        return "/" + kept.joined(separator: "/")
+    }
+
+    /// `%xx` escapes in uppercase, or (decode) the ones of unreserved characters decoded; a `%`
+    /// not followed by two hex digits stays, or makes the target invalid when `strict`.
+    static func percentNormalized(_ target: String, decode: Bool, strict: Bool) -> String? {
+        let bytes = Array(target.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            guard bytes[i] == UInt8(ascii: "%") else { out.append(bytes[i]); i += 1; continue }
+            guard i + 2 < bytes.count, let high = CompiledPatterns.hexDigit(bytes[i + 1]), let low = CompiledPatterns.hexDigit(bytes[i + 2]) else {
+                if strict { return nil }
+                out.append(bytes[i])
+                i += 1
+                continue
+            }
+            let value = high << 4 | low
+            let unreserved = (value >= 0x41 && value <= 0x5a) || (value >= 0x61 && value <= 0x7a) || (value >= 0x30 && value <= 0x39)
+                || value == UInt8(ascii: "-") || value == UInt8(ascii: ".") || value == UInt8(ascii: "_") || value == UInt8(ascii: "~")
+            if decode, unreserved {
+                out.append(value)
+            } else if decode {
+                out.append(contentsOf: bytes[i...(i + 2)])
+            } else {
+                let digits = Array("0123456789ABCDEF".utf8)
+                out.append(contentsOf: [UInt8(ascii: "%"), digits[Int(high)], digits[Int(low)]])
+            }
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
