@@ -631,6 +631,19 @@ final class FakeSampleContext: SampleContext {
         ])
     }
 
+    /// A backend's (or listen's, or defaults') request rules run once the backend is known:
+    /// `be_name` works there, not in a frontend's (haproxy 2.6 says the same).
+    @Test func backendRequestRulesMayReadTheBackend() {
+        func parsed(_ text: String) -> [String] {
+            ConfigParser.parse([ConfigParser.Source(name: "b.cfg", text: "defaults\n    mode http\n" + text)])
+                .diagnostics.filter { $0.level == .alert }.map(\.text)
+        }
+        #expect(parsed("backend b\n    http-request set-header X-B %[be_name]\n    server s 127.0.0.1:1\n").isEmpty)
+        #expect(parsed("listen l\n    bind :8080\n    http-request set-header X-B %[be_name]\n    server s 127.0.0.1:1\n").isEmpty)
+        #expect(parsed("backend b\n    http-request set-header X-S %[srv_name]\n").first?.contains("needs 'server'") == true)
+        #expect(parsed("frontend f\n    bind :8080\n    http-request set-header X-B %[be_name]\n").first?.contains("needs 'backend'") == true)
+    }
+
     @Test func redirectOptionsComeInAnyOrder() {
         let result = parse("    http-request redirect code 301 location %[hdr(x-to)] ignore-empty drop-query")
         #expect(!result.hasErrors)

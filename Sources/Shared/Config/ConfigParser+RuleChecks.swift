@@ -29,7 +29,9 @@ extension ConfigParser {
             case .warnNaming(let named): (place, tcpRule) = (named, nil)
             case .warnTCPRule(let rule): (place, tcpRule) = (Self.checkPlace(stage, p.kind), rule)
             }
-            if let warning = Self.incompatibility(of: condition, at: stage, place: place, tcpRule: tcpRule) { parsingWarning(warning) }
+            if let warning = Self.incompatibility(of: condition, at: stage, place: place, tcpRule: tcpRule, inBackend: currentProxyIsBackend) {
+                parsingWarning(warning)
+            }
             return .some(condition)
         } catch {
             parsingAlert("error detected while parsing \(what) : \(error.message)\(error.message.hasSuffix(".") ? "" : ".")")
@@ -58,8 +60,9 @@ extension ConfigParser {
     /// HAProxy's warning for a condition with ACLs that cannot work at `stage`: the first term
     /// none of whose tests can ("will never match"), else the first test that cannot
     /// ("involves"). TCP rules name themselves (`tcpRule`) in the first form.
-    static func incompatibility(of condition: RuleCondition, at stage: RuleStage, place: String, tcpRule: String?) -> String? {
-        let available = SampleUse.available(at: stage)
+    static func incompatibility(of condition: RuleCondition, at stage: RuleStage, place: String, tcpRule: String?,
+                                inBackend: Bool = false) -> String? {
+        let available = SampleUse.available(at: stage, inBackend: inBackend)
         let terms = condition.termTests
         let usable = { (test: ACLTest) in test.expression.fetch.uses.isAvailable(in: available) }
         let within = tcpRule.map { " in '\($0)'" } ?? ""

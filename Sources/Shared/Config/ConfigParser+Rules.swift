@@ -84,10 +84,16 @@ extension ConfigParser {
     }
 
     /// A log-format argument, with the stage check of its samples.
+    /// What rules of `stage` may read in the section being read: a backend's request rules
+    /// also have the backend.
+    func availableUses(at stage: RuleStage) -> SampleUse {
+        SampleUse.available(at: stage, inBackend: currentProxyIsBackend)
+    }
+
     mutating func compileFormat(_ text: String, stage: RuleStage, context prefix: String) -> LogFormatString? {
         do {
             let format = try LogFormatString.parse(text, context: ruleContext)
-            let available = SampleUse.available(at: stage)
+            let available = availableUses(at: stage)
             for e in format.expressions {
                 if let missing = e.fetch.uses.missingName(in: available) {
                     parsingAlert(prefix + "sample fetch <\(e.source)]> may not be reliably used here because it needs '\(missing)' which is not available here.")
@@ -104,7 +110,7 @@ extension ConfigParser {
     mutating func compileSample(_ text: String, stage: RuleStage, context prefix: String) -> SampleExpression? {
         do {
             let e = try SampleExpressionParser.parse(text, context: ruleContext)
-            if let missing = e.fetch.uses.missingName(in: SampleUse.available(at: stage)) {
+            if let missing = e.fetch.uses.missingName(in: availableUses(at: stage)) {
                 parsingAlert(prefix + "fetch method '\(e.fetch.name)' extracts information from '\(missing)', none of which is available here.")
                 return nil
             }

@@ -65,6 +65,9 @@ public struct ConfigParser {
     let tableReferences = StickTableReferences()
     /// The proxy section being read (the default table of `src_*` fetches).
     var currentProxyName: String?
+    /// Whether the section being read can be a backend (`backend`, `listen`, `defaults`): its
+    /// request rules may read the backend (`be_name`), as in HAProxy.
+    var currentProxyIsBackend = false
 
     /// `-L <name>`: the local peer's name, over the `localpeer` keyword.
     let localPeerOption: String?
@@ -427,6 +430,7 @@ public struct ConfigParser {
         }
         section = .proxy(base.inherit(as: kind, name: name, location: here))
         currentProxyName = name.isEmpty ? nil : name
+        currentProxyIsBackend = kind == .defaults || kind.capabilities.contains(.backend)
     }
 
     mutating func closeSection() {
@@ -465,5 +469,6 @@ public struct ConfigParser {
         }
         section = .none
         currentProxyName = nil
+        currentProxyIsBackend = false
     }
 }

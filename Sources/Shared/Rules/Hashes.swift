@@ -31,31 +31,29 @@ public enum Hashes {
         return h0 ^ h1
     }
 
-    private static let crcTable: [UInt32] = (0..<256).map { n -> UInt32 in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xedb8_8320 ^ (c >> 1) : c >> 1 }
-        return c
+    /// The byte table of a reflected CRC-32 with this (reversed) polynomial.
+    private static func crcTable(_ polynomial: UInt32) -> [UInt32] {
+        (0..<256).map { n -> UInt32 in
+            var c = UInt32(n)
+            for _ in 0..<8 { c = c & 1 != 0 ? polynomial ^ (c >> 1) : c >> 1 }
+            return c
+        }
+    }
+
+    private static let ieeeTable = crcTable(0xedb8_8320)
+    private static let castagnoliTable = crcTable(0x82f6_3b78)
+
+    private static func crc(_ bytes: [UInt8], _ table: [UInt32]) -> UInt32 {
+        var c: UInt32 = 0xffff_ffff
+        for b in bytes { c = table[Int((c ^ UInt32(b)) & 0xff)] ^ (c >> 8) }
+        return ~c
     }
 
     /// CRC-32 (IEEE 802.3, as zlib computes it).
-    public static func crc32(_ bytes: [UInt8]) -> UInt32 {
-        var c: UInt32 = 0xffff_ffff
-        for b in bytes { c = crcTable[Int((c ^ UInt32(b)) & 0xff)] ^ (c >> 8) }
-        return ~c
-    }
-
-    private static let crc32cTable: [UInt32] = (0..<256).map { n -> UInt32 in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0x82f6_3b78 ^ (c >> 1) : c >> 1 }
-        return c
-    }
+    public static func crc32(_ bytes: [UInt8]) -> UInt32 { crc(bytes, ieeeTable) }
 
     /// CRC-32C (Castagnoli, as RFC 4960 appendix B computes it).
-    public static func crc32c(_ bytes: [UInt8]) -> UInt32 {
-        var c: UInt32 = 0xffff_ffff
-        for b in bytes { c = crc32cTable[Int((c ^ UInt32(b)) & 0xff)] ^ (c >> 8) }
-        return ~c
-    }
+    public static func crc32c(_ bytes: [UInt8]) -> UInt32 { crc(bytes, castagnoliTable) }
 
     /// HAProxy's `full_hash` (the converters' avalanche argument): Bob Jenkins' 32-bit integer
     /// mix, then a multiplication by a large prime.
