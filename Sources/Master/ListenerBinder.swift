@@ -58,10 +58,11 @@ enum ListenerBinder {
                 }
             }
             // TCP stats sockets: two generations of workers cannot both bind the port, so the
-            // master holds it and passes it like a frontend listener.
+            // master holds it and passes it like a frontend listener. So is a listener the
+            // master inherited (`fd@N`): a worker does not inherit the master's descriptors.
             for (index, socket) in configuration.global.statsSockets.enumerated() {
                 switch socket.address {
-                case .ipv4, .ipv6: break
+                case .ipv4, .ipv6, .inheritedFD: break
                 default: continue
                 }
                 try hold(socket.address, key: "stats#\(socket.address)", name: Engine.statsListenerName(index)) {

@@ -123,6 +123,34 @@ func startMaster(config: String, port: Int) throws -> Hasp {
         #expect(hasp.child.stderr.contains("Former worker (\(first)) exited with code 0 (Exit)"))
     }
 
+    /// `stats socket fd@N`: a listener the master inherited (as VTest passes them) is held by
+    /// the master and passed to its worker, which serves it (the worker does not inherit the
+    /// master's descriptors).
+    @Test func aStatsSocketOnAnInheritedListenerIsServedByTheWorker() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        #expect(bound && listen(listener, 16) == 0)
+        let statsPort = Int(UInt16(bigEndian: address.sin_port))
+        let port = try Ports.free()
+        let dir = try TempDir()
+        let config = try dir.write("h.cfg", returnConfig(port: port, body: "ok", global: "    stats socket fd@3 level admin"))
+        let hasp = try ChildProcess(HaspBinary.path, ["-W", "-f", config], dir: dir, name: "hasp", descriptor3: listener)
+        defer { hasp.stop() }
+        try eventually("the first load") { hasp.stderr.contains("Loading success.") }
+        let client = try RawClient(port: statsPort, timeout: 5)
+        try client.send("show info\n")
+        let answer = String(decoding: client.readToEnd(), as: UTF8.self)
+        #expect(answer.hasPrefix("Name: Hasp\n"), "\(answer.prefix(80))")
+        #expect(fetchOnce(port: port) == "ok")
+    }
+
     @Test func badConfigurationOnReloadKeepsTheOldWorker() throws {
         let port = try Ports.free()
         let hasp = try startMaster(config: returnConfig(port: port, body: "good"), port: port)

@@ -122,9 +122,10 @@ final class ChildProcess: @unchecked Sendable {
     let stderrPath: String
     private let ending = Mutex<(code: Int32, bySignal: Bool)?>(nil)
 
-    /// `stdout`: a descriptor to give the child as its standard output instead of the file.
+    /// `stdout`: a descriptor to give the child as its standard output instead of the file;
+    /// `descriptor3`: one the child gets as its descriptor 3 (a listener for `fd@3`).
     init(_ executable: String, _ arguments: [String], dir: TempDir, name: String = "proc",
-         environment: [String: String] = [:], stdout: Int32? = nil) throws {
+         environment: [String: String] = [:], stdout: Int32? = nil, descriptor3: Int32? = nil) throws {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         stdoutPath = dir.path("\(name).out")
@@ -144,7 +145,8 @@ final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_TRUNC, 0)
         // Nothing else of the test process (its sockets, other children's pipes) reaches the
         // child, whether or not it was opened close-on-exec.
-        hasp_spawn_add_closefrom(&actions, 3)
+        if let descriptor3 { posix_spawn_file_actions_adddup2(&actions, descriptor3, 3) }
+        hasp_spawn_add_closefrom(&actions, descriptor3 == nil ? 3 : 4)
 
         // Signals as a fresh process has them: none blocked, each with its default action.
         var attributes = posix_spawnattr_t()
