@@ -473,6 +473,50 @@ extension RulesDifferentialTests {
         for (a, b) in zip(theirs, ours) { #expect(a == b, "haproxy: \(a)\nhasp:    \(b)") }
     }
 
+    /// `option http-restrict-req-hdr-names`: the frontend's `delete`, a backend's `reject`, a
+    /// `preserve` backend; what the client gets and what the server receives.
+    @Test(.enabled(if: RulesDifferentialTests.available, "needs Debian's haproxy"))
+    func restrictedHeaderNamesMatchHAProxy() throws {
+        let app = try TestBackend(name: "app")
+        defer { app.stop() }
+        func answers(_ binary: String) throws -> [Answer] {
+            let run = try ProxyRun(binary) { port, socket in
+                """
+                global
+                    stats socket \(socket) level admin
+                defaults
+                    mode http
+                    timeout client 2s
+                    timeout server 2s
+                    timeout connect 2s
+                frontend f
+                    bind 127.0.0.1:\(port)
+                    use_backend strict if { req.hdr(x-route) strict }
+                    use_backend loose if { req.hdr(x-route) loose }
+                    default_backend cleaned
+                backend cleaned
+                    option http-restrict-req-hdr-names delete
+                    server s 127.0.0.1:\(app.port)
+                backend strict
+                    option http-restrict-req-hdr-names reject
+                    server s 127.0.0.1:\(app.port)
+                backend loose
+                    server s 127.0.0.1:\(app.port)
+
+                """
+            }
+            defer { run.stop() }
+            return try ["cleaned", "strict", "loose"].map {
+                Answer(try exchange(run.port, "GET /headers HTTP/1.1\r\nHost: h\r\nX-Route: \($0)\r\nX_Forwarded_For: 6.6.6.6\r\nX-Ok: 1\r\nX.Dot: 2\r\nConnection: close\r\n\r\n"),
+                       keep: ["content-length"])
+            }
+        }
+        let theirs = try answers(Self.haproxy), ours = try answers(HaspBinary.path)
+        #expect(theirs.count == 3 && theirs[1].status.contains("403") && !theirs[0].body.contains("x_forwarded_for")
+                && theirs[0].body.contains("x-ok: 1") && theirs[2].body.contains("x_forwarded_for"), "\(theirs)")
+        for (a, b) in zip(theirs, ours) { #expect(a == b, "haproxy: \(a)\nhasp:    \(b)") }
+    }
+
     @Test(.enabled(if: RulesDifferentialTests.available, "needs Debian's haproxy"))
     func errorPagesMatchHAProxy() throws {
         let dir = try TempDir()

@@ -473,7 +473,7 @@ extension ConfigParser {
     static let supportedOptions = [
         "redispatch", "httplog", "httpslog", "tcplog", "dontlog-normal", "forwardfor", "http-keep-alive", "http-server-close", "httpclose",
         "dontlognull", "idle-close-on-response", "log-health-checks", "log-separate-errors", "allbackups", "httpchk", "tcp-check",
-        "http-buffer-request", "originalto", "persist",
+        "http-buffer-request", "originalto", "persist", "http-restrict-req-hdr-names",
     ]
     /// Options an ordinary configuration uses that Hasp accepts without acting on them yet.
     static let acceptedOptions: Set<String> = [
@@ -501,6 +501,16 @@ extension ConfigParser {
         case "log-separate-errors": p.options.logSeparateErrors = !negated
         case "allbackups": p.options.allBackups = !negated
         case "http-buffer-request": p.options.bufferRequest = !negated
+        case "http-restrict-req-hdr-names":
+            guard i + 1 < w.count else {
+                parsingAlert("missing parameter. option '\(name)' expects 'preserve', 'reject' or 'delete' option.")
+                return
+            }
+            guard let policy = HeaderNamePolicy(rawValue: w[i + 1]) else {
+                parsingAlert("invalid parameter '\(w[i + 1])'. option '\(name)' expects 'preserve', 'reject' or 'delete' option.")
+                return
+            }
+            p.options.requestHeaderNames = policy
         case "originalto":
             p.options.originalTo = !negated
             guard let o = parseAddressHeaderOption(w, from: i + 1, option: "originalto", allowsIfNone: false) else { return }

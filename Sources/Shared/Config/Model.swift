@@ -278,6 +278,9 @@ public struct ProxyOptions: Sendable, Equatable {
     public var forwardForIfNone = false
     /// `option http-buffer-request`: the request body is read before rules and routing.
     public var bufferRequest = false
+    /// `option http-restrict-req-hdr-names`: what happens to request headers whose name has a
+    /// character outside `[A-Za-z0-9-]`, after the proxy's `http-request` rules.
+    public var requestHeaderNames = HeaderNamePolicy.preserve
     /// `option originalto [except <network>] [header <name>]`: the address the client
     /// connected to, for the server.
     public var originalTo = false
@@ -584,5 +587,15 @@ public struct ProxySettings: Sendable, Equatable {
         copy.checks.inheritedHTTPSteps = !checks.httpSteps.isEmpty
         copy.checks.inheritedTCPSteps = !checks.tcpSteps.isEmpty
         return copy
+    }
+}
+
+/// `option http-restrict-req-hdr-names preserve|delete|reject`.
+public enum HeaderNamePolicy: String, Sendable, Equatable {
+    case preserve, delete, reject
+
+    /// Whether a request header name keeps to `[A-Za-z0-9-]`.
+    public static func isPlain(_ name: String) -> Bool {
+        name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == 0x2d }
     }
 }

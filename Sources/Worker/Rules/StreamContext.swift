@@ -502,6 +502,8 @@ final class StreamContext: SampleContext {
 final class ProxyRuleSet: Sendable {
     let name: String
     let httpRequest: [HTTPRule]
+    /// `option http-restrict-req-hdr-names`, applied after `httpRequest`.
+    let headerNames: HeaderNamePolicy
     let httpResponse: [HTTPRule]
     let httpAfterResponse: [HTTPRule]
     /// `tcp-request content` rules (run before `http-request` in HTTP streams).
@@ -529,6 +531,7 @@ final class ProxyRuleSet: Sendable {
     init(_ settings: ProxySettings) {
         let rules = settings.rules
         name = settings.name
+        headerNames = settings.options.requestHeaderNames
         httpRequest = rules.httpRequest
         httpResponse = rules.httpResponse
         httpAfterResponse = rules.httpAfterResponse

@@ -85,11 +85,11 @@ extension HTTPSession {
     /// closed.
     func runRequestRules(_ proxy: ProxyRuleSet, from start: Int = 0) -> Bool {
         let rules = proxy.httpRequest
-        guard start < rules.count else { return true }
+        guard start < rules.count else { return restrictHeaderNames(proxy) }
         switch HTTPRuleRunner.run(rules, from: start, stage: .httpRequest, context: streams, errorFiles: proxy.errorFiles,
                                   defaultRealm: proxy.name) {
         case .proceed:
-            return true
+            return restrictHeaderNames(proxy)
         case .waitForBody(_, _, let resume):
             // A backend's `wait-for-body` (the frontend's buffers before any rule): what came.
             if streams.body == nil { streams.body = peekedBody.payload }
@@ -109,6 +109,22 @@ extension HTTPSession {
             closeByRule()
             return false
         }
+    }
+
+    /// `option http-restrict-req-hdr-names delete|reject` of `proxy`, after its request rules:
+    /// headers whose name has a character outside `[A-Za-z0-9-]` are removed, or the request is
+    /// denied with a 403; false when it was.
+    func restrictHeaderNames(_ proxy: ProxyRuleSet) -> Bool {
+        guard proxy.headerNames != .preserve, streams.requestHeaderLines.contains(where: { !HeaderNamePolicy.isPlain($0.name) }) else {
+            return true
+        }
+        if proxy.headerNames == .reject {
+            countDenied()
+            sendAnswer(LocalAnswer.errorPage(403, errorFiles: proxy.errorFiles, cause: ("P", "R")))
+            return false
+        }
+        streams.editRequest { $0.removeHeaders { !HeaderNamePolicy.isPlain($0) } }
+        return true
     }
 
     func countDenied() {
