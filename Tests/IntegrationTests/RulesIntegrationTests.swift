@@ -338,6 +338,29 @@ func exchange(_ port: Int, _ request: String) throws -> String {
     static let haproxy = "/usr/sbin/haproxy"
     static let available = FileManager.default.fileExists(atPath: haproxy)
 
+    /// What haproxy and hasp answer to `requests` (each on a new connection), keeping the
+    /// headers named in `keep`; `sections` writes the configuration after the shared preamble
+    /// from the proxy's port and the test backend's.
+    static func bothAnswer(global: [String] = [], keep: [String], requests: [String],
+                           sections: (_ port: Int, _ backend: Int) -> String) throws -> (theirs: [Answer], ours: [Answer]) {
+        let app = try TestBackend(name: "app")
+        defer { app.stop() }
+        func answers(_ binary: String) throws -> [Answer] {
+            let run = try ProxyRun(binary) { port, socket in preamble(socket, global: global) + "\n" + sections(port, app.port) }
+            defer { run.stop() }
+            return try requests.map { Answer(try exchange(run.port, $0), keep: keep) }
+        }
+        return (try answers(haproxy), try answers(HaspBinary.path))
+    }
+
+    /// The global and defaults sections the comparisons share: a stats socket (how `ProxyRun`
+    /// knows the proxy is up), HTTP mode, short timeouts.
+    static func preamble(_ socket: String, global: [String] = []) -> String {
+        (["global", "    stats socket \(socket) level admin"] + global.map { "    " + $0 }
+            + ["defaults", "    mode http", "    timeout client 2s", "    timeout server 2s", "    timeout connect 2s"])
+            .joined(separator: "\n")
+    }
+
     @Test(.enabled(if: RulesDifferentialTests.available, "needs Debian's haproxy"))
     func answersMatchHAProxy() throws {
         let app = try TestBackend(name: "app"), api = try TestBackend(name: "api"), statics = try TestBackend(name: "static")
@@ -374,13 +397,7 @@ extension RulesDifferentialTests {
         func answers(_ binary: String) throws -> [Answer] {
             let run = try ProxyRun(binary) { port, socket in
                 """
-                global
-                    stats socket \(socket) level admin
-                defaults
-                    mode http
-                    timeout client 2s
-                    timeout server 2s
-                    timeout connect 2s
+                \(Self.preamble(socket))
                 frontend f
                     bind 127.0.0.1:\(port)
                     acl has_backend_header hdr(x-backend) -m found
@@ -422,8 +439,6 @@ extension RulesDifferentialTests {
     /// response came from, a redirect written `code` first and skipped by `ignore-empty`.
     @Test(.enabled(if: RulesDifferentialTests.available, "needs Debian's haproxy"))
     func convertersGlobalVariablesAndServerFetchesMatchHAProxy() throws {
-        let app = try TestBackend(name: "app")
-        defer { app.stop() }
         let samples = [
             "str(abc),crc32c", "str(abc),crc32c(1)", "bin(01020304050607),be2dec(:,2)", "bin(01020304050607),be2dec(-,2,1)",
             "bin(01020304050607),be2hex", "bin(0102030405060708),be2hex(,3,1)", "str(abc),sha1,hex", "str(abc),sha2(384),hex",
@@ -433,41 +448,29 @@ extension RulesDifferentialTests {
             "var(proc.a)", "var(proc.f)", "str(abc),secure_memcmp(txn.same)", "str(abd),secure_memcmp(txn.same)",
             "var(txn.first)", "var(txn.b)", "fe_id", "be_id", "var(txn.re)",
         ]
-        func answers(_ binary: String) throws -> [Answer] {
-            let run = try ProxyRun(binary) { port, socket in
-                """
-                global
-                    stats socket \(socket) level admin
-                    set-var proc.a str(A1)
-                    set-var-fmt proc.f "v=%[var(proc.a)]"
-                defaults
-                    mode http
-                    timeout client 2s
-                    timeout server 2s
-                    timeout connect 2s
-                frontend f
-                    bind 127.0.0.1:\(port)
-                    http-request set-var(txn.key) str(a2V5)
-                    http-request set-var(txn.same) str(abc)
-                    http-request set-var(txn.first) req.cook
-                    http-request set-var(txn.b) req.cook(b)
-                    http-request set-var(txn.re) hdr(x-re),regsub(\\d+,N)
-                    http-request redirect code 301 location %[hdr(x-to)] ignore-empty
-                \(samples.enumerated().map { "    http-response set-header X-S\($0.offset) \"%[\($0.element)]\"" }.joined(separator: "\n"))
-                    http-response set-header X-Srv "%[srv_name] %[srv_id]"
-                    default_backend b
-                backend b
-                    server s 127.0.0.1:\(app.port) id 7
-
-                """
-            }
-            defer { run.stop() }
-            let keep = samples.indices.map { "x-s\($0)" } + ["x-srv", "location"]
-            return try ["Cookie: a=1; b=2; b=3\r\nX-Re: a12b\r\n", "X-To: /elsewhere\r\n"].map {
-                Answer(try exchange(run.port, "GET /hello HTTP/1.1\r\nHost: h\r\n\($0)Connection: close\r\n\r\n"), keep: keep)
-            }
+        let requests = ["Cookie: a=1; b=2; b=3\r\nX-Re: a12b\r\n", "X-To: /elsewhere\r\n"].map {
+            "GET /hello HTTP/1.1\r\nHost: h\r\n\($0)Connection: close\r\n\r\n"
         }
-        let theirs = try answers(Self.haproxy), ours = try answers(HaspBinary.path)
+        let (theirs, ours) = try Self.bothAnswer(global: ["set-var proc.a str(A1)", "set-var-fmt proc.f \"v=%[var(proc.a)]\""],
+                                                 keep: samples.indices.map { "x-s\($0)" } + ["x-srv", "location"],
+                                                 requests: requests) { port, backend in
+            """
+            frontend f
+                bind 127.0.0.1:\(port)
+                http-request set-var(txn.key) str(a2V5)
+                http-request set-var(txn.same) str(abc)
+                http-request set-var(txn.first) req.cook
+                http-request set-var(txn.b) req.cook(b)
+                http-request set-var(txn.re) hdr(x-re),regsub(\\d+,N)
+                http-request redirect code 301 location %[hdr(x-to)] ignore-empty
+            \(samples.enumerated().map { "    http-response set-header X-S\($0.offset) \"%[\($0.element)]\"" }.joined(separator: "\n"))
+                http-response set-header X-Srv "%[srv_name] %[srv_id]"
+                default_backend b
+            backend b
+                server s 127.0.0.1:\(backend) id 7
+
+            """
+        }
         #expect(theirs.count == 2 && theirs[0].headers["x-srv"] == "s 7" && theirs[0].headers["x-s18"] == "A1"
                 && theirs[1].status.contains("301") && theirs[1].headers["location"] == "/elsewhere", "\(theirs)")
         for (a, b) in zip(theirs, ours) { #expect(a == b, "haproxy: \(a)\nhasp:    \(b)") }
@@ -477,41 +480,27 @@ extension RulesDifferentialTests {
     /// `preserve` backend; what the client gets and what the server receives.
     @Test(.enabled(if: RulesDifferentialTests.available, "needs Debian's haproxy"))
     func restrictedHeaderNamesMatchHAProxy() throws {
-        let app = try TestBackend(name: "app")
-        defer { app.stop() }
-        func answers(_ binary: String) throws -> [Answer] {
-            let run = try ProxyRun(binary) { port, socket in
-                """
-                global
-                    stats socket \(socket) level admin
-                defaults
-                    mode http
-                    timeout client 2s
-                    timeout server 2s
-                    timeout connect 2s
-                frontend f
-                    bind 127.0.0.1:\(port)
-                    use_backend strict if { req.hdr(x-route) strict }
-                    use_backend loose if { req.hdr(x-route) loose }
-                    default_backend cleaned
-                backend cleaned
-                    option http-restrict-req-hdr-names delete
-                    server s 127.0.0.1:\(app.port)
-                backend strict
-                    option http-restrict-req-hdr-names reject
-                    server s 127.0.0.1:\(app.port)
-                backend loose
-                    server s 127.0.0.1:\(app.port)
-
-                """
-            }
-            defer { run.stop() }
-            return try ["cleaned", "strict", "loose"].map {
-                Answer(try exchange(run.port, "GET /headers HTTP/1.1\r\nHost: h\r\nX-Route: \($0)\r\nX_Forwarded_For: 6.6.6.6\r\nX-Ok: 1\r\nX.Dot: 2\r\nConnection: close\r\n\r\n"),
-                       keep: ["content-length"])
-            }
+        let requests = ["cleaned", "strict", "loose"].map {
+            "GET /headers HTTP/1.1\r\nHost: h\r\nX-Route: \($0)\r\nX_Forwarded_For: 6.6.6.6\r\nX-Ok: 1\r\nX.Dot: 2\r\nConnection: close\r\n\r\n"
         }
-        let theirs = try answers(Self.haproxy), ours = try answers(HaspBinary.path)
+        let (theirs, ours) = try Self.bothAnswer(keep: ["content-length"], requests: requests) { port, backend in
+            """
+            frontend f
+                bind 127.0.0.1:\(port)
+                use_backend strict if { req.hdr(x-route) strict }
+                use_backend loose if { req.hdr(x-route) loose }
+                default_backend cleaned
+            backend cleaned
+                option http-restrict-req-hdr-names delete
+                server s 127.0.0.1:\(backend)
+            backend strict
+                option http-restrict-req-hdr-names reject
+                server s 127.0.0.1:\(backend)
+            backend loose
+                server s 127.0.0.1:\(backend)
+
+            """
+        }
         #expect(theirs.count == 3 && theirs[1].status.contains("403") && !theirs[0].body.contains("x_forwarded_for")
                 && theirs[0].body.contains("x-ok: 1") && theirs[2].body.contains("x_forwarded_for"), "\(theirs)")
         for (a, b) in zip(theirs, ours) { #expect(a == b, "haproxy: \(a)\nhasp:    \(b)") }
