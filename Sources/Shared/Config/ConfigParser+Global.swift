@@ -460,38 +460,21 @@ extension ConfigParser {
             parsingAlert("'\(keyword)': cannot set variable '\(w[1])', only scope 'proc' is permitted in the global section.")
             return
         }
-        let text = w[2...].joined(separator: " ")
-        let value: GlobalVariableSetting.Value
+        let setting: GlobalVariableSetting
+        do {
+            setting = try .compile(name, w[2...].joined(separator: " "), isFormat: isFormat, context: ruleContext)
+        } catch {
+            parsingAlert(error.message.hasSuffix(".") ? String(error.message.dropLast()) : error.message)
+            return
+        }
         // HAProxy's wording here: the messages of a temporary `set-var(<name>)` rule.
-        func unavailable(_ e: SampleExpression) -> String? {
-            guard !e.fetch.uses.isSubset(of: .internalState) else { return nil }
-            return e.fetch.uses.missingName(in: .internalState) ?? "client address"
+        if let e = setting.streamExpression {
+            let missing = e.fetch.uses.missingName(in: .internalState) ?? "client address"
+            parsingAlert(isFormat
+                ? "sample fetch <\(e.source)]> may not be reliably used here because it needs '\(missing)' which is not available here"
+                : "fetch method '\(keyword)(\(w[1]))' extracts information from '\(missing)', none of which is available here")
+            return
         }
-        if isFormat {
-            do {
-                let format = try LogFormatString.parse(text, context: ruleContext)
-                if let e = format.expressions.first(where: { unavailable($0) != nil }) {
-                    parsingAlert("sample fetch <\(e.source)]> may not be reliably used here because it needs '\(unavailable(e)!)' which is not available here")
-                    return
-                }
-                value = .format(format)
-            } catch {
-                parsingAlert(error.message.hasSuffix(".") ? String(error.message.dropLast()) : error.message)
-                return
-            }
-        } else {
-            do {
-                let expression = try SampleExpressionParser.parse(text, context: ruleContext)
-                if let missing = unavailable(expression) {
-                    parsingAlert("fetch method '\(keyword)(\(w[1]))' extracts information from '\(missing)', none of which is available here")
-                    return
-                }
-                value = .expression(expression)
-            } catch {
-                parsingAlert(error.message.hasSuffix(".") ? String(error.message.dropLast()) : error.message)
-                return
-            }
-        }
-        config.global.variables.append(GlobalVariableSetting(name: name, value: value, source: text))
+        config.global.variables.append(setting)
     }
 }

@@ -89,10 +89,10 @@ public enum ConverterTable {
         // Bytes in, as HAProxy declares it: a binary sample (a digest) is encoded as it is.
         ConverterDefinition("base64", .binary, .string) { v, _, _ in v.asBinary.map { .string(Data($0).base64EncodedString()) } },
         ConverterDefinition("b64dec", .string, .binary) { v, _, _ in
-            v.asString.flatMap { Data(base64Encoded: $0) }.map { .binary(Array($0)) }
+            v.asString.flatMap { Base64.decode($0) }.map { .binary($0) }
         },
         ConverterDefinition("hex", .binary, .string) { v, _, _ in
-            v.asBinary.map { .string($0.map { String(format: "%02X", $0) }.joined()) }
+            v.asBinary.map { .string(Hex.upper($0)) }
         },
         ConverterDefinition("hex2i", .string, .int) { v, _, _ in v.asString.flatMap { Int64($0, radix: 16) }.map { .int($0) } },
         // `ipmask(<mask4>[,<mask6>])`: prefix lengths or masks (`255.255.255.0`, `ffff:ffff::`),
@@ -275,7 +275,7 @@ public enum ConverterTable {
             let chunk = a.count > 1 ? Int(a[1].int ?? 0) : 0
             let truncate = (a.count > 2 ? a[2].int ?? 0 : 0) != 0
             let parts = chunk > 0 && (!separator.isEmpty || truncate) ? chunks(bytes, size: chunk, truncate: truncate) : [bytes[...]]
-            return .string(parts.map { hexDigits($0) }.joined(separator: separator))
+            return .string(parts.map { Hex.upper($0) }.joined(separator: separator))
         },
         ConverterDefinition("ub64enc", .binary, .string) { v, _, _ in
             v.asBinary.map { .string(Base64URL.encode($0)) }
@@ -359,14 +359,6 @@ public enum ConverterTable {
         }
     }
 
-    private static func hexDigits(_ bytes: ArraySlice<UInt8>) -> String {
-        let digits = Array("0123456789ABCDEF".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     static let misc: [ConverterDefinition] = [
         ConverterDefinition("ltime", [.string, .int], required: 1, .int, .string) { v, a, _ in
             v.asInt.map { .string(TimeFormat.format(epoch: shifted($0, a.count > 1 ? a[1].int ?? 0 : 0), format: a[0].string ?? "", utc: false)) }
@@ -390,7 +382,7 @@ public enum URLDecode {
         while i < b.count {
             if b[i] == UInt8(ascii: "?") { inQuery = true }
             if b[i] == UInt8(ascii: "%") {
-                guard i + 2 < b.count, let h = CompiledPatterns.hexDigit(b[i + 1]), let l = CompiledPatterns.hexDigit(b[i + 2]) else { return nil }
+                guard i + 2 < b.count, let h = Hex.digit(b[i + 1]), let l = Hex.digit(b[i + 2]) else { return nil }
                 out.append(h << 4 | l)
                 i += 3
             } else {

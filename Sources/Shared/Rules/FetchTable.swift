@@ -51,19 +51,6 @@ public enum FetchTable {
         }
     }
 
-    /// The bytes a string of hex digit pairs spells, nil when it is not one.
-    static func hexBytes(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(digits.count / 2)
-        for i in stride(from: 0, to: digits.count, by: 2) {
-            guard let high = CompiledPatterns.hexDigit(digits[i]), let low = CompiledPatterns.hexDigit(digits[i + 1]) else { return nil }
-            out.append(high << 4 | low)
-        }
-        return out
-    }
-
     static func splitServer(_ text: String) -> (String, String)? {
         let parts = text.split(separator: "/", maxSplits: 1)
         guard parts.count == 2 else { return nil }
@@ -81,9 +68,9 @@ public enum FetchTable {
         FetchDefinition("bin", [.string], required: 1, .binary, .internalState, check: { a in
             let text = a[0].string ?? ""
             if text.utf8.count % 2 != 0 { return "an even number of hex digit is expected" }
-            if let bad = text.first(where: { !$0.isHexDigit }) { return "an hex digit is expected (found '\(bad)')" }
+            if let bad = text.utf8.first(where: { Hex.digit($0) == nil }) { return "an hex digit is expected (found '\(Character(Unicode.Scalar(bad)))')" }
             return nil
-        }) { _, a, _ in hexBytes(a[0].string ?? "").map { .one(.binary($0)) } ?? .none },
+        }) { _, a, _ in Hex.bytes(a[0].string ?? "").map { .one(.binary($0)) } ?? .none },
         FetchDefinition("bool", [.int], required: 1, .bool, .internalState) { _, a, _ in .one(.bool((a[0].int ?? 0) != 0)) },
         FetchDefinition("ipv4", [.string], required: 1, .ipv4, .internalState) { _, a, _ in
             IPAddressText.parseIPv4(Substring(a[0].string ?? "")).map { .one(.ipv4($0)) } ?? .none

@@ -234,7 +234,7 @@ public final class LogFormatString: Sendable, CustomStringConvertible {
     }
 
     /// Every sample expression used (for the stage check).
-    public var expressions: [SampleExpression] {
+    var expressions: [SampleExpression] {
         segments.compactMap { if case .sample(let e, _) = $0 { return e } else { return nil } }
     }
 

@@ -177,7 +177,7 @@ public final class CompiledPatterns: AtomicReference, Sendable {
                 }
                 networks.append((network, index))
             case .bin:
-                guard let bytes = Self.hexBytes(key) else {
+                guard let bytes = Hex.bytes(key) else {
                     throw Invalid(message: "'\(key)' is not a valid hex string.")
                 }
                 bins.append(bytes)
@@ -217,28 +217,6 @@ public final class CompiledPatterns: AtomicReference, Sendable {
         }
         guard let n = Int64(text) else { return nil }
         return IntRange(low: n, high: n)
-    }
-
-    static func hexBytes(_ text: String) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        var i = 0
-        while i < chars.count {
-            guard let h = hexDigit(chars[i]), let l = hexDigit(chars[i + 1]) else { return nil }
-            out.append(h << 4 | l)
-            i += 2
-        }
-        return out
-    }
-
-    public static func hexDigit(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 48...57: return c - 48
-        case 65...70: return c - 55
-        case 97...102: return c - 87
-        default: return nil
-        }
     }
 
     /// The index of the entry `value` matches, or nil.

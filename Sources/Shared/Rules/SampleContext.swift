@@ -157,7 +157,7 @@ public struct SampleUse: OptionSet, Sendable, Hashable {
 
     /// What rules of a stage can read; `inBackend`: in a proxy that can be a backend, whose
     /// request rules run once the backend is known.
-    public static func available(at stage: RuleStage, inBackend: Bool = false) -> SampleUse {
+    static func available(at stage: RuleStage, inBackend: Bool = false) -> SampleUse {
         var uses: SampleUse = [.internalState, .layer4]
         if inBackend, stage.contains(.httpRequest) || stage.contains(.tcpRequestContent) { uses.insert(.backend) }
         if stage.contains(.tcpConnection) || stage.contains(.tcpSession) { return uses }

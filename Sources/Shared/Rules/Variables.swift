@@ -64,6 +64,33 @@ public struct GlobalVariableSetting: Sendable, Equatable {
     }
 
     public static func == (a: Self, b: Self) -> Bool { a.name == b.name && a.source == b.source }
+
+    public struct Invalid: Error, Sendable {
+        public let message: String
+    }
+
+    /// `text` compiled for `name`: a format when `isFormat`, else a sample expression (the
+    /// global section's `set-var-fmt`/`set-var`, the CLI's `set var ... fmt|expr`).
+    public static func compile(_ name: VariableName, _ text: String, isFormat: Bool,
+                               context: RuleCompilationContext) throws(Invalid) -> GlobalVariableSetting {
+        if isFormat {
+            do { return GlobalVariableSetting(name: name, value: .format(try LogFormatString.parse(text, context: context)), source: text) }
+            catch { throw Invalid(message: error.message) }
+        }
+        do { return GlobalVariableSetting(name: name, value: .expression(try SampleExpressionParser.parse(text, context: context)), source: text) }
+        catch { throw Invalid(message: error.message) }
+    }
+
+    /// The first sample it reads that needs a stream (a client, a request...), which a
+    /// process-wide variable has none of.
+    public var streamExpression: SampleExpression? {
+        let expressions: [SampleExpression]
+        switch value {
+        case .expression(let e): expressions = [e]
+        case .format(let f): expressions = f.expressions
+        }
+        return expressions.first { !$0.fetch.uses.isSubset(of: .internalState) }
+    }
 }
 
 /// A `userlist` section: users with password hashes or clear passwords, and groups.

@@ -47,7 +47,7 @@ public enum StickKey: Hashable, Sendable {
             self.init(.string(text), type: type)
         case .binary(let length):
             // Binary keys are written in hexadecimal.
-            guard let bytes = CompiledPatterns.hexBytes(text) else { return nil }
+            guard let bytes = Hex.bytes(text) else { return nil }
             self.init(.binary(Array(bytes.prefix(length))), type: type)
         }
     }

@@ -409,7 +409,7 @@ enum URINormalizer {
         var i = 0
         while i < bytes.count {
             guard bytes[i] == UInt8(ascii: "%") else { out.append(bytes[i]); i += 1; continue }
-            guard i + 2 < bytes.count, let high = CompiledPatterns.hexDigit(bytes[i + 1]), let low = CompiledPatterns.hexDigit(bytes[i + 2]) else {
+            guard i + 2 < bytes.count, let high = Hex.digit(bytes[i + 1]), let low = Hex.digit(bytes[i + 2]) else {
                 if strict { return nil }
                 out.append(bytes[i])
                 i += 1
@@ -423,8 +423,7 @@ enum URINormalizer {
             } else if decode {
                 out.append(contentsOf: bytes[i...(i + 2)])
             } else {
-                let digits = Array("0123456789ABCDEF".utf8)
-                out.append(contentsOf: [UInt8(ascii: "%"), digits[Int(high)], digits[Int(low)]])
+                out.append(contentsOf: [UInt8(ascii: "%"), Hex.upperDigits[Int(high)], Hex.upperDigits[Int(low)]])
             }
             i += 3
         }

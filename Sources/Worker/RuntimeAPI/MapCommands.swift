@@ -90,25 +90,13 @@ extension RuntimeAPI {
                 let isFormat = c.words[3] == "fmt"
                 let first = c.words[3] == "expr" || isFormat ? 4 : 3
                 guard c.words.count > first else { return .error("Missing process-wide variable identifier.\n") }
-                let text = c.words[first...].joined(separator: " ")
-                let expressions: [SampleExpression]
                 let setting: GlobalVariableSetting
-                if isFormat {
-                    do throws(LogFormatString.Failure) {
-                        let format = try LogFormatString.parse(text, context: RuleCompilationContext())
-                        (expressions, setting) = (format.expressions, GlobalVariableSetting(name: name, value: .format(format), source: text))
-                    } catch {
-                        return .error("'set var': \(error.message)\n")
-                    }
-                } else {
-                    do throws(SampleExpressionParser.Failure) {
-                        let expression = try SampleExpressionParser.parse(text, context: RuleCompilationContext())
-                        (expressions, setting) = ([expression], GlobalVariableSetting(name: name, value: .expression(expression), source: text))
-                    } catch {
-                        return .error("'set var': \(error.message)\n")
-                    }
+                do throws(GlobalVariableSetting.Invalid) {
+                    setting = try .compile(name, c.words[first...].joined(separator: " "), isFormat: isFormat, context: RuleCompilationContext())
+                } catch {
+                    return .error("'set var': \(error.message)\n")
                 }
-                guard expressions.allSatisfy({ $0.fetch.uses.isSubset(of: .internalState) }) else {
+                guard setting.streamExpression == nil else {
                     return .error("'set var': sample expression must not depend on a stream.\n")
                 }
                 guard let value = setting.evaluate(CLISampleContext(runtime: s.runtime)) else {

@@ -252,13 +252,5 @@ extension RuntimeAPI {
         return CLIReply(text)
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789ABCDEF")
-        var text = ""
-        for b in bytes {
-            text.append(digits[Int(b >> 4)])
-            text.append(digits[Int(b & 15)])
-        }
-        return text
-    }
+    static func hex(_ bytes: [UInt8]) -> String { Hex.upper(bytes) }
 }
